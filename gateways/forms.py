@@ -1,0 +1,264 @@
+"""The gateway definition form. The CLI validates through this same form."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+from gateways.models import Gateway
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_\-.%]+$")
+# RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+WILDCARDS = {"0.0.0.0", "::"}
+LOCAL_NAMES = {"127.0.0.1", "localhost", "::1"}
+MIN_PASSPHRASE = 8
+# Path segments of the gateway pages that a gateway's name must not shadow.
+RESERVED_NAMES = {"new", "validate"}
+
+
+def servers_overlap(a: str, b: str) -> bool:
+    """Would listeners on a and b compete for the same port?
+
+    The same server, or a wildcard (0.0.0.0 binds every local address) beside
+    a local address. Host names are compared as written: a definition cannot
+    know whether db1 and 10.0.0.5 are the same machine.
+    """
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return True
+    local = WILDCARDS | LOCAL_NAMES
+    return (a in WILDCARDS and b in local) or (b in WILDCARDS and a in local)
+
+
+class GatewayForm(forms.ModelForm):
+    passphrase = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=f"At least {MIN_PASSPHRASE} characters. Stored only as a salted PBKDF2 key.",
+    )
+
+    class Meta:
+        model = Gateway
+        fields = [
+            "type",
+            "name",
+            "server",
+            "port",
+            "use_passphrase",
+            "log_file",
+            "python_executable",
+            "python_options",
+            "connection_timeout",
+            "init_timeout",
+            "restart_policy",
+            "stop_timeout",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.warnings: list[str] = []
+        validate_url = reverse("gateways:validate")
+        for name, field in self.fields.items():
+            # Inline validation: on change, post the whole form and put this
+            # field's messages in its feedback box. Without JS, Save validates.
+            field.widget.attrs.update(
+                {
+                    "hx-post": validate_url,
+                    "hx-trigger": "change",
+                    "hx-include": "closest form",
+                    "hx-target": f"#feedback-{name}",
+                    "hx-swap": "innerHTML",
+                }
+            )
+        self.fields["python_executable"].required = False
+        self.fields["type"].required = False
+        self.fields["port"].error_messages.update(
+            {
+                "invalid": "Enter the port as a whole number from 1 to 65535.",
+                "required": "A port is required: choose a free TCP port from 1 to 65535, e.g. 55001.",
+            }
+        )
+        self.fields["name"].error_messages["required"] = (
+            "A name is required: letters, digits and _ - . %, e.g. PyGate."
+        )
+        self.fields["server"].error_messages["required"] = (
+            "A server is required: an IP address such as 127.0.0.1, or a host name."
+        )
+        if self.instance.pk:
+            # The name identifies the definition; it cannot change once saved.
+            self.fields["name"].disabled = True
+            if self.instance.passphrase_verifier:
+                self.fields["passphrase"].help_text = (
+                    "A passphrase is set. Leave blank to keep the current one."
+                )
+
+    # Field checks: each message says what is wrong and how to fix it.
+
+    def clean_type(self) -> str:
+        return self.cleaned_data.get("type") or Gateway.Type.PYTHON
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if self.instance.pk:
+            return self.instance.name
+        if not NAME_RE.match(name):
+            raise forms.ValidationError(
+                "“%(name)s” has characters a gateway name cannot have: use only letters, "
+                "digits and _ - . %% (no spaces).",
+                params={"name": name},
+            )
+        if name.lower() in RESERVED_NAMES:
+            raise forms.ValidationError(
+                "“%(name)s” is reserved by the portal's pages: choose another name.",
+                params={"name": name},
+            )
+        clash = Gateway.objects.annotate(lname=Lower("name")).filter(lname=name.lower()).first()
+        if clash:
+            raise forms.ValidationError(
+                "A gateway named %(other)s already exists (names are unique regardless of "
+                "case): choose another name.",
+                params={"other": clash.name},
+            )
+        return name
+
+    def clean_server(self) -> str:
+        server = self.cleaned_data["server"].strip()
+        try:
+            return str(ipaddress.ip_address(server))
+        except ValueError:
+            pass
+        if not HOSTNAME_RE.match(server) or server.replace(".", "").isdigit():
+            raise forms.ValidationError(
+                "“%(server)s” is neither an IP address nor a host name: use e.g. 127.0.0.1, "
+                "0.0.0.0 (every address of the host) or gw1.example.com.",
+                params={"server": server},
+            )
+        return server.lower()
+
+    def clean_python_executable(self) -> str:
+        path = (self.cleaned_data.get("python_executable") or "").strip()
+        if not path:
+            return Gateway._meta.get_field("python_executable").get_default()
+        if not os.path.isabs(path):
+            raise forms.ValidationError(
+                "Give the full path of the Python executable, e.g. /usr/bin/python3, "
+                "not “%(path)s”.",
+                params={"path": path},
+            )
+        if not os.path.exists(path):
+            raise forms.ValidationError(
+                "%(path)s does not exist: give the full path of a Python 3.9 or newer "
+                "interpreter on this host, e.g. /usr/bin/python3.",
+                params={"path": path},
+            )
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise forms.ValidationError(
+                "%(path)s is not an executable file: give the path of the python "
+                "interpreter itself (e.g. /opt/venv/bin/python), or make it executable.",
+                params={"path": path},
+            )
+        return path
+
+    def clean_python_options(self) -> str:
+        options = self.cleaned_data.get("python_options", "").strip()
+        try:
+            shlex.split(options)
+        except ValueError as e:
+            raise forms.ValidationError(
+                "Python options cannot be read as shell words (%(error)s): close the quote "
+                "or escape it with a backslash.",
+                params={"error": str(e).lower()},
+            ) from None
+        return options
+
+    def clean_log_file(self) -> str:
+        path = self.cleaned_data.get("log_file", "").strip()
+        if not path:
+            return ""
+        if not os.path.isabs(path):
+            raise forms.ValidationError(
+                "Give the log file's full path, e.g. /var/log/pygate.log, not “%(path)s”.",
+                params={"path": path},
+            )
+        p = Path(path)
+        if p.is_dir():
+            raise forms.ValidationError(
+                "%(path)s is a folder: add a file name, e.g. %(path)s/gateway.log.",
+                params={"path": path.rstrip("/")},
+            )
+        folder = p.parent
+        if not folder.is_dir():
+            raise forms.ValidationError(
+                "The folder %(folder)s does not exist: create it, or choose a log file in a "
+                "folder that exists.",
+                params={"folder": folder},
+            )
+        if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+            raise forms.ValidationError(
+                "%(path)s cannot be written by the portal's user: choose another folder or "
+                "give that user write access.",
+                params={"path": path},
+            )
+        return path
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        server, port = data.get("server"), data.get("port")
+        if server and port:
+            others = Gateway.objects.filter(port=port).exclude(pk=self.instance.pk)
+            for other in others:
+                if servers_overlap(other.server, server):
+                    self.add_error(
+                        "port",
+                        forms.ValidationError(
+                            "Port %(port)s on %(server)s is already used by gateway %(other)s: "
+                            "choose another port, or change %(other)s first.",
+                            params={"port": port, "server": other.server, "other": other.name},
+                        ),
+                    )
+                    break
+        use_passphrase = data.get("use_passphrase")
+        passphrase = data.get("passphrase") or ""
+        if use_passphrase:
+            has_current = bool(self.instance.pk and self.instance.passphrase_verifier)
+            if not passphrase and not has_current:
+                self.add_error(
+                    "passphrase",
+                    "Enter a passphrase, or untick “Use passphrase”.",
+                )
+            elif passphrase and len(passphrase) < MIN_PASSPHRASE:
+                self.add_error(
+                    "passphrase",
+                    f"The passphrase is too short: use at least {MIN_PASSPHRASE} characters.",
+                )
+        if server in WILDCARDS and not use_passphrase:
+            self.warnings.append(
+                f"{server} listens on every address of the host without a passphrase: anyone "
+                "who can reach the port can run code in it. Tick “Use passphrase”, or use 127.0.0.1."
+            )
+        return data
+
+    def save(self, commit: bool = True) -> Gateway:
+        gateway = super().save(commit=False)
+        passphrase = self.cleaned_data.get("passphrase") or ""
+        if not gateway.use_passphrase:
+            gateway.passphrase_verifier = ""
+        elif passphrase:
+            from gateways.protocol import make_verifier
+
+            gateway.passphrase_verifier = make_verifier(passphrase)
+        if commit:
+            gateway.save()
+        return gateway

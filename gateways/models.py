@@ -1,0 +1,125 @@
+"""Gateway (External Python Server) definitions."""
+
+from __future__ import annotations
+
+import sys
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+
+def default_python() -> str:
+    """The portal's own interpreter: it has everything the server needs."""
+    return sys.executable
+
+
+class Gateway(models.Model):
+    class Type(models.TextChoices):
+        PYTHON = "python", "Python"
+
+    class RestartPolicy(models.TextChoices):
+        NEVER = "never", "Never"
+        ON_FAILURE = "on-failure", "On unexpected exit"
+        ALWAYS = "always", "Always"
+
+    timeout_validators = [MinValueValidator(2), MaxValueValidator(300)]
+
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.PYTHON)
+    name = models.CharField(
+        max_length=64,
+        unique=True,
+        help_text="Letters, digits and _ - . %. Unique regardless of case; cannot be changed once saved.",
+    )
+    server = models.CharField(
+        "server name / IP address",
+        max_length=253,
+        default="127.0.0.1",
+        help_text="Where the server listens. 0.0.0.0 listens on every address of the host.",
+    )
+    port = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text="TCP port, 1 to 65535, not used by another definition on the same server.",
+    )
+    use_passphrase = models.BooleanField(
+        default=False, help_text="Clients must prove they know the passphrase to connect."
+    )
+    # A PBKDF2 verifier ("pbkdf2_sha256$iterations$salt$key"), never the passphrase:
+    # the server checks an HMAC challenge with the derived key, so the plain
+    # passphrase is not needed after the form is saved. See docs/architecture.md.
+    passphrase_verifier = models.CharField(max_length=255, blank=True, editable=False)
+    log_file = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Full path of the server's log file. Its folder must exist and be writable.",
+    )
+    python_executable = models.CharField(
+        "Python executable path",
+        max_length=500,
+        default=default_python,
+        help_text="Python 3.9 or newer. Default: the portal's own interpreter.",
+    )
+    python_options = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Extra interpreter options, written as shell words (e.g. -X dev -W error). Never run through a shell.",
+    )
+    connection_timeout = models.PositiveSmallIntegerField(
+        default=5, validators=timeout_validators, help_text="Seconds, 2 to 300."
+    )
+    init_timeout = models.PositiveSmallIntegerField(
+        "initialization timeout",
+        default=5,
+        validators=timeout_validators,
+        help_text="Seconds the server has to answer its first ping, 2 to 300.",
+    )
+    restart_policy = models.CharField(
+        max_length=12, choices=RestartPolicy.choices, default=RestartPolicy.ON_FAILURE
+    )
+    stop_timeout = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(300)],
+        help_text="Seconds between asking the server to stop and killing it, 1 to 300.",
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # Fields whose values go into the history; the verifier is recorded only as "changed".
+    AUDITED_FIELDS = (
+        "type",
+        "name",
+        "server",
+        "port",
+        "use_passphrase",
+        "passphrase_verifier",
+        "log_file",
+        "python_executable",
+        "python_options",
+        "connection_timeout",
+        "init_timeout",
+        "restart_policy",
+        "stop_timeout",
+    )
+    SECRET_FIELDS = ("passphrase_verifier",)
+
+    class Meta:
+        ordering = [Lower("name")]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="gateway_name_unique_regardless_of_case"),
+        ]
+        permissions = [("operate_gateway", "Can start, stop and restart gateways")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("gateways:detail", args=[self.name])

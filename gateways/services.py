@@ -1,0 +1,66 @@
+"""What happens to gateway definitions, shared by the views, the CLI and the API.
+
+Each function checks the actor's permission itself, so no entry point can
+forget it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from gateways.forms import GatewayForm
+from gateways.models import Gateway
+from portal import audit, roles
+
+
+def _require_admin(user: Any, verb: str) -> None:
+    if not roles.can_administer(user):
+        raise PermissionDenied(
+            f"Only an Administrator may {verb} gateway definitions; ask an administrator "
+            "for that role."
+        )
+
+
+def save_definition(form: GatewayForm, user: Any, actor: str | None = None) -> Gateway:
+    """Create or change a definition from a valid form and record the history."""
+    creating = form.instance.pk is None
+    _require_admin(user, "create" if creating else "edit")
+    before = None if creating else audit.snapshot(
+        Gateway.objects.get(pk=form.instance.pk), Gateway.AUDITED_FIELDS
+    )
+    with transaction.atomic():
+        gateway = form.save(commit=False)
+        account = user if getattr(user, "is_authenticated", False) else None
+        if creating:
+            gateway.created_by = account
+        gateway.changed_by = account
+        gateway.save()
+        audit.record(
+            user=user,
+            actor=actor,
+            action="created" if creating else "changed",
+            obj=gateway,
+            before=before,
+            after=audit.snapshot(gateway, Gateway.AUDITED_FIELDS),
+            secret_fields=Gateway.SECRET_FIELDS,
+        )
+    return gateway
+
+
+def delete_definition(gateway: Gateway, user: Any, actor: str | None = None) -> None:
+    _require_admin(user, "delete")
+    with transaction.atomic():
+        before = audit.snapshot(gateway, Gateway.AUDITED_FIELDS)
+        audit.record(
+            user=user,
+            actor=actor,
+            action="deleted",
+            obj=gateway,
+            before=before,
+            after=None,
+            secret_fields=Gateway.SECRET_FIELDS,
+        )
+        gateway.delete()

@@ -1,0 +1,70 @@
+"""Recording the history of definitions, shared by gateways and web applications."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import models
+
+from portal.models import AuditEntry
+
+
+def actor_name(user: Any) -> str:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return "system"
+    return user.get_username()
+
+
+def snapshot(obj: models.Model, fields: Iterable[str]) -> dict[str, Any]:
+    """The values of ``fields`` in a JSON-friendly form."""
+    values = {}
+    for name in fields:
+        value = getattr(obj, name)
+        if value is not None and not isinstance(value, (str, int, float, bool, list, dict)):
+            value = str(value)
+        values[name] = value
+    return values
+
+
+def record(
+    *,
+    user: Any,
+    action: str,
+    obj: models.Model,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    secret_fields: Iterable[str] = (),
+    actor: str | None = None,
+) -> AuditEntry | None:
+    """Write one history row. A change that changes nothing writes nothing.
+
+    Secret fields never get their values recorded, only that they changed.
+    """
+    before = before or {}
+    after = after or {}
+    secret = set(secret_fields)
+    changes: dict[str, Any] = {}
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if name in secret:
+            changes[name] = {"secret": True}
+        else:
+            changes[name] = {"before": old, "after": new}
+    if action == AuditEntry.Action.CHANGED and not changes:
+        return None
+    return AuditEntry.objects.create(
+        actor=user if getattr(user, "is_authenticated", False) else None,
+        actor_name=actor or actor_name(user),
+        action=action,
+        object_type=obj._meta.model_name,
+        object_id=obj.pk,
+        object_name=str(obj),
+        changes=changes,
+    )
+
+
+def history_of(obj: models.Model) -> models.QuerySet[AuditEntry]:
+    return AuditEntry.objects.filter(object_type=obj._meta.model_name, object_id=obj.pk)

@@ -1,0 +1,54 @@
+"""Does the broker answer, and which Celery workers answer, on which hosts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from django.conf import settings
+
+
+def redis_client(socket_timeout: float = 1.0) -> redis.Redis:
+    """A client for REDIS_URL, which may use kombu's redis+socket:// form."""
+    url = settings.REDIS_URL
+    if url.startswith("redis+socket://"):
+        url = "unix://" + url[len("redis+socket://") :]
+    return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
+
+
+@dataclass
+class Health:
+    redis_ok: bool = False
+    redis_error: str = ""
+    redis_version: str = ""
+    workers: list[dict[str, str]] = field(default_factory=list)
+    workers_error: str = ""
+
+
+def check(timeout: float = 1.0) -> Health:
+    health = Health()
+    try:
+        client = redis_client(timeout)
+        info = client.info("server")
+        health.redis_ok = True
+        health.redis_version = info.get("redis_version", "")
+    except redis.RedisError as e:
+        health.redis_error = f"The Redis broker at {settings.REDIS_URL} does not answer ({e})."
+        health.workers_error = "No broker, so no worker can be reached."
+        return health
+    from portal.celery import app
+
+    try:
+        replies = app.control.inspect(timeout=timeout).ping() or {}
+    except Exception as e:  # noqa: BLE001 - any broker failure is reported, not raised
+        health.workers_error = f"Asking the workers failed: {e}"
+        return health
+    for name in sorted(replies):
+        node, _, host = name.partition("@")
+        health.workers.append({"name": name, "host": host or node})
+    if not health.workers:
+        health.workers_error = (
+            "No Celery worker answered within a second: start one with `make run`, or see "
+            "docs/operations.md for workers on other hosts."
+        )
+    return health

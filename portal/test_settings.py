@@ -1,0 +1,20 @@
+"""Settings for the test suite: everything under a private temporary var/ folder.
+
+The Celery worker and the gateway processes that the tests start run in other
+processes, so the test database is a file (not SQLite's in-memory database)
+that they can open too.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("PORTAL_VAR_DIR", tempfile.mkdtemp(prefix="portal-test-"))
+# The suite always uses its own embedded Redis: a developer's REDIS_URL may be
+# served by a running portal's worker, which would take the tests' tasks.
+os.environ.pop("REDIS_URL", None)
+
+from portal.settings import *  # noqa: E402,F403
+from portal.settings import DATABASES, VAR_DIR  # noqa: E402
+
+DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

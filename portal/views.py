@@ -1,0 +1,32 @@
+"""The dashboard and the health panel."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from gateways.models import Gateway
+from portal import health, roles
+from portal.models import AuditEntry
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    roles.require(roles.can_view(request.user), "Your account has no role: ask an administrator.")
+    from gateways.state import states_summary
+
+    context = {
+        "by_state": states_summary(),
+        "gateway_count": Gateway.objects.count(),
+        "changes": AuditEntry.objects.select_related("actor")[:10],
+    }
+    return render(request, "portal/dashboard.html", context)
+
+
+@login_required
+def health_panel(request: HttpRequest) -> HttpResponse:
+    """Broker and workers. Loaded after the dashboard (asking workers takes up to a second)."""
+    roles.require(roles.can_view(request.user), "Your account has no role: ask an administrator.")
+    template = "portal/htmx/health.html" if request.htmx else "portal/health.html"
+    return render(request, template, {"health": health.check()})
