@@ -1,0 +1,190 @@
+"""Checks to run before a start, each answering None (fine) or a CheckFailure.
+
+Every message says what is wrong and how to fix it, so that the page can show it
+as it is instead of an operator digging through a log after a failed start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+from dataclasses import dataclass, field
+
+MIN_PYTHON = (3, 9)
+_VERSION_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    code: str  # stable identifier, e.g. "python-missing", "port-in-use"
+    message: str
+    fix: str | None = None  # what to do, in words
+    fix_argv: list[str] | None = field(default=None)  # a command a button may run
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def check_python(path: str) -> CheckFailure | None:
+    """The interpreter exists, runs, is a Python and is at least 3.9."""
+    if not path:
+        return CheckFailure("python-missing", "no Python executable is set; enter the path of a Python 3.9 or newer")
+    if not os.path.exists(path):
+        return CheckFailure("python-missing", f"{path} does not exist; enter the path of a Python 3.9 or newer "
+                            "(for example the output of `which python3`)")
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        return CheckFailure("python-not-executable", f"{path} is not an executable file; "
+                            f"check the path, or make it executable (chmod +x {path})",
+                            fix=f"chmod +x {path}")
+    try:
+        proc = subprocess.run(
+            [path, "-c", "import sys; print(tuple(sys.version_info[:3]))"],
+            capture_output=True, text=True, timeout=_VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return CheckFailure("python-hangs", f"{path} did not answer within {_VERSION_TIMEOUT:g} s; "
+                            "is it really a Python interpreter?")
+    except OSError as exc:
+        return CheckFailure("python-not-runnable", f"{path} cannot be run: {exc.strerror or exc}")
+    version = _parse_version(proc.stdout) if proc.returncode == 0 else None
+    if version is None:
+        return CheckFailure("not-python", f"{path} does not behave like a Python interpreter "
+                            f"(exit {proc.returncode}); enter the path of a Python 3.9 or newer")
+    if version < MIN_PYTHON:
+        shown = ".".join(map(str, version))
+        return CheckFailure("python-too-old", f"{path} is Python {shown}; Python 3.9 or newer is needed: "
+                            "choose a newer interpreter")
+    return None
+
+
+def _parse_version(text: str) -> tuple[int, ...] | None:
+    text = text.strip().strip("()[]")
+    try:
+        parts = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        return None
+    return parts if len(parts) == 3 else None
+
+
+def check_modules(path: str, modules: list[str] | None = None) -> CheckFailure | None:
+    """The interpreter at ``path`` can import ``modules`` (default: msgpack)."""
+    modules = ["msgpack"] if modules is None else modules
+    if not modules:
+        return None
+    probe = ("import importlib.util, sys\n"
+             "missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]\n"
+             "print(' '.join(missing))")
+    try:
+        proc = subprocess.run([path, "-c", probe, *modules], capture_output=True, text=True,
+                              timeout=_VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return CheckFailure("python-not-runnable", f"{path} cannot be run: {exc}")
+    if proc.returncode != 0:
+        return CheckFailure("modules-unknown", f"{path} could not check its modules: "
+                            f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+    missing = proc.stdout.split()
+    if not missing:
+        return None
+    argv = [path, "-m", "pip", "install", *missing]
+    command = " ".join(argv)
+    names = ", ".join(missing)
+    return CheckFailure("modules-missing", f"{path} cannot import {names}; install with: {command}",
+                        fix=command, fix_argv=argv)
+
+
+def _is_wildcard(host: str) -> bool:
+    return host in ("", "0.0.0.0", "::")
+
+
+def _addresses_of(host: str) -> set[str]:
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return {info[4][0] for info in infos}
+
+
+def port_holder(host: str, port: int) -> tuple[int | None, str] | None:
+    """Who listens on ``host:port``: (pid, process name), (None, why) when the port is
+    taken by a process we cannot see, or None when the port is free.
+
+    psutil tells us the holder; the bind test is the truth for what psutil cannot
+    see (processes of other users, other network namespaces).
+    """
+    import psutil
+
+    try:
+        wanted = {str(ipaddress.ip_address(a)) for a in _addresses_of(host)} if not _is_wildcard(host) else set()
+    except (socket.gaierror, ValueError):
+        wanted = set()
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        connections = []
+    for conn in connections:
+        if conn.status != psutil.CONN_LISTEN or not conn.laddr or conn.laddr.port != port:
+            continue
+        addr = conn.laddr.ip
+        # A wildcard listener holds the port on every address, and a wildcard bind
+        # collides with any listener of that port.
+        if _is_wildcard(host) or _is_wildcard(addr) or addr in wanted:
+            if conn.pid is None:
+                return (None, "held by a process we cannot see")
+            try:
+                name = psutil.Process(conn.pid).name()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                name = "unknown"
+            return (conn.pid, name)
+    if not _bind_free(host, port):
+        return (None, "held by a process we cannot see")
+    return None
+
+
+def _bind_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR as servers use it: a port in TIME_WAIT is free for them too.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host or "0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def check_port_free(host: str, port: int) -> CheckFailure | None:
+    """The port is not already in use on ``host``."""
+    holder = port_holder(host, port)
+    if holder is None:
+        return None
+    pid, name = holder
+    who = f"pid {pid} ({name})" if pid is not None else "a process we cannot see (another user?)"
+    return CheckFailure("port-in-use", f"port {port} on {host or '0.0.0.0'} is already in use by {who}; "
+                        "stop that process or choose another port")
+
+
+def local_addresses() -> set[str]:
+    import psutil
+
+    addresses = set()
+    for addrs in psutil.net_if_addrs().values():
+        for addr in addrs:
+            if addr.family in (socket.AF_INET, socket.AF_INET6):
+                addresses.add(addr.address.split("%")[0])  # drop an IPv6 zone (fe80::1%eth0)
+    return addresses
+
+
+def check_bind_address(host: str) -> CheckFailure | None:
+    """``host`` (a name is resolved) is an address of this machine, or a wildcard."""
+    if _is_wildcard(host):
+        return None
+    try:
+        resolved = _addresses_of(host)
+    except socket.gaierror as exc:
+        return CheckFailure("address-unknown", f"{host} cannot be resolved ({exc.strerror}); "
+                            "enter an IP address of this host, or 127.0.0.1")
+    local = local_addresses()
+    if resolved & local:
+        return None
+    shown = host if host in resolved else f"{host} ({', '.join(sorted(resolved))})"
+    return CheckFailure("address-not-local", f"{shown} is not an address of this host ({socket.gethostname()}): "
+                        "run this gateway on a worker on that host, or use 127.0.0.1")

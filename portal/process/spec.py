@@ -1,0 +1,164 @@
+"""What to run: the :class:`Spec` a keeper is given (RUN_DIR/spec.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+RESTART_POLICIES = ("never", "on-failure", "always")
+PROBE_KINDS = ("gateway", "tcp", "http")
+MASK = "****"
+
+
+@dataclass
+class Spec:
+    """A process to keep.
+
+    ``argv`` is executed directly, never through a shell. ``env`` is added to a
+    cleaned copy of the keeper's environment; the values of the variables named in
+    ``secret_env`` (and a gateway probe's ``verifier``) are never written to a log,
+    status or event. They are kept only in spec.json (mode 0600 in a 0700 run dir),
+    which the keeper needs to restart the process or to adopt it after a crash.
+
+    ``probe`` decides when a start is ready (state running):
+
+    * ``{"kind": "gateway", "host": h, "port": p, "verifier": v}`` - a gateway ping;
+    * ``{"kind": "tcp", "host": h, "port": p}`` - a plain TCP connect;
+    * ``{"kind": "http", "url": u}`` - a GET answering with a status below 500;
+    * ``None`` - ready once the process has stayed up ``min(quick_secs, init_timeout)``.
+    """
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    secret_env: list[str] = field(default_factory=list)
+    cwd: str | None = None
+    log_file: str | None = None  # None: RUN_DIR/output.log
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 5
+    probe: dict[str, Any] | None = None
+    init_timeout: float = 5.0
+    restart_policy: str = "on-failure"
+    expected_exit_codes: list[int] = field(default_factory=lambda: [0])
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_quick_failures: int = 3
+    quick_secs: float = 2.0
+    stop_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError with a readable message when the spec cannot be run."""
+        if not self.name:
+            raise ValueError("a process needs a name")
+        if not self.argv or not all(isinstance(a, str) and a for a in self.argv):
+            raise ValueError("argv must be a non-empty list of non-empty strings")
+        if self.restart_policy not in RESTART_POLICIES:
+            raise ValueError(
+                f"restart_policy {self.restart_policy!r} is not one of {', '.join(RESTART_POLICIES)}"
+            )
+        if self.probe is not None:
+            kind = self.probe.get("kind")
+            if kind not in PROBE_KINDS:
+                raise ValueError(f"probe kind {kind!r} is not one of {', '.join(PROBE_KINDS)}")
+            if kind in ("gateway", "tcp") and not self.probe.get("port"):
+                raise ValueError(f"a {kind} probe needs a port")
+            if kind == "http" and not self.probe.get("url"):
+                raise ValueError("an http probe needs a url")
+        for name in ("init_timeout", "stop_timeout", "backoff_base", "backoff_max", "quick_secs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.max_quick_failures < 1:
+            raise ValueError("max_quick_failures must be at least 1")
+        if self.log_backups < 0 or self.log_max_bytes < 1:
+            raise ValueError("log_backups must be >= 0 and log_max_bytes >= 1")
+
+    # -- serialisation -------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, secrets included: only for spec.json."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Spec:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown spec fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Spec:
+        return cls.from_dict(json.loads(text))
+
+    # -- secrets and display -------------------------------------------------------
+
+    def secret_values(self, environ: dict[str, str] | None = None) -> list[str]:
+        """Values that must never be shown, longest first (so overlaps mask fully)."""
+        environ = os.environ if environ is None else environ
+        values = set()
+        for name in self.secret_env:
+            value = self.env.get(name, environ.get(name))
+            if value:
+                values.add(value)
+        for key in ("verifier", "passphrase"):
+            if self.probe and self.probe.get(key):
+                values.add(str(self.probe[key]))
+        return sorted(values, key=len, reverse=True)
+
+    def redact(self, text: str, environ: dict[str, str] | None = None) -> str:
+        """``text`` with every secret value replaced by ****."""
+        for value in self.secret_values(environ):
+            text = text.replace(value, MASK)
+        return text
+
+    def masked_argv(self) -> list[str]:
+        """argv for display. Secrets belong in env, but mask them if they slip in."""
+        return [self.redact(arg) for arg in self.argv]
+
+    def display_command(self) -> str:
+        """The command as a copy-pasteable line, secrets masked; env shown by name only."""
+        secret_names = [name for name in self.secret_env]
+        prefix = " ".join(f"{name}={MASK}" for name in secret_names)
+        command = shlex.join(self.masked_argv())
+        return f"{prefix} {command}" if prefix else command
+
+    def redacted_dict(self) -> dict[str, Any]:
+        """to_dict() safe for pages and logs."""
+        data = self.to_dict()
+        data["env"] = {k: (MASK if k in self.secret_env else self.redact(v)) for k, v in self.env.items()}
+        data["argv"] = self.masked_argv()
+        for key in ("verifier", "passphrase"):
+            if data.get("probe") and data["probe"].get(key):
+                data["probe"] = dict(data["probe"], **{key: MASK})
+        return data
+
+    # -- policy ----------------------------------------------------------------------
+
+    def backoff_delay(self, failures: int) -> float:
+        """Delay before retry number ``failures`` (1-based): base * 2^(n-1), capped."""
+        if failures < 1:
+            return 0.0
+        return min(self.backoff_base * (2 ** (failures - 1)), self.backoff_max)
+
+    def is_expected_exit(self, exit_code: int | None) -> bool | None:
+        """None when the exit status is unknown (e.g. an adopted process)."""
+        if exit_code is None:
+            return None
+        return exit_code in self.expected_exit_codes
+
+    def should_restart(self, expected: bool | None) -> bool:
+        """After an exit from running. An unknown status counts as unexpected."""
+        if self.restart_policy == "always":
+            return True
+        if self.restart_policy == "on-failure":
+            return expected is not True
+        return False
