@@ -96,6 +96,13 @@ class GatewayForm(forms.ModelForm):
         self.fields["server"].error_messages["required"] = (
             "A server is required: an IP address such as 127.0.0.1, or a host name."
         )
+        self.fields["name"].error_messages["max_length"] = (
+            "A gateway name has at most %(limit_value)d characters (this one has %(show_value)d): shorten it."
+        )
+        self.fields["server"].error_messages["max_length"] = (
+            "A host name has at most %(limit_value)d characters (this one has %(show_value)d): "
+            "check it, or use the host's IP address."
+        )
         if self.instance.pk:
             # The name identifies the definition; it cannot change once saved.
             self.fields["name"].disabled = True

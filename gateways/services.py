@@ -33,7 +33,7 @@ def save_definition(form: GatewayForm, user: Any, actor: str | None = None) -> G
     )
     with transaction.atomic():
         gateway = form.save(commit=False)
-        account = user if getattr(user, "is_authenticated", False) else None
+        account = audit.account_of(user)
         if creating:
             gateway.created_by = account
         gateway.changed_by = account

@@ -16,6 +16,11 @@ def actor_name(user: Any) -> str:
     return user.get_username()
 
 
+def account_of(user: Any) -> Any:
+    """The user's account row, or None for the system or the local CLI operator."""
+    return user if isinstance(user, models.Model) and user.is_authenticated else None
+
+
 def snapshot(obj: models.Model, fields: Iterable[str]) -> dict[str, Any]:
     """The values of ``fields`` in a JSON-friendly form."""
     values = {}
@@ -56,7 +61,7 @@ def record(
     if action == AuditEntry.Action.CHANGED and not changes:
         return None
     return AuditEntry.objects.create(
-        actor=user if getattr(user, "is_authenticated", False) else None,
+        actor=account_of(user),
         actor_name=actor or actor_name(user),
         action=action,
         object_type=obj._meta.model_name,

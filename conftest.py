@@ -1,0 +1,201 @@
+"""Shared fixtures: users of each role, a real Redis, a real Celery worker, a real browser.
+
+The suite runs under portal.test_settings: a private var/ folder in /tmp, its
+own embedded Redis on a unix socket, and a file-based SQLite test database that
+the worker process opens too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from portal import paths, redis_server
+from portal.roles import ADMINISTRATOR, OPERATOR, VIEWER
+
+ROLES = ["anonymous", "viewer", "operator", "administrator"]
+PASSWORD = "correct-horse-battery"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, message: str = "") -> object:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+# Users -------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(django_user_model):  # type: ignore[no-untyped-def]
+    def make(username: str, role: str | None) -> object:
+        user = django_user_model.objects.create_user(username, password=PASSWORD)
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def viewer(make_user):  # type: ignore[no-untyped-def]
+    return make_user("vera", VIEWER)
+
+
+@pytest.fixture
+def operator(make_user):  # type: ignore[no-untyped-def]
+    return make_user("otto", OPERATOR)
+
+
+@pytest.fixture
+def administrator(make_user):  # type: ignore[no-untyped-def]
+    return make_user("ada", ADMINISTRATOR)
+
+
+@pytest.fixture
+def role_client(request, make_user) -> Callable[[str], Client]:  # type: ignore[no-untyped-def]
+    """A client logged in with the given role ("anonymous" is not logged in)."""
+
+    def client_for(role: str) -> Client:
+        client = Client()
+        if role != "anonymous":
+            group = {"viewer": VIEWER, "operator": OPERATOR, "administrator": ADMINISTRATOR}[role]
+            user = make_user(f"user-{role}", group)
+            client.force_login(user)
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def admin_client_(administrator) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(administrator)
+    return client
+
+
+# Redis and the Celery worker --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[Path]:
+    """The suite's own embedded redis-server, on the socket the settings point at."""
+    process = redis_server.start(paths.REDIS_DIR, log_file=paths.VAR_DIR / "redis.log")
+    yield paths.REDIS_SOCKET
+    process.terminate()
+    process.wait(10)
+
+
+def worker_env(host_name: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "portal.test_settings",
+            "PORTAL_VAR_DIR": str(paths.VAR_DIR),
+            # The worker opens the test database, not the development one.
+            "PORTAL_DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if host_name:
+        env["PORTAL_HOST_NAME"] = host_name
+    return env
+
+
+def start_worker(host_name: str, log_path: Path) -> subprocess.Popen:
+    from portal.queues import worker_queues
+
+    celery = str(Path(sys.executable).parent / "celery")
+    log = open(log_path, "ab")
+    return subprocess.Popen(
+        [
+            celery, "-A", "portal.celery", "worker",
+            "--hostname", f"test@{host_name}",
+            "--queues", ",".join(worker_queues(host_name)),
+            "--concurrency", "2", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+        ],
+        env=worker_env(host_name),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(redis_service, django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A real Celery worker for this machine's host name, serving the test database."""
+    from portal.celery import app
+
+    host = paths.this_host()
+    process = start_worker(host, paths.VAR_DIR / "worker.log")
+    node = f"test@{host}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the worker exited: see {paths.VAR_DIR / 'worker.log'}")
+        return node in (app.control.inspect(destination=[node], timeout=0.5).ping() or {})
+
+    wait_until(answers, timeout=60, interval=0.2, message="the Celery worker did not answer")
+    yield node
+    stop_worker(process)
+
+
+# The browser ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    if not os.path.exists(CHROMIUM) and not shutil.which("chromium"):
+        pytest.skip(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread, which
+    # makes Django refuse ORM calls from the test; they are still synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()

@@ -1,0 +1,207 @@
+"""``manage.py gateway``: gateway definitions from scripts.
+
+    gateway create NAME --port P [--server H] [--python PATH] [--options "..."]
+                   [--log-file F] [--passphrase-file F]
+    gateway list [--json]
+    gateway show NAME [--json]
+    gateway delete NAME
+
+Creation goes through the same form as the page, so a bad port gives the same
+message (and exit code 1). The passphrase is read from a file, never from the
+command line, where `ps` would show it to every local user.
+
+Who acts: ``--user NAME`` acts as that portal user, with that user's role. Without
+it the command acts as the local operator ("cli:<os user>") with administrator
+rights: whoever can run manage.py can already read the portal's database and
+settings.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from argparse import ArgumentParser
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError
+
+from gateways import services
+from gateways.forms import GatewayForm
+from gateways.models import Gateway
+
+
+class CliOperator:
+    """The local operator running manage.py: an administrator without an account."""
+
+    is_authenticated = True
+    is_active = True
+    pk = None
+
+    def __init__(self) -> None:
+        self.name = f"cli:{getpass.getuser()}"
+
+    def get_username(self) -> str:
+        return self.name
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return True
+
+    def has_perms(self, perms: Any, obj: Any = None) -> bool:
+        return True
+
+
+def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
+    return {
+        "name": gateway.name,
+        "type": gateway.type,
+        "server": gateway.server,
+        "port": gateway.port,
+        "use_passphrase": gateway.use_passphrase,
+        "log_file": gateway.log_file,
+        "python_executable": gateway.python_executable,
+        "python_options": gateway.python_options,
+        "connection_timeout": gateway.connection_timeout,
+        "init_timeout": gateway.init_timeout,
+        "restart_policy": gateway.restart_policy,
+        "stop_timeout": gateway.stop_timeout,
+        "created_at": gateway.created_at.isoformat(),
+        "changed_at": gateway.changed_at.isoformat(),
+    }
+
+
+class Command(BaseCommand):
+    help = "Create, list, show and delete gateway definitions."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--user", help="act as this portal user, with that user's role")
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+        create = sub.add_parser("create", help="create a definition")
+        create.add_argument("name")
+        create.add_argument("--port", required=True, help="TCP port, 1 to 65535")
+        create.add_argument("--server", default="127.0.0.1", help="IP address or host name")
+        create.add_argument("--python", dest="python_executable", default="", help="Python executable path")
+        create.add_argument("--options", dest="python_options", default="", help="Python options, as shell words")
+        create.add_argument("--log-file", default="")
+        create.add_argument(
+            "--passphrase-file", help="file whose first line is the passphrase ('-' reads standard input)"
+        )
+        create.add_argument("--init-timeout", default="5")
+        create.add_argument("--connection-timeout", default="5")
+        create.add_argument("--stop-timeout", default="5")
+        create.add_argument(
+            "--restart-policy", default=Gateway.RestartPolicy.ON_FAILURE,
+            choices=[c.value for c in Gateway.RestartPolicy],
+        )
+
+        listing = sub.add_parser("list", help="list definitions")
+        listing.add_argument("--json", action="store_true")
+
+        show = sub.add_parser("show", help="show one definition")
+        show.add_argument("name")
+        show.add_argument("--json", action="store_true")
+
+        delete = sub.add_parser("delete", help="delete a definition")
+        delete.add_argument("name")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.actor = self._actor(options.get("user"))
+        handler = getattr(self, f"do_{options['action']}")
+        try:
+            handler(options)
+        except PermissionDenied as e:
+            raise CommandError(str(e)) from None
+
+    def _actor(self, username: str | None) -> Any:
+        if not username:
+            return CliOperator()
+        try:
+            return get_user_model().objects.get(username=username, is_active=True)
+        except get_user_model().DoesNotExist:
+            raise CommandError(
+                f"There is no active portal user named {username!r}: check the name, or leave "
+                "out --user to act as the local operator."
+            ) from None
+
+    def _get(self, name: str) -> Gateway:
+        gateway = Gateway.objects.filter(name__iexact=name).first()
+        if gateway is None:
+            raise CommandError(
+                f"There is no gateway named {name!r}: `manage.py gateway list` shows the names."
+            )
+        return gateway
+
+    def _read_passphrase(self, path: str) -> str:
+        try:
+            if path == "-":
+                import sys
+
+                text = sys.stdin.readline()
+            else:
+                text = Path(path).read_text()
+        except OSError as e:
+            raise CommandError(f"Cannot read the passphrase file {path}: {e.strerror}.") from None
+        passphrase = text.splitlines()[0] if text else ""
+        if not passphrase:
+            raise CommandError(f"The passphrase file {path} is empty: put the passphrase on its first line.")
+        return passphrase
+
+    def do_create(self, options: dict[str, Any]) -> None:
+        data = {
+            "type": Gateway.Type.PYTHON,
+            "name": options["name"],
+            "server": options["server"],
+            "port": options["port"],
+            "python_executable": options["python_executable"],
+            "python_options": options["python_options"],
+            "log_file": options["log_file"],
+            "connection_timeout": options["connection_timeout"],
+            "init_timeout": options["init_timeout"],
+            "stop_timeout": options["stop_timeout"],
+            "restart_policy": options["restart_policy"],
+        }
+        if options.get("passphrase_file"):
+            data["use_passphrase"] = "on"
+            data["passphrase"] = self._read_passphrase(options["passphrase_file"])
+        form = GatewayForm(data)
+        if not form.is_valid():
+            lines = []
+            for field, errors in form.errors.items():
+                label = "--" + field.replace("_", "-") if field != "__all__" else ""
+                for error in errors:
+                    lines.append(f"{label}: {error}" if label else error)
+            raise CommandError("The gateway was not created:\n  " + "\n  ".join(lines))
+        gateway = services.save_definition(form, self.actor, actor=self.actor.get_username())
+        for warning in form.warnings:
+            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
+        self.stdout.write(f"Created gateway {gateway.name} on {gateway.server}:{gateway.port}.")
+
+    def do_list(self, options: dict[str, Any]) -> None:
+        gateways = list(Gateway.objects.all())
+        if options["json"]:
+            self.stdout.write(json.dumps([gateway_as_dict(g) for g in gateways], indent=2))
+            return
+        if not gateways:
+            self.stdout.write("No gateways are defined. Create one with `manage.py gateway create NAME --port P`.")
+            return
+        width = max(len(g.name) for g in gateways)
+        self.stdout.write(f"{'NAME':<{width}}  {'TYPE':<6}  {'SERVER':<15}  {'PORT':>5}  STATE")
+        for g in gateways:
+            self.stdout.write(f"{g.name:<{width}}  {g.get_type_display():<6}  {g.server:<15}  {g.port:>5}  stopped")
+
+    def do_show(self, options: dict[str, Any]) -> None:
+        gateway = self._get(options["name"])
+        data = gateway_as_dict(gateway)
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2))
+            return
+        for key, value in data.items():
+            self.stdout.write(f"{key.replace('_', ' ')}: {value}")
+
+    def do_delete(self, options: dict[str, Any]) -> None:
+        gateway = self._get(options["name"])
+        services.delete_definition(gateway, self.actor, actor=self.actor.get_username())
+        self.stdout.write(f"Deleted gateway {gateway.name}.")

@@ -1,0 +1,68 @@
+import pytest
+
+from conftest import ROLES
+from gateways.tests.factories import make_gateway
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_is_sent_to_the_login_page(client):
+    response = client.get("/gateways/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/?next=/gateways/")
+
+
+@pytest.mark.parametrize("role", ROLES[1:])
+def test_every_role_reads_the_list(role_client, role):
+    make_gateway()
+    response = role_client(role).get("/gateways/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "PyGate" in html and "55001" in html and "127.0.0.1" in html
+    assert "Python" in html and "Stopped" in html
+    assert "Activity" in html
+
+
+def test_a_user_without_a_role_is_refused(client, make_user):
+    client.force_login(make_user("nobody", None))
+    response = client.get("/gateways/")
+    assert response.status_code == 403
+    assert "no role" in response.content.decode()
+
+
+def test_a_viewer_sees_no_edit_delete_or_create(role_client):
+    make_gateway()
+    html = role_client("viewer").get("/gateways/").content.decode()
+    assert "/gateways/PyGate/edit/" not in html
+    assert "/gateways/PyGate/delete/" not in html
+    assert "/gateways/new/" not in html
+    assert "Start" not in html
+
+
+def test_an_operator_sees_start_but_not_edit(role_client):
+    make_gateway()
+    html = role_client("operator").get("/gateways/").content.decode()
+    assert "Start" in html
+    assert "/gateways/PyGate/edit/" not in html
+
+
+def test_an_administrator_sees_edit_and_delete(role_client):
+    make_gateway()
+    html = role_client("administrator").get("/gateways/").content.decode()
+    assert "/gateways/PyGate/edit/" in html
+    assert "/gateways/PyGate/delete/" in html
+    assert "/gateways/new/" in html
+
+
+def test_the_empty_list_invites_an_administrator_to_create_one(role_client):
+    html = role_client("administrator").get("/gateways/").content.decode()
+    assert "No gateways yet" in html
+    assert "Create your first gateway" in html
+
+
+def test_names_sort_regardless_of_case(role_client):
+    make_gateway(name="beta", port=1)
+    make_gateway(name="Alpha", port=2)
+    make_gateway(name="charlie", port=3)
+    html = role_client("viewer").get("/gateways/").content.decode()
+    assert html.index("Alpha") < html.index("beta") < html.index("charlie")
