@@ -12,6 +12,8 @@ from typing import Any
 import psutil
 import pytest
 
+from portal.process.identity import proc_alive
+
 PROGRAMS = Path(__file__).parent / "programs"
 
 
@@ -50,6 +52,7 @@ def tag(tmp_path: Path) -> str:
 
 @pytest.fixture(autouse=True)
 def kill_leftovers(tmp_path: Path) -> Iterator[None]:
+    """Every process whose command line mentions the test's tmp_path dies after it."""
     yield
     leftovers = processes_mentioning(str(tmp_path))
     for proc in leftovers:
@@ -57,7 +60,8 @@ def kill_leftovers(tmp_path: Path) -> Iterator[None]:
             proc.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(leftovers, timeout=3)
+    # Not psutil.wait_procs: it counts a zombie as running until init reaps it.
+    wait_until(lambda: not any(proc_alive(p) for p in leftovers), 5)
 
 
 @pytest.fixture
