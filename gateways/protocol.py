@@ -653,6 +653,13 @@ class Endpoint:
         return self._peer_classes.get(key, _UNKNOWN_CLASS)
 
     def _ext_hook(self, code: int, data: bytes) -> Any:
+        try:
+            return self._decode_ext(code, data)
+        except (struct.error, KeyError, IndexError, AttributeError, *DECODE_ERRORS) as exc:
+            # Turned into ValueError so recv_message reports an undecodable frame.
+            raise ValueError(f"malformed extension type {code}: {exc.__class__.__name__}") from None
+
+    def _decode_ext(self, code: int, data: bytes) -> Any:
         if code == EXT_SENDER_OBJ:
             oid, key, info, hint = msgpack.unpackb(data, raw=False, strict_map_key=False)
             ci = self._class_info(key, info)
@@ -877,7 +884,7 @@ class Endpoint:
         return self._batch(iter(self.resolve_target(msg[4])))
 
     def _op_next(self, msg: list) -> list:
-        return self._batch(self.resolve_target(msg[4]))
+        return self._batch(msg[4])  # the iterator proxy arrives decoded as the object itself
 
     def _op_getitem(self, msg: list) -> Any:
         return self.resolve_target(msg[4])[msg[5]]

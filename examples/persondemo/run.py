@@ -17,7 +17,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # the project root, for gateways.client
 
-from gateways.client import GatewayError, connect  # noqa: E402 - needs the path set above
+from gateways.client import (  # imported after the sys.path line above
+    GatewayError,
+    connect,
+)
 
 
 def main(argv: list | None = None) -> int:
