@@ -800,7 +800,7 @@ class Keeper:
         spec = self.spec
         failures = 0
         trigger = self.trigger
-        first = True
+        first = adopted is None  # the first STARTING was recorded before launch() returned
         while True:
             if adopted is not None:
                 child: _Child | None = adopted
@@ -841,7 +841,8 @@ class Keeper:
                 exit_code, sig = child.exit_info()
                 self.collect_first_lines(final=True)
                 self.cleanup_leftovers(child)
-                expected = None if child.adopted else spec.is_expected_exit(exit_code)
+                # Death by a signal is never expected (supervisor's exitcodes are codes).
+                expected = None if child.adopted else (False if sig else spec.is_expected_exit(exit_code))
                 ran = time.time() - child.started_at
                 quick = ran < spec.quick_secs
                 failures = failures + 1 if quick else 0
@@ -1081,6 +1082,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         log.exception("keeper failed")
         report(f"error: {exc}".encode())
+        with contextlib.suppress(Exception):
+            # The child (if any) lives on and can be adopted or stopped; say so.
+            keeper.journal.update(error=f"the keeper failed ({exc}); see {run_dir / KEEPER_LOG}")
         return 1
     finally:
         _unlock(lock_fd)
