@@ -596,8 +596,7 @@ class Endpoint:
         self._peer_classes: dict[int, ClassInfo] = {}
         self._decode_error: str | None = None
         self._packer = msgpack.Packer(default=self._default, strict_types=True, use_bin_type=True)
-        self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, ext_hook=self._ext_hook,
-                                          max_buffer_size=max(max_frame, 1024))
+        self._reset_unpacker()
         self._handlers: list = [None] * 32
         for op, fn in self.handlers().items():
             self._handlers[op] = fn
@@ -727,16 +726,16 @@ class Endpoint:
     def recv_message(self) -> Any:
         body = self.fs.recv()
         self._decode_error = None
+        unpacker = self._unpacker
         try:
-            self._unpacker.feed(body)
-            msg = self._unpacker.unpack()
-            # Exactly one value per frame; anything left over is garbage.
-            extra = self._unpacker.read_bytes(1)
-        except (ValueError, msgpack.UnpackException, msgpack.ExtraData, msgpack.OutOfData, TypeError,
-                RecursionError, UnicodeDecodeError) as exc:
+            unpacker.feed(body)
+            msg = unpacker.unpack()
+        except (msgpack.ExtraData, msgpack.OutOfData, *DECODE_ERRORS) as exc:
             self._reset_unpacker()
             raise ProtocolError(f"undecodable frame: {exc.__class__.__name__}: {exc}") from None
-        if extra:
+        # Exactly one value per frame: tell() counts every byte consumed since the unpacker was made.
+        self._consumed += len(body)
+        if unpacker.tell() != self._consumed:
             self._reset_unpacker()
             raise ProtocolError("frame holds more than one value")
         if type(msg) is not list or len(msg) < 3 or type(msg[1]) is not int:
@@ -744,6 +743,7 @@ class Endpoint:
         return msg
 
     def _reset_unpacker(self) -> None:
+        self._consumed = 0
         self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, ext_hook=self._ext_hook,
                                           max_buffer_size=max(self.fs.max_frame, 1024))
 

@@ -402,7 +402,9 @@ def _read_secret(args: argparse.Namespace) -> tuple | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gateways.server", description="External Python Server")
+    # allow_abbrev=False: "--passphrase X" must not be taken as --passphrase-file, nor a secret land in argv.
+    p = argparse.ArgumentParser(prog="python -m gateways.server", description="External Python Server",
+                                allow_abbrev=False)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--log-file")
