@@ -1,0 +1,108 @@
+import os
+import socket
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from portal.process.checks import (
+    check_bind_address,
+    check_modules,
+    check_port_free,
+    check_python,
+    port_holder,
+)
+
+PYENV = Path("/root/.pyenv/versions")
+
+
+def old_python(version: str) -> str:
+    path = PYENV / version / "bin" / "python"
+    if not path.exists():
+        pytest.skip(f"{path} is not installed on this machine")
+    return str(path)
+
+
+def test_the_running_python_passes():
+    assert check_python(sys.executable) is None
+    assert check_modules(sys.executable) is None
+
+
+def test_a_missing_python_is_named_with_how_to_fix_it(tmp_path):
+    failure = check_python(str(tmp_path / "python9"))
+    assert failure.code == "python-missing"
+    assert f"{tmp_path / 'python9'} does not exist" in failure.message
+    assert "Python 3.9 or newer" in failure.message
+
+
+def test_a_non_executable_python_is_refused(tmp_path):
+    path = tmp_path / "python"
+    path.write_text("#!/bin/sh\n")
+    failure = check_python(str(path))
+    assert failure.code == "python-not-executable"
+    assert "chmod +x" in failure.message
+
+
+def test_a_program_that_is_not_python_is_refused(tmp_path):
+    failure = check_python("/bin/true")
+    assert failure.code == "not-python"
+    assert "does not behave like a Python interpreter" in failure.message
+
+
+@pytest.mark.parametrize("version", ["2.7.18", "3.6.15"])
+def test_a_python_older_than_3_9_is_refused(version):
+    failure = check_python(old_python(version))
+    assert failure.code == "python-too-old"
+    assert f"is Python {version}; Python 3.9 or newer is needed" in failure.message
+
+
+def test_a_python_without_msgpack_names_the_exact_install_command():
+    path = old_python("3.9.18")
+    if check_python(path) is not None:
+        pytest.skip(f"{path} does not run")
+    failure = check_modules(path, ["msgpack"])
+    if failure is None:
+        pytest.skip(f"{path} has msgpack installed")
+    assert failure.code == "modules-missing"
+    assert f"install with: {path} -m pip install msgpack" in failure.message
+    assert failure.fix_argv == [path, "-m", "pip", "install", "msgpack"]
+
+
+def test_a_held_port_names_its_holder_pid_and_name():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        me = psutil.Process()
+        assert port_holder("127.0.0.1", port) == (os.getpid(), me.name())
+        assert port_holder("0.0.0.0", port) == (os.getpid(), me.name())
+        failure = check_port_free("127.0.0.1", port)
+    assert failure.code == "port-in-use"
+    assert failure.message == (f"port {port} on 127.0.0.1 is already in use by pid {os.getpid()} ({me.name()}); "
+                               "stop that process or choose another port")
+
+
+def test_a_free_port_passes():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert check_port_free("127.0.0.1", port) is None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0", "::"])
+def test_local_and_wildcard_addresses_pass(host):
+    assert check_bind_address(host) is None
+
+
+def test_a_non_local_address_is_refused():
+    failure = check_bind_address("192.0.2.10")  # TEST-NET-1: never assigned to a real host
+    assert failure.code == "address-not-local"
+    assert failure.message.startswith(f"192.0.2.10 is not an address of this host ({socket.gethostname()})")
+    assert "run this gateway on a worker on that host, or use 127.0.0.1" in failure.message
+
+
+def test_an_unresolvable_name_is_refused():
+    failure = check_bind_address("no-such-host.invalid")
+    assert failure.code == "address-unknown"
+    assert "cannot be resolved" in failure.message
