@@ -15,7 +15,7 @@ from gateways import protocol as P
 
 def test_a_verifier_has_the_documented_shape_and_parses_back():
     v = P.make_verifier("pw", iterations=1234, salt=b"0123456789abcdef")
-    prefix, iterations, salt, key = v.split("$")
+    prefix, iterations, _salt, _key = v.split("$")
     assert prefix == "pbkdf2_sha256" and iterations == "1234"
     it, s, k = P.parse_verifier(v)
     assert (it, s) == (1234, b"0123456789abcdef")
