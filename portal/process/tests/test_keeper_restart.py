@@ -184,3 +184,22 @@ def test_a_dead_keeper_and_a_dead_child_are_reconciled_to_exited(run_dir, port, 
     keeper.launch(tcp_spec(port, tag), run_dir)
     assert keeper.wait_for(run_dir, {"running"}, timeout=10)["state"] == "running"
     assert keeper.request_stop(run_dir, timeout=10)
+
+
+def test_a_stop_during_backoff_ends_the_wait_at_once(run_dir, tag):
+    spec = Spec(name="broken", argv=[sys.executable, str(PROGRAMS / "exit_at_once.py"), tag],
+                probe={"kind": "tcp", "host": "127.0.0.1", "port": 9}, backoff_base=30.0)
+    keeper.launch(spec, run_dir)
+    assert keeper.wait_for(run_dir, {"backoff"}, timeout=10)["state"] == "backoff"
+    started = time.monotonic()
+    assert keeper.request_stop(run_dir, timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert transitions(run_dir)[-1] == ("backoff", "stopped")
+
+
+def test_a_stop_while_starting_stops_the_half_started_process(run_dir, port, tag):
+    keeper.launch(tcp_spec(port, tag, "--delay", "30", init_timeout=30), run_dir)
+    wait_until(lambda: keeper.read_status(run_dir)["pid"], timeout=5)
+    assert keeper.request_stop(run_dir, timeout=10)
+    assert transitions(run_dir)[-2:] == [("starting", "stopping"), ("stopping", "stopped")]
+    assert processes_mentioning(tag) == []

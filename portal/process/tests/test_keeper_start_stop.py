@@ -155,3 +155,13 @@ def test_the_gateway_probe_pings_a_real_gateway_server(run_dir, port, tag):
     assert verifier not in json.dumps(status)
     assert keeper.request_stop(run_dir, timeout=10)
     assert keeper.read_status(run_dir)["state"] == "stopped"
+
+
+def test_an_http_probe_waits_for_a_web_server_to_answer(run_dir, port, tag):
+    spec = Spec(name="web", argv=[sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                                  "--directory", tag],
+                probe={"kind": "http", "url": f"http://127.0.0.1:{port}/"}, stop_timeout=2.0)
+    keeper.launch(spec, run_dir)
+    status = keeper.wait_for(run_dir, {"running", "fatal"}, timeout=10)
+    assert status["state"] == "running"
+    assert keeper.request_stop(run_dir, timeout=10)
