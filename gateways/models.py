@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 import sys
+import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
+
+
+STATE_CHOICES = [
+    ("stopped", "Stopped"),
+    ("starting", "Starting"),
+    ("running", "Running"),
+    ("backoff", "Backoff"),
+    ("stopping", "Stopping"),
+    ("exited", "Exited"),
+    ("fatal", "Fatal"),
+    ("unknown", "Unknown"),
+]
+# States in which a process is, or is about to be, alive.
+ACTIVE_STATES = {"starting", "running", "backoff", "stopping"}
+# States a transition ends in; a row stops polling once one is reached.
+SETTLED_STATES = {"stopped", "running", "exited", "fatal"}
+# Fields that go into the command line or the keeper's spec: changing them
+# while the server runs would leave the running process different from its
+# definition, so they may change only while it is stopped.
+RUNTIME_FIELDS = (
+    "server",
+    "port",
+    "use_passphrase",
+    "passphrase_verifier",
+    "log_file",
+    "python_executable",
+    "python_options",
+    "connection_timeout",
+    "init_timeout",
+    "restart_policy",
+    "stop_timeout",
+)
 
 
 def default_python() -> str:
@@ -84,6 +118,24 @@ class Gateway(models.Model):
         help_text="Seconds between asking the server to stop and killing it, 1 to 300.",
     )
 
+    # What the process is doing now, as the keeper on its host reports it (and the
+    # operating system confirms); see gateways/sync.py. Never set from a hope.
+    state = models.CharField(max_length=10, choices=STATE_CHOICES, default="stopped", db_index=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    pid_create_time = models.FloatField(null=True, blank=True)
+    run_host = models.CharField(max_length=253, blank=True, help_text="Host whose keeper runs it.")
+    last_error = models.TextField(blank=True)
+    # The last start: command (passphrase masked), first output lines, time to ready.
+    startup = models.JSONField(default=dict, blank=True)
+    # Recorded intent: what a person or the API last asked for, and when.
+    intent = models.CharField(max_length=10, blank=True)
+    intent_at = models.DateTimeField(null=True, blank=True)
+    # Events of the keeper's journal already copied into Activity.
+    last_seq = models.IntegerField(default=0)
+    # Names the keeper's run directory: stable, and free of the characters a name may have.
+    run_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -123,3 +175,132 @@ class Gateway(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("gateways:detail", args=[self.name])
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def in_transition(self) -> bool:
+        """A start or stop is in flight: the row keeps polling until it settles."""
+        if self.intent == "start":
+            return self.state not in {"running", "fatal", "exited"} or self._intent_unseen()
+        if self.intent == "stop":
+            return self.state not in {"stopped", "exited", "fatal"} or self._intent_unseen()
+        return self.state not in SETTLED_STATES
+
+    def _intent_unseen(self) -> bool:
+        # An intent newer than the last state change has not been acted on yet.
+        return bool(self.intent_at and (not self.state_changed_at or self.intent_at > self.state_changed_at))
+
+
+class Run(models.Model):
+    """One start of a gateway's process: the audit of past runs."""
+
+    class Outcome(models.TextChoices):
+        STARTING = "starting", "Starting"
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+        EXITED = "exited", "Exited"
+        FAILED = "failed", "Failed to start"
+        LOST = "lost", "Lost"
+
+    gateway = models.ForeignKey(Gateway, null=True, on_delete=models.SET_NULL, related_name="runs")
+    gateway_name = models.CharField(max_length=64, db_index=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    trigger = models.CharField(max_length=160, help_text="Who or what asked for this start.")
+    host = models.CharField(max_length=253)
+    pid = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(db_index=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.STARTING)
+    exit_code = models.IntegerField(null=True, blank=True)
+    signal = models.CharField(max_length=20, blank=True)
+    command = models.TextField(blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["gateway", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.gateway_name} pid {self.pid} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration(self) -> float | None:
+        if self.stopped_at is None:
+            return None
+        return (self.stopped_at - self.started_at).total_seconds()
+
+    @property
+    def exit_text(self) -> str:
+        if self.signal:
+            return self.signal
+        return "" if self.exit_code is None else f"exit {self.exit_code}"
+
+
+class Activity(models.Model):
+    """One state transition or request, written once and never changed."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    gateway = models.ForeignKey(Gateway, null=True, on_delete=models.SET_NULL, related_name="activity")
+    gateway_name = models.CharField(max_length=64)
+    at = models.DateTimeField(db_index=True)
+    from_state = models.CharField(max_length=10, blank=True)
+    to_state = models.CharField(max_length=10, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    signal = models.CharField(max_length=20, blank=True)
+    expected = models.BooleanField(null=True, blank=True)
+    # The user's name, "auto-restart", "reconcile", "keeper", or "api:<user>" / "cli:<user>".
+    trigger = models.CharField(max_length=160)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    host = models.CharField(max_length=253, blank=True)
+    message = models.TextField(blank=True)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The keeper journal's sequence number: copying the journal twice adds nothing.
+    seq = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "activity"
+        indexes = [
+            models.Index(fields=["gateway", "-at", "-id"]),
+            models.Index(fields=["-at", "-id"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "host", "seq"], name="activity_once_per_journal_line"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.gateway_name} {self.from_state}->{self.to_state}"
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "time": self.at.isoformat(),
+            "gateway": self.gateway_name,
+            "from": self.from_state,
+            "to": self.to_state,
+            "pid": self.pid,
+            "port": self.port,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "expected": self.expected,
+            "trigger": self.trigger,
+            "level": self.level,
+            "host": self.host,
+            "message": self.message,
+        }

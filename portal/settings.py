@@ -171,6 +171,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Reconcile every few seconds: find gateways that died unseen and apply their policy.
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-gateways": {"task": "gateways.tasks.reconcile_all", "schedule": 5.0, "options": {"expires": 5}},
+}
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,138 @@
+"""Start, stop and restart: the service functions that views, the CLI and the API share.
+
+A request checks the actor's role, records the intent (on the row and as an
+Activity line) and hands the work to a Celery task on the queue of the host
+where the gateway lives. The task does the checks, launches or signals the
+keeper there, and copies the keeper's report into the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from kombu.exceptions import OperationalError
+
+from gateways import runtime, sync
+from gateways.models import ACTIVE_STATES, Gateway
+from portal import audit, roles
+
+ACTIONS = ("start", "stop", "restart")
+
+
+class ControlError(Exception):
+    """A request that cannot be carried out; the message says why and what to do."""
+
+
+def trigger_for(user: Any, channel: str = "web") -> str:
+    """How the request is recorded: "ada" from the pages, "api:ada", "cli:ada"."""
+    name = audit.actor_name(user)
+    if channel == "web" or name.startswith("cli:"):
+        return name
+    return f"{channel}:{name}"
+
+
+def _require_operator(user: Any) -> None:
+    if not roles.can_operate(user):
+        raise PermissionDenied(
+            "Only an Operator or an Administrator may start and stop gateways; ask an administrator for "
+            "that role."
+        )
+
+
+def request(gateway: Gateway, action: str, user: Any, channel: str = "web") -> Gateway:
+    """Record the intent and send the task to the gateway's host. Returns the updated row."""
+    from gateways import tasks
+
+    if action not in ACTIONS:
+        raise ControlError(f"Unknown action {action!r}: use start, stop or restart.")
+    _require_operator(user)
+    trigger = trigger_for(user, channel)
+    now = dt.datetime.now(dt.timezone.utc)
+    intent = "stop" if action == "stop" else "start"
+    Gateway.objects.filter(pk=gateway.pk).update(intent=intent, intent_at=now)
+    task = {"start": tasks.start_gateway, "stop": tasks.stop_gateway, "restart": tasks.restart_gateway}[action]
+    try:
+        task.apply_async(
+            args=[gateway.pk, trigger],
+            queue=runtime.queue_of(gateway),
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        )
+    except OperationalError as e:
+        Gateway.objects.filter(pk=gateway.pk).update(intent="")
+        raise ControlError(
+            f"The {action} of {gateway.name} was not sent: the task broker does not answer ({e}). "
+            "Check that Redis and a worker run (`make run` starts both)."
+        ) from None
+    gateway.refresh_from_db()
+    sync.record(
+        gateway,
+        message=f"{action.capitalize()} requested",
+        trigger=trigger,
+        user=audit.account_of(user),
+        host=runtime.host_of(gateway),
+        at=now,
+    )
+    return gateway
+
+
+def check_definition_change(gateway: Gateway, changed: list[str]) -> None:
+    """Refuse a change that the running process would not follow (or a delete)."""
+    from gateways.models import RUNTIME_FIELDS
+
+    if not gateway.is_active:
+        return
+    needs_stop = [f for f in changed if f in RUNTIME_FIELDS]
+    if needs_stop:
+        fields = ", ".join(f.replace("_", " ") for f in needs_stop)
+        raise ControlError(
+            f"{gateway.name} is {gateway.state}: stop {gateway.name} first, then change {fields}. "
+            "The running server would not follow a changed definition."
+        )
+
+
+def active_gateways_on(host: str) -> Any:
+    return Gateway.objects.filter(Q(run_host=host) & (Q(state__in=ACTIVE_STATES) | Q(intent="start")))
+
+
+SETTLED_AFTER = {
+    "start": {"running", "fatal", "exited", "stopped"},
+    "restart": {"running", "fatal", "exited", "stopped"},
+    "stop": {"stopped", "exited", "fatal"},
+}
+
+
+def wait_settled(gateway: Gateway, action: str, timeout: float) -> Gateway:
+    """Wait until the task has acted (intent cleared) and the state has settled."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        gateway.refresh_from_db()
+        if not gateway.intent and gateway.state in SETTLED_AFTER[action]:
+            return gateway
+        if time.monotonic() > deadline:
+            raise ControlError(
+                f"{gateway.name} is still {gateway.state} after {timeout:g} s: is a worker running for host "
+                f"{runtime.host_of(gateway)}? See the Activity page."
+            )
+        time.sleep(0.02)
+
+
+def status_of(gateway: Gateway) -> dict[str, Any]:
+    """What the CLI and the API report: the state in lower case, pid, port, since."""
+    return {
+        "name": gateway.name,
+        "state": gateway.state,
+        "pid": gateway.pid,
+        "server": gateway.server,
+        "port": gateway.port,
+        "host": gateway.run_host or runtime.host_of(gateway),
+        "since": gateway.state_changed_at.isoformat() if gateway.state_changed_at else None,
+        "in_transition": gateway.in_transition,
+        "last_error": gateway.last_error or None,
+        "time_to_ready": (gateway.startup or {}).get("time_to_ready"),
+        "restarts": (gateway.startup or {}).get("restarts", 0),
+    }

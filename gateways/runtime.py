@@ -1,0 +1,91 @@
+"""From a gateway definition to what the process-control core runs.
+
+The keeper knows nothing of Django; this module turns a Gateway row into a
+Spec (argv, environment, probe, policy) and a run directory, and says which
+host's worker must do it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from django.conf import settings
+
+from gateways.models import Gateway
+from portal import paths
+from portal.process.spec import Spec
+from portal.queues import LOCAL_NAMES, host_queue
+
+PASSPHRASE_ENV = "GATEWAY_PASSPHRASE"
+
+
+def run_dir(gateway: Gateway) -> Path:
+    return paths.RUN_DIR / "gateways" / str(gateway.run_key)
+
+
+def log_path(gateway: Gateway) -> Path:
+    """The definition's log file, or the portal's default one for it."""
+    if gateway.log_file:
+        return Path(gateway.log_file)
+    return paths.LOG_DIR / "gateways" / f"{gateway.name}.log"
+
+
+def host_of(gateway: Gateway) -> str:
+    """The host whose worker starts this gateway: where it listens.
+
+    Loopback, the wildcard and this host's own names and addresses all mean the
+    portal's host (PORTAL_HOST_NAME); any other server is a host of its own,
+    served by a worker started there with PORTAL_HOST_NAME set to that name.
+    """
+    from portal.process.checks import local_addresses
+
+    server = gateway.server.lower()
+    if server in LOCAL_NAMES or server == settings.PORTAL_HOST_NAME.lower() or server in local_addresses():
+        return settings.PORTAL_HOST_NAME
+    return server
+
+
+def queue_of(gateway: Gateway) -> str:
+    return host_queue(host_of(gateway))
+
+
+def build_spec(gateway: Gateway) -> Spec:
+    """The command as an argument list (never a shell); the verifier only in the environment."""
+    log = log_path(gateway)
+    argv = [
+        gateway.python_executable,
+        *shlex.split(gateway.python_options),
+        "-m",
+        "gateways.server",
+        "--host",
+        gateway.server,
+        "--port",
+        str(gateway.port),
+        "--log-file",
+        str(log),
+    ]
+    env = {"PYTHONPATH": str(settings.BASE_DIR)}
+    verifier = gateway.passphrase_verifier if gateway.use_passphrase else ""
+    if verifier:
+        env[PASSPHRASE_ENV] = verifier
+    return Spec(
+        name=gateway.name,
+        argv=argv,
+        env=env,
+        secret_env=[PASSPHRASE_ENV] if verifier else [],
+        cwd=str(settings.BASE_DIR),
+        log_file=str(log),
+        probe={"kind": "gateway", "host": gateway.server, "port": gateway.port, "verifier": verifier or None},
+        init_timeout=float(gateway.init_timeout),
+        restart_policy=gateway.restart_policy,
+        stop_timeout=float(gateway.stop_timeout),
+    )
+
+
+def display_command(gateway: Gateway) -> str:
+    return build_spec(gateway).display_command()
+
+
+def shell_words(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
