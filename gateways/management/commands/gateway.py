@@ -5,6 +5,8 @@
     gateway list [--json]
     gateway show NAME [--json]
     gateway delete NAME
+    gateway start|stop|restart NAME [--wait] [--timeout S]
+    gateway status NAME [--json]
 
 Creation goes through the same form as the page, so a bad port gives the same
 message (and exit code 1). The passphrase is read from a file, never from the
@@ -14,6 +16,11 @@ Who acts: ``--user NAME`` acts as that portal user, with that user's role. Witho
 it the command acts as the local operator ("cli:<os user>") with administrator
 rights: whoever can run manage.py can already read the portal's database and
 settings.
+
+Start, stop and restart go through the same service as the pages and the API
+(gateways.control), so a Viewer given with --user is refused the same way.
+Without --wait the command returns once the request is sent; with it, it waits
+until the state settles and exits 1 when the server did not end where asked.
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from gateways import services
+from gateways import control, services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
+from portal import roles
 
 
 class CliOperator:
@@ -53,6 +61,23 @@ class CliOperator:
         return True
 
 
+# Where each action should end; any other settled state is a failure.
+GOAL = {"start": {"running"}, "restart": {"running"}, "stop": {"stopped", "exited"}}
+DONE = {"start": "running", "restart": "running", "stop": "stopped"}
+
+
+def positive_seconds(text: str) -> float:
+    from argparse import ArgumentTypeError
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not a number of seconds, e.g. 30") from None
+    if not 0 < value <= 3600:
+        raise ArgumentTypeError(f"{text} is out of range: give 1 to 3600 seconds")
+    return value
+
+
 def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
     return {
         "name": gateway.name,
@@ -73,7 +98,7 @@ def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
 
 
 class Command(BaseCommand):
-    help = "Create, list, show and delete gateway definitions."
+    help = "Create, list, show and delete gateway definitions; start, stop and restart gateways."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--user", help="act as this portal user, with that user's role")
@@ -107,12 +132,26 @@ class Command(BaseCommand):
         delete = sub.add_parser("delete", help="delete a definition")
         delete.add_argument("name")
 
+        for action in control.ACTIONS:
+            parser_ = sub.add_parser(action, help=f"{action} a gateway")
+            parser_.add_argument("name")
+            parser_.add_argument("--wait", action="store_true", help="wait until the state settles")
+            parser_.add_argument(
+                "--timeout", type=positive_seconds,
+                help="seconds to wait with --wait (default: its init timeout + stop timeout + 5)",
+            )
+
+        status = sub.add_parser("status", help="show the state of a gateway")
+        status.add_argument("name")
+        status.add_argument("--json", action="store_true")
+
     def handle(self, *args: Any, **options: Any) -> None:
         self.actor = self._actor(options.get("user"))
-        handler = getattr(self, f"do_{options['action']}")
+        action = options["action"]
+        handler = self.do_control if action in control.ACTIONS else getattr(self, f"do_{action}")
         try:
             handler(options)
-        except PermissionDenied as e:
+        except (PermissionDenied, control.ControlError) as e:
             raise CommandError(str(e)) from None
 
     def _actor(self, username: str | None) -> Any:
@@ -190,7 +229,7 @@ class Command(BaseCommand):
         width = max(len(g.name) for g in gateways)
         self.stdout.write(f"{'NAME':<{width}}  {'TYPE':<6}  {'SERVER':<15}  {'PORT':>5}  STATE")
         for g in gateways:
-            self.stdout.write(f"{g.name:<{width}}  {g.get_type_display():<6}  {g.server:<15}  {g.port:>5}  stopped")
+            self.stdout.write(f"{g.name:<{width}}  {g.get_type_display():<6}  {g.server:<15}  {g.port:>5}  {g.state}")
 
     def do_show(self, options: dict[str, Any]) -> None:
         gateway = self._get(options["name"])
@@ -205,3 +244,35 @@ class Command(BaseCommand):
         gateway = self._get(options["name"])
         services.delete_definition(gateway, self.actor, actor=self.actor.get_username())
         self.stdout.write(f"Deleted gateway {gateway.name}.")
+
+    def do_control(self, options: dict[str, Any]) -> None:
+        action = options["action"]
+        gateway = control.request(self._get(options["name"]), action, self.actor, channel="cli")
+        if not options["wait"]:
+            self.stdout.write(f"{action.capitalize()} of {gateway.name} requested.")
+            return
+        timeout = options["timeout"] or gateway.init_timeout + gateway.stop_timeout + 5
+        gateway = control.wait_settled(gateway, action, timeout)
+        if gateway.state not in GOAL[action]:
+            detail = f": {gateway.last_error}" if gateway.last_error else ""
+            raise CommandError(
+                f"{gateway.name} is {gateway.state} after the {action}{detail}. "
+                f"`manage.py gateway status {gateway.name}` shows more; the log is on its detail page."
+            )
+        if DONE[action] == "running":
+            ready = (gateway.startup or {}).get("time_to_ready")
+            ready_text = f", ready in {ready:.2f} s" if isinstance(ready, (int, float)) else ""
+            self.stdout.write(f"{gateway.name} is running (pid {gateway.pid}{ready_text}).")
+        else:
+            self.stdout.write(f"{gateway.name} is {gateway.state}.")
+
+    def do_status(self, options: dict[str, Any]) -> None:
+        gateway = self._get(options["name"])
+        if not roles.can_view(self.actor):
+            raise PermissionDenied("Your account has no role: ask an administrator.")
+        data = control.status_of(gateway)
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2))
+            return
+        for key, value in data.items():
+            self.stdout.write(f"{key.replace('_', ' ')}: {'' if value is None else value}")
