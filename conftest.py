@@ -199,3 +199,12 @@ def page(browser):  # type: ignore[no-untyped-def]
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def gateway_processes(celery_worker, transactional_db):  # type: ignore[no-untyped-def]
+    """A real worker, and every gateway process a test starts stopped at its end."""
+    from gateways.tests.process_helpers import stop_every_keeper
+
+    yield celery_worker
+    stop_every_keeper()

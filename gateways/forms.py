@@ -24,7 +24,7 @@ WILDCARDS = {"0.0.0.0", "::"}
 LOCAL_NAMES = {"127.0.0.1", "localhost", "::1"}
 MIN_PASSPHRASE = 8
 # Path segments of the gateway pages that a gateway's name must not shadow.
-RESERVED_NAMES = {"new", "validate"}
+RESERVED_NAMES = {"new", "validate", "rows"}
 
 
 def servers_overlap(a: str, b: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
+from gateways import control
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import audit, roles
@@ -28,11 +29,14 @@ def save_definition(form: GatewayForm, user: Any, actor: str | None = None) -> G
     """Create or change a definition from a valid form and record the history."""
     creating = form.instance.pk is None
     _require_admin(user, "create" if creating else "edit")
-    before = None if creating else audit.snapshot(
-        Gateway.objects.get(pk=form.instance.pk), Gateway.AUDITED_FIELDS
-    )
+    current = None if creating else Gateway.objects.get(pk=form.instance.pk)
+    before = None if current is None else audit.snapshot(current, Gateway.AUDITED_FIELDS)
     with transaction.atomic():
         gateway = form.save(commit=False)
+        if current is not None:
+            after = audit.snapshot(gateway, Gateway.AUDITED_FIELDS)
+            changed = [f for f in Gateway.AUDITED_FIELDS if before and before[f] != after[f]]
+            control.check_definition_change(current, changed)
         account = audit.account_of(user)
         if creating:
             gateway.created_by = account
@@ -52,6 +56,12 @@ def save_definition(form: GatewayForm, user: Any, actor: str | None = None) -> G
 
 def delete_definition(gateway: Gateway, user: Any, actor: str | None = None) -> None:
     _require_admin(user, "delete")
+    gateway.refresh_from_db()
+    if gateway.is_active or gateway.intent == "start":
+        # Deleting the definition of a live server would orphan its listener.
+        raise control.ControlError(
+            f"{gateway.name} is {gateway.state}: stop {gateway.name} first, then delete it."
+        )
     with transaction.atomic():
         before = audit.snapshot(gateway, Gateway.AUDITED_FIELDS)
         audit.record(

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from gateways import services
+from gateways import control, runtime, services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import audit, roles
+
+from gateways import charts
+
+# htmx stops polling when a response has this status (and still swaps it in).
+HTMX_STOP_POLLING = 286
 
 
 def _get_gateway(request: HttpRequest, name: str, *, admin: bool = False) -> Gateway:
@@ -29,6 +38,9 @@ def _get_gateway(request: HttpRequest, name: str, *, admin: bool = False) -> Gat
 def gateway_list(request: HttpRequest) -> HttpResponse:
     roles.require(roles.can_view(request.user), "Your account has no role: ask an administrator.")
     gateways = Gateway.objects.all()
+    if request.htmx and request.GET.get("part") == "rows":
+        # The State column's refresh: only the table body.
+        return render(request, "gateways/htmx/rows.html", {"gateways": gateways})
     return render(request, "gateways/list.html", {"gateways": gateways})
 
 
@@ -36,7 +48,8 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
 def gateway_detail(request: HttpRequest, name: str) -> HttpResponse:
     gateway = _get_gateway(request, name)
     history = audit.history_of(gateway).select_related("actor")[:50]
-    return render(request, "gateways/detail.html", {"gateway": gateway, "history": history})
+    context = {"gateway": gateway, "history": history, **live_context(gateway)}
+    return render(request, "gateways/detail.html", context)
 
 
 def _show_warnings(request: HttpRequest, form: GatewayForm) -> None:
@@ -65,10 +78,14 @@ def gateway_edit(request: HttpRequest, name: str) -> HttpResponse:
     gateway = _get_gateway(request, name, admin=True)
     form = GatewayForm(request.POST or None, instance=gateway)
     if request.method == "POST" and form.is_valid():
-        services.save_definition(form, request.user)
-        messages.success(request, f"Gateway {gateway.name} was saved.")
-        _show_warnings(request, form)
-        return redirect(gateway)
+        try:
+            services.save_definition(form, request.user)
+        except control.ControlError as e:
+            form.add_error(None, str(e))
+        else:
+            messages.success(request, f"Gateway {gateway.name} was saved.")
+            _show_warnings(request, form)
+            return redirect(gateway)
     return render(request, "gateways/form.html", {"form": form, "gateway": gateway})
 
 
@@ -99,8 +116,102 @@ def gateway_validate(request: HttpRequest) -> HttpResponse:
 def gateway_delete(request: HttpRequest, name: str) -> HttpResponse:
     gateway = _get_gateway(request, name, admin=True)
     if request.method == "POST":
-        services.delete_definition(gateway, request.user)
+        try:
+            services.delete_definition(gateway, request.user)
+        except control.ControlError as e:
+            messages.error(request, str(e))
+            return redirect(gateway)
         messages.success(request, f"Gateway {gateway.name} was deleted.")
         return redirect("gateways:list")
     template = "gateways/htmx/delete_dialog.html" if request.htmx else "gateways/confirm_delete.html"
     return render(request, template, {"gateway": gateway})
+
+
+# Process control ------------------------------------------------------------
+
+
+def live_context(gateway: Gateway) -> dict[str, Any]:
+    """What the live panel of the detail page shows: OS figures and the log tail."""
+    from gateways.watcher import read_metrics
+    from portal.process.logtail import tail
+
+    samples = read_metrics(gateway.pk) if gateway.state == "running" else []
+    log = runtime.log_path(gateway)
+    try:
+        log_lines = tail(log, 100) if log.exists() else []
+        log_error = "" if log.exists() else f"{log} does not exist yet: it is created at the first start."
+    except OSError as e:
+        log_lines, log_error = [], f"{log} cannot be read: {e.strerror}."
+    if gateway.run_host and gateway.run_host != settings.PORTAL_HOST_NAME:
+        log_error = f"The log is on host {gateway.run_host}: {log}"
+        log_lines = []
+    return {
+        "samples": samples,
+        "latest": samples[-1] if samples else None,
+        "chart": charts.sparklines(samples),
+        "log_lines": log_lines,
+        "log_error": log_error,
+        "log_path": log,
+    }
+
+
+@login_required
+def gateway_row(request: HttpRequest, name: str) -> HttpResponse:
+    """One list row, polled while a start or stop is in flight; 286 once it settles."""
+    gateway = _get_gateway(request, name)
+    context = {"gateway": gateway, "announce": request.GET.get("announce") == "1"}
+    response = render(request, "gateways/htmx/row.html", context)
+    if not gateway.in_transition:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+def gateway_live(request: HttpRequest, name: str) -> HttpResponse:
+    """The detail page's live panel: state, startup, figures and log tail."""
+    gateway = _get_gateway(request, name)
+    return render(request, "gateways/htmx/live.html", {"gateway": gateway, **live_context(gateway)})
+
+
+@login_required
+@require_POST
+def gateway_control(request: HttpRequest, name: str, action: str) -> HttpResponse:
+    """Start, Stop or Restart: record the intent, send the task, show the row polling."""
+    gateway = _get_gateway(request, name)
+    try:
+        gateway = control.request(gateway, action, request.user)
+    except control.ControlError as e:
+        if request.htmx:
+            response = render(request, "gateways/htmx/row.html", {"gateway": gateway, "error": str(e)})
+            return response
+        messages.error(request, str(e))
+        return redirect(gateway)
+    if request.htmx:
+        where = request.POST.get("from", "list")
+        template = "gateways/htmx/live.html" if where == "detail" else "gateways/htmx/row.html"
+        context = {"gateway": gateway, "announce": True, **(live_context(gateway) if where == "detail" else {})}
+        return render(request, template, context)
+    messages.info(request, f"{action.capitalize()} of {gateway.name} requested.")
+    return redirect(gateway)
+
+
+@login_required
+@require_POST
+def gateway_install(request: HttpRequest, name: str) -> HttpResponse:
+    """Run the install command that a failed check named (e.g. pip install msgpack), on the host."""
+    from gateways import tasks
+
+    gateway = _get_gateway(request, name, admin=True)
+    result = tasks.install_server_requirements.apply_async(
+        args=[gateway.pk, control.trigger_for(request.user)], queue=runtime.queue_of(gateway)
+    )
+    try:
+        outcome = result.get(timeout=300)
+    except Exception as e:  # noqa: BLE001 - any failure becomes a message on the page
+        messages.error(request, f"The install did not finish: {e}. See the Activity page.")
+    else:
+        if outcome.get("ok"):
+            messages.success(request, outcome.get("message") or "Installed. Start the gateway again.")
+        else:
+            messages.error(request, outcome.get("message") or outcome.get("error") or "The install failed.")
+    return redirect(gateway)

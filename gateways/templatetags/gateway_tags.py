@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from django import template
+from django.utils.html import format_html
+
+from gateways.models import Gateway
+
+register = template.Library()
+
+
+@register.simple_tag
+def state_badge(gateway: Gateway) -> str:
+    """The state as the keeper reports it; "Starting…" while a start request is still on its way."""
+    state, label = gateway.state, gateway.get_state_display()
+    if gateway.in_transition and gateway.intent == "start" and state not in {"starting", "running"}:
+        state, label = "starting", "Starting"
+    elif gateway.in_transition and gateway.intent == "stop" and state not in {"stopping", "stopped"}:
+        state, label = "stopping", "Stopping"
+    restarts = (gateway.startup or {}).get("restarts") or 0
+    extra = format_html(' <span class="muted small" title="automatic restarts since the last start">↻{}</span>', restarts) if restarts and state == "running" else ""
+    return format_html('<span class="state state-{}">{}</span>{}', state, label, extra)
+
+
+@register.filter
+def megabytes(value: float | int | None) -> str:
+    return "" if value is None else f"{value / (1024 * 1024):.1f} MB"
+
+
+@register.filter
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
