@@ -250,7 +250,7 @@ def gateway_server_with_passphrase(tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture
-def gateway(gateway_server: GatewayProcess, gateway_sample_dir: Path) -> Iterator[Gateway]:
+def gateway_connection(gateway_server: GatewayProcess, gateway_sample_dir: Path) -> Iterator[Gateway]:
     """A client connection to the shared server with the sample classes on the class path."""
     gw = connect(gateway_server.host, gateway_server.port, timeout=10.0)
     gw.add_to_class_path(str(gateway_sample_dir))

@@ -7,23 +7,23 @@ import pytest
 from gateways.client import GatewayError, Proxy, RemoteError
 
 
-def test_new_returns_a_proxy_whose_repr_names_the_remote_class(gateway):
-    car = gateway.new("gwsample.Car", "Saab", colour="blue")
+def test_new_returns_a_proxy_whose_repr_names_the_remote_class(gateway_connection):
+    car = gateway_connection.new("gwsample.Car", "Saab", colour="blue")
     assert isinstance(car, Proxy)
     assert "gwsample.Car" in repr(car)
     assert "Car('Saab')" in repr(car)
 
 
-def test_attribute_values_come_back_as_plain_values(gateway):
-    car = gateway.new("gwsample.Car", "Saab", colour="blue")
+def test_attribute_values_come_back_as_plain_values(gateway_connection):
+    car = gateway_connection.new("gwsample.Car", "Saab", colour="blue")
     assert car.make == "Saab" and type(car.make) is str
     assert car.colour == "blue"
     assert car.parts == {"doors": 5}
     assert car.owner is None
 
 
-def test_property_set_and_get_go_through_the_remote_property(gateway):
-    car = gateway.new("gwsample.Car")
+def test_property_set_and_get_go_through_the_remote_property(gateway_connection):
+    car = gateway_connection.new("gwsample.Car")
     car.speed = 88
     assert car.speed == 88
     with pytest.raises(RemoteError) as info:
@@ -32,64 +32,64 @@ def test_property_set_and_get_go_through_the_remote_property(gateway):
     assert car.speed == 88
 
 
-def test_method_calls_take_positional_and_keyword_arguments(gateway):
-    car = gateway.new("gwsample.Car")
+def test_method_calls_take_positional_and_keyword_arguments(gateway_connection):
+    car = gateway_connection.new("gwsample.Car")
     assert car.honk() == "honk "
     assert car.honk(times=2) == "honk honk "
     assert car.honk(3) == "honk honk honk "
 
 
-def test_tuples_come_back_as_tuples_and_lists_as_lists(gateway):
-    car = gateway.new("gwsample.Car", "Saab", colour="blue")
+def test_tuples_come_back_as_tuples_and_lists_as_lists(gateway_connection):
+    car = gateway_connection.new("gwsample.Car", "Saab", colour="blue")
     assert car.pair() == ("Saab", "blue")
     assert type(car.pair()) is tuple
-    assert gateway.invoke("gwsample", "echo", [1, (2, 3), {"k": (4,)}]) == [1, (2, 3), {"k": (4,)}]
-    assert type(gateway.invoke("gwsample", "echo", [1])) is list
+    assert gateway_connection.invoke("gwsample", "echo", [1, (2, 3), {"k": (4,)}]) == [1, (2, 3), {"k": (4,)}]
+    assert type(gateway_connection.invoke("gwsample", "echo", [1])) is list
 
 
-def test_values_of_every_plain_type_survive_a_round_trip(gateway):
+def test_values_of_every_plain_type_survive_a_round_trip(gateway_connection):
     value = [None, True, False, 0, -1, 2**63 - 1, -(2**63), 2**100, -(3**70), 1.5, "é", b"\x00\xff", {"a": [1]}, {1: 2}]
-    assert gateway.invoke("gwsample", "echo", value) == value
-    assert gateway.invoke("gwsample", "type_name", (1,)) == "tuple"
-    assert gateway.invoke("gwsample", "type_name", b"x") == "bytes"
+    assert gateway_connection.invoke("gwsample", "echo", value) == value
+    assert gateway_connection.invoke("gwsample", "type_name", (1,)) == "tuple"
+    assert gateway_connection.invoke("gwsample", "type_name", b"x") == "bytes"
 
 
-def test_objects_in_results_come_back_by_reference(gateway):
-    car = gateway.new("gwsample.Car")
+def test_objects_in_results_come_back_by_reference(gateway_connection):
+    car = gateway_connection.new("gwsample.Car")
     engine = car.engine
     assert engine.describe() == "engine of 100"
-    assert isinstance(gateway.invoke("gwsample", "echo", [car])[0], Proxy)
+    assert isinstance(gateway_connection.invoke("gwsample", "echo", [car])[0], Proxy)
 
 
-def test_a_proxy_passed_back_is_the_original_object_on_the_server(gateway):
-    car = gateway.new("gwsample.Car", "Saab")
-    assert gateway.invoke("gwsample", "type_name", car) == "Car"
-    assert gateway.invoke("gwsample", "call_method", car, "honk", 2) == "honk honk "
+def test_a_proxy_passed_back_is_the_original_object_on_the_server(gateway_connection):
+    car = gateway_connection.new("gwsample.Car", "Saab")
+    assert gateway_connection.invoke("gwsample", "type_name", car) == "Car"
+    assert gateway_connection.invoke("gwsample", "call_method", car, "honk", 2) == "honk honk "
 
 
-def test_setting_an_attribute_to_a_proxy_stores_the_remote_object(gateway):
-    car = gateway.new("gwsample.Car")
-    other = gateway.new("gwsample.Car", "Fiat")
+def test_setting_an_attribute_to_a_proxy_stores_the_remote_object(gateway_connection):
+    car = gateway_connection.new("gwsample.Car")
+    other = gateway_connection.new("gwsample.Car", "Fiat")
     car.owner = other
     assert car.owner.make == "Fiat"
 
 
-def test_dir_lists_the_remote_members(gateway):
-    car = gateway.new("gwsample.Car")
+def test_dir_lists_the_remote_members(gateway_connection):
+    car = gateway_connection.new("gwsample.Car")
     members = dir(car)
     for name in ("make", "honk", "speed", "engine", "wheels"):
         assert name in members
 
 
-def test_containers_support_len_iteration_and_items(gateway):
-    bag = gateway.new("gwsample.Bag", 70)  # more than one iteration batch
+def test_containers_support_len_iteration_and_items(gateway_connection):
+    bag = gateway_connection.new("gwsample.Bag", 70)  # more than one iteration batch
     assert len(bag) == 70
     powers = [e.power for e in bag]
     assert powers == list(range(70))
     assert bag[3].power == 3
-    bag[3] = gateway.new("gwsample.Engine", 999)
+    bag[3] = gateway_connection.new("gwsample.Engine", 999)
     assert bag[3].power == 999
-    d = gateway.new("collections.OrderedDict")
+    d = gateway_connection.new("collections.OrderedDict")
     d["a"] = (1, 2)
     assert d["a"] == (1, 2)
     assert "a" in d
@@ -98,37 +98,37 @@ def test_containers_support_len_iteration_and_items(gateway):
         d["missing"]
 
 
-def test_comparisons_and_truth_are_evaluated_remotely(gateway):
-    a = gateway.new("gwsample.Car", "Saab")
-    b = gateway.new("gwsample.Car", "Saab")
-    c = gateway.new("gwsample.Car", "Fiat")
+def test_comparisons_and_truth_are_evaluated_remotely(gateway_connection):
+    a = gateway_connection.new("gwsample.Car", "Saab")
+    b = gateway_connection.new("gwsample.Car", "Saab")
+    c = gateway_connection.new("gwsample.Car", "Fiat")
     assert a == b
     assert a != c
     assert bool(a) is True
     assert str(a) == "Car('Saab')"
 
 
-def test_static_and_class_level_attributes_and_methods(gateway):
-    assert gateway.get_static("gwsample.Car", "wheels") == 4
-    gateway.set_static("gwsample.Car", "wheels", 6)
+def test_static_and_class_level_attributes_and_methods(gateway_connection):
+    assert gateway_connection.get_static("gwsample.Car", "wheels") == 4
+    gateway_connection.set_static("gwsample.Car", "wheels", 6)
     try:
-        assert gateway.new("gwsample.Car").wheels == 6
+        assert gateway_connection.new("gwsample.Car").wheels == 6
     finally:
-        gateway.set_static("gwsample.Car", "wheels", 4)
-    assert gateway.invoke("gwsample.Car", "describe_class") == "a car class"
-    built = gateway.invoke("gwsample.Car", "build", "Lada")
+        gateway_connection.set_static("gwsample.Car", "wheels", 4)
+    assert gateway_connection.invoke("gwsample.Car", "describe_class") == "a car class"
+    built = gateway_connection.invoke("gwsample.Car", "build", "Lada")
     assert built.make == "Lada"
-    assert gateway.invoke("os.path", "join", "a", "b") == "a/b"
+    assert gateway_connection.invoke("os.path", "join", "a", "b") == "a/b"
 
 
-def test_module_functions_can_be_invoked_on_a_proxy_target(gateway):
-    car = gateway.new("gwsample.Car")
-    assert gateway.invoke(car, "honk", 2) == "honk honk "
+def test_module_functions_can_be_invoked_on_a_proxy_target(gateway_connection):
+    car = gateway_connection.new("gwsample.Car")
+    assert gateway_connection.invoke(car, "honk", 2) == "honk honk "
 
 
-def test_remote_exceptions_carry_type_message_and_traceback(gateway):
+def test_remote_exceptions_carry_type_message_and_traceback(gateway_connection):
     with pytest.raises(RemoteError) as info:
-        gateway.new("gwsample.Boom")
+        gateway_connection.new("gwsample.Boom")
     err = info.value
     assert err.remote_type == "RuntimeError"
     assert err.remote_message == "constructor exploded"
@@ -138,36 +138,36 @@ def test_remote_exceptions_carry_type_message_and_traceback(gateway):
     assert isinstance(err, GatewayError)
 
 
-def test_a_missing_attribute_is_an_attribute_error_so_hasattr_works(gateway):
-    car = gateway.new("gwsample.Car")
+def test_a_missing_attribute_is_an_attribute_error_so_hasattr_works(gateway_connection):
+    car = gateway_connection.new("gwsample.Car")
     assert hasattr(car, "make")
     assert not hasattr(car, "no_such_thing")
     assert getattr(car, "no_such_thing", "default") == "default"
 
 
-def test_version_reports_protocol_python_and_pid(gateway, gateway_server):
-    info = gateway.version()
+def test_version_reports_protocol_python_and_pid(gateway_connection, gateway_server):
+    info = gateway_connection.version()
     assert info["protocol"] == 1
     assert info["pid"] == gateway_server.proc.pid
     assert info["python"].count(".") == 2
-    assert gateway.ping() is True
+    assert gateway_connection.ping() is True
 
 
-def test_released_proxies_free_the_server_table_in_batches(gateway):
-    before = gateway.stats()["objects"]
-    cars = [gateway.new("gwsample.Car") for _ in range(20)]
-    assert gateway.stats()["objects"] == before + 20
-    frames_before = gateway.stats()["frames_in"]
+def test_released_proxies_free_the_server_table_in_batches(gateway_connection):
+    before = gateway_connection.stats()["objects"]
+    cars = [gateway_connection.new("gwsample.Car") for _ in range(20)]
+    assert gateway_connection.stats()["objects"] == before + 20
+    frames_before = gateway_connection.stats()["frames_in"]
     del cars
-    gateway.ping()  # carries the 20 releases; no separate release messages
-    after = gateway.stats()
+    gateway_connection.ping()  # carries the 20 releases; no separate release messages
+    after = gateway_connection.stats()
     assert after["objects"] == before
     assert after["frames_in"] - frames_before == 2  # the ping and this stats request only
 
 
-def test_a_closed_connection_raises_connection_lost(gateway):
+def test_a_closed_connection_raises_connection_lost(gateway_connection):
     from gateways.client import ConnectionLost
 
-    gateway.close()
+    gateway_connection.close()
     with pytest.raises(ConnectionLost):
-        gateway.ping()
+        gateway_connection.ping()

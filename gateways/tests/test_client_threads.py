@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 
-def test_eight_threads_sharing_one_connection_each_get_their_own_answers(gateway):
-    cars = [gateway.new("gwsample.Car", f"make{i}") for i in range(8)]
+def test_eight_threads_sharing_one_connection_each_get_their_own_answers(gateway_connection):
+    cars = [gateway_connection.new("gwsample.Car", f"make{i}") for i in range(8)]
     errors: list = []
     barrier = threading.Barrier(8)
 
@@ -15,7 +15,7 @@ def test_eight_threads_sharing_one_connection_each_get_their_own_answers(gateway
         try:
             for n in range(150):
                 assert cars[i].make == f"make{i}"
-                assert gateway.invoke("gwsample", "echo", (i, n)) == (i, n)
+                assert gateway_connection.invoke("gwsample", "echo", (i, n)) == (i, n)
                 assert cars[i].engine.describe() == "engine of 100"
         except Exception as exc:  # noqa: BLE001 - collected and reported below
             errors.append(exc)
@@ -26,14 +26,14 @@ def test_eight_threads_sharing_one_connection_each_get_their_own_answers(gateway
     for t in threads:
         t.join(60)
     assert not errors, errors[:3]
-    assert gateway.ping()
+    assert gateway_connection.ping()
 
 
-def test_callbacks_run_on_the_waiting_thread_while_other_threads_share_the_connection(gateway):
+def test_callbacks_run_on_the_waiting_thread_while_other_threads_share_the_connection(gateway_connection):
     results: dict = {}
 
     def work(i: int) -> None:
-        results[i] = gateway.invoke("gwsample", "for_each", [i, i + 1], lambda x: (threading.get_ident(), x))
+        results[i] = gateway_connection.invoke("gwsample", "for_each", [i, i + 1], lambda x: (threading.get_ident(), x))
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:

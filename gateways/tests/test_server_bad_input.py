@@ -112,43 +112,43 @@ def test_an_unknown_operation_is_an_error_and_the_connection_stays_usable(gatewa
     sock.close()
 
 
-def test_a_call_on_a_released_reference_is_a_reference_error(gateway):
-    car = gateway.new("gwsample.Car")
+def test_a_call_on_a_released_reference_is_a_reference_error(gateway_connection):
+    car = gateway_connection.new("gwsample.Car")
     target = car._gw_target
     del car
-    gateway.ping()  # delivers the release
+    gateway_connection.ping()  # delivers the release
     from gateways.protocol import OP_CALL
 
     with pytest.raises(RemoteError) as info:
-        gateway.request(OP_CALL, target, "honk", [], None)
+        gateway_connection.request(OP_CALL, target, "honk", [], None)
     assert info.value.remote_type == "ReferenceError"
     assert "released" in info.value.remote_message
-    assert gateway.ping()
+    assert gateway_connection.ping()
 
 
-def test_a_class_path_that_does_not_exist_is_a_file_not_found_error(gateway, gateway_server):
+def test_a_class_path_that_does_not_exist_is_a_file_not_found_error(gateway_connection, gateway_server):
     with pytest.raises(RemoteError) as info:
-        gateway.add_to_class_path("/no/such/dir/Module.py")
+        gateway_connection.add_to_class_path("/no/such/dir/Module.py")
     assert info.value.remote_type == "FileNotFoundError"
     assert "/no/such/dir/Module.py" in info.value.remote_message
     gateway_server.wait_for_log("op=add_class_path: FileNotFoundError")
 
 
-def test_a_class_that_cannot_be_imported_is_reported(gateway):
+def test_a_class_that_cannot_be_imported_is_reported(gateway_connection):
     with pytest.raises(RemoteError) as info:
-        gateway.new("no_such_module_xyz.Thing")
+        gateway_connection.new("no_such_module_xyz.Thing")
     assert info.value.remote_type == "ModuleNotFoundError"
     with pytest.raises(RemoteError) as info:
-        gateway.new("gwbroken.Thing")
+        gateway_connection.new("gwbroken.Thing")
     assert "module_that_does_not_exist_anywhere" in info.value.remote_message
     with pytest.raises(RemoteError) as info:
-        gateway.new("gwsample.NoSuchClass")
+        gateway_connection.new("gwsample.NoSuchClass")
     assert info.value.remote_type == "AttributeError"
     with pytest.raises(RemoteError) as info:
-        gateway.new("gwsample.for_each")
+        gateway_connection.new("gwsample.for_each")
     assert info.value.remote_type == "TypeError"
     with pytest.raises(RemoteError) as info:
-        gateway.new("not a name")
+        gateway_connection.new("not a name")
     assert info.value.remote_type == "ValueError"
 
 
