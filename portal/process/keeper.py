@@ -230,6 +230,21 @@ def _try_lock(run_dir: Path) -> int | None:
     return fd
 
 
+def _lock_unless_keeper(run_dir: Path, grace: float = 1.0) -> int | None:
+    """The lock, or None while a live keeper holds it.
+
+    A keeper that was just killed may still hold the lock for a moment while the kernel
+    tears it down (its files are released after it stops running), so a lock held by a
+    keeper that is no longer alive is retried for up to ``grace`` seconds.
+    """
+    deadline = time.monotonic() + grace
+    while True:
+        fd = _try_lock(run_dir)
+        if fd is not None or keeper_alive(run_dir) or time.monotonic() >= deadline:
+            return fd
+        time.sleep(0.01)
+
+
 def _unlock(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
@@ -393,7 +408,7 @@ def reconcile(run_dir: Path | str) -> dict[str, Any] | None:
     status = read_status(run_dir)
     if status is None or not is_active(status.get("state") or "stopped"):
         return status
-    fd = _try_lock(run_dir)
+    fd = _lock_unless_keeper(run_dir)
     if fd is None:
         return status  # a keeper runs: it owns the truth
     try:
@@ -1124,7 +1139,7 @@ def _start_keeper(run_dir: Path, extra: list[str], timeout: float) -> KeeperInfo
 
 
 def _refuse_if_busy(run_dir: Path) -> None:
-    fd = _try_lock(run_dir)
+    fd = _lock_unless_keeper(run_dir)
     if fd is None:
         keeper = read_keeper_identity(run_dir)
         who = f" (pid {keeper.pid})" if keeper else ""
@@ -1218,7 +1233,7 @@ def request_stop(run_dir: Path | str, timeout: float | None = None, trigger: str
                 time.sleep(0.01)
             status = read_status(run_dir) or {}
             return not identity.is_alive(keeper) and status.get("state") != State.STOPPING.value
-    fd = _try_lock(run_dir)
+    fd = _lock_unless_keeper(run_dir)
     if fd is None:  # a keeper appeared meanwhile; it will see our stop request
         status = wait_for(run_dir, {"stopped", "exited", "fatal"}, max(0.0, deadline - time.monotonic()))
         return status.get("state") in ("stopped", "exited", "fatal")
