@@ -31,6 +31,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _done(gateway_pk: int, intent: str) -> None:
+    """The request has been acted on: pages stop showing it as in flight."""
+    Gateway.objects.filter(pk=gateway_pk, intent=intent).update(intent="")
+
+
 def preflight(gateway: Gateway) -> checks.CheckFailure | None:
     """What would make a start fail, found before the start: with a message that says the fix."""
     return (
@@ -66,6 +71,7 @@ def start_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
     if gateway is None:
         return {"error": "the definition was deleted"}
     if gateway.state not in STARTABLE:
+        _done(gateway_pk, "start")
         return {"state": gateway.state, "note": "already active; nothing to do"}
     failure = preflight(gateway)
     if failure:
@@ -76,6 +82,7 @@ def start_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
             state="starting", state_changed_at=_now(), run_host=host, last_error="", startup={}
         )
     if not claimed:
+        # The task that won the claim clears the intent when it is done.
         return {"state": "starting", "note": "another task is starting it"}
     gateway.refresh_from_db()
     rd = runtime.run_dir(gateway)
@@ -83,6 +90,7 @@ def start_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
         keeper.launch(runtime.build_spec(gateway), rd, trigger=trigger)
     except keeper.KeeperBusy:
         sync.sync(gateway_pk, host)
+        _done(gateway_pk, "start")
         return {"state": "starting", "note": "its keeper is already running"}
     except keeper.AlreadyRunning as e:
         keeper.adopt(rd)
@@ -92,8 +100,8 @@ def start_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
         sync.record(gateway, message=f"Start failed: {e}", trigger=trigger, level="error", host=host)
         return {"state": "stopped", "error": str(e)}
     status = keeper.wait_for(rd, SETTLED | {"backoff"}, timeout=gateway.init_timeout + 2)
-    gateway = sync.sync(gateway_pk, host)
-    Gateway.objects.filter(pk=gateway_pk, intent="start").update(intent="")
+    sync.sync(gateway_pk, host)
+    _done(gateway_pk, "start")
     return {"state": status.get("state"), "pid": status.get("pid"), "time_to_ready": status.get("time_to_ready")}
 
 
@@ -109,7 +117,7 @@ def stop_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
         return {"state": "stopped"}
     keeper.request_stop(rd, timeout=gateway.stop_timeout + 5, trigger=trigger)
     gateway = sync.sync(gateway_pk, host)
-    Gateway.objects.filter(pk=gateway_pk, intent="stop").update(intent="")
+    _done(gateway_pk, "stop")
     return {"state": gateway.state if gateway else "stopped"}
 
 
