@@ -25,7 +25,10 @@ class Spec:
 
     ``probe`` decides when a start is ready (state running):
 
-    * ``{"kind": "gateway", "host": h, "port": p, "verifier": v}`` - a gateway ping;
+    * ``{"kind": "gateway", "host": h, "port": p, "verifier": v}`` - a gateway ping
+      (``gateways.client.connect(...).ping()``; ``verifier`` is the stored
+      ``pbkdf2_sha256$...`` string or None, ``"passphrase"`` may be given instead; both
+      are secret). Falls back to a TCP connect while gateways.client is missing;
     * ``{"kind": "tcp", "host": h, "port": p}`` - a plain TCP connect;
     * ``{"kind": "http", "url": u}`` - a GET answering with a status below 500;
     * ``None`` - ready once the process has stayed up ``min(quick_secs, init_timeout)``.
