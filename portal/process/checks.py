@@ -157,8 +157,8 @@ def check_port_free(host: str, port: int) -> CheckFailure | None:
     if holder is None:
         return None
     pid, name = holder
-    who = f"pid {pid} ({name})" if pid is not None else "a process we cannot see (another user?)"
-    return CheckFailure("port-in-use", f"port {port} on {host or '0.0.0.0'} is already in use by {who}; "
+    who = f"by pid {pid} ({name})" if pid is not None else "(held by a process we cannot see, e.g. of another user)"
+    return CheckFailure("port-in-use", f"port {port} on {host or '0.0.0.0'} is already in use {who}; "
                         "stop that process or choose another port")
 
 

@@ -681,8 +681,8 @@ class Keeper:
 
         host = probe.get("host") or "127.0.0.1"
         holder = port_holder(host, int(probe["port"]))
-        who = f"pid {holder[0]} ({holder[1]})" if holder and holder[0] else "another process"
-        return f"port {probe['port']} on {host} is already in use by {who}; stop that process or choose another port"
+        who = f"by pid {holder[0]} ({holder[1]})" if holder and holder[0] else "(held by a process we cannot see)"
+        return f"port {probe['port']} on {host} is already in use {who}; stop that process or choose another port"
 
     def spawn(self) -> str | None:
         """Start the child; returns an error message when it could not be started."""
