@@ -348,6 +348,20 @@ def test_the_htmx_refresh_returns_only_the_rows(role_client) -> None:  # type: i
     assert "<table" not in html and "<form" not in html and "<html" not in html
 
 
+def test_the_htmx_refresh_moves_the_older_link_past_the_new_rows(role_client) -> None:  # type: ignore[no-untyped-def]
+    gateway = make_gateway()
+    add_activity(gateway, 60)
+    client = role_client("viewer")
+    before = link(client.get("/activity/").content.decode(), "next")
+    add_activity(gateway, 5, start=T0 + dt.timedelta(minutes=5), message="event new")
+    html = client.get("/activity/", headers={"HX-Request": "true"}).content.decode()
+    assert '<nav class="pager actions" id="activity-pager" aria-label="Pages" hx-swap-oob="true">' in html
+    after = link(html, "next")
+    assert after and after != before
+    older = client.get("/activity/" + after).content.decode()
+    assert shown_events(older)[0] == 14, "the rows pushed off the first page are on the next one"
+
+
 def test_the_htmx_refresh_keeps_the_filters(role_client) -> None:  # type: ignore[no-untyped-def]
     gateway = make_gateway()
     add_activity(gateway, level="error", message="broken")
