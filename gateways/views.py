@@ -48,7 +48,13 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
 def gateway_detail(request: HttpRequest, name: str) -> HttpResponse:
     gateway = _get_gateway(request, name)
     history = audit.history_of(gateway).select_related("actor")[:50]
-    context = {"gateway": gateway, "history": history, **live_context(gateway)}
+    created = audit.history_of(gateway).filter(action="created").last()
+    context = {
+        "gateway": gateway,
+        "history": history,
+        "created_by_name": created.actor_name if created else "system",
+        **live_context(gateway),
+    }
     return render(request, "gateways/detail.html", context)
 
 

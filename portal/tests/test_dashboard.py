@@ -53,3 +53,14 @@ def test_the_health_panel_says_when_the_broker_does_not_answer(role_client, sett
 @pytest.mark.django_db
 def test_anonymous_gets_no_health(client):
     assert client.get("/health/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_gateways_are_counted_by_their_state(role_client):
+    make_gateway(name="A", port=1, state="running")
+    make_gateway(name="B", port=2, state="running")
+    make_gateway(name="C", port=3, state="fatal")
+    html = role_client("viewer").get("/").content.decode()
+    assert '<span class="state state-running">Running</span> <strong>2</strong>' in html
+    assert '<span class="state state-fatal">Fatal</span> <strong>1</strong>' in html
+    assert "state-stopped" not in html
