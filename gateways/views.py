@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.paginator import Paginator
+from django.db.models import Q
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from gateways import control, runtime, services
 from gateways.forms import GatewayForm
-from gateways.models import Gateway
+from gateways.models import STATE_CHOICES, Gateway
 from portal import audit, roles
 
 from gateways import charts
@@ -34,14 +36,37 @@ def _get_gateway(request: HttpRequest, name: str, *, admin: bool = False) -> Gat
     return get_object_or_404(Gateway, name=name)
 
 
+LIST_PAGE_SIZE = 100
+
+
 @login_required
 def gateway_list(request: HttpRequest) -> HttpResponse:
     roles.require(roles.can_view(request.user), "Your account has no role: ask an administrator.")
+    query = request.GET.get("q", "").strip()
+    state = request.GET.get("state", "")
     gateways = Gateway.objects.all()
+    if query:
+        gateways = gateways.filter(Q(name__icontains=query) | Q(server__icontains=query))
+    if state in dict(STATE_CHOICES):
+        gateways = gateways.filter(state=state)
+    # A page of definitions: a thousand rows with their buttons would take too long to draw.
+    page = Paginator(gateways, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("part", None)
+    context = {
+        "gateways": page.object_list,
+        "page": page,
+        "query": query,
+        "state": state,
+        "states": STATE_CHOICES,
+        "filtered": bool(query or state),
+        "params": params.urlencode(),
+        "total": Gateway.objects.count() if (query or state) else page.paginator.count,
+    }
     if request.htmx and request.GET.get("part") == "rows":
         # The State column's refresh: only the table body.
-        return render(request, "gateways/htmx/rows.html", {"gateways": gateways})
-    return render(request, "gateways/list.html", {"gateways": gateways})
+        return render(request, "gateways/htmx/rows.html", context)
+    return render(request, "gateways/list.html", context)
 
 
 @login_required

@@ -36,13 +36,13 @@ def test_a_viewer_sees_no_edit_delete_or_create(role_client):
     assert "/gateways/PyGate/edit/" not in html
     assert "/gateways/PyGate/delete/" not in html
     assert "/gateways/new/" not in html
-    assert "Start" not in html
+    assert "Start</button>" not in html
 
 
 def test_an_operator_sees_start_but_not_edit(role_client):
     make_gateway()
     html = role_client("operator").get("/gateways/").content.decode()
-    assert "Start" in html
+    assert "Start</button>" in html
     assert "/gateways/PyGate/edit/" not in html
 
 
@@ -66,3 +66,26 @@ def test_names_sort_regardless_of_case(role_client):
     make_gateway(name="charlie", port=3)
     html = role_client("viewer").get("/gateways/").content.decode()
     assert html.index("Alpha") < html.index("beta") < html.index("charlie")
+
+
+def test_the_list_is_paged_a_hundred_at_a_time(role_client):
+    from gateways.models import Gateway
+
+    Gateway.objects.bulk_create(Gateway(name=f"gw{i:04d}", port=10000 + i) for i in range(150))
+    client = role_client("viewer")
+    first = client.get("/gateways/").content.decode()
+    assert "gw0000" in first and "gw0099" in first and "gw0100" not in first
+    assert "Gateways 1–100 of 150" in first
+    second = client.get("/gateways/?page=2").content.decode()
+    assert "gw0100" in second and "gw0149" in second and "gw0000" not in second
+
+
+def test_the_list_finds_by_name_server_and_state(role_client):
+    make_gateway(name="Alpha", port=1, server="10.0.0.1", state="running")
+    make_gateway(name="Beta", port=2)
+    client = role_client("viewer")
+    assert "Beta" not in client.get("/gateways/?q=alp").content.decode()
+    assert "Alpha" in client.get("/gateways/?q=10.0.0").content.decode()
+    html = client.get("/gateways/?state=running").content.decode()
+    assert "Alpha" in html and ">Beta<" not in html
+    assert "No gateway matches" in client.get("/gateways/?q=zzz").content.decode()
