@@ -179,11 +179,18 @@ class _Echo:
         return value
 
 
+def _cell(value: object) -> object:
+    """Spreadsheets run a cell that starts with = + - @ as a formula; a quote keeps it text."""
+    if isinstance(value, str) and value[:1] in {"=", "+", "-", "@", "\t", "\r"}:
+        return "'" + value
+    return value
+
+
 def _csv_lines(rows: Iterable[Activity]) -> Iterator[str]:
     writer = csv.DictWriter(_Echo(), fieldnames=CSV_COLUMNS)  # type: ignore[arg-type]
     yield writer.writeheader()  # type: ignore[misc]
     for row in rows:
-        yield writer.writerow(row.as_row())
+        yield writer.writerow({k: _cell(v) for k, v in row.as_row().items()})
 
 
 def _csv_response(rows: QuerySet[Activity], label: str) -> StreamingHttpResponse:

@@ -278,6 +278,8 @@ class Activity(models.Model):
         indexes = [
             models.Index(fields=["gateway", "-at", "-id"]),
             models.Index(fields=["-at", "-id"]),
+            # The user/trigger filter of the Activity pages.
+            models.Index(fields=["trigger", "-at", "-id"], name="activity_trigger_at_id"),
         ]
         constraints = [
             models.UniqueConstraint(

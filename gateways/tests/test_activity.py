@@ -398,3 +398,11 @@ def test_the_download_link_keeps_the_filters(role_client) -> None:  # type: igno
     html = role_client("viewer").get("/activity/?level=warning&trigger=otto").content.decode()
     href = re.search(r'id="download-csv" href="\?([^"]+)"', html)[1].replace("&amp;", "&")  # type: ignore[index]
     assert set(href.split("&")) == {"level=warning", "trigger=otto", "format=csv"}
+
+
+def test_the_csv_keeps_a_formula_looking_message_as_text(role_client) -> None:  # type: ignore[no-untyped-def]
+    gateway = make_gateway()
+    add_activity(gateway, 1, message='=HYPERLINK("http://example.invalid")')
+    response = role_client("viewer").get("/activity/?format=csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0]["message"] == '\'=HYPERLINK("http://example.invalid")'
