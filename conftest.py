@@ -29,7 +29,9 @@ PASSWORD = "correct-horse-battery"
 CHROMIUM = "/usr/bin/chromium"
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, message: str = "") -> object:
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, message: str = ""
+) -> object:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

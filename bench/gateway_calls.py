@@ -110,7 +110,7 @@ OPS = ("method call", "property set", "property get", "chain")
 
 def start_server(argv: list, cpu: int) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))  # noqa: PLW1509 - no threads yet
+                            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
     line = proc.stdout.readline()  # the readiness line; the process dies with a message otherwise
     if not line.startswith("listening on "):
         proc.kill()
@@ -200,7 +200,7 @@ def _person_ops(p: Any) -> dict[str, Callable]:
     def chain() -> Any:
         return p.company.displayEmployer()
 
-    return dict(zip(OPS, (method_call, prop_set, prop_get, chain)))
+    return dict(zip(OPS, (method_call, prop_set, prop_get, chain), strict=False))
 
 
 IMPLS: dict[str, tuple[Callable[[], list], Callable[[int], tuple[dict, Callable]]]] = {

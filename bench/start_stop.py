@@ -111,7 +111,7 @@ class Environment:
 
         host = paths.this_host()
         celery = str(Path(sys.executable).parent / "celery")
-        log = open(VAR / "worker.log", "ab")  # noqa: SIM115 - the worker writes to it until the end
+        log = open(VAR / "worker.log", "ab")
         process = subprocess.Popen(
             [celery, "-A", "portal.celery", "worker", "--hostname", f"bench@{host}",
              "--queues", ",".join(worker_queues(host)), "--concurrency", "2", "--loglevel", "WARNING",

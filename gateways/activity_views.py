@@ -219,7 +219,9 @@ def _activity(request: HttpRequest, rows: QuerySet[Activity], context: dict[str,
     if request.GET.get("format") == "csv":
         if problems:
             return HttpResponse(
-                "The CSV was not made: " + " ".join(problems) + "\n", status=400, content_type="text/plain; charset=utf-8"
+                "The CSV was not made: " + " ".join(problems) + "\n",
+                status=400,
+                content_type="text/plain; charset=utf-8",
             )
         return _csv_response(rows, re.sub(r"[^A-Za-z0-9_.-]", "_", label))
     if request.GET.get("format"):

@@ -21,7 +21,7 @@ class GatewayAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
         fields = list(super().get_readonly_fields(request, obj))
-        return fields + ["name"] if obj else fields
+        return [*fields, "name"] if obj else fields
 
 
 # Runs and activity: the audit of what processes did. Read-only in the admin as

@@ -94,7 +94,7 @@ class Gateway(P.Endpoint):
         super().__init__(sock, max_frame)
         self.hello = hello
 
-    def __enter__(self) -> Gateway:  # noqa: PYI034 - typing.Self needs 3.11
+    def __enter__(self) -> Gateway:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -202,7 +202,7 @@ def connect(host: str, port: int, passphrase: str | None = None, timeout: float 
         raise ValueError("give either passphrase or verifier, not both")
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
-    except socket.timeout:  # noqa: UP041 - on 3.9 this is not TimeoutError
+    except socket.timeout:
         raise GatewayTimeout(f"timed out connecting to {host}:{port}") from None
     except OSError as exc:
         raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from None

@@ -50,7 +50,7 @@ def request(gateway: Gateway, action: str, user: Any, channel: str = "web") -> G
         raise ControlError(f"Unknown action {action!r}: use start, stop or restart.")
     _require_operator(user)
     trigger = trigger_for(user, channel)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     intent = "stop" if action == "stop" else "start"
     Gateway.objects.filter(pk=gateway.pk).update(intent=intent, intent_at=now)
     task = {"start": tasks.start_gateway, "stop": tasks.stop_gateway, "restart": tasks.restart_gateway}[action]

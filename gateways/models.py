@@ -12,7 +12,6 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
 
-
 STATE_CHOICES = [
     ("stopped", "Stopped"),
     ("starting", "Starting"),
@@ -98,7 +97,9 @@ class Gateway(models.Model):
     python_options = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Extra interpreter options, written as shell words (e.g. -X dev -W error). Never run through a shell.",
+        help_text=(
+            "Extra interpreter options, written as shell words (e.g. -X dev -W error). Never run through a shell."
+        ),
     )
     connection_timeout = models.PositiveSmallIntegerField(
         default=5, validators=timeout_validators, help_text="Seconds, 2 to 300."

@@ -256,7 +256,7 @@ class FrameSocket:
         # One sendall per frame: header and body leave in the same segment (TCP_NODELAY is set).
         try:
             self.sock.sendall(_HDR.pack(len(body)) + body)
-        except socket.timeout:  # noqa: UP041 - on 3.9 this is not TimeoutError
+        except socket.timeout:
             raise GatewayTimeout("timed out sending a frame") from None
         except OSError as exc:
             raise ConnectionLost(f"connection lost while sending: {exc}") from None
@@ -292,7 +292,7 @@ class FrameSocket:
                 start, end = 0, avail
             try:
                 k = self.sock.recv_into(self._view[end:])
-            except socket.timeout:  # noqa: UP041 - on 3.9 this is not TimeoutError
+            except socket.timeout:
                 self._start, self._end = start, end
                 raise GatewayTimeout("timed out waiting for the peer") from None
             except BlockingIOError:  # SO_RCVTIMEO expired on a blocking socket
@@ -499,7 +499,7 @@ class LazyProxy(_ProxyBase):
         object.__setattr__(self, "_gw_ep", base._gw_ep)
         object.__setattr__(self, "_gw_base", base)  # keeps the base's table entry alive
         t = base._gw_target
-        object.__setattr__(self, "_gw_target", [t, name] if type(t) is int else t + [name])
+        object.__setattr__(self, "_gw_target", [t, name] if type(t) is int else [*t, name])
         object.__setattr__(self, "_gw_cls", cls)
 
     def __repr__(self) -> str:
@@ -678,7 +678,7 @@ class Endpoint:
             path = msgpack.unpackb(data, raw=False)
             try:
                 return self.resolve_target(path)
-            except Exception as exc:  # noqa: BLE001 - a property may raise anything; reported to the caller
+            except Exception as exc:
                 self._decode_error = f"{exception_type_name(exc)}: {exc}"
                 return None
         if code == EXT_BIGINT:
@@ -794,7 +794,7 @@ class Endpoint:
             result = handler(self, msg)
         except (ConnectionLost, GatewayTimeout):
             raise
-        except Exception as exc:  # noqa: BLE001 - user code may raise anything; it goes back to the caller
+        except Exception as exc:
             self.on_request_error(msg, exc)
             self.send_error(rid, exc)
             return
@@ -803,7 +803,7 @@ class Endpoint:
             self.send_message([KIND_RESPONSE, rid, self._take_releases() if pend else None, result])
         except (ConnectionLost, GatewayTimeout):
             raise
-        except Exception as exc:  # noqa: BLE001 - the result could not be encoded, whatever the reason
+        except Exception as exc:
             self.on_request_error(msg, exc)
             self.send_error(rid, exc)
 

@@ -25,7 +25,7 @@ ERROR_STATES = {"backoff", "fatal"}
 
 
 def _when(epoch: float | None) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc) if epoch else None
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC) if epoch else None
 
 
 def user_of(trigger: str) -> Any:
@@ -51,7 +51,7 @@ def record(gateway: Gateway, *, message: str, trigger: str, level: str = "info",
     return Activity.objects.create(
         gateway=gateway,
         gateway_name=gateway.name,
-        at=fields.pop("at", None) or dt.datetime.now(dt.timezone.utc),
+        at=fields.pop("at", None) or dt.datetime.now(dt.UTC),
         trigger=trigger,
         user=user if user is not None and hasattr(user, "_meta") else None,
         level=level,
@@ -92,7 +92,7 @@ def _apply_event(gateway: Gateway, event: dict[str, Any], status: dict[str, Any]
     trigger = str(event.get("trigger") or "keeper")
     if trigger not in users:
         users[trigger] = user_of(trigger)
-    at = _when(event.get("time")) or dt.datetime.now(dt.timezone.utc)
+    at = _when(event.get("time")) or dt.datetime.now(dt.UTC)
     run = _track_run(gateway, event, status, host, at)
     Activity.objects.bulk_create(
         [
@@ -127,7 +127,7 @@ def _track_run(gateway: Gateway, event: dict[str, Any], status: dict[str, Any], 
                at: dt.datetime) -> Run | None:
     """One Run per process started: opened at its first event with a pid, closed at its end."""
     pid, to = event.get("pid"), event.get("to")
-    if not pid or to in {"starting", "stopping"} and not _open_run(gateway, host, pid):
+    if not pid or (to in {"starting", "stopping"} and not _open_run(gateway, host, pid)):
         return None
     run = _open_run(gateway, host, pid)
     if run is None:
@@ -175,7 +175,7 @@ def _apply_status(gateway: Gateway, status: dict[str, Any], host: str, events: l
     state = status.get("state") or "stopped"
     if state != gateway.state or events:
         last_time = _when(events[-1].get("time")) if events else None
-        gateway.state_changed_at = last_time or gateway.state_changed_at or dt.datetime.now(dt.timezone.utc)
+        gateway.state_changed_at = last_time or gateway.state_changed_at or dt.datetime.now(dt.UTC)
     gateway.state = state
     gateway.pid = status.get("pid") if state in {"starting", "running", "stopping", "backoff"} else None
     gateway.pid_create_time = status.get("create_time") if gateway.pid else None

@@ -28,7 +28,7 @@ SETTLED = {"running", "fatal", "exited", "stopped"}
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _done(gateway_pk: int, intent: str) -> None:

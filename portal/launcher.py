@@ -23,8 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from portal import paths
-from portal import redis_server
+from portal import paths, redis_server
 
 GRACE_SECONDS = 10
 PR_SET_PDEATHSIG = 1
@@ -82,7 +81,7 @@ class Launcher:
             try:
                 if child.is_running():
                     child.kill()
-            except Exception:  # noqa: BLE001 - already gone is fine
+            except Exception:
                 pass
 
     def run(self) -> int:

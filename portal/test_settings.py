@@ -13,8 +13,8 @@ os.environ.setdefault("PORTAL_VAR_DIR", tempfile.mkdtemp(prefix="portal-test-"))
 # served by a running portal's worker, which would take the tests' tasks.
 os.environ.pop("REDIS_URL", None)
 
-from portal.settings import *  # noqa: E402,F403
-from portal.settings import DATABASES, VAR_DIR  # noqa: E402
+from portal.settings import *  # noqa: F403
+from portal.settings import DATABASES, VAR_DIR
 
 DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

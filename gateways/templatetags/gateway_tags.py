@@ -17,7 +17,11 @@ def state_badge(gateway: Gateway) -> str:
     elif gateway.in_transition and gateway.intent == "stop" and state not in {"stopping", "stopped"}:
         state, label = "stopping", "Stopping"
     restarts = (gateway.startup or {}).get("restarts") or 0
-    extra = format_html(' <span class="muted small" title="automatic restarts since the last start">↻{}</span>', restarts) if restarts and state == "running" else ""
+    extra = ""
+    if restarts and state == "running":
+        extra = format_html(
+            ' <span class="muted small" title="automatic restarts since the last start">↻{}</span>', restarts
+        )
     return format_html('<span class="state state-{}">{}</span>{}', state, label, extra)
 
 

@@ -17,7 +17,7 @@ def test_eight_threads_sharing_one_connection_each_get_their_own_answers(gateway
                 assert cars[i].make == f"make{i}"
                 assert gateway_connection.invoke("gwsample", "echo", (i, n)) == (i, n)
                 assert cars[i].engine.describe() == "engine of 100"
-        except Exception as exc:  # noqa: BLE001 - collected and reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]

@@ -30,7 +30,7 @@ def test_start_gives_running_and_the_persondemo_works_then_stop_leaves_nothing(g
     gateway = start_and_wait(gateway, operator)
     assert gateway.state == "running", gateway.last_error
     assert psutil.pid_exists(gateway.pid)
-    tree = [psutil.Process(gateway.pid)] + psutil.Process(gateway.pid).children(recursive=True)
+    tree = [psutil.Process(gateway.pid), *psutil.Process(gateway.pid).children(recursive=True)]
 
     result = run_persondemo(port)
     assert result.returncode == 0, result.stderr

@@ -479,7 +479,7 @@ def _gateway_probe(probe: dict[str, Any], timeout: float) -> bool:
             passphrase=probe.get("passphrase"), verifier=probe.get("verifier"), timeout=timeout,
         )
         return bool(conn.ping())
-    except Exception:  # noqa: BLE001 - whatever a not-yet-ready server does means "not ready"
+    except Exception:
         return False
     finally:
         close = getattr(conn, "close", None)
@@ -1027,7 +1027,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run_dir: Path = args.run_dir.resolve()
 
-    report: Callable[[bytes], None] = lambda word: None
+    def report(word: bytes) -> None:
+        return None
     if not args.foreground:
         report = _daemonize()
         _redirect_stdio(run_dir)
