@@ -14,6 +14,7 @@ REDIS_URL             Celery's broker and the portal's cache. Default: the
 PORTAL_VAR_DIR        Where var/ is. Default: var/ at the project root.
 PORTAL_HOST_NAME      The name this machine's worker serves in the per-host
                       queues. Default: the machine's host name.
+PORTAL_TIME_ZONE      Time zone of the pages. Default: UTC.
 """
 
 from __future__ import annotations
