@@ -147,21 +147,7 @@ class Gateway(models.Model):
     )
 
     # Fields whose values go into the history; the verifier is recorded only as "changed".
-    AUDITED_FIELDS = (
-        "type",
-        "name",
-        "server",
-        "port",
-        "use_passphrase",
-        "passphrase_verifier",
-        "log_file",
-        "python_executable",
-        "python_options",
-        "connection_timeout",
-        "init_timeout",
-        "restart_policy",
-        "stop_timeout",
-    )
+    AUDITED_FIELDS = ("type", "name", *RUNTIME_FIELDS)
     SECRET_FIELDS = ("passphrase_verifier",)
 
     class Meta:

@@ -103,6 +103,9 @@ def rotate_copytruncate(path: str | os.PathLike[str], max_bytes: int, backups: i
             older = f"{path}.{i}"
             if os.path.exists(older):
                 os.replace(older, f"{path}.{i + 1}")
-        shutil.copyfile(path, f"{path}.1")
+        # Copy beside it and rename: a reader never sees a half-copied path.1.
+        partial = f"{path}.1.partial"
+        shutil.copyfile(path, partial)
+        os.replace(partial, f"{path}.1")
     os.truncate(path, 0)
     return True
