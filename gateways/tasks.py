@@ -48,19 +48,21 @@ def preflight(gateway: Gateway) -> checks.CheckFailure | None:
 
 def _refuse(gateway: Gateway, trigger: str, failure: checks.CheckFailure) -> dict[str, Any]:
     message = f"Start refused: {failure.message}"
-    Gateway.objects.filter(pk=gateway.pk).update(
-        last_error=message,
-        intent="",
-        startup={
-            "error": message,
-            "check": failure.code,
-            "fix": failure.fix,
-            "fix_argv": failure.fix_argv,
-            "command": runtime.display_command(gateway),
-        },
-    )
-    sync.record(gateway, message=message, trigger=trigger, level="error", host=settings.PORTAL_HOST_NAME,
-                user=sync.user_of(trigger))
+    # One transaction: whoever sees the error on the row also finds it in the activity.
+    with transaction.atomic():
+        sync.record(gateway, message=message, trigger=trigger, level="error", host=settings.PORTAL_HOST_NAME,
+                    user=sync.user_of(trigger))
+        Gateway.objects.filter(pk=gateway.pk).update(
+            last_error=message,
+            intent="",
+            startup={
+                "error": message,
+                "check": failure.code,
+                "fix": failure.fix,
+                "fix_argv": failure.fix_argv,
+                "command": runtime.display_command(gateway),
+            },
+        )
     return {"state": gateway.state, "error": message}
 
 
