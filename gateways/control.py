@@ -14,10 +14,11 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from gateways import runtime, sync
 from gateways.models import ACTIVE_STATES, Gateway
-from portal import audit, roles
+from portal import audit, health, roles
 
 ACTIONS = ("start", "stop", "restart")
 
@@ -55,12 +56,14 @@ def request(gateway: Gateway, action: str, user: Any, channel: str = "web") -> G
     Gateway.objects.filter(pk=gateway.pk).update(intent=intent, intent_at=now)
     task = {"start": tasks.start_gateway, "stop": tasks.stop_gateway, "restart": tasks.restart_gateway}[action]
     try:
+        # Ask the broker first, briefly: Celery's own retries would keep the user waiting.
+        health.redis_client(1.0).ping()
         task.apply_async(
             args=[gateway.pk, trigger],
             queue=runtime.queue_of(gateway),
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         )
-    except OperationalError as e:
+    except (OperationalError, RedisError) as e:
         Gateway.objects.filter(pk=gateway.pk).update(intent="")
         raise ControlError(
             f"The {action} of {gateway.name} was not sent: the task broker does not answer ({e}). "

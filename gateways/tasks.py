@@ -66,7 +66,7 @@ def _refuse(gateway: Gateway, trigger: str, failure: checks.CheckFailure) -> dic
     return {"state": gateway.state, "error": message}
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, ignore_result=True)
 def start_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
     host = settings.PORTAL_HOST_NAME
     gateway = sync.sync(gateway_pk, host)
@@ -107,7 +107,7 @@ def start_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
     return {"state": status.get("state"), "pid": status.get("pid"), "time_to_ready": status.get("time_to_ready")}
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, ignore_result=True)
 def stop_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
     host = settings.PORTAL_HOST_NAME
     gateway = sync.sync(gateway_pk, host)
@@ -123,7 +123,7 @@ def stop_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
     return {"state": gateway.state if gateway else "stopped"}
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, ignore_result=True)
 def restart_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
     stop_gateway(gateway_pk, trigger)
     Gateway.objects.filter(pk=gateway_pk).update(intent="start", intent_at=_now())
@@ -155,7 +155,7 @@ def install_server_requirements(gateway_pk: int, trigger: str = "system") -> dic
     return {"ok": ok, "message": message}
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def reconcile_all() -> int:
     """Beat's job: ask every host that runs gateways to reconcile its own."""
     from portal.queues import host_queue
@@ -168,7 +168,7 @@ def reconcile_all() -> int:
     return len(hosts)
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def reconcile_host(host: str | None = None) -> dict[str, int]:
     """Make the database true for this host's gateways; adopt orphans; restart the dead by policy."""
     from gateways.watcher import reconcile_local

@@ -98,3 +98,18 @@ def test_a_running_gateway_cannot_be_edited_or_deleted(gateway_processes, admini
 def test_an_unknown_action_is_a_404(admin_client_):
     make_gateway()
     assert admin_client_.post("/gateways/PyGate/explode/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_start_without_a_broker_says_so_and_records_no_intent(admin_client_, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    gateway = make_gateway()
+    response = admin_client_.post(f"/gateways/{gateway.name}/start/", follow=True)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "The start of PyGate was not sent: the task broker does not answer" in html
+    assert "make run" in html
+    gateway.refresh_from_db()
+    assert gateway.intent == "" and gateway.state == "stopped"
+    htmx = admin_client_.post(f"/gateways/{gateway.name}/start/", headers={"HX-Request": "true"})
+    assert htmx.status_code == 200 and "was not sent" in htmx.content.decode()
