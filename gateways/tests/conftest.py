@@ -256,3 +256,18 @@ def gateway_connection(gateway_server: GatewayProcess, gateway_sample_dir: Path)
     gw.add_to_class_path(str(gateway_sample_dir))
     yield gw
     gw.close()
+
+
+@pytest.fixture
+def pygate(gateway_processes, operator):  # type: ignore[no-untyped-def]
+    """PyGate on a free local port, run by the real worker; stopped through the control service at the end."""
+    from gateways import control
+    from gateways.tests.factories import make_gateway
+    from gateways.tests.process_helpers import free_port
+
+    gateway = make_gateway(port=free_port())
+    yield gateway
+    gateway.refresh_from_db()
+    if gateway.state not in {"stopped", "exited", "fatal"} or gateway.intent:
+        control.request(gateway, "stop", operator)
+        control.wait_settled(gateway, "stop", gateway.stop_timeout + 10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psutil
 import pytest
@@ -16,7 +16,6 @@ from conftest import ROLES, wait_until
 from gateways import control
 from gateways.models import Activity, Gateway
 from gateways.tests.factories import make_gateway
-from gateways.tests.process_helpers import free_port
 from portal import tokens
 from portal.models import ApiToken
 from portal.roles import ADMINISTRATOR, OPERATOR, VIEWER
@@ -325,15 +324,6 @@ def test_a_token_post_needs_no_csrf_token(operator, redis_service):
 # With the real worker -------------------------------------------------------
 
 
-@pytest.fixture
-def pygate(gateway_processes, operator) -> Iterator[Gateway]:  # type: ignore[no-untyped-def]
-    """PyGate on a free local port; stopped through the control service at the end."""
-    gateway = make_gateway(port=free_port())
-    yield gateway
-    gateway.refresh_from_db()
-    if gateway.state not in {"stopped", "exited", "fatal"} or gateway.intent:
-        control.request(gateway, "stop", operator)
-        control.wait_settled(gateway, "stop", gateway.stop_timeout + 10)
 
 
 def listens(pid: int, port: int) -> bool:

@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from io import StringIO
 
 import psutil
@@ -21,7 +20,6 @@ from conftest import wait_until, worker_env
 from gateways import control
 from gateways.models import Activity, Gateway
 from gateways.tests.factories import make_gateway
-from gateways.tests.process_helpers import free_port
 
 REMOTE = "remote-host.test"  # its queue has no worker: requests are sent, nothing starts
 STATUS_KEYS = {
@@ -36,15 +34,6 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-@pytest.fixture
-def pygate(gateway_processes, operator) -> Iterator[Gateway]:  # type: ignore[no-untyped-def]
-    """PyGate on a free local port; stopped through the control service at the end."""
-    gateway = make_gateway(port=free_port())
-    yield gateway
-    gateway.refresh_from_db()
-    if gateway.state not in {"stopped", "exited", "fatal"} or gateway.intent:
-        control.request(gateway, "stop", operator)
-        control.wait_settled(gateway, "stop", gateway.stop_timeout + 10)
 
 
 def gone(pid: int) -> bool:
