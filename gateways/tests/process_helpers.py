@@ -48,6 +48,14 @@ def server_processes(port: int) -> list[psutil.Process]:
     return found
 
 
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting to be reaped counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def activity_to(gateway: Gateway, state: str, **filters: Any) -> Activity | None:
     return Activity.objects.filter(gateway=gateway, to_state=state, **filters).order_by("-id").first()
 

@@ -16,6 +16,7 @@ from conftest import ROLES, wait_until
 from gateways import control
 from gateways.models import Activity, Gateway
 from gateways.tests.factories import make_gateway
+from gateways.tests.process_helpers import gone
 from portal import tokens
 from portal.models import ApiToken
 from portal.roles import ADMINISTRATOR, OPERATOR, VIEWER
@@ -332,13 +333,6 @@ def listens(pid: int, port: int) -> bool:
     except psutil.NoSuchProcess:
         return False
     return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in connections)
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @pytest.mark.worker

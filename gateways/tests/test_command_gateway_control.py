@@ -20,6 +20,7 @@ from conftest import wait_until, worker_env
 from gateways import control
 from gateways.models import Activity, Gateway
 from gateways.tests.factories import make_gateway
+from gateways.tests.process_helpers import gone
 
 REMOTE = "remote-host.test"  # its queue has no worker: requests are sent, nothing starts
 STATUS_KEYS = {
@@ -34,13 +35,6 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @pytest.mark.worker
