@@ -343,13 +343,19 @@ _UNKNOWN_CLASS = ClassInfo("?", frozenset())
 
 
 class RemoteMethod:
-    """A method of a remote object, called in one round trip without fetching it first."""
+    """A method of a remote object, called in one round trip without fetching it first.
 
-    __slots__ = ("_ep", "_name", "_target")
+    It holds the proxy it came from, not only that proxy's id: in ``gw.new("C").m()`` the proxy
+    is a temporary that nothing else references once ``.m`` is looked up, and were it collected
+    then, its release would travel in the very request that names it.
+    """
 
-    def __init__(self, ep: Endpoint, target: Any, name: str) -> None:
-        self._ep = ep
-        self._target = target
+    __slots__ = ("_ep", "_name", "_owner", "_target")
+
+    def __init__(self, owner: _ProxyBase, name: str) -> None:
+        self._owner = owner
+        self._ep = owner._gw_ep
+        self._target = owner._gw_target
         self._name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -371,7 +377,7 @@ class _ProxyBase:
         if name.startswith("_gw_"):
             raise AttributeError(name)
         if name in self._gw_cls.methods:
-            return RemoteMethod(self._gw_ep, self._gw_target, name)
+            return RemoteMethod(self, name)
         hint = self._gw_hint_for(name)
         if hint is not None:
             return LazyProxy(self, name, hint)
@@ -765,6 +771,12 @@ class Endpoint:
                     self.close()
                     raise
                 kind = msg[0]
+                if kind == KIND_REQUEST:
+                    # Releases riding on a request take effect once it is served (see server._loop).
+                    self.serve_one(msg)
+                    if msg[2]:
+                        self._release(msg[2])
+                    continue
                 if msg[2]:
                     self._release(msg[2])
                 if msg[1] == rid:
@@ -774,9 +786,7 @@ class Endpoint:
                         return msg[3]
                     if kind == KIND_ERROR:
                         raise make_remote_error(str(msg[3]), str(msg[4]), str(msg[5]) if len(msg) > 5 else "")
-                if kind == KIND_REQUEST:
-                    self.serve_one(msg)
-                elif kind not in (KIND_RESPONSE, KIND_ERROR):
+                if kind not in (KIND_RESPONSE, KIND_ERROR):
                     self.close()
                     raise ProtocolError(f"unexpected message kind {kind!r}")
                 # else: a late answer to a request that timed out earlier; dropped.

@@ -364,15 +364,20 @@ class GatewayServer:
         recv, serve = ep.recv_message, ep.serve_one
         while True:
             msg = recv()
-            if msg[2]:
-                ep._release(msg[2])
             if msg[0] == P.KIND_REQUEST:
                 serve(msg)
+                # The releases riding on a request take effect after it is served: an id that the
+                # request names is resolved before it is dropped, as its arguments already were
+                # (they are decoded on receipt).
+                if msg[2]:
+                    ep._release(msg[2])
                 if ep.shutdown_requested:
                     self.stop()
             elif msg[0] not in (P.KIND_RESPONSE, P.KIND_ERROR):
                 raise P.ProtocolError(f"unexpected message kind {msg[0]!r}")
-            # A stray response (to a callback the client gave up on) is dropped.
+            elif msg[2]:
+                # A stray response (to a callback the client gave up on) is dropped, its releases kept.
+                ep._release(msg[2])
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:
