@@ -11,6 +11,7 @@ import pytest
 from conftest import wait_until
 from gateways import control, runtime
 from gateways.models import Activity, Gateway, Run
+from gateways.tests import pythons
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import (
     activity_to,
@@ -145,10 +146,8 @@ def test_a_missing_python_is_refused_before_anything_runs(gateway_processes, ope
     assert not Run.objects.exists()
 
 
-def test_an_interpreter_without_msgpack_names_the_install_command(gateway_processes, operator):
-    old = "/root/.pyenv/versions/3.9.18/bin/python"
-    if not os.path.exists(old):
-        pytest.skip(f"no interpreter without msgpack at {old} on this machine")
+def test_an_interpreter_without_msgpack_names_the_install_command(gateway_processes, operator, tmp_path):
+    old = pythons.without_msgpack(tmp_path)
     gateway = make_gateway(port=free_port(), python_executable=old)
     control.request(gateway, "start", operator)
     wait_until(lambda: Gateway.objects.get(pk=gateway.pk).last_error, timeout=15)

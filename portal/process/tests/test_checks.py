@@ -1,11 +1,11 @@
 import os
 import socket
 import sys
-from pathlib import Path
 
 import psutil
 import pytest
 
+from gateways.tests import pythons
 from portal.process.checks import (
     check_bind_address,
     check_modules,
@@ -13,15 +13,6 @@ from portal.process.checks import (
     check_python,
     port_holder,
 )
-
-PYENV = Path("/root/.pyenv/versions")
-
-
-def old_python(version: str) -> str:
-    path = PYENV / version / "bin" / "python"
-    if not path.exists():
-        pytest.skip(f"{path} is not installed on this machine")
-    return str(path)
 
 
 def test_the_running_python_passes():
@@ -50,20 +41,18 @@ def test_a_program_that_is_not_python_is_refused(tmp_path):
     assert "does not behave like a Python interpreter" in failure.message
 
 
-@pytest.mark.parametrize("version", ["2.7.18", "3.6.15"])
-def test_a_python_older_than_3_9_is_refused(version):
-    failure = check_python(old_python(version))
+@pytest.mark.parametrize("minor", ["2.7", "3.6"])
+def test_a_python_older_than_3_9_is_refused(minor):
+    old = pythons.require(minor, "the check must refuse it")
+    failure = check_python(old.path)
     assert failure.code == "python-too-old"
-    assert f"is Python {version}; Python 3.9 or newer is needed" in failure.message
+    assert f"is Python {old.version_text}; Python 3.9 or newer is needed" in failure.message
 
 
-def test_a_python_without_msgpack_names_the_exact_install_command():
-    path = old_python("3.9.18")
-    if check_python(path) is not None:
-        pytest.skip(f"{path} does not run")
+def test_a_python_without_msgpack_names_the_exact_install_command(tmp_path):
+    path = pythons.without_msgpack(tmp_path)
+    assert check_python(path) is None
     failure = check_modules(path, ["msgpack"])
-    if failure is None:
-        pytest.skip(f"{path} has msgpack installed")
     assert failure.code == "modules-missing"
     assert f"install with: {path} -m pip install msgpack" in failure.message
     assert failure.fix_argv == [path, "-m", "pip", "install", "msgpack"]
