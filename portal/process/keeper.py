@@ -455,26 +455,14 @@ def _http_probe(url: str, timeout: float) -> bool:
         return False
 
 
-_gateway_connect: Any = None
-
-
 def _gateway_probe(probe: dict[str, Any], timeout: float) -> bool:
-    """Ping with the gateway protocol; a plain TCP connect until gateways.client exists."""
-    global _gateway_connect
-    if _gateway_connect is None:
-        try:
-            # Imported lazily: keepers of other kinds of process never pay for it.
-            from gateways.client import connect
+    """Ping with the gateway protocol."""
+    # Imported lazily: keepers of other kinds of process never pay for it.
+    from gateways.client import connect
 
-            _gateway_connect = connect
-        except ImportError:
-            _gateway_connect = False
-            log.warning("gateways.client is not available; the gateway probe falls back to TCP")
-    if not _gateway_connect:
-        return _tcp_probe(probe.get("host"), probe["port"], timeout)
     conn = None
     try:
-        conn = _gateway_connect(
+        conn = connect(
             _probe_host(probe.get("host")), int(probe["port"]),
             passphrase=probe.get("passphrase"), verifier=probe.get("verifier"), timeout=timeout,
         )

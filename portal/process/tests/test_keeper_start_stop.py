@@ -131,8 +131,6 @@ def test_stop_without_a_launch_is_a_no_op(run_dir):
 
 
 def test_the_gateway_probe_pings_a_real_gateway_server(run_dir, port, tag):
-    if not (ROOT / "gateways" / "client.py").exists():
-        pytest.skip("gateways/client.py does not exist yet: the gateway probe falls back to TCP")
     from gateways.protocol import make_verifier
 
     verifier = make_verifier("correct horse", iterations=1000)
@@ -155,6 +153,16 @@ def test_the_gateway_probe_pings_a_real_gateway_server(run_dir, port, tag):
     assert verifier not in json.dumps(status)
     assert keeper.request_stop(run_dir, timeout=10)
     assert keeper.read_status(run_dir)["state"] == "stopped"
+
+
+def test_the_gateway_probe_is_not_fooled_by_a_plain_tcp_listener(port):
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        assert keeper.probe_once({"kind": "tcp", "host": "127.0.0.1", "port": port}, timeout=0.5)
+        assert not keeper.probe_once({"kind": "gateway", "host": "127.0.0.1", "port": port}, timeout=0.5)
 
 
 def test_an_http_probe_waits_for_a_web_server_to_answer(run_dir, port, tag):
