@@ -228,6 +228,8 @@ def check_log_file(
     if within(real, gateway_logs) and real != own_default:
         return CheckFailure("log-file-other-gateway", f"{path} is in {gateway_logs}, which holds each gateway's "
                             f"default log: {where}")
+    if real == own_default and not os.path.lexists(real):
+        return None  # the keeper makes the portal's own folder for it
     if not os.path.isdir(folder):
         return CheckFailure("log-folder-missing", f"the folder {folder} does not exist: create it, or {where}")
     try:
