@@ -6,8 +6,8 @@ import stat
 import pytest
 
 from gateways.forms import GatewayForm
-from portal import paths
 from gateways.tests.factories import form_data, make_gateway
+from portal import paths
 
 pytestmark = pytest.mark.django_db
 
