@@ -105,7 +105,10 @@ def test_a_running_gateway_keeps_its_definition_and_its_server(pygate, operator,
     assert gateway.state == "running", gateway.last_error
     port = gateway.port
 
-    response = client.post(change_url(gateway), admin_data(gateway, port=str(port + 1)))
+    # With the run fields as they are, as an admin form that edits them would post them.
+    run_fields = {"state": "running", "pid": str(gateway.pid), "pid_create_time": str(gateway.pid_create_time),
+                  "run_host": gateway.run_host, "startup": "{}", "last_seq": str(gateway.last_seq)}
+    response = client.post(change_url(gateway), admin_data(gateway, port=str(port + 1), **run_fields))
     html = response.content.decode()
     assert response.status_code == 200
     assert "PyGate is running: stop PyGate first, then change port." in html
