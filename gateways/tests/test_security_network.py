@@ -52,6 +52,13 @@ def test_an_administrator_may_allow_it_and_is_warned():
     assert any("accepts connections from the network without a passphrase" in w for w in form.warnings)
 
 
+def test_the_edit_form_shows_the_choice_and_keeps_it(admin_client_):
+    make_gateway(server="0.0.0.0", allow_unauthenticated_network=True)
+    html = admin_client_.get("/gateways/PyGate/edit/").content.decode()
+    assert 'name="allow_unauthenticated_network"' in html and "checked" in html
+    assert "Allow connections from the network without a passphrase" in html
+
+
 def test_allowing_it_is_recorded_in_the_history(admin_client_):
     admin_client_.post("/gateways/new/", form_data())
     response = admin_client_.post("/gateways/PyGate/edit/",

@@ -136,3 +136,28 @@ def test_a_relative_log_root_stops_the_portal_with_a_clear_message(tmp_path, ent
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0
     assert f"PORTAL_LOG_ROOTS names '{entry}', which is not an absolute path" in result.stderr
+
+
+def test_the_launcher_fixes_and_reports_loose_modes_before_it_starts_anything(tmp_path):
+    var = tmp_path / "var"
+    (var / "log").mkdir(parents=True)
+    (var / "log" / "access.log").write_text("GET /\n")
+    (var / "log" / "access.log").chmod(0o644)
+    var.chmod(0o755)
+    env = portal_env(var) | {"PORTAL_PORT": "1"}  # it never gets as far as serving
+    launcher = subprocess.Popen([sys.executable, "-m", "portal.launcher"], env=env, cwd=settings.BASE_DIR,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, umask=0o022)
+    lines: list[str] = []
+    try:
+        assert launcher.stdout is not None
+        for line in launcher.stdout:
+            lines.append(line)
+            if "starting the embedded Redis" in line or "using the Redis" in line:
+                break
+    finally:
+        launcher.terminate()
+        launcher.wait(30)
+    output = "".join(lines)
+    assert f"[portal] warning: {var} was mode 0755, readable by other users: made it 0700" in output
+    assert f"[portal] warning: {var / 'log' / 'access.log'} was mode 0644" in output
+    assert loose_paths(var) == []
