@@ -77,7 +77,7 @@ import psutil
 
 from portal.process import identity
 from portal.process.identity import ProcessIdentity
-from portal.process.logtail import open_for_append, rotate_copytruncate, within
+from portal.process.logtail import open_for_append, open_regular, rotate_copytruncate, within
 from portal.process.spec import Spec
 from portal.process.states import State, check_transition, is_active
 
@@ -644,7 +644,8 @@ class Keeper:
     def read_run_output(self, limit: int = 64 * 1024, keep_partial: bool = True) -> list[str]:
         """Lines this run wrote to the log (from where it started)."""
         try:
-            with open(self.log_path, "rb") as f:
+            # Never a link or a FIFO (swapped in after the start): that read would block the keeper.
+            with os.fdopen(open_regular(self.log_path), "rb") as f:
                 f.seek(self.run_offset)
                 data = f.read(limit)
         except OSError:

@@ -147,3 +147,15 @@ def test_rotation_never_cuts_the_file_behind_a_link(tmp_path, victim):
     with pytest.raises(NotARegularFile):
         rotate_copytruncate(link, max_bytes=100, backups=1)
     assert victim.read_bytes() == before
+
+
+def test_a_log_file_swapped_for_a_fifo_while_running_does_not_block_the_keeper(tmp_path, run_dir):
+    log_file = tmp_path / "gw.log"
+    keeper.launch(spec_logging_to(log_file), run_dir)
+    assert keeper.wait_for(run_dir, {"running"}, timeout=10)["state"] == "running"
+    log_file.rename(tmp_path / "gw.log.moved")
+    os.mkfifo(log_file)
+    time.sleep(1.0)  # two housekeeping rounds: first lines and rotation read the log again
+    started = time.monotonic()
+    assert keeper.request_stop(run_dir, timeout=10)
+    assert time.monotonic() - started < 5
