@@ -197,7 +197,7 @@ class GatewayForm(forms.ModelForm):
         path = self.cleaned_data.get("log_file", "").strip()
         if not path:
             return ""
-        example = runtime.default_log_path(self.instance).parent / "pygate.log"
+        example = runtime.default_log_path(self.instance).parent.parent / "pygate.log"  # var/log/pygate.log
         if not os.path.isabs(path):
             raise forms.ValidationError(
                 "Give the log file's full path, e.g. %(example)s, not “%(path)s”.",

@@ -181,3 +181,9 @@ def test_the_keeper_is_given_the_log_folders(log_dir):
     spec = runtime.build_spec(make_gateway())
     assert spec.log_roots == list(settings.PORTAL_LOG_ROOTS)
     assert spec.log_file == str(log_dir / "gateways" / "PyGate.log")
+
+
+def test_a_relative_log_file_is_refused_with_an_example_that_would_pass(log_dir):
+    message = log_error("gw.log")
+    assert message == f"Give the log file's full path, e.g. {log_dir / 'pygate.log'}, not “gw.log”."
+    assert log_error(log_dir / "pygate.log") == ""
