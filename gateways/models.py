@@ -96,7 +96,10 @@ class Gateway(models.Model):
     log_file = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Full path of the server's log file. Its folder must exist and be writable.",
+        help_text=(
+            "Full path of a new file in var/log/ (or a folder set in PORTAL_LOG_ROOTS). "
+            "Blank: var/log/gateways/NAME.log."
+        ),
     )
     python_executable = models.CharField(
         "Python executable path",
