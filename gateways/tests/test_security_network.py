@@ -116,3 +116,29 @@ def test_an_allowed_open_gateway_starts_with_a_warning_in_its_activity(pygate, o
     warning = Activity.objects.filter(gateway=gateway, level="warning").get()
     assert f"PyGate starts on 0.0.0.0:{gateway.port} without a passphrase, open to the network" in warning.message
     assert warning.trigger == operator.username
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("width", [390, 1920])
+def test_the_badge_is_seen_on_a_phone_and_a_wide_screen(browser, live_server, viewer, width):
+    from conftest import PASSWORD
+
+    make_gateway(name="Open", server="0.0.0.0", allow_unauthenticated_network=True)
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", viewer.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        for url in ("/gateways/", "/gateways/Open/"):
+            page.goto(f"{live_server.url}{url}")
+            badge = page.locator(".exposed").first
+            assert badge.is_visible() and badge.inner_text() == BADGE
+        # On the detail page it wraps inside the screen instead of pushing the page sideways.
+        box = page.locator("h1 .exposed").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width
+    finally:
+        context.close()
