@@ -211,8 +211,12 @@ def open_for_append(
         if st.st_nlink != 1:
             raise PermissionError(errno.EPERM, f"{os.fspath(path)} has {st.st_nlink} hard links: "
                                   "a log file must be a file of its own")
-        # The real place of what was opened, after every link on the way.
-        real = os.readlink(f"/proc/self/fd/{fd}")
+        # The real place of what was opened, after every link on the way (Linux: of the
+        # descriptor itself, so a folder swapped meanwhile cannot mislead it).
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            real = os.path.realpath(path)
         if roots is not None and not any(within(real, root) for root in roots):
             if created:
                 os.unlink(real)
