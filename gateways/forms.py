@@ -57,6 +57,7 @@ class GatewayForm(forms.ModelForm):
             "server",
             "port",
             "use_passphrase",
+            "allow_unauthenticated_network",
             "log_file",
             "python_executable",
             "python_options",
@@ -191,27 +192,29 @@ class GatewayForm(forms.ModelForm):
         return options
 
     def clean_log_file(self) -> str:
+        from gateways import runtime
+
         path = self.cleaned_data.get("log_file", "").strip()
         if not path:
             return ""
+        example = runtime.default_log_path(self.instance).parent.parent / "pygate.log"  # var/log/pygate.log
         if not os.path.isabs(path):
             raise forms.ValidationError(
-                "Give the log file's full path, e.g. /var/log/pygate.log, not “%(path)s”.",
-                params={"path": path},
+                "Give the log file's full path, e.g. %(example)s, not “%(path)s”.",
+                params={"path": path, "example": example},
             )
         p = Path(path)
-        if p.is_dir():
+        if p.is_dir() and not p.is_symlink():
             raise forms.ValidationError(
                 "%(path)s is a folder: add a file name, e.g. %(path)s/gateway.log.",
                 params={"path": path.rstrip("/")},
             )
+        # Where logs may be, links resolved; only regular files the portal created.
+        # The same check runs again before each start (the disk may change meanwhile).
+        failure = runtime.log_file_problem(self.instance, path)
+        if failure is not None:
+            raise forms.ValidationError("%(message)s.", params={"message": failure.message})
         folder = p.parent
-        if not folder.is_dir():
-            raise forms.ValidationError(
-                "The folder %(folder)s does not exist: create it, or choose a log file in a "
-                "folder that exists.",
-                params={"folder": folder},
-            )
         if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
             raise forms.ValidationError(
                 "%(path)s cannot be written by the portal's user: choose another folder or "
@@ -250,12 +253,25 @@ class GatewayForm(forms.ModelForm):
                     "passphrase",
                     f"The passphrase is too short: use at least {MIN_PASSPHRASE} characters.",
                 )
-        if server in WILDCARDS and not use_passphrase:
-            self.warnings.append(
-                f"{server} listens on every address of the host without a passphrase: anyone "
-                "who can reach the port can run code in it. Tick “Use passphrase”, or use 127.0.0.1."
-            )
+        self._check_network_exposure(data)
         return data
+
+    def _check_network_exposure(self, data: dict[str, Any]) -> None:
+        """Beyond loopback a gateway needs a passphrase, unless an administrator allows it."""
+        from portal.process.checks import check_network_exposure
+
+        server = data.get("server")
+        if not server:
+            return
+        allowed = bool(data.get("allow_unauthenticated_network"))
+        failure = check_network_exposure(server, bool(data.get("use_passphrase")), allowed)
+        if failure is not None:
+            self.add_error("use_passphrase", failure.message)
+        elif allowed and check_network_exposure(server, bool(data.get("use_passphrase")), False):
+            self.warnings.append(
+                f"{server} accepts connections from the network without a passphrase: anyone who can "
+                "reach the port can run code as the portal's user. Tick “Use passphrase”, or use 127.0.0.1."
+            )
 
     def save(self, commit: bool = True) -> Gateway:
         gateway = super().save(commit=False)

@@ -41,6 +41,8 @@ RUNTIME_FIELDS = (
     "init_timeout",
     "restart_policy",
     "stop_timeout",
+    # Whether the process may listen beyond loopback without a passphrase at all.
+    "allow_unauthenticated_network",
 )
 
 
@@ -79,6 +81,14 @@ class Gateway(models.Model):
     use_passphrase = models.BooleanField(
         default=False, help_text="Clients must prove they know the passphrase to connect."
     )
+    allow_unauthenticated_network = models.BooleanField(
+        "allow connections from the network without a passphrase",
+        default=False,
+        help_text=(
+            "Only for a trusted network: without a passphrase, anyone who can reach the port can run code "
+            "as the portal's user. Refused unless ticked by an Administrator."
+        ),
+    )
     # A PBKDF2 verifier ("pbkdf2_sha256$iterations$salt$key"), never the passphrase:
     # the server checks an HMAC challenge with the derived key, so the plain
     # passphrase is not needed after the form is saved. See docs/architecture.md.
@@ -86,7 +96,10 @@ class Gateway(models.Model):
     log_file = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Full path of the server's log file. Its folder must exist and be writable.",
+        help_text=(
+            "Full path of a new file in var/log/ (or a folder set in PORTAL_LOG_ROOTS). "
+            "Blank: var/log/gateways/NAME.log."
+        ),
     )
     python_executable = models.CharField(
         "Python executable path",
@@ -162,6 +175,13 @@ class Gateway(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("gateways:detail", args=[self.name])
+
+    @property
+    def open_to_network(self) -> bool:
+        """Listens beyond loopback without a passphrase (only when an administrator allowed it)."""
+        from portal.process.checks import is_loopback
+
+        return not self.use_passphrase and not is_loopback(self.server)
 
     @property
     def is_active(self) -> bool:

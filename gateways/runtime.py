@@ -14,6 +14,7 @@ from django.conf import settings
 
 from gateways.models import Gateway
 from portal import paths
+from portal.process.checks import CheckFailure, check_log_file
 from portal.process.spec import Spec
 from portal.queues import LOCAL_NAMES, host_queue
 
@@ -24,11 +25,26 @@ def run_dir(gateway: Gateway) -> Path:
     return paths.RUN_DIR / "gateways" / str(gateway.run_key)
 
 
+def default_log_path(gateway: Gateway) -> Path:
+    return paths.LOG_DIR.resolve() / "gateways" / f"{gateway.name}.log"
+
+
 def log_path(gateway: Gateway) -> Path:
     """The definition's log file, or the portal's default one for it."""
     if gateway.log_file:
         return Path(gateway.log_file)
-    return paths.LOG_DIR / "gateways" / f"{gateway.name}.log"
+    return default_log_path(gateway)
+
+
+def log_file_problem(gateway: Gateway, path: str | None = None) -> CheckFailure | None:
+    """Why this gateway may not write or show ``path`` (default: its log file), or None."""
+    return check_log_file(
+        path or str(log_path(gateway)),
+        settings.PORTAL_LOG_ROOTS,
+        var_dir=str(paths.VAR_DIR),
+        run_dir=str(run_dir(gateway)),
+        own_default=str(default_log_path(gateway)),
+    )
 
 
 def host_of(gateway: Gateway) -> str:
@@ -76,6 +92,7 @@ def build_spec(gateway: Gateway) -> Spec:
         secret_env=[PASSPHRASE_ENV] if verifier else [],
         cwd=str(settings.BASE_DIR),
         log_file=str(log),
+        log_roots=list(settings.PORTAL_LOG_ROOTS),
         probe={"kind": "gateway", "host": gateway.server, "port": gateway.port, "verifier": verifier or None},
         init_timeout=float(gateway.init_timeout),
         restart_policy=gateway.restart_policy,

@@ -39,7 +39,9 @@ def _done(gateway_pk: int, intent: str) -> None:
 def preflight(gateway: Gateway) -> checks.CheckFailure | None:
     """What would make a start fail, found before the start: with a message that says the fix."""
     return (
-        checks.check_python(gateway.python_executable)
+        checks.check_network_exposure(gateway.server, gateway.use_passphrase, gateway.allow_unauthenticated_network)
+        or runtime.log_file_problem(gateway)
+        or checks.check_python(gateway.python_executable)
         or checks.check_modules(gateway.python_executable, ["msgpack"])
         or checks.check_bind_address(gateway.server)
         or checks.check_port_free(gateway.server, gateway.port)
@@ -66,6 +68,16 @@ def _refuse(gateway: Gateway, trigger: str, failure: checks.CheckFailure) -> dic
     return {"state": gateway.state, "error": message}
 
 
+def _warn_open(gateway: Gateway, trigger: str) -> None:
+    """An administrator allowed it; each start still says what it means."""
+    message = (f"{gateway.name} starts on {gateway.server}:{gateway.port} without a passphrase, open to the "
+               "network (allowed by an administrator): anyone who can reach the port can run code as the "
+               "portal's user")
+    log.warning("%s", message)
+    sync.record(gateway, message=message, trigger=trigger, level="warning", host=settings.PORTAL_HOST_NAME,
+                user=sync.user_of(trigger))
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def start_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
     host = settings.PORTAL_HOST_NAME
@@ -87,6 +99,8 @@ def start_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
         # The task that won the claim clears the intent when it is done.
         return {"state": "starting", "note": "another task is starting it"}
     gateway.refresh_from_db()
+    if gateway.open_to_network:
+        _warn_open(gateway, trigger)
     rd = runtime.run_dir(gateway)
     try:
         keeper.launch(runtime.build_spec(gateway), rd, trigger=trigger)

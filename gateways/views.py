@@ -165,9 +165,14 @@ def live_context(gateway: Gateway) -> dict[str, Any]:
 
     samples = read_metrics(gateway.pk) if gateway.state == "running" else []
     log = runtime.log_path(gateway)
+    refused = runtime.log_file_problem(gateway)
     try:
-        log_lines = tail(log, 100) if log.exists() else []
-        log_error = "" if log.exists() else f"{log} does not exist yet: it is created at the first start."
+        if refused is not None:
+            # A definition saved before the log folders were enforced: never shown.
+            log_lines, log_error = [], f"The log is not shown and the gateway will not start: {refused.message}."
+        else:
+            log_lines = tail(log, 100) if log.exists() else []
+            log_error = "" if log.exists() else f"{log} does not exist yet: it is created at the first start."
     except OSError as e:
         log_lines, log_error = [], f"{log} cannot be read: {e.strerror}."
     if gateway.run_host and gateway.run_host != settings.PORTAL_HOST_NAME:

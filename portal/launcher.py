@@ -88,7 +88,11 @@ class Launcher:
         host = os.environ.get("PORTAL_HOST", "127.0.0.1")
         port = os.environ.get("PORTAL_PORT", "8000")
         venv_bin = Path(sys.executable).parent
-        paths.LOG_DIR.mkdir(parents=True, exist_ok=True)
+        # Before the first write, and inherited by every child (Redis, worker, web server).
+        paths.private_umask()
+        for line in paths.fix_modes():
+            _say(f"warning: {line}")
+        paths.ensure_dirs()
         env = dict(os.environ)
 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

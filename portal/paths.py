@@ -35,3 +35,100 @@ def this_host() -> str:
     import socket
 
     return os.environ.get("PORTAL_HOST_NAME") or socket.gethostname()
+
+
+# Private files ----------------------------------------------------------------
+# var/ holds the database (every gateway's verifier, the sessions), the secret
+# key and the Redis data: no other local user may read any of it.
+
+PRIVATE_UMASK = 0o077
+
+
+def private_umask() -> None:
+    """From here on this process creates files 0600 and folders 0700.
+
+    Called first thing by every entry point that writes under var/ (the
+    settings, the launcher, the keeper), so that nothing is ever created
+    readable by others, not even for the moment before a chmod.
+    """
+    os.umask(PRIVATE_UMASK)
+
+
+def mkdir_private(path: Path) -> None:
+    """``mkdir -p`` with 0700 for every folder it creates.
+
+    Path.mkdir(parents=True) creates the parents with the default mode,
+    ignoring ``mode``; this one does not.
+    """
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+
+
+def ensure_dirs() -> None:
+    """Create var/ and its folders (0700) before anything writes into them."""
+    for folder in (VAR_DIR, LOG_DIR, REDIS_DIR, RUN_DIR):
+        mkdir_private(folder)
+
+
+def fix_modes(root: Path | None = None) -> list[str]:
+    """Take group and other permissions off everything under var/.
+
+    Returns one line per path it fixed (or could not fix), for the caller to
+    show. Symbolic links are neither followed nor changed: a link's target is
+    not var/'s to fix.
+    """
+    import stat
+
+    root = root or VAR_DIR
+    fixed: list[str] = []
+
+    def fix(path: str) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o077:
+            return
+        old = stat.S_IMODE(st.st_mode)
+        new = old & ~0o077
+        try:
+            os.chmod(path, new)
+        except OSError as exc:
+            fixed.append(f"{path} is mode {old:04o} and could not be made {new:04o} ({exc.strerror}): "
+                         f"run chmod go-rwx {path} as its owner")
+            return
+        fixed.append(f"{path} was mode {old:04o}, readable by other users: made it {new:04o}")
+
+    if not root.exists():
+        return fixed
+    fix(str(root))
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            fix(os.path.join(folder, name))
+    return fixed
+
+
+# Log files ----------------------------------------------------------------------
+
+
+def log_roots() -> list[Path]:
+    """The folders gateway log files may be in: var/log/ and PORTAL_LOG_ROOTS.
+
+    PORTAL_LOG_ROOTS is a list of absolute folders separated by os.pathsep
+    (":"); each is resolved, so a root given through a symbolic link is the
+    folder it points to.
+    """
+    roots = [LOG_DIR.resolve()]
+    for entry in (os.environ.get("PORTAL_LOG_ROOTS") or "").split(os.pathsep):
+        entry = entry.strip()
+        if entry and os.path.isabs(entry):
+            roots.append(Path(entry).resolve())
+    return roots

@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from portal.paths import mkdir_private
+
 
 class RedisNotFound(RuntimeError):
     pass
@@ -50,7 +52,7 @@ def answers(sock_path: Path, timeout: float = 0.5) -> bool:
 
 def start(data_dir: Path, *, log_file: Path | None = None, preexec_fn=None) -> subprocess.Popen:  # type: ignore[no-untyped-def]
     """Start redis-server listening only on data_dir/redis.sock; wait until it answers."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mkdir_private(data_dir)
     sock = data_dir / "redis.sock"
     if answers(sock):
         raise RuntimeError(
@@ -73,7 +75,9 @@ def start(data_dir: Path, *, log_file: Path | None = None, preexec_fn=None) -> s
         "--logfile", str(log_file) if log_file else "",
     ]
     process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=preexec_fn
+        # umask: redis-server creates its dump, append-only files and log 0600
+        # whatever the caller's umask is (it sets none of its own).
+        argv, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=preexec_fn, umask=0o077
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

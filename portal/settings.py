@@ -15,6 +15,9 @@ PORTAL_VAR_DIR        Where var/ is. Default: var/ at the project root.
 PORTAL_HOST_NAME      The name this machine's worker serves in the per-host
                       queues. Default: the machine's host name.
 PORTAL_TIME_ZONE      Time zone of the pages. Default: UTC.
+PORTAL_LOG_ROOTS      Folders, besides var/log/, where gateway log files may
+                      be (absolute paths separated by ":"). A log file
+                      elsewhere is refused. Default: none.
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ import secrets
 
 import dj_database_url
 
+from portal import paths
 from portal.paths import BASE_DIR, LOG_DIR, VAR_DIR, redis_url, this_host
+
+# Before anything is written under var/: files 0600, folders 0700 (see paths.py).
+paths.private_umask()
 
 
 def _env_flag(name: str, default: bool = False) -> bool:
@@ -42,7 +49,7 @@ def _secret_key() -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    paths.mkdir_private(VAR_DIR)
     key = secrets.token_urlsafe(50)
     # O_EXCL: when two processes start at once, the first one's key wins.
     try:
@@ -189,3 +196,18 @@ LOGGING = {
     },
 }
 PORTAL_LOG_DIR = LOG_DIR
+
+
+def _log_roots() -> list[str]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    for entry in (os.environ.get("PORTAL_LOG_ROOTS") or "").split(os.pathsep):
+        if entry.strip() and not os.path.isabs(entry.strip()):
+            raise ImproperlyConfigured(
+                f"PORTAL_LOG_ROOTS names {entry.strip()!r}, which is not an absolute path: "
+                "give each log folder's full path, separated by ':'."
+            )
+    return [str(root) for root in paths.log_roots()]
+
+
+PORTAL_LOG_ROOTS = _log_roots()

@@ -107,7 +107,14 @@ def test_an_unknown_user_is_refused():
         run("--user", "ghost", "list")
 
 
-def test_the_warning_for_a_wildcard_without_passphrase_goes_to_stderr():
+def test_a_wildcard_without_passphrase_is_refused():
+    with pytest.raises(CommandError, match="listens on every address of the host and no passphrase is set"):
+        call_command("gateway", "create", "Wide", "--port", "55002", "--server", "0.0.0.0", stdout=StringIO())
+    assert not Gateway.objects.exists()
+
+
+def test_the_warning_for_an_allowed_wildcard_without_passphrase_goes_to_stderr():
     err = StringIO()
-    call_command("gateway", "create", "Wide", "--port", "55002", "--server", "0.0.0.0", stdout=StringIO(), stderr=err)
-    assert "listens on every address" in err.getvalue()
+    call_command("gateway", "create", "Wide", "--port", "55002", "--server", "0.0.0.0",
+                 "--allow-unauthenticated-network", stdout=StringIO(), stderr=err)
+    assert "accepts connections from the network without a passphrase" in err.getvalue()

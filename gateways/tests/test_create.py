@@ -76,11 +76,18 @@ def test_a_passphrase_is_never_echoed_back(admin_client_):
     assert "s3cret-pass-phrase" not in response.content.decode()
 
 
-def test_listening_everywhere_without_a_passphrase_warns(admin_client_):
-    response = admin_client_.post("/gateways/new/", form_data(server="0.0.0.0"), follow=True)
-    html = response.content.decode()
-    assert Gateway.objects.filter(server="0.0.0.0").exists()
-    assert "listens on every address of the host without a passphrase" in html
+def test_listening_everywhere_without_a_passphrase_is_refused(admin_client_):
+    response = admin_client_.post("/gateways/new/", form_data(server="0.0.0.0"))
+    assert response.status_code == 200
+    assert not Gateway.objects.exists()
+    assert "listens on every address of the host and no passphrase is set" in response.content.decode()
+
+
+def test_listening_everywhere_when_an_administrator_allows_it_warns(admin_client_):
+    data = form_data(server="0.0.0.0", allow_unauthenticated_network="on")
+    response = admin_client_.post("/gateways/new/", data, follow=True)
+    assert Gateway.objects.get().allow_unauthenticated_network
+    assert "accepts connections from the network without a passphrase" in response.content.decode()
 
 
 def test_the_passphrase_is_stored_only_as_a_verifier(admin_client_):

@@ -7,6 +7,7 @@ import pytest
 
 from gateways.forms import GatewayForm
 from gateways.tests.factories import form_data, make_gateway
+from portal import paths
 
 pytestmark = pytest.mark.django_db
 
@@ -98,16 +99,19 @@ def test_options_that_are_not_shell_words_are_refused():
 
 
 def test_a_log_file_in_a_missing_folder_is_refused():
-    message = errors_for(log_file="/no/such/dir/gw.log")["log_file"]
-    assert "The folder /no/such/dir does not exist" in message
+    missing = paths.LOG_DIR / "no" / "such"
+    message = errors_for(log_file=f"{missing}/gw.log")["log_file"]
+    assert f"the folder {missing} does not exist" in message
 
 
-def test_a_log_file_that_is_a_folder_is_refused(tmp_path):
-    assert "is a folder" in errors_for(log_file=str(tmp_path))["log_file"]
+def test_a_log_file_that_is_a_folder_is_refused():
+    paths.LOG_DIR.mkdir(exist_ok=True)
+    assert "is a folder" in errors_for(log_file=str(paths.LOG_DIR))["log_file"]
 
 
-def test_a_log_file_in_a_writable_folder_passes(tmp_path):
-    assert "log_file" not in errors_for(log_file=str(tmp_path / "gw.log"))
+def test_a_log_file_in_a_writable_log_folder_passes():
+    paths.LOG_DIR.mkdir(exist_ok=True)
+    assert "log_file" not in errors_for(log_file=str(paths.LOG_DIR / "gw-new.log"))
 
 
 def test_timeouts_stay_between_2_and_300_seconds():

@@ -188,3 +188,93 @@ def check_bind_address(host: str) -> CheckFailure | None:
     shown = host if host in resolved else f"{host} ({', '.join(sorted(resolved))})"
     return CheckFailure("address-not-local", f"{shown} is not an address of this host ({socket.gethostname()}): "
                         "run this gateway on a worker on that host, or use 127.0.0.1")
+
+
+# Log files ------------------------------------------------------------------------
+
+
+def check_log_file(
+    path: str, roots: list[str], *, var_dir: str, run_dir: str | None = None, own_default: str | None = None
+) -> CheckFailure | None:
+    """A gateway's log file may be read by every Viewer and is appended to and
+    rotated by the keeper: it must be a regular file of the portal's own, in a
+    log folder.
+
+    ``roots`` are the resolved log folders (var/log/ and PORTAL_LOG_ROOTS);
+    ``run_dir`` is the keeper's run directory, whose record names the log files
+    that keeper created; ``own_default`` is the gateway's default log file
+    (var/log/gateways/NAME.log), which is the portal's by construction.
+    """
+    import stat
+
+    from portal.process.logtail import created_here, kind_of, within
+
+    where = (f"log files may be only in {', '.join(roots)} (an administrator adds folders with "
+             "PORTAL_LOG_ROOTS); leave the field blank for the default log")
+    if not os.path.isabs(path):
+        return CheckFailure("log-file-relative", f"{path} is not a full path: {where}")
+    name = os.path.basename(path)
+    if name in ("", ".", ".."):
+        return CheckFailure("log-file-folder", f"{path} names a folder, not a file: {where}")
+    folder = os.path.realpath(os.path.dirname(path))
+    real = os.path.join(folder, name)
+    var_dir = os.path.realpath(var_dir)
+    private = within(real, var_dir) and not within(real, os.path.join(var_dir, "log"))
+    if private or not any(within(real, root) for root in roots):
+        via = f" (through a symbolic link, it is {real})" if os.path.normpath(path) != real else ""
+        what = "inside the portal's private folder" if private else "outside the log folders"
+        return CheckFailure("log-file-outside", f"{path}{via} is {what}: {where}")
+    gateway_logs = os.path.join(var_dir, "log", "gateways")
+    if within(real, gateway_logs) and real != own_default:
+        return CheckFailure("log-file-other-gateway", f"{path} is in {gateway_logs}, which holds each gateway's "
+                            f"default log: {where}")
+    if real == own_default and not os.path.lexists(real):
+        return None  # the keeper makes the portal's own folder for it
+    if not os.path.isdir(folder):
+        return CheckFailure("log-folder-missing", f"the folder {folder} does not exist: create it, or {where}")
+    try:
+        st = os.lstat(real)
+    except FileNotFoundError:
+        return None  # the keeper creates it, and records that it did
+    except OSError as exc:
+        return CheckFailure("log-file-unreadable", f"{path} cannot be examined ({exc.strerror}): {where}")
+    if not stat.S_ISREG(st.st_mode):
+        return CheckFailure("log-file-not-regular", f"{path} is {kind_of(st.st_mode)}, not a regular file: "
+                            f"a log file must be a plain file; {where}")
+    if st.st_nlink != 1:
+        return CheckFailure("log-file-linked", f"{path} has {st.st_nlink} hard links: a log file must be a "
+                            "file of its own; choose a new file name")
+    if real == own_default or (run_dir and created_here(run_dir, real, st)):
+        return None
+    return CheckFailure("log-file-not-ours", f"{path} already exists and the portal did not create it for this "
+                        "gateway: the portal takes over only a log file it created, so that it never appends to, "
+                        "rotates or shows another program's file. Choose a file name that does not exist yet "
+                        "(the portal creates it at the first start), or remove that file")
+
+
+# Who can connect ---------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    """Does ``host`` listen only on this machine's loopback? Written, not resolved:
+    only 127.0.0.0/8, ::1 and "localhost" count (a name's address may change later)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip()).is_loopback
+    except ValueError:
+        return False
+
+
+def check_network_exposure(host: str, use_passphrase: bool, allowed: bool) -> CheckFailure | None:
+    """A gateway runs any code its clients send: beyond loopback it needs a passphrase,
+    unless an administrator allowed this definition to go without one."""
+    if use_passphrase or allowed or is_loopback(host):
+        return None
+    where = "listens on every address of the host" if _is_wildcard(host) else "is not a loopback address"
+    return CheckFailure(
+        "open-to-network",
+        f"{host or '0.0.0.0'} {where} and no passphrase is set: anyone who can reach the port could run "
+        "code as the portal's user. Tick “Use passphrase”, or listen on 127.0.0.1; an administrator who "
+        "accepts the risk ticks “Allow connections from the network without a passphrase”.",
+    )

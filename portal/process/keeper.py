@@ -77,7 +77,7 @@ import psutil
 
 from portal.process import identity
 from portal.process.identity import ProcessIdentity
-from portal.process.logtail import rotate_copytruncate
+from portal.process.logtail import open_for_append, open_regular, rotate_copytruncate, within
 from portal.process.spec import Spec
 from portal.process.states import State, check_transition, is_active
 
@@ -164,10 +164,18 @@ def read_spec(run_dir: Path | str) -> Spec:
     return Spec.from_json(Path(run_dir, SPEC_FILE).read_text(encoding="utf-8"))
 
 
+def _mkdir_private(path: Path) -> None:
+    """mkdir -p with 0700 for each folder created, whatever the caller's umask
+    (Path.mkdir gives the parents it creates the default mode)."""
+    for folder in reversed([p for p in (path, *path.parents) if not p.is_dir()]):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, 0o700)
+
+
 def write_spec(spec: Spec, run_dir: Path | str) -> None:
     """Create RUN_DIR (0700) and write spec.json (0600)."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _mkdir_private(run_dir)
     os.chmod(run_dir, 0o700)
     _write_atomic(run_dir / SPEC_FILE, spec.to_json(), 0o600)
 
@@ -624,7 +632,8 @@ class Keeper:
     def read_run_output(self, limit: int = 64 * 1024, keep_partial: bool = True) -> list[str]:
         """Lines this run wrote to the log (from where it started)."""
         try:
-            with open(self.log_path, "rb") as f:
+            # Never a link or a FIFO (swapped in after the start): that read would block the keeper.
+            with os.fdopen(open_regular(self.log_path), "rb") as f:
                 f.seek(self.run_offset)
                 data = f.read(limit)
         except OSError:
@@ -677,10 +686,18 @@ class Keeper:
         busy = self.port_in_use_error()
         if busy:
             return busy
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        rotate_copytruncate(self.log_path, self.spec.log_max_bytes, self.spec.log_backups)
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        roots = self.spec.log_roots
+        folder = os.path.realpath(self.log_path.parent)
+        if roots is None or any(within(folder, root) for root in roots):
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # Checked before anything is rotated or written: only a regular file
+            # of its own, in the log folders (see logtail.open_for_append).
+            fd = open_for_append(self.log_path, roots, self.run_dir)
+        except OSError as exc:
+            return f"log file refused: {exc.strerror or exc}"
+        try:
+            rotate_copytruncate(self.log_path, self.spec.log_max_bytes, self.spec.log_backups)
             self.run_offset = os.fstat(fd).st_size
             popen = subprocess.Popen(
                 self.spec.argv,
@@ -1014,13 +1031,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--foreground", action="store_true", help="no fork (debugging)")
     args = parser.parse_args(argv)
     run_dir: Path = args.run_dir.resolve()
+    # First: everything the keeper and its child create is private (0600/0700).
+    os.umask(0o077)
 
     def report(word: bytes) -> None:
         return None
     if not args.foreground:
         report = _daemonize()
         _redirect_stdio(run_dir)
-    os.umask(0o077)
     try:
         spec = read_spec(run_dir)
     except (OSError, ValueError) as exc:
@@ -1104,7 +1122,7 @@ def _start_keeper(run_dir: Path, extra: list[str], timeout: float) -> KeeperInfo
         proc = subprocess.Popen(
             [sys.executable, "-m", "portal.process.keeper", str(run_dir), *extra],
             cwd=_PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            close_fds=True,
+            close_fds=True, umask=0o077,
         )
     finally:
         os.close(out)
@@ -1146,7 +1164,7 @@ def launch(spec: Spec, run_dir: Path | str, trigger: str = "user", timeout: floa
     """
     run_dir = Path(run_dir).resolve()
     spec.validate()
-    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _mkdir_private(run_dir)
     _refuse_if_busy(run_dir)
     status = read_status(run_dir)
     pid = child_identity(status)

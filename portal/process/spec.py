@@ -40,6 +40,8 @@ class Spec:
     secret_env: list[str] = field(default_factory=list)
     cwd: str | None = None
     log_file: str | None = None  # None: RUN_DIR/output.log
+    # Folders the log file must really be in (after links); None: anywhere.
+    log_roots: list[str] | None = None
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
     probe: dict[str, Any] | None = None

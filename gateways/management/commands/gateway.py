@@ -1,7 +1,7 @@
 """``manage.py gateway``: gateway definitions from scripts.
 
     gateway create NAME --port P [--server H] [--python PATH] [--options "..."]
-                   [--log-file F] [--passphrase-file F]
+                   [--log-file F] [--passphrase-file F] [--allow-unauthenticated-network]
     gateway list [--json]
     gateway show NAME [--json]
     gateway delete NAME
@@ -114,6 +114,10 @@ class Command(BaseCommand):
         create.add_argument(
             "--passphrase-file", help="file whose first line is the passphrase ('-' reads standard input)"
         )
+        create.add_argument(
+            "--allow-unauthenticated-network", action="store_true",
+            help="let a server beyond loopback run without a passphrase (anyone who reaches the port runs code)",
+        )
         create.add_argument("--init-timeout", default="5")
         create.add_argument("--connection-timeout", default="5")
         create.add_argument("--stop-timeout", default="5")
@@ -202,6 +206,8 @@ class Command(BaseCommand):
             "stop_timeout": options["stop_timeout"],
             "restart_policy": options["restart_policy"],
         }
+        if options.get("allow_unauthenticated_network"):
+            data["allow_unauthenticated_network"] = "on"
         if options.get("passphrase_file"):
             data["use_passphrase"] = "on"
             data["passphrase"] = self._read_passphrase(options["passphrase_file"])
