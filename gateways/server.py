@@ -57,7 +57,13 @@ except ImportError as _exc:  # pragma: no cover - exercised by a subprocess test
     if getattr(_exc, "name", None) != "msgpack":
         raise
     P = None  # type: ignore[assignment]
-from gateways.server_guard import BurstLog, FailureLimiter, OneLineFormatter, peer_key
+from gateways.server_guard import (
+    BurstLog,
+    FailureLimiter,
+    Handshake,
+    OneLineFormatter,
+    raise_file_limit,
+)
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -75,14 +81,6 @@ EVICT_AFTER = 1.0
 BURST_WINDOW = 10.0
 ACCEPT_PAUSE = 0.5
 log = logging.getLogger("gateways.server")
-
-
-def _peer_text(addr: Any) -> str:
-    try:
-        host, port = addr[0], addr[1]
-    except (TypeError, IndexError):
-        return str(addr)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _is_loopback(host: str) -> bool:
@@ -243,26 +241,6 @@ class ServerEndpoint(P.Endpoint if P is not None else object):  # type: ignore[m
         return {"frames_in": self.fs.frames_in, "frames_out": self.fs.frames_out, "objects": len(self.objects)}
 
 
-class _Handshake:
-    """A connection between accept and welcome. The listener's thread serves it with non-blocking
-    reads, so an unauthenticated peer costs a socket and a small buffer, never a thread."""
-
-    __slots__ = ("addr", "buf", "deadline", "hello_frame", "key", "opened", "peer", "refusal", "refuse_at",
-                 "sock")
-
-    def __init__(self, sock: socket.socket, addr: Any, now: float, deadline: float) -> None:
-        self.sock = sock
-        self.addr = addr
-        self.peer = _peer_text(addr)
-        self.key = peer_key(str(addr[0]))
-        self.opened = now
-        self.deadline = deadline
-        self.buf = bytearray()
-        self.hello_frame = b""
-        self.refuse_at = 0.0  # a wrong passphrase is answered after a short delay, without a thread
-        self.refusal = ""
-
-
 class GatewayServer:
     """The listener: handshakes in its own thread, one thread per authenticated connection.
 
@@ -291,7 +269,7 @@ class GatewayServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._conns: set = set()  # authenticated connections, each served by its own thread
         self._conns_lock = threading.Lock()
-        self._handshakes: dict = {}  # socket -> _Handshake, touched by the listener's thread only
+        self._handshakes: dict = {}  # socket -> Handshake, touched by the listener's thread only
         self._pending_per_peer: dict = {}
         self._sel: selectors.BaseSelector | None = None
         self._accept_paused_until = 0.0
@@ -366,7 +344,7 @@ class GatewayServer:
                 ep.close()
             self.bursts.flush()
 
-    def _guarded(self, fn: Any, hs: _Handshake) -> None:
+    def _guarded(self, fn: Any, hs: Handshake) -> None:
         # Whatever goes wrong with one handshake (even MemoryError) closes that one, not the listener.
         try:
             fn(hs)
@@ -423,7 +401,7 @@ class GatewayServer:
 
     def _admit(self, sock: socket.socket, addr: Any) -> None:
         now = time.monotonic()
-        hs = _Handshake(sock, addr, now, now + self.handshake_timeout)
+        hs = Handshake(sock, addr, now, now + self.handshake_timeout)
         sock.setblocking(False)
         P.tune_socket(sock)
         with self._conns_lock:
@@ -472,7 +450,7 @@ class GatewayServer:
         self._drop(victim)
         return True
 
-    def _drop(self, hs: _Handshake) -> None:
+    def _drop(self, hs: Handshake) -> None:
         if self._handshakes.pop(hs.sock, None) is not None:
             left = self._pending_per_peer.get(hs.key, 1) - 1
             if left:
@@ -497,7 +475,7 @@ class GatewayServer:
 
     # -- the handshake --------------------------------------------------------------------------
 
-    def _on_readable(self, hs: _Handshake) -> None:
+    def _on_readable(self, hs: Handshake) -> None:
         try:
             data = hs.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -526,7 +504,7 @@ class GatewayServer:
             self._send_now(hs.sock, self._packer.pack([P.KIND_ERROR, 0, None, "ProtocolError", str(exc), ""]))
             self._drop(hs)
 
-    def _check_auth(self, hs: _Handshake, body: bytes, rest: bytes) -> None:
+    def _check_auth(self, hs: Handshake, body: bytes, rest: bytes) -> None:
         try:
             msg = P.msgpack.unpackb(body, raw=False, ext_hook=_refuse_ext)
         except P.DECODE_ERRORS as exc:
@@ -568,7 +546,7 @@ class GatewayServer:
         self.limiter.succeeded(hs.key)
         self._start_connection(hs, self._packer.pack([P.KIND_WELCOME, welcome]), rest)
 
-    def _start_connection(self, hs: _Handshake, welcome_frame: bytes, rest: bytes) -> None:
+    def _start_connection(self, hs: Handshake, welcome_frame: bytes, rest: bytes) -> None:
         sock = hs.sock
         with contextlib.suppress(KeyError, ValueError):
             self._sel.unregister(sock)
@@ -725,19 +703,6 @@ def _usage_error(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _raise_file_limit(needed: int) -> None:
-    """Every connection is a file descriptor: lift the soft limit as far as the caps need, if allowed."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Linux
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
 def _same_file(stream: Any, path: str) -> bool:
     try:
         a, b = os.fstat(stream.fileno()), os.stat(path)
@@ -768,7 +733,7 @@ def main(argv: list | None = None) -> int:
     else:
         log.addHandler(logging.NullHandler())
     log.propagate = False
-    _raise_file_limit(args.max_connections + args.max_handshakes + 64)
+    raise_file_limit(args.max_connections + args.max_handshakes + 64)
     server = GatewayServer(args.host, args.port, secret, args.max_frame_bytes, max_connections=args.max_connections,
                            max_handshakes=args.max_handshakes, handshake_timeout=args.handshake_timeout,
                            idle_timeout=args.idle_timeout)

@@ -6,12 +6,15 @@ Part of the server, so it runs on any CPython 3.9+ and never imports Django or t
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
 import re
+import socket
 import time
 from collections import OrderedDict
+from typing import Any
 
 log = logging.getLogger("gateways.server")
 
@@ -56,6 +59,14 @@ class OneLineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return printable(super().format(record))
+
+
+def peer_text(addr: Any) -> str:
+    try:
+        host, port = addr[0], addr[1]
+    except (TypeError, IndexError):
+        return str(addr)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def peer_key(host: str) -> str:
@@ -178,3 +189,36 @@ class BurstLog:
             log.warning("%d %s%s in the last %d s (%s)", sum(counts.values()), category,
                         f" from {source}" if source else "", elapsed, detail)
             self._active[key] = {}
+
+
+def raise_file_limit(needed: int) -> None:
+    """Every connection is a file descriptor: lift the soft limit as far as the caps need, if allowed."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Linux
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+class Handshake:
+    """A connection between accept and welcome. The listener's thread serves it with non-blocking
+    reads, so an unauthenticated peer costs a socket and a small buffer, never a thread."""
+
+    __slots__ = ("addr", "buf", "deadline", "hello_frame", "key", "opened", "peer", "refusal", "refuse_at",
+                 "sock")
+
+    def __init__(self, sock: socket.socket, addr: Any, now: float, deadline: float) -> None:
+        self.sock = sock
+        self.addr = addr
+        self.peer = peer_text(addr)
+        self.key = peer_key(str(addr[0]))
+        self.opened = now
+        self.deadline = deadline
+        self.buf = bytearray()
+        self.hello_frame = b""
+        self.refuse_at = 0.0  # a wrong passphrase is answered after a short delay, without a thread
+        self.refusal = ""
