@@ -44,7 +44,7 @@ DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 # Before authentication only the tiny handshake frames are legal: an unauthenticated peer must
 # not be able to make the server buffer megabytes by announcing a large frame.
 HANDSHAKE_MAX_FRAME_BYTES = 64 * 1024
-HANDSHAKE_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = 10.0  # the whole handshake; the server's --handshake-timeout default
 DEFAULT_ITERATIONS = 200_000
 # A hostile server could announce absurd PBKDF2 iterations to burn the client's CPU.
 MAX_ITERATIONS = 10_000_000
