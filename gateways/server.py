@@ -485,8 +485,6 @@ class GatewayServer:
         if not data:
             self._drop(hs)  # gone before the end of the handshake (a port check, a client giving up)
             return
-        if hs.refuse_at:
-            return  # bytes after a wrong answer are ignored until the refusal goes out
         hs.buf += data
         if len(hs.buf) < 4:
             return
@@ -541,6 +539,8 @@ class GatewayServer:
                 # Answered after a delay, without holding a thread: the slot stays taken meanwhile.
                 hs.refuse_at = now + random.uniform(0.5, 0.8)
                 hs.refusal = "authentication failed"
+                with contextlib.suppress(KeyError, ValueError):
+                    self._sel.unregister(hs.sock)  # nothing it sends now matters
                 return
             welcome["mac"] = P.auth_mac(self.key, b"server", hs.hello_frame, cnonce)
         self.limiter.succeeded(hs.key)

@@ -29,6 +29,8 @@ SERVER_RATE = 1.0
 # How many addresses are remembered; beyond it new ones share one bucket (memory stays bounded).
 MAX_TRACKED = 10_000
 MAX_TRUSTED = 1024
+# Addresses with a burst of their own in the log; beyond it they are summed up as "other addresses".
+MAX_BURST_SOURCES = 256
 
 # C0 and C1 controls, DEL, the Unicode line and paragraph separators, the bidirectional overrides
 # (which reorder what a viewer shows) and the backslash (so an escaped "\n" cannot be faked).
@@ -167,7 +169,7 @@ class BurstLog:
         key = (category, source)
         counts = self._active.get(key)
         if counts is None:
-            if len(self._active) >= MAX_TRACKED:
+            if len(self._active) >= MAX_BURST_SOURCES:
                 key = (category, "other addresses")
                 counts = self._active.setdefault(key, {})
             else:
