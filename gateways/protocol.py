@@ -741,6 +741,9 @@ class Endpoint:
         return batch
 
     def _release(self, ids: Any) -> None:
+        # Only reached when a message carries releases, so checking them costs the plain path nothing.
+        if type(ids) is not list or not all(type(oid) is int for oid in ids):
+            raise ProtocolError("releases must be null or a list of object ids")
         objs = self.objects
         for oid in ids:
             objs.pop(oid, None)

@@ -321,6 +321,27 @@ def test_frames_announced_but_not_sent_do_not_allocate_their_size(tmp_path):
         server.stop()
 
 
+# -- malformed messages after the handshake -------------------------------------------------------
+
+
+@pytest.mark.parametrize("releases", [5, True, 1.5, [[1]], [{}], ["x"]])
+def test_a_malformed_release_list_is_a_protocol_error_not_an_unhandled_error(tmp_path, releases):
+    server = start_gateway_server(tmp_path)
+    try:
+        sock = socket.create_connection((server.host, server.port), timeout=10)
+        read_frame(sock)
+        send_frame(sock, msgpack.packb([KIND_AUTH, {"protocol": PROTOCOL_VERSION}]))
+        read_frame(sock)
+        send_frame(sock, msgpack.packb([0, 1, releases, 20]))  # a ping carrying releases that are not ids
+        msg = msgpack.unpackb(read_frame(sock))
+        sock.close()
+        assert msg[0] == 2 and msg[3] == "ProtocolError" and "releases" in msg[4], msg
+        text = stopped_log(server)
+        assert "unhandled error" not in text and "Traceback" not in text, text
+    finally:
+        server.stop()
+
+
 # -- the readiness line ---------------------------------------------------------------------------
 
 
