@@ -92,7 +92,7 @@ def test_failed_handshakes_are_logged_once_per_burst_not_once_per_try(guarded):
         wait_until(lambda: sum(attack.counts.values()) > 300, timeout=20)
     text = stopped_log(guarded)
     about = [line for line in text.splitlines() if "127.0.0.2" in line]
-    assert len(about) <= 6, "\n".join(about[:12])
+    assert len(about) <= 8, "\n".join(about[:12])  # first lines and sums, not one per try
     assert "authentication failed peer=127.0.0.2:" in text
     summed = sum(int(m) for m in re.findall(r"(\d+) (?:failed handshakes|refused connections) from 127\.0\.0\.2", text))
     # The first of each kind is its own line; every other attempt is in a sum.
@@ -146,8 +146,11 @@ def test_500_idle_sockets_keep_the_thread_count_bounded_and_a_client_still_gets_
         assert gw.ping()
         gw.close()
         assert proc.num_threads() <= 3
-        refused = [s for s in idle[-20:] if msgpack.unpackb(read_frame(s))[0] == KIND_REFUSED]
-        assert refused, "connections beyond the caps get a refusal frame"
+        first_frames = [msgpack.unpackb(read_frame(s)) for s in idle]
+        refused = [answer["error"] for kind, answer in first_frames if kind == KIND_REFUSED]
+        # 64 handshake slots (more if idle ones were evicted on a slow machine): the rest are told why.
+        assert len(refused) >= 100, f"{len(refused)} refusals"
+        assert all(r.startswith("too many") for r in refused), set(refused)
     finally:
         for s in idle:
             s.close()
