@@ -799,7 +799,11 @@ class Endpoint:
                     raise
                 kind = msg[0]
                 if msg[2]:
-                    self._release(msg[2])
+                    try:
+                        self._release(msg[2])
+                    except ProtocolError:
+                        self.close()
+                        raise
                 if msg[1] == rid:
                     if kind == KIND_RESPONSE:
                         if self._decode_error is not None:
