@@ -146,6 +146,8 @@ def _handshake(sock: socket.socket, passphrase: str | None, verifier: str | None
         kind, hello = msgpack.unpackb(hello_frame, raw=False)
     except P.DECODE_ERRORS:
         raise ProtocolError("the peer is not an External Python Server") from None
+    if kind == P.KIND_REFUSED:  # refused at once: too many connections, or no thread to serve one
+        _raise_refused(hello)
     if kind != P.KIND_HELLO or type(hello) is not dict:
         raise ProtocolError("the peer is not an External Python Server")
     if hello.get("protocol") != P.PROTOCOL_VERSION:
@@ -181,10 +183,7 @@ def _handshake(sock: socket.socket, passphrase: str | None, verifier: str | None
     except P.DECODE_ERRORS:
         raise ProtocolError("malformed handshake answer") from None
     if kind == P.KIND_REFUSED:
-        text = str(answer.get("error", "refused")) if type(answer) is dict else "refused"
-        if "authentication" in text:
-            raise AuthenticationError(text)
-        raise ProtocolError(f"the server refused the connection: {text}")
+        _raise_refused(answer)
     if kind != P.KIND_WELCOME or type(answer) is not dict:
         raise ProtocolError("malformed handshake answer")
     if key is not None:
@@ -193,6 +192,13 @@ def _handshake(sock: socket.socket, passphrase: str | None, verifier: str | None
         if type(mac) is not bytes or not hmac.compare_digest(mac, expected):
             raise AuthenticationError("the server failed to prove that it knows the passphrase")
     return hello
+
+
+def _raise_refused(answer: Any) -> None:
+    text = str(answer.get("error", "refused")) if type(answer) is dict else "refused"
+    if "authentication" in text:
+        raise AuthenticationError(text)
+    raise ProtocolError(f"the server refused the connection: {text}")
 
 
 def connect(host: str, port: int, passphrase: str | None = None, timeout: float | None = 10.0,

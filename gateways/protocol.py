@@ -44,7 +44,7 @@ DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 # Before authentication only the tiny handshake frames are legal: an unauthenticated peer must
 # not be able to make the server buffer megabytes by announcing a large frame.
 HANDSHAKE_MAX_FRAME_BYTES = 64 * 1024
-HANDSHAKE_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = 10.0  # the whole handshake; the server's --handshake-timeout default
 DEFAULT_ITERATIONS = 200_000
 # A hostile server could announce absurd PBKDF2 iterations to burn the client's CPU.
 MAX_ITERATIONS = 10_000_000
@@ -94,6 +94,10 @@ EXT_RECEIVER_PATH = 4  # payload: [id, attr, attr, ...]; an attribute path from 
 EXT_BIGINT = 5       # payload: decimal text of an int outside msgpack's 64-bit range
 
 _HDR = struct.Struct("!I")
+# A receive buffer grown past this by a large frame goes back to the initial size once drained.
+_SHRINK_ABOVE = 1024 * 1024
+_INITIAL_BUFFER = 65536
+RECV_TIMEOUT_TEXT = "timed out waiting for the peer"
 _ID = struct.Struct("!Q")
 VALUE_TYPES = frozenset((type(None), bool, int, float, str, bytes, list, tuple, dict))
 _HINT_SCAN_LIMIT = 32
@@ -262,6 +266,16 @@ class FrameSocket:
             raise ConnectionLost(f"connection lost while sending: {exc}") from None
         self.frames_out += 1
 
+    def prime(self, data: bytes) -> None:
+        """Bytes read from the socket before this FrameSocket took it over (the end of a handshake read)."""
+        end = self._end + len(data)
+        if end > len(self._buf):
+            self._view.release()
+            self._buf = self._buf[:self._end] + bytearray(max(end - self._end, len(self._buf)))
+            self._view = memoryview(self._buf)
+        self._buf[self._end:end] = data
+        self._end = end
+
     def recv(self) -> memoryview:
         """The next frame's body; valid only until the next recv()."""
         start, end = self._start, self._end
@@ -279,30 +293,45 @@ class FrameSocket:
                 need = 4 + n
             else:
                 need = 4
-            if start + need > len(self._buf):
-                # Move the partial frame to the front, growing only as far as the (checked) length.
-                if need > len(self._buf):
+                if avail == 0 and len(self._buf) > _SHRINK_ABOVE:
+                    # Drained after a large frame: give the memory back rather than hold it for good.
                     self._view.release()
-                    newbuf = bytearray(max(need, 2 * len(self._buf)))
-                    newbuf[:avail] = self._buf[start:end]
+                    self._buf = bytearray(_INITIAL_BUFFER)
+                    self._view = memoryview(self._buf)
+                    start = end = 0
+            size = len(self._buf)
+            if start + need > size:
+                if start:
+                    # Move the partial frame to the front.
+                    self._buf[:avail] = self._buf[start:end]
+                    start, end = 0, avail
+                if end == size:
+                    # Full: double, but never past the (checked) frame length. The buffer grows with
+                    # the bytes that actually arrive, not with what a header merely announces, so a
+                    # peer announcing 64 MiB and sending 100 bytes costs 64 KiB, not 64 MiB.
+                    self._view.release()
+                    newbuf = bytearray(min(need, 2 * size))
+                    newbuf[:end] = self._buf[:end]
                     self._buf = newbuf
                     self._view = memoryview(newbuf)
-                else:
-                    self._buf[:avail] = self._buf[start:end]
-                start, end = 0, avail
             try:
                 k = self.sock.recv_into(self._view[end:])
             except socket.timeout:
                 self._start, self._end = start, end
-                raise GatewayTimeout("timed out waiting for the peer") from None
+                raise GatewayTimeout(RECV_TIMEOUT_TEXT) from None
             except BlockingIOError:  # SO_RCVTIMEO expired on a blocking socket
                 self._start, self._end = start, end
-                raise GatewayTimeout("timed out waiting for the peer") from None
+                raise GatewayTimeout(RECV_TIMEOUT_TEXT) from None
             except OSError as exc:
                 raise ConnectionLost(f"connection lost: {exc}") from None
             if not k:
                 raise ConnectionLost("connection closed by peer" if avail == 0 else "connection closed mid-frame")
             end += k
+
+
+def frame_bytes(body: bytes) -> bytes:
+    """Header and body of one frame, for senders that do not go through a FrameSocket."""
+    return _HDR.pack(len(body)) + body
 
 
 def tune_socket(sock: socket.socket) -> None:
@@ -319,13 +348,14 @@ def set_recv_timeout(sock: socket.socket, timeout: float | None) -> None:
     sock.settimeout(None)
     if timeout is None:
         return
+    # 0 clears a timeout set earlier (the kernel reads zero as "wait for ever").
     sec = int(timeout)
     usec = int((timeout - sec) * 1_000_000)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", sec, usec))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", sec, usec))
     except (OSError, struct.error):
-        sock.settimeout(timeout)
+        sock.settimeout(timeout or None)
 
 
 # ---------------------------------------------------------------------------- proxies
@@ -717,6 +747,9 @@ class Endpoint:
         return batch
 
     def _release(self, ids: Any) -> None:
+        # Only reached when a message carries releases, so checking them costs the plain path nothing.
+        if type(ids) is not list or not all(type(oid) is int for oid in ids):
+            raise ProtocolError("releases must be null or a list of object ids")
         objs = self.objects
         for oid in ids:
             objs.pop(oid, None)
@@ -778,7 +811,11 @@ class Endpoint:
                         self._release(msg[2])
                     continue
                 if msg[2]:
-                    self._release(msg[2])
+                    try:
+                        self._release(msg[2])
+                    except ProtocolError:
+                        self.close()
+                        raise
                 if msg[1] == rid:
                     if kind == KIND_RESPONSE:
                         if self._decode_error is not None:

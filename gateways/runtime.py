@@ -80,6 +80,8 @@ def build_spec(gateway: Gateway) -> Spec:
         str(gateway.port),
         "--log-file",
         str(log),
+        # Connection caps and timeouts (PORTAL_GATEWAY_SERVER_OPTIONS); their defaults live in the server.
+        *settings.GATEWAY_SERVER_OPTIONS,
     ]
     env = {"PYTHONPATH": str(settings.BASE_DIR)}
     verifier = gateway.passphrase_verifier if gateway.use_passphrase else ""

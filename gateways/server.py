@@ -6,9 +6,16 @@ imports Django or the portal. Options:
     --host H                 address to bind (default 127.0.0.1)
     --port P                 port to bind; 0 picks a free one (the readiness line names it)
     --log-file F             one line per connection opened/closed, authentication failure,
-                             protocol error, failed request and unhandled error
+                             protocol error, failed request and unhandled error; repeated
+                             handshake failures from one address are summed up every 10 s
     --passphrase-file F      file holding the passphrase or a pbkdf2_sha256 verifier
     --max-frame-bytes N      largest accepted frame (default 64 MiB)
+    --max-connections N      authenticated connections served at once (default 100)
+    --max-handshakes N       connections still in their handshake at once (default 64; one
+                             address may hold a quarter of them)
+    --handshake-timeout S    seconds for the whole handshake (default 10)
+    --idle-timeout S         close an authenticated connection that sends nothing for S seconds
+                             while no call of its is running (default 3600; 0 never)
 
 The passphrase (or verifier) may instead come from the environment variable GATEWAY_PASSPHRASE,
 which is removed from os.environ at start; it is never accepted as an argument, so it cannot show
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import hmac
 import importlib
 import ipaddress
@@ -37,6 +45,7 @@ import random
 import selectors
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -48,6 +57,13 @@ except ImportError as _exc:  # pragma: no cover - exercised by a subprocess test
     if getattr(_exc, "name", None) != "msgpack":
         raise
     P = None  # type: ignore[assignment]
+from gateways.server_guard import (
+    BurstLog,
+    FailureLimiter,
+    Handshake,
+    OneLineFormatter,
+    raise_file_limit,
+)
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -56,15 +72,15 @@ EXIT_BIND = 4
 EXIT_PASSPHRASE = 5
 
 PASSPHRASE_ENV = "GATEWAY_PASSPHRASE"
+DEFAULT_MAX_CONNECTIONS = 100
+DEFAULT_MAX_HANDSHAKES = 64
+DEFAULT_HANDSHAKE_TIMEOUT = P.HANDSHAKE_TIMEOUT if P is not None else 10.0
+DEFAULT_IDLE_TIMEOUT = 3600.0
+# A handshake open this long is evicted when the table is full and a new connection arrives.
+EVICT_AFTER = 1.0
+BURST_WINDOW = 10.0
+ACCEPT_PAUSE = 0.5
 log = logging.getLogger("gateways.server")
-
-
-def _peer_text(addr: Any) -> str:
-    try:
-        host, port = addr[0], addr[1]
-    except (TypeError, IndexError):
-        return str(addr)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _is_loopback(host: str) -> bool:
@@ -140,6 +156,7 @@ class ServerEndpoint(P.Endpoint if P is not None else object):  # type: ignore[m
         self.loopback = loopback
         self.shutdown_requested = False
         self.serving_thread = threading.get_ident()
+        self._callback_depth = 0
 
     def handlers(self) -> dict:
         h = super().handlers()
@@ -160,7 +177,20 @@ class ServerEndpoint(P.Endpoint if P is not None else object):  # type: ignore[m
         # serving it: any other thread would race that thread's reads on the socket.
         if threading.get_ident() != self.serving_thread:
             raise P.GatewayError("client objects can only be called from the thread serving the client's call")
-        return super().request(op, *args)
+        idle = self.server.idle_timeout
+        if not idle:
+            return super().request(op, *args)
+        # Waiting for the client's answer to a callback is not idleness: no idle timeout meanwhile.
+        self._callback_depth += 1
+        if self._callback_depth == 1:
+            P.set_recv_timeout(self.sock, 0)
+        try:
+            return super().request(op, *args)
+        finally:
+            self._callback_depth -= 1
+            if self._callback_depth == 0 and not self.closed:
+                with contextlib.suppress(OSError):
+                    P.set_recv_timeout(self.sock, idle)
 
     def on_request_error(self, msg: list, exc: BaseException) -> None:
         op = msg[3] if len(msg) > 3 else None
@@ -212,17 +242,49 @@ class ServerEndpoint(P.Endpoint if P is not None else object):  # type: ignore[m
 
 
 class GatewayServer:
+    """The listener: handshakes in its own thread, one thread per authenticated connection.
+
+    Hand-written around ``selectors`` rather than asyncio or socketserver: the hot path after the
+    handshake is a blocking thread per connection (the fastest round trip in CPython), and the
+    handshake phase needs per-connection deadlines, delays and caps that neither offers.
+    """
+
     def __init__(self, host: str, port: int, secret: tuple | None = None,
-                 max_frame: int = P.DEFAULT_MAX_FRAME_BYTES if P is not None else 0) -> None:
+                 max_frame: int = P.DEFAULT_MAX_FRAME_BYTES if P is not None else 0,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS, max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
+                 handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
         self.host = host
         self.port = port
         self.iterations, self.salt, self.key = secret if secret else (0, b"", None)
         self.max_frame = max_frame
+        self.max_connections = max_connections
+        self.max_handshakes = max_handshakes
+        # One address may hold a quarter of the handshake slots, so it alone cannot fill them.
+        self.max_handshakes_per_peer = max(1, max_handshakes // 4)
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
         self.listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
-        self._conns: set = set()
+        self._conns: set = set()  # authenticated connections, each served by its own thread
         self._conns_lock = threading.Lock()
+        self._handshakes: dict = {}  # socket -> Handshake, touched by the listener's thread only
+        self._pending_per_peer: dict = {}
+        self._sel: selectors.BaseSelector | None = None
+        self._accept_paused_until = 0.0
+        self.limiter = FailureLimiter()
+        self.bursts = BurstLog(BURST_WINDOW)
+        hello = P.server_info() if P is not None else {}
+        hello.pop("executable", None)
+        if self.key is not None:
+            hello.update(auth=P.VERIFIER_PREFIX, salt=self.salt, iterations=self.iterations)
+        else:
+            hello["auth"] = None
+        self._hello = hello
+        # One packer reused for every frame the listener's thread sends: no buffer to allocate per
+        # connection, which matters when memory is what ran out.
+        self._packer = P.msgpack.Packer(use_bin_type=True) if P is not None else None
 
     def bind(self) -> tuple:
         infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -247,82 +309,200 @@ class GatewayServer:
 
     def serve_forever(self) -> None:
         assert self.listener is not None
-        sel = selectors.DefaultSelector()
+        self.listener.setblocking(False)
+        sel = self._sel = selectors.DefaultSelector()
         sel.register(self.listener, selectors.EVENT_READ)
         sel.register(self._wake_r, selectors.EVENT_READ)
+        next_flush = time.monotonic() + BURST_WINDOW
         try:
             while not self._stopping.is_set():
-                for key, _ in sel.select():
-                    if key.fileobj is self._wake_r or self._stopping.is_set():
-                        continue
-                    try:
-                        conn, addr = self.listener.accept()
-                    except OSError:
-                        continue
-                    t = threading.Thread(target=self._serve_connection, args=(conn, addr),
-                                         name=f"gateway-{_peer_text(addr)}", daemon=True)
-                    t.start()
+                now = time.monotonic()
+                for key, _ in sel.select(self._next_due(now, next_flush) - now):
+                    hs = key.data
+                    if hs is not None:
+                        self._guarded(self._on_readable, hs)
+                    elif key.fileobj is self.listener:
+                        self._accept_some()
+                    else:
+                        with contextlib.suppress(OSError):
+                            self._wake_r.recv(64)
+                now = time.monotonic()
+                self._on_time(now)
+                if now >= next_flush:
+                    self.bursts.flush()
+                    self.limiter.prune(now)
+                    next_flush = now + BURST_WINDOW
         finally:
             sel.close()
             self.listener.close()
+            for hs in list(self._handshakes.values()):
+                hs.sock.close()
+            self._handshakes.clear()
             with self._conns_lock:
                 conns = list(self._conns)
             for ep in conns:
                 ep.close()
+            self.bursts.flush()
 
-    # -- one connection ---------------------------------------------------------------------
-
-    def _serve_connection(self, sock: socket.socket, addr: Any) -> None:
-        peer = _peer_text(addr)
-        log.info("connection opened peer=%s", peer)
-        reason = "closed by peer"
-        ep = None
+    def _guarded(self, fn: Any, hs: Handshake) -> None:
+        # Whatever goes wrong with one handshake (even MemoryError) closes that one, not the listener.
         try:
-            P.tune_socket(sock)
-            ep = ServerEndpoint(self, sock, peer, _is_loopback(str(addr[0])))
-            with self._conns_lock:
-                self._conns.add(ep)
-            if not self._handshake(ep):
-                reason = "handshake refused"
-                return
-            self._loop(ep)
-        except P.ConnectionLost as exc:
-            reason = str(exc)
-        except P.ProtocolError as exc:
-            reason = "protocol error"
-            log.warning("protocol error peer=%s: %s", peer, exc)
-            if ep is not None:
-                with contextlib.suppress(P.GatewayError):
-                    ep.send_message([P.KIND_ERROR, 0, None, "ProtocolError", str(exc), ""])
-        except P.GatewayTimeout as exc:
-            reason = f"timeout: {exc}"
+            fn(hs)
         except Exception as exc:
-            reason = "unhandled error"
-            log.exception("unhandled error peer=%s: %s", peer, exc.__class__.__name__)
-        finally:
-            if ep is not None:
-                with self._conns_lock:
-                    self._conns.discard(ep)
-                ep.close()
-            else:
-                sock.close()
-            log.info("connection closed peer=%s (%s)", peer, reason)
+            self._drop(hs)
+            self.bursts.note("failed handshakes", hs.key, "server error",
+                             f"handshake error peer={hs.peer}: {exc.__class__.__name__}: {exc}")
 
-    def _handshake(self, ep: ServerEndpoint) -> bool:
-        fs = ep.fs
-        fs.max_frame = P.HANDSHAKE_MAX_FRAME_BYTES
-        ep.sock.settimeout(P.HANDSHAKE_TIMEOUT)
-        nonce = os.urandom(32)
-        hello = P.server_info()
-        del hello["executable"]
-        hello["nonce"] = nonce
-        if self.key is not None:
-            hello.update(auth=P.VERIFIER_PREFIX, salt=self.salt, iterations=self.iterations)
+    def _next_due(self, now: float, next_flush: float) -> float:
+        due = next_flush
+        if self._accept_paused_until:
+            due = min(due, self._accept_paused_until)
+        for hs in self._handshakes.values():
+            due = min(due, hs.refuse_at or hs.deadline)
+        return max(due, now)
+
+    def _on_time(self, now: float) -> None:
+        if self._accept_paused_until and now >= self._accept_paused_until:
+            self._accept_paused_until = 0.0
+            self._sel.register(self.listener, selectors.EVENT_READ)
+        for hs in [h for h in self._handshakes.values() if (h.refuse_at or h.deadline) <= now]:
+            if hs.refuse_at:
+                self._refuse(hs.sock, hs.refusal)
+                self._drop(hs)
+            else:
+                text = f"handshake not completed within {self.handshake_timeout:g} s"
+                self.bursts.note("failed handshakes", hs.key, "timed out", f"{text} peer={hs.peer}")
+                self._refuse(hs.sock, text)
+                self._drop(hs)
+
+    # -- accepting ------------------------------------------------------------------------------
+
+    def _accept_some(self) -> None:
+        for _ in range(64):
+            try:
+                sock, addr = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # The pending connection stays in the backlog; accepting again at once would spin.
+                    self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                    self._sel.unregister(self.listener)
+                    why = exc.strerror or str(exc)
+                    self.bursts.note("accept failures", "", why,
+                                     f"cannot accept connections: {why}; retrying in {ACCEPT_PAUSE:g} s")
+                return
+            try:
+                self._admit(sock, addr)
+            except Exception as exc:
+                sock.close()
+                self.bursts.note("failed handshakes", "", "server error",
+                                 f"cannot admit a connection: {exc.__class__.__name__}: {exc}")
+
+    def _admit(self, sock: socket.socket, addr: Any) -> None:
+        now = time.monotonic()
+        hs = Handshake(sock, addr, now, now + self.handshake_timeout)
+        sock.setblocking(False)
+        P.tune_socket(sock)
+        with self._conns_lock:
+            n_conns = len(self._conns)
+        refusal = ""
+        if n_conns >= self.max_connections:
+            refusal = (f"too many connections: this server serves at most {self.max_connections} at once "
+                       f"(--max-connections); try again later")
+        elif self._pending_per_peer.get(hs.key, 0) >= self.max_handshakes_per_peer:
+            refusal = f"too many unfinished handshakes from {hs.key}; finish or close them first"
+        elif len(self._handshakes) >= self.max_handshakes and not self._evict_for(hs.key, now):
+            refusal = "too many connections in handshake; try again later"
+        if refusal:
+            self.bursts.note("refused connections", hs.key, refusal.split(";")[0],
+                             f"connection refused peer={hs.peer}: {refusal}")
+            self._refuse(sock, refusal)
+            sock.close()
+            return
+        hello = dict(self._hello, nonce=os.urandom(32))
+        hs.hello_frame = self._packer.pack([P.KIND_HELLO, hello])
+        if not self._send_now(sock, hs.hello_frame):
+            sock.close()
+            return
+        self._handshakes[sock] = hs
+        self._pending_per_peer[hs.key] = self._pending_per_peer.get(hs.key, 0) + 1
+        self._sel.register(sock, selectors.EVENT_READ, hs)
+
+    def _evict_for(self, key: str, now: float) -> bool:
+        """Make room in a full handshake table by closing the oldest handshake that is already
+        refused, or open for EVICT_AFTER seconds (a client that knows what to say answers in
+        milliseconds, a peer holding a slot does not), or, for an address that authenticated
+        before, the oldest one from an address that never did."""
+        trusted = self.limiter.trusted
+        known = key in trusted
+        candidates = [h for h in self._handshakes.values()
+                      if h.refuse_at or now - h.opened >= EVICT_AFTER or (known and h.key not in trusted)]
+        if not candidates:
+            return False
+        victim = min(candidates, key=lambda h: h.opened)
+        if victim.refuse_at:
+            self._refuse(victim.sock, victim.refusal)
         else:
-            hello["auth"] = None
-        hello_frame = P.msgpack.packb([P.KIND_HELLO, hello], use_bin_type=True)
-        fs.send(hello_frame)
-        body = fs.recv()
+            self.bursts.note("failed handshakes", victim.key, "closed to make room",
+                             f"handshake closed to make room for a new connection peer={victim.peer}")
+            self._refuse(victim.sock, "handshake closed to make room for other connections")
+        self._drop(victim)
+        return True
+
+    def _drop(self, hs: Handshake) -> None:
+        if self._handshakes.pop(hs.sock, None) is not None:
+            left = self._pending_per_peer.get(hs.key, 1) - 1
+            if left:
+                self._pending_per_peer[hs.key] = left
+            else:
+                self._pending_per_peer.pop(hs.key, None)
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(hs.sock)
+        hs.sock.close()
+
+    @staticmethod
+    def _send_now(sock: socket.socket, frame: bytes) -> bool:
+        """Send a small frame on a non-blocking socket; a fresh socket's buffer always has room."""
+        data = P.frame_bytes(frame)
+        try:
+            return sock.send(data) == len(data)
+        except OSError:
+            return False
+
+    def _refuse(self, sock: socket.socket, text: str) -> None:
+        self._send_now(sock, self._packer.pack([P.KIND_REFUSED, {"error": text}]))
+
+    # -- the handshake --------------------------------------------------------------------------
+
+    def _on_readable(self, hs: Handshake) -> None:
+        try:
+            data = hs.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(hs)  # gone before the end of the handshake (a port check, a client giving up)
+            return
+        hs.buf += data
+        if len(hs.buf) < 4:
+            return
+        (n,) = struct.unpack_from("!I", hs.buf)
+        try:
+            if n > P.HANDSHAKE_MAX_FRAME_BYTES:
+                raise P.ProtocolError(f"frame of {n} bytes exceeds the limit of {P.HANDSHAKE_MAX_FRAME_BYTES} "
+                                      f"bytes before authentication")
+            if len(hs.buf) < 4 + n:
+                return
+            body, rest = bytes(hs.buf[4:4 + n]), bytes(hs.buf[4 + n:])
+            self._check_auth(hs, body, rest)
+        except P.ProtocolError as exc:
+            self.bursts.note("failed handshakes", hs.key, "protocol error", f"protocol error peer={hs.peer}: {exc}")
+            self._send_now(hs.sock, self._packer.pack([P.KIND_ERROR, 0, None, "ProtocolError", str(exc), ""]))
+            self._drop(hs)
+
+    def _check_auth(self, hs: Handshake, body: bytes, rest: bytes) -> None:
         try:
             msg = P.msgpack.unpackb(body, raw=False, ext_hook=_refuse_ext)
         except P.DECODE_ERRORS as exc:
@@ -331,34 +511,123 @@ class GatewayServer:
             raise P.ProtocolError("expected an auth message")
         auth = msg[1]
         if auth.get("protocol") != P.PROTOCOL_VERSION:
-            log.warning("protocol error peer=%s: unsupported protocol version %r", ep.peer, auth.get("protocol"))
-            self._refuse(ep, f"unsupported protocol version {auth.get('protocol')!r}; "
-                             f"this server speaks {P.PROTOCOL_VERSION}")
-            return False
+            text = (f"unsupported protocol version {auth.get('protocol')!r}; "
+                    f"this server speaks {P.PROTOCOL_VERSION}")
+            self.bursts.note("failed handshakes", hs.key, "unsupported protocol",
+                             f"protocol error peer={hs.peer}: {text}")
+            self._refuse(hs.sock, text)
+            self._drop(hs)
+            return
         welcome: dict = {"ok": True}
         if self.key is not None:
+            now = time.monotonic()
+            refusal = self.limiter.refusal(hs.key, now)
+            if refusal:
+                self.bursts.note("failed handshakes", hs.key, "refused by the rate limit",
+                                 f"{refusal.split(';')[0]} peer={hs.peer}")
+                self._refuse(hs.sock, refusal)
+                self._drop(hs)
+                return
             cnonce, mac = auth.get("nonce"), auth.get("mac")
-            expected = P.auth_mac(self.key, b"client", hello_frame, cnonce if type(cnonce) is bytes else b"")
+            expected = P.auth_mac(self.key, b"client", hs.hello_frame, cnonce if type(cnonce) is bytes else b"")
             good = type(cnonce) is bytes and len(cnonce) == 32 and type(mac) is bytes
             # compare_digest runs even for malformed input so timing reveals nothing either way.
             if not (hmac.compare_digest(expected, mac if type(mac) is bytes else b"") and good):
-                log.warning("authentication failed peer=%s", ep.peer)
-                # Slows down guessing; only this connection's thread waits.
-                time.sleep(random.uniform(0.5, 0.8))
-                self._refuse(ep, "authentication failed")
-                return False
-            welcome["mac"] = P.auth_mac(self.key, b"server", hello_frame, cnonce)
-        fs.send(P.msgpack.packb([P.KIND_WELCOME, welcome], use_bin_type=True))
-        ep.sock.settimeout(None)
-        fs.max_frame = self.max_frame
-        return True
+                self.limiter.failed(hs.key, now)
+                self.bursts.note("failed handshakes", hs.key, "authentication failed",
+                                 f"authentication failed peer={hs.peer}")
+                # Answered after a delay, without holding a thread: the slot stays taken meanwhile.
+                hs.refuse_at = now + random.uniform(0.5, 0.8)
+                hs.refusal = "authentication failed"
+                with contextlib.suppress(KeyError, ValueError):
+                    self._sel.unregister(hs.sock)  # nothing it sends now matters
+                return
+            welcome["mac"] = P.auth_mac(self.key, b"server", hs.hello_frame, cnonce)
+        self.limiter.succeeded(hs.key)
+        self._start_connection(hs, self._packer.pack([P.KIND_WELCOME, welcome]), rest)
 
-    @staticmethod
-    def _refuse(ep: ServerEndpoint, text: str) -> None:
+    def _start_connection(self, hs: Handshake, welcome_frame: bytes, rest: bytes) -> None:
+        sock = hs.sock
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(sock)
+        with self._conns_lock:
+            full = len(self._conns) >= self.max_connections
+        if full:
+            text = (f"too many connections: this server serves at most {self.max_connections} at once "
+                    f"(--max-connections); try again later")
+            self.bursts.note("refused connections", hs.key, "too many connections",
+                             f"connection refused peer={hs.peer}: {text}")
+            self._refuse(sock, text)
+            self._drop(hs)
+            return
         try:
-            ep.fs.send(P.msgpack.packb([P.KIND_REFUSED, {"error": text}], use_bin_type=True))
-        except P.GatewayError:
-            pass
+            ep = ServerEndpoint(self, sock, hs.peer, _is_loopback(str(hs.addr[0])))
+            if rest:
+                ep.fs.prime(rest)
+            t = threading.Thread(target=self._serve_connection, args=(ep, welcome_frame),
+                                 name=f"gateway-{hs.peer}", daemon=True)
+            with self._conns_lock:
+                self._conns.add(ep)
+            try:
+                t.start()
+            except BaseException:
+                with self._conns_lock:
+                    self._conns.discard(ep)
+                raise
+        except (RuntimeError, MemoryError) as exc:
+            # "can't start new thread": out of threads or memory. Refuse this one, keep serving.
+            why = f"{exc.__class__.__name__}: {exc}"
+            self.bursts.note("connections refused for want of a thread or memory", "", why,
+                             f"cannot start a thread for a connection: {exc}; refusing connections "
+                             f"until the server can start threads again")
+            self._refuse(sock, "the server cannot take more connections now (it cannot start a thread); "
+                               "try again later")
+            self._drop(hs)
+            return
+        # Handed over: the connection's thread owns the socket now.
+        self._handshakes.pop(sock, None)
+        left = self._pending_per_peer.get(hs.key, 1) - 1
+        if left:
+            self._pending_per_peer[hs.key] = left
+        else:
+            self._pending_per_peer.pop(hs.key, None)
+
+    # -- one authenticated connection -----------------------------------------------------------
+
+    def _serve_connection(self, ep: ServerEndpoint, welcome_frame: bytes) -> None:
+        ep.serving_thread = threading.get_ident()
+        peer = ep.peer
+        reason = "closed by peer"
+        try:
+            ep.sock.setblocking(True)
+            if self.idle_timeout:
+                P.set_recv_timeout(ep.sock, self.idle_timeout)
+            ep.fs.send(welcome_frame)
+            log.info("connection opened peer=%s", peer)
+            self._loop(ep)
+        except P.ConnectionLost as exc:
+            reason = str(exc)
+        except P.ProtocolError as exc:
+            reason = "protocol error"
+            log.warning("protocol error peer=%s: %s", peer, exc)
+            with contextlib.suppress(P.GatewayError):
+                ep.send_message([P.KIND_ERROR, 0, None, "ProtocolError", str(exc), ""])
+        except P.GatewayTimeout as exc:
+            if str(exc) == P.RECV_TIMEOUT_TEXT:
+                reason = f"idle for {self.idle_timeout:g} s (--idle-timeout)"
+                with contextlib.suppress(P.GatewayError):
+                    ep.send_message([P.KIND_ERROR, 0, None, "GatewayTimeout",
+                                     f"connection closed by the server after {self.idle_timeout:g} s idle", ""])
+            else:
+                reason = f"timeout: {exc}"
+        except Exception as exc:
+            reason = "unhandled error"
+            log.exception("unhandled error peer=%s: %s", peer, exc.__class__.__name__)
+        finally:
+            with self._conns_lock:
+                self._conns.discard(ep)
+            ep.close()
+            log.info("connection closed peer=%s (%s)", peer, reason)
 
     def _loop(self, ep: ServerEndpoint) -> None:
         recv, serve = ep.recv_message, ep.serve_one
@@ -416,7 +685,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--passphrase-file")
     p.add_argument("--max-frame-bytes", type=int,
                    default=P.DEFAULT_MAX_FRAME_BYTES if P is not None else 64 * 1024 * 1024)
+    p.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
+    p.add_argument("--max-handshakes", type=int, default=DEFAULT_MAX_HANDSHAKES)
+    p.add_argument("--handshake-timeout", type=float, default=DEFAULT_HANDSHAKE_TIMEOUT)
+    p.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT)
     return p
+
+
+def _usage_error(args: argparse.Namespace) -> str | None:
+    if not 0 <= args.port <= 65535:
+        return f"--port {args.port} is out of range: give 0 (any free port) to 65535"
+    if args.max_frame_bytes < 1024:
+        return f"--max-frame-bytes {args.max_frame_bytes} is too small: give at least 1024"
+    if not 1 <= args.max_connections <= 100_000:
+        return f"--max-connections {args.max_connections} is out of range: give 1 to 100000"
+    if not 1 <= args.max_handshakes <= 100_000:
+        return f"--max-handshakes {args.max_handshakes} is out of range: give 1 to 100000"
+    if not 0.1 <= args.handshake_timeout <= 3600:  # NaN fails every comparison, so it is refused too
+        return f"--handshake-timeout {args.handshake_timeout} is out of range: give 0.1 to 3600 seconds"
+    if not (args.idle_timeout == 0 or 0.1 <= args.idle_timeout <= 30 * 86400):
+        return f"--idle-timeout {args.idle_timeout} is out of range: give 0 (never) or 0.1 to 2592000 seconds"
+    return None
+
+
+def _same_file(stream: Any, path: str) -> bool:
+    try:
+        a, b = os.fstat(stream.fileno()), os.stat(path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def main(argv: list | None = None) -> int:
@@ -424,8 +721,9 @@ def main(argv: list | None = None) -> int:
         print(_msgpack_missing_message(), file=sys.stderr, flush=True)
         return EXIT_NO_MSGPACK
     args = build_parser().parse_args(argv)
-    if not 0 <= args.port <= 65535 or args.max_frame_bytes < 1024:
-        print("gateways.server: --port must be 0..65535 and --max-frame-bytes at least 1024", file=sys.stderr)
+    problem = _usage_error(args)
+    if problem:
+        print(f"gateways.server: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         secret = _read_secret(args)
@@ -434,13 +732,16 @@ def main(argv: list | None = None) -> int:
         return EXIT_PASSPHRASE
     if args.log_file:
         handler: logging.Handler = logging.FileHandler(args.log_file, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
     else:
         log.addHandler(logging.NullHandler())
     log.propagate = False
-    server = GatewayServer(args.host, args.port, secret, args.max_frame_bytes)
+    raise_file_limit(args.max_connections + args.max_handshakes + 64)
+    server = GatewayServer(args.host, args.port, secret, args.max_frame_bytes, max_connections=args.max_connections,
+                           max_handshakes=args.max_handshakes, handshake_timeout=args.handshake_timeout,
+                           idle_timeout=args.idle_timeout)
     try:
         host, port = server.bind()
     except OSError as exc:
@@ -448,9 +749,16 @@ def main(argv: list | None = None) -> int:
         return EXIT_BIND
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: server.stop())
-    log.info("listening on %s:%s pid=%s python=%s auth=%s", host, port, os.getpid(),
-             sys.version.split()[0], "on" if secret else "off")
+    details = (f"pid={os.getpid()} python={sys.version.split()[0]} auth={'on' if secret else 'off'} "
+               f"max-connections={args.max_connections} max-handshakes={args.max_handshakes} "
+               f"handshake-timeout={args.handshake_timeout:g} idle-timeout={args.idle_timeout:g}")
+    # The readiness line below is the log's "listening on" line when stdout is the log file too
+    # (as when the portal runs the server): say it once.
     print(f"listening on {host}:{port}", flush=True)
+    if args.log_file and _same_file(sys.stdout, args.log_file):
+        log.info("started %s", details)
+    else:
+        log.info("listening on %s:%s %s", host, port, details)
     server.serve_forever()
     log.info("stopped")
     return EXIT_OK

@@ -18,14 +18,20 @@ PORTAL_TIME_ZONE      Time zone of the pages. Default: UTC.
 PORTAL_LOG_ROOTS      Folders, besides var/log/, where gateway log files may
                       be (absolute paths separated by ":"). A log file
                       elsewhere is refused. Default: none.
+PORTAL_GATEWAY_SERVER_OPTIONS
+                      Options added to every gateway server the portal starts,
+                      e.g. "--max-connections 200 --idle-timeout 600" (see
+                      docs/gateway-protocol.md). Default: none, the server's own.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from portal import paths
 from portal.paths import BASE_DIR, LOG_DIR, VAR_DIR, redis_url, this_host
@@ -59,6 +65,29 @@ def _secret_key() -> str:
     with os.fdopen(fd, "w") as f:
         f.write(key)
     return key
+
+
+# The options of gateways.server an operator may set for every gateway; the portal sets the others.
+GATEWAY_SERVER_OPTION_NAMES = ("--max-connections", "--max-handshakes", "--handshake-timeout", "--idle-timeout",
+                               "--max-frame-bytes")
+
+
+def _gateway_server_options(text: str) -> list[str]:
+    """PORTAL_GATEWAY_SERVER_OPTIONS as argv words, checked here so that a typo stops the portal at
+    once rather than every gateway at its start (the server checks the ranges itself)."""
+    try:
+        words = shlex.split(text)
+        names, values = words[::2], words[1::2]
+        numbers_ok = len(names) == len(values) and all(float(v) >= 0 for v in values)
+    except ValueError:  # unbalanced quotes, or a value that is not a number
+        words, names, numbers_ok = [], [], False
+    if not numbers_ok or any(n not in GATEWAY_SERVER_OPTION_NAMES for n in names):
+        raise ImproperlyConfigured(
+            f"PORTAL_GATEWAY_SERVER_OPTIONS={text!r} is not understood: give pairs of an option and a number, "
+            f"e.g. \"--max-connections 200 --idle-timeout 600\"; the options are "
+            f"{', '.join(GATEWAY_SERVER_OPTION_NAMES)}"
+        )
+    return words
 
 
 SECRET_KEY = _secret_key()
@@ -211,3 +240,4 @@ def _log_roots() -> list[str]:
 
 
 PORTAL_LOG_ROOTS = _log_roots()
+GATEWAY_SERVER_OPTIONS = _gateway_server_options(os.environ.get("PORTAL_GATEWAY_SERVER_OPTIONS", ""))
