@@ -78,8 +78,9 @@ def build_spec(gateway: Gateway) -> Spec:
         gateway.server,
         "--port",
         str(gateway.port),
+        # "-": log to stderr, which the keeper has opened on the checked log file.
         "--log-file",
-        str(log),
+        "-",
         # Connection caps and timeouts (PORTAL_GATEWAY_SERVER_OPTIONS); their defaults live in the server.
         *settings.GATEWAY_SERVER_OPTIONS,
     ]

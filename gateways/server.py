@@ -730,8 +730,16 @@ def main(argv: list | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"gateways.server: cannot use the passphrase: {exc}", file=sys.stderr)
         return EXIT_PASSPHRASE
-    if args.log_file:
-        handler: logging.Handler = logging.FileHandler(args.log_file, encoding="utf-8")
+    if args.log_file == "-":
+        # Managed by the portal: its keeper opened the log file safely (no symlinks, regular file
+        # only, inside the allowed folders) and gave it to us as stdout and stderr, so the server
+        # never opens a path of its own that could have been swapped since that check.
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    elif args.log_file:
+        handler = logging.FileHandler(args.log_file, encoding="utf-8")
         handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
@@ -755,7 +763,7 @@ def main(argv: list | None = None) -> int:
     # The readiness line below is the log's "listening on" line when stdout is the log file too
     # (as when the portal runs the server): say it once.
     print(f"listening on {host}:{port}", flush=True)
-    if args.log_file and _same_file(sys.stdout, args.log_file):
+    if args.log_file == "-" or (args.log_file and _same_file(sys.stdout, args.log_file)):
         log.info("started %s", details)
     else:
         log.info("listening on %s:%s %s", host, port, details)

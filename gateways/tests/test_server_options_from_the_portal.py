@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from conftest import wait_until
 from gateways import runtime
-from gateways.client import ProtocolError, connect
+from gateways.client import ConnectionLost, ProtocolError, connect
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port
 from portal.settings import _gateway_server_options
@@ -50,3 +50,35 @@ def test_a_gateway_started_from_its_spec_runs_with_the_configured_options(settin
         proc.terminate()
         proc.wait(10)
     assert re.search(r"started pid=\d+ .* max-connections=2 .* idle-timeout=30", open(spec.log_file).read())
+
+
+@pytest.mark.django_db
+def test_a_managed_server_never_opens_its_log_path_itself(tmp_path):
+    """The keeper checked and opened the log; a symlink swapped in since then must not be followed."""
+    log = tmp_path / "gw.log"
+    gateway = make_gateway(port=free_port(), log_file=str(log))
+    spec = runtime.build_spec(gateway)
+    assert spec.argv[spec.argv.index("--log-file") + 1] == "-"
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    with open(log, "ab") as out:  # as the keeper runs it
+        proc = subprocess.Popen(spec.argv, cwd=spec.cwd, env={**os.environ, **spec.env}, stdout=out,
+                                stderr=subprocess.STDOUT)
+    log.unlink()
+    log.symlink_to(victim)  # swapped after the keeper's check
+    try:
+        wait_until(lambda: _answers(gateway.port), timeout=10)
+        open_paths = {os.path.realpath(f"/proc/{proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{proc.pid}/fd")}
+        assert str(victim) not in open_paths
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert victim.read_text() == "keep me\n"
+
+
+def _answers(port: int) -> bool:
+    try:
+        connect("127.0.0.1", port).close()
+    except (OSError, ConnectionLost):
+        return False
+    return True
