@@ -12,7 +12,8 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import F, Q
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
@@ -53,23 +54,24 @@ def request(gateway: Gateway, action: str, user: Any, channel: str = "web") -> G
     trigger = trigger_for(user, channel)
     now = dt.datetime.now(dt.UTC)
     intent = "stop" if action == "stop" else "start"
-    Gateway.objects.filter(pk=gateway.pk).update(intent=intent, intent_at=now)
+    seq = _take_number(gateway, intent, action, now)
     task = {"start": tasks.start_gateway, "stop": tasks.stop_gateway, "restart": tasks.restart_gateway}[action]
     try:
         # Ask the broker first, briefly: Celery's own retries would keep the user waiting.
         health.redis_client(1.0).ping()
         task.apply_async(
-            args=[gateway.pk, trigger],
+            args=[gateway.pk, trigger, seq],
             queue=runtime.queue_of(gateway),
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         )
     except (OperationalError, RedisError) as e:
-        Gateway.objects.filter(pk=gateway.pk).update(intent="")
+        Gateway.objects.filter(pk=gateway.pk, request_seq=seq).update(intent="")
         raise ControlError(
             f"The {action} of {gateway.name} was not sent: the task broker does not answer ({e}). "
             "Check that Redis and a worker run (`make run` starts both)."
         ) from None
     gateway.refresh_from_db()
+    gateway.sent_seq = seq  # this request's number; the row's may already be a later one
     sync.record(
         gateway,
         message=f"{action.capitalize()} requested",
@@ -79,6 +81,19 @@ def request(gateway: Gateway, action: str, user: Any, channel: str = "web") -> G
         at=now,
     )
     return gateway
+
+
+def _take_number(gateway: Gateway, intent: str, action: str, now: dt.datetime) -> int:
+    """Record the request with the next number: the last request wins.
+
+    One write transaction: the UPDATE holds the row (PostgreSQL) or the database
+    (SQLite, IMMEDIATE) until commit, so the number read back is this request's.
+    """
+    with transaction.atomic():
+        Gateway.objects.filter(pk=gateway.pk).update(
+            intent=intent, intent_at=now, requested=action, request_seq=F("request_seq") + 1
+        )
+        return Gateway.objects.filter(pk=gateway.pk).values_list("request_seq", flat=True).get()
 
 
 def check_definition_change(gateway: Gateway, changed: list[str]) -> None:
@@ -108,13 +123,18 @@ SETTLED_AFTER = {
 
 
 def wait_settled(gateway: Gateway, action: str, timeout: float) -> Gateway:
-    """Wait until the task has acted (intent cleared) and the state has settled."""
+    """Wait until the latest request has been acted on and the state has settled where it leads.
+
+    The latest request: when another request came after this one, the state it asks
+    for is the one that will last, so that is what is waited for (see ``superseded``).
+    """
     import time
 
     deadline = time.monotonic() + timeout
     while True:
         gateway.refresh_from_db()
-        if not gateway.intent and gateway.state in SETTLED_AFTER[action]:
+        goal = gateway.requested or action
+        if not gateway.intent and gateway.state in SETTLED_AFTER[goal]:
             return gateway
         if time.monotonic() > deadline:
             raise ControlError(
@@ -122,6 +142,18 @@ def wait_settled(gateway: Gateway, action: str, timeout: float) -> Gateway:
                 f"{runtime.host_of(gateway)}? See the Activity page."
             )
         time.sleep(0.02)
+
+
+def superseded(gateway: Gateway, action: str) -> str | None:
+    """After a wait: why the state is not this request's doing, when a later request replaced it."""
+    sent = getattr(gateway, "sent_seq", None)
+    if sent is None or gateway.request_seq == sent:
+        return None
+    later = gateway.requested or "another"
+    return (
+        f"A later {later} request replaced this {action} of {gateway.name}; it is now {gateway.state}. "
+        f"See its Activity page for who asked."
+    )
 
 
 def status_of(gateway: Gateway) -> dict[str, Any]:
@@ -135,6 +167,9 @@ def status_of(gateway: Gateway) -> dict[str, Any]:
         "host": gateway.run_host or runtime.host_of(gateway),
         "since": gateway.state_changed_at.isoformat() if gateway.state_changed_at else None,
         "in_transition": gateway.in_transition,
+        # The last request (start, stop or restart) and its number: the state settles where it leads.
+        "requested": gateway.requested or None,
+        "request_seq": gateway.request_seq,
         "last_error": gateway.last_error or None,
         "time_to_ready": (gateway.startup or {}).get("time_to_ready"),
         "restarts": (gateway.startup or {}).get("restarts", 0),

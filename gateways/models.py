@@ -132,6 +132,12 @@ class Gateway(models.Model):
     # Recorded intent: what a person or the API last asked for, and when.
     intent = models.CharField(max_length=10, blank=True)
     intent_at = models.DateTimeField(null=True, blank=True)
+    # The last request wins: every request takes the next number (a conditional
+    # UPDATE), its task carries it, and a task whose number is no longer the row's
+    # does nothing. ``requested`` is the last action asked for; unlike ``intent`` it
+    # stays once the request has been acted on, so a waiting caller knows the goal.
+    request_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    requested = models.CharField(max_length=10, blank=True, editable=False)
     # Events of the keeper's journal already copied into Activity.
     last_seq = models.IntegerField(default=0)
     # Names the keeper's run directory: stable, and free of the characters a name may have.

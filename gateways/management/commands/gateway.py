@@ -253,6 +253,9 @@ class Command(BaseCommand):
             return
         timeout = options["timeout"] or gateway.init_timeout + gateway.stop_timeout + 5
         gateway = control.wait_settled(gateway, action, timeout)
+        replaced = control.superseded(gateway, action)
+        if replaced:
+            raise CommandError(replaced)
         if gateway.state not in GOAL[action]:
             detail = f": {gateway.last_error}" if gateway.last_error else ""
             raise CommandError(
