@@ -25,7 +25,7 @@ from gateways.tests.process_helpers import gone
 REMOTE = "remote-host.test"  # its queue has no worker: requests are sent, nothing starts
 STATUS_KEYS = {
     "name", "state", "pid", "server", "port", "host", "since", "in_transition", "last_error", "time_to_ready",
-    "restarts",
+    "restarts", "requested", "request_seq",
 }
 
 

@@ -40,8 +40,7 @@ killed, the state goes to backoff and the next attempt waits
 shorter than ``quick_secs``) makes it fatal. As in supervisor, failed starts are retried
 whatever the restart policy; the policy decides what happens after an exit from running.
 A run that was ready but lasted less than ``quick_secs`` counts as a quick failure too;
-as exited cannot go to fatal, after too many of those the keeper leaves the state at
-exited with an error saying it gave up.
+after ``max_quick_failures`` of those in a row the keeper gives up: exited, then fatal.
 
 SIGTERM to the keeper means "stop": SIGTERM to the child's process group (and to every
 descendant found with psutil outside it), ``stop_timeout`` seconds of grace, then
@@ -78,7 +77,7 @@ import psutil
 from portal.process import identity
 from portal.process.identity import ProcessIdentity
 from portal.process.logtail import rotate_copytruncate
-from portal.process.spec import Spec
+from portal.process.spec import Spec, inherited_env
 from portal.process.states import State, check_transition, is_active
 
 SPEC_FILE = "spec.json"
@@ -102,14 +101,6 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Exit codes of the keeper's first (intermediate) process, read by launch().
 _RC_OK, _RC_BUSY, _RC_ERROR = 0, 3, 4
-
-# Variables of the keeper's environment that belong to whoever launched it, not to the
-# child: Django/Celery settings would make a child that happens to import Django
-# configure itself as the portal, systemd's socket-activation and notify variables
-# are addressed to the worker's own pid, and test-runner variables leak test state.
-_DROP_ENV = {"DJANGO_SETTINGS_MODULE", "FORKED_BY_MULTIPROCESSING", "NOTIFY_SOCKET",
-             "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "PYTHONSTARTUP", "PYTHONINSPECT"}
-_DROP_ENV_PREFIXES = ("CELERY_", "PYTEST_")
 
 log = logging.getLogger("portal.process.keeper")
 
@@ -665,10 +656,9 @@ class Keeper:
     # -- starting --------------------------------------------------------------------
 
     def child_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in _DROP_ENV and not k.startswith(_DROP_ENV_PREFIXES)}
-        env.update(self.spec.env)
-        return env
+        # The keeper's environment is already allowlisted (see _start_keeper); filter
+        # again so that a keeper started by hand passes on no more.
+        return self.spec.child_env(dict(os.environ))
 
     def port_in_use_error(self) -> str | None:
         """A probe that answers before we start would make a stranger look like ours."""
@@ -867,13 +857,17 @@ class Keeper:
                     what += " (adopted process: the keeper is not its parent and cannot know)"
                 message = f"exited after {ran:.2f} s: {what}"
                 err = None if expected else f"{message}; last output: {self.last_output_line() or '(none)'}"
-                if restart and failures >= spec.max_quick_failures:
-                    err = f"{message}; gave up after {failures} quick exits in a row"
-                    restart = False
+                give_up = restart and failures >= spec.max_quick_failures
                 self.journal.transition(
                     State.EXITED, trigger="keeper", message=message, exit_code=exit_code, sig=sig,
                     expected=expected, error=err,
                 )
+                if give_up:
+                    last = self.last_output_line()
+                    msg = f"{message}; gave up after {failures} quick exits in a row"
+                    msg += f"; last output: {last}" if last else ""
+                    self.journal.transition(State.FATAL, trigger="keeper", message=msg, error=msg)
+                    return 0
                 if not restart:
                     return 0
                 delay = spec.backoff_delay(failures)
@@ -1111,12 +1105,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start_keeper(run_dir: Path, extra: list[str], timeout: float) -> KeeperInfo:
     mode = "adopt" if "--adopt" in extra else "launch"
+    try:
+        pass_env = read_spec(run_dir).pass_env
+    except (OSError, ValueError):
+        pass_env = []  # the keeper itself reports the unreadable spec
     out = os.open(run_dir / KEEPER_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "portal.process.keeper", str(run_dir), *extra],
             cwd=_PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             close_fds=True,
+            # Not the caller's environment: /proc/PID/environ of the keeper is readable by
+            # the same user, and it must hold none of the portal's settings. Secret values
+            # for the child come from spec.json (0600), never through the keeper's environ.
+            env=inherited_env(dict(os.environ), pass_env),
         )
     finally:
         os.close(out)

@@ -110,8 +110,11 @@ def test_quick_exits_after_ready_give_up_after_n(run_dir, port, tag):
     keeper.launch(spec, run_dir)
     wait_until(lambda: not keeper.keeper_alive(run_dir), timeout=10)
     status = keeper.read_status(run_dir)
-    assert status["state"] == "exited"
+    # It gave up: fatal, as after failed starts; a person must start it again.
+    assert status["state"] == "fatal"
     assert "gave up after 2 quick exits in a row" in status["error"]
+    assert transitions(run_dir)[-2:] == [("running", "exited"), ("exited", "fatal")]
+    assert event_to(run_dir, "fatal")["message"] == status["error"]
 
 
 def test_after_the_keeper_is_killed_adopt_mode_picks_up_the_child_and_can_stop_it(run_dir, port, tag):
