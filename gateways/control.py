@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F, Q
@@ -20,6 +21,7 @@ from redis.exceptions import RedisError
 from gateways import runtime, sync
 from gateways.models import ACTIVE_STATES, Gateway
 from portal import audit, health, roles
+from portal.process import checks
 
 ACTIONS = ("start", "stop", "restart")
 
@@ -55,6 +57,9 @@ def request(gateway: Gateway, action: str, user: Any, channel: str = "web") -> G
     now = dt.datetime.now(dt.UTC)
     intent = "stop" if action == "stop" else "start"
     seq = _take_number(gateway, intent, action, now)
+    unknown = _unknown_host(gateway)
+    if unknown is not None:
+        return _answer_at_once(gateway, action, trigger, user, now, seq, unknown)
     task = {"start": tasks.start_gateway, "stop": tasks.stop_gateway, "restart": tasks.restart_gateway}[action]
     try:
         # Ask the broker first, briefly: Celery's own retries would keep the user waiting.
@@ -80,6 +85,38 @@ def request(gateway: Gateway, action: str, user: Any, channel: str = "web") -> G
         host=runtime.host_of(gateway),
         at=now,
     )
+    return gateway
+
+
+def _unknown_host(gateway: Gateway) -> checks.CheckFailure | None:
+    """A server name of another host that does not exist: no worker can serve its queue.
+
+    Its task would wait in that queue for ever, the gateway "Starting" with no word,
+    so the request is answered here, at once. (A name that the name service could not
+    answer for now is sent on: its host's worker checks it again.)
+    """
+    if runtime.host_of(gateway) == settings.PORTAL_HOST_NAME:
+        return None  # this host's worker checks the name before the start
+    failure = checks.check_host_resolves(gateway.server)
+    return failure if failure is not None and failure.code == "address-unknown" else None
+
+
+def _answer_at_once(gateway: Gateway, action: str, trigger: str, user: Any, now: dt.datetime, seq: int,
+                    failure: checks.CheckFailure) -> Gateway:
+    from gateways import tasks
+
+    sync.record(gateway, message=f"{action.capitalize()} requested", trigger=trigger,
+                user=audit.account_of(user), host=settings.PORTAL_HOST_NAME, at=now)
+    if action == "stop" and not gateway.is_active:
+        Gateway.objects.filter(pk=gateway.pk, request_seq=seq).update(intent="")  # nothing runs: nothing to stop
+    elif action == "stop":
+        Gateway.objects.filter(pk=gateway.pk, request_seq=seq).update(intent="", last_error=failure.message)
+        sync.record(gateway, message=f"Stop not sent: {failure.message}", trigger=trigger, level="error",
+                    host=settings.PORTAL_HOST_NAME, user=audit.account_of(user))
+    else:
+        tasks.refuse_start(gateway, trigger, failure, seq)
+    gateway.refresh_from_db()
+    gateway.sent_seq = seq
     return gateway
 
 
@@ -160,7 +197,10 @@ def status_of(gateway: Gateway) -> dict[str, Any]:
     """What the CLI and the API report: the state in lower case, pid, port, since."""
     return {
         "name": gateway.name,
-        "state": gateway.state,
+        # As the pages show it: a start on its way is "starting", not "stopped".
+        "state": gateway.shown_state,
+        # What the keeper last reported, request or not.
+        "reported_state": gateway.state,
         "pid": gateway.pid,
         "server": gateway.server,
         "port": gateway.port,

@@ -102,7 +102,12 @@ class Gateway(models.Model):
         ),
     )
     connection_timeout = models.PositiveSmallIntegerField(
-        default=5, validators=timeout_validators, help_text="Seconds, 2 to 300."
+        default=5,
+        validators=timeout_validators,
+        help_text=(
+            "Seconds the portal waits for the server to accept a connection and answer a ping (each readiness "
+            "check at start), 2 to 300."
+        ),
     )
     init_timeout = models.PositiveSmallIntegerField(
         "initialization timeout",
@@ -181,6 +186,17 @@ class Gateway(models.Model):
         if self.intent == "stop":
             return self.state not in {"stopped", "exited", "fatal"} or self._intent_unseen()
         return self.state not in SETTLED_STATES
+
+    @property
+    def shown_state(self) -> str:
+        """The state as pages, the API and the dashboard show it: the keeper's report, except
+        that a start or stop still on its way reads as starting or stopping (never as stopped
+        or running). gateways.state.SHOWN_STATE is the same rule in SQL, for counting."""
+        if self.in_transition and self.intent == "start" and self.state not in {"starting", "running"}:
+            return "starting"
+        if self.in_transition and self.intent == "stop" and self.state not in {"stopping", "stopped"}:
+            return "stopping"
+        return self.state
 
     def _intent_unseen(self) -> bool:
         # An intent newer than the last state change has not been acted on yet.

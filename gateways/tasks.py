@@ -66,7 +66,7 @@ def preflight(gateway: Gateway) -> checks.CheckFailure | None:
     )
 
 
-def _refuse(gateway: Gateway, trigger: str, failure: checks.CheckFailure, seq: int | None) -> dict[str, Any]:
+def refuse_start(gateway: Gateway, trigger: str, failure: checks.CheckFailure, seq: int | None) -> dict[str, Any]:
     message = f"Start refused: {failure.message}"
     # One transaction: whoever sees the error on the row also finds it in the activity.
     with transaction.atomic():
@@ -132,7 +132,7 @@ def _start_locked(gateway_pk: int, trigger: str, seq: int | None) -> dict[str, A
         return {"state": gateway.state, "note": "already active; nothing to do"}
     failure = preflight(gateway)
     if failure:
-        return _refuse(gateway, trigger, failure, seq)
+        return refuse_start(gateway, trigger, failure, seq)
     with transaction.atomic():
         # The claim, and the last check that this request is still the latest one.
         claimed = _of_request(gateway_pk, seq).filter(state__in=STARTABLE).update(

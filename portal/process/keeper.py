@@ -90,6 +90,7 @@ STOP_REQUEST_FILE = "stop_request.json"
 DEFAULT_OUTPUT_LOG = "output.log"
 
 PROBE_INTERVAL = 0.02  # between readiness probes while starting
+DEFAULT_PROBE_TIMEOUT = 0.25  # one probe attempt, unless the probe says ("timeout")
 HOUSEKEEPING_INTERVAL = 0.5  # log rotation, descendant snapshot, first lines
 ADOPT_POLL_INTERVAL = 0.05  # an adopted process is not our child: we must poll it
 FIRST_LINES = 20
@@ -555,6 +556,7 @@ class Keeper:
         self.first_lines_done = False
         self.next_housekeeping = 0.0
         self.restarts = int(self.journal.status.get("restarts") or 0)
+        self.probe = spec.probe  # with its host resolved at each spawn
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -660,9 +662,30 @@ class Keeper:
         # again so that a keeper started by hand passes on no more.
         return self.spec.child_env(dict(os.environ))
 
+    def resolve_probe(self) -> str | None:
+        """Resolve the probe's host name once per start, with a deadline; an error message if it fails.
+
+        Probing by name would resolve again on every attempt, and a name service that
+        does not answer would hold each attempt far beyond the initialization timeout.
+        """
+        probe = self.spec.probe
+        self.probe = probe
+        if not probe or probe.get("kind") not in ("tcp", "gateway"):
+            return None
+        host = _probe_host(probe.get("host"))
+        from portal.process.checks import RESOLVE_TIMEOUT, ResolveError, resolve_host  # only needs socket
+
+        try:
+            addresses = resolve_host(host, timeout=min(RESOLVE_TIMEOUT, max(0.5, self.spec.init_timeout)))
+        except ResolveError as exc:
+            return f"{exc}: the probe cannot reach the server; use an IP address, or fix the name"
+        # IPv4 first, as create_connection would try it for most names.
+        self.probe = {**probe, "host": sorted(addresses, key=lambda a: (":" in a, a))[0]}
+        return None
+
     def port_in_use_error(self) -> str | None:
         """A probe that answers before we start would make a stranger look like ours."""
-        probe = self.spec.probe
+        probe = self.probe
         if not probe or probe.get("kind") not in ("tcp", "gateway"):
             return None
         if not _tcp_probe(probe.get("host"), probe["port"], 0.2):
@@ -676,7 +699,7 @@ class Keeper:
 
     def spawn(self) -> str | None:
         """Start the child; returns an error message when it could not be started."""
-        busy = self.port_in_use_error()
+        busy = self.resolve_probe() or self.port_in_use_error()
         if busy:
             return busy
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -716,16 +739,19 @@ class Keeper:
         start = time.monotonic() - max(0.0, time.time() - child.started_at)
         deadline = start + spec.init_timeout
         no_probe_ready = start + min(spec.quick_secs, spec.init_timeout)
+        attempt = float((self.probe or {}).get("timeout") or DEFAULT_PROBE_TIMEOUT)
         while True:
             if self.stop_requested:
                 return _Outcome.STOP
             if child.has_exited():
                 return _Outcome.EXITED
             now = time.monotonic()
-            if spec.probe is None:
+            if self.probe is None:
                 if now >= no_probe_ready:
                     return _Outcome.READY
-            elif probe_once(spec.probe, timeout=max(0.05, min(0.25, deadline - now))):
+            # One attempt may take the probe's own timeout (a gateway's connection
+            # timeout): a slow but live server is not killed for answering in 0.3 s.
+            elif probe_once(self.probe, timeout=max(0.05, min(attempt, deadline - now))):
                 return _Outcome.EXITED if child.has_exited() else _Outcome.READY
             if time.monotonic() >= deadline:
                 return _Outcome.TIMEOUT

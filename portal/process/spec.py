@@ -51,6 +51,10 @@ class Spec:
     * ``{"kind": "tcp", "host": h, "port": p}`` - a plain TCP connect;
     * ``{"kind": "http", "url": u}`` - a GET answering with a status below 500;
     * ``None`` - ready once the process has stayed up ``min(quick_secs, init_timeout)``.
+
+    A probe may say ``"timeout"``: seconds one attempt may take (connect, handshake,
+    answer) before the keeper gives it up and tries again, still within init_timeout.
+    Default 0.25 s.
     """
 
     name: str
@@ -93,6 +97,9 @@ class Spec:
                 raise ValueError(f"a {kind} probe needs a port")
             if kind == "http" and not self.probe.get("url"):
                 raise ValueError("an http probe needs a url")
+            timeout = self.probe.get("timeout")
+            if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+                raise ValueError(f"the probe's timeout must be a positive number of seconds, not {timeout!r}")
         for name in ("init_timeout", "stop_timeout", "backoff_base", "backoff_max", "quick_secs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
