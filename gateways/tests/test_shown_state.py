@@ -54,3 +54,14 @@ def test_a_stop_on_its_way_is_stopping_not_running(role_client, operator, redis_
     html = role_client("viewer").get("/").content.decode()
     assert '<span class="state state-stopping">Stopping</span> <strong>1</strong>' in html
     assert "state-running" not in html
+
+
+@pytest.mark.django_db
+def test_the_list_filter_finds_a_starting_gateway_under_starting(role_client, operator, redis_service):
+    control.request(make_gateway(server=REMOTE), "start", operator)
+    make_gateway(name="Idle", port=55002)
+    client = role_client("viewer")
+    starting = client.get("/gateways/?state=starting").content.decode()
+    stopped = client.get("/gateways/?state=stopped").content.decode()
+    assert ">PyGate<" in starting and ">Idle<" not in starting
+    assert ">Idle<" in stopped and ">PyGate<" not in stopped
