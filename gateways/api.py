@@ -165,14 +165,14 @@ def gateway_action(request: HttpRequest, user: Any, name: str, action: str) -> J
     try:
         gateway = control.wait_settled(gateway, action, timeout)
     except control.ControlError as e:
-        raise ApiError(503, str(e), **status(gateway)) from None
+        raise ApiError(503, str(e), **status(gateway), **mine) from None
     replaced = control.superseded(gateway, action)
     if replaced:
-        raise ApiError(409, replaced, **status(gateway))
+        raise ApiError(409, replaced, **status(gateway), **mine)
     if gateway.state not in GOAL[action]:
         detail = f": {gateway.last_error}" if gateway.last_error else ""
         raise ApiError(
-            409, f"The {action} of {gateway.name} ended {gateway.state}{detail}", **status(gateway)
+            409, f"The {action} of {gateway.name} ended {gateway.state}{detail}", **status(gateway), **mine
         )
     return JsonResponse({**status(gateway), **mine})
 

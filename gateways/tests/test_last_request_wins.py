@@ -57,6 +57,17 @@ def fire(gateway: Gateway, user: object, token: str, plan: list[tuple[str, str, 
                 response = client.post(f"/api/gateways/{gateway.name}/{action}")
                 assert response.status_code == 202, response.content
                 sent.append((json.loads(response.content)["request"]["seq"], action))
+            elif channel == "api-wait":
+                # Waits for the state the latest request leads to, and tells the truth about it.
+                client = Client(headers={"Authorization": f"Bearer {token}"})
+                response = client.post(f"/api/gateways/{gateway.name}/{action}?wait=1")
+                data = json.loads(response.content)
+                sent.append((data["request"]["seq"], action))
+                if response.status_code == 200:
+                    assert data["state"] == GOAL[action], data
+                else:
+                    assert response.status_code == 409, data
+                    assert data["error"].startswith(("A later ", f"The {action} of {gateway.name} ended")), data
             else:
                 row = control.request(Gateway.objects.get(pk=gateway.pk), action, user)
                 sent.append((row.sent_seq, action))
@@ -80,8 +91,8 @@ def test_mixed_concurrent_requests_settle_on_the_last_one(gateway_processes, ope
     rng = random.Random(seed)
     gateway = make_gateway(port=free_port(), init_timeout=5, stop_timeout=2)
     _row, token = tokens.create(operator, "tests")
-    plan = [(rng.choice(["start", "stop", "restart"]), rng.choice(["api", "service"]), rng.random() * 0.3)
-            for _ in range(8)]
+    plan = [(rng.choice(["start", "stop", "restart"]), rng.choice(["api", "api-wait", "service"]),
+             rng.random() * 0.3) for _ in range(8)]
 
     sent = fire(gateway, operator, token, plan)
     assert sorted(seq for seq, _ in sent) == list(range(1, len(plan) + 1)), f"not one number each: {sent}"
