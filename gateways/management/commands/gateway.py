@@ -115,7 +115,10 @@ class Command(BaseCommand):
             "--passphrase-file", help="file whose first line is the passphrase ('-' reads standard input)"
         )
         create.add_argument("--init-timeout", default="5")
-        create.add_argument("--connection-timeout", default="5")
+        create.add_argument(
+            "--connection-timeout", default="5",
+            help="seconds the portal waits for the server to accept a connection and answer a ping (2 to 300)",
+        )
         create.add_argument("--stop-timeout", default="5")
         create.add_argument(
             "--restart-policy", default=Gateway.RestartPolicy.ON_FAILURE,
