@@ -122,7 +122,7 @@ def worker_env(host_name: str | None = None) -> dict[str, str]:
     return env
 
 
-def start_worker(host_name: str, log_path: Path) -> subprocess.Popen:
+def start_worker(host_name: str, log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     from portal.queues import worker_queues
 
     celery = str(Path(sys.executable).parent / "celery")
@@ -134,7 +134,7 @@ def start_worker(host_name: str, log_path: Path) -> subprocess.Popen:
             "--queues", ",".join(worker_queues(host_name)),
             "--concurrency", "2", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
         ],
-        env=worker_env(host_name),
+        env={**worker_env(host_name), **(extra_env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

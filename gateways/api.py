@@ -158,19 +158,23 @@ def gateway_action(request: HttpRequest, user: Any, name: str, action: str) -> J
     except control.ControlError as e:
         # The only failures of a request are that the broker did not take the task.
         raise ApiError(503, str(e), **status(gateway)) from None
+    mine = {"request": {"action": action, "seq": gateway.sent_seq}}
     if wait not in TRUE_WORDS:
-        return JsonResponse(status(gateway), status=202)
+        return JsonResponse({**status(gateway), **mine}, status=202)
     timeout = gateway.init_timeout + gateway.stop_timeout + 5
     try:
         gateway = control.wait_settled(gateway, action, timeout)
     except control.ControlError as e:
-        raise ApiError(503, str(e), **status(gateway)) from None
+        raise ApiError(503, str(e), **status(gateway), **mine) from None
+    replaced = control.superseded(gateway, action)
+    if replaced:
+        raise ApiError(409, replaced, **status(gateway), **mine)
     if gateway.state not in GOAL[action]:
         detail = f": {gateway.last_error}" if gateway.last_error else ""
         raise ApiError(
-            409, f"The {action} of {gateway.name} ended {gateway.state}{detail}", **status(gateway)
+            409, f"The {action} of {gateway.name} ended {gateway.state}{detail}", **status(gateway), **mine
         )
-    return JsonResponse(status(gateway))
+    return JsonResponse({**status(gateway), **mine})
 
 
 @api_view("GET", "POST")

@@ -115,7 +115,12 @@ class Gateway(models.Model):
         ),
     )
     connection_timeout = models.PositiveSmallIntegerField(
-        default=5, validators=timeout_validators, help_text="Seconds, 2 to 300."
+        default=5,
+        validators=timeout_validators,
+        help_text=(
+            "Seconds the portal waits for the server to accept a connection and answer a ping (each readiness "
+            "check at start), 2 to 300."
+        ),
     )
     init_timeout = models.PositiveSmallIntegerField(
         "initialization timeout",
@@ -145,6 +150,12 @@ class Gateway(models.Model):
     # Recorded intent: what a person or the API last asked for, and when.
     intent = models.CharField(max_length=10, blank=True)
     intent_at = models.DateTimeField(null=True, blank=True)
+    # The last request wins: every request takes the next number (a conditional
+    # UPDATE), its task carries it, and a task whose number is no longer the row's
+    # does nothing. ``requested`` is the last action asked for; unlike ``intent`` it
+    # stays once the request has been acted on, so a waiting caller knows the goal.
+    request_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    requested = models.CharField(max_length=10, blank=True, editable=False)
     # Events of the keeper's journal already copied into Activity.
     last_seq = models.IntegerField(default=0)
     # Names the keeper's run directory: stable, and free of the characters a name may have.
@@ -195,6 +206,17 @@ class Gateway(models.Model):
         if self.intent == "stop":
             return self.state not in {"stopped", "exited", "fatal"} or self._intent_unseen()
         return self.state not in SETTLED_STATES
+
+    @property
+    def shown_state(self) -> str:
+        """The state as pages, the API and the dashboard show it: the keeper's report, except
+        that a start or stop still on its way reads as starting or stopping (never as stopped
+        or running). gateways.state.SHOWN_STATE is the same rule in SQL, for counting."""
+        if self.in_transition and self.intent == "start" and self.state not in {"starting", "running"}:
+            return "starting"
+        if self.in_transition and self.intent == "stop" and self.state not in {"stopping", "stopped"}:
+            return "stopping"
+        return self.state
 
     def _intent_unseen(self) -> bool:
         # An intent newer than the last state change has not been acted on yet.

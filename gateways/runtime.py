@@ -96,7 +96,10 @@ def build_spec(gateway: Gateway) -> Spec:
         cwd=str(settings.BASE_DIR),
         log_file=str(log),
         log_roots=list(settings.PORTAL_LOG_ROOTS),
-        probe={"kind": "gateway", "host": gateway.server, "port": gateway.port, "verifier": verifier or None},
+        # The connection timeout: how long the portal waits for the server to accept a
+        # connection, shake hands and answer one ping, before it tries again.
+        probe={"kind": "gateway", "host": gateway.server, "port": gateway.port, "verifier": verifier or None,
+               "timeout": float(gateway.connection_timeout)},
         init_timeout=float(gateway.init_timeout),
         restart_policy=gateway.restart_policy,
         stop_timeout=float(gateway.stop_timeout),

@@ -19,21 +19,41 @@ from django.db import transaction
 
 from gateways import runtime, sync
 from gateways.models import Gateway
-from portal.process import checks, keeper
+from portal.process import checks, keeper, lock
 
 log = logging.getLogger(__name__)
 
 STARTABLE = {"stopped", "exited", "fatal", "unknown"}
 SETTLED = {"running", "fatal", "exited", "stopped"}
+# How long a task waits for the task before it on the same gateway (a launch or a stop).
+LOCK_WAIT = 120.0
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _done(gateway_pk: int, intent: str) -> None:
-    """The request has been acted on: pages stop showing it as in flight."""
-    Gateway.objects.filter(pk=gateway_pk, intent=intent).update(intent="")
+def _latest(gateway_pk: int, seq: int | None) -> bool:
+    """Is the request this task was sent for still the gateway's latest? (None: a task
+    not tied to a request, e.g. from an older portal: it acts.)"""
+    if seq is None:
+        return True
+    return Gateway.objects.filter(pk=gateway_pk, request_seq=seq).exists()
+
+
+def _of_request(gateway_pk: int, seq: int | None) -> Any:
+    """The row, if ``seq`` is still its latest request: writes through this act for that request only."""
+    rows = Gateway.objects.filter(pk=gateway_pk)
+    return rows if seq is None else rows.filter(request_seq=seq)
+
+
+def _done(gateway_pk: int, seq: int | None) -> None:
+    """The request has been acted on: pages stop showing it as in flight. A later
+    request's intent stays: its own task clears it."""
+    _of_request(gateway_pk, seq).update(intent="")
+
+
+SUPERSEDED = {"note": "a later request replaced this one; nothing done"}
 
 
 def preflight(gateway: Gateway) -> checks.CheckFailure | None:
@@ -48,13 +68,13 @@ def preflight(gateway: Gateway) -> checks.CheckFailure | None:
     )
 
 
-def _refuse(gateway: Gateway, trigger: str, failure: checks.CheckFailure) -> dict[str, Any]:
+def refuse_start(gateway: Gateway, trigger: str, failure: checks.CheckFailure, seq: int | None) -> dict[str, Any]:
     message = f"Start refused: {failure.message}"
     # One transaction: whoever sees the error on the row also finds it in the activity.
     with transaction.atomic():
         sync.record(gateway, message=message, trigger=trigger, level="error", host=settings.PORTAL_HOST_NAME,
                     user=sync.user_of(trigger))
-        Gateway.objects.filter(pk=gateway.pk).update(
+        _of_request(gateway.pk, seq).update(
             last_error=message,
             intent="",
             startup={
@@ -78,70 +98,121 @@ def _warn_open(gateway: Gateway, trigger: str) -> None:
                 user=sync.user_of(trigger))
 
 
+def _serialized(gateway: Gateway, work: Any) -> Any:
+    """Run ``work()`` holding the gateway's control lock on this host: one launch or stop at a time."""
+    try:
+        with lock.control_lock(runtime.run_dir(gateway), timeout=LOCK_WAIT):
+            return work()
+    except lock.LockTimeout as e:
+        message = f"Not done: another start or stop of {gateway.name} is still busy ({e}); try again."
+        sync.record(gateway, message=message, trigger="system", level="error", host=settings.PORTAL_HOST_NAME)
+        return {"error": message}
+
+
 @shared_task(acks_late=True, ignore_result=True)
-def start_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
+def start_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
+    gateway = Gateway.objects.filter(pk=gateway_pk).first()
+    if gateway is None:
+        return {"error": "the definition was deleted"}
+    if not _latest(gateway_pk, seq):
+        return SUPERSEDED
+    result = _serialized(gateway, lambda: _start_locked(gateway_pk, trigger, seq))
+    if result.get("launched"):
+        # Waited for outside the lock: a Stop sent meanwhile must not wait for the start to settle.
+        gateway = result["gateway"]
+        status = keeper.wait_for(runtime.run_dir(gateway), SETTLED | {"backoff"}, timeout=gateway.init_timeout + 2)
+        sync.sync(gateway_pk, settings.PORTAL_HOST_NAME)
+        _done(gateway_pk, seq)
+        return {"state": status.get("state"), "pid": status.get("pid"), "time_to_ready": status.get("time_to_ready")}
+    return result
+
+
+def _start_locked(gateway_pk: int, trigger: str, seq: int | None) -> dict[str, Any]:
     host = settings.PORTAL_HOST_NAME
     gateway = sync.sync(gateway_pk, host)
     if gateway is None:
         return {"error": "the definition was deleted"}
+    if not _latest(gateway_pk, seq):
+        return SUPERSEDED
+    rd = runtime.run_dir(gateway)
+    if gateway.state == "stopping":
+        # A stop that is not ours is still under way (its keeper ends it): let it finish, then start.
+        keeper.wait_for(rd, {"stopped", "exited", "fatal"}, timeout=gateway.stop_timeout + 5)
+        gateway = sync.sync(gateway_pk, host) or gateway
     if gateway.state not in STARTABLE:
-        _done(gateway_pk, "start")
+        _done(gateway_pk, seq)
         return {"state": gateway.state, "note": "already active; nothing to do"}
     failure = preflight(gateway)
     if failure:
-        return _refuse(gateway, trigger, failure)
+        return refuse_start(gateway, trigger, failure, seq)
     with transaction.atomic():
-        # The claim: of several tasks racing to start this gateway, one wins.
-        claimed = Gateway.objects.filter(pk=gateway_pk, state__in=STARTABLE).update(
+        # The claim, and the last check that this request is still the latest one.
+        claimed = _of_request(gateway_pk, seq).filter(state__in=STARTABLE).update(
             state="starting", state_changed_at=_now(), run_host=host, last_error="", startup={}
         )
     if not claimed:
-        # The task that won the claim clears the intent when it is done.
+        if not _latest(gateway_pk, seq):
+            return SUPERSEDED
+        _done(gateway_pk, seq)
         return {"state": "starting", "note": "another task is starting it"}
     gateway.refresh_from_db()
     if gateway.open_to_network:
         _warn_open(gateway, trigger)
-    rd = runtime.run_dir(gateway)
     try:
         keeper.launch(runtime.build_spec(gateway), rd, trigger=trigger)
     except keeper.KeeperBusy:
         sync.sync(gateway_pk, host)
-        _done(gateway_pk, "start")
+        _done(gateway_pk, seq)
         return {"state": "starting", "note": "its keeper is already running"}
     except keeper.AlreadyRunning as e:
         keeper.adopt(rd)
         sync.record(gateway, message=f"Re-adopted: {e}", trigger="reconcile", level="warning", host=host)
     except (keeper.KeeperError, OSError) as e:
-        Gateway.objects.filter(pk=gateway_pk).update(state="stopped", last_error=f"Start failed: {e}", intent="")
+        Gateway.objects.filter(pk=gateway_pk).update(state="stopped", last_error=f"Start failed: {e}")
+        _done(gateway_pk, seq)
         sync.record(gateway, message=f"Start failed: {e}", trigger=trigger, level="error", host=host)
         return {"state": "stopped", "error": str(e)}
-    status = keeper.wait_for(rd, SETTLED | {"backoff"}, timeout=gateway.init_timeout + 2)
-    sync.sync(gateway_pk, host)
-    _done(gateway_pk, "start")
-    return {"state": status.get("state"), "pid": status.get("pid"), "time_to_ready": status.get("time_to_ready")}
+    return {"launched": True, "gateway": gateway}
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def stop_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
+def _stop(gateway_pk: int, trigger: str, seq: int | None, finish: bool = True) -> dict[str, Any]:
+    gateway = Gateway.objects.filter(pk=gateway_pk).first()
+    if gateway is None:
+        return {"error": "the definition was deleted"}
+    if not _latest(gateway_pk, seq):
+        return SUPERSEDED
+    return _serialized(gateway, lambda: _stop_locked(gateway_pk, trigger, seq, finish))
+
+
+def _stop_locked(gateway_pk: int, trigger: str, seq: int | None, finish: bool) -> dict[str, Any]:
     host = settings.PORTAL_HOST_NAME
     gateway = sync.sync(gateway_pk, host)
     if gateway is None:
         return {"error": "the definition was deleted"}
+    if not _latest(gateway_pk, seq):
+        return SUPERSEDED
     rd = runtime.run_dir(gateway)
     if keeper.read_status(rd) is None:
-        Gateway.objects.filter(pk=gateway_pk).update(intent="", state="stopped")
+        _of_request(gateway_pk, seq).update(state="stopped", **({"intent": ""} if finish else {}))
         return {"state": "stopped"}
     keeper.request_stop(rd, timeout=gateway.stop_timeout + 5, trigger=trigger)
     gateway = sync.sync(gateway_pk, host)
-    _done(gateway_pk, "stop")
+    if finish:
+        _done(gateway_pk, seq)
     return {"state": gateway.state if gateway else "stopped"}
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def restart_gateway(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
-    stop_gateway(gateway_pk, trigger)
-    Gateway.objects.filter(pk=gateway_pk).update(intent="start", intent_at=_now())
-    return start_gateway(gateway_pk, trigger)
+def stop_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
+    return _stop(gateway_pk, trigger, seq)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def restart_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
+    result = _stop(gateway_pk, trigger, seq, finish=False)
+    if result is SUPERSEDED or result.get("error"):
+        return result
+    return start_gateway(gateway_pk, trigger, seq)
 
 
 @shared_task

@@ -45,7 +45,10 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
     if query:
         gateways = gateways.filter(Q(name__icontains=query) | Q(server__icontains=query))
     if state in dict(STATE_CHOICES):
-        gateways = gateways.filter(state=state)
+        from gateways.state import SHOWN_STATE
+
+        # By the state the rows show: a start on its way is under Starting, not Stopped.
+        gateways = gateways.annotate(shown=SHOWN_STATE).filter(shown=state)
     # A page of definitions: a thousand rows with their buttons would take too long to draw.
     page = Paginator(gateways, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()

@@ -185,9 +185,11 @@ def reconcile_local(host: str) -> dict[str, int]:
                 keeper.reconcile(rd)
                 counts["died"] += 1
                 gateway = sync.sync(gateway.pk, host)
-                if gateway and gateway.restart_policy != Gateway.RestartPolicy.NEVER and gateway.intent != "stop":
+                if (gateway and gateway.restart_policy != Gateway.RestartPolicy.NEVER
+                        and gateway.intent != "stop" and gateway.requested != "stop"):
                     counts["restarted"] += 1
-                    start_gateway(gateway.pk, "reconcile")
+                    # Tied to the latest request: a Stop recorded meanwhile makes it do nothing.
+                    start_gateway(gateway.pk, "reconcile", gateway.request_seq)
                 continue
         sync.sync(gateway.pk, host)
     return counts

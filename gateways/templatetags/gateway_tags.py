@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import template
 from django.utils.html import format_html
 
-from gateways.models import Gateway
+from gateways.models import STATE_CHOICES, Gateway
 
 register = template.Library()
 
@@ -11,11 +11,8 @@ register = template.Library()
 @register.simple_tag
 def state_badge(gateway: Gateway) -> str:
     """The state as the keeper reports it; "Starting…" while a start request is still on its way."""
-    state, label = gateway.state, gateway.get_state_display()
-    if gateway.in_transition and gateway.intent == "start" and state not in {"starting", "running"}:
-        state, label = "starting", "Starting"
-    elif gateway.in_transition and gateway.intent == "stop" and state not in {"stopping", "stopped"}:
-        state, label = "stopping", "Stopping"
+    state = gateway.shown_state
+    label = dict(STATE_CHOICES)[state]
     restarts = (gateway.startup or {}).get("restarts") or 0
     extra = ""
     if restarts and state == "running":

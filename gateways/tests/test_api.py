@@ -26,7 +26,7 @@ GROUPS = {"viewer": VIEWER, "operator": OPERATOR, "administrator": ADMINISTRATOR
 AUTHS = ["session", "token"]
 # A gateway on another host: its tasks go to a queue no test worker serves, so a
 # request is recorded and sent without any process being started.
-REMOTE = "remote-host.test"
+REMOTE = "192.0.2.10"  # TEST-NET-1: a valid address of no host here
 VERIFIER = "pbkdf2_sha256$1000$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"
 
 ApiClient = Callable[[str, str], Client]

@@ -22,10 +22,10 @@ from gateways.models import Activity, Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import gone
 
-REMOTE = "remote-host.test"  # its queue has no worker: requests are sent, nothing starts
+REMOTE = "192.0.2.10"  # TEST-NET-1, no host here: its queue has no worker, requests are sent, nothing starts
 STATUS_KEYS = {
     "name", "state", "pid", "server", "port", "host", "since", "in_transition", "last_error", "time_to_ready",
-    "restarts",
+    "restarts", "requested", "request_seq", "reported_state",
 }
 
 

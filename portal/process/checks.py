@@ -10,6 +10,8 @@ import ipaddress
 import os
 import socket
 import subprocess
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MIN_PYTHON = (3, 9)
@@ -98,9 +100,93 @@ def _is_wildcard(host: str) -> bool:
     return host in ("", "0.0.0.0", "::")
 
 
-def _addresses_of(host: str) -> set[str]:
+RESOLVE_TIMEOUT = 3.0
+# getaddrinfo answers that mean "this name does not exist", as opposed to "ask again later".
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+class ResolveError(Exception):
+    """A host name that did not resolve. ``definite``: the resolver said the name does not
+    exist; otherwise resolution itself failed or timed out (the name may be fine)."""
+
+    def __init__(self, host: str, reason: str, definite: bool) -> None:
+        super().__init__(f"{host} cannot be resolved ({reason})")
+        self.host = host
+        self.reason = reason
+        self.definite = definite
+
+
+def _getaddrinfo(host: str) -> set[str]:
     infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     return {info[4][0] for info in infos}
+
+
+def resolve_host(host: str, timeout: float = RESOLVE_TIMEOUT,
+                 resolver: Callable[[str], set[str]] = _getaddrinfo) -> set[str]:
+    """The addresses of ``host`` (an IP address is itself), or ResolveError within ``timeout`` s.
+
+    getaddrinfo has no timeout of its own and a dead name server makes it wait for
+    the resolver's retries (tens of seconds), so it runs in a daemon thread that is
+    abandoned when the time is up.
+    """
+    try:
+        return {str(ipaddress.ip_address(host.split("%")[0]))}
+    except ValueError:
+        pass
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["addresses"] = resolver(host)
+        except (OSError, UnicodeError) as exc:
+            result["error"] = exc
+
+    worker = threading.Thread(target=run, name=f"resolve {host}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise ResolveError(host, f"no answer from the name service within {timeout:g} s", definite=False)
+    error = result.get("error")
+    if isinstance(error, socket.gaierror):
+        raise ResolveError(host, error.strerror or str(error), definite=error.errno in _NO_SUCH_NAME)
+    if error is not None:
+        raise ResolveError(host, str(error), definite=isinstance(error, UnicodeError))
+    addresses = result.get("addresses")
+    assert isinstance(addresses, set)
+    return addresses
+
+
+def check_host_resolves(host: str, timeout: float = RESOLVE_TIMEOUT) -> CheckFailure | None:
+    """The server name resolves; the failure says which name and what to enter instead.
+
+    code "address-unknown" when the name does not exist, "resolver-unavailable" when
+    the name service did not answer (a warning rather than a refusal may fit then).
+    """
+    if _is_wildcard(host):
+        return None
+    try:
+        resolve_host(host, timeout)
+    except ResolveError as exc:
+        return _unresolved(exc)
+    return None
+
+
+def _unresolved(exc: ResolveError) -> CheckFailure:
+    fix = (f"correct the server name {exc.host}, or enter an IP address of the host where the gateway "
+           "should listen (127.0.0.1 for this host)")
+    if exc.definite:
+        return CheckFailure("address-unknown", f"the server name {exc.host} does not resolve ({exc.reason}): {fix}",
+                            fix=fix)
+    return CheckFailure("resolver-unavailable",
+                        f"the server name {exc.host} could not be resolved now ({exc.reason}): check the host's "
+                        f"name service, or {fix}", fix=fix)
+
+
+def _addresses_of(host: str) -> set[str]:
+    try:
+        return resolve_host(host)
+    except ResolveError as exc:
+        raise socket.gaierror(socket.EAI_NONAME if exc.definite else socket.EAI_AGAIN, exc.reason) from None
 
 
 def port_holder(host: str, port: int) -> tuple[int | None, str] | None:
@@ -178,10 +264,9 @@ def check_bind_address(host: str) -> CheckFailure | None:
     if _is_wildcard(host):
         return None
     try:
-        resolved = _addresses_of(host)
-    except socket.gaierror as exc:
-        return CheckFailure("address-unknown", f"{host} cannot be resolved ({exc.strerror}); "
-                            "enter an IP address of this host, or 127.0.0.1")
+        resolved = resolve_host(host)
+    except ResolveError as exc:
+        return _unresolved(exc)
     local = local_addresses()
     if resolved & local:
         return None

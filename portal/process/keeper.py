@@ -40,8 +40,7 @@ killed, the state goes to backoff and the next attempt waits
 shorter than ``quick_secs``) makes it fatal. As in supervisor, failed starts are retried
 whatever the restart policy; the policy decides what happens after an exit from running.
 A run that was ready but lasted less than ``quick_secs`` counts as a quick failure too;
-as exited cannot go to fatal, after too many of those the keeper leaves the state at
-exited with an error saying it gave up.
+after ``max_quick_failures`` of those in a row the keeper gives up: exited, then fatal.
 
 SIGTERM to the keeper means "stop": SIGTERM to the child's process group (and to every
 descendant found with psutil outside it), ``stop_timeout`` seconds of grace, then
@@ -78,7 +77,7 @@ import psutil
 from portal.process import identity
 from portal.process.identity import ProcessIdentity
 from portal.process.logtail import open_for_append, open_regular, rotate_copytruncate, within
-from portal.process.spec import Spec
+from portal.process.spec import Spec, inherited_env
 from portal.process.states import State, check_transition, is_active
 
 SPEC_FILE = "spec.json"
@@ -91,6 +90,7 @@ STOP_REQUEST_FILE = "stop_request.json"
 DEFAULT_OUTPUT_LOG = "output.log"
 
 PROBE_INTERVAL = 0.02  # between readiness probes while starting
+DEFAULT_PROBE_TIMEOUT = 0.25  # one probe attempt, unless the probe says ("timeout")
 HOUSEKEEPING_INTERVAL = 0.5  # log rotation, descendant snapshot, first lines
 ADOPT_POLL_INTERVAL = 0.05  # an adopted process is not our child: we must poll it
 FIRST_LINES = 20
@@ -102,14 +102,6 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Exit codes of the keeper's first (intermediate) process, read by launch().
 _RC_OK, _RC_BUSY, _RC_ERROR = 0, 3, 4
-
-# Variables of the keeper's environment that belong to whoever launched it, not to the
-# child: Django/Celery settings would make a child that happens to import Django
-# configure itself as the portal, systemd's socket-activation and notify variables
-# are addressed to the worker's own pid, and test-runner variables leak test state.
-_DROP_ENV = {"DJANGO_SETTINGS_MODULE", "FORKED_BY_MULTIPROCESSING", "NOTIFY_SOCKET",
-             "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "PYTHONSTARTUP", "PYTHONINSPECT"}
-_DROP_ENV_PREFIXES = ("CELERY_", "PYTEST_")
 
 log = logging.getLogger("portal.process.keeper")
 
@@ -560,6 +552,7 @@ class Keeper:
         self.first_lines_done = False
         self.next_housekeeping = 0.0
         self.restarts = int(self.journal.status.get("restarts") or 0)
+        self.probe = spec.probe  # with its host resolved at each spawn
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -662,14 +655,34 @@ class Keeper:
     # -- starting --------------------------------------------------------------------
 
     def child_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in _DROP_ENV and not k.startswith(_DROP_ENV_PREFIXES)}
-        env.update(self.spec.env)
-        return env
+        # The keeper's environment is already allowlisted (see _start_keeper); filter
+        # again so that a keeper started by hand passes on no more.
+        return self.spec.child_env(dict(os.environ))
+
+    def resolve_probe(self) -> str | None:
+        """Resolve the probe's host name once per start, with a deadline; an error message if it fails.
+
+        Probing by name would resolve again on every attempt, and a name service that
+        does not answer would hold each attempt far beyond the initialization timeout.
+        """
+        probe = self.spec.probe
+        self.probe = probe
+        if not probe or probe.get("kind") not in ("tcp", "gateway"):
+            return None
+        host = _probe_host(probe.get("host"))
+        from portal.process.checks import RESOLVE_TIMEOUT, ResolveError, resolve_host  # only needs socket
+
+        try:
+            addresses = resolve_host(host, timeout=min(RESOLVE_TIMEOUT, max(0.5, self.spec.init_timeout)))
+        except ResolveError as exc:
+            return f"{exc}: the probe cannot reach the server; use an IP address, or fix the name"
+        # IPv4 first, as create_connection would try it for most names.
+        self.probe = {**probe, "host": sorted(addresses, key=lambda a: (":" in a, a))[0]}
+        return None
 
     def port_in_use_error(self) -> str | None:
         """A probe that answers before we start would make a stranger look like ours."""
-        probe = self.spec.probe
+        probe = self.probe
         if not probe or probe.get("kind") not in ("tcp", "gateway"):
             return None
         if not _tcp_probe(probe.get("host"), probe["port"], 0.2):
@@ -683,7 +696,7 @@ class Keeper:
 
     def spawn(self) -> str | None:
         """Start the child; returns an error message when it could not be started."""
-        busy = self.port_in_use_error()
+        busy = self.resolve_probe() or self.port_in_use_error()
         if busy:
             return busy
         roots = self.spec.log_roots
@@ -731,16 +744,19 @@ class Keeper:
         start = time.monotonic() - max(0.0, time.time() - child.started_at)
         deadline = start + spec.init_timeout
         no_probe_ready = start + min(spec.quick_secs, spec.init_timeout)
+        attempt = float((self.probe or {}).get("timeout") or DEFAULT_PROBE_TIMEOUT)
         while True:
             if self.stop_requested:
                 return _Outcome.STOP
             if child.has_exited():
                 return _Outcome.EXITED
             now = time.monotonic()
-            if spec.probe is None:
+            if self.probe is None:
                 if now >= no_probe_ready:
                     return _Outcome.READY
-            elif probe_once(spec.probe, timeout=max(0.05, min(0.25, deadline - now))):
+            # One attempt may take the probe's own timeout (a gateway's connection
+            # timeout): a slow but live server is not killed for answering in 0.3 s.
+            elif probe_once(self.probe, timeout=max(0.05, min(attempt, deadline - now))):
                 return _Outcome.EXITED if child.has_exited() else _Outcome.READY
             if time.monotonic() >= deadline:
                 return _Outcome.TIMEOUT
@@ -872,13 +888,17 @@ class Keeper:
                     what += " (adopted process: the keeper is not its parent and cannot know)"
                 message = f"exited after {ran:.2f} s: {what}"
                 err = None if expected else f"{message}; last output: {self.last_output_line() or '(none)'}"
-                if restart and failures >= spec.max_quick_failures:
-                    err = f"{message}; gave up after {failures} quick exits in a row"
-                    restart = False
+                give_up = restart and failures >= spec.max_quick_failures
                 self.journal.transition(
                     State.EXITED, trigger="keeper", message=message, exit_code=exit_code, sig=sig,
                     expected=expected, error=err,
                 )
+                if give_up:
+                    last = self.last_output_line()
+                    msg = f"{message}; gave up after {failures} quick exits in a row"
+                    msg += f"; last output: {last}" if last else ""
+                    self.journal.transition(State.FATAL, trigger="keeper", message=msg, error=msg)
+                    return 0
                 if not restart:
                     return 0
                 delay = spec.backoff_delay(failures)
@@ -1117,12 +1137,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start_keeper(run_dir: Path, extra: list[str], timeout: float) -> KeeperInfo:
     mode = "adopt" if "--adopt" in extra else "launch"
+    try:
+        pass_env = read_spec(run_dir).pass_env
+    except (OSError, ValueError):
+        pass_env = []  # the keeper itself reports the unreadable spec
     out = os.open(run_dir / KEEPER_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "portal.process.keeper", str(run_dir), *extra],
             cwd=_PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             close_fds=True, umask=0o077,
+            # Not the caller's environment: /proc/PID/environ of the keeper is readable by
+            # the same user, and it must hold none of the portal's settings. Secret values
+            # for the child come from spec.json (0600), never through the keeper's environ.
+            env=inherited_env(dict(os.environ), pass_env),
         )
     finally:
         os.close(out)

@@ -9,6 +9,24 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 RESTART_POLICIES = ("never", "on-failure", "always")
+
+# The only variables a managed process (and its keeper) takes from the environment of
+# whoever starts it: what any program needs to find its tools, speak the user's
+# language and write temporary files. Everything else (the portal's secret key, its
+# database and broker URLs, whatever the operator exported) stays with the portal; a
+# definition adds its own variables through Spec.env, or names more in Spec.pass_env.
+INHERITED_ENV = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM",
+    "TMPDIR", "TMP", "TEMP", "SSL_CERT_FILE", "SSL_CERT_DIR",
+})
+INHERITED_ENV_PREFIXES = ("LC_",)
+
+
+def inherited_env(environ: dict[str, str] | None = None, extra: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """The allowlisted part of ``environ`` (default: this process's), plus the names in ``extra``."""
+    environ = dict(os.environ) if environ is None else environ
+    return {k: v for k, v in environ.items()
+            if k in INHERITED_ENV or k.startswith(INHERITED_ENV_PREFIXES) or k in extra}
 PROBE_KINDS = ("gateway", "tcp", "http")
 MASK = "****"
 
@@ -17,8 +35,9 @@ MASK = "****"
 class Spec:
     """A process to keep.
 
-    ``argv`` is executed directly, never through a shell. ``env`` is added to a
-    cleaned copy of the keeper's environment; the values of the variables named in
+    ``argv`` is executed directly, never through a shell. The process gets only the
+    allowlisted variables of its starter's environment (:data:`INHERITED_ENV`, plus the
+    names in ``pass_env``) and ``env``; the values of the variables named in
     ``secret_env`` (and a gateway probe's ``verifier``) are never written to a log,
     status or event. They are kept only in spec.json (mode 0600 in a 0700 run dir),
     which the keeper needs to restart the process or to adopt it after a crash.
@@ -32,11 +51,16 @@ class Spec:
     * ``{"kind": "tcp", "host": h, "port": p}`` - a plain TCP connect;
     * ``{"kind": "http", "url": u}`` - a GET answering with a status below 500;
     * ``None`` - ready once the process has stayed up ``min(quick_secs, init_timeout)``.
+
+    A probe may say ``"timeout"``: seconds one attempt may take (connect, handshake,
+    answer) before the keeper gives it up and tries again, still within init_timeout.
+    Default 0.25 s.
     """
 
     name: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    pass_env: list[str] = field(default_factory=list)  # more names to take from the starter's environment
     secret_env: list[str] = field(default_factory=list)
     cwd: str | None = None
     log_file: str | None = None  # None: RUN_DIR/output.log
@@ -75,6 +99,9 @@ class Spec:
                 raise ValueError(f"a {kind} probe needs a port")
             if kind == "http" and not self.probe.get("url"):
                 raise ValueError("an http probe needs a url")
+            timeout = self.probe.get("timeout")
+            if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+                raise ValueError(f"the probe's timeout must be a positive number of seconds, not {timeout!r}")
         for name in ("init_timeout", "stop_timeout", "backoff_base", "backoff_max", "quick_secs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
@@ -105,6 +132,10 @@ class Spec:
         return cls.from_dict(json.loads(text))
 
     # -- secrets and display -------------------------------------------------------
+
+    def child_env(self, environ: dict[str, str] | None = None) -> dict[str, str]:
+        """The whole environment of the process: the allowlisted inherited part, then ``env``."""
+        return {**inherited_env(environ, self.pass_env), **self.env}
 
     def secret_values(self, environ: dict[str, str] | None = None) -> list[str]:
         """Values that must never be shown, longest first (so overlaps mask fully)."""

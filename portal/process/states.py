@@ -46,7 +46,11 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.RUNNING: frozenset({State.STOPPING, State.EXITED}),
     State.BACKOFF: frozenset({State.STARTING, State.FATAL, State.STOPPED}),
     State.STOPPING: frozenset({State.STOPPED}),
-    State.EXITED: frozenset({State.STARTING, State.STOPPED}),
+    # EXITED -> FATAL is ours: the keeper gives up after quick exits from running.
+    # supervisor reaches FATAL only through BACKOFF because its "running" needs
+    # startsecs of life; ours needs the probe to answer, so a server that answers and
+    # then dies at once (three times in a row) exits from running, and then gives up.
+    State.EXITED: frozenset({State.STARTING, State.STOPPED, State.FATAL}),
     State.FATAL: frozenset({State.STARTING, State.STOPPED}),
     # UNKNOWN is where we land when the truth is lost (a keeper died and nobody saw
     # what happened), so any state may fall into it; and once the truth is found

@@ -119,7 +119,10 @@ class Command(BaseCommand):
             help="let a server beyond loopback run without a passphrase (anyone who reaches the port runs code)",
         )
         create.add_argument("--init-timeout", default="5")
-        create.add_argument("--connection-timeout", default="5")
+        create.add_argument(
+            "--connection-timeout", default="5",
+            help="seconds the portal waits for the server to accept a connection and answer a ping (2 to 300)",
+        )
         create.add_argument("--stop-timeout", default="5")
         create.add_argument(
             "--restart-policy", default=Gateway.RestartPolicy.ON_FAILURE,
@@ -259,6 +262,9 @@ class Command(BaseCommand):
             return
         timeout = options["timeout"] or gateway.init_timeout + gateway.stop_timeout + 5
         gateway = control.wait_settled(gateway, action, timeout)
+        replaced = control.superseded(gateway, action)
+        if replaced:
+            raise CommandError(replaced)
         if gateway.state not in GOAL[action]:
             detail = f": {gateway.last_error}" if gateway.last_error else ""
             raise CommandError(

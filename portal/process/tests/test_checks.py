@@ -94,4 +94,5 @@ def test_a_non_local_address_is_refused():
 def test_an_unresolvable_name_is_refused():
     failure = check_bind_address("no-such-host.invalid")
     assert failure.code == "address-unknown"
-    assert "cannot be resolved" in failure.message
+    assert failure.message.startswith("the server name no-such-host.invalid does not resolve (")
+    assert "enter an IP address of the host where the gateway should listen (127.0.0.1" in failure.message

@@ -110,8 +110,11 @@ def test_quick_exits_after_ready_give_up_after_n(run_dir, port, tag):
     keeper.launch(spec, run_dir)
     wait_until(lambda: not keeper.keeper_alive(run_dir), timeout=10)
     status = keeper.read_status(run_dir)
-    assert status["state"] == "exited"
+    # It gave up: fatal, as after failed starts; a person must start it again.
+    assert status["state"] == "fatal"
     assert "gave up after 2 quick exits in a row" in status["error"]
+    assert transitions(run_dir)[-2:] == [("running", "exited"), ("exited", "fatal")]
+    assert event_to(run_dir, "fatal")["message"] == status["error"]
 
 
 def test_after_the_keeper_is_killed_adopt_mode_picks_up_the_child_and_can_stop_it(run_dir, port, tag):
@@ -203,3 +206,19 @@ def test_a_stop_while_starting_stops_the_half_started_process(run_dir, port, tag
     assert keeper.request_stop(run_dir, timeout=10)
     assert transitions(run_dir)[-2:] == [("starting", "stopping"), ("stopping", "stopped")]
     assert processes_mentioning(tag) == []
+
+
+def test_a_probe_host_that_does_not_resolve_fails_each_start_at_once_naming_it(run_dir, port, tag):
+    spec = Spec(name="demo", argv=[sys.executable, str(PROGRAMS / "tcp_server.py"), str(port), "--tag", tag],
+                probe={"kind": "tcp", "host": "no.such.host.invalid", "port": port},
+                init_timeout=5.0, backoff_base=0.05, max_quick_failures=2, stop_timeout=1.0)
+    started = time.monotonic()
+    keeper.launch(spec, run_dir)
+    status = keeper.wait_for(run_dir, {"fatal"}, timeout=15)
+    # Not one initialization timeout per attempt: the name is found missing before anything runs.
+    assert time.monotonic() - started < 4
+    assert status["state"] == "fatal"
+    assert "no.such.host.invalid cannot be resolved" in status["error"]
+    assert "use an IP address, or fix the name" in status["error"]
+    assert keeper.read_status(run_dir)["pid"] is None  # no server was ever started
+    wait_until(lambda: not processes_mentioning(tag), timeout=5)  # the keeper is gone too

@@ -36,7 +36,7 @@ def test_supervisor_transitions_are_allowed(a, b):
 
 @pytest.mark.parametrize(("a", "b"), [
     ("stopped", "running"), ("running", "starting"), ("running", "stopped"), ("stopping", "running"),
-    ("exited", "fatal"), ("fatal", "running"), ("stopped", "stopped"), ("backoff", "running"),
+    ("exited", "running"), ("fatal", "running"), ("stopped", "stopped"), ("backoff", "running"),
 ])
 def test_other_transitions_are_refused_with_a_readable_message(a, b):
     assert not can_transition(a, b)
