@@ -193,7 +193,7 @@ def start_example(example: Example, workdir: Path, env: dict[str, str] | None = 
         proc = subprocess.Popen(command, cwd=example.directory, env=child_env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     server = ExampleServer(example, python, sock, db_path, log_path, child_env, proc)
-    probe = ((uvicorn_root_path is None and example.mount) or "") + "/"
+    probe = "/" if uvicorn_root_path is not None else example.mount + "/"
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
