@@ -158,9 +158,10 @@ def test_a_comment_needs_an_existing_post(app: ExampleServer) -> None:
         ("POST", "/comments", b'{"content": "x"}', ["post_id"]),
         ("PATCH", "/posts/{id}", b"{}", ["nothing to change"]),
         ("PUT", "/posts/{id}", b'{"title": "Only a title"}', ["content"]),
+        ("GET", "/comments?post_id=abc", None, ["post_id"]),
     ],
 )
-def test_bad_input_gets_a_400_that_says_what_is_wrong(app: ExampleServer, method: str, path: str, body: bytes,
+def test_bad_input_gets_a_400_that_says_what_is_wrong(app: ExampleServer, method: str, path: str, body: bytes | None,
                                                        words: list[str]) -> None:
     post = app.request("POST", "/posts", {"title": "Untouched", "content": "Before"}).json()
     before = app.request("GET", "/posts").json()

@@ -164,7 +164,8 @@ async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse
     if any(p["loc"][:1] == ("path",) for p in problems):
         index = request.url_for("index").path
         return error(404, f"nothing at {request.url.path}; the index {index} lists the endpoints")
-    if "json" not in request.headers.get("content-type", ""):
+    in_body = any(p["loc"][:1] == ("body",) for p in problems)
+    if in_body and "json" not in request.headers.get("content-type", ""):
         return error(400, "send the body as a JSON object with the header Content-Type: application/json")
     messages = []
     for p in problems:

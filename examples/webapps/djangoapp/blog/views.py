@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import DisallowedHost
 from django.db import transaction
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -210,7 +211,9 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return error(400, f"bad request ({exception}); check the Host header against DJANGO_ALLOWED_HOSTS")
+    if isinstance(exception, DisallowedHost):
+        return error(400, f"{exception} The variable DJANGO_ALLOWED_HOSTS sets them (comma-separated).")
+    return error(400, f"bad request ({exception})")
 
 
 def server_error(request: HttpRequest) -> JsonResponse:

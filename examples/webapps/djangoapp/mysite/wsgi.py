@@ -12,6 +12,6 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
 application = get_wsgi_application()
 
-from mysite.setup import migrate_once  # noqa: E402  (needs the settings loaded above)
+from mysite.database import migrate_once  # noqa: E402  (needs the settings loaded above)
 
 migrate_once()
