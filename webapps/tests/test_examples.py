@@ -219,6 +219,12 @@ def test_interop_with_a_wrong_passphrase_says_the_gateway_did_not_answer(gateway
         assert "not the passphrase" not in message
 
 
+def test_interop_without_the_portal_on_pythonpath_says_so(gateway: GatewayProcess, tmp_path: Path) -> None:
+    for name in ("flask", "fastapi"):
+        with one_off(name, tmp_path, {**gateway_env(gateway), "PYTHONPATH": ""}) as server:
+            assert_error(server.request("GET", "/interop"), 503, "gateways.client", "PYTHONPATH")
+
+
 # Framework specifics ------------------------------------------------------------------------
 
 
