@@ -160,7 +160,7 @@ def gateway_delete(request: HttpRequest, name: str) -> HttpResponse:
         messages.success(request, f"Gateway {gateway.name} was deleted.")
         return redirect("gateways:list")
     template = "gateways/htmx/delete_dialog.html" if request.htmx else "gateways/confirm_delete.html"
-    return render(request, template, {"gateway": gateway})
+    return render(request, template, {"gateway": gateway, "blocker": services.delete_blocker(gateway)})
 
 
 # Process control ------------------------------------------------------------

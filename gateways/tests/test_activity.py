@@ -90,6 +90,19 @@ def test_the_navigation_links_to_the_activity_page(role_client) -> None:  # type
     assert 'href="/activity/"' in html
 
 
+@pytest.mark.parametrize(("url", "current"), [("/activity/", "Activity"), ("/gateways/PyGate/activity/", "Gateways")])
+def test_one_menu_item_is_highlighted(role_client, url: str, current: str) -> None:  # type: ignore[no-untyped-def]
+    make_gateway()
+    nav = role_client("viewer").get(url).content.decode().split('<nav class="mainnav">')[1].split("</nav>")[0]
+    assert re.findall(r'aria-current="page">(\w+)</a>', nav) == [current]
+
+
+def test_the_until_filter_says_what_it_means(role_client) -> None:  # type: ignore[no-untyped-def]
+    html = role_client("viewer").get("/activity/").content.decode()
+    assert "Not included." not in html
+    assert "Shows activity before this time; the time itself is not included." in html
+
+
 # What a row shows -------------------------------------------------------------
 
 
