@@ -140,3 +140,12 @@ def test_the_browser_does_not_cut_python_options(admin_client_):
     html = admin_client_.get("/gateways/new/").content.decode()
     field = html.split('name="python_options"')[1].split(">")[0]
     assert "maxlength" not in field
+
+
+def test_a_form_shown_again_with_errors_keeps_its_warnings_beside_their_fields(admin_client_):
+    low, _high = ephemeral_range()
+    response = admin_client_.post("/gateways/new/", form_data(name="bad name", port=str(low + 7)))
+    html = response.content.decode()
+    port_field = html.split('id="feedback-port"')[1].split("</div>")[0]
+    assert 'class="field-warning"' in port_field and f"Port {low + 7} is in this host&#x27;s range" in port_field
+    assert not Gateway.objects.exists()
