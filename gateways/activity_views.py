@@ -69,7 +69,7 @@ class ActivityFilter(forms.Form):
         label="Until",
         input_formats=DATETIME_LOCAL_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="Not included.",
+        help_text="Shows activity before this time; the time itself is not included.",
         error_messages={"invalid": "“Until” is not a date and time: write it as 2024-05-31T18:00."},
     )
 

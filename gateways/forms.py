@@ -6,10 +6,14 @@ import ipaddress
 import os
 import re
 import shlex
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxLengthValidator
 from django.db.models.functions import Lower
 from django.urls import reverse
 
@@ -25,6 +29,45 @@ LOCAL_NAMES = {"127.0.0.1", "localhost", "::1"}
 MIN_PASSPHRASE = 8
 # Path segments of the gateway pages that a gateway's name must not shadow.
 RESERVED_NAMES = {"new", "validate", "rows"}
+MAX_PORT = 65535
+MAX_OPTIONS = Gateway._meta.get_field("python_options").max_length
+# A save (and each inline check) waits this long for the name server, then says it did not answer.
+RESOLVE_TIMEOUT = 2.0
+EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+# getaddrinfo cannot be given a timeout or be cancelled, so it runs in a thread that the
+# form stops waiting for; a few threads are enough, and a stuck one does not hold a request.
+_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
+
+
+def resolve(host: str, timeout: float = RESOLVE_TIMEOUT) -> tuple[set[str], str]:
+    """The addresses of ``host``, or an empty set and a warning that says why none were found."""
+    future = _resolver.submit(socket.getaddrinfo, host, None, proto=socket.IPPROTO_TCP)
+    try:
+        return {info[4][0] for info in future.result(timeout=timeout)}, ""
+    except FutureTimeout:
+        why = f"no answer within {timeout:g} s"
+    except socket.gaierror as e:
+        if e.errno in {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}:
+            return set(), (
+                f"{host} does not resolve on this host ({e.strerror}): the gateway cannot start with it. "
+                "Check the spelling, add the name to DNS or /etc/hosts, or use an IP address such as 127.0.0.1."
+            )
+        why = e.strerror or str(e)
+    except (OSError, UnicodeError) as e:
+        why = str(e)
+    return set(), (
+        f"Name resolution is unavailable on this host ({why}), so whether {host} resolves could not be "
+        "checked: check /etc/resolv.conf and the name server, or use an IP address."
+    )
+
+
+def ephemeral_range(path: str = EPHEMERAL_RANGE_FILE) -> tuple[int, int] | None:
+    """The kernel's range of ports for outgoing connections, or None where it cannot be read."""
+    try:
+        low, high = (int(x) for x in Path(path).read_text().split())
+    except (OSError, ValueError):
+        return None
+    return low, high
 
 
 def servers_overlap(a: str, b: str) -> bool:
@@ -69,7 +112,9 @@ class GatewayForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Warnings do not block a save: all of them in order, and those of each field.
         self.warnings: list[str] = []
+        self.field_warnings: dict[str, list[str]] = {}
         validate_url = reverse("gateways:validate")
         for name, field in self.fields.items():
             # Inline validation: on change, post the whole form and put this
@@ -85,6 +130,9 @@ class GatewayForm(forms.ModelForm):
             )
         self.fields["python_executable"].required = False
         self.fields["type"].required = False
+        # One message for every out-of-range port (clean_port), not Django's "greater than or equal to 0".
+        self.fields["port"].validators = []
+        self.fields["port"].widget.attrs.update({"min": 1, "max": MAX_PORT})
         self.fields["port"].error_messages.update(
             {
                 "invalid": "Enter the port as a whole number from 1 to 65535.",
@@ -112,7 +160,26 @@ class GatewayForm(forms.ModelForm):
                     "A passphrase is set. Leave blank to keep the current one."
                 )
 
+        # Counted and refused with a message (clean_python_options), not cut by the browser.
+        self.fields["python_options"].widget.attrs.pop("maxlength", None)
+        options = self.fields["python_options"]
+        options.max_length = None
+        options.validators = [v for v in options.validators if not isinstance(v, MaxLengthValidator)]
+
+    def add_warning(self, field: str | None, message: str) -> None:
+        self.warnings.append(message)
+        self.field_warnings.setdefault(field or "", []).append(message)
+
     # Field checks: each message says what is wrong and how to fix it.
+
+    def clean_port(self) -> int | None:
+        port = self.cleaned_data.get("port")
+        if port is not None and not 1 <= port <= MAX_PORT:
+            raise forms.ValidationError(
+                "Port %(port)s is out of range: choose a port from 1 to 65535, e.g. 25001.",
+                params={"port": port},
+            )
+        return port
 
     def clean_type(self) -> str:
         return self.cleaned_data.get("type") or Gateway.Type.PYTHON
@@ -181,6 +248,12 @@ class GatewayForm(forms.ModelForm):
 
     def clean_python_options(self) -> str:
         options = self.cleaned_data.get("python_options", "").strip()
+        if len(options) > MAX_OPTIONS:
+            raise forms.ValidationError(
+                "Python options may have at most %(limit)d characters; these have %(length)d: "
+                "remove options, or put settings into environment variables or a file the server reads.",
+                params={"limit": MAX_OPTIONS, "length": len(options)},
+            )
         try:
             shlex.split(options)
         except ValueError as e:
@@ -253,6 +326,8 @@ class GatewayForm(forms.ModelForm):
                     "passphrase",
                     f"The passphrase is too short: use at least {MIN_PASSPHRASE} characters.",
                 )
+        if server and port and not self.has_error("server") and not self.has_error("port"):
+            self._warn_about_host_and_port(server, port)
         self._check_network_exposure(data)
         return data
 
@@ -268,9 +343,44 @@ class GatewayForm(forms.ModelForm):
         if failure is not None:
             self.add_error("use_passphrase", failure.message)
         elif allowed and check_network_exposure(server, bool(data.get("use_passphrase")), False):
-            self.warnings.append(
+            self.add_warning(
+                "server",
                 f"{server} accepts connections from the network without a passphrase: anyone who can "
                 "reach the port can run code as the portal's user. Tick “Use passphrase”, or use 127.0.0.1."
+            )
+
+    def _warn_about_host_and_port(self, server: str, port: int) -> None:
+        """What would make a start fail although the definition is valid: warned, not refused."""
+        from portal.process import checks
+
+        try:
+            addresses = {str(ipaddress.ip_address(server))}
+        except ValueError:
+            addresses, problem = resolve(server)
+            if problem:
+                self.add_warning("server", problem)
+        span = ephemeral_range()
+        if span and span[0] <= port <= span[1]:
+            self.add_warning(
+                "port",
+                f"Port {port} is in this host's range for outgoing connections ({span[0]}–{span[1]}, "
+                f"{EPHEMERAL_RANGE_FILE}): any program's outgoing connection may hold it when the gateway "
+                f"starts. Prefer a port below {span[0]}.",
+            )
+        # Its own running server holds the port: that is no conflict.
+        own = self.instance.pk and self.instance.is_active and (self.instance.server, self.instance.port) == (
+            server, port)
+        local = server in WILDCARDS or bool(addresses & (checks.local_addresses() | {"127.0.0.1", "::1"}))
+        if own or not local:
+            return
+        holder = checks.port_holder(server if server in WILDCARDS else sorted(addresses)[0], port)
+        if holder is not None:
+            pid, name = holder
+            who = f"pid {pid} ({name})" if pid is not None else "a program the portal cannot see"
+            self.add_warning(
+                "port",
+                f"Port {port} on {server} is in use now by {who}: the gateway cannot start while it is. "
+                "Stop that program, or choose another port.",
             )
 
     def save(self, commit: bool = True) -> Gateway:

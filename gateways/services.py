@@ -54,14 +54,20 @@ def save_definition(form: GatewayForm, user: Any, actor: str | None = None) -> G
     return gateway
 
 
+def delete_blocker(gateway: Gateway) -> str:
+    """Why the definition cannot be deleted now ("" when it can): the confirmation says it before a click."""
+    if gateway.is_active or gateway.intent == "start":
+        # Deleting the definition of a live server would orphan its listener.
+        state = "starting" if gateway.intent == "start" and not gateway.is_active else gateway.state
+        return f"{gateway.name} is {state}: stop {gateway.name} first, then delete it."
+    return ""
+
+
 def delete_definition(gateway: Gateway, user: Any, actor: str | None = None) -> None:
     _require_admin(user, "delete")
     gateway.refresh_from_db()
-    if gateway.is_active or gateway.intent == "start":
-        # Deleting the definition of a live server would orphan its listener.
-        raise control.ControlError(
-            f"{gateway.name} is {gateway.state}: stop {gateway.name} first, then delete it."
-        )
+    if blocker := delete_blocker(gateway):
+        raise control.ControlError(blocker)
     with transaction.atomic():
         before = audit.snapshot(gateway, Gateway.AUDITED_FIELDS)
         audit.record(

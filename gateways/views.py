@@ -12,11 +12,13 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from gateways import charts, control, runtime, services
 from gateways.forms import GatewayForm
 from gateways.models import STATE_CHOICES, Gateway
-from portal import audit, roles
+from portal import audit, health, roles
 
 # htmx stops polling when a response has this status (and still swaps it in).
 HTMX_STOP_POLLING = 286
@@ -127,14 +129,20 @@ def gateway_validate(request: HttpRequest) -> HttpResponse:
     roles.require(
         roles.can_administer(request.user), "Only an Administrator may edit gateway definitions."
     )
+    # The page posts the edited definition's id; anything else (1e309, NaN, 0x1F) finds none.
+    pk = request.POST.get("pk", "")
     instance = None
-    if pk := request.POST.get("pk"):
-        instance = Gateway.objects.filter(pk=pk).first()
+    if pk.isascii() and pk.isdigit() and len(pk) < 19:
+        instance = Gateway.objects.filter(pk=int(pk)).first()
     form = GatewayForm(request.POST, instance=instance)
     field = request.headers.get("HX-Trigger-Name") or request.GET.get("field", "")
     form.is_valid()
     errors = form.errors.get(field, []) if field in form.fields else []
-    warnings = form.warnings if field in {"server", "use_passphrase"} else []
+    warnings = list(form.field_warnings.get(field, [])) if field in form.fields else []
+    if field in {"server", "use_passphrase"}:
+        # Warnings of the whole definition (e.g. every address without a passphrase).
+        bound = [w for ws in form.field_warnings.values() for w in ws]
+        warnings += [w for w in form.warnings if w not in bound]
     return render(
         request,
         "gateways/htmx/field_feedback.html",
@@ -155,7 +163,7 @@ def gateway_delete(request: HttpRequest, name: str) -> HttpResponse:
         messages.success(request, f"Gateway {gateway.name} was deleted.")
         return redirect("gateways:list")
     template = "gateways/htmx/delete_dialog.html" if request.htmx else "gateways/confirm_delete.html"
-    return render(request, template, {"gateway": gateway})
+    return render(request, template, {"gateway": gateway, "blocker": services.delete_blocker(gateway)})
 
 
 # Process control ------------------------------------------------------------
@@ -238,9 +246,19 @@ def gateway_install(request: HttpRequest, name: str) -> HttpResponse:
     from gateways import tasks
 
     gateway = _get_gateway(request, name, admin=True)
-    result = tasks.install_server_requirements.apply_async(
-        args=[gateway.pk, control.trigger_for(request.user)], queue=runtime.queue_of(gateway)
-    )
+    try:
+        # Ask the broker first, briefly, as a Start does: Celery's own reconnects take minutes.
+        health.redis_client(1.0).ping()
+        result = tasks.install_server_requirements.apply_async(
+            args=[gateway.pk, control.trigger_for(request.user)], queue=runtime.queue_of(gateway)
+        )
+    except (OperationalError, RedisError, RuntimeError) as e:
+        messages.error(
+            request,
+            f"The install was not sent: the task broker does not answer ({e}). "
+            "Check that Redis and a worker run (`make run` starts both).",
+        )
+        return redirect(gateway)
     try:
         outcome = result.get(timeout=300)
     except Exception as e:

@@ -180,6 +180,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("PORTAL_TIME_ZONE", "UTC")
 USE_I18N = False
 USE_TZ = True
+# ISO dates in the admin too (portal/formats/en/formats.py), as on the pages.
+FORMAT_MODULE_PATH = ["portal.formats"]
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -9,6 +9,8 @@ admin.site.site_header = "Gateway Portal administration"
 admin.site.site_title = "Gateway Portal"
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico on every page that names no icon (the admin's too).
+    path("favicon.ico", views.favicon),
     path("", views.dashboard, name="dashboard"),
     path("health/", views.health_panel, name="health"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 
 from gateways.models import Gateway
 from portal import health, roles
@@ -30,3 +31,8 @@ def health_panel(request: HttpRequest) -> HttpResponse:
     roles.require(roles.can_view(request.user), "Your account has no role: ask an administrator.")
     template = "portal/htmx/health.html" if request.htmx else "portal/health.html"
     return render(request, template, {"health": health.check()})
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """The icon from the static files; resolved per request, as the hashed name exists only after collectstatic."""
+    return redirect(static("favicon.ico"))

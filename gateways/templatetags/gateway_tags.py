@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import template
+from django.forms import BoundField
 from django.utils.html import format_html
 
 from gateways.models import STATE_CHOICES, Gateway
@@ -42,3 +43,9 @@ def duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes}m {secs}s"
     return f"{secs}s"
+
+
+@register.filter
+def field_warnings(field: BoundField) -> list[str]:
+    """The warnings a form (GatewayForm.add_warning) has for this field; they do not block a save."""
+    return getattr(field.form, "field_warnings", {}).get(field.name, [])

@@ -42,7 +42,7 @@ def add_activity(gateway: Gateway | None, n: int = 1, *, start: dt.datetime = T0
 
 
 def shown_events(html: str) -> list[int]:
-    return [int(n) for n in re.findall(r"<td>event (\d+)</td>", html)]
+    return [int(n) for n in re.findall(r"<td[^>]*>event (\d+)</td>", html)]
 
 
 def link(html: str, rel: str) -> str | None:
@@ -90,6 +90,19 @@ def test_the_navigation_links_to_the_activity_page(role_client) -> None:  # type
     assert 'href="/activity/"' in html
 
 
+@pytest.mark.parametrize(("url", "current"), [("/activity/", "Activity"), ("/gateways/PyGate/activity/", "Gateways")])
+def test_one_menu_item_is_highlighted(role_client, url: str, current: str) -> None:  # type: ignore[no-untyped-def]
+    make_gateway()
+    nav = role_client("viewer").get(url).content.decode().split('<nav class="mainnav">')[1].split("</nav>")[0]
+    assert re.findall(r'aria-current="page">(\w+)</a>', nav) == [current]
+
+
+def test_the_until_filter_says_what_it_means(role_client) -> None:  # type: ignore[no-untyped-def]
+    html = role_client("viewer").get("/activity/").content.decode()
+    assert "Not included." not in html
+    assert "Shows activity before this time; the time itself is not included." in html
+
+
 # What a row shows -------------------------------------------------------------
 
 
@@ -103,7 +116,7 @@ def test_a_row_shows_every_column(role_client) -> None:  # type: ignore[no-untyp
     row = html[html.index('<tr class="level-error">'):]
     row = row[: row.index("</tr>")]
     for text in ("2024-05-31 12:00:00", "/gateways/PyGate/activity/", "state-running", "state-exited", "4242",
-                 "55001", "exit 3", "<td>no</td>", "keeper", "Error", "alpha", "exited unexpectedly"):
+                 "55001", "exit 3", ">no</td>", "keeper", "Error", "alpha", "exited unexpectedly"):
         assert text in row, text
 
 

@@ -39,3 +39,15 @@ def test_deleting_removes_it_and_keeps_its_history(admin_client_):
     entry = AuditEntry.objects.get(action="deleted")
     assert entry.object_name == "PyGate" and entry.actor_name == "ada"
     assert entry.changes["port"] == {"before": 55001, "after": None}
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+@pytest.mark.parametrize("fields", [{"state": "running", "pid": 1}, {"state": "stopped", "intent": "start"}])
+def test_a_live_gateway_is_not_offered_for_deletion(admin_client_, htmx, fields):
+    make_gateway(**fields)
+    headers = {"HX-Request": "true"} if htmx else {}
+    html = admin_client_.get("/gateways/PyGate/delete/", headers=headers).content.decode()
+    assert "stop PyGate first, then delete it." in html
+    # Nothing that would be refused: no Delete button, and Stop instead.
+    assert ">Delete PyGate<" not in html and 'action="/gateways/PyGate/delete/"' not in html
+    assert 'action="/gateways/PyGate/stop/"' in html and "Stop PyGate" in html

@@ -37,3 +37,28 @@ def test_the_page_shows_the_history_with_before_and_after(admin_client_):
 def test_a_name_with_percent_and_dots_has_a_working_page(role_client):
     make_gateway(name="py.gate%1")
     assert role_client("viewer").get("/gateways/py.gate%251/").status_code == 200
+
+
+def test_the_log_file_is_shown_as_the_path_the_log_is_written_to(role_client, tmp_path):
+    from gateways import runtime
+
+    gateway = make_gateway()
+    html = role_client("viewer").get("/gateways/PyGate/").content.decode()
+    assert "(the portal's default log)" not in html
+    assert f'<dt>Log file</dt><dd><code class="path">{runtime.log_path(gateway)}</code>' in html
+    assert "none set: the portal's default place" in html
+    gateway.log_file = str(tmp_path / "pygate.log")
+    gateway.save()
+    html = role_client("operator").get("/gateways/PyGate/").content.decode()
+    assert f'<dd><code class="path">{tmp_path / "pygate.log"}</code></dd>' in html
+
+
+def test_a_missing_favicon_is_no_404(client):
+    response = client.get("/favicon.ico", follow=True)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content)[:4] == b"\x00\x00\x01\x00"  # an ICO file
+
+
+def test_every_page_names_its_icon(role_client):
+    html = role_client("viewer").get("/").content.decode()
+    assert 'rel="icon" href="/static/favicon.ico"' in html and 'href="/static/favicon.svg"' in html

@@ -25,7 +25,9 @@ def test_nobody_but_an_administrator_can_edit(role_client, role):
 def test_the_name_is_shown_read_only_and_cannot_change(admin_client_):
     make_gateway()
     html = admin_client_.get("/gateways/PyGate/edit/").content.decode()
-    assert "readonly" in html and "It cannot be changed." in html
+    assert "readonly" in html and "cannot be changed once saved." in html
+    # Said once, not twice (the help text already says it).
+    assert html.count("cannot be changed") == 1
     response = admin_client_.post("/gateways/PyGate/edit/", form_data(name="Renamed", port="55002"))
     assert response.status_code == 302
     gateway = Gateway.objects.get()

@@ -45,3 +45,13 @@ def test_viewers_and_operators_do_not_use_the_admin(role_client, role):
 def test_an_administrator_role_member_is_staff(administrator):
     administrator.refresh_from_db()
     assert administrator.is_staff
+
+
+def test_the_admin_shows_iso_dates_as_the_pages_do(admin_client_):
+    from django.utils import timezone
+
+    admin_client_.post("/gateways/new/", form_data())
+    at = AuditEntry.objects.get().at.astimezone(timezone.get_current_timezone())
+    html = admin_client_.get("/admin/portal/auditentry/").content.decode()
+    assert at.strftime("%Y-%m-%d %H:%M:%S") in html
+    assert at.strftime("%b.") not in html and "a.m." not in html and "p.m." not in html

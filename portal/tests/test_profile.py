@@ -95,6 +95,8 @@ def test_revoke_makes_the_token_stop_working(operator):
     row.refresh_from_db()
     assert row.revoked_at is not None
     assert f'name="revoke" value="{row.pk}"' not in html  # no button for a revoked token
+    revoked_cell = html.split(f"{row.prefix}…</code></td>")[1].split("</tr>")[0]
+    assert row.revoked_at.strftime("%Y-%m-%d") in revoked_cell
     api = Client(headers={"Authorization": f"Bearer {token}"})
     assert api.get("/api/gateways/").status_code == 401
 
@@ -119,3 +121,13 @@ def test_a_bad_revoke_value_is_a_message_not_an_error(operator, value):
     response = logged_in(operator).post("/profile/", {"revoke": value}, follow=True)
     assert response.status_code == 200
     assert "That token is not one of your active tokens" in response.content.decode()
+
+
+def test_an_active_tokens_revoked_column_says_no(operator):
+    client = logged_in(operator)
+    create_token(client)
+    html = client.get("/profile/").content.decode()
+    row = html.split("<th scope=\"row\">deploy script</th>")[1].split("</tr>")[0]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    assert cells[3] == '<span class="muted">no</span>'  # Revoked: no (it said "active")
+    assert "active" not in row

@@ -15,3 +15,37 @@ document.addEventListener("click", (event) => {
     if (dialog) dialog.close();
   }
 });
+
+// The log box shows its newest lines and follows new ones, unless the reader scrolled up
+// to read older ones. The live panel is replaced every few seconds (hx-swap="outerHTML"),
+// so the reader's position is noted before a swap and given to the new box after it.
+const FOLLOW_SLACK = 24; // px from the bottom that still counts as "at the newest line"
+let logPosition = null; // {atBottom, scrollTop} of the box being replaced
+
+function logBox() {
+  return document.querySelector("pre.log");
+}
+
+function followLog(box, position) {
+  if (!box) return;
+  if (!position || position.atBottom) {
+    box.scrollTop = box.scrollHeight;
+  } else {
+    // The reader scrolled up: the box stays where it was.
+    box.scrollTop = position.scrollTop;
+  }
+}
+
+document.addEventListener("htmx:beforeSwap", () => {
+  const box = logBox();
+  logPosition = box && {
+    atBottom: box.scrollHeight - box.scrollTop - box.clientHeight <= FOLLOW_SLACK,
+    scrollTop: box.scrollTop,
+  };
+});
+
+document.addEventListener("htmx:afterSwap", () => {
+  followLog(logBox(), logPosition);
+});
+
+document.addEventListener("DOMContentLoaded", () => followLog(logBox(), null));

@@ -1,0 +1,148 @@
+"""Every page fits a 390 px phone, a 1280 px laptop and a 1920 px screen, in a real Chromium.
+
+Nothing scrolls sideways, the header's links stay inside the dark bar, and a
+table is never wider than its box on a laptop or a big screen (on a phone a
+wide table may scroll inside its own box). A screenshot of each page at each
+width is kept in test-artifacts/layout/ (ignored by git) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from gateways import runtime
+from gateways.models import Activity, Gateway, Run
+from gateways.tests.test_browser_definitions import log_in
+from portal import tokens
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "layout"
+WIDTHS = [390, 1280, 1920]
+LONG_NAME = "Gateway_for_the_nightly_settlement_batch_of_the_eastern_region_1"
+assert len(LONG_NAME) == 64
+
+# What would stick out: the page itself, a header link outside the bar, a table wider than its box.
+OVERFLOW = """(checkTables) => {
+  const problems = [];
+  const doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth) {
+    const wide = [...document.querySelectorAll('body *')]
+      .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+      .slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id + ' right=' + e.getBoundingClientRect().right);
+    problems.push(`the page is ${doc.scrollWidth} px wide in a ${window.innerWidth} px window: ${wide.join(', ')}`);
+  }
+  const bar = document.querySelector('.topbar, #header');
+  if (bar) {
+    const b = bar.getBoundingClientRect();
+    for (const a of bar.querySelectorAll('a, button')) {
+      const r = a.getBoundingClientRect();
+      if (r.width && (r.left < b.left || r.right > b.right + 0.5 || r.top < b.top || r.bottom > b.bottom + 0.5)) {
+        problems.push(`the header link “${a.textContent.trim()}” is outside the dark bar`);
+      }
+    }
+  }
+  if (checkTables) {
+    // The portal's own tables; the admin's changelists scroll inside their own box by Django's design.
+    for (const t of document.querySelectorAll('main.page table')) {
+      const box = t.parentElement;
+      if (t.offsetWidth > box.clientWidth + 1) {
+        problems.push(`table ${t.id || t.className} is ${t.offsetWidth} px in a ${box.clientWidth} px box`);
+      }
+    }
+  }
+  return problems;
+}"""
+
+
+@pytest.fixture
+def portal_with_content(administrator):  # type: ignore[no-untyped-def]
+    """Gateways with a long name, a run, activity with long messages, a log, a token: every page has content."""
+    now = dt.datetime.now(dt.UTC)
+    gateway = Gateway.objects.create(
+        name="PyGate", port=25001, python_options="-X dev -W error",
+        startup={
+            "command": "/usr/bin/python3 -X dev -m gateways.server --host 127.0.0.1 --port 25001 "
+                       "--log-file /var/lib/portal/log/gateways/PyGate.log",
+            "trigger": "ada",
+            "first_lines": ["Traceback (most recent call last): File \"/opt/app/server/very/deep/module.py\", "
+                            "line 1234, in <module> " + "x" * 180],
+            "error": "the server exited before it was ready",
+        },
+    )
+    Gateway.objects.create(name=LONG_NAME, server="gw-settlement-east.example.com", port=25002)
+    run = Run.objects.create(gateway=gateway, gateway_name="PyGate", trigger="ada", host="portal-host-1",
+                             started_at=now, stopped_at=now, outcome="exited", exit_code=1)
+    for i in range(8):
+        Activity.objects.create(
+            gateway=gateway, gateway_name="PyGate", at=now - dt.timedelta(minutes=i), from_state="starting",
+            to_state="exited", pid=41000 + i, port=25001, exit_code=1, trigger="ada", level="error",
+            host="portal-host-1.example.com", run=run,
+            message="The server exited before it was ready: ModuleNotFoundError: No module named "
+                    "'settlement_batch_eastern_region' (see /var/lib/portal/log/gateways/PyGate.log)",
+        )
+    log = runtime.log_path(gateway)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(f"2026-11-30 01:{i % 60:02d}:00 INFO line {i} " + "y" * (i % 3 * 70) + "\n"
+                           for i in range(120)))
+    tokens.create(administrator, "deploy script on the build server")
+    return gateway
+
+
+PAGES = [
+    ("dashboard", "/"),
+    ("health", "/health/"),
+    ("gateways", "/gateways/"),
+    ("create", "/gateways/new/"),
+    ("detail", "/gateways/PyGate/"),
+    ("detail-long-name", f"/gateways/{LONG_NAME}/"),
+    ("edit", "/gateways/PyGate/edit/"),
+    ("edit-long-name", f"/gateways/{LONG_NAME}/edit/"),
+    ("delete", "/gateways/PyGate/delete/"),
+    ("activity-of-gateway", "/gateways/PyGate/activity/"),
+    ("activity", "/activity/"),
+    ("profile", "/profile/"),
+    ("admin", "/admin/"),
+    ("admin-gateways", "/admin/gateways/gateway/"),
+    ("admin-gateway", "/admin/gateways/gateway/1/change/"),
+    ("admin-activity", "/admin/gateways/activity/"),
+    ("admin-history", "/admin/portal/auditentry/"),
+]
+
+
+def check(page, name: str, width: int) -> list[str]:  # type: ignore[no-untyped-def]
+    folder = ARTIFACTS / str(width)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    return [f"{name} at {width} px: {p}" for p in page.evaluate(OVERFLOW, width >= 1280)]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_fits_the_window(browser, live_server, portal_with_content, width: int) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    problems: list[str] = []
+    try:
+        page.goto(f"{live_server.url}/login/")
+        problems += check(page, "login", width)
+        log_in(page, live_server.url, "ada")
+        for name, path in PAGES:
+            response = page.goto(live_server.url + path)
+            assert response.status == 200, f"{path} answered {response.status}"
+            # Panels that load after the page (the dashboard's health) are part of its layout.
+            if name == "dashboard":
+                page.locator("#health ul.health").wait_for()
+            page.wait_for_function("() => !document.querySelector('.htmx-request')")
+            problems += check(page, name, width)
+        # The delete confirmation as the dialog it opens in.
+        page.goto(f"{live_server.url}/gateways/PyGate/")
+        page.click(".pagehead >> text=Delete")
+        page.locator("dialog#dialog[open]").wait_for()
+        problems += check(page, "delete-dialog", width)
+    finally:
+        context.close()
+    assert problems == [], "\n".join(problems)
