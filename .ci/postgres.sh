@@ -44,6 +44,7 @@ mkdir -m 700 "$DIR"
 [ ${#as_owner[@]} -eq 0 ] || chown "$owner" "$DIR"
 
 stop() {
+  [ -z "${sleeper:-}" ] || kill "$sleeper" 2>/dev/null || true
   "${as_owner[@]}" "$BIN/pg_ctl" stop -D "$DIR/data" -m immediate -s >/dev/null 2>&1 || true
   rm -rf "$DIR"
 }
@@ -65,7 +66,7 @@ PORTAL_DATABASE_URL="postgres://portal@${DIR//\//%2F}/portal"
 export PORTAL_DATABASE_URL
 
 if [ $# -gt 0 ]; then
-  echo "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') at $PORTAL_DATABASE_URL: $*"
+  echo "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') at $PORTAL_DATABASE_URL"
   status=0
   "$@" || status=$?
   exit "$status"
@@ -73,4 +74,4 @@ fi
 
 echo "export PORTAL_DATABASE_URL='$PORTAL_DATABASE_URL'"
 echo "(PostgreSQL runs until Ctrl-C; its folder $DIR is deleted then.)"
-while :; do sleep 3600 & wait $!; done
+while :; do sleep 3600 & sleeper=$!; wait "$sleeper"; done
