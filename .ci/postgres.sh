@@ -55,7 +55,7 @@ trap 'exit 143' TERM
 # C.UTF-8: the same collation and encoding on every machine, whatever the caller's locale.
 "${as_owner[@]}" "$BIN/initdb" -D "$DIR/data" -U portal --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
   >"$DIR/initdb.log" 2>&1 || { cat "$DIR/initdb.log" >&2; exit 1; }
-# No TCP; fsync off because the cluster is thrown away (it halves the suite's database time).
+# No TCP. Durability off: the cluster is thrown away, so waiting for the disk would buy nothing.
 "${as_owner[@]}" "$BIN/pg_ctl" start -D "$DIR/data" -l "$DIR/postgres.log" -w -t 60 -s \
   -o "-c listen_addresses='' -c unix_socket_directories='$DIR' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
   || { cat "$DIR/postgres.log" >&2; exit 1; }
