@@ -1,8 +1,9 @@
 """Shared fixtures: users of each role, a real Redis, a real Celery worker, a real browser.
 
 The suite runs under portal.test_settings: a private var/ folder in /tmp, its
-own embedded Redis on a unix socket, and a file-based SQLite test database that
-the worker process opens too.
+own embedded Redis on a unix socket, and a test database that the worker process
+opens too: a SQLite file, or with PORTAL_DATABASE_URL=postgres://… PostgreSQL's
+test_<name> database on that server.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pytest
 from django.conf import settings
@@ -106,14 +108,23 @@ def redis_service() -> Iterator[Path]:
     process.wait(10)
 
 
+def worker_database_url() -> str:
+    """The URL of the test database (not the development one), for other processes to open."""
+    database = settings.DATABASES["default"]
+    name = database["TEST"]["NAME"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{name}"
+    # The configured server, user and options; only the database differs.
+    return urlsplit(os.environ["PORTAL_DATABASE_URL"])._replace(path="/" + quote(name)).geturl()
+
+
 def worker_env(host_name: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "portal.test_settings",
             "PORTAL_VAR_DIR": str(paths.VAR_DIR),
-            # The worker opens the test database, not the development one.
-            "PORTAL_DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+            "PORTAL_DATABASE_URL": worker_database_url(),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -37,18 +37,17 @@ def test_a_bad_port_gives_the_forms_message():
     assert Gateway.objects.count() == 1
 
 
-def test_the_exit_code_is_non_zero_for_a_bad_port(tmp_path):
+@pytest.mark.django_db(transaction=True)
+def test_the_exit_code_is_non_zero_for_a_bad_port():
     import subprocess
     import sys
 
     from django.conf import settings
 
-    env = {
-        "DJANGO_SETTINGS_MODULE": "portal.test_settings",
-        "PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
-        "PATH": "/usr/bin:/bin",
-    }
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True, cwd=settings.BASE_DIR)
+    from conftest import worker_env
+
+    # The command opens the suite's test database, SQLite or PostgreSQL as configured.
+    env = {**worker_env(), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "manage.py", "gateway", "create", "PyGate", "--port", "99999"],
         env=env, cwd=settings.BASE_DIR, capture_output=True, text=True,

@@ -7,6 +7,7 @@ import threading
 
 import psutil
 import pytest
+from django.db import connection
 
 from conftest import wait_until
 from gateways import control, runtime
@@ -105,7 +106,12 @@ def test_twenty_concurrent_starts_give_one_process(gateway_processes, operator):
 
     def click() -> None:
         barrier.wait()
-        control.request(Gateway.objects.get(pk=gateway.pk), "start", operator)
+        try:
+            control.request(Gateway.objects.get(pk=gateway.pk), "start", operator)
+        finally:
+            # Each thread has its own connection: an open one keeps PostgreSQL from dropping
+            # the test database at the end of the session.
+            connection.close()
 
     threads = [threading.Thread(target=click) for _ in range(20)]
     for t in threads:

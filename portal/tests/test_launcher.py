@@ -12,7 +12,7 @@ import psutil
 import pytest
 from django.conf import settings
 
-from conftest import wait_until
+from conftest import wait_until, worker_database_url
 
 
 def free_port() -> int:
@@ -35,12 +35,17 @@ def http_status(url: str) -> int | None:
 
 
 @pytest.fixture
-def portal_env(tmp_path: Path) -> dict[str, str]:
+def portal_env(tmp_path: Path, django_db_setup) -> dict[str, str]:  # type: ignore[no-untyped-def]
     env = {
         k: v for k, v in os.environ.items()
         if k not in {"DJANGO_SETTINGS_MODULE", "REDIS_URL", "PORTAL_DATABASE_URL"}
     }
     env.update({"PORTAL_VAR_DIR": str(tmp_path / "var"), "PORTAL_PORT": str(free_port())})
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        # Like `make run` with PORTAL_DATABASE_URL set: the launcher opens the configured server
+        # (here the suite's test database). On SQLite it keeps its own file in its own var/, as
+        # `make run` does; the suite's SQLite file is not for a second portal to share.
+        env["PORTAL_DATABASE_URL"] = worker_database_url()
     for command in (["migrate", "-v0"], ["collectstatic", "--noinput", "-v0"]):
         subprocess.run([sys.executable, "manage.py", *command], env=env, cwd=settings.BASE_DIR, check=True)
     return env
