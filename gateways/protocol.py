@@ -746,10 +746,14 @@ class Endpoint:
         del pend[:n]  # one atomic operation: ids appended meanwhile stay for the next message
         return batch
 
-    def _release(self, ids: Any) -> None:
+    @staticmethod
+    def _check_releases(ids: Any) -> None:
         # Only reached when a message carries releases, so checking them costs the plain path nothing.
         if type(ids) is not list or not all(type(oid) is int for oid in ids):
             raise ProtocolError("releases must be null or a list of object ids")
+
+    def _release(self, ids: Any) -> None:
+        self._check_releases(ids)
         objs = self.objects
         for oid in ids:
             objs.pop(oid, None)

@@ -634,6 +634,8 @@ class GatewayServer:
         while True:
             msg = recv()
             if msg[0] == P.KIND_REQUEST:
+                if msg[2]:
+                    ep._check_releases(msg[2])  # a malformed message is refused whole, before it is served
                 serve(msg)
                 # The releases riding on a request take effect after it is served: an id that the
                 # request names is resolved before it is dropped, as its arguments already were
