@@ -21,6 +21,16 @@ LOG_DIR = VAR_DIR / "log"
 RUN_DIR = VAR_DIR / "run"
 
 
+def ensure_dirs() -> None:
+    """Create var/ and the folders in it that the portal writes to, whatever is configured.
+
+    Called when the settings load and by the launcher, so that nothing depends
+    on another step (such as writing a generated secret key) having created them.
+    """
+    for folder in (VAR_DIR, LOG_DIR, RUN_DIR, REDIS_DIR):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
 def embedded_redis_url() -> str:
     return f"redis+socket://{REDIS_SOCKET}"
 

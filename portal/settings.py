@@ -24,7 +24,9 @@ import secrets
 
 import dj_database_url
 
-from portal.paths import BASE_DIR, LOG_DIR, VAR_DIR, redis_url, this_host
+from portal.paths import BASE_DIR, LOG_DIR, VAR_DIR, ensure_dirs, redis_url, this_host
+
+ensure_dirs()  # the SQLite database, logs and sockets go there, whether or not a key is generated
 
 
 def _env_flag(name: str, default: bool = False) -> bool:
