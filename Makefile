@@ -32,7 +32,8 @@ setup: $(VENV)/.installed
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
-run: setup
+# The launcher takes a lock in var/ first, then does what `setup` does and starts the portal.
+run: $(VENV)/.installed
 	exec $(PY) -m portal.launcher
 
 test: $(VENV)/.installed-dev
