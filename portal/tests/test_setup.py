@@ -26,3 +26,16 @@ def test_a_fresh_var_folder_is_created_with_a_secret_key_set(tmp_path):
     assert not (var / "secret_key").exists()
     for folder in ("log", "run", "redis"):
         assert (var / folder).is_dir(), folder
+
+
+def test_make_test_fails_when_pytest_runs_no_test():
+    """pytest's exit code 5 (nothing collected or all deselected) is a failure of `make test`, with a message."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "DJANGO_", "MAKE"))}
+    out = subprocess.run(
+        # -o: take the virtualenv as installed; this test is about the exit code only.
+        ["make", "-o", ".venv/.installed-dev", "test",
+         "PYTEST_ARGS=portal/tests/test_setup.py -k no_such_test_anywhere -q"],
+        env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert out.returncode != 0
+    assert "pytest ran no test (exit code 5)" in out.stderr
