@@ -2,15 +2,15 @@
 
 The launcher first takes a lock in var/ (a second ``make run`` on the same folder
 says so and exits), applies the migrations, creates the first administrator and
-collects the static files. Then it starts its three parts: an embedded Redis
-(unless REDIS_URL is set), a Celery worker with beat, and the web application
-under gunicorn.
+collects the static files. Then it starts its parts: an embedded Redis (unless
+REDIS_URL is set), a Celery worker, Celery beat, and the web application under
+gunicorn.
 
 It supervises them: a part that dies is stopped whole (every process of its
-session, e.g. the beat and pool processes of a worker killed with SIGKILL) and
+session, e.g. the pool processes of a worker killed with SIGKILL) and
 restarted after a growing delay; after too many crashes in a row the launcher
 gives up, stops the rest and says so, rather than leave a half-running portal.
-Ctrl-C or SIGTERM stops the parts in reverse order (web, worker, Redis), each
+Ctrl-C or SIGTERM stops the parts in reverse order (web, beat, worker, Redis), each
 with SIGTERM and then SIGKILL after a grace period, and leaves no process of
 theirs behind. Gateways started from the portal are not the launcher's: their
 keepers are detached on purpose (own session) and keep running; the next start
@@ -167,7 +167,7 @@ class Launcher:
                 _say(f"{part.name} did not stop within {GRACE_SECONDS} s; killing it")
                 process.kill()
                 process.wait()
-        # Whatever of its session outlived it (a worker's beat and pool after a
+        # Whatever of its session outlived it (a worker's pool processes after a
         # SIGKILL, a gunicorn worker) goes too.
         _kill_session(process.pid)
 
@@ -232,10 +232,18 @@ class Launcher:
 
         worker_argv = [
             str(venv_bin / "celery"), "-A", "portal.celery", "worker",
-            "--beat", "--schedule", str(SCHEDULE_FILE),
             "--hostname", f"portal@{host_name}",
             "--queues", ",".join(worker_queues(host_name)),
             "--concurrency", env.get("PORTAL_WORKER_CONCURRENCY", "2"),
+            "--loglevel", "INFO",
+        ]
+        # Beat is a part of its own, not the worker's --beat: Celery advises against the
+        # embedded beat in production, and a worker that dies must not take the
+        # schedule along (or, before, leave an orphaned scheduler behind).
+        beat_argv = [
+            str(venv_bin / "celery"), "-A", "portal.celery", "beat",
+            "--schedule", str(SCHEDULE_FILE),
+            "--pidfile", str(paths.RUN_DIR / "celerybeat.pid"),  # a second beat here is refused
             "--loglevel", "INFO",
         ]
         web_argv = [
@@ -252,6 +260,7 @@ class Launcher:
             "--control-socket", str(paths.RUN_DIR / "gunicorn.ctl"),
         ]
         self.parts.append(Part("celery worker", lambda: self.popen(worker_argv, env), "its output is above"))
+        self.parts.append(Part("celery beat", lambda: self.popen(beat_argv, env), "its output is above"))
         self.parts.append(Part("web server", lambda: self.popen(web_argv, env), "its output is above"))
 
     def supervise(self) -> int:

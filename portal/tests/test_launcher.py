@@ -120,7 +120,8 @@ def test_it_serves_the_portal_and_ctrl_c_leaves_no_process_behind(portal_env, tm
         assert http_status(f"http://127.0.0.1:{launcher.port}/") == 302
         tree = psutil.Process(launcher.process.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
-        assert "redis-server" in names and "celery" in names and "gunicorn" in names
+        assert "redis-server" in names and "gunicorn" in names
+        assert "portal.celery worker" in names and "portal.celery beat" in names
         sessions = launcher.sessions()
         assert (Path(portal_env["PORTAL_VAR_DIR"]) / "redis" / "redis.sock").exists()
         # gunicorn's control socket is this portal's, not the user's shared ~/.gunicorn one.
@@ -128,7 +129,8 @@ def test_it_serves_the_portal_and_ctrl_c_leaves_no_process_behind(portal_env, tm
 
         assert launcher.ctrl_c() == 0
         output = launcher.output()
-        assert "stopping web server" in output and "stopping redis" in output
+        for part in ("web server", "celery beat", "celery worker", "redis"):
+            assert f"stopping {part}" in output
         assert [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
         assert alive_in(sessions) == []
     finally:
@@ -136,37 +138,52 @@ def test_it_serves_the_portal_and_ctrl_c_leaves_no_process_behind(portal_env, tm
         stale_beat.kill()
 
 
-def test_a_worker_killed_with_sigkill_takes_its_beat_along_and_is_restarted(portal_env, tmp_path):
+def schedulers(schedule: str) -> list[int]:
+    """Every process whose command line names this folder's beat schedule."""
+    return [p.pid for p in psutil.process_iter(["cmdline", "status"])
+            if schedule in (p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE]
+
+
+def test_each_part_killed_with_sigkill_is_stopped_whole_and_restarted_alone(portal_env, tmp_path):
+    from celery import Celery
+
     launcher = Running(portal_env, tmp_path / "launcher.log")
+    var = Path(portal_env["PORTAL_VAR_DIR"])
+    schedule = str(var / "celerybeat-schedule")
     try:
         launcher.wait_serving()
-        worker = wait_until(lambda: launcher.part("celery"), timeout=30)
-        # The worker's own processes: its pool and the embedded beat.
-        helpers = wait_until(lambda: worker.children(recursive=True), timeout=30)
-        old_session = os.getsid(worker.pid)
+        for word, name in (("portal.celery worker", "celery worker"), ("portal.celery beat", "celery beat"),
+                           ("redis-server", "redis")):
+            old = wait_until(lambda w=word: launcher.part(w), timeout=30)
+            if name == "celery worker":  # its pool processes, which must not outlive it
+                wait_until(old.children, timeout=30)
+            old_session = os.getsid(old.pid)
+            others = {p.pid for p in psutil.Process(launcher.process.pid).children()} - {old.pid}
 
-        worker.kill()
+            old.kill()
 
-        new = wait_until(lambda: (p := launcher.part("celery")) and p.pid != worker.pid and p,
-                         timeout=30, message=f"no new worker:\n{launcher.output()[-2000:]}")
-        wait_until(lambda: not alive_in({old_session}), timeout=10,
-                   message=f"the dead worker's processes survived: {alive_in({old_session})}")
-        assert all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in helpers)
-        # One scheduler: every process whose command line names the schedule is the new worker's.
-        wait_until(lambda: new.children(recursive=True), timeout=30)
-        schedule = str(Path(portal_env["PORTAL_VAR_DIR"]) / "celerybeat-schedule")
-        mine = {new.pid} | {p.pid for p in new.children(recursive=True)}
-        others = [p.pid for p in psutil.process_iter(["cmdline"])
-                  if schedule in (p.info["cmdline"] or []) and p.pid not in mine]
-        assert others == []
-        output = launcher.output()
-        assert f"celery worker (pid {worker.pid}) was killed by SIGKILL" in output
-        assert "restarting celery worker" in output
+            new = wait_until(lambda w=word, o=old: (p := launcher.part(w)) and p.pid != o.pid and p,
+                             timeout=30, message=f"{name} was not restarted:\n{launcher.output()[-2000:]}")
+            wait_until(lambda s=old_session: not alive_in({s}), timeout=10,
+                       message=f"the dead {name}'s processes survived: {alive_in({old_session})}")
+            # The other parts were left alone.
+            assert {p.pid for p in psutil.Process(launcher.process.pid).children()} == others | {new.pid}
+            assert f"{name} (pid {old.pid}) was killed by SIGKILL" in launcher.output()
+            assert f"restarting {name}" in launcher.output()
+            # One scheduler, always: the beat part's.
+            beat = launcher.part("portal.celery beat")
+            wait_until(lambda b=beat: schedulers(schedule) == [b.pid], timeout=10,
+                       message=f"schedulers: {schedulers(schedule)}, beat part: {beat.pid}")
+
+        # The restarted worker serves again through the restarted Redis.
+        app = Celery(broker=f"redis+socket://{var / 'redis' / 'redis.sock'}")
+        wait_until(lambda: app.control.ping(timeout=1), timeout=60, interval=0.5,
+                   message=f"the restarted worker does not answer:\n{launcher.output()[-2000:]}")
         assert http_status(f"http://127.0.0.1:{launcher.port}/login/") == 200
 
         sessions = launcher.sessions()
         assert launcher.ctrl_c() == 0
-        assert alive_in(sessions | {old_session}) == []
+        assert alive_in(sessions) == []
     finally:
         launcher.kill()
 
@@ -178,23 +195,24 @@ def test_a_part_that_keeps_crashing_makes_it_give_up_and_stop_the_rest(portal_en
         sessions = launcher.sessions()
         killed: set[int] = set()
 
-        def kill_each_new_web_server() -> bool:
+        def kill_each_new_redis() -> bool:
             if launcher.process.poll() is not None:
                 return True
-            web = launcher.part("gunicorn")
-            if web and web.pid not in killed:
-                sessions.add(os.getsid(web.pid))
-                killed.add(web.pid)
-                web.kill()
+            redis = launcher.part("redis-server")
+            if redis and redis.pid not in killed:
+                sessions.add(os.getsid(redis.pid))
+                killed.add(redis.pid)
+                redis.kill()
             return False
 
-        wait_until(kill_each_new_web_server, timeout=90, interval=0.1,
+        wait_until(kill_each_new_redis, timeout=90, interval=0.1,
                    message=f"the launcher did not give up:\n{launcher.output()[-3000:]}")
         assert launcher.process.returncode == 1
         output = launcher.output()
         assert len(killed) == 6
-        assert "web server crashed 6 times in a row; giving up: stopping the portal" in output
-        assert "stopping celery worker" in output and "stopping redis" in output
+        assert "redis crashed 6 times in a row; giving up: stopping the portal" in output
+        for part in ("web server", "celery beat", "celery worker"):
+            assert f"stopping {part}" in output
         assert alive_in(sessions) == []
     finally:
         launcher.kill()
