@@ -117,6 +117,29 @@ def leftovers() -> list:  # type: ignore[type-arg]
     return found
 
 
+def port_in_use(host: str, port: str) -> str | None:
+    """Why the web server could not listen on host:port, or None when it can.
+
+    Checked before anything starts: gunicorn alone would retry for five seconds
+    and exit, and the launcher would restart it until it gives up.
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as exc:
+        return f"{host}:{port} is not an address to listen on ({exc}): check PORTAL_HOST and PORTAL_PORT"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            s.bind(address)
+        except OSError as exc:
+            return (f"the web server cannot listen on {host}:{port} ({exc.strerror}): another program "
+                    f"holds it; stop that program, or choose another port, e.g. PORTAL_PORT={int(port) + 1} make run")
+    return None
+
+
 class Part:
     """One supervised part: how to start it, its process, and its crashes in a row."""
 
@@ -314,6 +337,9 @@ class Launcher:
             signal.signal(sig, self._on_signal)
 
         if not self.take_lock(url):
+            return 1
+        if problem := port_in_use(host, port):
+            _say(problem)
             return 1
         if not self.set_up(env):
             return 130 if self.stop_signal else 1

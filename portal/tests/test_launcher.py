@@ -238,6 +238,22 @@ def test_a_second_launcher_on_the_same_folder_says_so_and_starts_nothing(portal_
         first.kill()
 
 
+def test_a_web_port_held_by_another_program_is_refused_before_anything_starts(portal_env):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "portal.launcher"], env=dict(portal_env, PORTAL_PORT=str(port)),
+            cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=False,
+        )
+    assert out.returncode == 1
+    assert f"the web server cannot listen on 127.0.0.1:{port} (Address already in use)" in out.stdout
+    assert f"PORTAL_PORT={port + 1} make run" in out.stdout
+    assert "starting" not in out.stdout and "Traceback" not in out.stderr
+    assert not (Path(portal_env["PORTAL_VAR_DIR"]) / "redis" / "redis.sock").exists()
+
+
 def test_a_second_redis_on_the_same_folder_is_refused(portal_env):
     from portal import redis_server
 
