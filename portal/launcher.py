@@ -368,11 +368,16 @@ class Launcher:
     def _on_signal(self, signum: int, frame: object) -> None:
         # Only a flag: the main loop stops the parts, so a signal never cuts a
         # start or a stop in half.
-        if self.stop_signal is None:
+        first = self.stop_signal is None
+        if first:
             self.stop_signal = signum
-            _say(f"{signal.Signals(signum).name} received; stopping")
-        else:
-            _say(f"already stopping (each part gets {GRACE_SECONDS} s before it is killed)")
+        try:
+            if first:
+                _say(f"{signal.Signals(signum).name} received; stopping")
+            else:
+                _say(f"already stopping (each part gets {GRACE_SECONDS} s before it is killed)")
+        except RuntimeError:
+            pass  # the signal came in the middle of another print: the flag is what matters
 
 
 def main() -> int:
