@@ -48,6 +48,11 @@ STABLE_SECONDS = 60
 LOCK_FILE = paths.VAR_DIR / "launcher.lock"
 SCHEDULE_FILE = paths.VAR_DIR / "celerybeat-schedule"
 ACCESS_LOG = paths.LOG_DIR / "access.log"
+# Secrets the launcher may be given, and who needs them: the first administrator's
+# password only `manage.py ensure_admin`; the secret key and the database URL (it may
+# hold a password) the Django processes, never Redis.
+ADMIN_PASSWORD = "PORTAL_ADMIN_PASSWORD"
+DJANGO_SECRETS = ("PORTAL_SECRET_KEY", "PORTAL_DATABASE_URL")
 
 
 def _die_with_parent() -> None:
@@ -140,6 +145,10 @@ def port_in_use(host: str, port: str) -> str | None:
     return None
 
 
+def _without(env: dict[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in names}
+
+
 class Part:
     """One supervised part: how to start it, its process, and its crashes in a row."""
 
@@ -229,7 +238,8 @@ class Launcher:
             old.kill()
         manage = [sys.executable, str(paths.BASE_DIR / "manage.py")]
         for step in (["migrate", "--noinput"], ["ensure_admin"], ["collectstatic", "--noinput", "-v0"]):
-            code = subprocess.run([*manage, *step], env=env, cwd=paths.BASE_DIR, check=False).returncode
+            step_env = env if step[0] == "ensure_admin" else _without(env, ADMIN_PASSWORD)
+            code = subprocess.run([*manage, *step], env=step_env, cwd=paths.BASE_DIR, check=False).returncode
             if self.stop_signal:
                 return False
             if code != 0:
@@ -244,11 +254,16 @@ class Launcher:
         venv_bin = Path(sys.executable).parent
         if not env.get("REDIS_URL"):
             redis_log = paths.LOG_DIR / "redis.log"
+            redis_env = _without(env, ADMIN_PASSWORD, *DJANGO_SECRETS)
 
             def start_redis() -> subprocess.Popen:
-                return redis_server.start(paths.REDIS_DIR, log_file=redis_log, preexec_fn=_die_with_parent)
+                return redis_server.start(
+                    paths.REDIS_DIR, log_file=redis_log, preexec_fn=_die_with_parent, env=redis_env
+                )
 
             self.parts.append(Part("redis", start_redis, f"its log is {redis_log}"))
+
+        env = _without(env, ADMIN_PASSWORD)
 
         host_name = paths.this_host()
         from portal.queues import worker_queues

@@ -48,7 +48,9 @@ def answers(sock_path: Path, timeout: float = 0.5) -> bool:
         return False
 
 
-def start(data_dir: Path, *, log_file: Path | None = None, preexec_fn=None) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def start(  # type: ignore[no-untyped-def]
+    data_dir: Path, *, log_file: Path | None = None, preexec_fn=None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start redis-server listening only on data_dir/redis.sock; wait until it answers."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     sock = data_dir / "redis.sock"
@@ -73,7 +75,7 @@ def start(data_dir: Path, *, log_file: Path | None = None, preexec_fn=None) -> s
         "--logfile", str(log_file) if log_file else "",
     ]
     process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=preexec_fn
+        argv, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=preexec_fn, env=env
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -112,7 +112,7 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
         [sys.executable, "-c", "import time; time.sleep(120)", "--schedule", str(var / "celerybeat-schedule")],
         start_new_session=True,
     )
-    launcher = Running(portal_env, tmp_path / "launcher.log")
+    launcher = Running(dict(portal_env, PORTAL_SECRET_KEY="launcher-test-" + "k" * 40), tmp_path / "launcher.log")
     try:
         launcher.wait_serving()
         assert stale_beat.wait(5) == -signal.SIGKILL
@@ -124,6 +124,13 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
         assert "portal.celery worker" in names and "portal.celery beat" in names
         sessions = launcher.sessions()
         assert (var / "redis" / "redis.sock").exists()
+        # Each part gets only the secrets it needs: the admin password none, the secret key
+        # and the database URL the Django processes only, never Redis.
+        for process in psutil.Process(launcher.process.pid).children():
+            environ = process.environ()
+            assert "PORTAL_ADMIN_PASSWORD" not in environ, process.cmdline()
+            django_part = "redis-server" not in " ".join(process.cmdline())
+            assert ("PORTAL_SECRET_KEY" in environ) == django_part, process.cmdline()
         # gunicorn's control socket is this portal's, not the user's shared ~/.gunicorn one.
         assert (var / "run" / "gunicorn.ctl").exists()
 
