@@ -32,11 +32,15 @@ setup: $(VENV)/.installed
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
-run: setup
+# The launcher takes a lock in var/ first, then does what `setup` does and starts the portal.
+run: $(VENV)/.installed
 	exec $(PY) -m portal.launcher
 
+# pytest's exit code 5 means it ran no test: a broken selection or collection, never a pass.
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest
+	@echo "$(PY) -m pytest $(PYTEST_ARGS)"; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc = 5 ]; then echo "make test: pytest ran no test (exit code 5); check PYTEST_ARGS, testpaths in pytest.ini and the test file names" >&2; fi; \
+	exit $$rc
 
 bench: $(VENV)/.installed-bench
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,32 +1,58 @@
-"""``make run``: start everything the portal needs and keep it in the foreground.
+"""``make run``: set up, start everything the portal needs and keep it in the foreground.
 
-An embedded Redis (unless REDIS_URL is set), a Celery worker with beat, and the
-web application under gunicorn. Ctrl-C or SIGTERM stops them in reverse order
-(web, worker, Redis), each with SIGTERM and then SIGKILL after a grace period,
-and leaves no process of theirs behind. Gateways started from the portal are
-not the launcher's: their keepers are detached on purpose and keep running; the
-next start re-adopts them.
+The launcher first takes a lock in var/ (a second ``make run`` on the same folder
+says so and exits), applies the migrations, creates the first administrator and
+collects the static files. Then it starts its parts: an embedded Redis (unless
+REDIS_URL is set), a Celery worker, Celery beat, and the web application under
+gunicorn.
 
-Written by hand rather than with a Procfile runner because the start order
-matters (Redis must answer before the worker starts), the children must die
-with the launcher even when it is killed (PR_SET_PDEATHSIG), and no extra
-dependency is needed for ~150 lines.
+It supervises them: a part that dies is stopped whole (every process of its
+session, e.g. the pool processes of a worker killed with SIGKILL) and
+restarted after a growing delay; after too many crashes in a row the launcher
+gives up, stops the rest and says so, rather than leave a half-running portal.
+Ctrl-C or SIGTERM stops the parts in reverse order (web, beat, worker, Redis), each
+with SIGTERM and then SIGKILL after a grace period, and leaves no process of
+theirs behind. Gateways started from the portal are not the launcher's: their
+keepers are detached on purpose (own session) and keep running; the next start
+re-adopts them.
+
+Written by hand rather than with a Procfile runner or supervisord because the
+start order matters (Redis must answer before the worker starts), the children
+must die with the launcher even when it is killed (PR_SET_PDEATHSIG), whole
+sessions must be stopped (not only the process a runner started), and no extra
+dependency or configuration file is needed for ~300 lines.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from portal import paths, redis_server
 
 GRACE_SECONDS = 10
 PR_SET_PDEATHSIG = 1
+# A part that dies is restarted after these delays, one per crash in a row; one
+# more crash and the launcher gives up. A part that ran STABLE_SECONDS has its
+# count reset, so a crash a day never adds up to giving up.
+RESTART_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+STABLE_SECONDS = 60
+LOCK_FILE = paths.VAR_DIR / "launcher.lock"
+SCHEDULE_FILE = paths.VAR_DIR / "celerybeat-schedule"
+ACCESS_LOG = paths.LOG_DIR / "access.log"
+# Secrets the launcher may be given, and who needs them: the first administrator's
+# password only `manage.py ensure_admin`; the secret key and the database URL (it may
+# hold a password) the Django processes, never Redis.
+ADMIN_PASSWORD = "PORTAL_ADMIN_PASSWORD"
+DJANGO_SECRETS = ("PORTAL_SECRET_KEY", "PORTAL_DATABASE_URL")
 
 
 def _die_with_parent() -> None:
@@ -41,131 +67,336 @@ def _say(text: str) -> None:
     print(f"[portal] {text}", flush=True)
 
 
+def _how(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+def _session_members(sid: int) -> list[int]:
+    """Every process of the session ``sid``: a part and all it started, even orphans."""
+    import psutil
+
+    members = []
+    for pid in psutil.pids():
+        try:
+            if os.getsid(pid) == sid and pid != os.getpid():
+                members.append(pid)
+        except OSError:
+            pass  # gone meanwhile
+    return members
+
+
+def _kill_session(sid: int) -> None:
+    for pid in _session_members(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def leftovers() -> list:  # type: ignore[type-arg]
+    """Processes of an earlier run on this var/ folder (found by the paths in their command lines).
+
+    Only possible when an earlier launcher could not stop them (e.g. it was killed
+    on a system without PR_SET_PDEATHSIG): a second beat would double the schedule.
+    """
+    import psutil
+
+    marks = {
+        ("--schedule", str(SCHEDULE_FILE)),
+        ("--access-logfile", str(ACCESS_LOG)),
+        ("--unixsocket", str(paths.REDIS_SOCKET)),
+    }
+    redis_title = f"unixsocket:{paths.REDIS_SOCKET}"  # redis-server rewrites its command line
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        argv = process.info["cmdline"] or []
+        if process.pid == os.getpid():
+            continue
+        if marks & set(itertools.pairwise(argv)) or any(a.endswith(redis_title) for a in argv[:1]):
+            found.append(process)
+    return found
+
+
+def port_in_use(host: str, port: str) -> str | None:
+    """Why the web server could not listen on host:port, or None when it can.
+
+    Checked before anything starts: gunicorn alone would retry for five seconds
+    and exit, and the launcher would restart it until it gives up.
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as exc:
+        return f"{host}:{port} is not an address to listen on ({exc}): check PORTAL_HOST and PORTAL_PORT"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            s.bind(address)
+        except OSError as exc:
+            return (f"the web server cannot listen on {host}:{port} ({exc.strerror}): another program "
+                    f"holds it; stop that program, or choose another port, e.g. PORTAL_PORT={int(port) + 1} make run")
+    return None
+
+
+def _without(env: dict[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in names}
+
+
+class Part:
+    """One supervised part: how to start it, its process, and its crashes in a row."""
+
+    def __init__(self, name: str, start: Callable[[], subprocess.Popen], where: str) -> None:
+        self.name = name
+        self.start = start
+        self.where = where  # where its output goes, for the give-up message
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.crashes = 0
+        self.restart_at = 0.0
+
+
 class Launcher:
     def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.parts: list[Part] = []
+        self.stop_signal: int | None = None
         self.stopping = False
+        self.lock_fd: int | None = None
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        process = subprocess.Popen(
+    # Processes -------------------------------------------------------------
+
+    def popen(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             env=env,
             # Own session: Ctrl-C reaches only the launcher, which then stops
-            # the children in order instead of all at once.
+            # the parts in order; and the session names every process of a part.
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        self.children.append((name, process))
+
+    def start_part(self, part: Part) -> None:
+        part.process = part.start()
+        part.started_at = time.monotonic()
+
+    def stop_part(self, part: Part) -> None:
+        process = part.process
+        if process is None:
+            return
+        if process.poll() is None:
+            _say(f"stopping {part.name} (pid {process.pid})")
+            process.terminate()
+            try:
+                process.wait(GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                _say(f"{part.name} did not stop within {GRACE_SECONDS} s; killing it")
+                process.kill()
+                process.wait()
+        # Whatever of its session outlived it (a worker's pool processes after a
+        # SIGKILL, a gunicorn worker) goes too.
+        _kill_session(process.pid)
 
     def stop_all(self) -> None:
         self.stopping = True
-        for name, process in reversed(self.children):
-            self._stop(name, process)
+        for part in reversed(self.parts):
+            self.stop_part(part)
+            part.process = None
 
-    def _stop(self, name: str, process: subprocess.Popen) -> None:
-        if process.poll() is not None:
-            return
-        # Collect the whole tree first: once the parent is gone its children
-        # are re-parented and no longer findable through it.
-        tree = _descendants(process.pid)
-        _say(f"stopping {name} (pid {process.pid})")
-        process.terminate()
-        try:
-            process.wait(GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            _say(f"{name} did not stop within {GRACE_SECONDS} s; killing it")
-            process.kill()
-            process.wait()
-        for child in tree:
-            try:
-                if child.is_running():
-                    child.kill()
-            except Exception:
-                pass
+    # Set-up ----------------------------------------------------------------
 
-    def run(self) -> int:
-        host = os.environ.get("PORTAL_HOST", "127.0.0.1")
-        port = os.environ.get("PORTAL_PORT", "8000")
-        venv_bin = Path(sys.executable).parent
-        # Before the first write, and inherited by every child (Redis, worker, web server).
+    def take_lock(self, url: str) -> bool:
+        # Before the first write, and inherited by every child (Redis, worker, beat, web server).
         paths.private_umask()
         for line in paths.fix_modes():
             _say(f"warning: {line}")
         paths.ensure_dirs()
-        env = dict(os.environ)
-
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, self._on_signal)
-
-        if not os.environ.get("REDIS_URL"):
-            _say(f"starting the embedded Redis ({paths.REDIS_SOCKET})")
-            redis_proc = redis_server.start(
-                paths.REDIS_DIR, log_file=paths.LOG_DIR / "redis.log", preexec_fn=_die_with_parent
+        fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            # flock: released by the kernel however the launcher ends, so a
+            # crash never leaves a stale lock behind.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another launcher"
+            os.close(fd)
+            _say(
+                f"the portal is already running from {paths.VAR_DIR} ({holder}). Use that one, "
+                "or stop it first: Ctrl-C in its terminal, or kill -INT its pid."
             )
-            self.children.append(("redis", redis_proc))
-        else:
-            _say("using the Redis at REDIS_URL")
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, serving {url}\n".encode())
+        self.lock_fd = fd
+        return True
+
+    def set_up(self, env: dict[str, str]) -> bool:
+        for old in leftovers():
+            _say(f"stopping pid {old.pid}, left running by an earlier run from this folder: "
+                 f"{' '.join(old.cmdline())[:120]}")
+            old.kill()
+        manage = [sys.executable, str(paths.BASE_DIR / "manage.py")]
+        for step in (["migrate", "--noinput"], ["ensure_admin"], ["collectstatic", "--noinput", "-v0"]):
+            step_env = env if step[0] == "ensure_admin" else _without(env, ADMIN_PASSWORD)
+            code = subprocess.run([*manage, *step], env=step_env, cwd=paths.BASE_DIR, check=False).returncode
+            if self.stop_signal:
+                return False
+            if code != 0:
+                _say(f"'manage.py {step[0]}' failed with code {code}: see its message above; "
+                     "fix it and run make run again")
+                return False
+        return True
+
+    # The parts ---------------------------------------------------------------
+
+    def build_parts(self, env: dict[str, str], host: str, port: str) -> None:
+        venv_bin = Path(sys.executable).parent
+        if not env.get("REDIS_URL"):
+            redis_log = paths.LOG_DIR / "redis.log"
+            redis_env = _without(env, ADMIN_PASSWORD, *DJANGO_SECRETS)
+
+            def start_redis() -> subprocess.Popen:
+                return redis_server.start(
+                    paths.REDIS_DIR, log_file=redis_log, preexec_fn=_die_with_parent, env=redis_env
+                )
+
+            self.parts.append(Part("redis", start_redis, f"its log is {redis_log}"))
+
+        env = _without(env, ADMIN_PASSWORD)
 
         host_name = paths.this_host()
         from portal.queues import worker_queues
 
-        self.spawn(
-            "celery worker",
-            [
-                str(venv_bin / "celery"), "-A", "portal.celery", "worker",
-                "--beat", "--schedule", str(paths.VAR_DIR / "celerybeat-schedule"),
-                "--hostname", f"portal@{host_name}",
-                "--queues", ",".join(worker_queues(host_name)),
-                "--concurrency", os.environ.get("PORTAL_WORKER_CONCURRENCY", "2"),
-                "--loglevel", "INFO",
-            ],
-            env,
-        )
-        self.spawn(
-            "web server",
-            [
-                str(venv_bin / "gunicorn"), "portal.wsgi:application",
-                "--bind", f"{host}:{port}",
-                "--worker-class", "gthread",
-                "--workers", os.environ.get("PORTAL_WEB_WORKERS", "2"),
-                "--threads", "4",
-                "--access-logfile", str(paths.LOG_DIR / "access.log"),
-                "--error-logfile", "-",
-                "--graceful-timeout", "5",
-            ],
-            env,
-        )
-        _say(f"the portal is at http://{host}:{port}/  (Ctrl-C stops it)")
-        password_file = paths.VAR_DIR / "admin-password.txt"
-        if password_file.exists():
-            _say(f"log in as admin; the generated password is in {password_file}")
+        worker_argv = [
+            str(venv_bin / "celery"), "-A", "portal.celery", "worker",
+            "--hostname", f"portal@{host_name}",
+            "--queues", ",".join(worker_queues(host_name)),
+            "--concurrency", env.get("PORTAL_WORKER_CONCURRENCY", "2"),
+            "--loglevel", "INFO",
+        ]
+        # Beat is a part of its own, not the worker's --beat: Celery advises against the
+        # embedded beat in production, and a worker that dies must not take the
+        # schedule along (or, before, leave an orphaned scheduler behind).
+        beat_argv = [
+            str(venv_bin / "celery"), "-A", "portal.celery", "beat",
+            "--schedule", str(SCHEDULE_FILE),
+            "--pidfile", str(paths.RUN_DIR / "celerybeat.pid"),  # a second beat here is refused
+            "--loglevel", "INFO",
+        ]
+        web_argv = [
+            str(venv_bin / "gunicorn"), "portal.wsgi:application",
+            "--bind", f"{host}:{port}",
+            "--worker-class", "gthread",
+            "--workers", env.get("PORTAL_WEB_WORKERS", "2"),
+            "--threads", "4",
+            "--access-logfile", str(ACCESS_LOG),
+            "--error-logfile", "-",
+            "--graceful-timeout", "5",
+            # gunicorn's default is ~/.gunicorn/gunicorn.ctl, shared by every
+            # gunicorn of this user: a second portal would take it over.
+            "--control-socket", str(paths.RUN_DIR / "gunicorn.ctl"),
+        ]
+        self.parts.append(Part("celery worker", lambda: self.popen(worker_argv, env), "its output is above"))
+        self.parts.append(Part("celery beat", lambda: self.popen(beat_argv, env), "its output is above"))
+        self.parts.append(Part("web server", lambda: self.popen(web_argv, env), "its output is above"))
 
-        while not self.stopping:
-            for name, process in self.children:
-                if process.poll() is not None:
-                    _say(f"{name} exited with code {process.returncode}; stopping the rest")
-                    self.stop_all()
+    def supervise(self) -> int:
+        """Restart a part that died, with a growing delay; give up after too many crashes."""
+        while self.stop_signal is None:
+            now = time.monotonic()
+            for part in self.parts:
+                if part.process is None:
+                    if now >= part.restart_at:
+                        _say(f"restarting {part.name}")
+                        try:
+                            self.start_part(part)
+                        except (OSError, RuntimeError) as exc:
+                            _say(f"{part.name} could not start: {exc}")
+                            if not self.crashed(part, now):
+                                return 1
+                    continue
+                code = part.process.poll()
+                if code is None:
+                    if part.crashes and now - part.started_at >= STABLE_SECONDS:
+                        part.crashes = 0
+                    continue
+                _say(f"{part.name} (pid {part.process.pid}) {_how(code)}")
+                self.stop_part(part)
+                if not self.crashed(part, now):
                     return 1
-            time.sleep(0.5)
+            time.sleep(0.2)
         return 0
 
+    def crashed(self, part: Part, now: float) -> bool:
+        """Count a crash; schedule the restart, or give up (False)."""
+        part.process = None
+        part.crashes += 1
+        if part.crashes > len(RESTART_DELAYS):
+            _say(f"{part.name} crashed {part.crashes} times in a row; giving up: stopping the portal. "
+                 f"Fix the cause ({part.where}) and run make run again.")
+            self.stop_all()
+            return False
+        delay = RESTART_DELAYS[part.crashes - 1]
+        part.restart_at = now + delay
+        _say(f"{part.name} will be restarted in {delay:g} s (crash {part.crashes} of "
+             f"{len(RESTART_DELAYS)} allowed in a row)")
+        return True
+
+    def run(self) -> int:
+        host = os.environ.get("PORTAL_HOST", "127.0.0.1")
+        port = os.environ.get("PORTAL_PORT", "8000")
+        url = f"http://{host}:{port}/"
+        env = dict(os.environ)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+        if not self.take_lock(url):
+            return 1
+        if problem := port_in_use(host, port):
+            _say(problem)
+            return 1
+        if not self.set_up(env):
+            return 130 if self.stop_signal else 1
+        self.build_parts(env, host, port)
+        for part in self.parts:
+            if self.stop_signal:
+                break
+            _say(f"starting {part.name}")
+            try:
+                self.start_part(part)
+            except (OSError, RuntimeError) as exc:
+                _say(f"{part.name} could not start: {exc}")
+                self.stop_all()
+                return 1
+        if self.stop_signal is None:
+            _say(f"the portal is at {url}  (Ctrl-C stops it)")
+            password_file = paths.VAR_DIR / "admin-password.txt"
+            if password_file.exists():
+                _say(f"log in as admin; the generated password is in {password_file}")
+        code = self.supervise()
+        if not self.stopping:
+            self.stop_all()
+            _say("stopped; gateways started from the portal keep running (stop them in the portal)")
+        return code
+
     def _on_signal(self, signum: int, frame: object) -> None:
-        if self.stopping:
-            return
-        _say(f"{signal.Signals(signum).name} received; stopping")
-        self.stop_all()
-        _say("stopped; gateways started from the portal keep running (stop them in the portal)")
-        sys.exit(0)
-
-
-def _descendants(pid: int) -> list:  # type: ignore[type-arg]
-    import psutil
-
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return []
+        # Only a flag: the main loop stops the parts, so a signal never cuts a
+        # start or a stop in half.
+        first = self.stop_signal is None
+        if first:
+            self.stop_signal = signum
+        try:
+            if first:
+                _say(f"{signal.Signals(signum).name} received; stopping")
+            else:
+                _say(f"already stopping (each part gets {GRACE_SECONDS} s before it is killed)")
+        except RuntimeError:
+            pass  # the signal came in the middle of another print: the flag is what matters
 
 
 def main() -> int:

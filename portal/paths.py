@@ -73,7 +73,11 @@ def mkdir_private(path: Path) -> None:
 
 
 def ensure_dirs() -> None:
-    """Create var/ and its folders (0700) before anything writes into them."""
+    """Create var/ and the folders the portal writes to (0700), whatever is configured.
+
+    Called when the settings load and by the launcher, so that nothing depends
+    on another step (such as writing a generated secret key) having created them.
+    """
     for folder in (VAR_DIR, LOG_DIR, REDIS_DIR, RUN_DIR):
         mkdir_private(folder)
 

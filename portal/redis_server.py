@@ -50,7 +50,9 @@ def answers(sock_path: Path, timeout: float = 0.5) -> bool:
         return False
 
 
-def start(data_dir: Path, *, log_file: Path | None = None, preexec_fn=None) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def start(  # type: ignore[no-untyped-def]
+    data_dir: Path, *, log_file: Path | None = None, preexec_fn=None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start redis-server listening only on data_dir/redis.sock; wait until it answers."""
     mkdir_private(data_dir)
     sock = data_dir / "redis.sock"
@@ -77,7 +79,7 @@ def start(data_dir: Path, *, log_file: Path | None = None, preexec_fn=None) -> s
     process = subprocess.Popen(
         # umask: redis-server creates its dump, append-only files and log 0600
         # whatever the caller's umask is (it sets none of its own).
-        argv, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=preexec_fn, umask=0o077
+        argv, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=preexec_fn, env=env, umask=0o077
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

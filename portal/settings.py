@@ -34,10 +34,11 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal import paths
-from portal.paths import BASE_DIR, LOG_DIR, VAR_DIR, redis_url, this_host
+from portal.paths import BASE_DIR, LOG_DIR, VAR_DIR, ensure_dirs, redis_url, this_host
 
 # Before anything is written under var/: files 0600, folders 0700 (see paths.py).
 paths.private_umask()
+ensure_dirs()  # the SQLite database, logs and sockets go there, whether or not a key is generated
 
 
 def _env_flag(name: str, default: bool = False) -> bool:

@@ -2,7 +2,14 @@
 
     python examples/persondemo/run.py [--host 127.0.0.1] [--port 55001] [--passphrase-file F]
 
-The passphrase may also come from GATEWAY_PASSPHRASE (the file wins). Prints:
+The passphrase is the first line of --passphrase-file, else the GATEWAY_PASSPHRASE
+environment variable; with neither, none is sent (a gateway without a passphrase).
+It is never taken from the command line, where `ps` shows it to every local user.
+Run it with the portal's interpreter, which has msgpack:
+
+    .venv/bin/python examples/persondemo/run.py --port 55001
+
+Prints:
 
     Default values: name: Tom, age: 5
     Changed values: name: George, age: 99, employer: InterSystems
@@ -12,15 +19,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # the project root, for gateways.client
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, ROOT)  # the project root, for gateways.client
 
-from gateways.client import (  # imported after the sys.path line above
-    GatewayError,
-    connect,
-)
+try:
+    from gateways.client import (  # imported after the sys.path line above
+        GatewayError,
+        connect,
+    )
+except ModuleNotFoundError as exc:  # e.g. the system python3, which has no msgpack
+    venv_python = os.path.join(ROOT, ".venv", "bin", "python")
+    if os.path.exists(venv_python):
+        fix = "run it with the portal's virtualenv:\n\n    " + shlex.join([venv_python, *sys.argv])
+    else:
+        fix = ("create the portal's virtualenv first (`make setup` in " + ROOT + "), then run:\n\n    "
+               + shlex.join([venv_python, *sys.argv]))
+    sys.exit(f"run.py: this Python ({sys.executable}) lacks the module {exc.name!r} that the gateway "
+             f"client needs; {fix}")
 
 
 def main(argv: list | None = None) -> int:

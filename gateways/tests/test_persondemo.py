@@ -33,3 +33,20 @@ def test_run_py_prints_the_seed_output_with_a_passphrase_file(tmp_path):
         assert "PersonDemo passphrase" not in server.log_text()
     finally:
         assert server.stop() == 0
+
+
+def test_run_py_without_msgpack_says_which_interpreter_to_use(tmp_path):
+    """The system python3 has no msgpack: one clear message with the exact command, no traceback."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=120)
+    python = bare / "bin" / "python"
+    assert subprocess.run([str(python), "-c", "import msgpack"], capture_output=True).returncode != 0
+    out = subprocess.run(
+        [str(python), str(ROOT / "examples/persondemo/run.py"), "--port", "55001"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+    )
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "lacks the module 'msgpack'" in out.stderr
+    command = f"{ROOT / '.venv/bin/python'} {ROOT / 'examples/persondemo/run.py'} --port 55001"
+    assert command in out.stderr

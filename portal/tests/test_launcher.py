@@ -1,4 +1,4 @@
-"""`make run`'s launcher: starts Redis, a worker and the web server; SIGTERM leaves nothing behind."""
+"""`make run`'s launcher with real processes: it serves, supervises its parts, and leaves nothing behind."""
 
 import os
 import signal
@@ -40,45 +40,218 @@ def portal_env(tmp_path: Path, django_db_setup) -> dict[str, str]:  # type: igno
         k: v for k, v in os.environ.items()
         if k not in {"DJANGO_SETTINGS_MODULE", "REDIS_URL", "PORTAL_DATABASE_URL"}
     }
-    env.update({"PORTAL_VAR_DIR": str(tmp_path / "var"), "PORTAL_PORT": str(free_port())})
+    env.update({
+        "PORTAL_VAR_DIR": str(tmp_path / "var"), "PORTAL_PORT": str(free_port()),
+        "PORTAL_ADMIN_PASSWORD": "launcher-test-password", "PORTAL_WORKER_CONCURRENCY": "1",
+        "PORTAL_WEB_WORKERS": "1",
+    })
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
         # Like `make run` with PORTAL_DATABASE_URL set: the launcher opens the configured server
         # (here the suite's test database). On SQLite it keeps its own file in its own var/, as
         # `make run` does; the suite's SQLite file is not for a second portal to share.
         env["PORTAL_DATABASE_URL"] = worker_database_url()
-    for command in (["migrate", "-v0"], ["collectstatic", "--noinput", "-v0"]):
-        subprocess.run([sys.executable, "manage.py", *command], env=env, cwd=settings.BASE_DIR, check=True)
     return env
 
 
-def test_it_serves_the_portal_and_sigterm_leaves_no_process_behind(portal_env):
-    port = portal_env["PORTAL_PORT"]
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "portal.launcher"], env=portal_env, cwd=settings.BASE_DIR,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+class Running:
+    """A launcher started as `make run` would be, its output in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.port = env["PORTAL_PORT"]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "portal.launcher"], env=env, cwd=settings.BASE_DIR,
+            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_serving(self) -> None:
+        def up() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the launcher exited early:\n{self.output()[-3000:]}")
+            return http_status(f"http://127.0.0.1:{self.port}/login/") == 200
+
+        wait_until(up, timeout=120, interval=0.3, message="the login page did not answer")
+
+    def part(self, word: str) -> psutil.Process | None:
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                if word in " ".join(child.cmdline()):
+                    return child
+            except psutil.Error:
+                pass
+        return None
+
+    def sessions(self) -> set[int]:
+        return {os.getsid(c.pid) for c in psutil.Process(self.process.pid).children()}
+
+    def ctrl_c(self) -> int:
+        os.killpg(self.process.pid, signal.SIGINT)  # what a terminal does to its foreground group
+        return self.process.wait(60)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def alive_in(sessions: set[int]) -> list[str]:
+    """Processes (not zombies) still in any of these sessions."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if os.getsid(process.pid) in sessions and process.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(f"{process.pid}: {' '.join(process.info['cmdline'] or [])[:100]}")
+        except (OSError, psutil.Error):
+            pass
+    return found
+
+
+def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind(portal_env, tmp_path):
+    var = Path(portal_env["PORTAL_VAR_DIR"])
+    # A beat left behind by an earlier run from this folder must not make a second scheduler.
+    stale_beat = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "--schedule", str(var / "celerybeat-schedule")],
+        start_new_session=True,
     )
+    launcher = Running(dict(portal_env, PORTAL_SECRET_KEY="launcher-test-" + "k" * 40), tmp_path / "launcher.log")
     try:
-        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/login/") == 200, timeout=60, interval=0.2)
-        assert http_status(f"http://127.0.0.1:{port}/") == 302
-        tree = psutil.Process(launcher.pid).children(recursive=True)
+        launcher.wait_serving()
+        assert stale_beat.wait(5) == -signal.SIGKILL
+        assert f"pid {stale_beat.pid}, left running by an earlier run" in launcher.output()
+        assert http_status(f"http://127.0.0.1:{launcher.port}/") == 302
+        tree = psutil.Process(launcher.process.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
-        assert "redis-server" in names and "celery" in names and "gunicorn" in names
-        sock = Path(portal_env["PORTAL_VAR_DIR"]) / "redis" / "redis.sock"
-        assert sock.exists()
+        assert "redis-server" in names and "gunicorn" in names
+        assert "portal.celery worker" in names and "portal.celery beat" in names
+        sessions = launcher.sessions()
+        assert (var / "redis" / "redis.sock").exists()
+        # Each part gets only the secrets it needs: the admin password none, the secret key
+        # and the database URL the Django processes only, never Redis.
+        for process in psutil.Process(launcher.process.pid).children():
+            environ = process.environ()
+            assert "PORTAL_ADMIN_PASSWORD" not in environ, process.cmdline()
+            django_part = "redis-server" not in " ".join(process.cmdline())
+            assert ("PORTAL_SECRET_KEY" in environ) == django_part, process.cmdline()
+        # gunicorn's control socket is this portal's, not the user's shared ~/.gunicorn one.
+        assert (var / "run" / "gunicorn.ctl").exists()
 
-        launcher.send_signal(signal.SIGTERM)
-        output, _ = launcher.communicate(timeout=60)
-        assert launcher.returncode == 0
-        assert "stopping web server" in output and "stopping redis" in output
-        survivors = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        assert survivors == []
+        # A second `make run` on the same folder says so and starts nothing.
+        second_env = dict(portal_env, PORTAL_PORT=str(free_port()))
+        second = subprocess.run(
+            [sys.executable, "-m", "portal.launcher"], env=second_env, cwd=settings.BASE_DIR,
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert second.returncode == 1
+        assert f"the portal is already running from {var} (pid {launcher.process.pid}, serving " \
+               f"http://127.0.0.1:{launcher.port}/)" in second.stdout
+        assert "starting" not in second.stdout
+        assert http_status(f"http://127.0.0.1:{second_env['PORTAL_PORT']}/login/") is None
+        assert launcher.sessions() == sessions  # the same parts, none restarted
+
+        assert launcher.ctrl_c() == 0
+        output = launcher.output()
+        for part in ("web server", "celery beat", "celery worker", "redis"):
+            assert f"stopping {part}" in output
+        assert [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+        assert alive_in(sessions) == []
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
-            launcher.wait()
+        launcher.kill()
+        stale_beat.kill()
 
 
-def test_a_second_launcher_on_the_same_folder_is_refused(portal_env):
+def schedulers(schedule: str) -> list[int]:
+    """Every process whose command line names this folder's beat schedule."""
+    return [p.pid for p in psutil.process_iter(["cmdline", "status"])
+            if schedule in (p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE]
+
+
+def test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything(portal_env, tmp_path):
+    from celery import Celery
+
+    launcher = Running(portal_env, tmp_path / "launcher.log")
+    var = Path(portal_env["PORTAL_VAR_DIR"])
+    schedule = str(var / "celerybeat-schedule")
+    try:
+        launcher.wait_serving()
+        sessions = launcher.sessions()
+        for word, name in (("portal.celery worker", "celery worker"), ("portal.celery beat", "celery beat"),
+                           ("redis-server", "redis")):
+            old = wait_until(lambda w=word: launcher.part(w), timeout=30)
+            if name == "celery worker":  # its pool processes, which must not outlive it
+                wait_until(old.children, timeout=30)
+            old_session = os.getsid(old.pid)
+            others = {p.pid for p in psutil.Process(launcher.process.pid).children()} - {old.pid}
+
+            old.kill()
+
+            new = wait_until(lambda w=word, o=old: (p := launcher.part(w)) and p.pid != o.pid and p,
+                             timeout=30, message=f"{name} was not restarted:\n{launcher.output()[-2000:]}")
+            sessions.add(os.getsid(new.pid))
+            wait_until(lambda s=old_session: not alive_in({s}), timeout=10,
+                       message=f"the dead {name}'s processes survived: {alive_in({old_session})}")
+            # The other parts were left alone.
+            assert {p.pid for p in psutil.Process(launcher.process.pid).children()} == others | {new.pid}
+            assert f"{name} (pid {old.pid}) was killed by SIGKILL" in launcher.output()
+            assert f"restarting {name}" in launcher.output()
+            # One scheduler, always: the beat part's.
+            beat = launcher.part("portal.celery beat")
+            wait_until(lambda b=beat: schedulers(schedule) == [b.pid], timeout=10,
+                       message=f"schedulers: {schedulers(schedule)}, beat part: {beat.pid}")
+
+        # The restarted worker serves again through the restarted Redis.
+        app = Celery(broker=f"redis+socket://{var / 'redis' / 'redis.sock'}")
+        wait_until(lambda: app.control.ping(timeout=1), timeout=60, interval=0.5,
+                   message=f"the restarted worker does not answer:\n{launcher.output()[-2000:]}")
+        assert http_status(f"http://127.0.0.1:{launcher.port}/login/") == 200
+
+        # Redis now crashes each time it is started: after six crashes in a row (the first
+        # one above) the launcher gives up and stops everything, rather than half a portal.
+        killed: set[int] = set()
+
+        def kill_each_new_redis() -> bool:
+            if launcher.process.poll() is not None:
+                return True
+            redis = launcher.part("redis-server")
+            if redis and redis.pid not in killed:
+                sessions.add(os.getsid(redis.pid))
+                killed.add(redis.pid)
+                redis.kill()
+            return False
+
+        wait_until(kill_each_new_redis, timeout=90, interval=0.05,
+                   message=f"the launcher did not give up:\n{launcher.output()[-3000:]}")
+        assert launcher.process.returncode == 1
+        output = launcher.output()
+        assert len(killed) >= 5  # six with the kill above, unless Redis ran 60 s since (count reset)
+        assert "redis crashed 6 times in a row; giving up: stopping the portal" in output
+        for part in ("web server", "celery beat", "celery worker"):
+            assert f"stopping {part}" in output
+        assert alive_in(sessions) == []
+    finally:
+        launcher.kill()
+
+
+def test_a_web_port_held_by_another_program_is_refused_before_anything_starts(portal_env):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "portal.launcher"], env=dict(portal_env, PORTAL_PORT=str(port)),
+            cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=False,
+        )
+    assert out.returncode == 1
+    assert f"the web server cannot listen on 127.0.0.1:{port} (Address already in use)" in out.stdout
+    assert f"PORTAL_PORT={port + 1} make run" in out.stdout
+    assert "starting" not in out.stdout and "Traceback" not in out.stderr
+    assert not (Path(portal_env["PORTAL_VAR_DIR"]) / "redis" / "redis.sock").exists()
+
+
+def test_a_second_redis_on_the_same_folder_is_refused(portal_env):
     from portal import redis_server
 
     redis_dir = Path(portal_env["PORTAL_VAR_DIR"]) / "redis"
