@@ -36,8 +36,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", type=parse_listen, required=True, help="HOST:PORT to listen on")
     parser.add_argument("--routes", required=True, help="the routes file the portal writes")
     parser.add_argument("--metrics", help="a JSON file rewritten every second with per-app figures")
-    parser.add_argument("--proto", default="http", choices=["http", "https"],
-                        help="X-Forwarded-Proto to send (https when TLS is terminated in front of this)")
+    parser.add_argument(
+        "--proto",
+        default="http",
+        choices=["http", "https"],
+        help="X-Forwarded-Proto to send (https when TLS is terminated in front of this)",
+    )
     parser.add_argument("--head-timeout", type=float, default=10.0, help="seconds a request head may take")
     args = parser.parse_args(argv)
     asyncio.run(run(args))

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from .routes import Page, Route, Routes, RoutesError, bad_gateway_page, load_routes, not_found_page, unavailable_page
+from .routes import Page, Routes, RoutesError, bad_gateway_page, load_routes, not_found_page, unavailable_page
 
 NGINX = "/usr/sbin/nginx"
 MIME_TYPES = "/etc/nginx/mime.types"
@@ -52,7 +52,9 @@ def _quote(text: str) -> str:
 
 def _safe_path(path: str, what: str) -> str:
     if _UNSAFE.search(path):
-        raise RoutesError(f"{what} {path!r} holds a space, quote, '$', ';', '#' or brace: nginx cannot use it; rename it")
+        raise RoutesError(
+            f"{what} {path!r} holds a space, quote, '$', ';', '#' or brace: nginx cannot use it; rename it"
+        )
     return path
 
 
@@ -93,20 +95,34 @@ def _cookie_maps(names: tuple[str, ...]) -> tuple[list[str], str]:
             target = f"$webapps_cookie_{n}"
             a, b = f"webapps_c{n}a", f"webapps_c{n}b"
             pattern = rf"~^(?<{a}>|.*?;\s*){re.escape(name)}=[^;]*(?:;\s*)?(?<{b}>.*)$"
-            lines += [f"    map {source} {target} {{", f"        {_quote(pattern)} \"${a}${b}\";",
-                      f"        default {source};", "    }"]
+            lines += [
+                f"    map {source} {target} {{",
+                f'        {_quote(pattern)} "${a}${b}";',
+                f"        default {source};",
+                "    }",
+            ]
             source = target
     if n:
         n += 1
         target = f"$webapps_cookie_{n}"
-        lines += [f"    map {source} {target} {{", rf'        "~^(?<webapps_ctidy>.*?)[;\s]+$" "$webapps_ctidy";',
-                  f"        default {source};", "    }"]
+        lines += [
+            f"    map {source} {target} {{",
+            r'        "~^(?<webapps_ctidy>.*?)[;\s]+$" "$webapps_ctidy";',
+            f"        default {source};",
+            "    }",
+        ]
         source = target
     return lines, source
 
 
-def render_http_block(routes: Routes, listen: str = "127.0.0.1:8001", *, server_name: str = "_",
-                      keepalive: int = 16, head_timeout: int = 10) -> str:
+def render_http_block(
+    routes: Routes,
+    listen: str = "127.0.0.1:8001",
+    *,
+    server_name: str = "_",
+    keepalive: int = 16,
+    head_timeout: int = 10,
+) -> str:
     """The part that goes inside ``http { }``: maps, upstreams and the apps' server."""
     out: list[str] = [
         "    # Generated from the portal's routes file by webapps.front.nginx; do not edit by hand.",
@@ -156,7 +172,12 @@ def render_http_block(routes: Routes, listen: str = "127.0.0.1:8001", *, server_
             ]
             continue
         sock = _safe_path(route.socket, f"socket of {mount}")
-        out += [f"    upstream webapps_{i} {{", f"        server unix:{sock};", f"        keepalive {keepalive};", "    }"]
+        out += [
+            f"    upstream webapps_{i} {{",
+            f"        server unix:{sock};",
+            f"        keepalive {keepalive};",
+            "    }",
+        ]
         server += [
             f"        location {base} {{",
             f"            proxy_pass http://webapps_{i};",
@@ -206,13 +227,14 @@ def render_nginx_config(
     mime_types: str = MIME_TYPES,
     server_name: str = "_",
     keepalive: int = 16,
+    head_timeout: int = 10,
 ) -> str:
     """A complete nginx.conf for the routes (or only the http-block part when ``include``).
 
     ``prefix`` is the directory holding the pid file, the error log and the temp paths; ``user``
     the account the workers run as when nginx starts as root (the owner of the apps' sockets).
     """
-    block = render_http_block(routes, listen, server_name=server_name, keepalive=keepalive)
+    block = render_http_block(routes, listen, server_name=server_name, keepalive=keepalive, head_timeout=head_timeout)
     if include:
         return block
     d = _safe_path(str(Path(prefix).resolve()), "nginx directory")
@@ -224,7 +246,9 @@ def render_nginx_config(
     ]
     if user:
         head.append(f"user {user};")
-    types = f"    include {mime_types};" if os.path.exists(mime_types) else "    types { text/html html; text/css css; }"
+    types = (
+        f"    include {mime_types};" if os.path.exists(mime_types) else "    types { text/html html; text/css css; }"
+    )
     http = [
         "events { worker_connections 1024; }",
         "http {",
@@ -247,8 +271,15 @@ def render_nginx_config(
 class NginxFront:
     """nginx run as a child with its config in ``directory``; ``update`` re-renders and reloads."""
 
-    def __init__(self, directory: str | os.PathLike[str], listen: str, nginx: str | None = None,
-                 worker_processes: int | str = 1) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        listen: str,
+        nginx: str | None = None,
+        worker_processes: int | str = 1,
+        head_timeout: int = 10,
+    ) -> None:
+        self.head_timeout = head_timeout
         self.dir = Path(directory).resolve()
         self.listen = listen
         self.nginx = nginx or find_nginx() or NGINX
@@ -262,8 +293,14 @@ class NginxFront:
         return [self.nginx, "-p", str(self.dir), "-c", str(conf), "-e", str(self.dir / "error.log")]
 
     def render(self, routes: Routes) -> str:
-        return render_nginx_config(routes, self.listen, prefix=self.dir, user=self.user,
-                                   worker_processes=self.worker_processes)
+        return render_nginx_config(
+            routes,
+            self.listen,
+            prefix=self.dir,
+            user=self.user,
+            worker_processes=self.worker_processes,
+            head_timeout=self.head_timeout,
+        )
 
     def check(self, conf: Path) -> tuple[bool, str]:
         done = subprocess.run([*self._args(conf), "-t", "-q"], capture_output=True, text=True, timeout=30)
@@ -321,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", help="directory for nginx.conf, the pid file, the log and temp files")
     parser.add_argument("--nginx", default=None, help=f"the nginx binary (default: on PATH, else {NGINX})")
     parser.add_argument("--workers", default="1", help="worker_processes (a number or auto)")
+    parser.add_argument("--head-timeout", type=int, default=10, help="seconds a request head may take")
     parser.add_argument("--print", action="store_true", help="print the config (an http-block include) and exit")
     args = parser.parse_args(argv)
     try:
@@ -330,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.dir:
             parser.error("--dir is needed to run nginx (or give --print)")
-        front = NginxFront(args.dir, args.listen, args.nginx, args.workers)
+        front = NginxFront(args.dir, args.listen, args.nginx, args.workers, args.head_timeout)
         process = front.start(routes)
     except (RoutesError, OSError, json.JSONDecodeError) as exc:
         print(f"front: {exc}", file=sys.stderr)

@@ -35,13 +35,36 @@ _METHOD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TOKEN = _METHOD
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
 _HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade", b"transfer-encoding",
-     b"content-length", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-for", b"cookie", b"host"}
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"transfer-encoding",
+        b"content-length",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-for",
+        b"cookie",
+        b"host",
+    }
 )
 _RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
-_REASONS = {301: "Moved Permanently", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-            413: "Content Too Large", 431: "Request Header Fields Too Large", 501: "Not Implemented",
-            502: "Bad Gateway", 503: "Service Unavailable", 505: "HTTP Version Not Supported"}
+_REASONS = {
+    301: "Moved Permanently",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
 
 
 class HttpError(Exception):
@@ -192,8 +215,21 @@ async def pipe(src: Stream, dst: Stream) -> None:
 
 
 class Request:
-    __slots__ = ("accept", "body", "connection", "cookies", "forwarded_for", "headers", "host", "keep_alive",
-                 "length", "method", "target", "upgrade", "version")
+    __slots__ = (
+        "accept",
+        "body",
+        "connection",
+        "cookies",
+        "forwarded_for",
+        "headers",
+        "host",
+        "keep_alive",
+        "length",
+        "method",
+        "target",
+        "upgrade",
+        "version",
+    )
 
     def __init__(self, head: bytes) -> None:
         lines = head[:-4].split(b"\r\n")
@@ -340,8 +376,9 @@ class Pool:
         self.idle.clear()
 
 
-def _response(status: int, body: bytes, content_type: bytes, extra: list[bytes] = (), keep: bool = True,
-              head_only: bool = False) -> bytes:
+def _response(
+    status: int, body: bytes, content_type: bytes, extra: list[bytes] = (), keep: bool = True, head_only: bool = False
+) -> bytes:
     lines = [
         b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, "Error").encode()),
         b"Content-Type: " + content_type,
@@ -523,8 +560,9 @@ class Front:
 
     async def serve_static(self, client: Stream, request: Request, directory: str, rel: str) -> bool:
         if request.method not in (b"GET", b"HEAD"):
-            await client.send(_response(405, b"static files answer GET and HEAD only\n", b"text/plain",
-                                        [b"Allow: GET, HEAD"], False))
+            await client.send(
+                _response(405, b"static files answer GET and HEAD only\n", b"text/plain", [b"Allow: GET, HEAD"], False)
+            )
             return False
         root = os.path.realpath(directory)
         real = os.path.realpath(os.path.join(root, rel))
@@ -620,8 +658,9 @@ class Front:
                 await self._page(client, request, bad_gateway_page(route, reason), False)
                 return False
             break
-        return await self._relay_response(client, conn, pool, request, route, response_head, body_task, started,
-                                          websocket)
+        return await self._relay_response(
+            client, conn, pool, request, route, response_head, body_task, started, websocket
+        )
 
     async def _response_head(self, conn: Stream, client: Stream) -> bytes:
         while True:
@@ -633,9 +672,18 @@ class Front:
                 continue
             return head
 
-    async def _relay_response(self, client: Stream, conn: Stream, pool: Pool, request: Request, route: Route,
-                              head: bytes, body_task: asyncio.Task[None] | None, started: float,
-                              websocket: bool) -> bool:
+    async def _relay_response(
+        self,
+        client: Stream,
+        conn: Stream,
+        pool: Pool,
+        request: Request,
+        route: Route,
+        head: bytes,
+        body_task: asyncio.Task[None] | None,
+        started: float,
+        websocket: bool,
+    ) -> bool:
         lines = head[:-4].split(b"\r\n")
         try:
             status = int(lines[0][9:12])
@@ -644,15 +692,15 @@ class Front:
         if not lines[0].startswith(b"HTTP/1.") or status < 100:
             conn.close()
             self.metrics.record(route.path, 502, time.monotonic() - started)
-            await self._page(client, request, bad_gateway_page(route, "the application sent a malformed answer"),
-                             False)
+            await self._page(client, request, bad_gateway_page(route, "the application sent a malformed answer"), False)
             return False
         self.metrics.record(route.path, status, time.monotonic() - started)
         if status == 101:
             if not websocket:
                 conn.close()
-                await self._page(client, request, bad_gateway_page(route, "unexpected 101 for a non-upgrade request"),
-                                 False)
+                await self._page(
+                    client, request, bad_gateway_page(route, "unexpected 101 for a non-upgrade request"), False
+                )
                 return False
             await client.send(head)
             if body_task is not None:

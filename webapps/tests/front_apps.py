@@ -99,8 +99,14 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     while (await receive()).get("more_body"):
         pass
     headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-    body = json.dumps({"path": path, "raw_path": (scope.get("raw_path") or b"").decode(),
-                       "headers": headers, "app": "asgi"}).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    body = json.dumps(
+        {"path": path, "raw_path": (scope.get("raw_path") or b"").decode(), "headers": headers, "app": "asgi"}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
