@@ -6,9 +6,7 @@ Each test runs twice, once per front: gunicorn serves a WSGI app and uvicorn an 
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
 import socket
 import threading
 import time
@@ -147,7 +145,7 @@ def test_an_unknown_path_answers_404_in_html_or_json(front: RunningFront) -> Non
 
 @pytest.mark.parametrize("path", ["/dead/", "/refused/x"])
 def test_a_running_app_whose_socket_is_gone_or_refuses_answers_502(front: RunningFront, path: str) -> None:
-    status, headers, body = front.get(path)
+    status, _, body = front.get(path)
     assert status == 502
     assert "Traceback" not in body
     assert f"application /{path.split('/')[1]} is running but does not answer on its socket" in body
