@@ -43,7 +43,22 @@ def main(argv: list[str] | None = None) -> None:
         help="X-Forwarded-Proto to send (https when TLS is terminated in front of this)",
     )
     parser.add_argument("--head-timeout", type=float, default=10.0, help="seconds a request head may take")
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop: uvloop when installed (auto), or the standard one",
+    )
     args = parser.parse_args(argv)
+    if args.loop != "asyncio":
+        try:
+            import uvloop  # the same front on a faster event loop, when installed
+        except ImportError:
+            if args.loop == "uvloop":
+                parser.error("uvloop is not installed: pip install uvloop, or use --loop asyncio")
+        else:
+            uvloop.run(run(args))
+            return
     asyncio.run(run(args))
 
 

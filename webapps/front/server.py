@@ -18,325 +18,30 @@ import asyncio
 import contextlib
 import mimetypes
 import os
-import re
 import sys
 import time
 from email.utils import formatdate
-from urllib.parse import unquote
 
+from .http1 import (
+    CHUNK,
+    HEAD_LIMIT,
+    REASONS,
+    RESPONSE_DROP,
+    Gone,
+    HttpError,
+    Request,
+    Stream,
+    copy_chunked,
+    copy_length,
+    copy_until_eof,
+    pipe,
+    response_bytes,
+    routing_path,
+    strip_cookies,
+)
 from .metrics import Metrics
 from .routes import Page, Route, Routes, RoutesError, bad_gateway_page, load_routes, not_found_page, unavailable_page
 from .routes import wants_json as _wants_json
-
-CHUNK = 64 * 1024
-HEAD_LIMIT = 32 * 1024
-LINE_LIMIT = 8 * 1024
-_METHOD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_TOKEN = _METHOD
-_TARGET = re.compile(rb"/[\x21-\x7e]*")
-_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"upgrade",
-        b"transfer-encoding",
-        b"content-length",
-        b"x-forwarded-proto",
-        b"x-forwarded-host",
-        b"x-forwarded-for",
-        b"cookie",
-        b"host",
-    }
-)
-_RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
-_REASONS = {
-    301: "Moved Permanently",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    431: "Request Header Fields Too Large",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    505: "HTTP Version Not Supported",
-}
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class Gone(Exception):
-    """The peer on one side closed or reset the connection."""
-
-
-class Stream:
-    """A connection with its own read buffer, so that bytes read past a head are never lost."""
-
-    __slots__ = ("buf", "reader", "writer")
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.buf = bytearray()
-
-    async def fill(self) -> bool:
-        try:
-            data = await self.reader.read(CHUNK)
-        except (ConnectionError, OSError):
-            data = b""
-        if not data:
-            return False
-        self.buf += data
-        return True
-
-    async def read_head(self, limit: int = HEAD_LIMIT) -> bytes | None:
-        """The bytes up to and including the blank line; None at a clean EOF before any byte."""
-        start = 0
-        while True:
-            end = self.buf.find(b"\r\n\r\n", start)
-            if end >= 0:
-                head = bytes(self.buf[: end + 4])
-                del self.buf[: end + 4]
-                return head
-            if len(self.buf) > limit:
-                raise HttpError(431, f"the request head is larger than {limit} bytes")
-            start = max(0, len(self.buf) - 3)
-            if not await self.fill():
-                if self.buf:
-                    raise Gone("the connection closed in the middle of a head")
-                return None
-
-    async def read_some(self, n: int = CHUNK) -> bytes:
-        if self.buf:
-            data = bytes(self.buf[:n])
-            del self.buf[:n]
-            return data
-        try:
-            data = await self.reader.read(n)
-        except (ConnectionError, OSError):
-            data = b""
-        if not data:
-            raise Gone("the connection closed before the end of a body")
-        return data
-
-    async def read_line(self) -> bytes:
-        while True:
-            end = self.buf.find(b"\n")
-            if end >= 0:
-                line = bytes(self.buf[: end + 1])
-                del self.buf[: end + 1]
-                return line
-            if len(self.buf) > LINE_LIMIT:
-                raise HttpError(400, "a chunk-size or trailer line is too long")
-            if not await self.fill():
-                raise Gone("the connection closed in a chunked body")
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        try:
-            await self.writer.drain()
-        except (ConnectionError, OSError):
-            raise Gone("the peer closed the connection while data was being sent")
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
-
-    def usable(self) -> bool:
-        return not self.buf and not self.writer.is_closing() and not self.reader.at_eof()
-
-
-# Body relays ------------------------------------------------------------------------------------
-
-
-async def copy_length(src: Stream, dst: Stream, n: int) -> None:
-    while n > 0:
-        data = await src.read_some(min(n, CHUNK))
-        n -= len(data)
-        await dst.send(data)
-
-
-async def copy_chunked(src: Stream, dst: Stream, dechunk: bool = False) -> None:
-    """Relay a chunked body as it is (or only its data when ``dechunk``), checking its framing."""
-    while True:
-        line = await src.read_line()
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-            if size < 0 or not size_text or size_text.startswith((b"-", b"+", b"0x", b"0X")):
-                raise ValueError
-        except ValueError:
-            raise HttpError(400, "bad chunk size line in a chunked body")
-        if not dechunk:
-            dst.writer.write(line)
-        if size == 0:
-            while True:  # trailers, then the blank line
-                trailer = await src.read_line()
-                if not dechunk:
-                    dst.writer.write(trailer)
-                if trailer in (b"\r\n", b"\n"):
-                    await dst.send(b"")
-                    return
-        await copy_length(src, dst, size)
-        crlf = await src.read_line()
-        if crlf not in (b"\r\n", b"\n"):
-            raise HttpError(400, "a chunk is longer than its size line says")
-        if not dechunk:
-            dst.writer.write(crlf)
-
-
-async def copy_until_eof(src: Stream, dst: Stream) -> None:
-    while True:
-        try:
-            data = await src.read_some(CHUNK)
-        except Gone:
-            return
-        await dst.send(data)
-
-
-async def pipe(src: Stream, dst: Stream) -> None:
-    with contextlib.suppress(Gone, asyncio.CancelledError):
-        await copy_until_eof(src, dst)
-    with contextlib.suppress(Exception):
-        if dst.writer.can_write_eof():
-            dst.writer.write_eof()
-
-
-# Requests -------------------------------------------------------------------------------------
-
-
-class Request:
-    __slots__ = (
-        "accept",
-        "body",
-        "connection",
-        "cookies",
-        "forwarded_for",
-        "headers",
-        "host",
-        "keep_alive",
-        "length",
-        "method",
-        "target",
-        "upgrade",
-        "version",
-    )
-
-    def __init__(self, head: bytes) -> None:
-        lines = head[:-4].split(b"\r\n")
-        parts = lines[0].split(b" ")
-        if len(parts) != 3:
-            raise HttpError(400, "the request line must be METHOD SP /path SP HTTP/1.1")
-        method, target, version = parts
-        if not _METHOD.fullmatch(method):
-            raise HttpError(400, "the request method is not a valid token")
-        if version not in (b"HTTP/1.1", b"HTTP/1.0"):
-            if version.startswith(b"HTTP/"):
-                raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")
-            raise HttpError(400, "the request line must end with HTTP/1.1")
-        if not _TARGET.fullmatch(target):
-            raise HttpError(400, "the request target must be a path starting with '/' (origin form)")
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers: list[bytes] = []  # header lines passed on unchanged
-        self.host: bytes | None = None
-        self.cookies: list[bytes] = []
-        self.forwarded_for: list[bytes] = []
-        self.accept = b""
-        self.upgrade: bytes | None = None
-        connection: list[bytes] = []
-        lengths: set[bytes] = set()
-        chunked = False
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not _TOKEN.fullmatch(name):
-                raise HttpError(400, "a header line is malformed (no 'Name: value', or folded)")
-            lname = name.lower()
-            value = value.strip(b" \t")
-            if lname not in _HOP:
-                self.headers.append(line)
-                if lname == b"accept":
-                    self.accept = value
-                continue
-            if lname == b"host":
-                if self.host is not None:
-                    raise HttpError(400, "more than one Host header")
-                self.host = value
-            elif lname == b"cookie":
-                self.cookies.append(value)
-            elif lname == b"x-forwarded-for":
-                self.forwarded_for.append(value)
-            elif lname == b"content-length":
-                lengths.update(v.strip() for v in value.split(b","))
-            elif lname == b"transfer-encoding":
-                if value.lower() != b"chunked" or chunked:
-                    raise HttpError(501, "only Transfer-Encoding: chunked is supported")
-                chunked = True
-            elif lname == b"connection":
-                connection += [t.strip().lower() for t in value.split(b",")]
-            elif lname == b"upgrade":
-                self.upgrade = value
-        if version == b"HTTP/1.1" and self.host is None:
-            raise HttpError(400, "an HTTP/1.1 request needs a Host header")
-        if chunked and lengths:
-            raise HttpError(400, "a request may not have both Content-Length and Transfer-Encoding")
-        self.length = 0
-        if lengths:
-            if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
-                raise HttpError(400, "Content-Length must be one decimal number")
-            self.length = int(lengths.pop())
-        self.body = "chunked" if chunked else ("length" if self.length else "")
-        self.connection = connection
-        if connection:
-            # Headers named in Connection are hop-by-hop too.
-            named = {t for t in connection if t not in (b"close", b"keep-alive", b"upgrade")}
-            if named:
-                self.headers = [h for h in self.headers if h.partition(b":")[0].lower() not in named]
-        self.keep_alive = version == b"HTTP/1.1" and b"close" not in connection
-        if self.upgrade is not None and b"upgrade" not in connection:
-            self.upgrade = None
-
-
-def routing_path(raw: str) -> str:
-    """The decoded path with dot-segments removed and slashes merged, as nginx routes by."""
-    if "%" not in raw and "/." not in raw and "//" not in raw:
-        return raw
-    decoded = unquote(raw, errors="strict") if "%" in raw else raw
-    if "\x00" in decoded:
-        raise HttpError(400, "the path holds a NUL byte")
-    out: list[str] = []
-    for segment in decoded.split("/")[1:]:
-        if segment in ("", "."):
-            continue
-        if segment == "..":
-            if not out:
-                raise HttpError(400, "the path goes above the root with '..'")
-            out.pop()
-        else:
-            out.append(segment)
-    trailing = "/" if decoded.endswith(("/", "/.", "/..")) and out else ""
-    return "/" + "/".join(out) + trailing
-
-
-def strip_cookies(values: list[bytes], names: frozenset[bytes]) -> list[bytes]:
-    kept_values = []
-    for value in values:
-        pairs = [p for p in value.split(b";") if p.strip()]
-        kept = [p.strip() for p in pairs if p.split(b"=", 1)[0].strip() not in names]
-        if kept:
-            kept_values.append(b"; ".join(kept))
-    return kept_values
-
 
 # The front ------------------------------------------------------------------------------------
 
@@ -376,21 +81,6 @@ class Pool:
         self.idle.clear()
 
 
-def _response(
-    status: int, body: bytes, content_type: bytes, extra: list[bytes] = (), keep: bool = True, head_only: bool = False
-) -> bytes:
-    lines = [
-        b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, "Error").encode()),
-        b"Content-Type: " + content_type,
-        b"Content-Length: %d" % len(body),
-        b"Cache-Control: no-store",
-        *extra,
-    ]
-    if not keep:
-        lines.append(b"Connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head_only else body)
-
-
 class Front:
     def __init__(
         self,
@@ -416,6 +106,7 @@ class Front:
         self.metrics = Metrics()
         self._stamp: tuple[int, int, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.waiting: dict[Stream, tuple[float, bool]] = {}
 
     # Routes --------------------------------------------------------------------------------
 
@@ -461,6 +152,7 @@ class Front:
     async def start(self, host: str, port: int) -> asyncio.Server:
         self.reload()
         self._tasks.append(asyncio.create_task(self._poll_routes()))
+        self._tasks.append(asyncio.create_task(self._sweep()))
         if self.metrics_file:
             self._tasks.append(asyncio.create_task(self._write_metrics()))
         return await asyncio.start_server(self.handle, host, port, limit=CHUNK, backlog=1024, reuse_address=True)
@@ -482,10 +174,6 @@ class Front:
             while True:
                 try:
                     head = await self._read_request_head(client, first)
-                except TimeoutError:
-                    if client.buf or first:
-                        await self._error(client, HttpError(408, "the request head did not arrive in time"))
-                    return
                 except HttpError as exc:
                     await self._error(client, exc)
                     return
@@ -503,24 +191,47 @@ class Front:
             pass
         except HttpError:
             pass  # a broken chunked body mid-stream: nothing sensible can be answered any more
+        except asyncio.CancelledError:
+            pass  # the front is shutting down: the connection just closes
+        except Exception as exc:  # a defect here must cost one connection, never the front
+            print(f"front: connection from {ip.decode()} ended by {exc!r}", file=sys.stderr, flush=True)
         finally:
             client.close()
 
     async def _read_request_head(self, client: Stream, first: bool) -> bytes | None:
-        if not client.buf:
-            # Idle between requests: wait for a first byte, then give the head its own deadline.
-            async with asyncio.timeout(self.head_timeout if first else self.keepalive_timeout):
+        if b"\r\n\r\n" in client.buf:
+            return await client.read_head()  # pipelined: already here
+        # Deadlines are kept by one sweeper task rather than a timer per request (cheaper): an idle
+        # kept-alive connection may wait keepalive_timeout for a first byte, a head that has begun
+        # (or a new connection's first) must be whole within head_timeout, else 408 and close.
+        started = bool(client.buf) or first
+        self.waiting[client] = (time.monotonic() + (self.head_timeout if started else self.keepalive_timeout), started)
+        try:
+            if not client.buf:
                 if not await client.fill():
                     return None
-        if b"\r\n\r\n" in client.buf:
+                if b"\r\n\r\n" not in client.buf:
+                    self.waiting[client] = (time.monotonic() + self.head_timeout, True)
             return await client.read_head()
-        async with asyncio.timeout(self.head_timeout):
-            return await client.read_head()
+        finally:
+            self.waiting.pop(client, None)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            for client, (deadline, answer) in list(self.waiting.items()):
+                if now > deadline:
+                    del self.waiting[client]
+                    if answer:
+                        body = b"408 Request Timeout: the request head did not arrive in time\n"
+                        client.writer.write(response_bytes(408, body, b"text/plain; charset=utf-8", keep=False))
+                    client.close()  # the pending read then ends the connection's handler
 
     async def _error(self, client: Stream, exc: HttpError) -> None:
-        body = f"{exc.status} {_REASONS.get(exc.status, 'Error')}: {exc.message}\n".encode()
+        body = f"{exc.status} {REASONS.get(exc.status, 'Error')}: {exc.message}\n".encode()
         with contextlib.suppress(Gone):
-            await client.send(_response(exc.status, body, b"text/plain; charset=utf-8", keep=False))
+            await client.send(response_bytes(exc.status, body, b"text/plain; charset=utf-8", keep=False))
 
     async def _page(self, client: Stream, request: Request, page: Page, keep: bool) -> bool:
         extra = [b"Retry-After: %d" % page.retry_after] if page.retry_after else []
@@ -529,7 +240,7 @@ class Front:
         else:
             body, ctype = page.as_html(), b"text/html; charset=utf-8"
         keep = keep and request.keep_alive and not request.body
-        await client.send(_response(page.status, body, ctype, extra, keep, request.method == b"HEAD"))
+        await client.send(response_bytes(page.status, body, ctype, extra, keep, request.method == b"HEAD"))
         return keep
 
     async def serve(self, client: Stream, request: Request, ip: bytes) -> bool:
@@ -550,7 +261,9 @@ class Front:
         if path == route.path and route.path != "/":
             location = route.path + "/" + ("?" + query if query else "")
             keep = request.keep_alive and not request.body
-            await client.send(_response(301, b"", b"text/plain", [b"Location: " + location.encode("latin-1")], keep))
+            await client.send(
+                response_bytes(301, b"", b"text/plain", [b"Location: " + location.encode("latin-1")], keep)
+            )
             return keep
         if route.state != "running":
             keep = await self._page(client, request, unavailable_page(route), True)
@@ -561,7 +274,9 @@ class Front:
     async def serve_static(self, client: Stream, request: Request, directory: str, rel: str) -> bool:
         if request.method not in (b"GET", b"HEAD"):
             await client.send(
-                _response(405, b"static files answer GET and HEAD only\n", b"text/plain", [b"Allow: GET, HEAD"], False)
+                response_bytes(
+                    405, b"static files answer GET and HEAD only\n", b"text/plain", [b"Allow: GET, HEAD"], False
+                )
             )
             return False
         root = os.path.realpath(directory)
@@ -573,7 +288,7 @@ class Front:
                 fh = open(real, "rb")  # closed by the with below, after streaming
         if fh is None:
             keep = request.keep_alive and not request.body
-            await client.send(_response(404, b"404 Not Found: no such static file\n", b"text/plain", keep=keep))
+            await client.send(response_bytes(404, b"404 Not Found: no such static file\n", b"text/plain", keep=keep))
             return keep
         with fh:
             st = os.fstat(fh.fileno())
@@ -591,10 +306,9 @@ class Front:
                 head.append(b"Connection: close")
             await client.send(b"\r\n".join(head) + b"\r\n\r\n")
             if request.method == b"GET":
-                try:
-                    await asyncio.get_running_loop().sendfile(client.writer.transport, fh)
-                except (ConnectionError, OSError):
-                    raise Gone("the client went away during a static file")
+                # Plain reads rather than loop.sendfile: uvloop's transports do not offer it.
+                while data := fh.read(CHUNK):
+                    await client.send(data)
         return keep
 
     def _upstream_head(self, request: Request, route: Route, ip: bytes, websocket: bool) -> bytes:
@@ -715,7 +429,7 @@ class Front:
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             lname = name.strip().lower()
-            if lname in _RESPONSE_DROP:
+            if lname in RESPONSE_DROP:
                 if lname == b"connection" and b"close" in value.lower():
                     upstream_close = True
                 continue
@@ -733,16 +447,24 @@ class Front:
             keep = False  # the app answered before reading the whole request body
         if not keep:
             out.append(b"Connection: close")
-        await client.send(b"\r\n".join(out) + b"\r\n\r\n")
+        response_head = b"\r\n".join(out) + b"\r\n\r\n"
         reusable = not upstream_close and not until_eof and not websocket
         try:
             if no_body:
-                pass
+                await client.send(response_head)
+            elif length is not None and len(conn.buf) >= length:
+                # The whole (small) body came with the head: one write, one segment.
+                body = bytes(conn.buf[:length])
+                del conn.buf[:length]
+                await client.send(response_head + body)
             elif chunked:
+                await client.send(response_head)
                 await copy_chunked(conn, client, dechunk=request.version == b"HTTP/1.0")
             elif length is not None:
+                await client.send(response_head)
                 await copy_length(conn, client, length)
             else:
+                await client.send(response_head)
                 await copy_until_eof(conn, client)
         except (Gone, HttpError):
             conn.close()

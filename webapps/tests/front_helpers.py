@@ -121,6 +121,7 @@ class RunningFront:
         if self.kind == "asyncio":
             cmd = [sys.executable, "-m", "webapps.front", "--listen", listen, "--routes", str(self.routes_file)]
             cmd += ["--metrics", str(self.metrics_file), "--head-timeout", str(self.head_timeout)]
+            cmd += ["--loop", "asyncio"]  # what production runs: uvloop is not in requirements.txt
         else:
             cmd = [sys.executable, "-m", "webapps.front.nginx", "--listen", listen, "--routes", str(self.routes_file)]
             cmd += ["--dir", str(self.dir / "nginx"), "--head-timeout", str(self.head_timeout)]
