@@ -397,3 +397,41 @@ def test_the_front_counts_requests_errors_and_latency_per_app(front: RunningFron
     assert after["latency_ms"]["p50"] is not None
     # The front's own 503 for a stopped app counts as that app's error.
     assert figures()["/stopped"]["errors_5xx"] == stopped_before + 1
+
+
+def test_a_broken_routes_file_keeps_the_routes_in_force(front: RunningFront, backends: dict[str, Any]) -> None:
+    front.routes_file.write_text("{not json")
+    time.sleep(1.0)  # longer than either front's poll: the broken file has been seen
+    assert front.get_json("/w/still")[1]["path"] == "/w/still"
+    assert front.process.poll() is None
+    front.set_routes(base_routes(backends))
+
+
+def test_an_http_10_client_gets_a_chunked_answer_unchunked(front: RunningFront) -> None:
+    answer = _raw(front, b"GET /w/download?mb=1&chunked=1 HTTP/1.0\r\n\r\n", timeout=30)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower()
+    assert len(body) == MB and body[:256] == bytes(range(256))
+
+
+def test_an_upload_that_expects_100_continue_gets_it(front: RunningFront) -> None:
+    with socket.create_connection(("127.0.0.1", front.port), timeout=10) as s:
+        s.sendall(b"POST /w/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        interim = s.recv(100)
+        assert interim.startswith(b"HTTP/1.1 100")
+        s.sendall(b"hello")
+        answer = b""
+        while b"sha256" not in answer:
+            answer += s.recv(65536)
+    assert b'"received": 5' in answer
+
+
+def test_a_head_request_gets_headers_only(front: RunningFront) -> None:
+    conn = front.connection()
+    conn.request("HEAD", "/w/download?mb=1")
+    response = conn.getresponse()
+    assert response.status == 200 and response.headers["Content-Length"] == str(MB)
+    assert response.read() == b""
+    conn.request("GET", "/w/after-head")  # the connection is still in step
+    assert json.loads(conn.getresponse().read())["path"] == "/w/after-head"
+    conn.close()
