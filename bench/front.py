@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import statistics
@@ -25,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,9 +38,24 @@ PATH = "/hello/hello"  # the app is mounted at /hello; its last segment picks th
 TARGETS = {"asyncio": 0.5, "nginx": 0.75}
 
 
+PIN_LOAD: set[int] | None = None  # --pin: the load generator's CPU
+
+
+def _pin_load() -> None:
+    if PIN_LOAD:
+        os.sched_setaffinity(0, PIN_LOAD)
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Pin a process and its descendants (gunicorn's worker, nginx's workers) to ``cpus``."""
+    process = psutil.Process(pid)
+    for p in [process, *process.children(recursive=True)]:
+        p.cpu_affinity(sorted(cpus))
+
+
 def wrk(port: int, connections: int, seconds: float) -> float:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", f"http://127.0.0.1:{port}{PATH}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, preexec_fn=_pin_load).stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors:\n{out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -71,7 +89,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--pin", action="store_true", help="app and fronts on CPU 0, the load generator on CPU 1")
     args = parser.parse_args()
+    global PIN_LOAD
+    if args.pin:
+        PIN_LOAD = {1}
     rounds, seconds = (1, 2.0) if args.quick else (args.rounds, args.seconds)
     load = wrk if shutil.which("wrk") else python_client
     tmp = Path(tempfile.mkdtemp(prefix="front-bench-"))
@@ -80,14 +102,17 @@ def main() -> None:
     results: dict[tuple[str, int], list[float]] = {}
     fronts: list[RunningFront] = []
     try:
-        with gunicorn(sock, f"127.0.0.1:{direct_port}", threads=8, log=tmp / "gunicorn.log"):
+        with gunicorn(sock, f"127.0.0.1:{direct_port}", threads=8, log=tmp / "gunicorn.log") as app:
             for kind in ("asyncio", "nginx"):
                 (tmp / kind).mkdir()
                 front = RunningFront(kind, tmp / kind)
                 front.start([{"path": "/hello", "socket": sock, "protocol": "wsgi"}])
                 fronts.append(front)
+            if args.pin:
+                for pid in [app.pid, *(f.process.pid for f in fronts)]:
+                    pin(pid, {0})
             ports = {"direct": direct_port, **{f.kind: f.port for f in fronts}}
-            for name, port in ports.items():  # warm up every path once
+            for port in ports.values():  # warm up every path once
                 load(port, 4, 1)
             for _ in range(rounds):
                 for connections in (1, 32):
@@ -98,7 +123,8 @@ def main() -> None:
             front.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     lines = [
-        f"Load: {'wrk' if load is wrk else 'asyncio client'}, {rounds} round(s) of {seconds:g} s, median requests/s.",
+        f"Load: {'wrk' if load is wrk else 'asyncio client'}, {rounds} round(s) of {seconds:g} s, median requests/s"
+        + (" (app and fronts pinned to CPU 0, load to CPU 1)." if args.pin else "."),
         "",
         "| connections | direct (gunicorn, TCP) | asyncio front | × direct | nginx front | × direct |",
         "|---:|---:|---:|---:|---:|---:|",
