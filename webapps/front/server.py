@@ -444,7 +444,11 @@ class Front:
         until_eof = not no_body and not chunked and length is None
         keep = request.keep_alive and not until_eof and not (request.version == b"HTTP/1.0" and chunked)
         if body_task is not None and not body_task.done():
-            keep = False  # the app answered before reading the whole request body
+            # Usually the upload's last write is just draining; an app that answered early
+            # (a 413, say) while the client still sends means this connection cannot go on.
+            await asyncio.wait([body_task], timeout=0.1)
+            if not body_task.done():
+                keep = False
         if not keep:
             out.append(b"Connection: close")
         response_head = b"\r\n".join(out) + b"\r\n\r\n"

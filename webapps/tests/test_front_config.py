@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from webapps.front.metrics import Metrics
-from webapps.front.nginx import NGINX, render_nginx_config
-from webapps.front.routes import Route, RoutesError, load_routes, write_routes
+from webapps.front.nginx import NGINX, NginxFront, render_nginx_config
+from webapps.front.routes import Route, RoutesError, Static, load_routes, write_routes
 from webapps.tests.front_helpers import ROOT
 
 STRIP = ["portal_sessionid", "portal_csrftoken"]
@@ -120,3 +120,23 @@ def test_latency_percentiles_come_from_the_histogram() -> None:
     assert figures["latency_ms"]["p50"] == 2.0
     assert figures["latency_ms"]["p90"] == 2.0
     assert figures["latency_ms"]["p99"] == 500.0
+
+
+def test_the_complete_config_passes_nginx_t_and_a_refused_one_is_kept_aside(tmp_path: Path) -> None:
+    routes = write_routes(
+        tmp_path / "routes.json",
+        [
+            Route("/flask", "/run/flask.sock", static=(Static("/flask/static", "/srv/flask/static"),)),
+            Route("/stopped", "/run/s.sock", state="stopped"),
+        ],
+        STRIP,
+    )
+    front = NginxFront(tmp_path / "nginx", "127.0.0.1:8082")
+    front.write(routes)
+    ok, output = front.check(front.conf)
+    assert ok, output
+    front.listen = "127.0.0.1:99999"  # a port nginx refuses
+    with pytest.raises(RoutesError, match="nginx -t refused"):
+        front.write(routes)
+    assert (tmp_path / "nginx" / "nginx.conf.rejected").exists()
+    assert "listen 127.0.0.1:8082;" in front.conf.read_text()  # the good config stays in force
