@@ -53,6 +53,14 @@ def pin(pid: int, cpus: set[int]) -> None:
         p.cpu_affinity(sorted(cpus))
 
 
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in processes:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def wrk(port: int, connections: int, seconds: float) -> float:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", f"http://127.0.0.1:{port}{PATH}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, preexec_fn=_pin_load).stdout
@@ -100,6 +108,7 @@ def main() -> None:
     direct_port = free_port()
     sock = str(tmp / "hello.sock")
     results: dict[tuple[str, int], list[float]] = {}
+    cpu_us: dict[tuple[str, int], list[float]] = {}
     fronts: list[RunningFront] = []
     try:
         with gunicorn(sock, f"127.0.0.1:{direct_port}", threads=8, log=tmp / "gunicorn.log") as app:
@@ -112,12 +121,18 @@ def main() -> None:
                 for pid in [app.pid, *(f.process.pid for f in fronts)]:
                     pin(pid, {0})
             ports = {"direct": direct_port, **{f.kind: f.port for f in fronts}}
+            gunicorn_tree = [psutil.Process(app.pid), *psutil.Process(app.pid).children(recursive=True)]
+            carriers = {"direct": gunicorn_tree, **{f.kind: f.processes() for f in fronts}}
             for port in ports.values():  # warm up every path once
                 load(port, 4, 1)
             for _ in range(rounds):
                 for connections in (1, 32):
                     for name, port in ports.items():
-                        results.setdefault((name, connections), []).append(load(port, connections, seconds))
+                        cpu = cpu_seconds(carriers[name])
+                        rate = load(port, connections, seconds)
+                        cpu = cpu_seconds(carriers[name]) - cpu
+                        results.setdefault((name, connections), []).append(rate)
+                        cpu_us.setdefault((name, connections), []).append(cpu / (rate * seconds) * 1e6)
     finally:
         for front in fronts:
             front.stop()
@@ -137,9 +152,22 @@ def main() -> None:
             value = statistics.median(results[(kind, connections)])
             ratio = value / direct
             row += f" {value:,.0f} | {ratio:.2f}x |"
-            verdicts.append(f"{kind} at {connections} connection(s): {ratio:.2f}x "
-                            f"(target {TARGETS[kind]}x: {'met' if ratio >= TARGETS[kind] else 'MISSED'})")
+            verdicts.append(
+                f"{kind} at {connections} connection(s): {ratio:.2f}x "
+                f"(target {TARGETS[kind]}x: {'met' if ratio >= TARGETS[kind] else 'MISSED'})"
+            )
         lines.append(row)
+    lines += [
+        "",
+        "CPU time per request (user + system, median of the rounds): of gunicorn when served directly,"
+        " of the front's own process(es) otherwise; this figure moves far less with the machine's load.",
+        "",
+        "| connections | gunicorn direct | asyncio front | nginx workers |",
+        "|---:|---:|---:|---:|",
+    ]
+    for connections in (1, 32):
+        cells = [f"{statistics.median(cpu_us[(n, connections)]):.0f} µs" for n in ("direct", "asyncio", "nginx")]
+        lines.append(f"| {connections} | " + " | ".join(cells) + " |")
     lines += ["", *verdicts]
     text = "\n".join(lines)
     print(text)
