@@ -254,6 +254,7 @@ def test_ten_asgi_requests_that_each_sleep_a_second_finish_in_about_a_second(fro
     elapsed = time.monotonic() - started
     assert statuses == [200] * 10
     assert elapsed < 2.5, f"ten concurrent one-second requests took {elapsed:.2f} s"
+    print(f"{front.kind}: ten concurrent one-second ASGI requests in {elapsed:.2f} s")
 
 
 # Reloads and keep-alive ---------------------------------------------------------------------------
@@ -284,6 +285,7 @@ def test_a_routes_change_applies_within_a_second_without_dropping_an_in_flight_r
     thread.join(10)
     assert result["status"] == 200 and result["body"]["path"] == "/a/sleep"
     assert took < 1.5, f"the new routes took {took:.2f} s to apply"
+    print(f"{front.kind}: new routes answered {took:.2f} s after the file was written")
     assert front.get_json("/added/x")[1]["path"] == "/added/x"
     conn.request("GET", "/a/after")
     assert conn.getresponse().status == 200
