@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import mimetypes
 import os
 import sys
@@ -79,6 +80,11 @@ class Pool:
         for conn, _ in self.idle:
             conn.close()
         self.idle.clear()
+
+
+def _close_on_failure(conn: Stream, task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        conn.close()
 
 
 class Front:
@@ -358,6 +364,8 @@ class Front:
                     del client.buf[: request.length]
                 elif request.body:
                     body_task = asyncio.create_task(self._send_body(client, conn, request))
+                    # A body that breaks off or is malformed ends the exchange with the app too.
+                    body_task.add_done_callback(functools.partial(_close_on_failure, conn))
                 response_head = await self._response_head(conn, client)
             except (Gone, HttpError) as exc:
                 conn.close()
@@ -365,6 +373,9 @@ class Front:
                     body_task.cancel()
                     with contextlib.suppress(BaseException):
                         await body_task
+                    if not body_task.cancelled() and isinstance(body_task.exception(), HttpError):
+                        await self._error(client, body_task.exception())  # the client's framing: 400
+                        return False
                 if reused and attempt == 0 and not request.body:
                     continue
                 self.metrics.record(route.path, 502, time.monotonic() - started)

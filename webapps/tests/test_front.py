@@ -437,3 +437,11 @@ def test_a_head_request_gets_headers_only(front: RunningFront) -> None:
     conn.request("GET", "/w/after-head")  # the connection is still in step
     assert json.loads(conn.getresponse().read())["path"] == "/w/after-head"
     conn.close()
+
+
+def test_a_malformed_chunked_upload_gets_400(front: RunningFront) -> None:
+    answer = _raw(
+        front, b"POST /w/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert front.get("/w/still-alive")[0] == 200
