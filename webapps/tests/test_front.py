@@ -374,9 +374,17 @@ def test_a_head_that_never_ends_is_cut_off(front: RunningFront) -> None:
 # Figures --------------------------------------------------------------------------------------
 
 
-def test_the_front_counts_requests_errors_and_latency_per_app(front: RunningFront) -> None:
-    if front.kind == "nginx":
-        pytest.skip("per-app figures are measured by the asyncio front only; run with the asyncio parameter")
+@pytest.fixture(scope="module")
+def asyncio_front(backends: dict[str, Any], tmp_path_factory) -> Iterator[RunningFront]:
+    """The asyncio front alone: only it measures per-app figures (nginx has no such file)."""
+    running = RunningFront("asyncio", tmp_path_factory.mktemp("front-figures"))
+    running.start(base_routes(backends))
+    yield running
+    running.stop()
+
+
+def test_the_front_counts_requests_errors_and_latency_per_app(asyncio_front: RunningFront) -> None:
+    front = asyncio_front
 
     def figures() -> dict[str, Any]:
         try:
