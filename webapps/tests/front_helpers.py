@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 PORTAL_COOKIES = ["portal_sessionid", "portal_csrftoken"]
+NO_NGINX = "nginx is not installed: 'apt-get install -y nginx' (as .ci/run does) runs the nginx front's tests"
 
 
 def free_port() -> int:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from webapps.tests.front_helpers import RunningFront, gunicorn, uvicorn, wait_for
+from webapps.front.nginx import find_nginx
+from webapps.tests.front_helpers import NO_NGINX, RunningFront, gunicorn, uvicorn, wait_for
 
 MB = 1024 * 1024
 PORTAL_COOKIE_HEADER = "sessionid=app-session; portal_sessionid=ADMIN; csrftoken=app-csrf; portal_csrftoken=ADMINCSRF"
@@ -55,6 +56,8 @@ def base_routes(b: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module", params=["asyncio", "nginx"])
 def front(request: pytest.FixtureRequest, backends: dict[str, Any], tmp_path_factory) -> Iterator[RunningFront]:
+    if request.param == "nginx" and find_nginx() is None:
+        pytest.skip(NO_NGINX)
     running = RunningFront(request.param, tmp_path_factory.mktemp(f"front-{request.param}"), head_timeout=2)
     running.start(base_routes(backends))
     yield running
