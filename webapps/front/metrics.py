@@ -1,4 +1,7 @@
-"""Per-application figures measured by the asyncio front, written to a JSON file the portal reads.
+"""Per-application figures measured by the fronts, written to a JSON file the portal reads.
+
+The asyncio front measures them itself; for nginx, the runner (nginx.py) reads them from the
+short per-request log nginx writes.
 
 The file (rewritten atomically about once a second) holds cumulative counters since the front
 started; the portal derives rates from two readings::

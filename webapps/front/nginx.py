@@ -12,7 +12,8 @@ aliases, and generated 404/502/503 pages (HTML, or JSON by Accept).
 child with its config in DIR (``-p DIR -c DIR/nginx.conf``), re-renders it when the routes file
 changes, checks it with ``nginx -t`` and reloads with SIGHUP: open connections finish on the old
 workers. A config that fails ``nginx -t`` is kept aside as nginx.conf.rejected and the running one
-stays in force. ``--print`` prints the config instead.
+stays in force. ``--metrics FILE`` keeps the per-app figures metrics.py describes, read from a
+short per-request log. ``--print`` prints the config instead.
 
 Never imports Django.
 """
@@ -30,7 +31,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
+from .metrics import Metrics
 from .routes import Page, Routes, RoutesError, bad_gateway_page, load_routes, not_found_page, unavailable_page
 
 NGINX = "/usr/sbin/nginx"
@@ -68,6 +71,7 @@ def _page_location(uri: str, page: Page, fmt: str) -> list[str]:
     lines = [
         f"        location = {uri} {{",
         "            internal;",
+        f"            set $webapps_app {page.application or '-'};",
         "            types { }",
         f"            default_type {_quote(ctype)};",
         "            add_header Cache-Control no-store always;",
@@ -122,6 +126,7 @@ def render_http_block(
     server_name: str = "_",
     keepalive: int = 16,
     head_timeout: int = 10,
+    figures_log: str | None = None,
 ) -> str:
     """The part that goes inside ``http { }``: maps, upstreams and the apps' server."""
     out: list[str] = [
@@ -150,6 +155,13 @@ def render_http_block(
         "        large_client_header_buffers 4 32k;",
         "        server_tokens off;",
     ]
+    if figures_log:
+        # One short line per request, read by the runner for the per-app figures (metrics.py).
+        out.append("    log_format webapps_figures '$webapps_app $status $request_time $upstream_header_time';")
+        server += [
+            "        set $webapps_app -;",
+            f"        access_log {_safe_path(figures_log, 'figures log')} webapps_figures buffer=16k flush=1s;",
+        ]
     has_root = False
     for i, route in enumerate(routes.apps, 1):
         mount = route.path
@@ -165,6 +177,7 @@ def render_http_block(
         if route.state != "running":
             server += [
                 f"        location {base} {{",
+                f"            set $webapps_app {mount};",
                 f"            error_page 503 {pages}/503.$webapps_fmt;",
                 "            return 503;",
                 "        }",
@@ -180,6 +193,7 @@ def render_http_block(
         ]
         server += [
             f"        location {base} {{",
+            f"            set $webapps_app {mount};",
             f"            proxy_pass http://webapps_{i};",
             "            proxy_http_version 1.1;",
             "            proxy_set_header Host $http_host;",
@@ -228,13 +242,16 @@ def render_nginx_config(
     server_name: str = "_",
     keepalive: int = 16,
     head_timeout: int = 10,
+    figures_log: str | None = None,
 ) -> str:
     """A complete nginx.conf for the routes (or only the http-block part when ``include``).
 
     ``prefix`` is the directory holding the pid file, the error log and the temp paths; ``user``
     the account the workers run as when nginx starts as root (the owner of the apps' sockets).
     """
-    block = render_http_block(routes, listen, server_name=server_name, keepalive=keepalive, head_timeout=head_timeout)
+    block = render_http_block(
+        routes, listen, server_name=server_name, keepalive=keepalive, head_timeout=head_timeout, figures_log=figures_log
+    )
     if include:
         return block
     d = _safe_path(str(Path(prefix).resolve()), "nginx directory")
@@ -278,6 +295,7 @@ class NginxFront:
         nginx: str | None = None,
         worker_processes: int | str = 1,
         head_timeout: int = 10,
+        figures: bool = False,
     ) -> None:
         self.head_timeout = head_timeout
         self.dir = Path(directory).resolve()
@@ -285,6 +303,7 @@ class NginxFront:
         self.nginx = nginx or find_nginx() or NGINX
         self.worker_processes = worker_processes
         self.conf = self.dir / "nginx.conf"
+        self.figures_log = self.dir / "figures.log" if figures else None
         self.process: subprocess.Popen[bytes] | None = None
         user = pwd.getpwuid(os.geteuid()).pw_name
         self.user = user if os.geteuid() == 0 else None  # workers run as the sockets' owner
@@ -300,6 +319,7 @@ class NginxFront:
             user=self.user,
             worker_processes=self.worker_processes,
             head_timeout=self.head_timeout,
+            figures_log=str(self.figures_log) if self.figures_log else None,
         )
 
     def check(self, conf: Path) -> tuple[bool, str]:
@@ -339,6 +359,59 @@ class NginxFront:
             self.process.wait(5)
 
 
+class FiguresTail:
+    """Per-app figures from nginx's figures log, kept as the asyncio front keeps them (metrics.py).
+
+    The log is read from where the last read stopped; past ``limit`` bytes it is renamed and nginx
+    told to reopen its logs (SIGUSR1), and the old file is read to its end before the new one.
+    """
+
+    def __init__(self, log: Path, limit: int = 8 * 1024 * 1024) -> None:
+        self.log = log
+        self.limit = limit
+        self.metrics = Metrics()
+        self.fh: BinaryIO | None = None
+        self.partial = b""
+
+    def poll(self, nginx_pid: int | None) -> None:
+        if self.fh is None:
+            try:
+                self.fh = open(self.log, "rb")  # kept open across polls; closed on rotation
+            except FileNotFoundError:
+                return
+        self._read()
+        size = os.fstat(self.fh.fileno()).st_size
+        try:
+            current = os.stat(self.log).st_ino
+        except FileNotFoundError:
+            current = None
+        if current is not None and current != os.fstat(self.fh.fileno()).st_ino:
+            self._read()  # rotated: finish the old file, then follow the new one
+            self.fh.close()
+            self.fh = None
+        elif size > self.limit and nginx_pid:
+            os.replace(self.log, self.log.with_suffix(".log.1"))
+            os.kill(nginx_pid, signal.SIGUSR1)
+
+    def _read(self) -> None:
+        assert self.fh is not None
+        data = self.partial + self.fh.read()
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        for line in lines:
+            parts = line.decode("latin-1").replace(",", " ").split()
+            if len(parts) < 3 or parts[0] == "-" or not parts[1].isdigit():
+                continue
+            seconds = parts[2]
+            upstream = [p for p in parts[3:] if p.replace(".", "", 1).isdigit()]
+            if upstream:
+                seconds = upstream[-1]  # time to the app's response head, as the asyncio front measures
+            try:
+                self.metrics.record(parts[0], int(parts[1]), float(seconds))
+            except ValueError:
+                continue
+
+
 def _stamp(path: str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
@@ -359,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nginx", default=None, help=f"the nginx binary (default: on PATH, else {NGINX})")
     parser.add_argument("--workers", default="1", help="worker_processes (a number or auto)")
     parser.add_argument("--head-timeout", type=int, default=10, help="seconds a request head may take")
+    parser.add_argument("--metrics", help="a JSON file rewritten every second with per-app figures")
     parser.add_argument("--print", action="store_true", help="print the config (an http-block include) and exit")
     args = parser.parse_args(argv)
     try:
@@ -368,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.dir:
             parser.error("--dir is needed to run nginx (or give --print)")
-        front = NginxFront(args.dir, args.listen, args.nginx, args.workers, args.head_timeout)
+        front = NginxFront(args.dir, args.listen, args.nginx, args.workers, args.head_timeout, bool(args.metrics))
         process = front.start(routes)
     except (RoutesError, OSError, json.JSONDecodeError) as exc:
         print(f"front: {exc}", file=sys.stderr)
@@ -382,8 +456,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     stamp = _stamp(args.routes)
+    figures = FiguresTail(front.figures_log) if front.figures_log else None
+    written = 0.0
     while not stopping and process.poll() is None:
         time.sleep(0.2)
+        if figures is not None and args.metrics:
+            figures.poll(process.pid)
+            if time.monotonic() - written >= 1.0:
+                written = time.monotonic()
+                try:
+                    figures.metrics.write(args.metrics)
+                except OSError as exc:
+                    print(f"front: cannot write {args.metrics}: {exc}", file=sys.stderr, flush=True)
         new = _stamp(args.routes)
         if new != stamp:
             stamp = new

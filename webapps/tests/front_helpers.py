@@ -126,6 +126,7 @@ class RunningFront:
         else:
             cmd = [sys.executable, "-m", "webapps.front.nginx", "--listen", listen, "--routes", str(self.routes_file)]
             cmd += ["--dir", str(self.dir / "nginx"), "--head-timeout", str(self.head_timeout)]
+            cmd += ["--metrics", str(self.metrics_file)]
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
         wait_for(lambda: tcp_answers(self.port) or self.process.poll() is not None, what=f"{self.kind} front up")
