@@ -12,7 +12,8 @@ started; the portal derives rates from two readings::
                                         "p50": 1.8, "p90": 4.2, "p99": 9.6}}}}
 
 Latency is the time from the request head's arrival to the response head's being sent: the
-app's time to first byte plus the front's own, not the time a long download takes. Front-made
+app's time to first byte plus the front's own (nginx logs ``$upstream_header_time``, the app's
+part alone), not the time a long download takes. Front-made
 answers (502, 503) count as requests of their application; 404s belong to no application.
 """
 
