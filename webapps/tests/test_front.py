@@ -93,7 +93,8 @@ def test_the_app_receives_the_full_path_and_query(front: RunningFront) -> None:
 
 
 def test_it_sets_the_forwarded_headers(front: RunningFront) -> None:
-    _, info = front.get_json("/w/h", {"X-Forwarded-For": "203.0.113.9"})
+    spoofed = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+    _, info = front.get_json("/w/h", spoofed)
     headers = info["headers"]
     assert headers["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
     assert headers["x-forwarded-proto"] == "http"
