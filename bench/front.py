@@ -115,8 +115,8 @@ def main() -> None:
             for kind in ("asyncio", "nginx"):
                 (tmp / kind).mkdir()
                 front = RunningFront(kind, tmp / kind)
+                fronts.append(front)  # stopped in the finally below, even if it fails to start
                 front.start([{"path": "/hello", "socket": sock, "protocol": "wsgi"}])
-                fronts.append(front)
             if args.pin:
                 for pid in [app.pid, *(f.process.pid for f in fronts)]:
                     pin(pid, {0})

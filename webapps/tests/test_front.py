@@ -59,9 +59,11 @@ def front(request: pytest.FixtureRequest, backends: dict[str, Any], tmp_path_fac
     if request.param == "nginx" and find_nginx() is None:
         pytest.skip(NO_NGINX)
     running = RunningFront(request.param, tmp_path_factory.mktemp(f"front-{request.param}"), head_timeout=2)
-    running.start(base_routes(backends))
-    yield running
-    running.stop()
+    try:
+        running.start(base_routes(backends))
+        yield running
+    finally:
+        running.stop()  # also when it failed to start: no front is left behind
 
 
 # Routing ----------------------------------------------------------------------------------------
