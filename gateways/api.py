@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -85,7 +86,8 @@ def _authenticate(request: HttpRequest) -> Any:
         if reason:
             raise ApiError(
                 403,
-                f"CSRF check failed ({reason}): send the X-CSRFToken header with the csrftoken cookie's value, "
+                f"CSRF check failed ({reason}): send the X-CSRFToken header with the "
+                f"{settings.CSRF_COOKIE_NAME} cookie's value, "
                 "or authenticate with Authorization: Bearer <token> instead of the session.",
             )
     return user

@@ -196,6 +196,13 @@ STORAGES = {
     },
 }
 
+# The portal's cookies have names of their own: a hosted Django app (served on the apps port,
+# same host: cookies are not isolated by port) keeps Django's default sessionid/csrftoken for its
+# own login, and the front removes exactly these two from every request it forwards to an app.
+SESSION_COOKIE_NAME = "portal_sessionid"
+CSRF_COOKIE_NAME = "portal_csrftoken"
+# What the routes file's "strip_cookies" lists (webapps/front/routes.py).
+PORTAL_COOKIE_NAMES = (SESSION_COOKIE_NAME, CSRF_COOKIE_NAME)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads nothing from it; the token goes in hx-headers
 

@@ -299,7 +299,7 @@ def test_a_session_post_without_the_csrf_token_is_refused_with_json_403(operator
     response = client.post("/api/gateways/PyGate/start")
     assert response.status_code == 403
     assert body(response)["error"].startswith("CSRF check failed")
-    assert "X-CSRFToken" in body(response)["error"]
+    assert "X-CSRFToken header with the portal_csrftoken cookie" in body(response)["error"]
     assert Gateway.objects.get().intent == ""
 
 
@@ -308,8 +308,8 @@ def test_a_session_post_with_the_csrf_token_is_accepted(operator, redis_service)
     remote_gateway()
     client = Client(enforce_csrf_checks=True)
     client.force_login(operator)
-    client.get("/profile/")  # sets the csrftoken cookie, as any page does
-    csrf = client.cookies["csrftoken"].value
+    client.get("/profile/")  # sets the portal_csrftoken cookie, as any page does
+    csrf = client.cookies["portal_csrftoken"].value
     response = client.post("/api/gateways/PyGate/start", headers={"X-CSRFToken": csrf})
     assert response.status_code == 202
 

@@ -1,4 +1,5 @@
 import pytest
+from django.conf import settings
 
 from conftest import PASSWORD
 
@@ -28,3 +29,13 @@ def test_pages_load_htmx_from_the_portal_not_a_cdn(admin_client_):
     assert "/static/vendor/htmx-2.0.11.min.js" in html
     assert "unpkg" not in html and "cdn" not in html.lower()
     assert admin_client_.get("/static/vendor/htmx-2.0.11.min.js").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_portal_cookies_have_names_of_their_own(client, viewer):
+    # A hosted Django app keeps sessionid/csrftoken; the apps' front strips exactly these two.
+    client.get("/login/")
+    response = client.post("/login/", {"username": "vera", "password": PASSWORD})
+    assert "portal_sessionid" in response.cookies and "portal_csrftoken" in client.cookies
+    assert "sessionid" not in response.cookies and "csrftoken" not in client.cookies
+    assert settings.PORTAL_COOKIE_NAMES == ("portal_sessionid", "portal_csrftoken")

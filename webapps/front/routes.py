@@ -1,0 +1,292 @@
+"""The routes file: what the portal tells a front, and the pages a front answers by itself.
+
+The portal writes one JSON file (atomically: a temporary file in the same directory, then
+``os.replace``) and every front (the asyncio front in this package, or nginx through
+``webapps.front.nginx``) follows it within a second. Its exact shape, version 1::
+
+    {
+      "version": 1,
+      "apps": [
+        {
+          "path": "/flask",                 # the mount: "/" + segments of [A-Za-z0-9._~-], no
+                                            # trailing slash, no "." or ".." segment
+          "socket": "/abs/path/app.sock",   # absolute path of the app's unix socket
+          "state": "running",               # running | starting | stopped | backoff | fatal |
+                                            # exited | unknown
+          "reason": "",                     # one line shown on the 503 page ("" when none)
+          "protocol": "wsgi",               # wsgi | asgi (asgi apps get websockets passed through)
+          "static": [                       # optional: sub-paths the front serves from a directory
+            {"url": "/flask/static", "dir": "/abs/dir"}
+          ]
+        }
+      ],
+      "strip_cookies": ["portal_sessionid", "portal_csrftoken"]
+    }
+
+``strip_cookies`` names the cookies a front removes from every forwarded request: the portal's
+own session and CSRF cookies (settings.SESSION_COOKIE_NAME and CSRF_COOKIE_NAME), so that no
+hosted code ever receives an administrator's session. A hosted Django app's ``sessionid`` and
+``csrftoken`` pass through untouched.
+
+Routing, the same in both fronts: the longest mount whose path segments prefix the request path
+(``/flask`` matches ``/flask`` and ``/flask/x``, never ``/flasky``); ``/flask`` exactly answers 301
+to ``/flask/`` keeping the query string; a static sub-path is served for ``url + "/..."`` whatever
+the app's state; an app in any state but ``running`` answers 503 (with ``Retry-After`` when it is
+``starting`` or in ``backoff``); a running app whose socket is missing or refuses answers 502; a
+path under no mount answers 404. Each error page is a small HTML page, or JSON
+``{"error", "application", "state", "reason"}`` when the request's Accept names
+``application/json`` before ``text/html`` (q-values are not weighed, as nginx's map cannot).
+
+This module never imports Django: any Python 3.11+ runs it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VERSION = 1
+STATES = ("running", "starting", "stopped", "backoff", "fatal", "exited", "unknown")
+RETRY_STATES = ("starting", "backoff")
+RETRY_AFTER = 2
+PROTOCOLS = ("wsgi", "asgi")
+_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+class RoutesError(ValueError):
+    """A routes file or entry that a front cannot use; the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Static:
+    url: str
+    dir: str
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    socket: str
+    state: str = "running"
+    reason: str = ""
+    protocol: str = "wsgi"
+    static: tuple[Static, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "socket": self.socket,
+            "state": self.state,
+            "reason": self.reason,
+            "protocol": self.protocol,
+            "static": [{"url": s.url, "dir": s.dir} for s in self.static],
+        }
+
+
+@dataclass(frozen=True)
+class Routes:
+    apps: tuple[Route, ...] = ()
+    strip_cookies: tuple[str, ...] = ()
+    # Longest mount first: the first match is the longest prefix.
+    ordered: tuple[Route, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ordered", tuple(sorted(self.apps, key=lambda r: -len(r.path))))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "apps": [r.to_json() for r in self.apps],
+            "strip_cookies": list(self.strip_cookies),
+        }
+
+    def match(self, path: str) -> Route | None:
+        """The route whose mount is the longest segment prefix of ``path``, or None."""
+        for route in self.ordered:
+            mount = route.path
+            if mount == "/" or path == mount or path.startswith(mount + "/"):
+                return route
+        return None
+
+
+def check_mount(path: str, what: str = "path") -> str:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise RoutesError(f"{what} {path!r} must start with '/', e.g. /flask")
+    if path == "/":
+        return path
+    segments = path[1:].split("/")
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise RoutesError(
+                f"{what} {path!r} has an empty, '.' or '..' segment or a trailing slash: write it as /a/b"
+            )
+        if not _SEGMENT.fullmatch(segment):
+            raise RoutesError(f"{what} {path!r} may only use letters, digits and ._~- in /-separated segments")
+    return path
+
+
+def route_from_json(item: Any) -> Route:
+    if not isinstance(item, dict):
+        raise RoutesError(f"each entry of 'apps' must be an object, not {type(item).__name__}")
+    path = check_mount(item.get("path"), "app path")
+    sock = item.get("socket")
+    if not isinstance(sock, str) or not os.path.isabs(sock):
+        raise RoutesError(f"app {path}: 'socket' must be an absolute path to a unix socket, got {sock!r}")
+    state = item.get("state", "running")
+    if state not in STATES:
+        raise RoutesError(f"app {path}: state {state!r} is not one of {', '.join(STATES)}")
+    protocol = item.get("protocol", "wsgi")
+    if protocol not in PROTOCOLS:
+        raise RoutesError(f"app {path}: protocol {protocol!r} must be wsgi or asgi")
+    reason = item.get("reason") or ""
+    if not isinstance(reason, str):
+        raise RoutesError(f"app {path}: 'reason' must be a string")
+    statics = []
+    for s in item.get("static") or ():
+        if not isinstance(s, dict):
+            raise RoutesError(f"app {path}: each 'static' entry must be an object with 'url' and 'dir'")
+        url = check_mount(s.get("url"), f"app {path}: static url")
+        if url == path or not (path == "/" or url.startswith(path + "/")):
+            raise RoutesError(f"app {path}: static url {url} must be a sub-path of the app, e.g. {path}/static")
+        directory = s.get("dir")
+        if not isinstance(directory, str) or not os.path.isabs(directory):
+            raise RoutesError(f"app {path}: static dir for {url} must be an absolute path, got {directory!r}")
+        statics.append(Static(url, directory))
+    return Route(path, sock, state, reason.replace("\n", " ").strip(), protocol, tuple(statics))
+
+
+def routes_from_json(data: Any) -> Routes:
+    if not isinstance(data, dict):
+        raise RoutesError("the routes file must hold a JSON object")
+    if data.get("version") != VERSION:
+        raise RoutesError(f"routes file version {data.get('version')!r} is not supported: write version {VERSION}")
+    apps = [route_from_json(item) for item in data.get("apps") or ()]
+    seen: dict[str, str] = {}
+    for route in apps:
+        key = route.path.lower()
+        if key in seen:
+            raise RoutesError(
+                f"app path {route.path} is listed twice (as {seen[key]}): paths are unique regardless of case"
+            )
+        seen[key] = route.path
+    strip = data.get("strip_cookies") or ()
+    if not all(isinstance(name, str) and name and "=" not in name and ";" not in name for name in strip):
+        raise RoutesError("'strip_cookies' must be a list of cookie names")
+    return Routes(tuple(apps), tuple(strip))
+
+
+def load_routes(path: str | os.PathLike[str]) -> Routes:
+    """Read and check a routes file; raises RoutesError (or OSError) with what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RoutesError(f"{path} is not valid JSON ({exc}): the portal writes it whole, atomically")
+    return routes_from_json(data)
+
+
+def write_routes(
+    path: str | os.PathLike[str],
+    apps: list[Route] | list[dict[str, Any]] | tuple[Route, ...],
+    strip_cookies: list[str] | tuple[str, ...] = (),
+) -> Routes:
+    """Check and write a routes file atomically (temporary file + rename); returns what was written.
+
+    ``apps`` are ``Route`` objects or dicts of the shape in this module's docstring;
+    ``strip_cookies`` the portal's cookie names (settings.SESSION_COOKIE_NAME, CSRF_COOKIE_NAME).
+    """
+    items = [a.to_json() if isinstance(a, Route) else a for a in apps]
+    routes = routes_from_json({"version": VERSION, "apps": items, "strip_cookies": list(strip_cookies)})
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".routes-", suffix=".json", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(routes.to_json(), fh, indent=1)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return routes
+
+
+# Pages the fronts answer by themselves --------------------------------------------------------
+
+
+def wants_json(accept: str) -> bool:
+    """True when Accept names application/json before text/html (or without text/html)."""
+    accept = accept.lower()
+    j = accept.find("application/json")
+    if j < 0:
+        return False
+    h = accept.find("text/html")
+    return h < 0 or j < h
+
+
+@dataclass(frozen=True)
+class Page:
+    status: int
+    error: str
+    application: str | None
+    state: str | None
+    reason: str
+    retry_after: int | None = None
+
+    def as_json(self) -> bytes:
+        body = {"error": self.error, "application": self.application, "state": self.state, "reason": self.reason}
+        return json.dumps(body).encode() + b"\n"
+
+    def as_html(self) -> bytes:
+        title = {404: "Not found", 502: "Application not answering", 503: "Application unavailable"}[self.status]
+        lines = [f"<p>{html.escape(self.error)}</p>"]
+        if self.application:
+            lines.append(f"<p>Application: <b>{html.escape(self.application)}</b>")
+            if self.state:
+                lines[-1] += f" · state: <b>{html.escape(self.state)}</b>"
+            lines[-1] += "</p>"
+        if self.reason:
+            lines.append(f"<p>Reason: {html.escape(self.reason)}</p>")
+        return (
+            "<!doctype html>\n<html lang=en><meta charset=utf-8>"
+            '<meta name=viewport content="width=device-width,initial-scale=1">'
+            f"<title>{self.status} {title}</title>"
+            "<body style='font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;padding:0 1em'>"
+            f"<h1>{self.status} {title}</h1>{''.join(lines)}</body></html>\n"
+        ).encode()
+
+
+def unavailable_page(route: Route) -> Page:
+    reason = route.reason or {
+        "starting": "the application is starting; retry in a moment",
+        "stopped": "the application is stopped; an operator can start it in the portal",
+        "backoff": "the application exited and is being restarted",
+        "fatal": "the application failed to start; see its log in the portal",
+        "exited": "the application exited; see its log in the portal",
+        "unknown": "the portal does not know the application's state",
+    }.get(route.state, "")
+    return Page(
+        503,
+        f"application {route.path} is {route.state}",
+        route.path,
+        route.state,
+        reason,
+        RETRY_AFTER if route.state in RETRY_STATES else None,
+    )
+
+
+def bad_gateway_page(route: Route, reason: str = "") -> Page:
+    return Page(
+        502,
+        f"application {route.path} is running but does not answer on its socket",
+        route.path,
+        route.state,
+        reason or f"cannot connect to {route.socket}",
+    )
+
+
+def not_found_page() -> Page:
+    return Page(404, "no application is mounted at this path", None, None, "")

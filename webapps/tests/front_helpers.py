@@ -1,0 +1,196 @@
+"""Real backends and real fronts for the front's tests and benchmark: processes on real sockets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from webapps.front.routes import write_routes
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
+PORTAL_COOKIES = ["portal_sessionid", "portal_csrftoken"]
+NO_NGINX = "nginx is not installed: 'apt-get install -y nginx' (as .ci/run does) runs the nginx front's tests"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        time.sleep(0.05)
+
+
+def unix_answers(path: str) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(2)
+            s.connect(path)
+            s.sendall(b"GET /probe HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
+            return s.recv(12).startswith(b"HTTP/1.1")
+    except OSError:
+        return False
+
+
+def tcp_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@contextmanager
+def gunicorn(sock: str, *extra_binds: str, threads: int = 8, log: Path | None = None) -> Iterator[subprocess.Popen]:
+    binds = [arg for b in (f"unix:{sock}", *extra_binds) for arg in ("--bind", b)]
+    cmd = [str(BIN / "gunicorn"), "--chdir", str(HERE), *binds, "--worker-class", "gthread"]
+    cmd += ["--threads", str(threads), "--no-control-socket", "front_apps:wsgi_app"]
+    with open(log or os.devnull, "ab") as out:
+        process = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: unix_answers(sock) or process.poll() is not None, what="gunicorn answering")
+        assert process.poll() is None, f"gunicorn exited: see {log}"
+        yield process
+    finally:
+        stop(process)
+
+
+@contextmanager
+def uvicorn(sock: str, log: Path | None = None) -> Iterator[subprocess.Popen]:
+    cmd = [str(BIN / "uvicorn"), "--app-dir", str(HERE), "--uds", sock, "--no-access-log", "front_apps:asgi_app"]
+    with open(log or os.devnull, "ab") as out:
+        process = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: unix_answers(sock) or process.poll() is not None, what="uvicorn answering")
+        assert process.poll() is None, f"uvicorn exited: see {log}"
+        yield process
+    finally:
+        stop(process)
+
+
+class RunningFront:
+    """A front process (asyncio or nginx) following a routes file in ``directory``."""
+
+    def __init__(self, kind: str, directory: Path, head_timeout: int = 10) -> None:
+        self.kind = kind
+        self.dir = directory
+        self.port = free_port()
+        self.routes_file = directory / "routes.json"
+        self.metrics_file = directory / "metrics.json"
+        self.log = directory / f"{kind}.log"
+        self.generation = 0
+        self.head_timeout = head_timeout
+        self.process: subprocess.Popen | None = None
+        self.apps: list[dict[str, Any]] = []
+
+    def start(self, apps: list[dict[str, Any]]) -> None:
+        self.apps = apps
+        write_routes(self.routes_file, self._with_marker(apps), PORTAL_COOKIES)
+        listen = f"127.0.0.1:{self.port}"
+        if self.kind == "asyncio":
+            cmd = [sys.executable, "-m", "webapps.front", "--listen", listen, "--routes", str(self.routes_file)]
+            cmd += ["--metrics", str(self.metrics_file), "--head-timeout", str(self.head_timeout)]
+            cmd += ["--loop", "asyncio"]  # what production runs: uvloop is not in requirements.txt
+        else:
+            cmd = [sys.executable, "-m", "webapps.front.nginx", "--listen", listen, "--routes", str(self.routes_file)]
+            cmd += ["--dir", str(self.dir / "nginx"), "--head-timeout", str(self.head_timeout)]
+            cmd += ["--metrics", str(self.metrics_file)]
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+        wait_for(lambda: tcp_answers(self.port) or self.process.poll() is not None, what=f"{self.kind} front up")
+        assert self.process.poll() is None, self.log.read_text()
+        self._wait_generation()
+
+    def _with_marker(self, apps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # A stopped app whose reason is the generation: a 503 naming it proves the front applied these routes.
+        marker = {"path": "/_gen", "socket": "/nonexistent.sock", "state": "stopped", "reason": f"g{self.generation}"}
+        return [*apps, marker]
+
+    def _wait_generation(self) -> None:
+        want = f"g{self.generation}"
+
+        def applied() -> bool:
+            try:
+                return want in self.get("/_gen/", {"Accept": "application/json"})[2]
+            except (OSError, http.client.HTTPException):
+                return False  # nginx's master may still be starting its workers
+
+        wait_for(applied, timeout=10, what="routes applied")
+
+    def set_routes(self, apps: list[dict[str, Any]]) -> float:
+        """Write new routes; returns the seconds until the front answered with them."""
+        self.apps = apps
+        self.generation += 1
+        started = time.monotonic()
+        write_routes(self.routes_file, self._with_marker(apps), PORTAL_COOKIES)
+        self._wait_generation()
+        return time.monotonic() - started
+
+    def connection(self, timeout: float = 30) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, Any, str]:
+        conn = self.connection()
+        try:
+            conn.request(method, path, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.headers, response.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+
+    def get_json(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        status, _, body = self.get(path, headers)
+        return status, json.loads(body)
+
+    def processes(self) -> list[psutil.Process]:
+        """The processes that carry the traffic: the asyncio front, or nginx's workers."""
+        assert self.process is not None
+        runner = psutil.Process(self.process.pid)
+        if self.kind == "asyncio":
+            return [runner]
+        return [p for p in runner.children(recursive=True) if "worker" in " ".join(p.cmdline())]
+
+    def rss(self) -> int:
+        total = 0
+        for p in self.processes():
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)

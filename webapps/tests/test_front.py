@@ -1,0 +1,457 @@
+"""Both fronts (the asyncio one and nginx), driven with real requests to real apps on unix sockets.
+
+Each test runs twice, once per front: gunicorn serves a WSGI app and uvicorn an ASGI app
+(front_apps.py), each on its own socket; the front follows a routes file as the portal writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+from webapps.front.nginx import find_nginx
+from webapps.tests.front_helpers import NO_NGINX, RunningFront, gunicorn, uvicorn, wait_for
+
+MB = 1024 * 1024
+PORTAL_COOKIE_HEADER = "sessionid=app-session; portal_sessionid=ADMIN; csrftoken=app-csrf; portal_csrftoken=ADMINCSRF"
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    d = tmp_path_factory.mktemp("apps")
+    wsgi_sock, asgi_sock, refused_sock = str(d / "wsgi.sock"), str(d / "asgi.sock"), str(d / "refused.sock")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(refused_sock)  # the file exists, nothing listens: connect is refused
+    static = d / "static"
+    (static / "css").mkdir(parents=True)
+    (static / "css" / "site.css").write_text("body { color: teal }\n")
+    (static / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    (d / "secret.txt").write_text("outside the static directory\n")
+    with gunicorn(wsgi_sock, log=d / "gunicorn.log"), uvicorn(asgi_sock, log=d / "uvicorn.log"):
+        yield {"dir": d, "wsgi": wsgi_sock, "asgi": asgi_sock, "refused": refused_sock, "static": str(static)}
+
+
+def base_routes(b: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"path": "/w", "socket": b["wsgi"], "protocol": "wsgi", "static": [{"url": "/w/static", "dir": b["static"]}]},
+        {"path": "/w/inner", "socket": b["asgi"], "protocol": "asgi"},
+        {"path": "/a", "socket": b["asgi"], "protocol": "asgi"},
+        {"path": "/stopped", "socket": b["wsgi"], "state": "stopped", "reason": "stopped by ada"},
+        {"path": "/starting", "socket": b["wsgi"], "state": "starting"},
+        {"path": "/backoff", "socket": b["wsgi"], "state": "backoff", "reason": "exited with code 1"},
+        {"path": "/fatal", "socket": b["wsgi"], "state": "fatal", "reason": "ImportError: no module named app"},
+        {"path": "/dead", "socket": str(b["dir"] / "missing.sock")},
+        {"path": "/refused", "socket": b["refused"]},
+    ]
+
+
+@pytest.fixture(scope="module", params=["asyncio", "nginx"])
+def front(request: pytest.FixtureRequest, backends: dict[str, Any], tmp_path_factory) -> Iterator[RunningFront]:
+    if request.param == "nginx" and find_nginx() is None:
+        pytest.skip(NO_NGINX)
+    running = RunningFront(request.param, tmp_path_factory.mktemp(f"front-{request.param}"), head_timeout=2)
+    try:
+        running.start(base_routes(backends))
+        yield running
+    finally:
+        running.stop()  # also when it failed to start: no front is left behind
+
+
+# Routing ----------------------------------------------------------------------------------------
+
+
+def test_it_routes_by_the_longest_segment_prefix(front: RunningFront) -> None:
+    assert front.get_json("/w/x")[1]["app"] == "wsgi"
+    assert front.get_json("/w/inner/x")[1]["app"] == "asgi"
+    assert front.get_json("/w/innerx")[1]["app"] == "wsgi"
+    assert front.get("/wx")[0] == 404
+    assert front.get("/a/")[0] == 200
+
+
+def test_a_mount_without_its_slash_redirects_keeping_the_query(front: RunningFront) -> None:
+    status, headers, _ = front.get("/w?x=1&y=2")
+    assert status == 301
+    assert headers["Location"].endswith("/w/?x=1&y=2")
+    status, headers, _ = front.get("/w/inner")
+    assert (status, headers["Location"].rsplit(str(front.port), 1)[-1]) == (301, "/w/inner/")
+
+
+def test_the_app_receives_the_full_path_and_query(front: RunningFront) -> None:
+    status, info = front.get_json("/w/some/page?q=a%20b")
+    assert status == 200
+    assert info["path"] == "/w/some/page?q=a%20b"  # gunicorn's RAW_URI: nothing stripped or re-encoded
+    assert info["path_info"] == "/w/some/page"
+    assert info["script_name"] == ""  # the mount is the app's business (SCRIPT_NAME from its environment)
+    assert front.get_json("/a/x/y")[1]["path"] == "/a/x/y"
+
+
+def test_it_sets_the_forwarded_headers(front: RunningFront) -> None:
+    spoofed = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+    _, info = front.get_json("/w/h", spoofed)
+    headers = info["headers"]
+    assert headers["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-host"] == f"127.0.0.1:{front.port}"
+    assert headers["host"] == f"127.0.0.1:{front.port}"  # the port is kept ($http_host, not $host)
+
+
+def test_the_portal_cookies_never_reach_an_app_and_its_own_do(front: RunningFront) -> None:
+    _, info = front.get_json("/w/c", {"Cookie": PORTAL_COOKIE_HEADER})
+    assert info["cookies"] == {"sessionid": "app-session", "csrftoken": "app-csrf"}
+    assert "ADMIN" not in json.dumps(info)
+    _, info = front.get_json("/w/c", {"Cookie": "portal_sessionid=ADMIN; portal_sessionid=AGAIN"})
+    assert "cookie" not in info["headers"]
+    _, info = front.get_json("/w/c", {"Cookie": "xportal_sessionid=keep; portal_csrftoken=ADMIN; a=1"})
+    assert info["cookies"] == {"xportal_sessionid": "keep", "a": "1"}
+
+
+# Pages the front answers itself -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "state", "retry"),
+    [
+        ("/stopped/", "stopped", False),
+        ("/starting/x", "starting", True),
+        ("/backoff/", "backoff", True),
+        ("/fatal/", "fatal", False),
+    ],
+)
+def test_an_app_that_is_not_running_answers_503_saying_which_and_why(front, path, state, retry) -> None:
+    status, headers, body = front.get(path, {"Accept": "text/html,application/json;q=0.9"})
+    assert status == 503
+    assert headers["Content-Type"].startswith("text/html")
+    assert f"application {path.split('/')[1] and '/' + path.split('/')[1]} is {state}" in body
+    assert ("Retry-After" in headers) is retry
+    status, headers, body = front.get(path, {"Accept": "application/json"})
+    data = json.loads(body)
+    assert (status, headers["Content-Type"]) == (503, "application/json")
+    assert data["application"] == "/" + path.split("/")[1]
+    assert data["state"] == state
+    assert data["reason"]
+    if state == "fatal":
+        assert data["reason"] == "ImportError: no module named app"
+
+
+def test_an_unknown_path_answers_404_in_html_or_json(front: RunningFront) -> None:
+    status, headers, body = front.get("/nothing/here")
+    assert status == 404 and "no application is mounted" in body and headers["Content-Type"].startswith("text/html")
+    status, headers, body = front.get("/nothing", {"Accept": "application/json"})
+    assert status == 404 and json.loads(body)["error"] == "no application is mounted at this path"
+
+
+@pytest.mark.parametrize("path", ["/dead/", "/refused/x"])
+def test_a_running_app_whose_socket_is_gone_or_refuses_answers_502(front: RunningFront, path: str) -> None:
+    status, _, body = front.get(path)
+    assert status == 502
+    assert "Traceback" not in body
+    assert f"application /{path.split('/')[1]} is running but does not answer on its socket" in body
+    data = json.loads(front.get(path, {"Accept": "application/json"})[2])
+    assert data["state"] == "running" and data["application"] == "/" + path.split("/")[1]
+
+
+# Static files -----------------------------------------------------------------------------------
+
+
+def test_static_files_are_served_with_their_types_and_no_traversal(front: RunningFront) -> None:
+    status, headers, body = front.get("/w/static/css/site.css")
+    assert (status, body) == (200, "body { color: teal }\n")
+    assert headers["Content-Type"].startswith("text/css")
+    status, headers, _ = front.get("/w/static/logo.png")
+    assert (status, headers["Content-Type"], headers["Content-Length"]) == (200, "image/png", "108")
+    for attempt in ("/w/static/../secret.txt", "/w/static/%2e%2e/secret.txt", "/w/static/css/..%2f..%2fsecret.txt"):
+        status, _, body = front.get(attempt)
+        assert "outside the static directory" not in body, attempt
+    assert front.get("/w/static/nope.css")[0] == 404
+
+
+# Streaming ----------------------------------------------------------------------------------------
+
+
+def _sample_rss(front: RunningFront, stop: threading.Event, peak: list[int]) -> None:
+    while not stop.is_set():
+        peak[0] = max(peak[0], front.rss())
+        time.sleep(0.02)
+
+
+def _measure(front: RunningFront, work: Any) -> tuple[Any, int]:
+    baseline = front.rss()
+    peak = [baseline]
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_rss, args=(front, stop, peak))
+    sampler.start()
+    try:
+        result = work()
+    finally:
+        stop.set()
+        sampler.join()
+    return result, peak[0] - baseline
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_50_mb_upload_streams_with_bounded_memory(front: RunningFront, chunked: bool) -> None:
+    piece = bytes(range(256)) * 256  # 64 KiB
+
+    def body() -> Iterator[bytes]:
+        for _ in range(50 * MB // len(piece)):
+            yield piece
+
+    def upload() -> dict[str, Any]:
+        conn = front.connection(timeout=120)
+        headers = {"Content-Type": "application/octet-stream"}
+        if not chunked:
+            headers["Content-Length"] = str(50 * MB)
+        conn.request("POST", "/w/upload", body=body(), headers=headers, encode_chunked=chunked)
+        response = conn.getresponse()
+        assert response.status == 200
+        return json.loads(response.read())
+
+    result, growth = _measure(front, upload)
+    assert result["received"] == 50 * MB
+    assert growth < 50 * MB, f"the front grew by {growth / MB:.1f} MB"
+    print(f"{front.kind} upload ({'chunked' if chunked else 'length'}): RSS growth {growth / MB:.1f} MB")
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_50_mb_download_streams_with_bounded_memory(front: RunningFront, chunked: bool) -> None:
+    def download() -> int:
+        conn = front.connection(timeout=120)
+        conn.request("GET", "/w/download?mb=50" + ("&chunked=1" if chunked else ""))
+        response = conn.getresponse()
+        assert response.status == 200
+        total = 0
+        while True:
+            data = response.read(256 * 1024)
+            if not data:
+                return total
+            total += len(data)
+            time.sleep(0.001)  # a client slower than the app: the front must not hoard the difference
+
+    total, growth = _measure(front, download)
+    assert total == 50 * MB
+    assert growth < 50 * MB, f"the front grew by {growth / MB:.1f} MB"
+    print(f"{front.kind} download ({'chunked' if chunked else 'length'}): RSS growth {growth / MB:.1f} MB")
+
+
+# ASGI -------------------------------------------------------------------------------------------
+
+
+def test_a_websocket_echoes_through_the_front(front: RunningFront) -> None:
+    with ws_connect(f"ws://127.0.0.1:{front.port}/a/ws", open_timeout=10) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=10) == "echo: hello"
+        ws.send(b"\x00\x01binary")
+        assert ws.recv(timeout=10) == b"\x00\x01binary"
+
+
+def test_ten_asgi_requests_that_each_sleep_a_second_finish_in_about_a_second(front: RunningFront) -> None:
+    started = time.monotonic()
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(lambda _: front.get("/a/sleep")[0], range(10)))
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * 10
+    assert elapsed < 2.5, f"ten concurrent one-second requests took {elapsed:.2f} s"
+    print(f"{front.kind}: ten concurrent one-second ASGI requests in {elapsed:.2f} s")
+
+
+# Reloads and keep-alive ---------------------------------------------------------------------------
+
+
+def test_a_routes_change_applies_within_a_second_without_dropping_an_in_flight_request(
+    front: RunningFront, backends: dict[str, Any]
+) -> None:
+    conn = front.connection()
+    conn.request("GET", "/a/x")
+    first = conn.getresponse()
+    assert first.status == 200
+    first.read()
+    sock_before = conn.sock
+    result: dict[str, Any] = {}
+
+    def slow() -> None:
+        conn.request("GET", "/a/sleep")  # the same kept-alive connection
+        response = conn.getresponse()
+        result["status"] = response.status
+        result["body"] = json.loads(response.read())
+        result["close"] = response.headers.get("Connection", "").lower() == "close"
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.2)
+    took = front.set_routes([*base_routes(backends), {"path": "/added", "socket": backends["wsgi"]}])
+    thread.join(10)
+    assert result["status"] == 200 and result["body"]["path"] == "/a/sleep"
+    assert took < 1.5, f"the new routes took {took:.2f} s to apply"
+    print(f"{front.kind}: new routes answered {took:.2f} s after the file was written")
+    assert front.get_json("/added/x")[1]["path"] == "/added/x"
+    conn.request("GET", "/a/after")
+    assert conn.getresponse().status == 200
+    if front.kind == "asyncio":
+        # The asyncio front keeps the client's connection across reloads.
+        assert conn.sock is sock_before and not result["close"]
+    conn.close()
+    front.set_routes(base_routes(backends))
+
+
+def test_keep_alive_carries_many_requests_on_one_connection(front: RunningFront) -> None:
+    conn = front.connection()
+    conn.request("GET", "/w/hello")
+    conn.getresponse().read()
+    sock = conn.sock
+    for i in range(50):
+        conn.request("GET", f"/w/n{i}")
+        response = conn.getresponse()
+        assert json.loads(response.read())["path"] == f"/w/n{i}"
+    assert conn.sock is sock
+    conn.close()
+
+
+# Bad input ------------------------------------------------------------------------------------
+
+
+def _raw(front: RunningFront, data: bytes, timeout: float = 10) -> bytes:
+    with socket.create_connection(("127.0.0.1", front.port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /w/x HTTP/1.1 extra\r\nHost: a\r\n\r\n",
+        b"GET w/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"G(T /w/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /w/x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+        b"GET /w/x HTTP/1.1\r\n\r\n",  # no Host
+        b"GET /w/x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET /w/x HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n",
+        b"GET /w/x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 100_000 + b"\r\n\r\n",
+    ],
+    ids=[
+        "garbage",
+        "extra-word",
+        "relative-target",
+        "bad-method",
+        "bad-header",
+        "no-host",
+        "smuggling",
+        "bad-length",
+        "oversized-head",
+    ],
+)
+def test_a_malformed_request_gets_400_never_a_crash(front: RunningFront, data: bytes) -> None:
+    answer = _raw(front, data)
+    status = int(answer[9:12])
+    assert 400 <= status < 500 and status != 404, answer[:200]
+    assert b"Traceback" not in answer
+    assert front.get("/w/still-alive")[0] == 200
+
+
+def test_a_head_that_never_ends_is_cut_off(front: RunningFront) -> None:
+    started = time.monotonic()
+    answer = _raw(front, b"GET /w/slow HTTP/1.1\r\nHost: a\r\nX-Slow: ", timeout=15)
+    elapsed = time.monotonic() - started
+    assert elapsed < 6, f"the connection stayed open {elapsed:.1f} s"
+    if front.kind == "asyncio":
+        assert answer.startswith(b"HTTP/1.1 408")
+    else:
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 408")  # nginx closes without answering
+
+
+# Figures --------------------------------------------------------------------------------------
+
+
+def test_the_front_counts_requests_errors_and_latency_per_app(front: RunningFront) -> None:
+    def figures() -> dict[str, Any]:
+        try:
+            return json.loads(Path(front.metrics_file).read_text())["apps"]
+        except (OSError, ValueError):
+            return {}
+
+    def settled() -> dict[str, Any] | None:
+        # nginx's log is flushed each second: wait until earlier tests' requests are all counted.
+        first = figures()
+        time.sleep(1.5)
+        return first if first and figures() == first else None
+
+    start = wait_for(settled, what="figures settled")
+    before = start.get("/w", {"requests": 0, "errors_5xx": 0})
+    stopped_before = start.get("/stopped", {"errors_5xx": 0})["errors_5xx"]
+    assert front.get("/stopped/")[0] == 503
+    for _ in range(7):
+        assert front.get("/w/count")[0] == 200
+    for _ in range(3):
+        assert front.get("/w/count?fail=1")[0] == 500
+    wait_for(lambda: figures().get("/w", {}).get("requests", 0) >= before["requests"] + 10, what="figures written")
+    after = figures()["/w"]
+    assert after["requests"] - before["requests"] == 10
+    assert after["errors_5xx"] - before["errors_5xx"] == 3
+    assert sum(after["latency_ms"]["counts"]) == after["requests"]
+    assert after["latency_ms"]["p50"] is not None
+    # The front's own 503 for a stopped app counts as that app's error.
+    assert figures()["/stopped"]["errors_5xx"] == stopped_before + 1
+
+
+def test_a_broken_routes_file_keeps_the_routes_in_force(front: RunningFront, backends: dict[str, Any]) -> None:
+    front.routes_file.write_text("{not json")
+    time.sleep(1.0)  # longer than either front's poll: the broken file has been seen
+    assert front.get_json("/w/still")[1]["path"] == "/w/still"
+    assert front.process.poll() is None
+    front.set_routes(base_routes(backends))
+
+
+def test_an_http_10_client_gets_a_chunked_answer_unchunked(front: RunningFront) -> None:
+    answer = _raw(front, b"GET /w/download?mb=1&chunked=1 HTTP/1.0\r\n\r\n", timeout=30)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower()
+    assert len(body) == MB and body[:256] == bytes(range(256))
+
+
+def test_an_upload_that_expects_100_continue_gets_it(front: RunningFront) -> None:
+    with socket.create_connection(("127.0.0.1", front.port), timeout=10) as s:
+        s.sendall(b"POST /w/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        interim = s.recv(100)
+        assert interim.startswith(b"HTTP/1.1 100")
+        s.sendall(b"hello")
+        answer = b""
+        while b"sha256" not in answer:
+            answer += s.recv(65536)
+    assert b'"received": 5' in answer
+
+
+def test_a_head_request_gets_headers_only(front: RunningFront) -> None:
+    conn = front.connection()
+    conn.request("HEAD", "/w/download?mb=1")
+    response = conn.getresponse()
+    assert response.status == 200 and response.headers["Content-Length"] == str(MB)
+    assert response.read() == b""
+    conn.request("GET", "/w/after-head")  # the connection is still in step
+    assert json.loads(conn.getresponse().read())["path"] == "/w/after-head"
+    conn.close()
+
+
+def test_a_malformed_chunked_upload_gets_400(front: RunningFront) -> None:
+    answer = _raw(
+        front, b"POST /w/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert front.get("/w/still-alive")[0] == 200
