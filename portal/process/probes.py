@@ -21,7 +21,6 @@ A probe may say ``"timeout"``: seconds one attempt may take.
 from __future__ import annotations
 
 import functools
-import http.client
 import importlib
 import logging
 import re
@@ -119,28 +118,27 @@ def http_probe(url: str, timeout: float) -> bool:
         return False
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over AF_UNIX: the standard library speaks HTTP/1.1 and parses the
-    answer; only the connection is ours, since it knows TCP addresses alone."""
-
-    def __init__(self, socket_path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = socket_path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)  # each connect, send and receive, like the TCP probes
-            sock.connect(self.socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 def unix_http_probe(socket_path: str, path: str, timeout: float) -> bool:
     """A GET of ``path`` over the unix socket; True for any HTTP status below 500."""
-    conn = _UnixHTTPConnection(socket_path, timeout)
+    # Imported here: http.client costs the keeper's start-up tens of milliseconds, and
+    # only keepers of servers on a unix socket need it.
+    import http.client
+
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        """http.client over AF_UNIX: the standard library speaks HTTP/1.1 and parses the
+        answer; only the connection is ours, since it knows TCP addresses alone."""
+
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)  # each connect, send and receive, like the TCP probes
+                sock.connect(socket_path)
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+
+    conn = UnixHTTPConnection("localhost", timeout=timeout)
     try:
         conn.request("GET", path, headers={"Connection": "close"})
         return conn.getresponse().status < 500
