@@ -60,7 +60,6 @@ callers use are re-exported here.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -112,9 +111,6 @@ __all__ = [
 # The project root, so that ``python -m portal.process.keeper`` finds the package
 # without touching PYTHONPATH (which the child would inherit).
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-log = logging.getLogger("portal.process.keeper")
-
 
 class KeeperError(Exception):
     """Base class of the errors of this module; the message is meant for operators."""
