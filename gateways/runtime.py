@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 
 from gateways.models import Gateway
+from gateways.probe import PATH as PROBE_PATH
 from portal import paths
 from portal.process.checks import CheckFailure, check_log_file
 from portal.process.spec import Spec
@@ -98,8 +99,9 @@ def build_spec(gateway: Gateway) -> Spec:
         log_roots=list(settings.PORTAL_LOG_ROOTS),
         # The connection timeout: how long the portal waits for the server to accept a
         # connection, shake hands and answer one ping, before it tries again.
-        probe={"kind": "gateway", "host": gateway.server, "port": gateway.port, "verifier": verifier or None,
-               "timeout": float(gateway.connection_timeout)},
+        # A ping over the gateway protocol, named by import path: the keeper knows no gateway.
+        probe={"kind": "import", "path": PROBE_PATH, "host": gateway.server, "port": gateway.port,
+               "verifier": verifier or None, "timeout": float(gateway.connection_timeout)},
         init_timeout=float(gateway.init_timeout),
         restart_policy=gateway.restart_policy,
         stop_timeout=float(gateway.stop_timeout),

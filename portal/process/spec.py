@@ -8,6 +8,8 @@ import shlex
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from portal.process.probes import validate_probe
+
 RESTART_POLICIES = ("never", "on-failure", "always")
 
 # The only variables a managed process (and its keeper) takes from the environment of
@@ -27,7 +29,6 @@ def inherited_env(environ: dict[str, str] | None = None, extra: list[str] | tupl
     environ = dict(os.environ) if environ is None else environ
     return {k: v for k, v in environ.items()
             if k in INHERITED_ENV or k.startswith(INHERITED_ENV_PREFIXES) or k in extra}
-PROBE_KINDS = ("gateway", "tcp", "http")
 MASK = "****"
 
 
@@ -42,15 +43,10 @@ class Spec:
     status or event. They are kept only in spec.json (mode 0600 in a 0700 run dir),
     which the keeper needs to restart the process or to adopt it after a crash.
 
-    ``probe`` decides when a start is ready (state running):
-
-    * ``{"kind": "gateway", "host": h, "port": p, "verifier": v}`` - a gateway ping
-      (``gateways.client.connect(...).ping()``; ``verifier`` is the stored
-      ``pbkdf2_sha256$...`` string or None, ``"passphrase"`` may be given instead; both
-      are secret). Falls back to a TCP connect while gateways.client is missing;
-    * ``{"kind": "tcp", "host": h, "port": p}`` - a plain TCP connect;
-    * ``{"kind": "http", "url": u}`` - a GET answering with a status below 500;
-    * ``None`` - ready once the process has stayed up ``min(quick_secs, init_timeout)``.
+    ``probe`` decides when a start is ready (state running): one of the kinds of
+    :mod:`portal.process.probes` (tcp, http, unix-http, or a function named by import
+    path), or ``None`` - ready once the process has stayed up ``min(quick_secs,
+    init_timeout)``. A probe's ``verifier`` and ``passphrase`` are secret.
 
     A probe may say ``"timeout"``: seconds one attempt may take (connect, handshake,
     answer) before the keeper gives it up and tries again, still within init_timeout.
@@ -92,16 +88,7 @@ class Spec:
                 f"restart_policy {self.restart_policy!r} is not one of {', '.join(RESTART_POLICIES)}"
             )
         if self.probe is not None:
-            kind = self.probe.get("kind")
-            if kind not in PROBE_KINDS:
-                raise ValueError(f"probe kind {kind!r} is not one of {', '.join(PROBE_KINDS)}")
-            if kind in ("gateway", "tcp") and not self.probe.get("port"):
-                raise ValueError(f"a {kind} probe needs a port")
-            if kind == "http" and not self.probe.get("url"):
-                raise ValueError("an http probe needs a url")
-            timeout = self.probe.get("timeout")
-            if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-                raise ValueError(f"the probe's timeout must be a positive number of seconds, not {timeout!r}")
+            validate_probe(self.probe)
         for name in ("init_timeout", "stop_timeout", "backoff_base", "backoff_max", "quick_secs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")

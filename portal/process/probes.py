@@ -1,0 +1,177 @@
+"""Readiness probes: does the server a keeper started answer yet?
+
+A probe is a small dict (``Spec.probe``); the keeper tries it every few milliseconds
+while the process starts, and the start is ready once it answers. Kinds:
+
+* ``{"kind": "tcp", "host": h, "port": p}`` - a TCP connect;
+* ``{"kind": "http", "url": u}`` - a GET over TCP answering with a status below 500;
+* ``{"kind": "unix-http", "socket": s, "path": "/"}`` - a GET over the unix socket
+  ``s`` (a web application's server bound to it) answering with a status below 500;
+* ``{"kind": "import", "path": "package.module:function", ...}`` - ``function(probe,
+  timeout)`` returns True when ready; the dict carries whatever it needs (``host`` and
+  ``port``, when given, are resolved and checked free before the start as for tcp).
+  This is how a kind of server the core does not know (a gateway's protocol ping) is
+  probed without the core importing it;
+* ``{"kind": "gateway", ...}`` - what run directories written before import probes
+  hold: the import probe :data:`LEGACY_IMPORTS` names.
+
+A probe may say ``"timeout"``: seconds one attempt may take.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import re
+import socket
+from collections.abc import Callable
+from typing import Any
+
+PROBE_KINDS = ("tcp", "http", "unix-http", "import", "gateway")
+# Probe kinds that were spelled out before import probes existed, and the function that
+# does them now: spec.json files of existing run directories still name them.
+LEGACY_IMPORTS = {"gateway": "gateways.probe:ping"}
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+log = logging.getLogger("portal.process.keeper")
+
+
+def validate_probe(probe: dict[str, Any]) -> None:
+    """Raise ValueError with a readable message when ``probe`` cannot be used."""
+    kind = probe.get("kind")
+    if kind not in PROBE_KINDS:
+        raise ValueError(f"probe kind {kind!r} is not one of {', '.join(PROBE_KINDS)}")
+    if kind in ("gateway", "tcp") and not probe.get("port"):
+        raise ValueError(f"a {kind} probe needs a port")
+    if kind == "http" and not probe.get("url"):
+        raise ValueError("an http probe needs a url")
+    if kind == "unix-http":
+        if not probe.get("socket"):
+            raise ValueError("a unix-http probe needs the socket's path")
+        if not str(probe.get("path") or "/").startswith("/"):
+            raise ValueError(f"a unix-http probe's path must start with /, not {probe['path']!r}")
+    if kind == "import" and not _IMPORT_PATH.match(str(probe.get("path") or "")):
+        raise ValueError(f"an import probe needs a path like 'package.module:function', not {probe.get('path')!r}")
+    timeout = probe.get("timeout")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValueError(f"the probe's timeout must be a positive number of seconds, not {timeout!r}")
+
+
+def probe_host(host: str | None) -> str:
+    """The address to probe a server bound to ``host`` at."""
+    # A server bound to the wildcard address is reached through loopback.
+    if not host or host == "0.0.0.0":
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def tcp_port(probe: dict[str, Any] | None) -> int | None:
+    """The TCP port the server listens on, when the probe names one (tcp, import, gateway)."""
+    if not probe or probe.get("kind") not in ("tcp", "import", "gateway") or not probe.get("port"):
+        return None
+    return int(probe["port"])
+
+
+def import_path(probe: dict[str, Any] | None) -> str | None:
+    """``package.module:function`` of an import probe (or of a legacy kind), else None."""
+    if not probe:
+        return None
+    kind = probe.get("kind")
+    return str(probe.get("path")) if kind == "import" else LEGACY_IMPORTS.get(str(kind))
+
+
+@functools.cache
+def load_import(path: str) -> Callable[[dict[str, Any], float], Any]:
+    """The probe function ``package.module:function``; ValueError saying why it cannot be loaded."""
+    module_name, _, name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any error while importing it: the start fails with this message
+        raise ValueError(f"the probe {path} cannot be imported ({exc.__class__.__name__}: {exc})") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ValueError(f"the probe {path} names no function {name!r} in {module_name}")
+    return fn
+
+
+def tcp_probe(host: str | None, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((probe_host(host), int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_probe(url: str, timeout: float) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (OSError, ValueError):
+        return False
+
+
+def unix_http_probe(socket_path: str, path: str, timeout: float) -> bool:
+    """A GET of ``path`` over the unix socket; True for any HTTP status below 500."""
+    # Imported here: http.client costs the keeper's start-up tens of milliseconds, and
+    # only keepers of servers on a unix socket need it.
+    import http.client
+
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        """http.client over AF_UNIX: the standard library speaks HTTP/1.1 and parses the
+        answer; only the connection is ours, since it knows TCP addresses alone."""
+
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)  # each connect, send and receive, like the TCP probes
+                sock.connect(socket_path)
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+
+    conn = UnixHTTPConnection("localhost", timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        return conn.getresponse().status < 500
+    except (OSError, http.client.HTTPException, ValueError):
+        return False
+    finally:
+        conn.close()
+
+
+_reported: set[str] = set()
+
+
+def _import_probe(path: str, probe: dict[str, Any], timeout: float) -> bool:
+    fn = load_import(path)
+    try:
+        return bool(fn(probe, timeout))
+    except Exception as exc:  # a probe that fails is a server that is not ready (yet)
+        if path not in _reported:  # once: the keeper probes every few milliseconds
+            _reported.add(path)
+            log.warning("the probe %s failed: %s: %s", path, exc.__class__.__name__, exc)
+        return False
+
+
+def probe_once(probe: dict[str, Any], timeout: float = 0.25) -> bool:
+    """One readiness probe; True when the server answers."""
+    kind = probe.get("kind")
+    if kind == "tcp":
+        return tcp_probe(probe.get("host"), probe["port"], timeout)
+    if kind == "http":
+        return http_probe(probe["url"], timeout)
+    if kind == "unix-http":
+        return unix_http_probe(probe["socket"], probe.get("path") or "/", timeout)
+    path = import_path(probe)
+    if path is not None:
+        return _import_probe(path, probe, timeout)
+    raise ValueError(f"unknown probe kind {kind!r}")
