@@ -152,7 +152,8 @@ def test_the_launcher_fixes_and_reports_loose_modes_before_it_starts_anything(tm
         assert launcher.stdout is not None
         for line in launcher.stdout:
             lines.append(line)
-            if "starting the embedded Redis" in line or "using the Redis" in line:
+            # The warnings come before the launcher starts any part ("[portal] starting redis").
+            if line.startswith("[portal] starting ") or "starting the embedded Redis" in line:
                 break
     finally:
         launcher.terminate()
