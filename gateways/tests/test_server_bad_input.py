@@ -20,6 +20,7 @@ from gateways.protocol import (
     OP_PING,
     PROTOCOL_VERSION,
 )
+from gateways.tests.abuse_helpers import read_frame, send_frame
 
 
 def raw_session(server) -> socket.socket:
@@ -30,25 +31,6 @@ def raw_session(server) -> socket.socket:
     kind, _ = msgpack.unpackb(read_frame(sock))
     assert kind == KIND_WELCOME
     return sock
-
-
-def send_frame(sock: socket.socket, body: bytes) -> None:
-    sock.sendall(struct.pack("!I", len(body)) + body)
-
-
-def read_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
-def read_frame(sock: socket.socket) -> bytes:
-    (n,) = struct.unpack("!I", read_exact(sock, 4))
-    return read_exact(sock, n)
 
 
 def assert_closed(sock: socket.socket) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from conftest import wait_until
 from webapps.front.routes import write_routes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +34,7 @@ def free_port() -> int:
 
 
 def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.05)
+    return wait_until(predicate, timeout=timeout, interval=0.05, message=f"{what} not met within {timeout} s")
 
 
 def unix_answers(path: str) -> bool:
