@@ -26,13 +26,12 @@ from django.views.decorators.csrf import csrf_exempt
 from gateways import control
 from gateways.models import Gateway
 from portal import roles, tokens
+from portal.process.states import GOAL
 
 log = logging.getLogger(__name__)
 
 NOT_AUTHENTICATED = "Log in, or send Authorization: Bearer <token> (create one on your profile page)."
 NO_ROLE = "Your account has no role: ask an administrator."
-# A start that ends anywhere else did not do what was asked.
-GOAL = {"start": {"running"}, "restart": {"running"}, "stop": {"stopped", "exited"}}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
 ApiView = Callable[..., JsonResponse]
