@@ -67,13 +67,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from portal import paths, redis_server
+from portal.process.states import BACKOFF, EXITED, FATAL, RUNNING, STARTING, STOPPED, STOPPING
 
 REPEATS = 20
-STATES_RUNNING = "running"
+STATES_RUNNING = RUNNING
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 TRIGGERS = ["ada", "api:ada", "otto", "cli:otto", "auto-restart", "reconcile", "keeper"]
-TRANSITIONS = [("stopped", "starting"), ("starting", "running"), ("running", "stopping"), ("stopping", "stopped"),
-               ("running", "exited"), ("exited", "backoff"), ("backoff", "fatal")]
+TRANSITIONS = [(STOPPED, STARTING), (STARTING, RUNNING), (RUNNING, STOPPING), (STOPPING, STOPPED),
+               (RUNNING, EXITED), (EXITED, BACKOFF), (BACKOFF, FATAL)]
 
 
 def free_port() -> int:
@@ -129,7 +130,7 @@ class Environment:
         from gateways.models import Gateway
 
         # Whatever is still running of ours stops before the folder goes.
-        for gateway in Gateway.objects.filter(state__in=["starting", "running", "backoff"]).exclude(pid=None):
+        for gateway in Gateway.objects.filter(state__in=[STARTING, RUNNING, BACKOFF]).exclude(pid=None):
             try:
                 os.kill(gateway.pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError, TypeError):
@@ -186,7 +187,7 @@ def bench_start_stop(cycles: int) -> dict[str, Any]:
 
         t0 = time.perf_counter()
         response = api.post(f"/api/gateways/{gateway.name}/stop?wait=1")
-        if response.status_code != 200 or response.json().get("state") != "stopped":
+        if response.status_code != 200 or response.json().get("state") != STOPPED:
             raise SystemExit(f"stop {i + 1} failed: {response.status_code} {response.content[:300]!r}")
         stops.append(time.perf_counter() - t0)
     return {"start": median_p95(starts), "stop": median_p95(stops), "cycles": cycles}
@@ -201,7 +202,7 @@ def add_definitions(first: int, count: int, running: int) -> None:
     Gateway.objects.bulk_create(
         Gateway(
             name=f"gw{n:04d}", server="127.0.0.1", port=20000 + n,
-            state="running" if n - first < running else "stopped",
+            state=RUNNING if n - first < running else STOPPED,
             pid=100000 + n if n - first < running else None, run_host=paths.this_host(),
             state_changed_at=T0,
         )
@@ -221,7 +222,7 @@ def add_activity(total: int, start_at: dt.datetime, batch: int = 20_000) -> None
     sql = (f'INSERT INTO "{Activity._meta.db_table}" ({", ".join(columns)}) '
            f"VALUES ({', '.join(['%s'] * len(columns))})")
 
-    expected = {"stopped": True, "exited": False}
+    expected = {STOPPED: True, EXITED: False}
 
     def rows() -> Iterator[tuple[Any, ...]]:
         for i in range(total):
@@ -230,7 +231,7 @@ def add_activity(total: int, start_at: dt.datetime, batch: int = 20_000) -> None
             roll = rng.random()
             level = "error" if roll < 0.03 else "warning" if roll < 0.10 else "info"
             yield (pk, name, adapt(start_at + dt.timedelta(seconds=i)), before, after, 4000 + i % 30000, port,
-                   1 if after == "exited" else None, "", expected.get(after),
+                   1 if after == EXITED else None, "", expected.get(after),
                    TRIGGERS[i % len(TRIGGERS)], None, level, "alpha", f"{before} to {after}", None, None)
 
     iterator = rows()

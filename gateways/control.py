@@ -23,9 +23,9 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from gateways import runtime, sync
-from gateways.models import ACTIVE_STATES, Gateway
+from gateways.models import Gateway
 from portal import audit, health, roles
-from portal.process import checks
+from portal.process import checks, states
 
 ACTIONS = ("start", "stop", "restart")
 
@@ -153,14 +153,7 @@ def check_definition_change(gateway: Gateway, changed: list[str]) -> None:
 
 
 def active_gateways_on(host: str) -> Any:
-    return Gateway.objects.filter(Q(run_host=host) & (Q(state__in=ACTIVE_STATES) | Q(intent="start")))
-
-
-SETTLED_AFTER = {
-    "start": {"running", "fatal", "exited", "stopped"},
-    "restart": {"running", "fatal", "exited", "stopped"},
-    "stop": {"stopped", "exited", "fatal"},
-}
+    return Gateway.objects.filter(Q(run_host=host) & (Q(state__in=states.ACTIVE) | Q(intent="start")))
 
 
 def wait_settled(gateway: Gateway, action: str, timeout: float) -> Gateway:
@@ -175,7 +168,7 @@ def wait_settled(gateway: Gateway, action: str, timeout: float) -> Gateway:
     while True:
         gateway.refresh_from_db()
         goal = gateway.requested or action
-        if not gateway.intent and gateway.state in SETTLED_AFTER[goal]:
+        if not gateway.intent and gateway.state in states.SETTLED_AFTER[goal]:
             return gateway
         if time.monotonic() > deadline:
             raise ControlError(

@@ -12,20 +12,11 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
 
-STATE_CHOICES = [
-    ("stopped", "Stopped"),
-    ("starting", "Starting"),
-    ("running", "Running"),
-    ("backoff", "Backoff"),
-    ("stopping", "Stopping"),
-    ("exited", "Exited"),
-    ("fatal", "Fatal"),
-    ("unknown", "Unknown"),
-]
-# States in which a process is, or is about to be, alive.
-ACTIVE_STATES = {"starting", "running", "backoff", "stopping"}
-# States a transition ends in; a row stops polling once one is reached.
-SETTLED_STATES = {"stopped", "running", "exited", "fatal"}
+from portal.process import states
+from portal.process.states import RUNNING, STARTING, STOPPED, STOPPING
+
+# The state field's choices (the names and the sets of states are in portal/process/states.py).
+STATE_CHOICES = states.CHOICES
 # Fields that go into the command line or the keeper's spec: changing them
 # while the server runs would leave the running process different from its
 # definition, so they may change only while it is stopped.
@@ -139,7 +130,7 @@ class Gateway(models.Model):
 
     # What the process is doing now, as the keeper on its host reports it (and the
     # operating system confirms); see gateways/sync.py. Never set from a hope.
-    state = models.CharField(max_length=10, choices=STATE_CHOICES, default="stopped", db_index=True)
+    state = models.CharField(max_length=10, choices=STATE_CHOICES, default=STOPPED, db_index=True)
     state_changed_at = models.DateTimeField(null=True, blank=True)
     pid = models.IntegerField(null=True, blank=True)
     pid_create_time = models.FloatField(null=True, blank=True)
@@ -196,26 +187,26 @@ class Gateway(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.state in ACTIVE_STATES
+        return self.state in states.ACTIVE
 
     @property
     def in_transition(self) -> bool:
         """A start or stop is in flight: the row keeps polling until it settles."""
         if self.intent == "start":
-            return self.state not in {"running", "fatal", "exited"} or self._intent_unseen()
+            return self.state not in states.START_SETTLED or self._intent_unseen()
         if self.intent == "stop":
-            return self.state not in {"stopped", "exited", "fatal"} or self._intent_unseen()
-        return self.state not in SETTLED_STATES
+            return self.state not in states.DOWN or self._intent_unseen()
+        return self.state not in states.SETTLED
 
     @property
     def shown_state(self) -> str:
         """The state as pages, the API and the dashboard show it: the keeper's report, except
         that a start or stop still on its way reads as starting or stopping (never as stopped
         or running). gateways.state.SHOWN_STATE is the same rule in SQL, for counting."""
-        if self.in_transition and self.intent == "start" and self.state not in {"starting", "running"}:
-            return "starting"
-        if self.in_transition and self.intent == "stop" and self.state not in {"stopping", "stopped"}:
-            return "stopping"
+        if self.in_transition and self.intent == "start" and self.state not in (STARTING, RUNNING):
+            return STARTING
+        if self.in_transition and self.intent == "stop" and self.state not in (STOPPING, STOPPED):
+            return STOPPING
         return self.state
 
     def _intent_unseen(self) -> bool:

@@ -15,6 +15,7 @@ from gateways import control
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import audit, roles
+from portal.process.states import STARTING
 
 
 def _require_admin(user: Any, verb: str) -> None:
@@ -58,7 +59,7 @@ def delete_blocker(gateway: Gateway) -> str:
     """Why the definition cannot be deleted now ("" when it can): the confirmation says it before a click."""
     if gateway.is_active or gateway.intent == "start":
         # Deleting the definition of a live server would orphan its listener.
-        state = "starting" if gateway.intent == "start" and not gateway.is_active else gateway.state
+        state = STARTING if gateway.intent == "start" and not gateway.is_active else gateway.state
         return f"{gateway.name} is {state}: stop {gateway.name} first, then delete it."
     return ""
 

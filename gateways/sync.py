@@ -17,11 +17,10 @@ from django.db import transaction
 
 from gateways import runtime
 from gateways.models import Activity, Gateway, Run
-from portal.process import keeper
-from portal.process.states import ACTIVE
+from portal.process import keeper, states
+from portal.process.states import ACTIVE, BACKOFF, EXITED, RUNNING, STARTING, STOPPED, UNKNOWN
 
 MACHINE_TRIGGERS = {"auto-restart", "reconcile", "keeper", "system"}
-ERROR_STATES = {"backoff", "fatal"}
 
 
 def _when(epoch: float | None) -> dt.datetime | None:
@@ -38,9 +37,9 @@ def user_of(trigger: str) -> Any:
 
 def level_of(event: dict[str, Any]) -> str:
     to = event.get("to")
-    if to in ERROR_STATES or (to == "exited" and event.get("expected") is False):
+    if to in states.ERROR or (to == EXITED and event.get("expected") is False):
         return Activity.Level.ERROR
-    if to in {"unknown", "exited"}:
+    if to in (UNKNOWN, EXITED):
         return Activity.Level.WARNING
     return Activity.Level.INFO
 
@@ -72,7 +71,7 @@ def sync(gateway_pk: int, host: str) -> Gateway | None:
     status = keeper.read_status(rd)
     if status is None:
         return gateway
-    if status.get("state") in {s.value for s in ACTIVE} and not keeper.keeper_alive(rd):
+    if status.get("state") in ACTIVE and not keeper.keeper_alive(rd):
         # Nobody keeps it: find out from the operating system what is true now.
         status = keeper.reconcile(rd) or status
     with transaction.atomic():
@@ -119,19 +118,28 @@ def _apply_event(gateway: Gateway, event: dict[str, Any], status: dict[str, Any]
         ignore_conflicts=True,
     )
     gateway.last_seq = max(gateway.last_seq, int(event.get("seq") or 0))
-    if event.get("to") == "starting":
+    if event.get("to") == STARTING:
         gateway.startup = {**gateway.startup, "trigger": trigger}
+
+
+# How a run ends, by the state its process leaves in.
+_RUN_OUTCOME = {
+    EXITED: Run.Outcome.EXITED,
+    STOPPED: Run.Outcome.STOPPED,
+    BACKOFF: Run.Outcome.FAILED,
+    UNKNOWN: Run.Outcome.LOST,
+}
 
 
 def _track_run(gateway: Gateway, event: dict[str, Any], status: dict[str, Any], host: str,
                at: dt.datetime) -> Run | None:
     """One Run per process started: opened at its first event with a pid, closed at its end."""
     pid, to = event.get("pid"), event.get("to")
-    if not pid or (to in {"starting", "stopping"} and not _open_run(gateway, host, pid)):
+    if not pid or (to in states.MOVING and not _open_run(gateway, host, pid)):
         return None
     run = _open_run(gateway, host, pid)
     if run is None:
-        if to not in {"running", "backoff", "exited", "stopped", "unknown"}:
+        if to != RUNNING and to not in _RUN_OUTCOME:
             return None
         started = _when(status.get("run_started_at")) if status.get("pid") == pid else None
         trigger = gateway.startup.get("trigger", "keeper")
@@ -145,20 +153,15 @@ def _track_run(gateway: Gateway, event: dict[str, Any], status: dict[str, Any], 
             started_at=started or at,
             command=status.get("command") or "",
         )
-    if to == "running":
+    if to == RUNNING:
         run.ready_at = at
         run.outcome = Run.Outcome.RUNNING
-    elif to in {"exited", "stopped", "backoff", "unknown"}:
+    elif to in _RUN_OUTCOME:
         run.stopped_at = at
         run.exit_code = event.get("exit_code")
         run.signal = event.get("signal") or ""
         run.message = event.get("message") or ""
-        run.outcome = {
-            "exited": Run.Outcome.EXITED,
-            "stopped": Run.Outcome.STOPPED,
-            "backoff": Run.Outcome.FAILED,
-            "unknown": Run.Outcome.LOST,
-        }[to]
+        run.outcome = _RUN_OUTCOME[to]
     run.save()
     return run
 
@@ -172,12 +175,12 @@ def _open_run(gateway: Gateway, host: str, pid: int) -> Run | None:
 
 
 def _apply_status(gateway: Gateway, status: dict[str, Any], host: str, events: list[dict[str, Any]]) -> None:
-    state = status.get("state") or "stopped"
+    state = status.get("state") or STOPPED
     if state != gateway.state or events:
         last_time = _when(events[-1].get("time")) if events else None
         gateway.state_changed_at = last_time or gateway.state_changed_at or dt.datetime.now(dt.UTC)
     gateway.state = state
-    gateway.pid = status.get("pid") if state in {"starting", "running", "stopping", "backoff"} else None
+    gateway.pid = status.get("pid") if state in ACTIVE else None
     gateway.pid_create_time = status.get("create_time") if gateway.pid else None
     gateway.run_host = host
     gateway.last_error = status.get("error") or ""

@@ -20,11 +20,10 @@ from django.db import transaction
 from gateways import runtime, sync
 from gateways.models import Gateway
 from portal.process import checks, keeper, lock
+from portal.process.states import BACKOFF, DOWN, SETTLED, STARTABLE, STARTING, STOPPED, STOPPING
 
 log = logging.getLogger(__name__)
 
-STARTABLE = {"stopped", "exited", "fatal", "unknown"}
-SETTLED = {"running", "fatal", "exited", "stopped"}
 # How long a task waits for the task before it on the same gateway (a launch or a stop).
 LOCK_WAIT = 120.0
 
@@ -120,7 +119,7 @@ def start_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = No
     if result.get("launched"):
         # Waited for outside the lock: a Stop sent meanwhile must not wait for the start to settle.
         gateway = result["gateway"]
-        status = keeper.wait_for(runtime.run_dir(gateway), SETTLED | {"backoff"}, timeout=gateway.init_timeout + 2)
+        status = keeper.wait_for(runtime.run_dir(gateway), SETTLED | {BACKOFF}, timeout=gateway.init_timeout + 2)
         sync.sync(gateway_pk, settings.PORTAL_HOST_NAME)
         _done(gateway_pk, seq)
         return {"state": status.get("state"), "pid": status.get("pid"), "time_to_ready": status.get("time_to_ready")}
@@ -135,9 +134,9 @@ def _start_locked(gateway_pk: int, trigger: str, seq: int | None) -> dict[str, A
     if not _latest(gateway_pk, seq):
         return SUPERSEDED
     rd = runtime.run_dir(gateway)
-    if gateway.state == "stopping":
+    if gateway.state == STOPPING:
         # A stop that is not ours is still under way (its keeper ends it): let it finish, then start.
-        keeper.wait_for(rd, {"stopped", "exited", "fatal"}, timeout=gateway.stop_timeout + 5)
+        keeper.wait_for(rd, DOWN, timeout=gateway.stop_timeout + 5)
         gateway = sync.sync(gateway_pk, host) or gateway
     if gateway.state not in STARTABLE:
         _done(gateway_pk, seq)
@@ -148,13 +147,13 @@ def _start_locked(gateway_pk: int, trigger: str, seq: int | None) -> dict[str, A
     with transaction.atomic():
         # The claim, and the last check that this request is still the latest one.
         claimed = _of_request(gateway_pk, seq).filter(state__in=STARTABLE).update(
-            state="starting", state_changed_at=_now(), run_host=host, last_error="", startup={}
+            state=STARTING, state_changed_at=_now(), run_host=host, last_error="", startup={}
         )
     if not claimed:
         if not _latest(gateway_pk, seq):
             return SUPERSEDED
         _done(gateway_pk, seq)
-        return {"state": "starting", "note": "another task is starting it"}
+        return {"state": STARTING, "note": "another task is starting it"}
     gateway.refresh_from_db()
     if gateway.open_to_network:
         _warn_open(gateway, trigger)
@@ -163,15 +162,15 @@ def _start_locked(gateway_pk: int, trigger: str, seq: int | None) -> dict[str, A
     except keeper.KeeperBusy:
         sync.sync(gateway_pk, host)
         _done(gateway_pk, seq)
-        return {"state": "starting", "note": "its keeper is already running"}
+        return {"state": STARTING, "note": "its keeper is already running"}
     except keeper.AlreadyRunning as e:
         keeper.adopt(rd)
         sync.record(gateway, message=f"Re-adopted: {e}", trigger="reconcile", level="warning", host=host)
     except (keeper.KeeperError, OSError) as e:
-        Gateway.objects.filter(pk=gateway_pk).update(state="stopped", last_error=f"Start failed: {e}")
+        Gateway.objects.filter(pk=gateway_pk).update(state=STOPPED, last_error=f"Start failed: {e}")
         _done(gateway_pk, seq)
         sync.record(gateway, message=f"Start failed: {e}", trigger=trigger, level="error", host=host)
-        return {"state": "stopped", "error": str(e)}
+        return {"state": STOPPED, "error": str(e)}
     return {"launched": True, "gateway": gateway}
 
 
@@ -193,13 +192,13 @@ def _stop_locked(gateway_pk: int, trigger: str, seq: int | None, finish: bool) -
         return SUPERSEDED
     rd = runtime.run_dir(gateway)
     if keeper.read_status(rd) is None:
-        _of_request(gateway_pk, seq).update(state="stopped", **({"intent": ""} if finish else {}))
-        return {"state": "stopped"}
+        _of_request(gateway_pk, seq).update(state=STOPPED, **({"intent": ""} if finish else {}))
+        return {"state": STOPPED}
     keeper.request_stop(rd, timeout=gateway.stop_timeout + 5, trigger=trigger)
     gateway = sync.sync(gateway_pk, host)
     if finish:
         _done(gateway_pk, seq)
-    return {"state": gateway.state if gateway else "stopped"}
+    return {"state": gateway.state if gateway else STOPPED}
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -19,6 +19,7 @@ from gateways import charts, control, runtime, services
 from gateways.forms import GatewayForm
 from gateways.models import STATE_CHOICES, Gateway
 from portal import audit, health, roles
+from portal.process.states import RUNNING
 
 # htmx stops polling when a response has this status (and still swaps it in).
 HTMX_STOP_POLLING = 286
@@ -174,7 +175,7 @@ def live_context(gateway: Gateway) -> dict[str, Any]:
     from gateways.watcher import read_metrics
     from portal.process.logtail import tail
 
-    samples = read_metrics(gateway.pk) if gateway.state == "running" else []
+    samples = read_metrics(gateway.pk) if gateway.state == RUNNING else []
     log = runtime.log_path(gateway)
     refused = runtime.log_file_problem(gateway)
     try:

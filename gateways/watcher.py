@@ -25,7 +25,7 @@ from django.db import close_old_connections
 
 from gateways import runtime, sync
 from gateways.models import Gateway
-from portal.process import identity, keeper
+from portal.process import identity, keeper, states
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class Watcher(threading.Thread):
     def collect_metrics(self) -> None:
         from portal.health import redis_client
 
-        running = [(pk, pid, ct) for pk, _, state, pid, ct in self.gateways if state == "running" and pid]
+        running = [(pk, pid, ct) for pk, _, state, pid, ct in self.gateways if state == states.RUNNING and pid]
         if not running:
             return
         client = redis_client(0.5)
@@ -167,7 +167,7 @@ def reconcile_local(host: str) -> dict[str, int]:
         status = keeper.read_status(rd)
         if status is None:
             continue
-        active = status.get("state") in {"starting", "running", "backoff", "stopping"}
+        active = status.get("state") in states.ACTIVE
         if active and not keeper.keeper_alive(rd):
             child = keeper.child_identity(status)
             if identity.is_alive(child):

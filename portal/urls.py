@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from gateways import activity_views
 from portal import profile_views, views
 
 admin.site.site_header = "Gateway Portal administration"
@@ -16,7 +15,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("gateways/", include("gateways.urls")),
-    path("activity/", activity_views.all_activity, name="activity"),
+    path("activity/", include("gateways.activity_urls")),
     path("profile/", profile_views.profile, name="profile"),
     path("api/", include("gateways.api_urls")),
     path("admin/", admin.site.urls),

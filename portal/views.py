@@ -7,19 +7,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 
-from gateways.models import Gateway
-from portal import health, roles
+from portal import health, roles, summaries
 from portal.models import AuditEntry
 
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     roles.require(roles.can_view(request.user), "Your account has no role: ask an administrator.")
-    from gateways.state import states_summary
-
     context = {
-        "by_state": states_summary(),
-        "gateway_count": Gateway.objects.count(),
+        "tiles": summaries.tiles(),
         "changes": AuditEntry.objects.select_related("actor")[:10],
     }
     return render(request, "portal/dashboard.html", context)

@@ -5,6 +5,7 @@ from django.forms import BoundField
 from django.utils.html import format_html
 
 from gateways.models import STATE_CHOICES, Gateway
+from portal.process.states import RUNNING
 
 register = template.Library()
 
@@ -16,7 +17,7 @@ def state_badge(gateway: Gateway) -> str:
     label = dict(STATE_CHOICES)[state]
     restarts = (gateway.startup or {}).get("restarts") or 0
     extra = ""
-    if restarts and state == "running":
+    if restarts and state == RUNNING:
         extra = format_html(
             ' <span class="muted small" title="automatic restarts since the last start">↻{}</span>', restarts
         )

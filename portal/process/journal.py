@@ -30,7 +30,7 @@ from portal.process.rundir import (
     write_atomic,
 )
 from portal.process.spec import Spec
-from portal.process.states import State, check_transition, is_active
+from portal.process.states import STOPPED, State, check_transition, is_active
 
 log = logging.getLogger("portal.process.keeper")
 
@@ -194,7 +194,7 @@ def reconcile(run_dir: Path | str) -> dict[str, Any] | None:
     """
     run_dir = Path(run_dir)
     status = read_status(run_dir)
-    if status is None or not is_active(status.get("state") or "stopped"):
+    if status is None or not is_active(status.get("state") or STOPPED):
         return status
     fd = lock_unless_keeper(run_dir)
     if fd is None:

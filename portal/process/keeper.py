@@ -97,7 +97,7 @@ from portal.process.rundir import (
     write_spec,
 )
 from portal.process.spec import Spec, inherited_env
-from portal.process.states import State, is_active
+from portal.process.states import DOWN, STOPPED, State, is_active
 from portal.process.supervisor import Keeper
 
 __all__ = [
@@ -196,7 +196,7 @@ def launch(spec: Spec, run_dir: Path | str, trigger: str = "user", timeout: floa
     _refuse_if_busy(run_dir)
     status = read_status(run_dir)
     pid = child_identity(status)
-    if status and is_active(status.get("state") or "stopped") and identity.is_alive(pid):
+    if status and is_active(status.get("state") or STOPPED) and identity.is_alive(pid):
         assert pid is not None
         raise AlreadyRunning(
             f"{spec.name}: process {pid.pid} is still running without a keeper; adopt it or stop it first")
@@ -236,7 +236,7 @@ def wait_for(run_dir: Path | str, states: Iterable[str], timeout: float, interva
             next_keeper_check = now + 0.2
             if not keeper_alive(run_dir):
                 status = read_status(run_dir) or {}  # the keeper may have written last words
-                if status.get("state") in wanted or not is_active(status.get("state") or "stopped"):
+                if status.get("state") in wanted or not is_active(status.get("state") or STOPPED):
                     return status
         time.sleep(interval)
 
@@ -270,8 +270,8 @@ def request_stop(run_dir: Path | str, timeout: float | None = None, trigger: str
             return not identity.is_alive(keeper) and status.get("state") != State.STOPPING.value
     fd = lock_unless_keeper(run_dir)
     if fd is None:  # a keeper appeared meanwhile; it will see our stop request
-        status = wait_for(run_dir, {"stopped", "exited", "fatal"}, max(0.0, deadline - time.monotonic()))
-        return status.get("state") in ("stopped", "exited", "fatal")
+        status = wait_for(run_dir, DOWN, max(0.0, deadline - time.monotonic()))
+        return status.get("state") in DOWN
     try:
         journal = Journal(run_dir, spec)
         child = child_identity(journal.status)

@@ -3,6 +3,13 @@
 States are plain lower-case strings on the wire (status.json, events.jsonl) so that
 readers need not import this module; ``State`` is a ``str`` enum to keep both worlds
 interchangeable (``State.RUNNING == "running"``).
+
+This module is the one place where the names and the sets of states are spelled:
+the keeper, the models and their choices, the tasks, the control service, the CLI,
+the API, the watcher, the pages and the front import them from here
+(``portal/tests/test_layers.py`` fails when a set of state names is spelled elsewhere).
+The module-level names (``RUNNING``, ``ACTIVE``...) are plain ``str`` values, so that
+what Django stores, compares and serializes is exactly the string on the wire.
 """
 
 from __future__ import annotations
@@ -58,8 +65,46 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.UNKNOWN: frozenset(State),
 }
 
-ACTIVE: frozenset[State] = frozenset({State.STARTING, State.RUNNING, State.BACKOFF, State.STOPPING})
-SETTLED: frozenset[State] = frozenset({State.STOPPED, State.RUNNING, State.EXITED, State.FATAL})
+# Each state by name, as the plain string on the wire.
+STOPPED: str = State.STOPPED.value
+STARTING: str = State.STARTING.value
+RUNNING: str = State.RUNNING.value
+BACKOFF: str = State.BACKOFF.value
+STOPPING: str = State.STOPPING.value
+EXITED: str = State.EXITED.value
+FATAL: str = State.FATAL.value
+UNKNOWN: str = State.UNKNOWN.value
+
+# Every state, in the state machine's order (the order pages list them in).
+ALL: tuple[str, ...] = tuple(s.value for s in State)
+# (value, label) pairs: the choices of a model's state field.
+CHOICES: list[tuple[str, str]] = [(s.value, LABELS[s]) for s in State]
+
+# A process is, or is about to be, alive under a keeper.
+ACTIVE: frozenset[str] = frozenset({STARTING, RUNNING, BACKOFF, STOPPING})
+# States that stay until something happens: a transition ends in one, and a row stops polling.
+SETTLED: frozenset[str] = frozenset({STOPPED, RUNNING, EXITED, FATAL})
+# The process ended by itself (and is not being restarted).
+ENDED: frozenset[str] = frozenset({EXITED, FATAL})
+# Settled with no process: where a stop settles.
+DOWN: frozenset[str] = frozenset({STOPPED}) | ENDED
+# Where a start settles: running, or ended by itself.
+START_SETTLED: frozenset[str] = frozenset({RUNNING}) | ENDED
+# A start may be claimed from these (nothing is alive, or nobody knows and the start finds out).
+STARTABLE: frozenset[str] = DOWN | {UNKNOWN}
+# An error on their own, whatever the event says.
+ERROR: frozenset[str] = frozenset({BACKOFF, FATAL})
+# On the way to running or to stopped.
+MOVING: frozenset[str] = frozenset({STARTING, STOPPING})
+
+# By action (start, restart, stop): where the state settles once the request is acted on ...
+SETTLED_AFTER: dict[str, frozenset[str]] = {"start": SETTLED, "restart": SETTLED, "stop": DOWN}
+# ... and where it should settle; any other settled state is a failure (a stop that ends exited is not).
+GOAL: dict[str, frozenset[str]] = {
+    "start": frozenset({RUNNING}),
+    "restart": frozenset({RUNNING}),
+    "stop": frozenset({STOPPED, EXITED}),
+}
 
 
 class InvalidTransition(ValueError):

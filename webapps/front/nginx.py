@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from portal.process.states import RUNNING
+
 from .metrics import Metrics
 from .routes import Page, Routes, RoutesError, bad_gateway_page, load_routes, not_found_page, unavailable_page
 
@@ -174,7 +176,7 @@ def render_http_block(
         for static in route.static:
             directory = _safe_path(static.dir.rstrip("/") + "/", f"static dir of {mount}")
             server.append(f"        location ^~ {static.url}/ {{ alias {directory}; }}")
-        if route.state != "running":
+        if route.state != RUNNING:
             server += [
                 f"        location {base} {{",
                 f"            set $webapps_app {mount};",

@@ -51,9 +51,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The state names come from the portal's one source (Django-free, like this front).
+from portal.process.states import BACKOFF, EXITED, FATAL, RUNNING, STARTING, STOPPED, UNKNOWN
+
 VERSION = 1
-STATES = ("running", "starting", "stopped", "backoff", "fatal", "exited", "unknown")
-RETRY_STATES = ("starting", "backoff")
+# The states a route may have, in the order the error message lists them.
+STATES = (RUNNING, STARTING, STOPPED, BACKOFF, FATAL, EXITED, UNKNOWN)
+RETRY_STATES = (STARTING, BACKOFF)
 RETRY_AFTER = 2
 PROTOCOLS = ("wsgi", "asgi")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
@@ -73,7 +77,7 @@ class Static:
 class Route:
     path: str
     socket: str
-    state: str = "running"
+    state: str = RUNNING
     reason: str = ""
     protocol: str = "wsgi"
     static: tuple[Static, ...] = ()
@@ -138,7 +142,7 @@ def route_from_json(item: Any) -> Route:
     sock = item.get("socket")
     if not isinstance(sock, str) or not os.path.isabs(sock):
         raise RoutesError(f"app {path}: 'socket' must be an absolute path to a unix socket, got {sock!r}")
-    state = item.get("state", "running")
+    state = item.get("state", RUNNING)
     if state not in STATES:
         raise RoutesError(f"app {path}: state {state!r} is not one of {', '.join(STATES)}")
     protocol = item.get("protocol", "wsgi")
@@ -261,12 +265,12 @@ class Page:
 
 def unavailable_page(route: Route) -> Page:
     reason = route.reason or {
-        "starting": "the application is starting; retry in a moment",
-        "stopped": "the application is stopped; an operator can start it in the portal",
-        "backoff": "the application exited and is being restarted",
-        "fatal": "the application failed to start; see its log in the portal",
-        "exited": "the application exited; see its log in the portal",
-        "unknown": "the portal does not know the application's state",
+        STARTING: "the application is starting; retry in a moment",
+        STOPPED: "the application is stopped; an operator can start it in the portal",
+        BACKOFF: "the application exited and is being restarted",
+        FATAL: "the application failed to start; see its log in the portal",
+        EXITED: "the application exited; see its log in the portal",
+        UNKNOWN: "the portal does not know the application's state",
     }.get(route.state, "")
     return Page(
         503,

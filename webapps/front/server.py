@@ -23,6 +23,8 @@ import sys
 import time
 from email.utils import formatdate
 
+from portal.process.states import RUNNING
+
 from .http1 import (
     CHUNK,
     HEAD_LIMIT,
@@ -271,7 +273,7 @@ class Front:
                 response_bytes(301, b"", b"text/plain", [b"Location: " + location.encode("latin-1")], keep)
             )
             return keep
-        if route.state != "running":
+        if route.state != RUNNING:
             keep = await self._page(client, request, unavailable_page(route), True)
             self.metrics.record(route.path, 503, time.monotonic() - started)
             return keep

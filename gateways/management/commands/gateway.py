@@ -39,6 +39,7 @@ from gateways import control, services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import roles
+from portal.process.states import GOAL, RUNNING
 
 
 class CliOperator:
@@ -59,11 +60,6 @@ class CliOperator:
 
     def has_perms(self, perms: Any, obj: Any = None) -> bool:
         return True
-
-
-# Where each action should end; any other settled state is a failure.
-GOAL = {"start": {"running"}, "restart": {"running"}, "stop": {"stopped", "exited"}}
-DONE = {"start": "running", "restart": "running", "stop": "stopped"}
 
 
 def positive_seconds(text: str) -> float:
@@ -271,7 +267,7 @@ class Command(BaseCommand):
                 f"{gateway.name} is {gateway.state} after the {action}{detail}. "
                 f"`manage.py gateway status {gateway.name}` shows more; the log is on its detail page."
             )
-        if DONE[action] == "running":
+        if RUNNING in GOAL[action]:
             ready = (gateway.startup or {}).get("time_to_ready")
             ready_text = f", ready in {ready:.2f} s" if isinstance(ready, (int, float)) else ""
             self.stdout.write(f"{gateway.name} is running (pid {gateway.pid}{ready_text}).")

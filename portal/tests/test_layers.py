@@ -1,0 +1,169 @@
+"""The layers, read from the source: what may import what, and where states are spelled.
+
+- The project package (``portal/``) imports no app (``gateways``, ``webapps``): the apps
+  import the portal (API authentication, roles, the dashboard's summaries), and the
+  apps start what is theirs from the app registry (the gateways' watcher).
+- The names and the sets of process states are spelled once, in portal/process/states.py:
+  a set of state names written out anywhere else is a second source that will drift.
+
+Both are checked with ``ast`` over the files as they are, so a new module is covered
+without being listed here.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from portal.process import states
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = {"gateways", "webapps"}
+STATE_NAMES = set(states.ALL)
+STATES_MODULE = ROOT / "portal" / "process" / "states.py"
+
+
+def _is_test_or_migration(path: Path) -> bool:
+    parts = path.relative_to(ROOT).parts
+    return (
+        "tests" in parts
+        or "migrations" in parts
+        or path.name.startswith("test_")
+        or path.name == "conftest.py"
+    )
+
+
+def _sources(*folders: str) -> list[Path]:
+    return sorted(
+        path
+        for folder in folders
+        for path in (ROOT / folder).rglob("*.py")
+        if not _is_test_or_migration(path)
+    )
+
+
+# --- portal/ imports no app ------------------------------------------------------------------
+
+
+def app_imports(source: str) -> list[str]:
+    """The modules of an app that ``source`` imports (absolute imports only: a relative one
+    stays inside its own package)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.split(".")[0] in APPS]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] in APPS:
+                found.append(node.module)
+    return found
+
+
+def test_the_check_finds_every_form_of_import_of_an_app():
+    source = (
+        "import gateways\nimport webapps.front as f\nfrom gateways.watcher import start_watcher\n"
+        "def f():\n    from webapps import front\n"
+        # Not imports of an app: a string, a look-alike name, a relative import.
+        "x = 'gateways.urls'\nimport gateways_extra\nfrom . import views\n"
+    )
+    assert app_imports(source) == ["gateways", "webapps.front", "gateways.watcher", "webapps"]
+
+
+def test_the_project_package_imports_no_app():
+    sources = _sources("portal")
+    assert ROOT / "portal" / "celery.py" in sources and ROOT / "portal" / "views.py" in sources
+    found = {
+        str(path.relative_to(ROOT)): imports
+        for path in sources
+        if (imports := app_imports(path.read_text()))
+    }
+    assert found == {}, (
+        "portal/ must not import an app: move what the app needs into portal/ and import it from "
+        f"the app, or let the app register itself from its AppConfig.ready(): {found}"
+    )
+
+
+def test_a_worker_starts_the_watcher_from_the_app_registry_and_celery_alone_imports_no_app():
+    # After Django is set up (as a worker does before it is ready), the gateways app has
+    # connected the watcher to the worker's signals.
+    from celery.signals import worker_ready, worker_shutdown
+
+    assert "gateways.watcher.start" in [key[0] for key, _ in worker_ready.receivers]
+    assert "gateways.watcher.stop" in [key[0] for key, _ in worker_shutdown.receivers]
+    # portal.celery on its own (before Django is set up) loads no app.
+    code = (
+        "import sys, portal.celery\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('gateways', 'webapps'))\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_dashboard_shows_the_summaries_the_apps_register():
+    from portal import summaries
+
+    # Registered by GatewaysConfig.ready(); the dashboard tests show it drawn.
+    assert summaries._summaries["gateways"].template == "gateways/_dashboard_tile.html"
+
+
+# --- state names are spelled once -------------------------------------------------------------
+
+
+def state_sets(source: str) -> list[int]:
+    """Lines where ``source`` writes out a set of state names: a set literal with one, a list
+    or tuple with two or more, or a dict keyed by two or more."""
+
+    def names(nodes: list[ast.expr | None]) -> int:
+        return sum(isinstance(n, ast.Constant) and n.value in STATE_NAMES for n in nodes)
+
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            (isinstance(node, ast.Set) and names(node.elts) >= 1)
+            or (isinstance(node, (ast.List, ast.Tuple)) and names(node.elts) >= 2)
+            or (isinstance(node, ast.Dict) and names(node.keys) >= 2)
+        ):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_the_check_finds_sets_of_state_names_and_nothing_else():
+    source = (
+        'ACTIVE = {"starting", "running"}\n'  # 1
+        'x = state in {"backoff"}\n'  # 2
+        'q = Q(state__in=["exited", "fatal"])\n'  # 3
+        'if state in ("stopped", "unknown"): pass\n'  # 4
+        'outcome = {"exited": 1, "stopped": 2}[to]\n'  # 5
+        # Not sets of state names: one state and its label, a single comparison, other words,
+        # and sets written with the names from portal/process/states.py.
+        'STARTING = "starting", "Starting"\n'
+        'y = state == "running"\n'
+        'z = {"GET", "HEAD"}\n'
+        "w = {RUNNING, STOPPED} | states.DOWN\n"
+    )
+    assert state_sets(source) == [1, 2, 3, 4, 5]
+
+
+def test_sets_of_state_names_are_spelled_only_in_portal_process_states():
+    sources = [p for p in _sources("portal", "gateways", "webapps", "bench") if p != STATES_MODULE]
+    assert len(sources) > 50
+    found = {
+        str(path.relative_to(ROOT)): lines
+        for path in sources
+        if (lines := state_sets(path.read_text()))
+    }
+    assert found == {}, (
+        "Sets of state names are spelled in portal/process/states.py only: import the set "
+        f"(ACTIVE, SETTLED, DOWN, STARTABLE...) or the names (RUNNING...) from there. Found at lines: {found}"
+    )
+
+
+def test_the_state_field_offers_the_states_of_portal_process_states():
+    from gateways.models import Gateway
+
+    field = Gateway._meta.get_field("state")
+    assert list(field.choices) == states.CHOICES
+    assert [value for value, _ in field.choices] == [s.value for s in states.State]
+    assert field.default == states.STOPPED
