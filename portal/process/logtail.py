@@ -163,11 +163,7 @@ def rotate_copytruncate(path: str | os.PathLike[str], max_bytes: int, backups: i
         if os.fstat(fd).st_size < max_bytes:
             return False
         if backups > 0:
-            for i in range(backups - 1, 0, -1):
-                older = f"{path}.{i}"
-                if os.path.lexists(older):
-                    os.replace(older, f"{path}.{i + 1}")
-            # Copy beside it and rename: a reader never sees a half-copied path.1.
+            # Copy beside it first: a reader never sees a half-copied path.1.
             partial = f"{path}.1.partial"
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)
@@ -178,6 +174,17 @@ def rotate_copytruncate(path: str | os.PathLike[str], max_bytes: int, backups: i
                     os.write(out, chunk)
             finally:
                 os.close(out)
+            # Shift the backups by linking each one to the next name and then replacing
+            # it in turn: every path.N exists at every moment (no gap in which a reader
+            # of path.1 finds nothing), and each ends with one link again.
+            for i in range(backups - 1, 0, -1):
+                older = f"{path}.{i}"
+                if os.path.lexists(older):
+                    moving = f"{path}.{i + 1}.partial"
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(moving)
+                    os.link(older, moving, follow_symlinks=False)
+                    os.replace(moving, f"{path}.{i + 1}")
             os.replace(partial, f"{path}.1")
         os.ftruncate(fd, 0)
     finally:

@@ -100,7 +100,8 @@ def test_restart_always_restarts_even_a_clean_exit(run_dir, port, tag):
     spec = tcp_spec(port, tag, "--exit-after", "0.2", restart_policy="always", quick_secs=0.0)
     keeper.launch(spec, run_dir)
     wait_until(lambda: keeper.read_status(run_dir)["restarts"] >= 1, timeout=10)
-    assert ("exited", "starting") in transitions(run_dir)
+    # The status file and the journal are two writes: the journal line may follow a moment later.
+    wait_until(lambda: ("exited", "starting") in transitions(run_dir), timeout=5)
     assert keeper.request_stop(run_dir, timeout=10)
 
 
