@@ -74,7 +74,8 @@ def request(gateway: Gateway, action: str, user: Any, channel: str = "web") -> G
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         )
     except (OperationalError, RedisError) as e:
-        Gateway.objects.filter(pk=gateway.pk, request_seq=seq).update(intent="")
+        # Not sent: nothing is requested (the number stays used, so older tasks still yield).
+        Gateway.objects.filter(pk=gateway.pk, request_seq=seq).update(intent="", requested="")
         raise ControlError(
             f"The {action} of {gateway.name} was not sent: the task broker does not answer ({e}). "
             "Check that Redis and a worker run (`make run` starts both)."

@@ -84,6 +84,32 @@ def servers_overlap(a: str, b: str) -> bool:
     return (a in WILDCARDS and b in local) or (b in WILDCARDS and a in local)
 
 
+# The interpreter's flags that take no argument and leave the program alone (python --help);
+# -c, -m, -i, -h and -V would run something else than the gateway server, or nothing at all.
+_PLAIN_FLAGS = set("bBdEIOPqsSuvx")
+_FLAGS_WITH_VALUE = {"-W", "-X", "--check-hash-based-pycs"}
+
+
+def _not_an_interpreter_option(words: list[str]) -> str:
+    """Why ``words`` are not only interpreter options, or "" when they are."""
+    expect_value = False
+    for word in words:
+        if expect_value:
+            expect_value = False
+            continue
+        if word in _FLAGS_WITH_VALUE:
+            expect_value = True
+        elif word.startswith(("-W", "-X", "--check-hash-based-pycs=")):
+            continue
+        elif not word.startswith("-") or word in ("-", "--"):
+            return f"“{word}” is not an interpreter option (it would be taken as the program to run)"
+        elif word.startswith("--") or not set(word[1:]) <= _PLAIN_FLAGS:
+            return f"“{word}” would run something other than the gateway server"
+    if expect_value:
+        return f"“{words[-1]}” needs a value"
+    return ""
+
+
 class GatewayForm(forms.ModelForm):
     passphrase = forms.CharField(
         required=False,
@@ -255,13 +281,20 @@ class GatewayForm(forms.ModelForm):
                 params={"limit": MAX_OPTIONS, "length": len(options)},
             )
         try:
-            shlex.split(options)
+            words = shlex.split(options)
         except ValueError as e:
             raise forms.ValidationError(
                 "Python options cannot be read as shell words (%(error)s): close the quote "
                 "or escape it with a backslash.",
                 params={"error": str(e).lower()},
             ) from None
+        problem = _not_an_interpreter_option(words)
+        if problem:
+            raise forms.ValidationError(
+                "%(problem)s: Python options are the interpreter's own, placed before “-m gateways.server” "
+                "(such as -X dev, -O, -u or -W error). Remove it.",
+                params={"problem": problem},
+            )
         return options
 
     def clean_log_file(self) -> str:

@@ -187,6 +187,10 @@ FORMAT_MODULE_PATH = ["portal.formats"]
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
+# Django chmods what its storages write to 0644 by default, whatever the umask: var/ stays private
+# (collectstatic writes var/static/; the web process reads it, as the same user).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -111,5 +111,6 @@ def test_a_start_without_a_broker_says_so_and_records_no_intent(admin_client_, s
     assert "make run" in html
     gateway.refresh_from_db()
     assert gateway.intent == "" and gateway.state == "stopped"
+    assert gateway.requested == ""  # a request that was not sent is not shown as pending
     htmx = admin_client_.post(f"/gateways/{gateway.name}/start/", headers={"HX-Request": "true"})
     assert htmx.status_code == 200 and "was not sent" in htmx.content.decode()

@@ -151,3 +151,20 @@ def test_a_form_shown_again_with_errors_keeps_its_warnings_beside_their_fields(a
     port_field = html.split('id="feedback-port"')[1].split("</div>")[0]
     assert 'class="field-warning"' in port_field and f"Port {low + 7} is in this host&#x27;s range" in port_field
     assert not Gateway.objects.exists()
+
+
+@pytest.mark.parametrize("options", ["-c 'import os'", "-m http.server", "script.py", "-", "-h", "--version",
+                                     "-i", "-Oc pass", "-X"])
+def test_python_options_that_would_run_something_else_are_refused(options):
+    form = checked(python_options=options)
+    assert not form.is_valid()
+    message = " ".join(form.errors["python_options"])
+    assert "Python options are the interpreter's own" in message and "Remove it" in message
+
+
+@pytest.mark.parametrize("options", ["-X dev", "-Xdev -O", "-W error -u", "-B -s -E", "-OO", "-W ignore::Warning",
+                                     "--check-hash-based-pycs never", ""])
+def test_interpreter_options_are_accepted(options):
+    form = checked(python_options=options)
+    form.is_valid()
+    assert "python_options" not in form.errors
