@@ -20,10 +20,21 @@ class TokenForm(forms.Form):
         error_messages={"required": "Give the token a name, e.g. deploy script, to tell it apart later."},
     )
 
+    def __init__(self, *args: object, user: object = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.user = user
+
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
             raise forms.ValidationError("Give the token a name, e.g. deploy script, to tell it apart later.")
+        # Also what a reload of the page that showed a new token runs into: it creates no second one.
+        if ApiToken.objects.filter(user=self.user, name=name, revoked_at__isnull=True).exists():
+            raise forms.ValidationError(
+                "You already have an active token named %(name)s: choose another name, or revoke that one first. "
+                "(A token is shown only once, when it is created.)",
+                params={"name": name},
+            )
         return name
 
 
@@ -36,7 +47,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if "revoke" in request.POST:
             return _revoke(request, request.POST["revoke"])
-        form = TokenForm(request.POST)
+        form = TokenForm(request.POST, user=request.user)
         if form.is_valid():
             _row, new_token = tokens.create(request.user, form.cleaned_data["name"])
             # Rendered, not redirected: the token exists only in this response.

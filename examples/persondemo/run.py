@@ -62,6 +62,9 @@ def main(argv: list | None = None) -> int:
             print("Changed values: " + person.displayPerson() + ", " + person.company.displayEmployer())
     except GatewayError as exc:
         print(f"run.py: {exc}", file=sys.stderr)
+        if type(exc).__name__ == "AuthenticationError":
+            print("run.py: give the gateway's passphrase with --passphrase-file FILE (its first line) "
+                  "or the GATEWAY_PASSPHRASE environment variable.", file=sys.stderr)
         return 1
     return 0
 

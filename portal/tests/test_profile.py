@@ -72,6 +72,20 @@ def test_a_token_needs_a_name(operator):
     assert not ApiToken.objects.exists()
 
 
+def test_a_reload_of_the_new_token_page_creates_no_second_token(operator):
+    client = logged_in(operator)
+    create_token(client)
+    again = client.post("/profile/", {"name": "deploy script"})  # the browser's "resubmit the form?"
+    assert again.status_code == 400
+    assert "You already have an active token named deploy script" in again.content.decode()
+    assert ApiToken.objects.filter(user=operator).count() == 1
+    # Revoked, the name is free again.
+    tokens = ApiToken.objects.get()
+    client.post("/profile/", {"revoke": str(tokens.pk)})
+    create_token(client)
+    assert ApiToken.objects.filter(user=operator).count() == 2
+
+
 @pytest.mark.parametrize("role", ["viewer", "operator"])
 def test_the_new_token_authenticates_on_the_api_with_the_users_role(role, viewer, operator):
     user = {"viewer": viewer, "operator": operator}[role]
