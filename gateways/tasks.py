@@ -27,6 +27,9 @@ STARTABLE = {"stopped", "exited", "fatal", "unknown"}
 SETTLED = {"running", "fatal", "exited", "stopped"}
 # How long a task waits for the task before it on the same gateway (a launch or a stop).
 LOCK_WAIT = 120.0
+# How long a stop task waits for the keeper to stop before leaving the rest to the watcher.
+STOP_WAIT = 3.0
+STOPPED_AFTER = {"stopped", "exited", "fatal"}
 
 
 def _now() -> dt.datetime:
@@ -118,12 +121,10 @@ def start_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = No
         return SUPERSEDED
     result = _serialized(gateway, lambda: _start_locked(gateway_pk, trigger, seq))
     if result.get("launched"):
-        # Waited for outside the lock: a Stop sent meanwhile must not wait for the start to settle.
-        gateway = result["gateway"]
-        status = keeper.wait_for(runtime.run_dir(gateway), SETTLED | {"backoff"}, timeout=gateway.init_timeout + 2)
-        sync.sync(gateway_pk, settings.PORTAL_HOST_NAME)
-        _done(gateway_pk, seq)
-        return {"state": status.get("state"), "pid": status.get("pid"), "time_to_ready": status.get("time_to_ready")}
+        # Not waited for: the server may take up to its init timeout (300 s) to be ready, and
+        # this worker has two slots. The watcher copies the outcome into the row and clears
+        # the request's intent then (sync.settle_request, through the "request" the claim wrote).
+        return {"state": "starting", "launched": True}
     return result
 
 
@@ -148,7 +149,8 @@ def _start_locked(gateway_pk: int, trigger: str, seq: int | None) -> dict[str, A
     with transaction.atomic():
         # The claim, and the last check that this request is still the latest one.
         claimed = _of_request(gateway_pk, seq).filter(state__in=STARTABLE).update(
-            state="starting", state_changed_at=_now(), run_host=host, last_error="", startup={}
+            state="starting", state_changed_at=_now(), run_host=host, last_error="",
+            startup={"request": sync.awaiting(seq, "start")},
         )
     if not claimed:
         if not _latest(gateway_pk, seq):
@@ -172,7 +174,7 @@ def _start_locked(gateway_pk: int, trigger: str, seq: int | None) -> dict[str, A
         _done(gateway_pk, seq)
         sync.record(gateway, message=f"Start failed: {e}", trigger=trigger, level="error", host=host)
         return {"state": "stopped", "error": str(e)}
-    return {"launched": True, "gateway": gateway}
+    return {"launched": True}
 
 
 def _stop(gateway_pk: int, trigger: str, seq: int | None, finish: bool = True) -> dict[str, Any]:
@@ -195,11 +197,19 @@ def _stop_locked(gateway_pk: int, trigger: str, seq: int | None, finish: bool) -
     if keeper.read_status(rd) is None:
         _of_request(gateway_pk, seq).update(state="stopped", **({"intent": ""} if finish else {}))
         return {"state": "stopped"}
-    keeper.request_stop(rd, timeout=gateway.stop_timeout + 5, trigger=trigger)
-    gateway = sync.sync(gateway_pk, host)
     if finish:
+        # Written before the signal: a stop slower than STOP_WAIT is then settled by the watcher.
+        sync.await_request(gateway_pk, seq, "stop")
+    # A bounded wait: most servers stop in well under a second, and the task then reports the
+    # outcome itself; one slow to stop (up to its stop timeout, 300 s, before SIGKILL) does not
+    # hold a worker slot that long. A restart waits in full: its start must follow the stop.
+    wait = gateway.stop_timeout + 5 if not finish else min(STOP_WAIT, gateway.stop_timeout + 5)
+    keeper.request_stop(rd, timeout=wait, trigger=trigger)
+    gateway = sync.sync(gateway_pk, host)
+    state = gateway.state if gateway else "stopped"
+    if finish and state in STOPPED_AFTER:
         _done(gateway_pk, seq)
-    return {"state": gateway.state if gateway else "stopped"}
+    return {"state": state}
 
 
 @shared_task(acks_late=True, ignore_result=True)
