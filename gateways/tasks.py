@@ -225,28 +225,73 @@ def restart_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = 
     return start_gateway(gateway_pk, trigger, seq)
 
 
-@shared_task
+# The install button: seconds the command may take (pip may build from source).
+INSTALL_TIMEOUT = 600
+INSTALL_TAIL = 5  # lines of output kept when it fails
+
+
+def set_install(gateway_pk: int, install: dict[str, Any] | None, **fields: Any) -> None:
+    """Write ``startup["install"]`` (and ``fields``) with the row locked, as sync does: no lost update."""
+    with transaction.atomic():
+        gateway = Gateway.objects.select_for_update().filter(pk=gateway_pk).first()
+        if gateway is None:
+            return
+        startup = {k: v for k, v in gateway.startup.items() if k != "install"}
+        if fields.pop("clear_check", False) and startup.get("check") == "modules-missing":
+            # The interpreter has what it lacked: its refusal, and the button, go.
+            startup = {k: v for k, v in startup.items() if k not in {"error", "check", "fix", "fix_argv"}}
+            fields["last_error"] = ""
+        if install is not None:
+            startup["install"] = install
+        gateway.startup = startup
+        for name, value in fields.items():
+            setattr(gateway, name, value)
+        gateway.save(update_fields=["startup", *fields])
+
+
+@shared_task(ignore_result=True)
 def install_server_requirements(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
-    """The button beside "that interpreter lacks msgpack": run the install command, on the host."""
+    """The button beside "that interpreter lacks msgpack": run the install command, on the host.
+
+    A task, never a web request: pip may take minutes. The outcome goes to the row
+    (``startup["install"]``, shown by the detail page) and to the Activity.
+    """
+    import subprocess
+
     gateway = Gateway.objects.filter(pk=gateway_pk).first()
     if gateway is None:
         return {"error": "the definition was deleted"}
-    failure = checks.check_modules(gateway.python_executable, ["msgpack"])
+    host = settings.PORTAL_HOST_NAME
+    python = gateway.python_executable
+    failure = checks.check_modules(python, ["msgpack"])
     if failure is None or not failure.fix_argv:
-        return {"ok": True, "note": "nothing to install"}
-    import subprocess
-
-    argv = failure.fix_argv
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    ok = result.returncode == 0 and checks.check_modules(gateway.python_executable, ["msgpack"]) is None
-    tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
-    message = f"{runtime.shell_words(argv)} {'succeeded' if ok else 'failed'}" + (
-        "" if ok else f": {' / '.join(tail)}"
-    )
-    sync.record(gateway, message=message, trigger=trigger, level="info" if ok else "error",
-                host=settings.PORTAL_HOST_NAME, user=sync.user_of(trigger))
+        message = (f"Nothing to install: {python} already imports msgpack" if failure is None
+                   else f"Nothing was installed: {failure.message}")
+        ok = failure is None
+    else:
+        command = runtime.shell_words(failure.fix_argv)
+        try:
+            result = subprocess.run(failure.fix_argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
+                                    stdin=subprocess.DEVNULL, check=False)
+            output, code = (result.stdout + result.stderr).strip(), result.returncode
+        except subprocess.TimeoutExpired as e:
+            output, code = f"{e.output or ''}\nstopped after {INSTALL_TIMEOUT} s", None
+        except OSError as e:
+            output, code = str(e), None
+        ok = code == 0 and checks.check_modules(python, ["msgpack"]) is None
+        tail = [line for line in output.splitlines() if line.strip()][-INSTALL_TAIL:]
+        if ok:
+            message = f"{command} succeeded: {python} now imports msgpack. Start {gateway.name} again."
+        else:
+            why = f"exit {code}" if code is not None else "did not finish"
+            message = f"{command} failed ({why}): {' / '.join(tail) or 'no output'}"
+    sync.record(gateway, message=message, trigger=trigger, level="info" if ok else "error", host=host,
+                user=sync.user_of(trigger))
+    install = {"state": "done" if ok else "failed", "message": message, "at": _now().isoformat()}
     if ok:
-        Gateway.objects.filter(pk=gateway_pk).update(last_error="", startup={})
+        set_install(gateway_pk, install, clear_check=True)
+    else:
+        set_install(gateway_pk, install)
     return {"ok": ok, "message": message}
 
 
