@@ -89,3 +89,37 @@ def test_a_stop_during_a_slow_start_wins_and_the_start_does_not_clear_its_intent
     first = control.wait_settled(first, "start", 60)
     assert first.state == "stopped" and not server_processes(gateway.port)
     assert control.superseded(first, "start")
+
+
+def test_servers_slow_to_stop_do_not_delay_a_start(gateway_processes, operator):
+    # These servers ignore SIGTERM: the keeper waits their stop timeout, then SIGKILLs them.
+    # Before, each stop task held a slot for that long; now it waits at most tasks.STOP_WAIT.
+    deaf = wrapped("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.signal = lambda *a: None")
+    stubborn = [make_gateway(name=f"Deaf{i}", port=free_port(), stop_timeout=12, restart_policy="never",
+                             python_options=deaf) for i in range(2)]
+    fast = make_gateway(name="Quick", port=free_port(), restart_policy="never")
+    for gateway in stubborn:
+        control.request(gateway, "start", operator)
+    for gateway in stubborn:
+        wait_until(lambda g=gateway: Gateway.objects.get(pk=g.pk).state == "running" and
+                   not Gateway.objects.get(pk=g.pk).intent, timeout=30, interval=0.05)
+    for gateway in stubborn:
+        control.request(Gateway.objects.get(pk=gateway.pk), "stop", operator)
+    control.request(fast, "start", operator)
+
+    done_at: dict[str, float] = {}
+
+    def settled() -> bool:
+        for row in Gateway.objects.filter(pk__in=[g.pk for g in [*stubborn, fast]]):
+            goal = "running" if row.name == "Quick" else "stopped"
+            if row.state == goal and not row.intent and row.name not in done_at:
+                done_at[row.name] = time.monotonic()
+        return len(done_at) == 3
+
+    wait_until(settled, timeout=90, interval=0.02, message=f"not settled: {done_at}")
+    # The fast start ran well before the stubborn servers' stop timeout was over, and the stops
+    # that the watcher settled still end stopped, nothing left on their ports.
+    assert done_at["Quick"] < min(done_at["Deaf0"], done_at["Deaf1"]) - 4, done_at
+    for gateway in stubborn:
+        assert not server_processes(gateway.port)
+        assert gateway.activity.filter(to_state="stopped").exists()
