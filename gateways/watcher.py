@@ -3,7 +3,9 @@
 A thread in each Celery worker's main process notices at once (a few times a
 second) when a keeper writes a new status or event, and copies it into the
 database, so that a gateway killed with SIGKILL shows as exited or restarting
-within two seconds on every page. Once a second it samples CPU, memory,
+within two seconds on every page. It also ends the start and stop requests that
+tasks hand over (a start task returns once the keeper is launched): see
+``sync.settle_request``. Once a second it samples CPU, memory,
 threads and connections of the running servers into Redis for the detail page.
 
 ``reconcile_local`` runs when the worker starts and every few seconds from beat:
