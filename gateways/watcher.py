@@ -127,9 +127,9 @@ class Watcher(threading.Thread):
         return fresh
 
     def refresh_list(self) -> None:
-        rows = Gateway.objects.filter(run_host=self.host).values_list(
+        rows = list(Gateway.objects.filter(run_host=self.host).values_list(
             "pk", "run_key", "state", "pid", "pid_create_time", "intent"
-        )
+        ))
         self.gateways = [
             (pk, runtime.paths.RUN_DIR / "gateways" / str(key), state, pid, ct) for pk, key, state, pid, ct, _ in rows
         ]
