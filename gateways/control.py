@@ -2,8 +2,9 @@
 
 A request checks the actor's role, records the intent (on the row and as an
 Activity line) and hands the work to a Celery task on the queue of the host
-where the gateway lives. The task does the checks, launches or signals the
-keeper there, and copies the keeper's report into the database.
+where the gateway lives. The task does the checks and launches or signals the
+keeper there; the watcher of that host's worker copies the keeper's report into the
+database and ends the request once it has its outcome (``sync.settle_request``).
 
 The last request wins: each request takes the next number on the row, its task
 carries that number and does nothing once a later request exists, and a caller

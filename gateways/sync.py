@@ -10,6 +10,7 @@ each journal line becomes an Activity row once (unique on gateway, host, seq).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -83,7 +84,50 @@ def sync(gateway_pk: int, host: str) -> Gateway | None:
         for event in events:
             _apply_event(gateway, event, status, host, users)
         _apply_status(gateway, status, host, events)
+        settle_request(gateway, status)
     return gateway
+
+
+OUTCOME = states.OUTCOME
+
+
+def awaiting(seq: int | None, until: str) -> dict[str, Any]:
+    """What a task leaves on the row (``startup["request"]``) when it returns before the outcome.
+
+    ``at`` (this host's clock, as the keeper's ``updated_at``) tells a status written after the
+    launch or the stop signal from an older one, which says nothing about this request.
+    """
+    return {"seq": seq, "until": until, "at": time.time()}
+
+
+def await_request(gateway_pk: int, seq: int | None, until: str) -> None:
+    """Record ``awaiting(...)`` on the row, in one transaction with the row locked (as ``sync``)."""
+    with transaction.atomic():
+        gateway = Gateway.objects.select_for_update().filter(pk=gateway_pk).first()
+        if gateway is None:
+            return
+        gateway.startup = {**gateway.startup, "request": awaiting(seq, until)}
+        gateway.save(update_fields=["startup"])
+
+
+def settle_request(gateway: Gateway, status: dict[str, Any]) -> None:
+    """The request a task handed over has its outcome: clear its intent, so that pages stop
+    showing it in flight and ``control.wait_settled`` returns. Only while that request is still
+    the row's latest (``request_seq``): a later request's intent stays for its own task."""
+    pending = gateway.startup.get("request")
+    if not isinstance(pending, dict):
+        return
+    if (status.get("updated_at") or 0) < (pending.get("at") or 0):
+        return  # a status from before the launch or the stop
+    if status.get("state") not in OUTCOME.get(pending.get("until"), ()):
+        return
+    rows = Gateway.objects.filter(pk=gateway.pk)
+    if pending.get("seq") is not None:
+        rows = rows.filter(request_seq=pending["seq"])
+    if rows.update(intent=""):
+        gateway.intent = ""
+    gateway.startup = {k: v for k, v in gateway.startup.items() if k != "request"}
+    gateway.save(update_fields=["startup"])
 
 
 def _apply_event(gateway: Gateway, event: dict[str, Any], status: dict[str, Any], host: str,

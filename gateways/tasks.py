@@ -20,12 +20,14 @@ from django.db import transaction
 from gateways import runtime, sync
 from gateways.models import Gateway
 from portal.process import checks, keeper, lock
-from portal.process.states import BACKOFF, DOWN, SETTLED, STARTABLE, STARTING, STOPPED, STOPPING
+from portal.process.states import DOWN, STARTABLE, STARTING, STOPPED, STOPPING
 
 log = logging.getLogger(__name__)
 
 # How long a task waits for the task before it on the same gateway (a launch or a stop).
 LOCK_WAIT = 120.0
+# How long a stop task waits for the keeper to stop before leaving the rest to the watcher.
+STOP_WAIT = 3.0
 
 
 def _now() -> dt.datetime:
@@ -117,12 +119,10 @@ def start_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = No
         return SUPERSEDED
     result = _serialized(gateway, lambda: _start_locked(gateway_pk, trigger, seq))
     if result.get("launched"):
-        # Waited for outside the lock: a Stop sent meanwhile must not wait for the start to settle.
-        gateway = result["gateway"]
-        status = keeper.wait_for(runtime.run_dir(gateway), SETTLED | {BACKOFF}, timeout=gateway.init_timeout + 2)
-        sync.sync(gateway_pk, settings.PORTAL_HOST_NAME)
-        _done(gateway_pk, seq)
-        return {"state": status.get("state"), "pid": status.get("pid"), "time_to_ready": status.get("time_to_ready")}
+        # Not waited for: the server may take up to its init timeout (300 s) to be ready, and
+        # this worker has two slots. The watcher copies the outcome into the row and clears
+        # the request's intent then (sync.settle_request, through the "request" the claim wrote).
+        return {"state": STARTING, "launched": True}
     return result
 
 
@@ -147,7 +147,8 @@ def _start_locked(gateway_pk: int, trigger: str, seq: int | None) -> dict[str, A
     with transaction.atomic():
         # The claim, and the last check that this request is still the latest one.
         claimed = _of_request(gateway_pk, seq).filter(state__in=STARTABLE).update(
-            state=STARTING, state_changed_at=_now(), run_host=host, last_error="", startup={}
+            state=STARTING, state_changed_at=_now(), run_host=host, last_error="",
+            startup={"request": sync.awaiting(seq, "start")},
         )
     if not claimed:
         if not _latest(gateway_pk, seq):
@@ -171,7 +172,7 @@ def _start_locked(gateway_pk: int, trigger: str, seq: int | None) -> dict[str, A
         _done(gateway_pk, seq)
         sync.record(gateway, message=f"Start failed: {e}", trigger=trigger, level="error", host=host)
         return {"state": STOPPED, "error": str(e)}
-    return {"launched": True, "gateway": gateway}
+    return {"launched": True}
 
 
 def _stop(gateway_pk: int, trigger: str, seq: int | None, finish: bool = True) -> dict[str, Any]:
@@ -194,11 +195,19 @@ def _stop_locked(gateway_pk: int, trigger: str, seq: int | None, finish: bool) -
     if keeper.read_status(rd) is None:
         _of_request(gateway_pk, seq).update(state=STOPPED, **({"intent": ""} if finish else {}))
         return {"state": STOPPED}
-    keeper.request_stop(rd, timeout=gateway.stop_timeout + 5, trigger=trigger)
-    gateway = sync.sync(gateway_pk, host)
     if finish:
+        # Written before the signal: a stop slower than STOP_WAIT is then settled by the watcher.
+        sync.await_request(gateway_pk, seq, "stop")
+    # A bounded wait: most servers stop in well under a second, and the task then reports the
+    # outcome itself; one slow to stop (up to its stop timeout, 300 s, before SIGKILL) does not
+    # hold a worker slot that long. A restart waits in full: its start must follow the stop.
+    wait = gateway.stop_timeout + 5 if not finish else min(STOP_WAIT, gateway.stop_timeout + 5)
+    keeper.request_stop(rd, timeout=wait, trigger=trigger)
+    gateway = sync.sync(gateway_pk, host)
+    state = gateway.state if gateway else STOPPED
+    if finish and state in DOWN:
         _done(gateway_pk, seq)
-    return {"state": gateway.state if gateway else STOPPED}
+    return {"state": state}
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -214,28 +223,73 @@ def restart_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = 
     return start_gateway(gateway_pk, trigger, seq)
 
 
-@shared_task
+# The install button: seconds the command may take (pip may build from source).
+INSTALL_TIMEOUT = 600
+INSTALL_TAIL = 5  # lines of output kept when it fails
+
+
+def set_install(gateway_pk: int, install: dict[str, Any] | None, **fields: Any) -> None:
+    """Write ``startup["install"]`` (and ``fields``) with the row locked, as sync does: no lost update."""
+    with transaction.atomic():
+        gateway = Gateway.objects.select_for_update().filter(pk=gateway_pk).first()
+        if gateway is None:
+            return
+        startup = {k: v for k, v in gateway.startup.items() if k != "install"}
+        if fields.pop("clear_check", False) and startup.get("check") == "modules-missing":
+            # The interpreter has what it lacked: its refusal, and the button, go.
+            startup = {k: v for k, v in startup.items() if k not in {"error", "check", "fix", "fix_argv"}}
+            fields["last_error"] = ""
+        if install is not None:
+            startup["install"] = install
+        gateway.startup = startup
+        for name, value in fields.items():
+            setattr(gateway, name, value)
+        gateway.save(update_fields=["startup", *fields])
+
+
+@shared_task(ignore_result=True)
 def install_server_requirements(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
-    """The button beside "that interpreter lacks msgpack": run the install command, on the host."""
+    """The button beside "that interpreter lacks msgpack": run the install command, on the host.
+
+    A task, never a web request: pip may take minutes. The outcome goes to the row
+    (``startup["install"]``, shown by the detail page) and to the Activity.
+    """
+    import subprocess
+
     gateway = Gateway.objects.filter(pk=gateway_pk).first()
     if gateway is None:
         return {"error": "the definition was deleted"}
-    failure = checks.check_modules(gateway.python_executable, ["msgpack"])
+    host = settings.PORTAL_HOST_NAME
+    python = gateway.python_executable
+    failure = checks.check_modules(python, ["msgpack"])
     if failure is None or not failure.fix_argv:
-        return {"ok": True, "note": "nothing to install"}
-    import subprocess
-
-    argv = failure.fix_argv
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    ok = result.returncode == 0 and checks.check_modules(gateway.python_executable, ["msgpack"]) is None
-    tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
-    message = f"{runtime.shell_words(argv)} {'succeeded' if ok else 'failed'}" + (
-        "" if ok else f": {' / '.join(tail)}"
-    )
-    sync.record(gateway, message=message, trigger=trigger, level="info" if ok else "error",
-                host=settings.PORTAL_HOST_NAME, user=sync.user_of(trigger))
+        message = (f"Nothing to install: {python} already imports msgpack" if failure is None
+                   else f"Nothing was installed: {failure.message}")
+        ok = failure is None
+    else:
+        command = runtime.shell_words(failure.fix_argv)
+        try:
+            result = subprocess.run(failure.fix_argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
+                                    stdin=subprocess.DEVNULL, check=False)
+            output, code = (result.stdout + result.stderr).strip(), result.returncode
+        except subprocess.TimeoutExpired as e:
+            output, code = f"{e.output or ''}\nstopped after {INSTALL_TIMEOUT} s", None
+        except OSError as e:
+            output, code = str(e), None
+        ok = code == 0 and checks.check_modules(python, ["msgpack"]) is None
+        tail = [line for line in output.splitlines() if line.strip()][-INSTALL_TAIL:]
+        if ok:
+            message = f"{command} succeeded: {python} now imports msgpack. Start {gateway.name} again."
+        else:
+            why = f"exit {code}" if code is not None else "did not finish"
+            message = f"{command} failed ({why}): {' / '.join(tail) or 'no output'}"
+    sync.record(gateway, message=message, trigger=trigger, level="info" if ok else "error", host=host,
+                user=sync.user_of(trigger))
+    install = {"state": "done" if ok else "failed", "message": message, "at": _now().isoformat()}
     if ok:
-        Gateway.objects.filter(pk=gateway_pk).update(last_error="", startup={})
+        set_install(gateway_pk, install, clear_check=True)
+    else:
+        set_install(gateway_pk, install)
     return {"ok": ok, "message": message}
 
 

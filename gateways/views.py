@@ -241,32 +241,54 @@ def gateway_control(request: HttpRequest, name: str, action: str) -> HttpRespons
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def gateway_install(request: HttpRequest, name: str) -> HttpResponse:
-    """Run the install command that a failed check named (e.g. pip install msgpack), on the host."""
-    from gateways import tasks
-
+    """POST: ask the host's worker to run the install command that a failed check named (e.g.
+    pip install msgpack); the request returns at once, the task records the outcome.
+    GET: the install's status for the detail page, polled while it runs; 286 once it is done."""
+    if request.method == "GET":
+        gateway = _get_gateway(request, name)
+        response = render(request, "gateways/htmx/install.html", {"gateway": gateway})
+        if (gateway.startup.get("install") or {}).get("state") != "installing":
+            response.status_code = HTMX_STOP_POLLING
+        return response
     gateway = _get_gateway(request, name, admin=True)
+    try:
+        _request_install(gateway, request.user)
+    except control.ControlError as e:
+        messages.error(request, str(e))
+    else:
+        messages.info(request, f"Install of msgpack for {gateway.name} requested: it runs on host "
+                               f"{runtime.host_of(gateway)}; its outcome shows here and in the Activity.")
+    return redirect(gateway)
+
+
+def _request_install(gateway: Gateway, user: Any) -> None:
+    """Mark the install in flight on the row, send the task to the gateway's host, record the request."""
+    import datetime as dt
+
+    from gateways import sync, tasks
+
+    install = gateway.startup.get("install") or {}
+    if install.get("state") == "installing":
+        raise control.ControlError(f"An install for {gateway.name} is already running: wait for its outcome below.")
+    command = gateway.startup.get("fix") or f"{gateway.python_executable} -m pip install msgpack"
+    now = dt.datetime.now(dt.UTC)
+    trigger = control.trigger_for(user)
     try:
         # Ask the broker first, briefly, as a Start does: Celery's own reconnects take minutes.
         health.redis_client(1.0).ping()
-        result = tasks.install_server_requirements.apply_async(
-            args=[gateway.pk, control.trigger_for(request.user)], queue=runtime.queue_of(gateway)
+        # In flight before the task is sent: a quick task's outcome is never overwritten by it.
+        tasks.set_install(gateway.pk, {"state": "installing", "command": command, "at": now.isoformat()})
+        tasks.install_server_requirements.apply_async(
+            args=[gateway.pk, trigger], queue=runtime.queue_of(gateway),
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         )
     except (OperationalError, RedisError, RuntimeError) as e:
-        messages.error(
-            request,
+        tasks.set_install(gateway.pk, None)
+        raise control.ControlError(
             f"The install was not sent: the task broker does not answer ({e}). "
-            "Check that Redis and a worker run (`make run` starts both).",
-        )
-        return redirect(gateway)
-    try:
-        outcome = result.get(timeout=300)
-    except Exception as e:
-        messages.error(request, f"The install did not finish: {e}. See the Activity page.")
-    else:
-        if outcome.get("ok"):
-            messages.success(request, outcome.get("message") or "Installed. Start the gateway again.")
-        else:
-            messages.error(request, outcome.get("message") or outcome.get("error") or "The install failed.")
-    return redirect(gateway)
+            "Check that Redis and a worker run (`make run` starts both), then press the button again."
+        ) from None
+    sync.record(gateway, message=f"Install of msgpack requested: {command}", trigger=trigger,
+                user=audit.account_of(user), host=runtime.host_of(gateway), at=now)

@@ -3,7 +3,9 @@
 A thread in each Celery worker's main process notices at once (a few times a
 second) when a keeper writes a new status or event, and copies it into the
 database, so that a gateway killed with SIGKILL shows as exited or restarting
-within two seconds on every page. Once a second it samples CPU, memory,
+within two seconds on every page. It also ends the start and stop requests that
+tasks hand over (a start task returns once the keeper is launched): see
+``sync.settle_request``. Once a second it samples CPU, memory,
 threads and connections of the running servers into Redis for the detail page.
 
 ``reconcile_local`` runs when the worker starts and every few seconds from beat:
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -30,10 +33,14 @@ from portal.process import identity, keeper, states
 log = logging.getLogger(__name__)
 
 SCAN_INTERVAL = 0.2
+# Gateways with a start or stop in flight are looked at more often: a start task returns
+# after the launch, and this thread copies the outcome and ends the request (sync.settle_request).
+HOT_INTERVAL = 0.025
 LIST_REFRESH = 1.0
 METRICS_INTERVAL = 1.0
 METRICS_KEEP = 120  # samples: two minutes of history for the chart
 METRICS_TTL = 15  # seconds: stale figures vanish instead of lying
+IN_FLIGHT = states.IN_FLIGHT
 
 
 def metrics_key(gateway_pk: int) -> str:
@@ -77,20 +84,29 @@ class Watcher(threading.Thread):
         self.seen: dict[int, tuple[float, float]] = {}
         self.gateways: list[tuple[int, Path, str, int | None, float | None]] = []
         self.procs: dict[int, psutil.Process] = {}
+        # Gateways in flight (a request not yet settled, or an active transition): scanned
+        # every HOT_INTERVAL, and synced once a second even without a change (a keeper that
+        # died mid-start writes nothing; sync finds that out).
+        self.hot: set[int] = set()
+        self.run_dirs: set[str] = set()
 
     def run(self) -> None:
         try:
             reconcile_local(self.host)
         except Exception:
             log.exception("reconcile at worker start failed")
-        next_list = next_metrics = 0.0
-        while not self.stopping.wait(SCAN_INTERVAL):
+        next_list = next_metrics = next_scan = 0.0
+        while not self.stopping.wait(HOT_INTERVAL if self.hot else SCAN_INTERVAL):
             try:
                 now = time.monotonic()
-                if now >= next_list:
+                fresh = self.new_run_dir()
+                listed = fresh or now >= next_list
+                if listed:
                     self.refresh_list()
                     next_list = now + LIST_REFRESH
-                self.scan()
+                self.scan(everything=now >= next_scan, resync_hot=listed)
+                if now >= next_scan:
+                    next_scan = now + SCAN_INTERVAL
                 if now >= next_metrics:
                     self.collect_metrics()
                     next_metrics = now + METRICS_INTERVAL
@@ -99,20 +115,38 @@ class Watcher(threading.Thread):
             finally:
                 close_old_connections()
 
-    def refresh_list(self) -> None:
-        rows = Gateway.objects.filter(run_host=self.host).values_list(
-            "pk", "run_key", "state", "pid", "pid_create_time"
-        )
-        self.gateways = [
-            (pk, runtime.paths.RUN_DIR / "gateways" / str(key), state, pid, ct) for pk, key, state, pid, ct in rows
-        ]
+    def new_run_dir(self) -> bool:
+        """A run directory appeared (a definition's first launch on this host): list it now,
+        not at the next refresh. One directory listing, no query."""
+        try:
+            names = {entry.name for entry in os.scandir(runtime.paths.RUN_DIR / "gateways")}
+        except OSError:
+            return False
+        fresh = bool(names - self.run_dirs)
+        self.run_dirs = names
+        return fresh
 
-    def scan(self) -> None:
+    def refresh_list(self) -> None:
+        rows = list(Gateway.objects.filter(run_host=self.host).values_list(
+            "pk", "run_key", "state", "pid", "pid_create_time", "intent"
+        ))
+        self.gateways = [
+            (pk, runtime.paths.RUN_DIR / "gateways" / str(key), state, pid, ct) for pk, key, state, pid, ct, _ in rows
+        ]
+        self.hot = {pk for pk, _, state, _, _, intent in rows if intent or state in IN_FLIGHT}
+
+    def scan(self, everything: bool = True, resync_hot: bool = False) -> None:
         for pk, rd, *_ in self.gateways:
+            if not everything and pk not in self.hot:
+                continue
             stamp = (_mtime(rd / "status.json"), _mtime(rd / "events.jsonl"))
-            if stamp != self.seen.get(pk):
+            if stamp != self.seen.get(pk) or (resync_hot and pk in self.hot):
                 self.seen[pk] = stamp
-                sync.sync(pk, self.host)
+                gateway = sync.sync(pk, self.host)
+                if gateway is not None and (gateway.intent or gateway.state in IN_FLIGHT):
+                    self.hot.add(pk)
+                else:
+                    self.hot.discard(pk)
 
     def collect_metrics(self) -> None:
         from portal.health import redis_client

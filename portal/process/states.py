@@ -96,6 +96,14 @@ STARTABLE: frozenset[str] = DOWN | {UNKNOWN}
 ERROR: frozenset[str] = frozenset({BACKOFF, FATAL})
 # On the way to running or to stopped.
 MOVING: frozenset[str] = frozenset({STARTING, STOPPING})
+# Something is under way that the watcher follows closely (a restart wait counts).
+IN_FLIGHT: frozenset[str] = MOVING | {BACKOFF}
+# A request handed over by its task has its outcome: a start once the keeper has left
+# "starting" (running, or failed: backoff, exited, fatal; or gone), a stop once nothing runs.
+OUTCOME: dict[str, frozenset[str]] = {
+    "start": frozenset({RUNNING, BACKOFF, UNKNOWN}) | DOWN,
+    "stop": DOWN | {UNKNOWN},
+}
 
 # By action (start, restart, stop): where the state settles once the request is acted on ...
 SETTLED_AFTER: dict[str, frozenset[str]] = {"start": SETTLED, "restart": SETTLED, "stop": DOWN}
