@@ -28,3 +28,37 @@ class LoginRequiredEverywhere:
                 return response
             return redirect_to_login(request.get_full_path(), "/login/")
         return self.get_response(request)
+
+
+class RejectNulCharacters:
+    """Answer 400 to a request with a NUL character in its path, query, cookies or form.
+
+    No page has a use for one, PostgreSQL refuses them in text (a DataError, so a 500
+    from any view that looks the value up), and SQLite would store them silently. Forms
+    already refuse them field by field; this covers what reaches views and queries
+    without a form: URL parts such as a gateway's name, filters, session cookies.
+    """
+
+    MESSAGE = ("The request contains a NUL character (%00), which no page accepts: "
+               "remove it from the address or the form.")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self._has_nul(request):
+            if request.path.startswith("/api/"):
+                return JsonResponse({"error": self.MESSAGE}, status=400)
+            return HttpResponse(self.MESSAGE, status=400, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+    @staticmethod
+    def _has_nul(request: HttpRequest) -> bool:
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+            return True
+        if any("\x00" in key or "\x00" in value for key, value in request.COOKIES.items()):
+            return True
+        if request.method == "POST" and request.content_type in ("application/x-www-form-urlencoded",
+                                                                 "multipart/form-data"):
+            return any("\x00" in key or any("\x00" in v for v in values) for key, values in request.POST.lists())
+        return False
