@@ -45,6 +45,38 @@ def wait_until(
         time.sleep(interval)
 
 
+# The database between tests ---------------------------------------------------
+
+
+def _retry_flush_on_deadlock() -> None:
+    """Between transactional tests Django empties every table with one TRUNCATE.
+
+    On PostgreSQL that TRUNCATE can deadlock with the real worker's watcher, which
+    reads the same tables a few times a second; PostgreSQL then rolls the TRUNCATE
+    back (it is the victim), and trying again a moment later is the remedy. SQLite
+    never deadlocks here: it waits for its one lock.
+    """
+    from django.core.management.base import CommandError
+    from django.test import TransactionTestCase
+
+    teardown = TransactionTestCase._fixture_teardown
+
+    def fixture_teardown(self):  # type: ignore[no-untyped-def]
+        for attempt in range(5):
+            try:
+                return teardown(self)
+            except CommandError as e:
+                if "deadlock detected" not in str(e.__cause__) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        return None
+
+    TransactionTestCase._fixture_teardown = fixture_teardown
+
+
+_retry_flush_on_deadlock()
+
+
 # Users -------------------------------------------------------------------
 
 
