@@ -6,9 +6,6 @@ import ipaddress
 import os
 import re
 import shlex
-import socket
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -36,29 +33,25 @@ RESOLVE_TIMEOUT = 2.0
 EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 # getaddrinfo cannot be given a timeout or be cancelled, so it runs in a thread that the
 # form stops waiting for; a few threads are enough, and a stuck one does not hold a request.
-_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
 
 
 def resolve(host: str, timeout: float = RESOLVE_TIMEOUT) -> tuple[set[str], str]:
     """The addresses of ``host``, or an empty set and a warning that says why none were found."""
-    future = _resolver.submit(socket.getaddrinfo, host, None, proto=socket.IPPROTO_TCP)
+    from portal.process.checks import ResolveError, resolve_host
+
     try:
-        return {info[4][0] for info in future.result(timeout=timeout)}, ""
-    except FutureTimeout:
-        why = f"no answer within {timeout:g} s"
-    except socket.gaierror as e:
-        if e.errno in {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}:
+        return resolve_host(host, timeout=timeout), ""
+    except ResolveError as e:
+        if e.definite:
             return set(), (
-                f"{host} does not resolve on this host ({e.strerror}): the gateway cannot start with it. "
+                f"{host} does not resolve on this host ({e.reason}): the gateway cannot start with it. "
                 "Check the spelling, add the name to DNS or /etc/hosts, or use an IP address such as 127.0.0.1."
             )
-        why = e.strerror or str(e)
-    except (OSError, UnicodeError) as e:
-        why = str(e)
-    return set(), (
-        f"Name resolution is unavailable on this host ({why}), so whether {host} resolves could not be "
-        "checked: check /etc/resolv.conf and the name server, or use an IP address."
-    )
+        why = e.reason.replace("no answer from the name service within", "no answer within")
+        return set(), (
+            f"Name resolution is unavailable on this host ({why}), so whether {host} resolves could not be "
+            "checked: check /etc/resolv.conf and the name server, or use an IP address."
+        )
 
 
 def ephemeral_range(path: str = EPHEMERAL_RANGE_FILE) -> tuple[int, int] | None:
