@@ -18,7 +18,14 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    front = Front(args.routes, args.metrics, proto=args.proto, head_timeout=args.head_timeout)
+    front = Front(
+        args.routes,
+        args.metrics,
+        proto=args.proto,
+        head_timeout=args.head_timeout,
+        idle_timeout=args.idle_timeout,
+        websocket_timeout=args.websocket_timeout,
+    )
     host, port = args.listen
     server = await front.start(host, port)
     stop = asyncio.Event()
@@ -43,6 +50,15 @@ def main(argv: list[str] | None = None) -> None:
         help="X-Forwarded-Proto to send (https when TLS is terminated in front of this)",
     )
     parser.add_argument("--head-timeout", type=float, default=10.0, help="seconds a request head may take")
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        help="seconds an exchange may pass with no byte moving either way before it is closed",
+    )
+    parser.add_argument(
+        "--websocket-timeout", type=float, default=3600.0, help="seconds a websocket may stay silent"
+    )
     parser.add_argument(
         "--loop",
         choices=["auto", "asyncio", "uvloop"],

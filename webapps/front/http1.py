@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from urllib.parse import unquote
 
 CHUNK = 64 * 1024
@@ -47,6 +48,7 @@ REASONS = {
     431: "Request Header Fields Too Large",
     501: "Not Implemented",
     502: "Bad Gateway",
+    504: "Gateway Timeout",
     503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
@@ -64,14 +66,19 @@ class Gone(Exception):
 
 
 class Stream:
-    """A connection with its own read buffer, so that bytes read past a head are never lost."""
+    """A connection with its own read buffer, so that bytes read past a head are never lost.
 
-    __slots__ = ("buf", "reader", "writer")
+    ``seen`` is when bytes last moved on it (read, or written and drained): the front's sweeper
+    ends an exchange on which nothing has moved for too long (a stalled upload or download).
+    """
+
+    __slots__ = ("buf", "reader", "seen", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.buf = bytearray()
+        self.seen = time.monotonic()
 
     async def fill(self) -> bool:
         try:
@@ -81,6 +88,7 @@ class Stream:
         if not data:
             return False
         self.buf += data
+        self.seen = time.monotonic()
         return True
 
     async def read_head(self, limit: int = HEAD_LIMIT) -> bytes | None:
@@ -111,6 +119,7 @@ class Stream:
             data = b""
         if not data:
             raise Gone("the connection closed before the end of a body")
+        self.seen = time.monotonic()
         return data
 
     async def read_line(self) -> bytes:
@@ -131,6 +140,7 @@ class Stream:
             await self.writer.drain()
         except (ConnectionError, OSError):
             raise Gone("the peer closed the connection while data was being sent")
+        self.seen = time.monotonic()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

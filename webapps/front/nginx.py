@@ -36,7 +36,16 @@ from typing import BinaryIO
 from portal.process.states import RUNNING
 
 from .metrics import Metrics
-from .routes import Page, Routes, RoutesError, bad_gateway_page, load_routes, not_found_page, unavailable_page
+from .routes import (
+    Page,
+    Routes,
+    RoutesError,
+    bad_gateway_page,
+    gateway_timeout_page,
+    load_routes,
+    not_found_page,
+    unavailable_page,
+)
 
 NGINX = "/usr/sbin/nginx"
 MIME_TYPES = "/etc/nginx/mime.types"
@@ -129,8 +138,13 @@ def render_http_block(
     keepalive: int = 16,
     head_timeout: int = 10,
     figures_log: str | None = None,
+    idle_timeout: int = 300,
 ) -> str:
-    """The part that goes inside ``http { }``: maps, upstreams and the apps' server."""
+    """The part that goes inside ``http { }``: maps, upstreams and the apps' server.
+
+    ``idle_timeout`` bounds the silence of a transfer either way (a stalled upload, an app that does
+    not answer, a client that stops reading), as the asyncio front's own ``idle_timeout`` does.
+    """
     out: list[str] = [
         "    # Generated from the portal's routes file by webapps.front.nginx; do not edit by hand.",
         "    # JSON error pages when Accept names application/json before text/html.",
@@ -154,6 +168,8 @@ def render_http_block(
         "        absolute_redirect off;",
         "        client_max_body_size 0;",
         f"        client_header_timeout {head_timeout}s;",
+        f"        client_body_timeout {idle_timeout}s;",
+        f"        send_timeout {idle_timeout}s;",
         "        large_client_header_buffers 4 32k;",
         "        server_tokens off;",
     ]
@@ -210,15 +226,21 @@ def render_http_block(
                 "            proxy_read_timeout 1h;",
             ]
         else:
-            server += ['            proxy_set_header Connection "";', "            proxy_read_timeout 300s;"]
+            server += [
+                '            proxy_set_header Connection "";',
+                f"            proxy_read_timeout {idle_timeout}s;",
+                f"            proxy_send_timeout {idle_timeout}s;",
+            ]
         if routes.strip_cookies:
             server.append(f"            proxy_set_header Cookie {cookie_var};")
         server += [
             "            proxy_request_buffering off;",
             "            proxy_buffering off;",
-            f"            error_page 502 504 {pages}/502.$webapps_fmt;",
+            f"            error_page 502 {pages}/502.$webapps_fmt;",
+            f"            error_page 504 {pages}/504.$webapps_fmt;",
             "        }",
             *_pages(f"{pages}/502", bad_gateway_page(route, "the application's socket is missing or refuses")),
+            *_pages(f"{pages}/504", gateway_timeout_page(route, idle_timeout)),
         ]
     if not has_root:
         server += [
@@ -245,6 +267,7 @@ def render_nginx_config(
     keepalive: int = 16,
     head_timeout: int = 10,
     figures_log: str | None = None,
+    idle_timeout: int = 300,
 ) -> str:
     """A complete nginx.conf for the routes (or only the http-block part when ``include``).
 
@@ -252,7 +275,13 @@ def render_nginx_config(
     the account the workers run as when nginx starts as root (the owner of the apps' sockets).
     """
     block = render_http_block(
-        routes, listen, server_name=server_name, keepalive=keepalive, head_timeout=head_timeout, figures_log=figures_log
+        routes,
+        listen,
+        server_name=server_name,
+        keepalive=keepalive,
+        head_timeout=head_timeout,
+        figures_log=figures_log,
+        idle_timeout=idle_timeout,
     )
     if include:
         return block
@@ -298,8 +327,10 @@ class NginxFront:
         worker_processes: int | str = 1,
         head_timeout: int = 10,
         figures: bool = False,
+        idle_timeout: int = 300,
     ) -> None:
         self.head_timeout = head_timeout
+        self.idle_timeout = idle_timeout
         self.dir = Path(directory).resolve()
         self.listen = listen
         self.nginx = nginx or find_nginx() or NGINX
@@ -321,6 +352,7 @@ class NginxFront:
             user=self.user,
             worker_processes=self.worker_processes,
             head_timeout=self.head_timeout,
+            idle_timeout=self.idle_timeout,
             figures_log=str(self.figures_log) if self.figures_log else None,
         )
 
@@ -434,17 +466,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nginx", default=None, help=f"the nginx binary (default: on PATH, else {NGINX})")
     parser.add_argument("--workers", default="1", help="worker_processes (a number or auto)")
     parser.add_argument("--head-timeout", type=int, default=10, help="seconds a request head may take")
+    parser.add_argument(
+        "--idle-timeout", type=int, default=300, help="seconds a transfer may pass with no byte moving either way"
+    )
     parser.add_argument("--metrics", help="a JSON file rewritten every second with per-app figures")
     parser.add_argument("--print", action="store_true", help="print the config (an http-block include) and exit")
     args = parser.parse_args(argv)
     try:
         routes = _load(args.routes)
         if args.print:
-            sys.stdout.write(render_nginx_config(routes, args.listen, include=True))
+            sys.stdout.write(render_nginx_config(routes, args.listen, include=True, idle_timeout=args.idle_timeout))
             return 0
         if not args.dir:
             parser.error("--dir is needed to run nginx (or give --print)")
-        front = NginxFront(args.dir, args.listen, args.nginx, args.workers, args.head_timeout, bool(args.metrics))
+        front = NginxFront(
+            args.dir,
+            args.listen,
+            args.nginx,
+            args.workers,
+            args.head_timeout,
+            bool(args.metrics),
+            idle_timeout=args.idle_timeout,
+        )
         process = front.start(routes)
     except (RoutesError, OSError, json.JSONDecodeError) as exc:
         print(f"front: {exc}", file=sys.stderr)

@@ -58,6 +58,12 @@ VERSION = 1
 # The states a route may have, in the order the error message lists them.
 STATES = (RUNNING, STARTING, STOPPED, BACKOFF, FATAL, EXITED, UNKNOWN)
 RETRY_STATES = (STARTING, BACKOFF)
+TITLES = {
+    404: "Not found",
+    502: "Application not answering",
+    503: "Application unavailable",
+    504: "Application too slow",
+}
 RETRY_AFTER = 2
 PROTOCOLS = ("wsgi", "asgi")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
@@ -245,7 +251,7 @@ class Page:
         return json.dumps(body).encode() + b"\n"
 
     def as_html(self) -> bytes:
-        title = {404: "Not found", 502: "Application not answering", 503: "Application unavailable"}[self.status]
+        title = TITLES[self.status]
         lines = [f"<p>{html.escape(self.error)}</p>"]
         if self.application:
             lines.append(f"<p>Application: <b>{html.escape(self.application)}</b>")
@@ -289,6 +295,16 @@ def bad_gateway_page(route: Route, reason: str = "") -> Page:
         route.path,
         route.state,
         reason or f"cannot connect to {route.socket}",
+    )
+
+
+def gateway_timeout_page(route: Route, seconds: float) -> Page:
+    return Page(
+        504,
+        f"application {route.path} did not answer in time",
+        route.path,
+        route.state,
+        f"nothing came from the application for {seconds:g} s",
     )
 
 

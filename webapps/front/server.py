@@ -7,6 +7,9 @@ need (the request line, the headers it changes, the body's length or chunking) a
 everything else as bytes, keeping a small pool of kept-alive connections to each app's socket.
 Parsing is defensive: an oversized head is answered 431, a malformed one 400, a head that does
 not arrive within ``head_timeout`` 408; no input makes it crash or print a traceback to a client.
+An exchange on which no byte moves either way for ``idle_timeout`` seconds (a stalled upload, an
+app that never answers, a client that stops reading a download) is closed on both sides, as
+nginx's body, read and send timeouts do; a websocket may stay quiet for ``websocket_timeout``.
 
 Bodies stream both ways in pieces of at most ``CHUNK`` bytes, each written only after the other
 side has drained (StreamWriter.drain), so a 50 MB upload or download costs a few hundred KiB.
@@ -43,7 +46,17 @@ from .http1 import (
     strip_cookies,
 )
 from .metrics import Metrics
-from .routes import Page, Route, Routes, RoutesError, bad_gateway_page, load_routes, not_found_page, unavailable_page
+from .routes import (
+    Page,
+    Route,
+    Routes,
+    RoutesError,
+    bad_gateway_page,
+    gateway_timeout_page,
+    load_routes,
+    not_found_page,
+    unavailable_page,
+)
 from .routes import wants_json as _wants_json
 
 # The front ------------------------------------------------------------------------------------
@@ -98,6 +111,8 @@ class Front:
         proto: str = "http",
         head_timeout: float = 10.0,
         keepalive_timeout: float = 75.0,
+        idle_timeout: float = 300.0,
+        websocket_timeout: float = 3600.0,
         poll_interval: float = 0.25,
         pool_size: int = 32,
     ) -> None:
@@ -106,6 +121,8 @@ class Front:
         self.proto = proto.encode()
         self.head_timeout = head_timeout
         self.keepalive_timeout = keepalive_timeout
+        self.idle_timeout = idle_timeout
+        self.websocket_timeout = websocket_timeout
         self.poll_interval = poll_interval
         self.pool_size = pool_size
         self.routes = Routes()
@@ -115,6 +132,9 @@ class Front:
         self._stamp: tuple[int, int, int] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.waiting: dict[Stream, tuple[float, bool]] = {}
+        # Exchanges in progress: client -> (the app's connection, seconds of silence allowed).
+        self.exchanges: dict[Stream, tuple[Stream, float]] = {}
+        self.timed_out: dict[Stream, float] = {}  # client -> when its exchange's app side was cut
 
     # Routes --------------------------------------------------------------------------------
 
@@ -235,6 +255,15 @@ class Front:
                         body = b"408 Request Timeout: the request head did not arrive in time\n"
                         client.writer.write(response_bytes(408, body, b"text/plain; charset=utf-8", keep=False))
                     client.close()  # the pending read then ends the connection's handler
+            for client, (conn, limit) in list(self.exchanges.items()):
+                cut = self.timed_out.get(client)
+                if cut is None and now - max(client.seen, conn.seen) > limit:
+                    # The app's side first: an exchange still waiting for the answer then gets a 504.
+                    self.timed_out[client] = now
+                    conn.close()
+                elif cut is not None and now - cut > 1.0:
+                    del self.exchanges[client]
+                    client.close()  # a client that stopped reading: its pending drain ends too
 
     async def _error(self, client: Stream, exc: HttpError) -> None:
         body = f"{exc.status} {REASONS.get(exc.status, 'Error')}: {exc.message}\n".encode()
@@ -346,7 +375,15 @@ class Front:
             await copy_length(client, conn, request.length)
 
     async def proxy(self, client: Stream, request: Request, route: Route, ip: bytes, started: float) -> bool:
+        try:
+            return await self._proxy(client, request, route, ip, started)
+        finally:
+            self.exchanges.pop(client, None)
+            self.timed_out.pop(client, None)
+
+    async def _proxy(self, client: Stream, request: Request, route: Route, ip: bytes, started: float) -> bool:
         websocket = route.protocol == "asgi" and request.upgrade is not None
+        limit = self.websocket_timeout if websocket else self.idle_timeout
         head = self._upstream_head(request, route, ip, websocket)
         pool = self.pool(route)
         # A reused connection may have been closed by the app just now; a request without a body
@@ -359,6 +396,8 @@ class Front:
                 self.metrics.record(route.path, 502, time.monotonic() - started)
                 return await self._page(client, request, bad_gateway_page(route, reason), True)
             body_task = None
+            conn.seen = client.seen = time.monotonic()
+            self.exchanges[client] = (conn, limit)
             try:
                 conn.writer.write(head)
                 if request.body == "length" and len(client.buf) >= request.length:
@@ -378,6 +417,10 @@ class Front:
                     if not body_task.cancelled() and isinstance(body_task.exception(), HttpError):
                         await self._error(client, body_task.exception())  # the client's framing: 400
                         return False
+                if client in self.timed_out:
+                    self.metrics.record(route.path, 504, time.monotonic() - started)
+                    await self._page(client, request, gateway_timeout_page(route, limit), False)
+                    return False
                 if reused and attempt == 0 and not request.body:
                     continue
                 self.metrics.record(route.path, 502, time.monotonic() - started)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Iterator
 from http.cookies import SimpleCookie
 from typing import Any
@@ -31,6 +32,8 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     if last == "hello":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
         return [b"Hello, World!"]
+    if last == "hang":
+        time.sleep(20)  # an app that does not answer for longer than the fronts' idle timeout
     if last == "download":
         size = int(query.get("mb", ["1"])[0]) * MB
         headers = [("Content-Type", "application/octet-stream")]

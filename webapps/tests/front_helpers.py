@@ -97,7 +97,7 @@ def uvicorn(sock: str, log: Path | None = None) -> Iterator[subprocess.Popen]:
 class RunningFront:
     """A front process (asyncio or nginx) following a routes file in ``directory``."""
 
-    def __init__(self, kind: str, directory: Path, head_timeout: int = 10) -> None:
+    def __init__(self, kind: str, directory: Path, head_timeout: int = 10, idle_timeout: int = 300) -> None:
         self.kind = kind
         self.dir = directory
         self.port = free_port()
@@ -106,6 +106,7 @@ class RunningFront:
         self.log = directory / f"{kind}.log"
         self.generation = 0
         self.head_timeout = head_timeout
+        self.idle_timeout = idle_timeout
         self.process: subprocess.Popen | None = None
         self.apps: list[dict[str, Any]] = []
 
@@ -116,10 +117,12 @@ class RunningFront:
         if self.kind == "asyncio":
             cmd = [sys.executable, "-m", "webapps.front", "--listen", listen, "--routes", str(self.routes_file)]
             cmd += ["--metrics", str(self.metrics_file), "--head-timeout", str(self.head_timeout)]
+            cmd += ["--idle-timeout", str(self.idle_timeout)]
             cmd += ["--loop", "asyncio"]  # what production runs: uvloop is not in requirements.txt
         else:
             cmd = [sys.executable, "-m", "webapps.front.nginx", "--listen", listen, "--routes", str(self.routes_file)]
             cmd += ["--dir", str(self.dir / "nginx"), "--head-timeout", str(self.head_timeout)]
+            cmd += ["--idle-timeout", str(self.idle_timeout)]
             cmd += ["--metrics", str(self.metrics_file)]
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)

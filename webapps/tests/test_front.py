@@ -377,6 +377,44 @@ def test_a_head_that_never_ends_is_cut_off(front: RunningFront) -> None:
         assert answer == b"" or answer.startswith(b"HTTP/1.1 408")  # nginx closes without answering
 
 
+@pytest.fixture(scope="module", params=["asyncio", "nginx"])
+def impatient_front(request: pytest.FixtureRequest, backends: dict[str, Any], tmp_path_factory) -> Iterator[RunningFront]:
+    """A front whose idle timeout is 3 s (300 s by default), kept apart so that a slow machine
+    cannot make the other tests' exchanges look stalled."""
+    if request.param == "nginx" and find_nginx() is None:
+        pytest.skip(NO_NGINX)
+    running = RunningFront(request.param, tmp_path_factory.mktemp(f"idle-{request.param}"), idle_timeout=3)
+    try:
+        running.start(base_routes(backends))
+        yield running
+    finally:
+        running.stop()
+
+
+def test_a_stalled_upload_is_cut_off(impatient_front: RunningFront) -> None:
+    front = impatient_front
+    # A client that starts a body and then sends nothing must not hold the front and the app forever.
+    started = time.monotonic()
+    _raw(front, b"POST /w/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 70000, timeout=30)
+    elapsed = time.monotonic() - started
+    assert 2.5 < elapsed < 10, f"the stalled upload was closed after {elapsed:.1f} s (idle timeout 3 s)"
+    assert front.get("/w/still-alive")[0] == 200
+
+
+def test_an_app_that_never_answers_is_cut_off(impatient_front: RunningFront) -> None:
+    front = impatient_front
+    # On a WSGI route: nginx gives an ASGI route the websocket's long read timeout for every request
+    # (proxy_read_timeout takes no variable); the asyncio front tells the two apart.
+    started = time.monotonic()
+    answer = _raw(front, b"GET /w/hang HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", timeout=30)
+    elapsed = time.monotonic() - started
+    assert 2.5 < elapsed < 10, f"the silent exchange was closed after {elapsed:.1f} s (idle timeout 3 s)"
+    assert answer.startswith(b"HTTP/1.1 504"), answer[:200]
+    assert b"did not answer in time" in answer
+    assert b"Traceback" not in answer
+    assert front.get("/w/still-alive")[0] == 200
+
+
 # Figures --------------------------------------------------------------------------------------
 
 
