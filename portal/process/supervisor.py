@@ -215,9 +215,16 @@ class Keeper:
         who = f"by pid {holder[0]} ({holder[1]})" if holder and holder[0] else "(held by a process we cannot see)"
         return f"port {port} on {host} is already in use {who}; stop that process or choose another port"
 
+    def stale_socket_error(self) -> str | None:
+        """A unix socket left by a killed run is removed; one that a live server holds is an error."""
+        probe = self.probe
+        if not probe or probe.get("kind") != "unix-http":
+            return None
+        return probes.clear_stale_socket(str(probe["socket"]))
+
     def spawn(self) -> str | None:
         """Start the child; returns an error message when it could not be started."""
-        busy = self.resolve_probe() or self.port_in_use_error()
+        busy = self.resolve_probe() or self.port_in_use_error() or self.stale_socket_error()
         if busy:
             return busy
         roots = self.spec.log_roots
