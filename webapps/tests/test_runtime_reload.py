@@ -103,3 +103,24 @@ def test_an_edit_is_served_within_a_second_and_recorded(python: str, folder: Pat
         assert not [e for e in app.events() if e["to"] in ("exited", "backoff")], "a reload is no failure"
     finally:
         app.stop()
+
+
+@pytest.mark.parametrize("case", ["gunicorn", "uvicorn"])
+def test_a_broken_save_waits_for_the_fix_instead_of_giving_up(python: str, folder: Path, case: str) -> None:
+    app = start_debug_app(python, folder, case)
+    try:
+        web = Path(app.app.directory) / "web.py"
+        good = web.read_text()
+        web.write_text("def broken(:\n")
+        wait_until(lambda: any("waiting for a change of the code" in e["message"] for e in app.events()),
+                   timeout=30, message=f"no wait for a change: {app.events()}")
+        status = app.status()
+        assert status["state"] == "backoff" and "SyntaxError" in (status["error"] or "") + app.log()
+        assert not [e for e in app.events() if e["to"] == "fatal"]
+
+        web.write_text(good.replace('VERSION = "one"', 'VERSION = "three"'))
+        wait_for_answer(app, "/", "three ", timeout=15)
+        wait_until(lambda: app.status()["state"] == "running", timeout=10)  # the probe answers a moment later
+        assert any(e.get("how") == "start" and e["file"] == str(web) for e in app.events())
+    finally:
+        app.stop()
