@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -140,3 +141,39 @@ def test_kill_9_of_the_app_is_restarted_by_the_policy(running: Callable[[str], R
     exits = [e for e in app.events() if e["to"] == "exited" and e["pid"] == before["pid"]]
     assert exits and exits[-1]["signal"] == "SIGKILL" and exits[-1]["expected"] is False
     assert app.status()["restarts"] >= 1
+
+
+def test_two_django_projects_run_side_by_side_each_with_its_settings(base: Path) -> None:
+    """The Django example and a copy whose project package is ``othersite``, each in its own process group."""
+    other = base / "othersite-project"
+    shutil.copytree(EXAMPLES / "djangoapp", other, ignore=shutil.ignore_patterns("*.sqlite3", "__pycache__"))
+    (other / "mysite").rename(other / "othersite")
+    for source in other.rglob("*.py"):
+        source.write_text(source.read_text().replace("mysite", "othersite"))
+    projects = {"/django-a": (EXAMPLES / "djangoapp", "mysite"), "/django-b": (other, "othersite")}
+    apps = []
+    try:
+        for mount, (directory, package) in projects.items():
+            run_dir = base / mount.strip("/")
+            app = AppRun(mount=mount, directory=str(directory), module=f"{package}.wsgi", callable="application",
+                         socket=str(run_dir / "app.sock"), python=sys.executable,  # Django and gunicorn are here
+                         env={"APP_DB_PATH": str(base / f"{package}.sqlite3"),
+                              "DJANGO_SECRET_KEY": f"{package}-" + "k" * 50},
+                         secret_env=["DJANGO_SECRET_KEY"])
+            apps.append(start_app(app, run_dir))
+        a, b = apps
+        assert a.status()["pid"] != b.status()["pid"]
+        created = http_request(a.socket, "POST", "/django-a/posts", {"title": "only in a", "content": "x"})
+        assert created.status == 201 and created.headers["Location"].startswith("/django-a/posts/")
+        assert [p["title"] for p in b.get("/posts").json()] == [], "each project has its own database"
+        for app in apps:
+            login = app.get("/admin/login/")
+            assert login.status == 200
+            assert f"{app.app.mount}/static/admin/css/base.css" in links(login.text)
+            assert all(url.startswith(app.app.mount + "/") for url in links(app.get("/").text))
+        spec_b = (base / "django-b" / "spec.json").read_text()
+        assert "othersite.wsgi:application" in spec_b
+        assert "othersite-kkkk" not in (base / "django-b" / "status.json").read_text(), "the secret is masked"
+    finally:
+        for app in apps:
+            app.stop()
