@@ -120,8 +120,10 @@ class AppRun:
         if (self.module or "").endswith(".py") or not _DOTTED.match(self.module or ""):
             out.append(f"the module {self.module!r} is not a Python module name; "
                        "give it without .py, dotted for a package (mysite.wsgi)")
-        if not _DOTTED.match(self.callable or ""):
-            out.append(f"the callable {self.callable!r} is not a Python name; the default is app")
+        # A plain name: gunicorn takes a name (or a call), not an attribute path.
+        if not (self.callable or "").isidentifier():
+            out.append(f"the callable {self.callable!r} is not a Python name (a variable of the module, "
+                       "such as app or application); the default is app")
         if not 1 <= self.workers <= 64:
             out.append(f"workers must be between 1 and 64, not {self.workers}")
         if not 1 <= self.threads <= 256:
@@ -173,14 +175,11 @@ def check_engine(python: str, engine: str) -> Any:
     failure = check_modules(python, engine_module(engine))
     if failure is None or failure.code != "modules-missing":
         return failure
+    missing = ", ".join((failure.fix_argv or [])[4:])  # [python, -m, pip, install, *missing]
     argv = install_argv(python, engine)
     command = shlex.join(argv)
-    return CheckFailure(
-        "engine-missing",
-        f"{python} cannot run {engine} ({failure.message.split(' cannot import ')[-1].split(';')[0]} "
-        f"missing); install it with: {command}",
-        fix=command, fix_argv=argv,
-    )
+    message = f"{python} cannot run {engine} ({missing} missing); install it with: {command}"
+    return CheckFailure("engine-missing", message, fix=command, fix_argv=argv)
 
 
 # Command lines ---------------------------------------------------------------------------

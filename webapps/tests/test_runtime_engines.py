@@ -80,6 +80,7 @@ def test_mounts_are_normalised(mount: str, normal: str) -> None:
     ({"protocol": "cgi"}, "protocol 'cgi' is not one of wsgi, asgi"),
     ({"module": "app.py"}, "give it without .py"),
     ({"callable": "app()"}, "is not a Python name"),
+    ({"callable": "Holder.app"}, "is not a Python name"),
     ({"workers": 0}, "workers must be between 1 and 64"),
     ({"socket": "/tmp/" + "x" * 120}, "longer than the 107 bytes"),
 ])
