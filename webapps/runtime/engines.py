@@ -65,7 +65,9 @@ _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Readiness, reload and restart settings.
 INIT_TIMEOUT = 30.0  # a Django project's first import can take seconds on a loaded machine
 STOP_TIMEOUT = 10.0
-RELOAD_PATTERNS = ["*.py", "*.html", "*.htm", "*.jinja", "*.jinja2", "*.j2", "*.txt", "*.json", "*.toml", "*.cfg"]
+# Code and templates only: data files an application writes into its own folder (a JSON cache,
+# an upload, a SQLite file) must never reload it in a loop.
+RELOAD_PATTERNS = ["*.py", "*.html", "*.htm", "*.jinja", "*.jinja2", "*.j2"]
 RELOAD_DEBOUNCE = 0.1
 RELOAD_INTERVAL = 0.2
 
