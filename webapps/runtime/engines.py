@@ -201,6 +201,10 @@ def engine_argv(app: AppRun) -> list[str]:
             "--chdir", app.directory,
             # Only the front reaches the socket; it sets X-Forwarded-For/-Proto/-Host.
             "--forwarded-allow-ips", "*",
+            # But a trusted forwarder may also set SCRIPT_NAME and PATH_INFO by header (gunicorn's
+            # default forwarder_headers): a client's header would then move the mount. None, so
+            # headers with an underscore are dropped and the mount is the environment's alone.
+            "--forwarder-headers=",
             "--no-control-socket",
             "--graceful-timeout", str(int(STOP_TIMEOUT) - 2),
             app.target,
