@@ -262,8 +262,9 @@ def build_spec(app: AppRun, name: str | None = None, log_roots: list[str] | None
                pass_env: list[str] | None = None) -> Spec:
     """The keeper's :class:`Spec` for ``app``: ready once the app answers over its socket.
 
-    The probe asks for the mount's own page (``/flask/``) with the Host the front sends; any
-    status below 500 is an answer (a 404 or a redirect is a live app).
+    The probe asks for the mount's own page (``/flask/``) over the socket; any status below 500
+    is an answer (a 404, a 400 for a host the app does not allow, or a redirect is a live app).
+    In debug mode the keeper watches the application directory (``Spec.reload``).
     """
     probe = {"kind": "unix-http", "socket": app.socket, "path": (app.mount or "") + "/", "timeout": 2.0}
     ignore = []

@@ -35,6 +35,7 @@ def test_gunicorn_serves_wsgi_with_gthread_on_a_0660_socket() -> None:
     assert argv[argv.index("--worker-class") + 1] == "gthread"
     assert argv[argv.index("--workers") + 1] == "2" and argv[argv.index("--threads") + 1] == "8"
     assert argv[argv.index("--chdir") + 1] == "/srv/flask"
+    assert "--forwarder-headers=" in argv, "no SCRIPT_NAME or PATH_INFO from request headers"
     assert argv[-1] == "app:app"
 
 
