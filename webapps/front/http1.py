@@ -36,6 +36,20 @@ _HOP = frozenset(
         b"cookie",
         b"host",
     }
+    | {
+        # Other ways of saying "the original request was https / came from / was mounted at": a
+        # client must not be able to tell an app any of them (the front says what is true above).
+        b"forwarded",
+        b"x-forwarded-ssl",
+        b"x-forwarded-protocol",
+        b"x-forwarded-scheme",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-scheme",
+        b"x-url-scheme",
+        b"x-real-ip",
+        b"front-end-https",
+    }
 )
 RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
 REASONS = {

@@ -48,6 +48,20 @@ from .routes import (
 )
 
 NGINX = "/usr/sbin/nginx"
+# Headers a client could use to tell an app it came over https, from elsewhere or under another
+# mount: removed (an empty value makes nginx drop a header), as the asyncio front drops them.
+SPOOFABLE_HEADERS = (
+    "Forwarded",
+    "X-Forwarded-Ssl",
+    "X-Forwarded-Protocol",
+    "X-Forwarded-Scheme",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "X-Scheme",
+    "X-Url-Scheme",
+    "X-Real-Ip",
+    "Front-End-Https",
+)
 MIME_TYPES = "/etc/nginx/mime.types"
 _UNSAFE = re.compile(r"[\s\"'$;{}\\#]")
 
@@ -218,6 +232,7 @@ def render_http_block(
             "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
             "            proxy_set_header X-Forwarded-Proto $scheme;",
             "            proxy_set_header X-Forwarded-Host $http_host;",
+            *(f'            proxy_set_header {name} "";' for name in SPOOFABLE_HEADERS),
         ]
         if route.protocol == "asgi":
             server += [

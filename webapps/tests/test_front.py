@@ -104,6 +104,29 @@ def test_it_sets_the_forwarded_headers(front: RunningFront) -> None:
     assert headers["host"] == f"127.0.0.1:{front.port}"  # the port is kept ($http_host, not $host)
 
 
+def test_no_other_proxy_header_from_the_client_reaches_an_app(front: RunningFront) -> None:
+    # Each of these makes some framework or server believe in https, another client address or
+    # another mount (gunicorn trusts X-Forwarded-Ssl; Werkzeug's ProxyFix X-Forwarded-Prefix).
+    spoofed = {
+        "Forwarded": "for=203.0.113.9;proto=https",
+        "X-Forwarded-Ssl": "on",
+        "X-Forwarded-Protocol": "https",
+        "X-Forwarded-Scheme": "https",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Prefix": "/elsewhere",
+        "X-Scheme": "https",
+        "X-Url-Scheme": "https",
+        "X-Real-Ip": "203.0.113.9",
+        "Front-End-Https": "on",
+        "X-Custom": "kept",
+    }
+    _, info = front.get_json("/w/h", spoofed)
+    headers = info["headers"]
+    assert headers["x-custom"] == "kept"
+    leaked = sorted(name for name in spoofed if name.lower() in headers and name != "X-Custom")
+    assert leaked == []
+
+
 def test_the_portal_cookies_never_reach_an_app_and_its_own_do(front: RunningFront) -> None:
     _, info = front.get_json("/w/c", {"Cookie": PORTAL_COOKIE_HEADER})
     assert info["cookies"] == {"sessionid": "app-session", "csrftoken": "app-csrf"}
