@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "portal",
+    "processes",
     "gateways",
     "webapps",
 ]
@@ -127,6 +128,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.LoginRequiredEverywhere",
+    "portal.middleware.AdminIgnoresEmptyToField",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -225,7 +227,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Reconcile every few seconds: find gateways that died unseen and apply their policy.
 CELERY_BEAT_SCHEDULE = {
-    "reconcile-gateways": {"task": "gateways.tasks.reconcile_all", "schedule": 5.0, "options": {"expires": 5}},
+    "reconcile-processes": {"task": "processes.tasks.reconcile_all", "schedule": 5.0, "options": {"expires": 5}},
 }
 
 LOGGING = {

@@ -18,7 +18,7 @@ rights: whoever can run manage.py can already read the portal's database and
 settings.
 
 Start, stop and restart go through the same service as the pages and the API
-(gateways.control), so a Viewer given with --user is refused the same way.
+(processes.control), so a Viewer given with --user is refused the same way.
 Without --wait the command returns once the request is sent; with it, it waits
 until the state settles and exits 1 when the server did not end where asked.
 """
@@ -35,11 +35,12 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from gateways import control, services
+from gateways import services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import roles
 from portal.process.states import GOAL, RUNNING
+from processes import control
 
 
 class CliOperator:
