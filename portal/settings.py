@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "portal",
+    "processes",
     "gateways",
     "webapps",
 ]
