@@ -14,10 +14,10 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, JsonResponse
 
-from gateways import control
 from gateways.models import Gateway
 from portal.api import ApiError, api_view
 from portal.process.states import GOAL
+from processes import control
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
