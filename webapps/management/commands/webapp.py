@@ -35,6 +35,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from gateways.management.commands.gateway import CliOperator, positive_seconds
 from portal import roles
+from portal.process.states import GOAL, RUNNING
+from processes import control
 from webapps import services
 from webapps.forms import WebAppForm, format_assignments
 from webapps.models import WebApp
@@ -49,7 +51,7 @@ OPTION_OF_FIELD = {
     "secret_environment": "--secret-env-file",
     "static_files": "--static",
 }
-CONTROL_ACTIONS = ("start", "stop", "restart")
+CONTROL_ACTIONS = control.ACTIONS
 
 
 def webapp_as_dict(webapp: WebApp) -> dict[str, Any]:
@@ -143,7 +145,7 @@ class Command(BaseCommand):
         handler = self.do_control if action in CONTROL_ACTIONS else getattr(self, f"do_{action}")
         try:
             handler(options)
-        except (PermissionDenied, services.DefinitionError) as e:
+        except (PermissionDenied, control.ControlError) as e:
             raise CommandError(str(e)) from None
 
     def _actor(self, username: str | None) -> Any:
@@ -278,10 +280,36 @@ class Command(BaseCommand):
     # Start, stop, restart, status ---------------------------------------------------------
 
     def do_control(self, options: dict[str, Any]) -> None:
-        raise CommandError("Start, stop and restart of web applications come with the process layer's control.")
+        action = options["action"]
+        webapp = control.request(self._get(options["path"]), action, self.actor, channel="cli")
+        if not options["wait"]:
+            self.stdout.write(f"{action.capitalize()} of {webapp.name} requested.")
+            return
+        timeout = options["timeout"] or webapp.init_timeout + webapp.stop_timeout + 5
+        webapp = control.wait_settled(webapp, action, timeout)
+        replaced = control.superseded(webapp, action)
+        if replaced:
+            raise CommandError(replaced)
+        if webapp.state not in GOAL[action]:
+            detail = f": {webapp.last_error}" if webapp.last_error else ""
+            raise CommandError(
+                f"{webapp.name} is {webapp.state} after the {action}{detail}. "
+                f"`manage.py webapp status {webapp.name}` shows more; the log is on its detail page."
+            )
+        if RUNNING in GOAL[action]:
+            ready = (webapp.startup or {}).get("time_to_ready")
+            ready_text = f", ready in {ready:.2f} s" if isinstance(ready, (int, float)) else ""
+            self.stdout.write(f"{webapp.name} is running (pid {webapp.pid}{ready_text}).")
+        else:
+            self.stdout.write(f"{webapp.name} is {webapp.state}.")
 
     def do_status(self, options: dict[str, Any]) -> None:
-        raise CommandError("The status of web applications comes with the process layer's control.")
+        data = control.status_of(self._get(options["path"]))
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2))
+            return
+        for key, value in data.items():
+            self.stdout.write(f"{key.replace('_', ' ')}: {'' if value is None else value}")
 
 
 def _lines_to_dict(text: str) -> dict[str, str]:
