@@ -156,3 +156,40 @@ def test_the_pages_start_and_stop_with_the_buttons(webapp_processes, tmp_path, o
     assert response.status_code == 302
     wait_until(lambda: (webapp.refresh_from_db(), webapp.state == "stopped" and not webapp.intent)[1], timeout=20,
                message="the application did not stop")
+
+
+def test_the_install_button_runs_the_engines_pip_command_on_the_host_and_records_the_outcome(
+        webapp_processes, tmp_path, make_user):
+    """An interpreter without the engine (a virtualenv without pip, so nothing is downloaded here):
+    the start is refused naming the command, the button runs that command in a task, and its
+    failure (pip missing) is on the page and in the Activity."""
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    webapp = make_webapp(app_dir(tmp_path), python_executable=python)
+    client = Client()
+    client.force_login(make_user("ada", "Administrator"))
+    client.post("/webapps/hello/-/start/")
+    wait_until(lambda: (webapp.refresh_from_db(), bool(webapp.last_error) and not webapp.intent)[1], timeout=20,
+               message="the start was not refused")
+    assert f"{python} cannot run gunicorn" in webapp.last_error
+    html = client.get("/webapps/hello/").content.decode()
+    assert f"Run: {python} -m pip install gunicorn==27.0.1" in html
+
+    assert client.post("/webapps/hello/-/install/").status_code == 302
+    wait_until(lambda: (webapp.refresh_from_db(), webapp.startup.get("install", {}).get("state") == "failed")[1],
+               timeout=60, message="the install did not finish")
+    assert "No module named pip" in webapp.startup["install"]["message"]
+    assert client.get("/webapps/hello/-/install/").status_code == 286
+    messages = list(Activity.objects.of(webapp).values_list("message", flat=True))
+    assert any(m.startswith("Install of gunicorn requested") for m in messages)
+    assert any("-m pip install gunicorn==27.0.1 failed (exit 1)" in m for m in messages)
+
+
+def test_only_an_administrator_presses_the_install_button(tmp_path, role_client, transactional_db):
+    make_webapp(app_dir(tmp_path))
+    for role in ("viewer", "operator"):
+        assert role_client(role).post("/webapps/hello/-/install/").status_code == 403
