@@ -117,7 +117,7 @@ class AppRun:
             fits = [e for e in ENGINES if self.protocol in ENGINE_PROTOCOLS[e]]
             out.append(f"{self.engine} does not serve {self.protocol.upper()} applications; "
                        f"choose {' or '.join(fits)}")
-        if not _DOTTED.match(self.module or ""):
+        if (self.module or "").endswith(".py") or not _DOTTED.match(self.module or ""):
             out.append(f"the module {self.module!r} is not a Python module name; "
                        "give it without .py, dotted for a package (mysite.wsgi)")
         if not _DOTTED.match(self.callable or ""):
