@@ -193,3 +193,23 @@ def test_only_an_administrator_presses_the_install_button(tmp_path, role_client,
     make_webapp(app_dir(tmp_path))
     for role in ("viewer", "operator"):
         assert role_client(role).post("/webapps/hello/-/install/").status_code == 403
+
+
+def test_the_flask_example_is_started_from_its_requirements_file_in_its_own_virtualenv(webapp_processes):
+    """The README's way: a requirements file instead of an interpreter. The start builds the
+    virtualenv (with gunicorn added), says so in the Activity, and the app answers at its mount."""
+    from webapps.tests.example_servers import EXAMPLES
+
+    folder = EXAMPLES / "flaskapp"
+    run("create", "/flask", "--directory", str(folder), "--module", "app",
+        "--requirements", str(folder / "requirements.txt"), "--env", "APP_DB_PATH=" + str(paths.VAR_DIR / "f.db"))
+    out = run("start", "/flask", "--wait", "--timeout", "300")
+    assert "/flask is running" in out
+    webapp = WebApp.objects.get()
+    status, body = get_over_socket(webapp, "/flask/posts")
+    assert (status, body.strip()) == (200, b"[]")
+    assert str(adapter.venv_root(webapp)) in webapp.startup["command"]
+    messages = list(Activity.objects.of(webapp).order_by("id").values_list("message", flat=True))
+    assert any(m.startswith("Building the virtualenv from") for m in messages)
+    assert any(m.startswith("Virtualenv ") and " ready in " in m for m in messages)
+    run("stop", "/flask", "--wait")
