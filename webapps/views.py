@@ -130,7 +130,8 @@ def webapp_detail(request: HttpRequest, name: str) -> HttpResponse:
 def webapp_live(request: HttpRequest, name: str) -> HttpResponse:
     """The detail page's live panel: state, startup details and log tail."""
     webapp = _get_webapp(request, name)
-    context = {"webapp": webapp, "apps_origin": apps_origin(request), **live_context(webapp)}
+    context = {"webapp": webapp, "apps_origin": apps_origin(request), "announce": request.GET.get("announce") == "1",
+               **live_context(webapp)}
     return render(request, "webapps/htmx/live.html", context)
 
 
