@@ -213,3 +213,41 @@ def test_the_flask_example_is_started_from_its_requirements_file_in_its_own_virt
     assert any(m.startswith("Building the virtualenv from") for m in messages)
     assert any(m.startswith("Virtualenv ") and " ready in " in m for m in messages)
     run("stop", "/flask", "--wait")
+
+
+def test_debug_reloads_on_a_saved_file_and_says_which_in_the_activity(webapp_processes, tmp_path):
+    import time
+
+    folder = app_dir(tmp_path)
+    run("create", "/hello", "--directory", str(folder), "--module", "hello", "--debug")
+    run("start", "/hello", "--wait", "--timeout", "40")
+    webapp = WebApp.objects.get()
+    assert get_over_socket(webapp, "/hello/")[1] == b"hello from /hello"
+    time.sleep(1.1)  # a new mtime second: the keeper compares modification times
+    (folder / "hello.py").write_text((folder / "hello.py").read_text().replace("hello from", "changed at"))
+    saved = time.monotonic()
+    wait_until(lambda: get_over_socket(webapp, "/hello/")[1] == b"changed at /hello", timeout=10, interval=0.05,
+               message="the new code did not answer")
+    took = time.monotonic() - saved
+    print(f"debug reload: the new code answered {took:.2f} s after the save")
+    assert took < 5
+    wait_until(lambda: Activity.objects.of(webapp).filter(trigger="reload").exists(), timeout=10,
+               message="no reload in the Activity")
+    assert "hello.py changed" in Activity.objects.of(webapp).filter(trigger="reload").first().message
+    run("stop", "/hello", "--wait")
+
+
+def test_kill_9_of_an_application_is_restarted_by_its_policy(webapp_processes, tmp_path):
+    import os
+    import signal
+
+    folder = app_dir(tmp_path)
+    run("create", "/hello", "--directory", str(folder), "--module", "hello", "--restart-policy", "always")
+    run("start", "/hello", "--wait", "--timeout", "40")
+    webapp = WebApp.objects.get()
+    first = webapp.pid
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: (webapp.refresh_from_db(), webapp.state == "running" and webapp.pid not in (None, first))[1],
+               timeout=30, message="the application was not restarted")
+    assert get_over_socket(webapp, "/hello/")[0] == 200
+    run("stop", "/hello", "--wait")
