@@ -49,7 +49,10 @@ async def app(scope, receive, send):
     path = scope["path"][len(scope.get("root_path") or ""):]
     if path == "/sleep":
         await asyncio.sleep(1)
-    body = f"{VERSION} root_path={scope.get('root_path')!r} path={scope['path']}".encode()
+    if path == "/whoami":
+        body = f"{scope['scheme']} {scope['client'][0] if scope.get('client') else None}".encode()
+    else:
+        body = f"{VERSION} root_path={scope.get('root_path')!r} path={scope['path']}".encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
 '''

@@ -83,11 +83,10 @@ def test_plain_callables_are_told_apart(tmp_path: Path, source: str, protocol: s
     assert result.ok and result.kind == kind, result
 
 
-def test_a_dotted_module_and_callable_work(tmp_path: Path) -> None:
+def test_a_dotted_module_works(tmp_path: Path) -> None:
     package = write_app(tmp_path / "site" / "pkg", "", "__init__.py")
-    (package / "serve.py").write_text("class Holder:\n    @staticmethod\n    def app(environ, start_response):\n"
-                                      "        return []\n")
-    result = check_app(PORTAL_PYTHON, str(tmp_path / "site"), "pkg.serve", "Holder.app", "wsgi")
+    (package / "serve.py").write_text("def application(environ, start_response):\n    return []\n")
+    result = check_app(PORTAL_PYTHON, str(tmp_path / "site"), "pkg.serve", "application", "wsgi")
     assert result.ok and result.kind == "wsgi", result
 
 

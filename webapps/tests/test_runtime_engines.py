@@ -35,6 +35,7 @@ def test_gunicorn_serves_wsgi_with_gthread_on_a_0660_socket() -> None:
     assert argv[argv.index("--worker-class") + 1] == "gthread"
     assert argv[argv.index("--workers") + 1] == "2" and argv[argv.index("--threads") + 1] == "8"
     assert argv[argv.index("--chdir") + 1] == "/srv/flask"
+    assert "--forwarder-headers=" in argv, "no SCRIPT_NAME or PATH_INFO from request headers"
     assert argv[-1] == "app:app"
 
 
@@ -80,6 +81,7 @@ def test_mounts_are_normalised(mount: str, normal: str) -> None:
     ({"protocol": "cgi"}, "protocol 'cgi' is not one of wsgi, asgi"),
     ({"module": "app.py"}, "give it without .py"),
     ({"callable": "app()"}, "is not a Python name"),
+    ({"callable": "Holder.app"}, "is not a Python name"),
     ({"workers": 0}, "workers must be between 1 and 64"),
     ({"socket": "/tmp/" + "x" * 120}, "longer than the 107 bytes"),
 ])

@@ -86,10 +86,28 @@ def test_each_engine_serves_its_example_with_links_under_the_mount(running: Call
         assert app.get("/openapi.json").json()["servers"] == [{"url": mount}]
 
 
+@pytest.mark.parametrize("name", ["flask-gunicorn", "flask-granian", "fastapi-uvicorn", "fastapi-granian"])
+def test_the_mount_never_comes_from_a_request_header(running: Callable[[str], RunningApp], name: str) -> None:
+    app = running(name)
+    # gunicorn trusts SCRIPT_NAME and PATH_INFO headers from a trusted forwarder unless told not to.
+    spoofed = app.get("/", headers={"SCRIPT_NAME": "/evil", "PATH_INFO": "/posts", "Script-Name": "/evil",
+                                    "X-Script-Name": "/evil", "X-Forwarded-Prefix": "/evil"})
+    assert spoofed.status == 200, spoofed.body[:300]
+    urls = links(spoofed.text)
+    assert urls and all(url.startswith(app.app.mount + "/") for url in urls), urls
+
+
 @pytest.mark.parametrize("name", ["bare-uvicorn", "bare-granian"])
 def test_asgi_gets_the_mount_as_root_path_and_the_whole_path(running: Callable[[str], RunningApp], name: str) -> None:
     answer = running(name).get("/posts/1")
     assert answer.text == "one root_path='/tools/bare' path=/tools/bare/posts/1"
+
+
+def test_uvicorn_takes_the_fronts_forwarded_headers(running: Callable[[str], RunningApp]) -> None:
+    # Only the front can reach the socket (0660 in a 0700 run directory), so its headers are trusted.
+    answer = running("bare-uvicorn").get("/whoami", headers={"X-Forwarded-Proto": "https",
+                                                             "X-Forwarded-For": "203.0.113.7"})
+    assert answer.text == "https 203.0.113.7"
 
 
 @pytest.mark.parametrize("name", list(APPS))
