@@ -54,7 +54,10 @@ def webapp_list(request: HttpRequest) -> HttpResponse:
     if query:
         webapps = webapps.filter(Q(name__icontains=query) | Q(directory__icontains=query))
     if state in dict(STATE_CHOICES):
-        webapps = webapps.filter(state=state)
+        from processes.state import SHOWN_STATE
+
+        # By the state the rows show: a start on its way is under Starting, not Stopped.
+        webapps = webapps.annotate(shown=SHOWN_STATE).filter(shown=state)
     page = Paginator(webapps, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("part", None)
