@@ -212,3 +212,10 @@ def test_the_list_filters_by_the_state_shown(role_client, folder):
 
     make_webapp(folder, name="/b", intent="start", intent_at=dt.datetime.now(dt.UTC))
     assert "/b/" in role_client("viewer").get("/webapps/?state=starting").content.decode()
+
+
+def test_the_inline_import_check_needs_only_its_own_fields(admin_client_, tmp_path):
+    folder = app_dir(tmp_path, "raise ImportError('flask is not installed')\n")
+    response = admin_client_.post("/webapps/-/validate/", form_data(folder, name="", workers="0"),
+                                  headers={"HX-Request": "true", "HX-Trigger-Name": "module"})
+    assert "flask is not installed" in response.content.decode()
