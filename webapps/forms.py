@@ -18,6 +18,7 @@ from django.core.validators import MaxLengthValidator
 from django.urls import reverse
 
 from gateways.forms import check_log_file_field, check_python_executable
+from portal import paths
 from webapps.models import MAX_THREADS, MAX_WORKERS, WebApp, default_python
 
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
@@ -108,6 +109,17 @@ def parse_assignments(text: str, what: str, example: str) -> dict[str, str]:
             )
         values[key] = value
     return values
+
+
+def private_folder_inside(directory: str) -> str:
+    """How serving ``directory`` would expose var/ ("holds" or "is inside"), or "" when it would not.
+    Links are resolved: the front serves what the folder really holds."""
+    real, private = os.path.realpath(directory), os.path.realpath(paths.VAR_DIR)
+    if real == private or real.startswith(private + os.sep):
+        return "is inside"
+    if private.startswith(real.rstrip(os.sep) + os.sep):
+        return "holds"
+    return ""
 
 
 def format_assignments(values: dict[str, str], hide_values: bool = False) -> str:
@@ -430,6 +442,14 @@ class WebAppForm(forms.ModelForm):
                     "The folder %(dir)s for %(url)s does not exist or cannot be read by the portal's user: "
                     "create it, or give the folder that holds the static files.",
                     params={"url": url, "dir": directory},
+                )
+            exposed = private_folder_inside(directory)
+            if exposed:
+                raise forms.ValidationError(
+                    "The folder %(dir)s for %(url)s %(how)s the portal's private folder %(var)s (its database, "
+                    "secret key and logs): anyone who reaches the applications' port could read them. Give the "
+                    "folder of the static files themselves.",
+                    params={"url": url, "dir": directory, "how": exposed, "var": paths.VAR_DIR},
                 )
             if url.lower() in {u.lower() for u in mappings}:
                 raise forms.ValidationError("%(url)s is mapped twice: keep one line for it.", params={"url": url})
