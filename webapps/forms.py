@@ -20,6 +20,7 @@ from django.urls import reverse
 from gateways.forms import check_log_file_field, check_python_executable
 from portal import paths
 from webapps.models import MAX_THREADS, MAX_WORKERS, WebApp, default_python
+from webapps.runtime import engines
 
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -28,8 +29,8 @@ MAX_PATH = WebApp._meta.get_field("name").max_length
 MAX_VARIABLES = 100
 MAX_VALUE = 4096
 MAX_STATIC = 20
-# Set by the portal for every application (the mount, and where gateways.client is found).
-PORTAL_SET_VARIABLES = {"SCRIPT_NAME"}
+# Set by the portal for every application: the mount, and the uvicorn launcher's target.
+PORTAL_SET_VARIABLES = engines.RESERVED_ENV
 # The fields the import check depends on: an inline check of one of them runs it.
 APP_CHECK_FIELDS = {"directory", "module", "callable", "protocol", "python_executable", "environment",
                     "secret_environment"}
@@ -142,8 +143,9 @@ def check_variables(values: dict[str, str], field: str) -> None:
             )
         if name in PORTAL_SET_VARIABLES:
             raise forms.ValidationError(
-                "%(name)s is set by the portal to the application's path: remove the line.",
-                params={"name": name},
+                "%(name)s is set by the portal (SCRIPT_NAME to the application's path, %(target)s to its "
+                "module:callable): remove the line.",
+                params={"name": name, "target": engines.TARGET_ENV},
             )
         if len(value) > MAX_VALUE:
             raise forms.ValidationError(

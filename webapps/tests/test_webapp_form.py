@@ -246,7 +246,8 @@ def test_environment_lines_become_variables(folder):
     ("1X=a", "“1X” is not a variable name"),
     ("MY-VAR=a", "“MY-VAR” is not a variable name"),
     ("A=1\nA=2", "A is given twice (line 2)"),
-    ("SCRIPT_NAME=/x", "SCRIPT_NAME is set by the portal to the application's path: remove the line"),
+    ("SCRIPT_NAME=/x", "SCRIPT_NAME is set by the portal (SCRIPT_NAME to the application's path"),
+    ("WEBAPP_TARGET=x:y", "WEBAPP_TARGET is set by the portal"),
     ("BIG=" + "x" * 5000, "The value of BIG has 5000 characters, more than 4096"),
 ])
 def test_bad_environment_lines_are_refused(folder, text, words):
