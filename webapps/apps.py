@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class WebappsConfig(AppConfig):
     name = "webapps"
     verbose_name = "Web applications"
+
+    def ready(self) -> None:
+        from webapps import routing
+
+        # A saved or deleted definition rewrites the front's routes file (on commit).
+        routing.connect()
