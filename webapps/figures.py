@@ -1,0 +1,146 @@
+"""Live figures of a web application, for its detail page: what the front measures and what the
+worker samples.
+
+- Requests per second, 5xx per second and latency percentiles come from the front (both the
+  asyncio front and nginx write the same file, webapps/front/metrics.py): its ``history`` holds one
+  point a second for the last two minutes, so the page draws them without keeping anything itself.
+- CPU and memory are summed over the application's whole process tree (an engine's master and its
+  workers): ``tree_sample`` is what the worker's watcher records once a second, under
+  ``samples_key`` in Redis, as it does for a gateway's one process.
+
+The partial (``webapp_figures``) is polled by htmx every 2 s while the page is visible.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from django.conf import settings
+
+from gateways.charts import HEIGHT, WIDTH, points
+
+# The front rewrites its file every second; older than this, it is not running.
+STALE_SECONDS = 5.0
+SAMPLES_KEEP = 120
+
+
+def samples_key(pk: int) -> str:
+    return f"portal:metrics:webapp:{pk}"
+
+
+def tree_sample(root: psutil.Process, known: dict[int, psutil.Process] | None = None) -> dict[str, Any] | None:
+    """CPU (percent of one core) and memory (RSS) summed over ``root`` and all its descendants.
+
+    ``known`` keeps the Process objects between calls (pid -> Process): psutil's cpu_percent
+    measures from the previous call on the same object, so a new object would always read 0.
+    """
+    known = {} if known is None else known
+    try:
+        with root.oneshot():
+            tree = [root, *root.children(recursive=True)]
+            uptime = time.time() - root.create_time()
+    except psutil.Error:
+        return None
+    cpu = 0.0
+    rss = 0
+    threads = 0
+    alive = set()
+    for proc in tree:
+        proc = known.setdefault(proc.pid, proc)
+        alive.add(proc.pid)
+        try:
+            with proc.oneshot():
+                cpu += proc.cpu_percent(None)
+                rss += proc.memory_info().rss
+                threads += proc.num_threads()
+        except psutil.Error:
+            continue  # a worker that ended meanwhile
+    for pid in set(known) - alive:
+        del known[pid]
+    return {"t": time.time(), "cpu": cpu, "rss": rss, "threads": threads, "processes": len(tree), "uptime": uptime}
+
+
+def read_samples(pk: int) -> list[dict[str, Any]]:
+    from portal.health import redis_client
+
+    try:
+        raw = redis_client(0.5).lrange(samples_key(pk), 0, -1)
+    except Exception:  # Redis down: the page shows no figures rather than an error
+        return []
+    return [json.loads(item) for item in raw]
+
+
+def record_sample(pk: int, sample: dict[str, Any]) -> None:
+    """Append one sample (the watcher's job), keeping the last two minutes."""
+    from portal.health import redis_client
+
+    key = samples_key(pk)
+    pipe = redis_client(0.5).pipeline()
+    pipe.rpush(key, json.dumps(sample))
+    pipe.ltrim(key, -SAMPLES_KEEP, -1)
+    pipe.expire(key, 15)
+    pipe.execute()
+
+
+def front_history(path: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str]:
+    """The front's points for this mount, its totals, and why there are none ("" when there are)."""
+    metrics = Path(settings.WEBAPPS_FRONT_METRICS_FILE)
+    try:
+        data = json.loads(metrics.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [], None, "The front has not written any figures yet: it does once it runs (make run starts it)."
+    except (OSError, ValueError):
+        return [], None, "The front's figures cannot be read just now."
+    if time.time() - float(data.get("time") or 0) > STALE_SECONDS:
+        return [], None, "The front is not running: no requests are being measured."
+    history = (data.get("history") or {}).get(path) or []
+    totals = (data.get("apps") or {}).get(path)
+    if not history:
+        return [], totals, "No request has reached the application through the front yet."
+    return history, totals, ""
+
+
+def _series(values: list[float | None]) -> str:
+    clean = [v or 0.0 for v in values]
+    return points(clean, max(max(clean, default=0.0), 1.0) * 1.1)
+
+
+def figures(webapp: Any) -> dict[str, Any]:
+    """The template's context: the latest values and the sparklines' points."""
+    history, totals, why = front_history(webapp.name)
+    recent = history[-5:]
+    span = len(recent) or 1
+    p = {q: [h.get(q) for h in history] for q in ("p50", "p90", "p99")}
+    top_ms = max([v or 0.0 for v in p["p99"]] + [1.0]) * 1.1
+    samples = read_samples(webapp.pk) if getattr(webapp, "pk", None) else []
+    cpu = [float(s.get("cpu") or 0.0) for s in samples]
+    rss = [float(s.get("rss") or 0) / (1024 * 1024) for s in samples]
+    return {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "count": len(history),
+        "why": why,
+        "totals": totals,
+        "rps": sum(h["rps"] for h in recent) / span,
+        "e5xx": sum(h["e5xx"] for h in recent) / span,
+        "latency": next(({q: h.get(q) for q in ("p50", "p90", "p99")} for h in reversed(history) if h.get("p50")),
+                        None),
+        "rps_line": _series([h["rps"] for h in history]),
+        "rps_max": max((h["rps"] for h in history), default=0.0),
+        "e5xx_line": _series([h["e5xx"] for h in history]),
+        "e5xx_max": max((h["e5xx"] for h in history), default=0.0),
+        # p50 and p99 in one chart, on one scale (p99's).
+        "p50_line": points([v or 0.0 for v in p["p50"]], top_ms),
+        "p99_line": points([v or 0.0 for v in p["p99"]], top_ms),
+        "p99_max": max((v or 0.0 for v in p["p99"]), default=0.0),
+        "samples": len(samples),
+        "latest": samples[-1] if samples else None,
+        "cpu_line": points(cpu, max(max(cpu, default=0.0), 5.0)),
+        "cpu_max": max(cpu, default=0.0),
+        "rss_line": points(rss, max(rss, default=0.0) * 1.2),
+        "rss_max": max(rss, default=0.0),
+    }
