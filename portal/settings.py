@@ -18,12 +18,12 @@ PORTAL_TIME_ZONE      Time zone of the pages. Default: UTC.
 PORTAL_LOG_ROOTS      Folders, besides var/log/, where gateway log files may
                       be (absolute paths separated by ":"). A log file
                       elsewhere is refused. Default: none.
-PORTAL_APPS_PORT      The port of the front that serves the web applications (on
-                      PORTAL_HOST, like the portal's own port). Default: 8001.
 PORTAL_GATEWAY_SERVER_OPTIONS
                       Options added to every gateway server the portal starts,
                       e.g. "--max-connections 200 --idle-timeout 600" (see
                       docs/gateway-protocol.md). Default: none, the server's own.
+PORTAL_APPS_PORT      The port where the front serves the web applications, on
+                      the portal's host. Default: 8001.
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "portal",
+    "processes",
     "gateways",
     "webapps",
 ]
@@ -258,14 +259,20 @@ def _log_roots() -> list[str]:
 
 PORTAL_LOG_ROOTS = _log_roots()
 GATEWAY_SERVER_OPTIONS = _gateway_server_options(os.environ.get("PORTAL_GATEWAY_SERVER_OPTIONS", ""))
-# The front on the apps port (webapps/front/): the launcher starts it, webapps/routing.py writes
-# the routes file it follows, and the applications' pages read the figures it measures.
+
+
 def _apps_port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ImproperlyConfigured(f"PORTAL_APPS_PORT={text!r} is not a port: give a number from 1 to 65535, e.g. 8001")
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise ImproperlyConfigured(
+            f"PORTAL_APPS_PORT={text!r} is not a port: give a number from 1 to 65535, e.g. 8001."
+        )
     return int(text)
 
 
-PORTAL_APPS_PORT = _apps_port(os.environ.get("PORTAL_APPS_PORT") or "8001")
+PORTAL_APPS_PORT = _apps_port(os.environ.get("PORTAL_APPS_PORT", "8001").strip())
+# The front on the apps port (webapps/front/): the launcher starts it, webapps/routing.py writes
+# the routes file it follows, and the applications' pages read the figures it measures.
 WEBAPPS_ROUTES_FILE = paths.ROUTES_FILE
 WEBAPPS_FRONT_METRICS_FILE = paths.FRONT_METRICS_FILE

@@ -15,6 +15,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("gateways/", include("gateways.urls")),
+    path("webapps/", include("webapps.urls")),
     path("activity/", include("gateways.activity_urls")),
     path("profile/", profile_views.profile, name="profile"),
     path("api/", include("gateways.api_urls")),
