@@ -20,6 +20,10 @@ from typing import Any
 
 import psutil
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
 
 from gateways.charts import HEIGHT, WIDTH, points
 
@@ -144,3 +148,17 @@ def figures(webapp: Any) -> dict[str, Any]:
         "rss_line": points(rss, max(rss, default=0.0) * 1.2),
         "rss_max": max(rss, default=0.0),
     }
+
+
+def figures_context(webapp: Any) -> dict[str, Any]:
+    """What the detail page passes to templates/webapps/htmx/figures.html."""
+    return {"f": figures(webapp), "figures_url": reverse("webapps:figures", args=[webapp.slug])}
+
+
+@login_required
+def webapp_figures(request: HttpRequest, name: str) -> HttpResponse:
+    """The detail page's live figures, polled by htmx."""
+    from webapps.views import _get_webapp
+
+    webapp = _get_webapp(request, name)
+    return render(request, "webapps/htmx/figures.html", {"webapp": webapp, **figures_context(webapp)})

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import transaction
 
 from portal.process.states import BACKOFF, ENDED, STARTING, STOPPING
-from webapps.front.routes import Route, RoutesError, Static, check_mount, routes_from_json
+from webapps.front.routes import Route, Routes, RoutesError, Static, check_mount, routes_from_json
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +49,16 @@ def _model() -> Any:
 
 
 def socket_path(app: Any) -> str:
-    """The app's unix socket: the one the runtime names (``app.socket_path``) when it does."""
-    given = getattr(app, "socket_path", None)
-    if callable(given):
-        given = given()
-    if given:
-        return str(given)
-    return str(Path(settings.VAR_DIR) / "run" / "webapps" / str(app.run_key) / "app.sock")
+    """The app's unix socket in its run directory (webapps.adapter)."""
+    from webapps import adapter
+
+    return str(adapter.socket_path(app))
 
 
 def _statics(app: Any, mount: str) -> tuple[Static, ...]:
     """The definition's static mappings as front entries: ``SUBPATH=DIR`` strings, or dicts with
     a sub-path (``subpath``/``url``/``path``) and a directory (``dir``/``directory``)."""
-    raw = getattr(app, "static", None) or getattr(app, "static_files", None) or ()
+    raw = getattr(app, "static_files", None) or ()
     if callable(getattr(raw, "all", None)):  # a related manager
         raw = raw.all()
     if isinstance(raw, dict):
@@ -123,6 +120,22 @@ def build(apps: Iterable[Any]) -> dict[str, Any]:
     return routes_from_json(data).to_json()
 
 
+def _rows() -> Iterable[Any]:
+    model = _model()
+    if model is None:
+        return ()
+    # Only what a route needs (and what shown_state reads): one cheap query.
+    return model.objects.only(
+        "name", "protocol", "static_files", "state", "state_changed_at", "intent", "intent_at", "last_error",
+        "run_key",
+    )
+
+
+def current_routes() -> Routes:
+    """The routes the definitions give now (what sync_routes writes)."""
+    return routes_from_json(build(_rows()))
+
+
 def _text(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=1)
 
@@ -133,9 +146,7 @@ def sync_routes() -> bool:
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.with_name(".routes.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        model = _model()
-        data = build(model.objects.all() if model is not None else ())
-        text = _text(data)
+        text = _text(build(_rows()))
         try:
             if target.read_text(encoding="utf-8") == text:
                 return False
@@ -185,8 +196,6 @@ def nginx_config(server_name: str = "_", listen: str | int | None = None) -> str
     """What ``manage.py webapp nginx-config`` prints: the maps, upstreams and server block for an
     operator's own nginx (included inside its ``http { }``), from the definitions as they are now."""
     from webapps.front.nginx import render_nginx_config
-    from webapps.front.routes import routes_from_json
-
     if listen is None:
         listen = settings.PORTAL_APPS_PORT
     listen = str(listen)
@@ -194,6 +203,4 @@ def nginx_config(server_name: str = "_", listen: str | int | None = None) -> str
         raise RoutesError(f"--listen {listen!r} is not a port or HOST:PORT, e.g. 8001 or 127.0.0.1:8001")
     if any(c in server_name for c in ";{}'\"$#\\") or not server_name.strip():
         raise RoutesError(f"--server-name {server_name!r} is not a host name, e.g. apps.example.com")
-    model = _model()
-    routes = routes_from_json(build(model.objects.all() if model is not None else ()))
-    return render_nginx_config(routes, listen, include=True, server_name=server_name.strip())
+    return render_nginx_config(current_routes(), listen, include=True, server_name=server_name.strip())

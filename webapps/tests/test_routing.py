@@ -1,0 +1,168 @@
+"""The routes file follows the definitions and their states, and both fronts follow the file."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from portal.process.states import FATAL, RUNNING, STOPPED
+from webapps import adapter, routing
+from webapps.front.nginx import find_nginx
+from webapps.models import WebApp
+from webapps.tests.front_helpers import NO_NGINX, RunningFront, gunicorn, wait_for
+from webapps.tests.webapp_factories import app_dir, make_webapp
+
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def routes_file(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    settings.WEBAPPS_ROUTES_FILE = tmp_path / "front" / "routes.json"
+    return settings.WEBAPPS_ROUTES_FILE
+
+
+def entries(path: Path) -> dict[str, dict[str, Any]]:
+    return {a["path"]: a for a in json.loads(path.read_text())["apps"]}
+
+
+@pytest.mark.django_db
+def test_a_saved_definition_is_in_the_routes_file_as_the_portal_shows_it(
+    routes_file: Path, tmp_path: Path, django_capture_on_commit_callbacks
+) -> None:
+    static = tmp_path / "static"
+    static.mkdir()
+    with django_capture_on_commit_callbacks(execute=True):
+        app = make_webapp(app_dir(tmp_path), name="/shop/api", protocol="asgi", static_files={"/static": str(static)})
+    data = json.loads(routes_file.read_text())
+    assert data["version"] == 1
+    assert data["strip_cookies"] == list(settings.PORTAL_COOKIE_NAMES)
+    assert data["apps"] == [{
+        "path": "/shop/api",
+        "socket": str(adapter.socket_path(app)),
+        "state": STOPPED,
+        "reason": "",
+        "protocol": "asgi",
+        "static": [{"url": "/shop/api/static", "dir": str(static)}],
+    }]
+    # No temporary file is left beside it.
+    assert sorted(p.name for p in routes_file.parent.iterdir() if not p.name.startswith(".routes.lock")) == [
+        "routes.json"
+    ]
+
+
+@pytest.mark.django_db
+def test_a_failed_app_shows_its_last_errors_first_line_and_a_deleted_one_leaves(
+    routes_file: Path, tmp_path: Path, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        app = make_webapp(app_dir(tmp_path))
+    with django_capture_on_commit_callbacks(execute=True):
+        app.state = FATAL
+        app.last_error = "ModuleNotFoundError: No module named 'hello'\nTraceback (most recent call last): ..."
+        app.save()
+    entry = entries(routes_file)["/hello"]
+    assert (entry["state"], entry["reason"]) == (FATAL, "ModuleNotFoundError: No module named 'hello'")
+    with django_capture_on_commit_callbacks(execute=True):
+        app.state = STOPPED
+        app.save()
+    assert entries(routes_file)["/hello"]["reason"] == ""  # an old error is not the reason for a stop
+    with django_capture_on_commit_callbacks(execute=True):
+        app.delete()
+    assert entries(routes_file) == {}
+
+
+@pytest.mark.django_db
+def test_the_file_is_written_only_when_its_content_changes(routes_file: Path, tmp_path: Path) -> None:
+    make_webapp(app_dir(tmp_path))
+    assert routing.sync_routes() is True
+    before = routes_file.stat()
+    assert routing.sync_routes() is False
+    after = routes_file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+# Through a real front ---------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["asyncio", "nginx"])
+def front(request: pytest.FixtureRequest, tmp_path: Path, settings) -> Any:  # type: ignore[no-untyped-def]
+    if request.param == "nginx" and find_nginx() is None:
+        pytest.skip(NO_NGINX)
+    running = RunningFront(request.param, tmp_path)
+    settings.WEBAPPS_ROUTES_FILE = running.routes_file
+    try:
+        running.start([])
+        yield running
+    finally:
+        running.stop()
+
+
+def state_of(front: RunningFront, path: str) -> tuple[int, dict[str, Any]]:
+    status, _, body = front.get(path, {"Accept": "application/json"})
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, {"body": body[:200]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_both_fronts_follow_the_definitions_within_a_second_without_cutting_a_download(
+    front: RunningFront, tmp_path: Path
+) -> None:
+    app = make_webapp(app_dir(tmp_path), name="/flask")
+    sock = adapter.socket_path(app)
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    # A stopped application: the 503 page says which and why, in JSON or HTML; elsewhere 404.
+    wait_for(lambda: state_of(front, "/flask/")[0] == 503, timeout=5, what="the stopped app's 503")
+    status, body = state_of(front, "/flask/x")
+    assert body["application"] == "/flask" and body["state"] == STOPPED
+    assert "stopped" in body["reason"]
+    status, _, html = front.get("/flask/x", {"Accept": "text/html"})
+    assert status == 503 and "<b>stopped</b>" in html
+    assert state_of(front, "/nothing/")[0] == 404
+
+    # Running: the front passes requests to the app's socket.
+    with gunicorn(str(sock), log=tmp_path / "gunicorn.log"):
+        app.state = RUNNING
+        app.save()
+        wait_for(lambda: state_of(front, "/flask/hello")[0] == 200, timeout=5, what="the running app's answer")
+
+        # A long download keeps going while a definition is added, and the new one is served
+        # within a second.
+        result: dict[str, Any] = {}
+
+        def download() -> None:
+            conn = front.connection()
+            conn.request("GET", "/flask/download?mb=20&chunked=1")
+            response = conn.getresponse()
+            got = 0
+            while piece := response.read(256 * 1024):
+                got += len(piece)
+                time.sleep(0.05)  # a slow reader (about 4 s): the download spans the change
+            result["status"], result["bytes"] = response.status, got
+            conn.close()
+
+        thread = threading.Thread(target=download)
+        thread.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        WebApp.objects.create(name="/added", directory=str(tmp_path), module="hello", protocol="asgi")
+        wait_for(lambda: state_of(front, "/added/")[1].get("application") == "/added", timeout=5,
+                 what="the new definition on the front")
+        took = time.monotonic() - started
+        assert thread.is_alive(), f"the download ended before the change ({took:.2f} s): {result}"
+        thread.join(60)
+        assert result == {"status": 200, "bytes": 20 * MB}
+        assert took < 1.0, f"the new definition reached the {front.kind} front after {took:.2f} s"
+        print(f"{front.kind}: a new definition answered {took:.2f} s after it was saved")
+
+        # Stopped again: 503 at once, although the socket still answers.
+        app.state = STOPPED
+        app.save()
+        wait_for(lambda: state_of(front, "/flask/hello")[0] == 503, timeout=5, what="503 after the stop")
