@@ -6,7 +6,10 @@ class WebappsConfig(AppConfig):
     verbose_name = "Web applications"
 
     def ready(self) -> None:
+        from processes.adapters import register
         from webapps import routing
+        from webapps.adapter import WebAppAdapter
 
+        register(WebAppAdapter())
         # A saved or deleted definition rewrites the front's routes file (on commit).
         routing.connect()

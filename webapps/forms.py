@@ -538,6 +538,7 @@ class WebAppForm(forms.ModelForm):
             protocol=data["protocol"],
             env={**(data.get("environment") or {}), **(data.get("secret_environment") or {})},
             timeout=APP_CHECK_TIMEOUT,
+            mount=data.get("name") or self.instance.name,
         )
         if problem:
             self.app_problem = problem

@@ -8,7 +8,6 @@ turns the rows into its routes file.
 from __future__ import annotations
 
 import sys
-import uuid
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -16,10 +15,9 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
 
-from portal.process import states
-from portal.process.states import RUNNING, STARTING, STOPPED, STOPPING
+from processes.models import STATE_CHOICES, ManagedProcess
 
-STATE_CHOICES = states.CHOICES
+__all__ = ["STATE_CHOICES", "WebApp"]
 
 # Fields that go into the command line, the environment or the keeper's spec: changing
 # them while the application runs would leave the running process different from its
@@ -52,7 +50,9 @@ def default_python() -> str:
     return sys.executable
 
 
-class WebApp(models.Model):
+class WebApp(ManagedProcess):
+    """A web application; its runtime fields (state, pid, intent, run_key...) are the process layer's."""
+
     class Protocol(models.TextChoices):
         WSGI = "wsgi", "WSGI"
         ASGI = "asgi", "ASGI"
@@ -162,19 +162,6 @@ class WebApp(models.Model):
         help_text="Seconds between asking the application to stop and killing it, 1 to 300.",
     )
 
-    # What the process is doing now (to move to the shared process layer's abstract model).
-    state = models.CharField(max_length=10, choices=STATE_CHOICES, default=STOPPED, db_index=True)
-    state_changed_at = models.DateTimeField(null=True, blank=True)
-    pid = models.IntegerField(null=True, blank=True)
-    run_host = models.CharField(max_length=253, blank=True)
-    last_error = models.TextField(blank=True)
-    startup = models.JSONField(default=dict, blank=True)
-    intent = models.CharField(max_length=10, blank=True)
-    intent_at = models.DateTimeField(null=True, blank=True)
-    request_seq = models.PositiveBigIntegerField(default=0, editable=False)
-    requested = models.CharField(max_length=10, blank=True, editable=False)
-    run_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -218,26 +205,3 @@ class WebApp(models.Model):
     @property
     def uses_virtualenv(self) -> bool:
         return bool(self.requirements_file)
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in states.ACTIVE
-
-    @property
-    def in_transition(self) -> bool:
-        if self.intent == "start":
-            return self.state not in states.START_SETTLED or self._intent_unseen()
-        if self.intent == "stop":
-            return self.state not in states.DOWN or self._intent_unseen()
-        return self.state not in states.SETTLED
-
-    @property
-    def shown_state(self) -> str:
-        if self.in_transition and self.intent == "start" and self.state not in (STARTING, RUNNING):
-            return STARTING
-        if self.in_transition and self.intent == "stop" and self.state not in (STOPPING, STOPPED):
-            return STOPPING
-        return self.state
-
-    def _intent_unseen(self) -> bool:
-        return bool(self.intent_at and (not self.state_changed_at or self.intent_at > self.state_changed_at))

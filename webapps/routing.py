@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import transaction
 
 from portal.process.states import BACKOFF, ENDED, STARTING, STOPPING
-from webapps.front.routes import Route, Routes, RoutesError, Static, check_mount, routes_from_json
+from webapps.front.routes import Route, RoutesError, Static, check_mount, routes_from_json
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,9 @@ def _rows() -> Iterable[Any]:
     )
 
 
-def current_routes() -> Routes:
-    """The routes the definitions give now (what sync_routes writes)."""
-    return routes_from_json(build(_rows()))
+def current_routes() -> list[dict[str, Any]]:
+    """Every application's route now, as the routes file lists them (what sync_routes writes)."""
+    return build(_rows())["apps"]
 
 
 def _text(data: dict[str, Any]) -> str:
@@ -203,4 +203,5 @@ def nginx_config(server_name: str = "_", listen: str | int | None = None) -> str
         raise RoutesError(f"--listen {listen!r} is not a port or HOST:PORT, e.g. 8001 or 127.0.0.1:8001")
     if any(c in server_name for c in ";{}'\"$#\\") or not server_name.strip():
         raise RoutesError(f"--server-name {server_name!r} is not a host name, e.g. apps.example.com")
-    return render_nginx_config(current_routes(), listen, include=True, server_name=server_name.strip())
+    routes = routes_from_json(build(_rows()))
+    return render_nginx_config(routes, listen, include=True, server_name=server_name.strip())

@@ -327,3 +327,63 @@ def test_defaults_fill_blank_numbers_and_choices(folder):
     webapp = form.save()
     assert (webapp.workers, webapp.threads, webapp.init_timeout, webapp.stop_timeout) == (1, 1, 30, 10)
     assert (webapp.protocol, webapp.restart_policy) == (WebApp.Protocol.WSGI, "on-failure")
+
+
+# The import check, in the application's own interpreter ------------------------------------
+
+
+def test_a_module_that_does_not_exist_is_refused(folder):
+    message = errors_for(folder, module="nothere")["module"]
+    assert "nothere" in message
+
+
+def test_a_module_that_fails_to_import_shows_the_end_of_the_traceback(tmp_path):
+    folder = app_dir(tmp_path, "import json\n\ndef helper():\n    raise RuntimeError('no database configured')\n\n"
+                               "helper()\n")
+    message = errors_for(folder)["module"]
+    assert "The end of the traceback:" in message
+    assert "RuntimeError: no database configured" in message
+
+
+def test_a_missing_callable_is_refused(folder):
+    assert "application" in errors_for(folder, callable="application")["callable"]
+
+
+def test_a_wsgi_application_declared_asgi_is_refused(folder):
+    message = errors_for(folder, protocol="asgi", engine="granian")["protocol"]
+    assert "WSGI" in message and "ASGI" in message
+
+
+def test_an_asgi_application_declared_wsgi_is_refused(tmp_path):
+    folder = app_dir(tmp_path, ASGI_APP)
+    message = errors_for(folder, protocol="wsgi")["protocol"]
+    assert "ASGI" in message
+
+
+def test_the_application_sees_its_environment_during_the_check(tmp_path):
+    folder = app_dir(tmp_path, "import os\nassert os.environ['APP_MODE'] == 'x', 'APP_MODE is not set'\n"
+                               "assert os.environ['TOKEN'] == 's', 'TOKEN is not set'\n" + WSGI_APP)
+    assert "APP_MODE is not set" in errors_for(folder)["module"]
+    assert errors_for(folder, environment="APP_MODE=x", secret_environment="TOKEN=s") == {}
+
+
+def test_an_import_that_hangs_is_stopped_by_the_timeout(tmp_path, monkeypatch):
+    import time
+
+    from webapps import forms
+
+    monkeypatch.setattr(forms, "APP_CHECK_TIMEOUT", 1.0)
+    folder = app_dir(tmp_path, "import time\ntime.sleep(30)\n" + WSGI_APP)
+    started = time.monotonic()
+    message = errors_for(folder)["module"]
+    assert time.monotonic() - started < 5
+    assert "did not finish within 1 s" in message
+
+
+def test_another_interpreter_runs_the_check(folder, tmp_path):
+    # An interpreter without the application's needs: the check is that interpreter's answer.
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'this is not python' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    message = errors_for(folder, python_executable=str(broken))["python_executable"]
+    assert "this is not python" in message
