@@ -125,7 +125,7 @@ def leftovers() -> list:  # type: ignore[type-arg]
             continue
         if marks & set(itertools.pairwise(argv)) or any(a.endswith(redis_title) for a in argv[:1]):
             found.append(process)
-        elif argv and argv[0].startswith("nginx: master") and nginx_prefix in " ".join(argv):
+        elif " ".join(argv[:2]).startswith("nginx: master") and ("-p", nginx_prefix) in itertools.pairwise(argv):
             # nginx rewrites its command line too; its workers go with their master.
             found += [process, *process.children()]
     return found

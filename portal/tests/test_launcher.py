@@ -131,10 +131,24 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
         [sys.executable, "-c", "import time; time.sleep(120)", "--schedule", str(var / "celerybeat-schedule")],
         start_new_session=True,
     )
+    # And an nginx left behind on the apps port, with its files in this folder's var/front/nginx.
+    prefix = var / "front" / "nginx"
+    prefix.mkdir(parents=True)
+    (prefix / "old.conf").write_text(
+        f"pid {prefix}/nginx.pid; error_log {prefix}/error.log; events {{}}\n"
+        f"http {{ access_log off; client_body_temp_path {prefix}/body; "
+        f"server {{ listen 127.0.0.1:{portal_env['PORTAL_APPS_PORT']}; return 418; }} }}\n"
+    )
+    stale_nginx = subprocess.Popen(["/usr/sbin/nginx", "-p", str(prefix), "-c", str(prefix / "old.conf"),
+                                    "-g", "daemon off;"], start_new_session=True)
+    wait_until(lambda: http_status(f"http://127.0.0.1:{portal_env['PORTAL_APPS_PORT']}/") == 418, timeout=10)
+    stale_workers = psutil.Process(stale_nginx.pid).children()
     launcher = Running(dict(portal_env, PORTAL_SECRET_KEY="launcher-test-" + "k" * 40), tmp_path / "launcher.log")
     try:
         launcher.wait_serving()
         assert stale_beat.wait(5) == -signal.SIGKILL
+        assert stale_nginx.wait(5) == -signal.SIGKILL
+        assert not [w for w in stale_workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
         assert f"pid {stale_beat.pid}, left running by an earlier run" in launcher.output()
         assert http_status(f"http://127.0.0.1:{launcher.port}/") == 302
         tree = psutil.Process(launcher.process.pid).children(recursive=True)
@@ -191,6 +205,7 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
     finally:
         launcher.kill()
         stale_beat.kill()
+        stale_nginx.kill()
 
 
 def schedulers(schedule: str) -> list[int]:
