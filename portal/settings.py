@@ -228,7 +228,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Reconcile every few seconds: find gateways that died unseen and apply their policy.
 CELERY_BEAT_SCHEDULE = {
-    "reconcile-gateways": {"task": "gateways.tasks.reconcile_all", "schedule": 5.0, "options": {"expires": 5}},
+    "reconcile-processes": {"task": "processes.tasks.reconcile_all", "schedule": 5.0, "options": {"expires": 5}},
 }
 
 LOGGING = {

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from portal import profile_views, views
 
@@ -16,8 +17,12 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("gateways/", include("gateways.urls")),
     path("webapps/", include("webapps.urls")),
-    path("activity/", include("gateways.activity_urls")),
+    path("activity/", include("processes.activity_urls")),
     path("profile/", profile_views.profile, name="profile"),
+    path("api/webapps/", include("webapps.api_urls")),
     path("api/", include("gateways.api_urls")),
+    # Runs and activity of every kind of process moved from the gateways app's admin to processes'.
+    re_path(r"^admin/gateways/(?P<model>run|activity)/(?P<rest>.*)$",
+            RedirectView.as_view(url="/admin/processes/%(model)s/%(rest)s", query_string=True)),
     path("admin/", admin.site.urls),
 ]

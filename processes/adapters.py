@@ -32,6 +32,9 @@ and may override (the default in brackets):
 ``host_of(obj)``          -> str: the host whose worker starts it [PORTAL_HOST_NAME].
 ``queue_of(obj)``         -> str: that host's Celery queue [host_queue(host_of(obj))].
 ``url_of(obj)``           -> str: the object's page [obj.get_absolute_url()].
+``list_url()``            -> str | None: the page that lists them all (breadcrumbs) [None].
+``activity_url(name)``    -> str | None: the Activity page of the one named so, linked from the
+                          page of every process's activity [None: no link].
 ``port_of(obj)``          -> int | None: the TCP port written on Activity rows [None].
 ``restart_policy(obj)``   -> "never" | "on-failure" | "always": whether reconcile restarts a
                           process that died unseen [obj.restart_policy, or "never"].
@@ -99,6 +102,12 @@ class ProcessAdapter:
     def url_of(self, obj: Any) -> str:
         return obj.get_absolute_url()
 
+    def list_url(self) -> str | None:
+        return None
+
+    def activity_url(self, name: str) -> str | None:
+        return None
+
     def port_of(self, obj: Any) -> int | None:
         return None
 
@@ -150,3 +159,9 @@ def adapter_of(obj: Any) -> ProcessAdapter:
 
 def all_adapters() -> list[ProcessAdapter]:
     return list(_BY_KIND.values())
+
+
+def kinds_text(conjunction: str = "and", plural: bool = False) -> str:
+    """The registered kinds in words, for headings: "gateway", "gateway or web application"."""
+    labels = [k.label_plural if plural else k.label for k in _BY_KIND.values()]
+    return f" {conjunction} ".join(labels) or "process"

@@ -197,6 +197,18 @@ class Activity(models.Model):
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.name} {self.from_state}->{self.to_state}"
 
+    @property
+    def activity_url(self) -> str | None:
+        """The Activity page of the process this row is about, while it exists."""
+        if self.object_id is None:
+            return None
+        from processes.adapters import adapter_for
+
+        try:
+            return adapter_for(self.kind).activity_url(self.name)
+        except LookupError:
+            return None
+
     def as_row(self) -> dict[str, Any]:
         """One CSV line; the ``gateway`` column names the process (the export's columns stay as they were)."""
         return {

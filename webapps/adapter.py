@@ -201,6 +201,9 @@ class WebAppAdapter(ProcessAdapter):
     def run_dir(self, obj: WebApp) -> Path:
         return run_dir(obj)
 
+    def list_url(self) -> str | None:
+        return reverse("webapps:list")
+
     def activity_url(self, name: str) -> str | None:
         return reverse("webapps:activity", args=[name.lstrip("/")])
 

@@ -14,32 +14,15 @@ from django.db import transaction
 
 from portal import audit, roles
 from portal.process.states import STARTING
+from processes import control
 from webapps.forms import WebAppForm
-from webapps.models import RUNTIME_FIELDS, WebApp
-
-
-class DefinitionError(Exception):
-    """A change that cannot be made now; the message says why and what to do."""
+from webapps.models import WebApp
 
 
 def require_admin(user: Any, verb: str) -> None:
     if not roles.can_administer(user):
         raise PermissionDenied(
             f"Only an Administrator may {verb} web application definitions; ask an administrator for that role."
-        )
-
-
-def check_definition_change(webapp: WebApp, changed: list[str]) -> None:
-    """Refuse a change that the running application would not follow."""
-    if not (webapp.is_active or webapp.intent == "start"):
-        return
-    needs_stop = [f for f in changed if f in RUNTIME_FIELDS]
-    if needs_stop:
-        fields = ", ".join(WebApp._meta.get_field(f).verbose_name for f in needs_stop)
-        state = webapp.shown_state
-        raise DefinitionError(
-            f"{webapp.name} is {state}: stop {webapp.name} first, then change {fields}. "
-            "The running application would not follow a changed definition."
         )
 
 
@@ -54,7 +37,7 @@ def save_definition(form: WebAppForm, user: Any, actor: str | None = None) -> We
         if current is not None:
             after = audit.snapshot(webapp, WebApp.AUDITED_FIELDS)
             changed = [f for f in WebApp.AUDITED_FIELDS if before and before[f] != after[f]]
-            check_definition_change(current, changed)
+            control.check_definition_change(current, changed)
         account = audit.account_of(user)
         if creating:
             webapp.created_by = account
@@ -84,7 +67,7 @@ def delete_definition(webapp: WebApp, user: Any, actor: str | None = None) -> No
     require_admin(user, "delete")
     webapp.refresh_from_db()
     if blocker := delete_blocker(webapp):
-        raise DefinitionError(blocker)
+        raise control.ControlError(blocker)
     with transaction.atomic():
         audit.record(
             user=user,

@@ -15,6 +15,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import audit, roles
+from portal.process.states import RUNNING
+from processes import control
 from webapps import adapter, figures, services
 from webapps.forms import APP_CHECK_FIELDS, WebAppForm
 from webapps.models import STATE_CHOICES, WebApp
@@ -80,8 +82,13 @@ def environment_rows(webapp: WebApp) -> list[tuple[str, str, bool]]:
 
 
 def live_context(webapp: WebApp) -> dict[str, Any]:
-    """What the live panel of the detail page shows: the startup details and the log tail."""
+    """What the live panel of the detail page shows: the process's figures, the startup details
+    and the log tail (the gateway's code: portal.process.logtail and the watcher's samples)."""
+    from gateways import charts
     from portal.process.logtail import tail
+    from processes.watcher import read_metrics
+
+    samples = read_metrics("webapp", webapp.pk) if webapp.state == RUNNING else []
 
     log = adapter.log_path(webapp)
     refused = adapter.log_file_problem(webapp)
@@ -93,7 +100,14 @@ def live_context(webapp: WebApp) -> dict[str, Any]:
             log_error = "" if log.exists() else f"{log} does not exist yet: it is created at the first start."
     except OSError as e:
         log_lines, log_error = [], f"{log} cannot be read: {e.strerror}."
-    return {"log_lines": log_lines, "log_error": log_error, "log_path": log}
+    return {
+        "samples": samples,
+        "latest": samples[-1] if samples else None,
+        "chart": charts.sparklines(samples),
+        "log_lines": log_lines,
+        "log_error": log_error,
+        "log_path": log,
+    }
 
 
 @login_required
@@ -147,7 +161,7 @@ def webapp_edit(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.save_definition(form, request.user)
-        except services.DefinitionError as e:
+        except control.ControlError as e:
             form.add_error(None, str(e))
         else:
             messages.success(request, f"Web application {webapp.name} was saved.")
@@ -185,10 +199,55 @@ def webapp_delete(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST":
         try:
             services.delete_definition(webapp, request.user)
-        except services.DefinitionError as e:
+        except control.ControlError as e:
             messages.error(request, str(e))
             return redirect(webapp)
         messages.success(request, f"Web application {webapp.name} was deleted.")
         return redirect("webapps:list")
     template = "webapps/htmx/delete_dialog.html" if request.htmx else "webapps/confirm_delete.html"
     return render(request, template, {"webapp": webapp, "blocker": services.delete_blocker(webapp)})
+
+
+# Process control ------------------------------------------------------------------
+
+
+@login_required
+def webapp_row(request: HttpRequest, name: str) -> HttpResponse:
+    """One list row, polled while a start or stop is in flight; 286 once it settles."""
+    webapp = _get_webapp(request, name)
+    context = {"webapp": webapp, "announce": request.GET.get("announce") == "1", "apps_origin": apps_origin(request)}
+    response = render(request, "webapps/htmx/row.html", context)
+    if not webapp.in_transition:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_POST
+def webapp_control(request: HttpRequest, name: str, action: str) -> HttpResponse:
+    """Start, Stop or Restart: record the intent, send the task (processes.control), show the row polling."""
+    webapp = _get_webapp(request, name)
+    origin = apps_origin(request)
+    try:
+        webapp = control.request(webapp, action, request.user)
+    except control.ControlError as e:
+        if request.htmx:
+            return render(request, "webapps/htmx/row.html", {"webapp": webapp, "error": str(e), "apps_origin": origin})
+        messages.error(request, str(e))
+        return redirect(webapp)
+    if request.htmx:
+        where = request.POST.get("from", "list")
+        template = "webapps/htmx/live.html" if where == "detail" else "webapps/htmx/row.html"
+        context = {"webapp": webapp, "announce": True, "apps_origin": origin,
+                   **(live_context(webapp) if where == "detail" else {})}
+        return render(request, template, context)
+    messages.info(request, f"{action.capitalize()} of {webapp.name} requested.")
+    return redirect(webapp)
+
+
+@login_required
+def webapp_activity(request: HttpRequest, name: str) -> HttpResponse:
+    """The application's Activity page: the one page every kind shares (processes/activity_views.py)."""
+    from processes import activity_views
+
+    return activity_views.object_activity(request, _get_webapp(request, name))
