@@ -1,12 +1,10 @@
-"""Live figures of a web application, for its detail page: what the front measures and what the
-worker samples.
+"""Live figures of a web application measured by the front, for its detail page.
 
-- Requests per second, 5xx per second and latency percentiles come from the front (both the
-  asyncio front and nginx write the same file, webapps/front/metrics.py): its ``history`` holds one
-  point a second for the last two minutes, so the page draws them without keeping anything itself.
-- CPU and memory are summed over the application's whole process tree (an engine's master and its
-  workers): ``tree_sample`` is what the worker's watcher records once a second, under
-  ``samples_key`` in Redis, as it does for a gateway's one process.
+Requests per second, 5xx per second and latency percentiles come from the front (both the asyncio
+front and nginx write the same file, webapps/front/metrics.py): its ``history`` holds one point a
+second for the last two minutes, so the page draws them without keeping anything itself. CPU and
+memory over the application's whole process tree are the worker's samples (processes/watcher.py),
+drawn by the live panel next to this one.
 
 The partial (``webapp_figures``) is polled by htmx every 2 s while the page is visible.
 """
@@ -18,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -29,65 +26,6 @@ from gateways.charts import HEIGHT, WIDTH, points
 
 # The front rewrites its file every second; older than this, it is not running.
 STALE_SECONDS = 5.0
-SAMPLES_KEEP = 120
-
-
-def samples_key(pk: int) -> str:
-    return f"portal:metrics:webapp:{pk}"
-
-
-def tree_sample(root: psutil.Process, known: dict[int, psutil.Process] | None = None) -> dict[str, Any] | None:
-    """CPU (percent of one core) and memory (RSS) summed over ``root`` and all its descendants.
-
-    ``known`` keeps the Process objects between calls (pid -> Process): psutil's cpu_percent
-    measures from the previous call on the same object, so a new object would always read 0.
-    """
-    known = {} if known is None else known
-    try:
-        with root.oneshot():
-            tree = [root, *root.children(recursive=True)]
-            uptime = time.time() - root.create_time()
-    except psutil.Error:
-        return None
-    cpu = 0.0
-    rss = 0
-    threads = 0
-    alive = set()
-    for proc in tree:
-        proc = known.setdefault(proc.pid, proc)
-        alive.add(proc.pid)
-        try:
-            with proc.oneshot():
-                cpu += proc.cpu_percent(None)
-                rss += proc.memory_info().rss
-                threads += proc.num_threads()
-        except psutil.Error:
-            continue  # a worker that ended meanwhile
-    for pid in set(known) - alive:
-        del known[pid]
-    return {"t": time.time(), "cpu": cpu, "rss": rss, "threads": threads, "processes": len(tree), "uptime": uptime}
-
-
-def read_samples(pk: int) -> list[dict[str, Any]]:
-    from portal.health import redis_client
-
-    try:
-        raw = redis_client(0.5).lrange(samples_key(pk), 0, -1)
-    except Exception:  # Redis down: the page shows no figures rather than an error
-        return []
-    return [json.loads(item) for item in raw]
-
-
-def record_sample(pk: int, sample: dict[str, Any]) -> None:
-    """Append one sample (the watcher's job), keeping the last two minutes."""
-    from portal.health import redis_client
-
-    key = samples_key(pk)
-    pipe = redis_client(0.5).pipeline()
-    pipe.rpush(key, json.dumps(sample))
-    pipe.ltrim(key, -SAMPLES_KEEP, -1)
-    pipe.expire(key, 15)
-    pipe.execute()
 
 
 def front_history(path: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str]:
@@ -120,9 +58,6 @@ def figures(webapp: Any) -> dict[str, Any]:
     span = len(recent) or 1
     p = {q: [h.get(q) for h in history] for q in ("p50", "p90", "p99")}
     top_ms = max([v or 0.0 for v in p["p99"]] + [1.0]) * 1.1
-    samples = read_samples(webapp.pk) if getattr(webapp, "pk", None) else []
-    cpu = [float(s.get("cpu") or 0.0) for s in samples]
-    rss = [float(s.get("rss") or 0) / (1024 * 1024) for s in samples]
     return {
         "width": WIDTH,
         "height": HEIGHT,
@@ -141,12 +76,6 @@ def figures(webapp: Any) -> dict[str, Any]:
         "p50_line": points([v or 0.0 for v in p["p50"]], top_ms),
         "p99_line": points([v or 0.0 for v in p["p99"]], top_ms),
         "p99_max": max((v or 0.0 for v in p["p99"]), default=0.0),
-        "samples": len(samples),
-        "latest": samples[-1] if samples else None,
-        "cpu_line": points(cpu, max(max(cpu, default=0.0), 5.0)),
-        "cpu_max": max(cpu, default=0.0),
-        "rss_line": points(rss, max(rss, default=0.0) * 1.2),
-        "rss_max": max(rss, default=0.0),
     }
 
 

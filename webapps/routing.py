@@ -31,6 +31,7 @@ from webapps.front.routes import Route, RoutesError, Static, check_mount, routes
 
 log = logging.getLogger(__name__)
 
+KIND = "webapp"  # the process layer's kind of a web application (webapps.adapter)
 # The 503 page is public (anyone who reaches the apps port sees it): one line, cut short.
 REASON_LENGTH = 200
 
@@ -172,7 +173,14 @@ def _sync_quietly() -> None:
 
 
 def connect() -> None:
-    """Hook the definitions' saves and deletes (WebappsConfig.ready)."""
+    """Hook the definitions' saves and deletes and the process layer's records (WebappsConfig.ready).
+
+    The process layer changes a state or an intent either by saving the row (the journal's sync)
+    or by a conditional UPDATE, which sends no signal; but every such change is also recorded as
+    an Activity row of the application (a request, a transition, a refused or failed start), so
+    a new Activity row of kind "webapp" is the other trigger.
+    """
+    from django.apps import apps
     from django.db.models.signals import post_delete, post_save
 
     model = _model()
@@ -180,10 +188,20 @@ def connect() -> None:
         return
     post_save.connect(_on_change, sender=model, dispatch_uid="webapps.routing.save")
     post_delete.connect(_on_change, sender=model, dispatch_uid="webapps.routing.delete")
+    try:
+        activity = apps.get_model("processes", "Activity")
+    except LookupError:
+        return
+    post_save.connect(_on_activity, sender=activity, dispatch_uid="webapps.routing.activity")
 
 
 def _on_change(**kwargs: Any) -> None:
     routes_changed()
+
+
+def _on_activity(instance: Any, created: bool = False, **kwargs: Any) -> None:
+    if created and instance.kind == KIND:
+        routes_changed()
 
 
 __all__ = ["build", "connect", "route_for", "routes_changed", "sync_routes"]

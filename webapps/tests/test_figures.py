@@ -1,20 +1,18 @@
-"""Live figures on an application's page: measured by a real front, sampled from a real process tree."""
+"""Live figures on an application's page, measured by a real front."""
 
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from django.urls import reverse
 
 from portal.process.states import RUNNING
 from webapps import adapter, figures
-from webapps.tests.front_helpers import BIN, HERE, RunningFront, gunicorn, stop, unix_answers, wait_for
+from webapps.tests.front_helpers import RunningFront, gunicorn, wait_for
 from webapps.tests.webapp_factories import app_dir, make_webapp
 
 pytestmark = pytest.mark.django_db
@@ -89,33 +87,3 @@ def test_the_figures_need_a_role(tmp_path: Path, role_client: Any) -> None:
     url = reverse("webapps:figures", args=["flask"])
     assert role_client("anonymous").get(url).status_code == 302
     assert role_client("viewer").get(url).status_code == 200
-
-
-def test_cpu_and_memory_are_summed_over_the_whole_process_tree(
-    tmp_path: Path, redis_service: Any, admin_client_: Any
-) -> None:
-    app = make_webapp(app_dir(tmp_path), name="/flask", state=RUNNING)
-    sock = str(tmp_path / "g.sock")
-    cmd = [str(BIN / "gunicorn"), "--chdir", str(HERE), "--bind", f"unix:{sock}", "--workers", "2",
-           "--no-control-socket", "front_apps:wsgi_app"]
-    master = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: unix_answers(sock) and len(psutil.Process(master.pid).children()) == 2, what="gunicorn")
-        root = psutil.Process(master.pid)
-        known: dict[int, psutil.Process] = {}
-        tree_rss = sum(p.memory_info().rss for p in [root, *root.children()])
-        for _ in range(3):
-            sample = figures.tree_sample(root, known)
-            assert sample is not None
-            figures.record_sample(app.pk, sample)
-        assert sample["processes"] == 3 and len(known) == 3
-        # The sum of the three, not the master's alone (which is about a third of it).
-        assert sample["rss"] > root.memory_info().rss * 2
-        assert abs(sample["rss"] - tree_rss) < tree_rss * 0.5
-        html = admin_client_.get(reverse("webapps:figures", args=["flask"])).content.decode()
-        assert "<dt>Processes</dt><dd>3</dd>" in html
-        assert len(polyline_points(html, "CPU over the last")) == 3
-        assert len(polyline_points(html, "Memory over the last")) == 3
-    finally:
-        stop(master)
-    assert figures.tree_sample(root, known) is None  # gone: no figures rather than stale ones

@@ -16,6 +16,7 @@ from webapps import adapter, routing
 from webapps.front.nginx import find_nginx
 from webapps.models import WebApp
 from webapps.tests.front_helpers import NO_NGINX, RunningFront, gunicorn, wait_for
+from webapps.tests.test_webapp_start_stop import webapp_processes  # noqa: F401 (a fixture)
 from webapps.tests.webapp_factories import app_dir, make_webapp
 
 MB = 1024 * 1024
@@ -178,3 +179,65 @@ def test_both_fronts_follow_the_definitions_within_a_second_without_cutting_a_do
         app.state = STOPPED
         app.save()
         wait_for(lambda: state_of(front, "/flask/hello")[0] == 503, timeout=5, what="503 after the stop")
+
+
+# With the process layer: a real worker, real keepers, real engines ---------------------------------
+
+
+@pytest.fixture(params=["asyncio", "nginx"])
+def shared_front(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A front following the routes file the worker writes too (the suite's var/front/routes.json)."""
+    if request.param == "nginx" and find_nginx() is None:
+        pytest.skip(NO_NGINX)
+    running = RunningFront(request.param, tmp_path)
+    running.routes_file = Path(settings.WEBAPPS_ROUTES_FILE)
+    running.routes_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        running.start([])
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.worker
+@pytest.mark.usefixtures("webapp_processes")
+def test_a_stopped_app_answers_503_and_a_killed_one_503_until_its_restart(
+    shared_front: RunningFront, tmp_path: Path, operator: Any
+) -> None:
+    import sys
+
+    import psutil
+
+    from processes import control
+
+    front = shared_front
+    app = make_webapp(app_dir(tmp_path), restart_policy="always", python_executable=sys.executable)
+    steady(front, "/hello/", 503)
+    assert state_of(front, "/hello/")[1]["state"] == STOPPED
+
+    control.request(app, "start", operator)
+    wait_for(lambda: front.get("/hello/")[2] == "hello from /hello", timeout=40, what="the app through the front")
+    app.refresh_from_db()
+    old_pid = app.pid
+
+    # kill -9: the front answers 503 (backoff, starting) in between, and the app again once restarted.
+    psutil.Process(old_pid).kill()
+    seen: list[int] = []
+
+    def back() -> bool:
+        status = front.get("/hello/")[0]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        return status == 200 and 503 in seen
+
+    wait_for(back, timeout=60, what="the restarted app through the front")
+    print(f"{front.kind}: statuses after kill -9: {seen}")
+    app.refresh_from_db()
+    assert app.pid != old_pid
+    assert set(seen) <= {200, 502, 503}, seen  # 502 only for the moment the keeper has not yet seen it
+
+    # Stop: 503 saying stopped, in JSON for an API client.
+    control.request(app, "stop", operator)
+    wait_for(lambda: state_of(front, "/hello/x")[1].get("state") == STOPPED, timeout=30, what="503 stopped")
+    status, body = state_of(front, "/hello/x")
+    assert status == 503 and body["application"] == "/hello"
