@@ -33,6 +33,7 @@ import ctypes
 import fcntl
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,6 +53,7 @@ STABLE_SECONDS = 60
 LOCK_FILE = paths.VAR_DIR / "launcher.lock"
 SCHEDULE_FILE = paths.VAR_DIR / "celerybeat-schedule"
 ACCESS_LOG = paths.LOG_DIR / "access.log"
+NGINX = "/usr/sbin/nginx"
 # Secrets the launcher may be given, and who needs them: the first administrator's
 # password only `manage.py ensure_admin`; the secret key and the database URL (it may
 # hold a password) the Django processes, never Redis.
@@ -134,12 +136,11 @@ def leftovers() -> list:  # type: ignore[type-arg]
 def front_kind(env: dict[str, str]) -> tuple[str, str | None]:
     """Which front serves the applications: ("nginx", its binary) when nginx is installed, else
     ("asyncio", None); PORTAL_FRONT=asyncio or nginx chooses (an unknown value raises ValueError)."""
-    from webapps.front.nginx import find_nginx
-
     wanted = env.get("PORTAL_FRONT", "auto").strip().lower() or "auto"
     if wanted not in ("auto", "nginx", "asyncio"):
         raise ValueError(f"PORTAL_FRONT={wanted!r} is not a front: use nginx, asyncio or auto (nginx when installed)")
-    nginx = find_nginx() if wanted != "asyncio" else None
+    # As webapps.front.nginx.find_nginx looks (portal/ imports no app): on PATH, else Debian's place.
+    nginx = (shutil.which("nginx") or (NGINX if os.access(NGINX, os.X_OK) else None)) if wanted != "asyncio" else None
     if wanted == "nginx" and nginx is None:
         raise ValueError("PORTAL_FRONT=nginx but nginx is not installed: "
                          "apt-get install nginx, or PORTAL_FRONT=asyncio")
