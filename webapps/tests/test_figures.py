@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from portal.process.states import RUNNING
 from webapps import adapter, figures
-from webapps.tests.front_helpers import RunningFront, gunicorn, wait_for
+from webapps.front.nginx import find_nginx
+from webapps.tests.front_helpers import NO_NGINX, RunningFront, gunicorn, wait_for
 from webapps.tests.webapp_factories import app_dir, make_webapp
 
 pytestmark = pytest.mark.django_db
@@ -25,13 +26,16 @@ def polyline_points(html: str, label: str) -> list[tuple[float, float]]:
     return [tuple(map(float, p.split(","))) for p in match.group(1).split()]  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("kind", ["asyncio", "nginx"])
 def test_the_page_draws_requests_errors_and_latency_the_front_measured(
-    tmp_path: Path, settings: Any, admin_client_: Any
+    kind: str, tmp_path: Path, settings: Any, admin_client_: Any
 ) -> None:
+    if kind == "nginx" and find_nginx() is None:
+        pytest.skip(NO_NGINX)
     app = make_webapp(app_dir(tmp_path), name="/flask", state=RUNNING)
     sock = adapter.socket_path(app)
     sock.parent.mkdir(parents=True, exist_ok=True)
-    front = RunningFront("asyncio", tmp_path / "front")
+    front = RunningFront(kind, tmp_path / "front")
     (tmp_path / "front").mkdir()
     settings.WEBAPPS_FRONT_METRICS_FILE = front.metrics_file
     with gunicorn(str(sock), log=tmp_path / "gunicorn.log"):
