@@ -471,7 +471,11 @@ class WebAppForm(forms.ModelForm):
                 "secret_environment",
                 f"{', '.join(both)} is given as a plain and as a secret variable: keep it in one of the two.",
             )
-        if self.check_app and not self.errors:
+        # The import check needs only its own fields right (not, say, the path): a person who
+        # fills the directory and module first hears at once whether they import.
+        needed = APP_CHECK_FIELDS | {"requirements_file"}
+        if self.check_app and not any(f in self.errors for f in needed) and data.get("directory") and \
+                data.get("module"):
             self._check_application(data)
         return data
 

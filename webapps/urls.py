@@ -17,6 +17,7 @@ urlpatterns = [
     path("<path:name>/-/live/", views.webapp_live, name="live"),
     path("<path:name>/-/figures/", figures.webapp_figures, name="figures"),
     path("<path:name>/-/row/", views.webapp_row, name="row"),
+    path("<path:name>/-/install/", views.webapp_install, name="install"),
     path("<path:name>/-/activity/", views.webapp_activity, name="activity"),
     re_path(r"^(?P<name>.+)/-/(?P<action>start|stop|restart)/$", views.webapp_control, name="control"),
     path("<path:name>/", views.webapp_detail, name="detail"),

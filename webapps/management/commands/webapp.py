@@ -181,6 +181,7 @@ class Command(BaseCommand):
         return text
 
     def _form_data(self, options: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        _absolute_paths(options)
         for field in ("directory", "module", "callable", "protocol", "python_executable", "requirements_file",
                       "engine", "workers", "threads", "log_file", "restart_policy", "init_timeout",
                       "stop_timeout"):
@@ -324,3 +325,24 @@ def _lines_to_dict(text: str) -> dict[str, str]:
             name, value = line.split("=", 1)
             values[name.strip()] = value
     return values
+
+
+def _absolute_paths(options: dict[str, Any]) -> None:
+    """Paths on a command line are relative to where it runs (the form wants full paths);
+    an interpreter given by name (python3) is looked up on PATH, as a shell would."""
+    import os
+    import shutil
+
+    for name in ("directory", "requirements_file", "log_file"):
+        if options.get(name):
+            options[name] = os.path.abspath(options[name])
+    python = options.get("python_executable")
+    if python and "/" not in python:
+        options["python_executable"] = shutil.which(python) or python
+    elif python:
+        options["python_executable"] = os.path.abspath(python)
+    statics = []
+    for item in options.get("static") or []:
+        sub, sep, folder = item.partition("=")
+        statics.append(f"{sub}={os.path.abspath(folder)}" if sep and folder else item)
+    options["static"] = statics
