@@ -22,7 +22,10 @@ class WebappsConfig(AppConfig):
     def ready(self) -> None:
         from portal import summaries
         from processes.adapters import register
+        from webapps import routing
         from webapps.adapter import WebAppAdapter
 
         register(WebAppAdapter())
         summaries.register_summary("webapps", "webapps/_dashboard_tile.html", _dashboard_summary)
+        # A saved or deleted definition, or a state change, rewrites the front's routes file (on commit).
+        routing.connect()

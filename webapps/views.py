@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from portal import audit, roles
 from portal.process.states import RUNNING
 from processes import control
-from webapps import adapter, services
+from webapps import adapter, figures, services
 from webapps.forms import APP_CHECK_FIELDS, WebAppForm
 from webapps.models import STATE_CHOICES, WebApp
 
@@ -125,6 +125,7 @@ def webapp_detail(request: HttpRequest, name: str) -> HttpResponse:
         "environment": environment_rows(webapp),
         "apps_origin": apps_origin(request),
         **live_context(webapp),
+        **figures.figures_context(webapp),
     }
     return render(request, "webapps/detail.html", context)
 
