@@ -10,7 +10,6 @@ from __future__ import annotations
 import keyword
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -599,8 +598,3 @@ class WebAppForm(forms.ModelForm):
             "init_timeout": str(instance.init_timeout),
             "stop_timeout": str(instance.stop_timeout),
         }
-
-
-def path_exists_hint(directory: str, module: str) -> str:
-    """Where the module's file would be in the directory, for a message."""
-    return str(Path(directory, *module.split(".")).with_suffix(".py"))
