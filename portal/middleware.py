@@ -62,30 +62,3 @@ class RejectNulCharacters:
                                                                  "multipart/form-data"):
             return any("\x00" in key or any("\x00" in v for v in values) for key, values in request.POST.lists())
         return False
-
-
-class RejectEmptyAdminToField:
-    """Answer 400 to an admin request whose ``_to_field`` is empty.
-
-    Django's admin checks a ``_to_field`` only when it is non-empty, then looks an empty
-    one up as a field name and fails (FieldDoesNotExist: a 500 from every change and
-    delete page). The admin's own links never send it empty.
-    """
-
-    MESSAGE = "The admin's _to_field parameter is empty: leave it out, or name a field."
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith("/admin/") and self._empty(request):
-            return HttpResponse(self.MESSAGE, status=400, content_type="text/plain; charset=utf-8")
-        return self.get_response(request)
-
-    @staticmethod
-    def _empty(request: HttpRequest) -> bool:
-        values = request.GET.getlist("_to_field")
-        if request.method == "POST" and request.content_type in ("application/x-www-form-urlencoded",
-                                                                 "multipart/form-data"):
-            values += request.POST.getlist("_to_field")
-        return any(not v.strip() for v in values)
