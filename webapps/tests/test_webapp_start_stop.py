@@ -195,14 +195,16 @@ def test_only_an_administrator_presses_the_install_button(tmp_path, role_client,
         assert role_client(role).post("/webapps/hello/-/install/").status_code == 403
 
 
-def test_the_flask_example_is_started_from_its_requirements_file_in_its_own_virtualenv(webapp_processes):
+def test_the_flask_example_is_started_from_its_requirements_file_in_its_own_virtualenv(webapp_processes, tmp_path):
     """The README's way: a requirements file instead of an interpreter. The start builds the
     virtualenv (with gunicorn added), says so in the Activity, and the app answers at its mount."""
     from webapps.tests.example_servers import EXAMPLES
 
     folder = EXAMPLES / "flaskapp"
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text((folder / "requirements.txt").read_text())
     run("create", "/flask", "--directory", str(folder), "--module", "app",
-        "--requirements", str(folder / "requirements.txt"), "--env", "APP_DB_PATH=" + str(paths.VAR_DIR / "f.db"))
+        "--requirements", str(requirements), "--env", "APP_DB_PATH=" + str(paths.VAR_DIR / "f.db"))
     out = run("start", "/flask", "--wait", "--timeout", "300")
     assert "/flask is running" in out
     webapp = WebApp.objects.get()
@@ -213,6 +215,16 @@ def test_the_flask_example_is_started_from_its_requirements_file_in_its_own_virt
     assert any(m.startswith("Building the virtualenv from") for m in messages)
     assert any(m.startswith("Virtualenv ") and " ready in " in m for m in messages)
     run("stop", "/flask", "--wait")
+
+    # A changed requirements file: the next start rebuilds the virtualenv beside the old one.
+    requirements.write_text(requirements.read_text() + "# pinned again\n")
+    assert "/flask is running" in run("start", "/flask", "--wait", "--timeout", "300")
+    assert Activity.objects.of(webapp).filter(message__startswith="Rebuilding the virtualenv from").exists()
+    run("stop", "/flask", "--wait")
+    root = adapter.venv_root(webapp)
+    assert root.exists()
+    run("delete", "/flask")
+    wait_until(lambda: not root.exists(), timeout=5, message="the virtualenv outlived its definition")
 
 
 def test_debug_reloads_on_a_saved_file_and_says_which_in_the_activity(webapp_processes, tmp_path):
