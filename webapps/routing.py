@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from portal.process.states import BACKOFF, ENDED, STARTING, STOPPING
 from webapps.front.routes import Route, RoutesError, Static, check_mount, routes_from_json
@@ -175,7 +175,7 @@ def routes_changed() -> None:
 def _sync_quietly() -> None:
     try:
         sync_routes()
-    except (OSError, RoutesError) as exc:
+    except (OSError, RoutesError, DatabaseError) as exc:
         # Never fails the save that triggered it; the next change (or the launcher) writes it.
         log.error("the routes file %s could not be written: %s", routes_file(), exc)
 
