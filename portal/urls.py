@@ -16,8 +16,10 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("gateways/", include("gateways.urls")),
+    path("webapps/", include("webapps.urls")),
     path("activity/", include("processes.activity_urls")),
     path("profile/", profile_views.profile, name="profile"),
+    path("api/webapps/", include("webapps.api_urls")),
     path("api/", include("gateways.api_urls")),
     # Runs and activity of every kind of process moved from the gateways app's admin to processes'.
     re_path(r"^admin/gateways/(?P<model>run|activity)/(?P<rest>.*)$",

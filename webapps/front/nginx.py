@@ -153,11 +153,15 @@ def render_http_block(
     head_timeout: int = 10,
     figures_log: str | None = None,
     idle_timeout: int = 300,
+    lenient: bool = False,
 ) -> str:
     """The part that goes inside ``http { }``: maps, upstreams and the apps' server.
 
     ``idle_timeout`` bounds the silence of a transfer either way (a stalled upload, an app that does
     not answer, a client that stops reading), as the asyncio front's own ``idle_timeout`` does.
+    A socket or static folder whose path nginx cannot use raises RoutesError, or with
+    ``lenient`` (the runner's choice: one such application must not stop the others' changes)
+    makes that application answer 503 saying so.
     """
     out: list[str] = [
         "    # Generated from the portal's routes file by webapps.front.nginx; do not edit by hand.",
@@ -203,17 +207,25 @@ def render_http_block(
         server.append(f"        # {mount}: {route.protocol}, {route.state}")
         if mount != "/":
             server.append(f"        location = {mount} {{ return 301 {base}$is_args$args; }}")
-        for static in route.static:
-            directory = _safe_path(static.dir.rstrip("/") + "/", f"static dir of {mount}")
-            server.append(f"        location ^~ {static.url}/ {{ alias {directory}; }}")
-        if route.state != RUNNING:
+        page = unavailable_page(route) if route.state != RUNNING else None
+        try:
+            statics = [(s.url, _safe_path(s.dir.rstrip("/") + "/", f"static dir of {mount}")) for s in route.static]
+            _safe_path(route.socket, f"socket of {mount}")
+        except RoutesError as exc:
+            if not lenient:
+                raise
+            statics = []
+            page = Page(503, f"application {mount} cannot be served by nginx", mount, route.state, str(exc))
+        for url, directory in statics:
+            server.append(f"        location ^~ {url}/ {{ alias {directory}; }}")
+        if page is not None:
             server += [
                 f"        location {base} {{",
                 f"            set $webapps_app {mount};",
                 f"            error_page 503 {pages}/503.$webapps_fmt;",
                 "            return 503;",
                 "        }",
-                *_pages(f"{pages}/503", unavailable_page(route)),
+                *_pages(f"{pages}/503", page),
             ]
             continue
         sock = _safe_path(route.socket, f"socket of {mount}")
@@ -283,6 +295,7 @@ def render_nginx_config(
     head_timeout: int = 10,
     figures_log: str | None = None,
     idle_timeout: int = 300,
+    lenient: bool = False,
 ) -> str:
     """A complete nginx.conf for the routes (or only the http-block part when ``include``).
 
@@ -297,6 +310,7 @@ def render_nginx_config(
         head_timeout=head_timeout,
         figures_log=figures_log,
         idle_timeout=idle_timeout,
+        lenient=lenient,
     )
     if include:
         return block
@@ -369,6 +383,7 @@ class NginxFront:
             head_timeout=self.head_timeout,
             idle_timeout=self.idle_timeout,
             figures_log=str(self.figures_log) if self.figures_log else None,
+            lenient=True,
         )
 
     def check(self, conf: Path) -> tuple[bool, str]:
