@@ -93,7 +93,12 @@ def fix_modes(root: Path | None = None) -> list[str]:
 
     Returns one line per path it fixed (or could not fix), for the caller to
     show. Symbolic links are neither followed nor changed: a link's target is
-    not var/'s to fix.
+    not var/'s to fix. Two things are left as they are: a unix socket (an
+    application's is 0660 on purpose, for the front; the 0700 folders above it
+    keep everyone else out), and what lies inside a virtualenv (any folder with
+    a pyvenv.cfg: thousands of files whose modes pip chose; the virtualenv's own
+    folder is made private, which closes it). Every Django process runs this at
+    start, so it must stay a quick walk.
     """
     import stat
 
@@ -105,7 +110,7 @@ def fix_modes(root: Path | None = None) -> list[str]:
             st = os.lstat(path)
         except FileNotFoundError:
             return
-        if stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o077:
+        if stat.S_ISLNK(st.st_mode) or stat.S_ISSOCK(st.st_mode) or not st.st_mode & 0o077:
             return
         old = stat.S_IMODE(st.st_mode)
         new = old & ~0o077
@@ -115,14 +120,20 @@ def fix_modes(root: Path | None = None) -> list[str]:
             fixed.append(f"{path} is mode {old:04o} and could not be made {new:04o} ({exc.strerror}): "
                          f"run chmod go-rwx {path} as its owner")
             return
-        fixed.append(f"{path} was mode {old:04o}, readable by other users: made it {new:04o}")
+        how = "readable by other users" if old & 0o044 else "open to other users"
+        fixed.append(f"{path} was mode {old:04o}, {how}: made it {new:04o}")
 
     if not root.exists():
         return fixed
     fix(str(root))
     for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
+        for name in files:
             fix(os.path.join(folder, name))
+        for name in list(dirs):
+            path = os.path.join(folder, name)
+            fix(path)
+            if os.path.exists(os.path.join(path, "pyvenv.cfg")):
+                dirs.remove(name)  # a virtualenv: closed by its own folder's mode, not walked
     return fixed
 
 

@@ -93,6 +93,34 @@ def test_the_database_another_user_could_read_is_fixed_and_reported(tmp_path):
     assert "was mode" not in manage(var, "check").stderr
 
 
+def test_sockets_and_virtualenvs_inside_var_are_left_as_they_are(tmp_path):
+    # An application's socket is 0660 for the front; a virtualenv's thousands of files keep pip's
+    # modes (its own folder is closed). Before: every Django process walked and tightened them all.
+    import socket
+
+    var = tmp_path / "var"
+    assert manage(var, "migrate", "-v0").returncode == 0
+    venv = var / "venvs" / "one" / "env-abc"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "bin" / "gunicorn").write_text("#!/bin/sh\n")
+    (venv / "bin" / "gunicorn").chmod(0o755)
+    venv.chmod(0o755)
+    run = var / "run" / "webapps" / "one"
+    run.mkdir(parents=True, mode=0o700)
+    sock_path = run / "app.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        sock_path.chmod(0o660)
+        result = manage(var, "check")
+        assert result.returncode == 0, result.stderr
+        assert stat.S_IMODE(sock_path.stat().st_mode) == 0o660
+    assert stat.S_IMODE((venv / "bin" / "gunicorn").stat().st_mode) == 0o755
+    assert stat.S_IMODE(venv.stat().st_mode) == 0o700
+    assert "gunicorn" not in result.stderr and "app.sock" not in result.stderr
+    assert f"{venv} was mode 0755, readable by other users: made it 0700" in result.stderr
+
+
 def test_a_keeper_makes_its_run_folder_and_the_log_private(tmp_path):
     var = tmp_path / "var"
     run_dir = var / "run" / "gateways" / "one"
