@@ -457,7 +457,8 @@ class Launcher:
         code = self.supervise()
         if not self.stopping:
             self.stop_all()
-            _say("stopped; gateways started from the portal keep running (stop them in the portal)")
+            _say("stopped; gateways and web applications started from the portal keep running (stop them in"
+                 " the portal); the applications answer again when the portal and its front are back")
         return code
 
     def _on_signal(self, signum: int, frame: object) -> None:
