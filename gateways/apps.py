@@ -32,6 +32,7 @@ class GatewaysConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import worker_ready, worker_shutdown
 
+        from gateways import cpf
         from portal import summaries
 
         # Celery sets Django up before the worker is ready, so these are connected in time;
@@ -39,3 +40,4 @@ class GatewaysConfig(AppConfig):
         worker_ready.connect(_start_watching, weak=False, dispatch_uid="gateways.watcher.start")
         worker_shutdown.connect(_stop_watching, weak=False, dispatch_uid="gateways.watcher.stop")
         summaries.register_summary("gateways", "gateways/_dashboard_tile.html", _dashboard_summary)
+        cpf.register()  # CreateGateway, ModifyGateway, DeleteGateway in merge files (portal/cpf/)

@@ -1,0 +1,197 @@
+"""The kinds of definitions a merge file can create, modify and delete (no Django here).
+
+Each app registers its kind from its AppConfig.ready() (gateways/cpf.py, webapps/cpf.py): a
+noun (``Gateway`` gives the verbs CreateGateway, ModifyGateway and DeleteGateway), its table
+of keys (the merge file's key, the form field it fills, how its text becomes the field's
+value) and an adapter that finds, validates, saves and deletes definitions through the app's
+own form and service, so a merge gets the same checks and history as the pages. The portal
+knows no app: it only reads this registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from portal.cpf.parser import Schema, VerbSpec
+
+NAME = "Name"
+
+
+class ValueProblem(ValueError):
+    """A value a key cannot take; the message says what to write instead."""
+
+
+def text(value: str) -> str:
+    return value
+
+
+def integer(low: int, high: int, example: int | None = None) -> Callable[[str], int]:
+    def convert(value: str) -> int:
+        if not value.strip().lstrip("+-").isdigit() or not value.isascii():
+            raise ValueProblem(f"“{value}” is not a whole number: write a number from {low} to {high}, "
+                               f"e.g. {example if example is not None else low}.")
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueProblem(f"{number} is out of range: write a number from {low} to {high}.")
+        return number
+
+    convert.__doc__ = f"a whole number, {low} to {high}"
+    return convert
+
+
+def flag(value: str) -> bool:
+    if value not in ("0", "1"):
+        raise ValueProblem(f"“{value}” is not 0 or 1: write 1 for yes, 0 for no.")
+    return value == "1"
+
+
+flag.__doc__ = "0 or 1"
+
+
+def choice(values: dict[str, Any]) -> Callable[[str], Any]:
+    """A value out of a list: the merge file's words (read regardless of case) -> the field's values."""
+
+    def convert(value: str) -> Any:
+        for word, meant in values.items():
+            if word.lower() == value.lower():
+                return meant
+        raise ValueProblem(f"“{value}” is not one of the values this key takes: write one of "
+                           f"{', '.join(values)}.")
+
+    convert.__doc__ = "one of " + ", ".join(values)
+    return convert
+
+
+def word_of(values: dict[str, Any], meant: Any) -> str:
+    """The merge file's word for a field's value (the first listed)."""
+    for word, value in values.items():
+        if value == meant:
+            return word
+    return str(meant)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a kind: ``field`` is the form field it fills ("" when the adapter handles it)."""
+
+    name: str
+    field: str = ""
+    convert: Callable[[str], Any] = text
+    help: str = ""
+    required: bool = False  # on Create (Name is always required)
+
+
+class Adapter:
+    """What a kind does with Django; the app subclasses it. Methods that change data are
+    called inside the merge's transaction."""
+
+    def find(self, name: str) -> Any | None:
+        raise NotImplementedError
+
+    def all(self) -> Iterable[Any]:
+        raise NotImplementedError
+
+    def name_of(self, obj: Any) -> str:
+        return str(obj)
+
+    def form(self, obj: Any | None, values: dict[str, Any], lines: dict[str, int]) -> Any:
+        """A bound form: ``obj``'s fields (or the defaults) with the keys given. ``values`` are the
+        converted values by key."""
+        raise NotImplementedError
+
+    def field_problems(self, form: Any) -> dict[str, list[str]]:
+        """The form's errors by key ("" for those of no key)."""
+        raise NotImplementedError
+
+    def shown(self, obj: Any) -> dict[str, str]:
+        """The definition's keys as a merge file writes them (for the preview's before → after)."""
+        raise NotImplementedError
+
+    def secret_changes(self, form: Any) -> list[str]:
+        """Keys whose secret the form would change (shown as "changed", never the value)."""
+        return []
+
+    def runtime_keys(self) -> set[str]:
+        return set()
+
+    def is_active(self, obj: Any) -> bool:
+        return False
+
+    def delete_blocker(self, obj: Any) -> str:
+        return ""
+
+    def save(self, form: Any, user: Any, actor: str) -> Any:
+        raise NotImplementedError
+
+    def delete(self, obj: Any, user: Any, actor: str) -> None:
+        raise NotImplementedError
+
+    def stop(self, obj: Any, user: Any) -> None:
+        """Stop a running definition and wait until it is stopped (for a merge with restart)."""
+        raise NotImplementedError
+
+    def start(self, obj: Any, user: Any) -> None:
+        raise NotImplementedError
+
+    def export(self, obj: Any) -> tuple[list[tuple[str, str]], list[str]]:
+        """The definition's Create line (keys and values) and comment lines to write above it."""
+        raise NotImplementedError
+
+
+@dataclass
+class Kind:
+    noun: str  # Gateway -> CreateGateway, ModifyGateway, DeleteGateway
+    label: str  # "gateway", in messages
+    plural: str  # "gateways": the export option and the page's heading
+    keys: tuple[Key, ...]
+    adapter: Adapter = field(default_factory=Adapter)
+
+    @property
+    def verbs(self) -> dict[str, str]:
+        return {f"Create{self.noun}": "create", f"Modify{self.noun}": "modify", f"Delete{self.noun}": "delete"}
+
+    def key(self, name: str) -> Key:
+        return next(k for k in self.keys if k.name == name)
+
+    def specs(self) -> dict[str, VerbSpec]:
+        names = tuple(k.name for k in self.keys)
+        required = frozenset({NAME} | {k.name for k in self.keys if k.required})
+        return {
+            f"Create{self.noun}": VerbSpec(names, required),
+            f"Modify{self.noun}": VerbSpec(names, frozenset({NAME})),
+            f"Delete{self.noun}": VerbSpec((NAME,), frozenset({NAME})),
+        }
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> None:
+    """Called from an app's ready(); registering the same noun again replaces it."""
+    if NAME not in {k.name for k in kind.keys}:
+        raise ValueError(f"the kind {kind.noun} has no {NAME} key")
+    _KINDS[kind.noun] = kind
+
+
+def kinds() -> list[Kind]:
+    return list(_KINDS.values())
+
+
+def kind_named(plural: str) -> Kind | None:
+    return next((k for k in _KINDS.values() if k.plural == plural), None)
+
+
+def schema(selected: Iterable[Kind] | None = None) -> Schema:
+    verbs: dict[str, VerbSpec] = {}
+    for kind in selected if selected is not None else _KINDS.values():
+        verbs.update(kind.specs())
+    return verbs
+
+
+def verb_of(verb: str) -> tuple[Kind, str]:
+    for kind in _KINDS.values():
+        if verb in kind.verbs:
+            return kind, kind.verbs[verb]
+    raise KeyError(verb)
