@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from portal import profile_views, views
+from portal.cpf import views as cpf_views
 
 admin.site.site_header = "Gateway Portal administration"
 admin.site.site_title = "Gateway Portal"
@@ -17,6 +18,9 @@ urlpatterns = [
     path("gateways/", include("gateways.urls")),
     path("activity/", include("gateways.activity_urls")),
     path("profile/", profile_views.profile, name="profile"),
+    path("cpf/", include("portal.cpf.urls")),
+    # Before the apps' API, whose last pattern answers every other /api/ path.
+    re_path(r"^api/cpf/merge/?$", cpf_views.api_merge, name="api-cpf-merge"),
     path("api/", include("gateways.api_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -215,7 +215,9 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
         before = adapter.shown(obj) if obj is not None else {}
         after = adapter.shown(form.instance)
         change.name = adapter.name_of(form.instance)
-        change.fields = [(k, before.get(k, ""), v) for k, v in after.items() if obj is None or before.get(k) != v]
+        keys = [*after, *(k for k in before if k not in after)]
+        change.fields = [(k, before.get(k, ""), after.get(k, "")) for k in keys
+                         if obj is None or before.get(k) != after.get(k)]
         change.fields += [(k, "", CHANGED_SECRET) for k in adapter.secret_changes(form)]
         if obj is not None and not change.fields:
             change.op = "unchanged"

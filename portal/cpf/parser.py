@@ -38,10 +38,15 @@ BOM = "\ufeff"
 
 @dataclass(frozen=True)
 class VerbSpec:
-    """The keys a verb accepts and those it requires."""
+    """The keys a verb accepts and those it requires. A prefix such as ``Env.`` accepts every
+    key that starts with it (``Env.DEBUG``): one key per variable of a mapping."""
 
     keys: tuple[str, ...]
     required: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+
+    def listing(self) -> str:
+        return ", ".join([*self.keys, *(f"{p}NAME" for p in self.prefixes)])
 
 
 # Verb -> what it accepts. Built from the registry of kinds (portal/cpf/registry.py).
@@ -217,7 +222,7 @@ def parse(data: bytes | str, schema: Schema | None = None) -> Document:
                 canonical = _find_key(spec, key)
                 if canonical is None:
                     problems.append(Problem(
-                        number, f"unknown key for {verb}: use one of {', '.join(spec.keys)}.", key))
+                        number, f"unknown key for {verb}: use one of {spec.listing()}.", key))
                     continue
                 key = canonical
             if key in action.values:
@@ -246,6 +251,9 @@ def _find_key(spec: VerbSpec, key: str) -> str | None:
     for name in spec.keys:
         if name.lower() == key.lower():
             return name
+    for prefix in spec.prefixes:
+        if key.lower().startswith(prefix.lower()) and len(key) > len(prefix):
+            return prefix + key[len(prefix):]  # the variable's name as written
     return None
 
 

@@ -74,13 +74,19 @@ def word_of(values: dict[str, Any], meant: Any) -> str:
 
 @dataclass(frozen=True)
 class Key:
-    """One key of a kind: ``field`` is the form field it fills ("" when the adapter handles it)."""
+    """One key of a kind: ``field`` is the form field it fills ("" when the adapter handles it).
+    A name ending in "." is a prefix: ``Env.`` stands for ``Env.NAME``, one key per entry of a
+    mapping field."""
 
     name: str
     field: str = ""
     convert: Callable[[str], Any] = text
     help: str = ""
     required: bool = False  # on Create (Name is always required)
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.name.endswith(".")
 
 
 class Adapter:
@@ -153,14 +159,18 @@ class Kind:
         return {f"Create{self.noun}": "create", f"Modify{self.noun}": "modify", f"Delete{self.noun}": "delete"}
 
     def key(self, name: str) -> Key:
-        return next(k for k in self.keys if k.name == name)
+        for key in self.keys:
+            if key.name == name or (key.is_prefix and name.startswith(key.name)):
+                return key
+        raise KeyError(name)
 
     def specs(self) -> dict[str, VerbSpec]:
-        names = tuple(k.name for k in self.keys)
+        names = tuple(k.name for k in self.keys if not k.is_prefix)
+        prefixes = tuple(k.name for k in self.keys if k.is_prefix)
         required = frozenset({NAME} | {k.name for k in self.keys if k.required})
         return {
-            f"Create{self.noun}": VerbSpec(names, required),
-            f"Modify{self.noun}": VerbSpec(names, frozenset({NAME})),
+            f"Create{self.noun}": VerbSpec(names, required, prefixes),
+            f"Modify{self.noun}": VerbSpec(names, frozenset({NAME}), prefixes),
             f"Delete{self.noun}": VerbSpec((NAME,), frozenset({NAME})),
         }
 
