@@ -51,17 +51,21 @@ def read_passphrase(path: str) -> str:
     if not os.path.isabs(path):
         raise ValueProblem(f"give the full path of the passphrase file, not “{path}”.")
     try:
-        with open(path, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise ValueProblem(f"{path} is not a regular file: name a file whose first line is the passphrase.")
-            if info.st_size > MAX_PASSPHRASE_FILE:
-                raise ValueProblem(f"{path} is larger than {MAX_PASSPHRASE_FILE} bytes: a passphrase file holds "
-                                   "the passphrase on its first line and nothing else.")
-            data = f.read(MAX_PASSPHRASE_FILE + 1)
+        # O_NONBLOCK: a FIFO or a device named here must not hang the merge; only a regular file is read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:
         raise ValueProblem(f"{path} cannot be read by the portal's user ({e.strerror}): "
                            "name a file that user can read.") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueProblem(f"{path} is not a regular file: name a file whose first line is the passphrase.")
+        if info.st_size > MAX_PASSPHRASE_FILE:
+            raise ValueProblem(f"{path} is larger than {MAX_PASSPHRASE_FILE} bytes: a passphrase file holds "
+                               "the passphrase on its first line and nothing else.")
+        data = os.read(fd, MAX_PASSPHRASE_FILE + 1)
+    finally:
+        os.close(fd)
     try:
         first = data.decode("utf-8").split("\n")[0].rstrip("\r")
     except UnicodeDecodeError:
@@ -134,6 +138,8 @@ class GatewayAdapter(Adapter):
     def field_problems(self, form: Any) -> dict[str, list[str]]:
         found: dict[str, list[str]] = dict(getattr(form, "cpf_problems", {}))
         for name, errors in form.errors.items():
+            if name == "passphrase" and PASSPHRASE_FILE in found:
+                continue  # "Enter a passphrase" only repeats why the file gave none
             key = PASSPHRASE_FILE if name == "passphrase" else FIELD_KEYS.get(name, "")
             found.setdefault(key, []).extend(str(e) for e in errors)
         return found
