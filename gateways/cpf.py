@@ -131,7 +131,7 @@ class GatewayAdapter(Adapter):
                             and verifies(obj.passphrase_verifier, passphrase)):
                         data["passphrase"] = passphrase
         instance = Gateway.objects.get(pk=obj.pk) if obj is not None else None
-        form = GatewayForm(data, instance=instance)
+        form = GatewayForm(data, instance=instance, check_ports=False)
         form.cpf_problems = problems
         return form
 

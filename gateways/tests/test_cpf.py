@@ -282,3 +282,17 @@ def test_the_command_refuses_a_viewer_and_an_operator(tmp_path, role, viewer, op
             run_command("--user", user.username, *args)
         assert "Only an Administrator may merge definitions" in str(error.value)
     assert Gateway.objects.count() == 0
+
+
+def test_a_merge_does_not_probe_whether_each_port_is_held_now():
+    # One probe lists every socket of the host (~50 ms); a thousand definitions would take a
+    # minute. The start says who holds a port; the page's form still warns (test_form_warnings).
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = apply(f"[Actions]\nCreateGateway:Name=Held,Port={port}\n")
+    assert result.problems == []
+    assert not any("in use now" in w for w in result.of("created")[0].warnings)
