@@ -212,12 +212,13 @@ def add_definitions(first: int, count: int, running: int) -> None:
 
 def add_activity(total: int, start_at: dt.datetime, batch: int = 20_000) -> None:
     """``total`` rows over every gateway, a second apart, inserted in batches with executemany."""
-    from gateways.models import Activity, Gateway, Run
+    from gateways.models import Gateway
+    from processes.models import Activity, Run
 
     gateways = list(Gateway.objects.values_list("pk", "name", "port"))
     adapt = connection.ops.adapt_datetimefield_value
     rng = random.Random(total)
-    columns = ["gateway_id", "gateway_name", "at", "from_state", "to_state", "pid", "port", "exit_code", "signal",
+    columns = ["kind", "object_id", "name", "at", "from_state", "to_state", "pid", "port", "exit_code", "signal",
                "expected", "trigger", "user_id", "level", "host", "message", "run_id", "seq"]
     sql = (f'INSERT INTO "{Activity._meta.db_table}" ({", ".join(columns)}) '
            f"VALUES ({', '.join(['%s'] * len(columns))})")
@@ -230,7 +231,7 @@ def add_activity(total: int, start_at: dt.datetime, batch: int = 20_000) -> None
             before, after = TRANSITIONS[i % len(TRANSITIONS)]
             roll = rng.random()
             level = "error" if roll < 0.03 else "warning" if roll < 0.10 else "info"
-            yield (pk, name, adapt(start_at + dt.timedelta(seconds=i)), before, after, 4000 + i % 30000, port,
+            yield ("gateway", pk, name, adapt(start_at + dt.timedelta(seconds=i)), before, after, 4000 + i % 30000, port,
                    1 if after == EXITED else None, "", expected.get(after),
                    TRIGGERS[i % len(TRIGGERS)], None, level, "alpha", f"{before} to {after}", None, None)
 
@@ -243,7 +244,7 @@ def add_activity(total: int, start_at: dt.datetime, batch: int = 20_000) -> None
             cursor.executemany(sql, chunk)
     # One run per 50 rows, for the admin's run list.
     Run.objects.bulk_create(
-        (Run(gateway_id=pk, gateway_name=name, trigger="ada", host="alpha", pid=1, started_at=start_at,
+        (Run(kind="gateway", object_id=pk, name=name, trigger="ada", host="alpha", pid=1, started_at=start_at,
              outcome="stopped") for pk, name, _ in (gateways[i % len(gateways)] for i in range(total // 50))),
         batch_size=5000,
     )
@@ -266,8 +267,9 @@ def timed(client: Client, url: str, repeats: int = REPEATS) -> tuple[float, int,
 
 def page_urls() -> dict[str, str]:
     """The pages measured; the cursors are found the way a reader's links would carry them."""
-    from gateways.activity_views import _cursor_of
-    from gateways.models import Activity, Gateway
+    from gateways.models import Gateway
+    from processes.activity_views import _cursor_of
+    from processes.models import Activity
 
     gateway = Gateway.objects.order_by("pk")[5]
     count_hint = Activity.objects.order_by("-id").values_list("id", flat=True).first() or 0
@@ -299,7 +301,8 @@ def measure_pages(admin: Any) -> dict[str, tuple[float, int, int]]:
 
 
 def bench_pages(rows: int) -> tuple[dict[str, tuple[float, int, int]], dict[str, tuple[float, int, int]], float]:
-    from gateways.models import Activity, Gateway, Run
+    from gateways.models import Gateway
+    from processes.models import Activity, Run
 
     Activity.objects.all().delete()
     Run.objects.all().delete()

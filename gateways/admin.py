@@ -3,15 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
-from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
-from gateways import control, services
+from gateways import services
 from gateways.forms import GatewayForm
-from gateways.models import STATE_CHOICES, Activity, Gateway, Run
-from portal import roles
+from gateways.models import Gateway
+from processes import control
 
 
 class AdminGatewayForm(GatewayForm):
@@ -82,101 +80,3 @@ class GatewayAdmin(admin.ModelAdmin):
         except control.ControlError as e:
             self.message_user(request, str(e), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:gateways_gateway_change", args=[object_id]))
-
-
-# Runs and activity: the audit of what processes did. Read-only in the admin as
-# on the pages; the tables grow without bound, so no changelist counts them all
-# and no filter asks the database for the distinct values of a big column.
-
-MACHINE_TRIGGERS = ("auto-restart", "reconcile", "keeper")
-
-
-class ReadOnlyAuditAdmin(admin.ModelAdmin):
-    show_full_result_count = False  # the paginator's one count is enough on a million rows
-    list_per_page = 50
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        # The roles grant gateways.view_gateway, not view_run/view_activity:
-        # whoever may read the activity pages may read these in the admin too.
-        return roles.can_view(request.user) or super().has_view_permission(request, obj)
-
-
-@admin.register(Run)
-class RunAdmin(ReadOnlyAuditAdmin):
-    list_display = (
-        "gateway_name", "requested_by", "trigger", "host", "pid", "started_at", "ready_at", "stopped_at",
-        "duration_seconds", "outcome", "exit",
-    )
-    list_filter = ("gateway_name", "requested_by", "outcome", "started_at")
-    list_select_related = ("requested_by",)
-    search_fields = ("gateway_name", "trigger", "host")
-    date_hierarchy = "started_at"
-
-    @admin.display(description="duration")
-    def duration_seconds(self, obj: Run) -> str:
-        return "—" if obj.duration is None else f"{obj.duration:.1f} s"
-
-    @admin.display(description="exit")
-    def exit(self, obj: Run) -> str:
-        return obj.exit_text or "—"
-
-
-class ToStateFilter(admin.SimpleListFilter):
-    """The states from the model's choices, not from SELECT DISTINCT over every row."""
-
-    title = "to state"
-    parameter_name = "to_state"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return list(STATE_CHOICES)
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Activity]) -> QuerySet[Activity]:
-        return queryset.filter(to_state=self.value()) if self.value() else queryset
-
-
-class TriggerFilter(admin.SimpleListFilter):
-    """The machine triggers and the portal's users; a user also matches "api:<user>" and "cli:<user>"."""
-
-    title = "trigger"
-    parameter_name = "trigger"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        users = get_user_model().objects.order_by("username").values_list("username", flat=True)
-        return [(t, t) for t in MACHINE_TRIGGERS] + [(u, u) for u in users]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Activity]) -> QuerySet[Activity]:
-        value = self.value()
-        if not value:
-            return queryset
-        if value in MACHINE_TRIGGERS:
-            return queryset.filter(trigger=value)
-        return queryset.filter(Q(trigger=value) | Q(trigger=f"api:{value}") | Q(trigger=f"cli:{value}"))
-
-
-@admin.register(Activity)
-class ActivityAdmin(ReadOnlyAuditAdmin):
-    list_display = (
-        "at", "gateway_name", "from_state", "to_state", "pid", "port", "exit", "expected", "trigger", "level",
-        "host", "message",
-    )
-    list_filter = ("level", ToStateFilter, TriggerFilter, "at")
-    # No foreign key is shown (the trigger names the user), so no join is needed.
-    list_select_related = False
-    search_fields = ("gateway_name", "trigger")
-    # No date_hierarchy: on a million rows its list of years and months is a
-    # scan of the whole table on every page; the "at" filter costs nothing.
-
-    @admin.display(description="exit")
-    def exit(self, obj: Activity) -> str:
-        if obj.signal:
-            return obj.signal
-        return "" if obj.exit_code is None else f"exit {obj.exit_code}"

@@ -3,7 +3,7 @@
 The keys are this portal's own, named after the fields of the gateway form (the product's
 "External Language Server" page names them the same way). A merge validates through
 GatewayForm and saves through gateways.services, so it gets the form's checks and the
-history; starting and stopping for ``--restart`` go through gateways.control.
+history; starting and stopping for ``--restart`` go through processes.control.
 
 A passphrase never appears in a merge file: ``PassphraseFile=PATH`` names a file whose first
 line is the passphrase, read by the portal's user on the portal's host. Its content is never
@@ -168,7 +168,8 @@ class GatewayAdapter(Adapter):
         return services.delete_blocker(obj)
 
     def save(self, form: Any, user: Any, actor: str) -> Gateway:
-        from gateways import control, services
+        from gateways import services
+        from processes import control
 
         try:
             return services.save_definition(form, user, actor=actor)
@@ -176,7 +177,8 @@ class GatewayAdapter(Adapter):
             raise ValueProblem(str(e)) from None
 
     def delete(self, obj: Gateway, user: Any, actor: str) -> None:
-        from gateways import control, services
+        from gateways import services
+        from processes import control
 
         try:
             services.delete_definition(obj, user, actor=actor)
@@ -184,13 +186,13 @@ class GatewayAdapter(Adapter):
             raise ValueProblem(str(e)) from None
 
     def stop(self, obj: Gateway, user: Any) -> None:
-        from gateways import control
+        from processes import control
 
         gateway = control.request(obj, "stop", user, channel="cpf merge")
         control.wait_settled(gateway, "stop", gateway.stop_timeout + 5)
 
     def start(self, obj: Gateway, user: Any) -> None:
-        from gateways import control
+        from processes import control
 
         gateway = Gateway.objects.filter(pk=obj.pk).first()
         if gateway is not None:

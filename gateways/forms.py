@@ -6,8 +6,9 @@ import ipaddress
 import os
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.validators import MaxLengthValidator
@@ -15,6 +16,9 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 
 from gateways.models import Gateway
+
+if TYPE_CHECKING:
+    from portal.process.checks import CheckFailure
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_\-.%]+$")
 # RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
@@ -248,25 +252,7 @@ class GatewayForm(forms.ModelForm):
         path = (self.cleaned_data.get("python_executable") or "").strip()
         if not path:
             return Gateway._meta.get_field("python_executable").get_default()
-        if not os.path.isabs(path):
-            raise forms.ValidationError(
-                "Give the full path of the Python executable, e.g. /usr/bin/python3, "
-                "not “%(path)s”.",
-                params={"path": path},
-            )
-        if not os.path.exists(path):
-            raise forms.ValidationError(
-                "%(path)s does not exist: give the full path of a Python 3.9 or newer "
-                "interpreter on this host, e.g. /usr/bin/python3.",
-                params={"path": path},
-            )
-        if os.path.isdir(path) or not os.access(path, os.X_OK):
-            raise forms.ValidationError(
-                "%(path)s is not an executable file: give the path of the python "
-                "interpreter itself (e.g. /opt/venv/bin/python), or make it executable.",
-                params={"path": path},
-            )
-        return path
+        return check_python_executable(path)
 
     def clean_python_options(self) -> str:
         options = self.cleaned_data.get("python_options", "").strip()
@@ -300,30 +286,7 @@ class GatewayForm(forms.ModelForm):
         if not path:
             return ""
         example = runtime.default_log_path(self.instance).parent.parent / "pygate.log"  # var/log/pygate.log
-        if not os.path.isabs(path):
-            raise forms.ValidationError(
-                "Give the log file's full path, e.g. %(example)s, not “%(path)s”.",
-                params={"path": path, "example": example},
-            )
-        p = Path(path)
-        if p.is_dir() and not p.is_symlink():
-            raise forms.ValidationError(
-                "%(path)s is a folder: add a file name, e.g. %(path)s/gateway.log.",
-                params={"path": path.rstrip("/")},
-            )
-        # Where logs may be, links resolved; only regular files the portal created.
-        # The same check runs again before each start (the disk may change meanwhile).
-        failure = runtime.log_file_problem(self.instance, path)
-        if failure is not None:
-            raise forms.ValidationError("%(message)s.", params={"message": failure.message})
-        folder = p.parent
-        if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-            raise forms.ValidationError(
-                "%(path)s cannot be written by the portal's user: choose another folder or "
-                "give that user write access.",
-                params={"path": path},
-            )
-        return path
+        return check_log_file_field(path, example, lambda p: runtime.log_file_problem(self.instance, p))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -426,3 +389,58 @@ class GatewayForm(forms.ModelForm):
         if commit:
             gateway.save()
         return gateway
+
+
+# Checks that the web application form shares ---------------------------------------
+
+
+def check_python_executable(path: str) -> str:
+    """``path`` when it is an interpreter that can be run; else a message that says how to fix it."""
+    if not os.path.isabs(path):
+        raise forms.ValidationError(
+            "Give the full path of the Python executable, e.g. /usr/bin/python3, "
+            "not “%(path)s”.",
+            params={"path": path},
+        )
+    if not os.path.exists(path):
+        raise forms.ValidationError(
+            "%(path)s does not exist: give the full path of a Python 3.9 or newer "
+            "interpreter on this host, e.g. /usr/bin/python3.",
+            params={"path": path},
+        )
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise forms.ValidationError(
+            "%(path)s is not an executable file: give the path of the python "
+            "interpreter itself (e.g. /opt/venv/bin/python), or make it executable.",
+            params={"path": path},
+        )
+    return path
+
+
+def check_log_file_field(path: str, example: Path, problem: Callable[[str], CheckFailure | None]) -> str:
+    """``path`` when the portal may write and show it as a log file; ``problem`` is the
+    definition's own check (its log folders, its run directory, its default file)."""
+    if not os.path.isabs(path):
+        raise forms.ValidationError(
+            "Give the log file's full path, e.g. %(example)s, not “%(path)s”.",
+            params={"path": path, "example": example},
+        )
+    p = Path(path)
+    if p.is_dir() and not p.is_symlink():
+        raise forms.ValidationError(
+            "%(path)s is a folder: add a file name, e.g. %(path)s/%(name)s.",
+            params={"path": path.rstrip("/"), "name": example.name},
+        )
+    # Where logs may be, links resolved; only regular files the portal created.
+    # The same check runs again before each start (the disk may change meanwhile).
+    failure = problem(path)
+    if failure is not None:
+        raise forms.ValidationError("%(message)s.", params={"message": failure.message})
+    folder = p.parent
+    if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise forms.ValidationError(
+            "%(path)s cannot be written by the portal's user: choose another folder or "
+            "give that user write access.",
+            params={"path": path},
+        )
+    return path

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
-from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -13,7 +11,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 
 from portal.process import states
-from portal.process.states import RUNNING, STARTING, STOPPED, STOPPING
+from processes.models import ManagedProcess
 
 # The state field's choices (the names and the sets of states are in portal/process/states.py).
 STATE_CHOICES = states.CHOICES
@@ -42,7 +40,7 @@ def default_python() -> str:
     return sys.executable
 
 
-class Gateway(models.Model):
+class Gateway(ManagedProcess):
     class Type(models.TextChoices):
         PYTHON = "python", "Python"
 
@@ -128,29 +126,7 @@ class Gateway(models.Model):
         help_text="Seconds between asking the server to stop and killing it, 1 to 300.",
     )
 
-    # What the process is doing now, as the keeper on its host reports it (and the
-    # operating system confirms); see gateways/sync.py. Never set from a hope.
-    state = models.CharField(max_length=10, choices=STATE_CHOICES, default=STOPPED, db_index=True)
-    state_changed_at = models.DateTimeField(null=True, blank=True)
-    pid = models.IntegerField(null=True, blank=True)
-    pid_create_time = models.FloatField(null=True, blank=True)
-    run_host = models.CharField(max_length=253, blank=True, help_text="Host whose keeper runs it.")
-    last_error = models.TextField(blank=True)
-    # The last start: command (passphrase masked), first output lines, time to ready.
-    startup = models.JSONField(default=dict, blank=True)
-    # Recorded intent: what a person or the API last asked for, and when.
-    intent = models.CharField(max_length=10, blank=True)
-    intent_at = models.DateTimeField(null=True, blank=True)
-    # The last request wins: every request takes the next number (a conditional
-    # UPDATE), its task carries it, and a task whose number is no longer the row's
-    # does nothing. ``requested`` is the last action asked for; unlike ``intent`` it
-    # stays once the request has been acted on, so a waiting caller knows the goal.
-    request_seq = models.PositiveBigIntegerField(default=0, editable=False)
-    requested = models.CharField(max_length=10, blank=True, editable=False)
-    # Events of the keeper's journal already copied into Activity.
-    last_seq = models.IntegerField(default=0)
-    # Names the keeper's run directory: stable, and free of the characters a name may have.
-    run_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # The runtime fields (state, pid, intent, request_seq, run_key...) are ManagedProcess's.
 
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
@@ -184,145 +160,3 @@ class Gateway(models.Model):
         from portal.process.checks import is_loopback
 
         return not self.use_passphrase and not is_loopback(self.server)
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in states.ACTIVE
-
-    @property
-    def in_transition(self) -> bool:
-        """A start or stop is in flight: the row keeps polling until it settles."""
-        if self.intent == "start":
-            return self.state not in states.START_SETTLED or self._intent_unseen()
-        if self.intent == "stop":
-            return self.state not in states.DOWN or self._intent_unseen()
-        return self.state not in states.SETTLED
-
-    @property
-    def shown_state(self) -> str:
-        """The state as pages, the API and the dashboard show it: the keeper's report, except
-        that a start or stop still on its way reads as starting or stopping (never as stopped
-        or running). gateways.state.SHOWN_STATE is the same rule in SQL, for counting."""
-        if self.in_transition and self.intent == "start" and self.state not in (STARTING, RUNNING):
-            return STARTING
-        if self.in_transition and self.intent == "stop" and self.state not in (STOPPING, STOPPED):
-            return STOPPING
-        return self.state
-
-    def _intent_unseen(self) -> bool:
-        # An intent newer than the last state change has not been acted on yet.
-        return bool(self.intent_at and (not self.state_changed_at or self.intent_at > self.state_changed_at))
-
-
-class Run(models.Model):
-    """One start of a gateway's process: the audit of past runs."""
-
-    class Outcome(models.TextChoices):
-        STARTING = "starting", "Starting"
-        RUNNING = "running", "Running"
-        STOPPED = "stopped", "Stopped"
-        EXITED = "exited", "Exited"
-        FAILED = "failed", "Failed to start"
-        LOST = "lost", "Lost"
-
-    gateway = models.ForeignKey(Gateway, null=True, on_delete=models.SET_NULL, related_name="runs")
-    gateway_name = models.CharField(max_length=64, db_index=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    trigger = models.CharField(max_length=160, help_text="Who or what asked for this start.")
-    host = models.CharField(max_length=253)
-    pid = models.IntegerField(null=True, blank=True)
-    started_at = models.DateTimeField(db_index=True)
-    ready_at = models.DateTimeField(null=True, blank=True)
-    stopped_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.STARTING)
-    exit_code = models.IntegerField(null=True, blank=True)
-    signal = models.CharField(max_length=20, blank=True)
-    command = models.TextField(blank=True)
-    message = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["gateway", "-started_at"])]
-
-    def __str__(self) -> str:
-        return f"{self.gateway_name} pid {self.pid} at {self.started_at:%Y-%m-%d %H:%M:%S}"
-
-    @property
-    def duration(self) -> float | None:
-        if self.stopped_at is None:
-            return None
-        return (self.stopped_at - self.started_at).total_seconds()
-
-    @property
-    def exit_text(self) -> str:
-        if self.signal:
-            return self.signal
-        return "" if self.exit_code is None else f"exit {self.exit_code}"
-
-
-class Activity(models.Model):
-    """One state transition or request, written once and never changed."""
-
-    class Level(models.TextChoices):
-        INFO = "info", "Info"
-        WARNING = "warning", "Warning"
-        ERROR = "error", "Error"
-
-    gateway = models.ForeignKey(Gateway, null=True, on_delete=models.SET_NULL, related_name="activity")
-    gateway_name = models.CharField(max_length=64)
-    at = models.DateTimeField(db_index=True)
-    from_state = models.CharField(max_length=10, blank=True)
-    to_state = models.CharField(max_length=10, blank=True)
-    pid = models.IntegerField(null=True, blank=True)
-    port = models.PositiveIntegerField(null=True, blank=True)
-    exit_code = models.IntegerField(null=True, blank=True)
-    signal = models.CharField(max_length=20, blank=True)
-    expected = models.BooleanField(null=True, blank=True)
-    # The user's name, "auto-restart", "reconcile", "keeper", or "api:<user>" / "cli:<user>".
-    trigger = models.CharField(max_length=160)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
-    host = models.CharField(max_length=253, blank=True)
-    message = models.TextField(blank=True)
-    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # The keeper journal's sequence number: copying the journal twice adds nothing.
-    seq = models.IntegerField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        verbose_name_plural = "activity"
-        indexes = [
-            models.Index(fields=["gateway", "-at", "-id"]),
-            models.Index(fields=["-at", "-id"]),
-            # The user/trigger filter of the Activity pages.
-            models.Index(fields=["trigger", "-at", "-id"], name="activity_trigger_at_id"),
-        ]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["gateway", "host", "seq"], name="activity_once_per_journal_line"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.gateway_name} {self.from_state}->{self.to_state}"
-
-    def as_row(self) -> dict[str, Any]:
-        return {
-            "time": self.at.isoformat(),
-            "gateway": self.gateway_name,
-            "from": self.from_state,
-            "to": self.to_state,
-            "pid": self.pid,
-            "port": self.port,
-            "exit_code": self.exit_code,
-            "signal": self.signal,
-            "expected": self.expected,
-            "trigger": self.trigger,
-            "level": self.level,
-            "host": self.host,
-            "message": self.message,
-        }

@@ -15,6 +15,7 @@ from django.conf import settings
 from gateways.models import Gateway
 from gateways.probe import PATH as PROBE_PATH
 from portal import paths
+from portal.process import checks
 from portal.process.checks import CheckFailure, check_log_file
 from portal.process.spec import Spec
 from portal.queues import LOCAL_NAMES, host_queue
@@ -45,6 +46,18 @@ def log_file_problem(gateway: Gateway, path: str | None = None) -> CheckFailure 
         var_dir=str(paths.VAR_DIR),
         run_dir=str(run_dir(gateway)),
         own_default=str(default_log_path(gateway)),
+    )
+
+
+def preflight(gateway: Gateway) -> CheckFailure | None:
+    """What would make a start fail, found before the start: with a message that says the fix."""
+    return (
+        checks.check_network_exposure(gateway.server, gateway.use_passphrase, gateway.allow_unauthenticated_network)
+        or log_file_problem(gateway)
+        or checks.check_python(gateway.python_executable)
+        or checks.check_modules(gateway.python_executable, ["msgpack"])
+        or checks.check_bind_address(gateway.server)
+        or checks.check_port_free(gateway.server, gateway.port)
     )
 
 

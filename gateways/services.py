@@ -11,11 +11,11 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from gateways import control
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import audit, roles
 from portal.process.states import STARTING
+from processes import control
 
 
 def _require_admin(user: Any, verb: str) -> None:

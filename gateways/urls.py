@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from gateways import activity_views, views
+from gateways import views
 
 app_name = "gateways"
 
@@ -9,7 +9,7 @@ urlpatterns = [
     path("new/", views.gateway_create, name="create"),
     path("validate/", views.gateway_validate, name="validate"),
     path("<str:name>/", views.gateway_detail, name="detail"),
-    path("<str:name>/activity/", activity_views.gateway_activity, name="activity"),
+    path("<str:name>/activity/", views.gateway_activity, name="activity"),
     path("<str:name>/edit/", views.gateway_edit, name="edit"),
     path("<str:name>/delete/", views.gateway_delete, name="delete"),
     path("<str:name>/row/", views.gateway_row, name="row"),

@@ -11,15 +11,16 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from gateways import charts, control, runtime, services
+from gateways import charts, runtime, services
 from gateways.forms import GatewayForm
 from gateways.models import STATE_CHOICES, Gateway
 from portal import audit, health, roles
 from portal.process.states import RUNNING
+from processes import control
 
 # htmx stops polling when a response has this status (and still swaps it in).
 HTMX_STOP_POLLING = 286
@@ -70,6 +71,16 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
         # The State column's refresh: only the table body.
         return render(request, "gateways/htmx/rows.html", context)
     return render(request, "gateways/list.html", context)
+
+
+@login_required
+@require_GET
+def gateway_activity(request: HttpRequest, name: str) -> HttpResponse:
+    """The gateway's Activity page: the one page every kind shares (processes/activity_views.py)."""
+    from processes import activity_views
+
+    roles.require(roles.can_view(request.user), activity_views.NO_ROLE)
+    return activity_views.object_activity(request, get_object_or_404(Gateway, name=name))
 
 
 @login_required
@@ -172,10 +183,10 @@ def gateway_delete(request: HttpRequest, name: str) -> HttpResponse:
 
 def live_context(gateway: Gateway) -> dict[str, Any]:
     """What the live panel of the detail page shows: OS figures and the log tail."""
-    from gateways.watcher import read_metrics
     from portal.process.logtail import tail
+    from processes.watcher import read_metrics
 
-    samples = read_metrics(gateway.pk) if gateway.state == RUNNING else []
+    samples = read_metrics("gateway", gateway.pk) if gateway.state == RUNNING else []
     log = runtime.log_path(gateway)
     refused = runtime.log_file_problem(gateway)
     try:
@@ -267,7 +278,8 @@ def _request_install(gateway: Gateway, user: Any) -> None:
     """Mark the install in flight on the row, send the task to the gateway's host, record the request."""
     import datetime as dt
 
-    from gateways import sync, tasks
+    from gateways import tasks
+    from processes import sync
 
     install = gateway.startup.get("install") or {}
     if install.get("state") == "installing":

@@ -22,6 +22,8 @@ PORTAL_GATEWAY_SERVER_OPTIONS
                       Options added to every gateway server the portal starts,
                       e.g. "--max-connections 200 --idle-timeout 600" (see
                       docs/gateway-protocol.md). Default: none, the server's own.
+PORTAL_APPS_PORT      The port where the front serves the web applications, on
+                      the portal's host. Default: 8001.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "portal",
+    "processes",
     "gateways",
     "webapps",
 ]
@@ -225,7 +228,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Reconcile every few seconds: find gateways that died unseen and apply their policy.
 CELERY_BEAT_SCHEDULE = {
-    "reconcile-gateways": {"task": "gateways.tasks.reconcile_all", "schedule": 5.0, "options": {"expires": 5}},
+    "reconcile-processes": {"task": "processes.tasks.reconcile_all", "schedule": 5.0, "options": {"expires": 5}},
 }
 
 LOGGING = {
@@ -256,3 +259,16 @@ def _log_roots() -> list[str]:
 
 PORTAL_LOG_ROOTS = _log_roots()
 GATEWAY_SERVER_OPTIONS = _gateway_server_options(os.environ.get("PORTAL_GATEWAY_SERVER_OPTIONS", ""))
+
+
+def _apps_port(text: str) -> int:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise ImproperlyConfigured(
+            f"PORTAL_APPS_PORT={text!r} is not a port: give a number from 1 to 65535, e.g. 8001."
+        )
+    return int(text)
+
+
+PORTAL_APPS_PORT = _apps_port(os.environ.get("PORTAL_APPS_PORT", "8001").strip())

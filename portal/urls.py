@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from portal import profile_views, views
 from portal.cpf import views as cpf_views
@@ -16,11 +17,16 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("gateways/", include("gateways.urls")),
-    path("activity/", include("gateways.activity_urls")),
+    path("webapps/", include("webapps.urls")),
+    path("activity/", include("processes.activity_urls")),
     path("profile/", profile_views.profile, name="profile"),
     path("cpf/", include("portal.cpf.urls")),
     # Before the apps' API, whose last pattern answers every other /api/ path.
     re_path(r"^api/cpf/merge/?$", cpf_views.api_merge, name="api-cpf-merge"),
+    path("api/webapps/", include("webapps.api_urls")),
     path("api/", include("gateways.api_urls")),
+    # Runs and activity of every kind of process moved from the gateways app's admin to processes'.
+    re_path(r"^admin/gateways/(?P<model>run|activity)/(?P<rest>.*)$",
+            RedirectView.as_view(url="/admin/processes/%(model)s/%(rest)s", query_string=True)),
     path("admin/", admin.site.urls),
 ]

@@ -261,9 +261,9 @@ def gateway_connection(gateway_server: GatewayProcess, gateway_sample_dir: Path)
 @pytest.fixture
 def pygate(gateway_processes, operator):  # type: ignore[no-untyped-def]
     """PyGate on a free local port, run by the real worker; stopped through the control service at the end."""
-    from gateways import control
     from gateways.tests.factories import make_gateway
     from gateways.tests.process_helpers import free_port
+    from processes import control
 
     gateway = make_gateway(port=free_port())
     yield gateway

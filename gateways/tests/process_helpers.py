@@ -12,10 +12,12 @@ import psutil
 from django.conf import settings
 
 from conftest import wait_until
-from gateways import control, runtime
-from gateways.models import Activity, Gateway
+from gateways import runtime
+from gateways.models import Gateway
 from portal import paths
 from portal.process import keeper
+from processes import control
+from processes.models import Activity
 
 PERSONDEMO = Path(settings.BASE_DIR) / "examples" / "persondemo" / "run.py"
 
@@ -57,7 +59,7 @@ def gone(pid: int) -> bool:
 
 
 def activity_to(gateway: Gateway, state: str, **filters: Any) -> Activity | None:
-    return Activity.objects.filter(gateway=gateway, to_state=state, **filters).order_by("-id").first()
+    return Activity.objects.of(gateway).filter(to_state=state, **filters).order_by("-id").first()
 
 
 def run_persondemo(port: int, passphrase: str | None = None) -> subprocess.CompletedProcess[str]:

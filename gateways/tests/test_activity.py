@@ -12,8 +12,9 @@ import pytest
 from django.test import Client
 
 from conftest import ROLES
-from gateways.models import Activity, Gateway, Run
+from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
+from processes.models import Activity, Run
 
 pytestmark = pytest.mark.django_db
 
@@ -25,8 +26,9 @@ def add_activity(gateway: Gateway | None, n: int = 1, *, start: dt.datetime = T0
     rows = []
     for i in range(n):
         values: dict[str, Any] = {
-            "gateway": gateway,
-            "gateway_name": gateway.name if gateway else "Gone",
+            "kind": "gateway",
+            "object_id": gateway.pk if gateway else None,
+            "name": gateway.name if gateway else "Gone",
             "at": start + dt.timedelta(seconds=i),
             "from_state": "starting",
             "to_state": "running",
@@ -162,12 +164,12 @@ def test_the_gateway_page_shows_its_latest_runs(role_client, administrator) -> N
     gateway = make_gateway()
     for i in range(25):
         Run.objects.create(
-            gateway=gateway, gateway_name=gateway.name, trigger=f"api:ada{i}", host="alpha", pid=1000 + i,
+            kind="gateway", object_id=gateway.pk, name=gateway.name, trigger=f"api:ada{i}", host="alpha", pid=1000 + i,
             started_at=T0 + dt.timedelta(minutes=i), ready_at=T0 + dt.timedelta(minutes=i, seconds=1),
             stopped_at=T0 + dt.timedelta(minutes=i, seconds=90), outcome=Run.Outcome.EXITED, exit_code=2,
             requested_by=administrator,
         )
-    Run.objects.create(gateway=gateway, gateway_name=gateway.name, trigger="ada", host="alpha",
+    Run.objects.create(kind="gateway", object_id=gateway.pk, name=gateway.name, trigger="ada", host="alpha",
                        started_at=T0 + dt.timedelta(hours=2), outcome=Run.Outcome.RUNNING)
     html = role_client("viewer").get("/gateways/PyGate/activity/").content.decode()
     runs = html[html.index('id="runs"'):]

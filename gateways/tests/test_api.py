@@ -13,13 +13,14 @@ from django.test import Client
 from django.utils import timezone
 
 from conftest import ROLES, wait_until
-from gateways import control
-from gateways.models import Activity, Gateway
+from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import gone
 from portal import tokens
 from portal.models import ApiToken
 from portal.roles import ADMINISTRATOR, OPERATOR, VIEWER
+from processes import control
+from processes.models import Activity
 
 NOT_AUTHENTICATED = "Log in, or send Authorization: Bearer <token> (create one on your profile page)."
 GROUPS = {"viewer": VIEWER, "operator": OPERATOR, "administrator": ADMINISTRATOR}
@@ -170,7 +171,7 @@ def test_operators_and_administrators_request_start_stop_and_restart(api, redis_
     assert data["name"] == "PyGate" and data["host"] == REMOTE and data["in_transition"] is True
     gateway = Gateway.objects.get()
     assert gateway.intent == ("stop" if action == "stop" else "start")
-    request = Activity.objects.get(gateway=gateway)
+    request = Activity.objects.of(gateway).get()
     assert request.trigger == f"api:{auth}-{role}"
     assert request.message == f"{action.capitalize()} requested"
 

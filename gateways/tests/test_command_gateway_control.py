@@ -17,10 +17,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from conftest import wait_until, worker_env
-from gateways import control
-from gateways.models import Activity, Gateway
+from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import gone
+from processes import control
+from processes.models import Activity
 
 REMOTE = "192.0.2.10"  # TEST-NET-1, no host here: its queue has no worker, requests are sent, nothing starts
 STATUS_KEYS = {
@@ -57,7 +58,7 @@ def test_start_wait_gives_running_then_status_then_stop_wait_gives_stopped(pygat
     assert json.loads(run("status", "PyGate", "--json"))["state"] == "stopped"
     wait_until(lambda: gone(pid), timeout=5, message=f"pid {pid} is still alive after the stop")
     trigger = f"cli:{getpass.getuser()}"
-    assert Activity.objects.filter(gateway=pygate, trigger=trigger, message="Start requested").exists()
+    assert Activity.objects.of(pygate).filter(trigger=trigger, message="Start requested").exists()
 
 
 @pytest.mark.worker

@@ -3,10 +3,10 @@
 import pytest
 
 from conftest import ROLES
-from gateways import control
 from gateways.models import Gateway
 from gateways.tests.factories import form_data, make_gateway
 from gateways.tests.process_helpers import free_port, wait_state
+from processes import control
 
 pytestmark = [pytest.mark.worker]
 

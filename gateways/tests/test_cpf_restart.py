@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from conftest import wait_until
-from gateways.models import Activity, Gateway
+from gateways.models import Gateway
 from gateways.tests.process_helpers import free_port, server_processes, start_and_wait, wait_state
 from portal.cpf import merge
 from portal.models import AuditEntry
+from processes.models import Activity
 
 pytestmark = [pytest.mark.worker]
 
@@ -29,7 +30,7 @@ def test_a_merge_with_restart_stops_changes_and_starts_a_running_gateway(pygate,
     assert (gateway.port, gateway.python_options) == (new_port, "-X dev")
     wait_until(lambda: server_processes(new_port), timeout=10, message="no server on the new port")
     assert gateway.pid != old_pid
-    triggers = list(Activity.objects.filter(gateway=gateway, message__in=["Stop requested", "Start requested"])
+    triggers = list(Activity.objects.filter(name=gateway.name, message__in=["Stop requested", "Start requested"])
                     .order_by("at", "id").values_list("message", "trigger"))
     assert triggers[-2:] == [("Stop requested", "cpf merge:ada"), ("Start requested", "cpf merge:ada")]
     change = AuditEntry.objects.get(action="changed", object_name=gateway.name)
@@ -43,4 +44,4 @@ def test_a_merge_with_restart_and_a_bad_line_stops_nothing(pygate, administrator
     result = merge.merge(text, administrator, apply=True, restart=True)
     assert result.problems and not result.applied
     assert Gateway.objects.get(pk=gateway.pk).state == "running"
-    assert not Activity.objects.filter(gateway=gateway, message="Stop requested").exists()
+    assert not Activity.objects.filter(name=gateway.name, message="Stop requested").exists()

@@ -13,13 +13,14 @@ import secrets
 import pytest
 
 from conftest import start_worker, stop_worker, wait_until
-from gateways import control, runtime
+from gateways import runtime
 from gateways.tests.conftest import TEST_VERIFIER
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port, wait_state
 from portal import paths
 from portal.process import keeper
 from portal.process.tests.test_keeper_env import environ_of
+from processes import control
 
 pytestmark = [pytest.mark.worker]
 

@@ -22,11 +22,13 @@ from pathlib import Path
 import pytest
 
 from conftest import start_worker, stop_worker, wait_until
-from gateways import control, tasks
-from gateways.models import Activity, Gateway
+from gateways import tasks
+from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port, start_and_wait
 from portal import paths
+from processes import control
+from processes.models import Activity
 
 pytestmark = [pytest.mark.worker]
 
@@ -115,14 +117,14 @@ def test_the_button_installs_msgpack_in_a_task_and_the_row_and_activity_show_it(
     assert took < 1.0, f"the request took {took:.2f} s: the install ran inside it"
     gateway.refresh_from_db()
     assert gateway.startup["install"]["state"] in {"installing", "done"}
-    requested = Activity.objects.get(gateway=gateway, message__startswith="Install of msgpack requested")
+    requested = Activity.objects.of(gateway).get(message__startswith="Install of msgpack requested")
     assert requested.trigger == "ada" and requested.message.endswith(f"{python} -m pip install msgpack")
 
     outcome = install_outcome(gateway)
     assert outcome["state"] == "done", outcome
     assert outcome["message"] == (f"{python} -m pip install msgpack succeeded: {python} now imports msgpack. "
                                   f"Start {gateway.name} again.")
-    done = Activity.objects.get(gateway=gateway, message=outcome["message"])
+    done = Activity.objects.of(gateway).get(message=outcome["message"])
     assert done.level == "info" and done.trigger == "ada" and done.at >= requested.at
     # The refusal and its button are gone from the row; the interpreter really has msgpack.
     assert gateway.last_error == "" and "fix_argv" not in gateway.startup
@@ -149,7 +151,7 @@ def test_a_failing_install_shows_the_last_lines_of_its_output(pip_worker, operat
     assert outcome["state"] == "failed", outcome
     assert outcome["message"].startswith(f"{python} -m pip install msgpack failed (exit 1): ")
     assert "No module named pip" in outcome["message"]
-    failed = Activity.objects.get(gateway=gateway, level="error", message=outcome["message"])
+    failed = Activity.objects.of(gateway).get(level="error", message=outcome["message"])
     assert failed.trigger == "ada"
     # The refusal stays, and so does the button to try again.
     assert gateway.last_error == refusal and gateway.startup["fix_argv"]
@@ -187,4 +189,4 @@ def test_an_install_without_a_broker_says_so_and_leaves_nothing_in_flight(admin_
     assert "The install was not sent: the task broker does not answer" in html and "make run" in html
     gateway.refresh_from_db()
     assert "install" not in gateway.startup and gateway.startup["fix_argv"]
-    assert not Activity.objects.filter(gateway=gateway).exists()
+    assert not Activity.objects.of(gateway).filter().exists()

@@ -17,11 +17,12 @@ from django.db import connections
 from django.test import Client
 
 from conftest import wait_until
-from gateways import control, tasks
+from gateways import tasks
 from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port, server_processes
 from portal import tokens
+from processes import control
 
 pytestmark = [pytest.mark.worker]
 

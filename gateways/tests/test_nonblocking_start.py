@@ -12,12 +12,13 @@ import pytest
 from django.test import Client
 
 from conftest import wait_until
-from gateways import control
 from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port, server_processes
 from gateways.tests.test_start_failures import wrapped
 from portal import tokens
+from processes import control
+from processes.models import Activity
 
 pytestmark = [pytest.mark.worker]
 
@@ -63,7 +64,7 @@ def test_three_slow_starts_do_not_delay_a_fast_one(gateway_processes, operator):
     # And the slow ones really run: a server process on each port, the outcome in the Activity.
     for gateway in slow:
         assert server_processes(gateway.port), gateway.name
-        assert gateway.activity.filter(to_state="running").exists()
+        assert Activity.objects.of(gateway).filter(to_state="running").exists()
 
 
 def test_wait_still_answers_the_settled_state_of_a_slow_start(gateway_processes, operator):
@@ -122,4 +123,4 @@ def test_servers_slow_to_stop_do_not_delay_a_start(gateway_processes, operator):
     assert done_at["Quick"] < min(done_at["Deaf0"], done_at["Deaf1"]) - 4, done_at
     for gateway in stubborn:
         assert not server_processes(gateway.port)
-        assert gateway.activity.filter(to_state="stopped").exists()
+        assert Activity.objects.of(gateway).filter(to_state="stopped").exists()

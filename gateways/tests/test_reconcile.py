@@ -15,13 +15,15 @@ import psutil
 import pytest
 
 from conftest import start_worker, stop_worker, wait_until
-from gateways import control, runtime
-from gateways.models import Activity, Gateway
+from gateways import runtime
+from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import activity_to, free_port, server_processes, wait_state
-from gateways.watcher import reconcile_local
 from portal import paths
 from portal.process import keeper
+from processes import control
+from processes.models import Activity, Run
+from processes.watcher import reconcile_local
 
 pytestmark = [pytest.mark.worker]
 
@@ -95,7 +97,7 @@ def test_a_keeper_killed_with_sigkill_is_replaced_and_its_server_adopted(gateway
     assert keeper.read_keeper_identity(run_dir).pid != old_keeper.pid
     gateway.refresh_from_db()
     assert gateway.state == "running" and psutil.pid_exists(gateway.pid)
-    assert Activity.objects.filter(gateway=gateway, trigger="reconcile", message__startswith="Re-adopted").exists()
+    assert Activity.objects.of(gateway).filter(trigger="reconcile", message__startswith="Re-adopted").exists()
     control.request(gateway, "stop", operator)
     wait_state(gateway, {"stopped"})
     assert server_processes(gateway.port) == []
@@ -139,8 +141,8 @@ def test_two_hosts_each_start_their_own_gateways(gateway_processes, operator, se
         control.request(on_beta, "start", operator)
         on_alpha, on_beta = wait_state(on_alpha, {"running"}), wait_state(on_beta, {"running"})
         assert on_alpha.run_host == "alpha" and on_beta.run_host == "beta"
-        assert activity_to(on_alpha, "running").host == "alpha" and on_alpha.runs.get().host == "alpha"
-        assert on_beta.runs.get().host == "beta"
+        assert activity_to(on_alpha, "running").host == "alpha" and Run.objects.of(on_alpha).get().host == "alpha"
+        assert Run.objects.of(on_beta).get().host == "beta"
         settings.PORTAL_HOST_NAME = "alpha"
         control.request(on_alpha, "stop", operator)
         settings.PORTAL_HOST_NAME = "beta"

@@ -12,11 +12,12 @@ import pytest
 
 from gateways import tasks
 from gateways.forms import GatewayForm
-from gateways.models import Activity, Gateway
+from gateways.models import Gateway
 from gateways.tests.factories import form_data, make_gateway
 from gateways.tests.process_helpers import server_processes, start_and_wait
 from portal.models import AuditEntry
 from portal.process.checks import is_loopback
+from processes.models import Activity
 
 pytestmark = pytest.mark.django_db
 
@@ -113,7 +114,7 @@ def test_an_allowed_open_gateway_starts_with_a_warning_in_its_activity(pygate, o
     Gateway.objects.filter(pk=pygate.pk).update(server="0.0.0.0", allow_unauthenticated_network=True)
     gateway = start_and_wait(pygate, operator)
     assert gateway.state == "running", gateway.last_error
-    warning = Activity.objects.filter(gateway=gateway, level="warning").get()
+    warning = Activity.objects.of(gateway).filter(level="warning").get()
     assert f"PyGate starts on 0.0.0.0:{gateway.port} without a passphrase, open to the network" in warning.message
     assert warning.trigger == operator.username
 

@@ -10,11 +10,12 @@ import pytest
 from django.test import Client
 
 from conftest import wait_until
-from gateways import control
-from gateways.models import Activity, Gateway
+from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port, server_processes, start_and_wait, wait_state
 from portal import tokens
+from processes import control
+from processes.models import Activity
 
 pytestmark = [pytest.mark.worker]
 
@@ -47,7 +48,7 @@ def test_a_server_name_that_does_not_resolve_fails_within_seconds_naming_the_hos
     assert data["state"] == "stopped" and data["in_transition"] is False
     gateway.refresh_from_db()
     assert not gateway.intent and "no.such.host.invalid does not resolve" in gateway.last_error
-    refused = Activity.objects.get(gateway=gateway, level="error")
+    refused = Activity.objects.of(gateway).get(level="error")
     assert refused.message.startswith("Start refused: the server name no.such.host.invalid does not resolve")
     # A Stop of it has nothing to stop and is not left hanging either.
     response = api_client(operator).post(f"/api/gateways/{gateway.name}/stop?wait=1")
@@ -61,10 +62,10 @@ def test_quick_exits_after_ready_end_fatal_with_the_reason(gateway_processes, op
     start_and_wait(gateway, operator, timeout=30)
     gateway = wait_state(gateway, {"fatal"}, timeout=30)
     assert "gave up after 3 quick exits in a row" in gateway.last_error
-    trail = list(Activity.objects.filter(gateway=gateway).exclude(to_state="").order_by("id")
+    trail = list(Activity.objects.of(gateway).filter().exclude(to_state="").order_by("id")
                  .values_list("to_state", flat=True))
     assert trail.count("running") == 3 and trail[-2:] == ["exited", "fatal"]
-    assert Activity.objects.filter(gateway=gateway, to_state="fatal").get().level == "error"
+    assert Activity.objects.of(gateway).filter(to_state="fatal").get().level == "error"
     assert control.status_of(gateway)["state"] == "fatal"
     assert server_processes(gateway.port) == []
 
@@ -87,7 +88,7 @@ def test_the_readiness_check_waits_the_connection_timeout_for_a_slow_handshake(
         wait_state(gateway, {"stopped"})
     else:
         # Each 2 s attempt ends before the server answers: not ready within the 5 s initialization timeout.
-        backoff = wait_until(lambda: Activity.objects.filter(gateway=gateway, to_state="backoff").first(),
+        backoff = wait_until(lambda: Activity.objects.of(gateway).filter(to_state="backoff").first(),
                              timeout=20, message="the slow start was never given up")
         assert "not ready within init_timeout 5 s" in backoff.message
         control.request(Gateway.objects.get(pk=gateway.pk), "stop", operator)

@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 
 from conftest import wait_until
-from gateways import control, runtime
-from gateways.models import Activity, Gateway, Run
+from gateways import runtime
+from gateways.models import Gateway
 from gateways.tests import pythons
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import (
@@ -22,6 +22,8 @@ from gateways.tests.process_helpers import (
     start_and_wait,
     wait_state,
 )
+from processes import control
+from processes.models import Activity, Run
 
 pytestmark = [pytest.mark.worker]
 
@@ -46,9 +48,9 @@ def test_start_gives_running_and_the_persondemo_works_then_stop_leaves_nothing(g
     assert gateway.pid is None
     assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert server_processes(port) == []
-    run = Run.objects.get(gateway=gateway)
+    run = Run.objects.of(gateway).get()
     assert run.outcome == "stopped" and run.requested_by == operator and run.ready_at and run.stopped_at
-    trail = list(Activity.objects.filter(gateway=gateway).order_by("id").values_list("to_state", flat=True))
+    trail = list(Activity.objects.of(gateway).filter().order_by("id").values_list("to_state", flat=True))
     assert [s for s in trail if s] == ["starting", "running", "stopping", "stopped"]
 
 
@@ -64,16 +66,16 @@ def test_kill_9_is_recorded_within_two_seconds_and_restarted(gateway_processes, 
     assert event.expected is False and event.level == "error"
     gateway = wait_state(gateway, {"running"})
     assert gateway.pid != first_pid
-    restart = Run.objects.filter(gateway=gateway, pid=gateway.pid).get()
+    restart = Run.objects.of(gateway).filter(pid=gateway.pid).get()
     assert restart.trigger == "auto-restart"
-    assert Run.objects.get(gateway=gateway, pid=first_pid).signal == "SIGKILL"
+    assert Run.objects.of(gateway).get(pid=first_pid).signal == "SIGKILL"
 
 
 def test_a_server_that_exits_at_once_goes_backoff_then_fatal(gateway_processes, operator):
     gateway = make_gateway(port=free_port(), python_options="-c 'import sys; sys.exit(3)'")
     gateway = start_and_wait(gateway, operator, timeout=30)
     gateway = wait_state(gateway, {"fatal"}, timeout=30)
-    states = list(Activity.objects.filter(gateway=gateway).exclude(to_state="").order_by("id")
+    states = list(Activity.objects.of(gateway).filter().exclude(to_state="").order_by("id")
                   .values_list("to_state", flat=True))
     assert states.count("backoff") == 3 and states[-1] == "fatal"
     assert "exit code 3" in gateway.last_error
@@ -121,8 +123,8 @@ def test_twenty_concurrent_starts_give_one_process(gateway_processes, operator):
     gateway = wait_state(gateway, {"running"})
     wait_until(lambda: not Gateway.objects.get(pk=gateway.pk).intent, timeout=20)
     assert len(server_processes(gateway.port)) == 1
-    assert Run.objects.filter(gateway=gateway).count() == 1
-    assert Activity.objects.filter(gateway=gateway, message="Start requested").count() == 20
+    assert Run.objects.of(gateway).filter().count() == 1
+    assert Activity.objects.of(gateway).filter(message="Start requested").count() == 20
 
 
 def test_a_held_port_gives_a_message_naming_its_holder(gateway_processes, operator):
@@ -137,7 +139,7 @@ def test_a_held_port_gives_a_message_naming_its_holder(gateway_processes, operat
         gateway.refresh_from_db()
         assert f"pid {os.getpid()}" in gateway.last_error
         assert gateway.state == "stopped"
-        refused = Activity.objects.filter(gateway=gateway, level="error").get()
+        refused = Activity.objects.of(gateway).filter(level="error").get()
         assert str(port) in refused.message and f"pid {os.getpid()}" in refused.message
     finally:
         holder.close()

@@ -145,12 +145,7 @@ class Journal:
             "message": message,
             "host": self.host,
         }
-        line = json.dumps(_redact_obj(event, self.redact)) + "\n"
-        fd = os.open(self.run_dir / EVENTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, line.encode())  # one write on O_APPEND: lines never interleave
-        finally:
-            os.close(fd)
+        self._append(event)
         log.info("%s -> %s (%s) %s", self.state.value, to.value, trigger, message)
         self.state = to
         self.status.update(fields)
@@ -159,6 +154,30 @@ class Journal:
             self.status["error"] = error
         self.write_status()
         return event
+
+    def note(self, event: str, *, trigger: str, message: str = "", **extra: Any) -> dict[str, Any]:
+        """Record something that happened without a change of state (``event``: "reload").
+
+        The line has the keys of a transition (``from`` and ``to`` both the current state)
+        plus ``event`` and ``extra``, so that a reader of events.jsonl needs no second format.
+        """
+        self.seq += 1
+        record = {
+            "seq": self.seq, "time": time.time(), "from": self.state.value, "to": self.state.value,
+            "pid": self.status.get("pid"), "exit_code": None, "signal": None, "expected": True,
+            "trigger": trigger, "message": message, "host": self.host, "event": event, **extra,
+        }
+        self._append(record)
+        log.info("%s (%s) %s", event, trigger, message)
+        return record
+
+    def _append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(_redact_obj(record, self.redact)) + "\n"
+        fd = os.open(self.run_dir / EVENTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line.encode())  # one write on O_APPEND: lines never interleave
+        finally:
+            os.close(fd)
 
     def update(self, **fields: Any) -> None:
         self.status.update(fields)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from portal.process.probes import validate_probe
+from portal.process.reload import validate_reload
 
 RESTART_POLICIES = ("never", "on-failure", "always")
 
@@ -51,6 +52,9 @@ class Spec:
     A probe may say ``"timeout"``: seconds one attempt may take (connect, handshake,
     answer) before the keeper gives it up and tries again, still within init_timeout.
     Default 0.25 s.
+
+    ``reload`` (None: off) makes the keeper watch files and reload the process when one
+    changes, by a signal (graceful) or by a restart: :mod:`portal.process.reload`.
     """
 
     name: str
@@ -73,6 +77,8 @@ class Spec:
     max_quick_failures: int = 3
     quick_secs: float = 2.0
     stop_timeout: float = 5.0
+    # Reload on a code change (a web application's debug mode): see portal.process.reload.
+    reload: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -89,6 +95,8 @@ class Spec:
             )
         if self.probe is not None:
             validate_probe(self.probe)
+        if self.reload is not None:
+            validate_reload(self.reload)
         for name in ("init_timeout", "stop_timeout", "backoff_base", "backoff_max", "quick_secs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")

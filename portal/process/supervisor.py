@@ -23,6 +23,7 @@ from portal.process.child import Child, describe_exit, group_members
 from portal.process.identity import ProcessIdentity
 from portal.process.journal import Journal
 from portal.process.logtail import open_for_append, open_regular, rotate_copytruncate, within
+from portal.process.reload import Watcher
 from portal.process.rundir import PID_FILE, STOP_REQUEST_FILE, log_file_of, read_json, write_atomic
 from portal.process.spec import Spec
 from portal.process.states import State
@@ -42,6 +43,7 @@ class _Outcome:
     EXITED = "exited"
     TIMEOUT = "timeout"
     STOP = "stop"
+    RELOAD = "reload"  # a watched file changed and the process must be restarted
 
 
 class Keeper:
@@ -62,6 +64,8 @@ class Keeper:
         self.next_housekeeping = 0.0
         self.restarts = int(self.journal.status.get("restarts") or 0)
         self.probe = spec.probe  # with its host resolved at each spawn
+        self.watcher = Watcher(spec.reload) if spec.reload else None
+        self.reload_file: str | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -288,7 +292,54 @@ class Keeper:
             if child.has_exited():
                 return _Outcome.EXITED
             self.housekeeping()
-            self.pause(interval)
+            watcher = self.watcher
+            if watcher is None:
+                self.pause(interval)
+                continue
+            changed = watcher.poll()
+            if changed is not None:
+                if watcher.signal is None:
+                    self.reload_file = changed
+                    return _Outcome.RELOAD
+                self.reload_by_signal(child, changed, watcher.signal)
+            self.pause(min(interval, watcher.next_wakeup()))
+
+    # -- reloads (debug mode) --------------------------------------------------------------
+
+    def reload_by_signal(self, child: Child, path: str, signum: int) -> None:
+        """The engine reloads itself gracefully on ``signum`` (gunicorn's HUP: new workers, old ones retired)."""
+        name = signal.Signals(signum).name
+        sent = identity.signal_if_ours(child.ident, signum)
+        message = (f"{path} changed: {name} to pid {child.ident.pid} (graceful reload)" if sent
+                   else f"{path} changed, but pid {child.ident.pid} is gone: no reload")
+        self.journal.note("reload", trigger="reload", message=message, file=path, how=name)
+
+    def reload_by_restart(self, child: Child) -> tuple[Child, str]:
+        """Restart the process for a changed file (an engine without a graceful reload).
+
+        The state stays running: a reload is no failure. Returns the process now kept and
+        what became of it, as :meth:`wait_exit` would (a new process that does not come up
+        is an exit from running, and the restart policy applies).
+        """
+        path = self.reload_file
+        self.journal.note("reload", trigger="reload", file=path, how="restart",
+                          message=f"{path} changed: restarting pid {child.ident.pid} (no graceful reload)")
+        self.kill_tree(child, self.spec.stop_timeout)
+        self.cleanup_leftovers(child)
+        error = self.spawn()
+        new = self.child
+        if error is not None or new is None or new is child:
+            self.journal.update(error=f"the reload could not start the process: {error}")
+            return child, _Outcome.EXITED
+        outcome = self.wait_ready(new)
+        if outcome == _Outcome.READY:
+            ready_at = time.time()
+            self.journal.update(ready_at=ready_at, time_to_ready=round(ready_at - new.started_at, 4), error=None)
+            return new, self.wait_exit(new)
+        if outcome == _Outcome.TIMEOUT:
+            self.kill_tree(new, min(self.spec.stop_timeout, 1.0))
+            return new, _Outcome.EXITED
+        return new, outcome
 
     # -- stopping ----------------------------------------------------------------------
 
@@ -388,6 +439,8 @@ class Keeper:
                         ready_at=ready_at, time_to_ready=round(took, 4), error=None,
                     )
                 outcome = self.wait_exit(child)
+                while outcome == _Outcome.RELOAD:
+                    child, outcome = self.reload_by_restart(child)
                 if outcome == _Outcome.STOP:
                     return self.stop(child, self.stop_trigger())
                 # Exited from running.

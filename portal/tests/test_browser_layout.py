@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from gateways import runtime
-from gateways.models import Activity, Gateway, Run
+from gateways.models import Gateway
 from gateways.tests.test_browser_definitions import log_in
 from portal import tokens
+from processes.models import Activity, Run
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -74,11 +75,11 @@ def portal_with_content(administrator):  # type: ignore[no-untyped-def]
         },
     )
     Gateway.objects.create(name=LONG_NAME, server="gw-settlement-east.example.com", port=25002)
-    run = Run.objects.create(gateway=gateway, gateway_name="PyGate", trigger="ada", host="portal-host-1",
+    run = Run.objects.create(kind="gateway", object_id=gateway.pk, name="PyGate", trigger="ada", host="portal-host-1",
                              started_at=now, stopped_at=now, outcome="exited", exit_code=1)
     for i in range(8):
         Activity.objects.create(
-            gateway=gateway, gateway_name="PyGate", at=now - dt.timedelta(minutes=i), from_state="starting",
+            kind="gateway", object_id=gateway.pk, name="PyGate", at=now - dt.timedelta(minutes=i), from_state="starting",
             to_state="exited", pid=41000 + i, port=25001, exit_code=1, trigger="ada", level="error",
             host="portal-host-1.example.com", run=run,
             message="The server exited before it was ready: ModuleNotFoundError: No module named "

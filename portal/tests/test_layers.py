@@ -89,8 +89,8 @@ def test_a_worker_starts_the_watcher_from_the_app_registry_and_celery_alone_impo
     # connected the watcher to the worker's signals.
     from celery.signals import worker_ready, worker_shutdown
 
-    assert "gateways.watcher.start" in [key[0] for key, _ in worker_ready.receivers]
-    assert "gateways.watcher.stop" in [key[0] for key, _ in worker_shutdown.receivers]
+    assert "processes.watcher.start" in [key[0] for key, _ in worker_ready.receivers]
+    assert "processes.watcher.stop" in [key[0] for key, _ in worker_shutdown.receivers]
     # portal.celery on its own (before Django is set up) loads no app.
     code = (
         "import sys, portal.celery\n"

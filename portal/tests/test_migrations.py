@@ -43,4 +43,4 @@ def test_every_migration_is_undone_and_done_again():
     executor = MigrationExecutor(connection)
     assert executor.migration_plan(executor.loader.graph.leaf_nodes()) == []
     tables = set(connection.introspection.table_names())
-    assert {"gateways_gateway", "gateways_activity"} <= tables
+    assert {"gateways_gateway", "processes_activity"} <= tables

@@ -23,8 +23,9 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateways.models import Activity, Gateway, Run
+from gateways.models import Gateway
 from portal.models import ApiToken, AuditEntry
+from processes.models import Activity, Run
 
 pytestmark = pytest.mark.django_db
 
@@ -137,8 +138,8 @@ def world(django_user_model, make_user):  # type: ignore[no-untyped-def]
 
     gateway = Gateway.objects.create(name="PyGate", server="127.0.0.1", port=55001)
     Gateway.objects.create(name="Other", server="127.0.0.1", port=55002, state="running", pid=1)
-    run = Run.objects.create(gateway=gateway, gateway_name="PyGate", trigger="ada", host="h", started_at=gateway.created_at)
-    Activity.objects.create(gateway=gateway, gateway_name="PyGate", at=gateway.created_at, trigger="ada", run=run)
+    run = Run.objects.create(kind="gateway", object_id=gateway.pk, name="PyGate", trigger="ada", host="h", started_at=gateway.created_at)
+    Activity.objects.create(kind="gateway", object_id=gateway.pk, name="PyGate", at=gateway.created_at, trigger="ada", run=run)
     users = {role: make_user(f"u-{role}", {"viewer": "Viewer", "operator": "Operator"}.get(role, "Administrator"))
              for role in ROLES[1:-1]}
     users["superuser"] = django_user_model.objects.create_superuser("u-root", password="x")

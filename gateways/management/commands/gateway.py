@@ -34,12 +34,13 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from gateways import control, services
+from gateways import services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import roles
 from portal.cli import CliOperator
 from portal.process.states import GOAL, RUNNING
+from processes import control
 
 
 def positive_seconds(text: str) -> float:

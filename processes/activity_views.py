@@ -1,4 +1,4 @@
-"""Activity pages: every transition and request, per gateway and across all gateways.
+"""Activity pages: every transition and request, per process and across every process of every kind.
 
 The table may hold millions of rows, so a page never counts them and never uses
 OFFSET: it walks the (at, id) index from a cursor ("older" / "newer" links) and
@@ -20,12 +20,13 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from gateways.models import Activity, Gateway, Run
 from portal import roles
+from processes.adapters import ProcessAdapter, adapter_of, all_adapters, kinds_text
+from processes.models import Activity, ManagedProcess, Run
 
 PAGE_SIZE = 50
 RUNS_SHOWN = 20
@@ -90,11 +91,9 @@ class ActivityFilter(forms.Form):
 
     def apply(self, rows: QuerySet[Activity]) -> QuerySet[Activity]:
         data = self.cleaned_data
+        # The parameter keeps its name ("gateway"): links and bookmarks made before stay good.
         if name := data.get("gateway"):
-            gateway = Gateway.objects.filter(name__iexact=name).only("pk").first()
-            # The foreign key uses the (gateway, at, id) index; a deleted
-            # gateway's rows keep only its name.
-            rows = rows.filter(gateway=gateway) if gateway else rows.filter(gateway=None, gateway_name=name)
+            rows = rows.filter(_named(name))
         if trigger := data.get("trigger"):
             names = [trigger] if ":" in trigger else [trigger, f"api:{trigger}", f"cli:{trigger}"]
             rows = rows.filter(trigger__in=names)
@@ -105,6 +104,20 @@ class ActivityFilter(forms.Form):
         if until := data.get("until"):
             rows = rows.filter(at__lt=until)
         return rows
+
+
+def _named(name: str) -> Q:
+    """The rows of the processes called ``name`` (of any kind); when none exists, those of a
+    deleted one, which keep only the name. Each uses an index ((kind, object_id, at, id),
+    (kind, name, at))."""
+    kinds = all_adapters()
+    live = Q(pk__in=[])
+    for kind in kinds:
+        for pk in kind.model.objects.filter(name__iexact=name).values_list("pk", flat=True)[:1]:
+            live |= Q(kind=kind.kind, object_id=pk)
+    if live != Q(pk__in=[]):
+        return live
+    return Q(kind__in=[k.kind for k in kinds], object_id=None, name=name)
 
 
 def _cursor_of(row: Activity) -> str:
@@ -206,15 +219,15 @@ def _csv_response(rows: QuerySet[Activity], label: str) -> StreamingHttpResponse
 def _activity(request: HttpRequest, rows: QuerySet[Activity], context: dict[str, Any]) -> HttpResponse:
     """What both pages share: filters, keyset page, htmx rows partial and CSV."""
     form = ActivityFilter(request.GET)
-    gateway: Gateway | None = context.get("gateway")
-    if gateway is not None:
+    obj: ManagedProcess | None = context.get("obj")
+    if obj is not None:
         form.fields.pop("gateway")
     problems: list[str] = []
     if form.is_valid():
         rows = form.apply(rows)
     else:
         problems = [str(e) for errors in form.errors.values() for e in errors]
-    label = gateway.name if gateway else "all"
+    label = obj.name if obj else "all"
 
     if request.GET.get("format") == "csv":
         if problems:
@@ -254,29 +267,31 @@ def _activity(request: HttpRequest, rows: QuerySet[Activity], context: dict[str,
             "newer_query": _filter_query(form, after=page.newer) if page.newer else "",
             "csv_query": _filter_query(form, format="csv"),
             "filter_query": _filter_query(form),
-            "show_gateway": gateway is None,
+            "show_name": obj is None,
         }
     )
     if request.htmx:
-        return render(request, "gateways/htmx/activity_rows.html", context)
+        return render(request, "processes/htmx/activity_rows.html", context)
     status = 400 if refused else 200
-    return render(request, "gateways/activity.html", context, status=status)
+    return render(request, "processes/activity.html", context, status=status)
 
 
 @login_required
 @require_GET
 def all_activity(request: HttpRequest) -> HttpResponse:
     roles.require(roles.can_view(request.user), NO_ROLE)
-    names = Gateway.objects.values_list("name", flat=True)
-    return _activity(request, Activity.objects.all(), {"gateway": None, "gateway_names": names})
+    names = sorted({name for kind in all_adapters() for name in kind.model.objects.values_list("name", flat=True)},
+                   key=str.lower)
+    return _activity(request, Activity.objects.all(), {
+        "obj": None, "names": names, "kinds": kinds_text(), "kinds_or": kinds_text("or"),
+    })
 
 
-@login_required
-@require_GET
-def gateway_activity(request: HttpRequest, name: str) -> HttpResponse:
+def object_activity(request: HttpRequest, obj: ManagedProcess) -> HttpResponse:
+    """The Activity page of one process (its kind's URL resolves the object and checks nothing else)."""
     roles.require(roles.can_view(request.user), NO_ROLE)
-    gateway = get_object_or_404(Gateway, name=name)
-    context: dict[str, Any] = {"gateway": gateway}
+    kind: ProcessAdapter = adapter_of(obj)
+    context: dict[str, Any] = {"obj": obj, "kind": kind, "list_url": kind.list_url()}
     if not request.htmx and request.GET.get("format") != "csv":
-        context["runs"] = Run.objects.filter(gateway=gateway).order_by("-started_at", "-id")[:RUNS_SHOWN]
-    return _activity(request, Activity.objects.filter(gateway=gateway), context)
+        context["runs"] = Run.objects.of(obj).order_by("-started_at", "-id")[:RUNS_SHOWN]
+    return _activity(request, Activity.objects.of(obj), context)

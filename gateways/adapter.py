@@ -1,0 +1,66 @@
+"""The gateway kind of managed process: what processes/ asks of a gateway (processes/adapters.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.urls import reverse
+
+from gateways import runtime
+from gateways.models import RUNTIME_FIELDS, Gateway
+from portal.process import checks
+from portal.process.spec import Spec
+from processes.adapters import ProcessAdapter
+
+
+class GatewayAdapter(ProcessAdapter):
+    kind = "gateway"
+    label = "gateway"
+    label_plural = "gateways"
+    model = Gateway
+    run_folder = "gateways"
+    runtime_fields = RUNTIME_FIELDS
+
+    def preflight(self, obj: Gateway) -> checks.CheckFailure | None:
+        return runtime.preflight(obj)
+
+    def build_spec(self, obj: Gateway) -> Spec:
+        return runtime.build_spec(obj)
+
+    def run_dir(self, obj: Gateway) -> Path:
+        return runtime.run_dir(obj)
+
+    def host_of(self, obj: Gateway) -> str:
+        return runtime.host_of(obj)
+
+    def port_of(self, obj: Gateway) -> int | None:
+        return obj.port
+
+    def activity_url(self, name: str) -> str | None:
+        return reverse("gateways:activity", args=[name])
+
+    def launch_warning(self, obj: Gateway) -> str | None:
+        """An administrator allowed it; each start still says what it means."""
+        if not obj.open_to_network:
+            return None
+        return (f"{obj.name} starts on {obj.server}:{obj.port} without a passphrase, open to the "
+                "network (allowed by an administrator): anyone who can reach the port can run code as the "
+                "portal's user")
+
+    def status_fields(self, obj: Gateway) -> dict[str, Any]:
+        return {"server": obj.server, "port": obj.port}
+
+    def unknown_host(self, obj: Gateway) -> checks.CheckFailure | None:
+        """A server name of another host that does not exist: no worker can serve its queue.
+
+        Its task would wait in that queue for ever, the gateway "Starting" with no word,
+        so the request is answered at once. (A name that the name service could not
+        answer for now is sent on: its host's worker checks it again.)
+        """
+        from django.conf import settings
+
+        if runtime.host_of(obj) == settings.PORTAL_HOST_NAME:
+            return None  # this host's worker checks the name before the start
+        failure = checks.check_host_resolves(obj.server)
+        return failure if failure is not None and failure.code == "address-unknown" else None

@@ -1,0 +1,167 @@
+"""What a kind of managed process tells the shared layer: one small adapter per kind.
+
+The tasks, the journal sync, the watcher, the control service, the Activity pages and
+the admin of runs and activity are written once, in this app; the points where kinds
+differ are the hooks of an adapter. A kind registers one adapter from its
+``AppConfig.ready()``::
+
+    from processes.adapters import register
+    register(GatewayAdapter())
+
+and the shared code finds it with ``adapter_for("gateway")`` or ``adapter_of(row)``.
+
+An adapter must give (no default):
+
+``kind``                  a short name stored in Run/Activity.kind ("gateway", "webapp").
+``label``                 what messages call one of them ("gateway", "web application").
+``label_plural``          ... and several ("gateways", "web applications").
+``model``                 the definition's model, a subclass of ``processes.models.ManagedProcess``;
+                          its rows have ``name`` and ``get_absolute_url()``.
+``run_folder``            the folder of RUN_DIR that holds this kind's run directories ("gateways").
+``preflight(obj)``        -> ``CheckFailure | None``: what would make a start fail, found before
+                          the start (on the process's host, in the start task); the failure's
+                          message says the fix. None: start it.
+``build_spec(obj)``       -> ``portal.process.spec.Spec``: what the keeper runs.
+
+and may override (the default in brackets):
+
+``runtime_fields``        names of the definition's fields that may change only while it is
+                          stopped [()]; ``control.check_definition_change`` refuses the rest.
+``run_dir(obj)``          -> Path: the keeper's run directory [RUN_DIR/run_folder/run_key].
+``display_command(obj)``  -> str: the command as shown, secrets masked [build_spec(obj).display_command()].
+``host_of(obj)``          -> str: the host whose worker starts it [PORTAL_HOST_NAME].
+``queue_of(obj)``         -> str: that host's Celery queue [host_queue(host_of(obj))].
+``url_of(obj)``           -> str: the object's page [obj.get_absolute_url()].
+``list_url()``            -> str | None: the page that lists them all (breadcrumbs) [None].
+``activity_url(name)``    -> str | None: the Activity page of the one named so, linked from the
+                          page of every process's activity [None: no link].
+``port_of(obj)``          -> int | None: the TCP port written on Activity rows [None].
+``restart_policy(obj)``   -> "never" | "on-failure" | "always": whether reconcile restarts a
+                          process that died unseen [obj.restart_policy, or "never"].
+``stop_timeout(obj)``     -> float: seconds between asking it to stop and killing it
+                          [obj.stop_timeout, or 5].
+``launch_warning(obj)``   -> str | None: a warning logged and written to Activity at each
+                          start (a gateway open to the network) [None].
+``status_fields(obj)``    -> dict: the kind's own fields in ``control.status_of`` (the CLI and
+                          the API), e.g. server and port [{}].
+``unknown_host(obj)``     -> CheckFailure | None: the process's host does not exist, so no
+                          worker will ever take its task; the request is answered at once [None].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.conf import settings
+
+from portal import paths
+from portal.queues import host_queue
+
+if TYPE_CHECKING:
+    from portal.process.checks import CheckFailure
+    from portal.process.spec import Spec
+    from processes.models import ManagedProcess
+
+
+class ProcessAdapter:
+    """The base of every kind's adapter: see the module's docstring for each hook."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    label_plural: ClassVar[str]
+    model: ClassVar[type[ManagedProcess]]
+    run_folder: ClassVar[str]
+    runtime_fields: ClassVar[tuple[str, ...]] = ()
+
+    # --- must be given -----------------------------------------------------------------------
+
+    def preflight(self, obj: Any) -> CheckFailure | None:
+        raise NotImplementedError
+
+    def build_spec(self, obj: Any) -> Spec:
+        raise NotImplementedError
+
+    # --- may be overridden -------------------------------------------------------------------
+
+    def run_root(self) -> Path:
+        return paths.RUN_DIR / self.run_folder
+
+    def run_dir(self, obj: Any) -> Path:
+        return self.run_root() / str(obj.run_key)
+
+    def display_command(self, obj: Any) -> str:
+        return self.build_spec(obj).display_command()
+
+    def host_of(self, obj: Any) -> str:
+        return settings.PORTAL_HOST_NAME
+
+    def queue_of(self, obj: Any) -> str:
+        return host_queue(self.host_of(obj))
+
+    def url_of(self, obj: Any) -> str:
+        return obj.get_absolute_url()
+
+    def list_url(self) -> str | None:
+        return None
+
+    def activity_url(self, name: str) -> str | None:
+        return None
+
+    def port_of(self, obj: Any) -> int | None:
+        return None
+
+    def restart_policy(self, obj: Any) -> str:
+        return getattr(obj, "restart_policy", "never")
+
+    def stop_timeout(self, obj: Any) -> float:
+        return float(getattr(obj, "stop_timeout", 5))
+
+    def launch_warning(self, obj: Any) -> str | None:
+        return None
+
+    def status_fields(self, obj: Any) -> dict[str, Any]:
+        return {}
+
+    def unknown_host(self, obj: Any) -> CheckFailure | None:
+        return None
+
+
+_BY_KIND: dict[str, ProcessAdapter] = {}
+
+
+def register(adapter: ProcessAdapter) -> ProcessAdapter:
+    """Make ``adapter`` the one of its kind (registering it again replaces it: ready() may run twice)."""
+    for name in ("kind", "label", "label_plural", "model", "run_folder"):
+        if not getattr(adapter, name, None):
+            raise TypeError(f"{type(adapter).__name__} has no {name}: see processes/adapters.py")
+    _BY_KIND[adapter.kind] = adapter
+    return adapter
+
+
+def adapter_for(kind: str) -> ProcessAdapter:
+    try:
+        return _BY_KIND[kind]
+    except KeyError:
+        known = ", ".join(sorted(_BY_KIND)) or "none"
+        raise LookupError(f"No adapter for the kind {kind!r} (registered: {known}).") from None
+
+
+def adapter_of(obj: Any) -> ProcessAdapter:
+    """The adapter of a definition row (or of its model class)."""
+    model = obj if isinstance(obj, type) else type(obj)
+    model = model._meta.concrete_model
+    for adapter in _BY_KIND.values():
+        if adapter.model is model:
+            return adapter
+    raise LookupError(f"No adapter for {model.__name__}: register one in its app's ready().")
+
+
+def all_adapters() -> list[ProcessAdapter]:
+    return list(_BY_KIND.values())
+
+
+def kinds_text(conjunction: str = "and", plural: bool = False) -> str:
+    """The registered kinds in words, for headings: "gateway", "gateway or web application"."""
+    labels = [k.label_plural if plural else k.label for k in _BY_KIND.values()]
+    return f" {conjunction} ".join(labels) or "process"

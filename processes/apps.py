@@ -1,0 +1,56 @@
+from typing import Any
+
+from django.apps import AppConfig
+
+
+def _start_watching(sender: object = None, **kwargs: Any) -> None:
+    """In each worker's main process: follow this host's keepers, of every kind (see processes/watcher.py)."""
+    from django.conf import settings
+
+    from processes.watcher import start_watcher
+
+    start_watcher(settings.PORTAL_HOST_NAME)
+
+
+def _stop_watching(sender: object = None, **kwargs: Any) -> None:
+    from processes.watcher import stop_watcher
+
+    stop_watcher()
+
+
+def _forget_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
+    """A definition deleted: its runs and activity stay, named only by the name they keep
+    (as a foreign key with SET_NULL would leave them)."""
+    from processes.adapters import adapter_of
+    from processes.models import Activity, ManagedProcess, Run
+
+    if not isinstance(instance, ManagedProcess):
+        return
+    try:
+        kind = adapter_of(instance).kind
+    except LookupError:
+        return
+    for model in (Run, Activity):
+        model.objects.filter(kind=kind, object_id=instance.pk).update(object_id=None)
+
+
+class ProcessesConfig(AppConfig):
+    """Managed processes of every kind: runtime fields, runs, activity, tasks, watcher, control.
+
+    A kind (gateways, web applications) registers an adapter (processes/adapters.py)
+    from its own AppConfig.ready(); this app imports no kind.
+    """
+
+    name = "processes"
+    label = "processes"
+    verbose_name = "Managed processes"
+
+    def ready(self) -> None:
+        from celery.signals import worker_ready, worker_shutdown
+        from django.db.models.signals import post_delete
+
+        # Celery sets Django up before the worker is ready, so these are connected in time;
+        # in a web server or manage.py they never fire.
+        worker_ready.connect(_start_watching, weak=False, dispatch_uid="processes.watcher.start")
+        worker_shutdown.connect(_stop_watching, weak=False, dispatch_uid="processes.watcher.stop")
+        post_delete.connect(_forget_deleted, weak=False, dispatch_uid="processes.forget_deleted")

@@ -1,0 +1,210 @@
+"""Start, stop and restart: the service functions that views, the CLI and the API share.
+
+A request checks the actor's role, records the intent (on the row and as an
+Activity line) and hands the work to a Celery task on the queue of the host
+where the process lives. It works for every kind of managed process: what differs
+(the host, the label in messages, the kind's own status fields) comes from the
+kind's adapter (processes/adapters.py). The task does the checks and launches or signals the
+keeper there; the watcher of that host's worker copies the keeper's report into the
+database and ends the request once it has its outcome (``sync.settle_request``).
+
+The last request wins: each request takes the next number on the row, its task
+carries that number and does nothing once a later request exists, and a caller
+that waits (``wait_settled``) waits for the state the latest request leads to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import F, Q
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
+from portal import audit, health, roles
+from portal.process import checks, states
+from processes import sync
+from processes.adapters import adapter_of
+from processes.models import ManagedProcess
+
+ACTIONS = ("start", "stop", "restart")
+
+
+class ControlError(Exception):
+    """A request that cannot be carried out; the message says why and what to do."""
+
+
+def trigger_for(user: Any, channel: str = "web") -> str:
+    """How the request is recorded: "ada" from the pages, "api:ada", "cli:ada"."""
+    name = audit.actor_name(user)
+    if channel == "web" or name.startswith("cli:"):
+        return name
+    return f"{channel}:{name}"
+
+
+def _require_operator(user: Any, label_plural: str) -> None:
+    if not roles.can_operate(user):
+        raise PermissionDenied(
+            f"Only an Operator or an Administrator may start and stop {label_plural}; ask an administrator for "
+            "that role."
+        )
+
+
+def request(obj: ManagedProcess, action: str, user: Any, channel: str = "web") -> Any:
+    """Record the intent and send the task to the process's host. Returns the updated row."""
+    from processes import tasks
+
+    kind = adapter_of(obj)
+    if action not in ACTIONS:
+        raise ControlError(f"Unknown action {action!r}: use start, stop or restart.")
+    _require_operator(user, kind.label_plural)
+    trigger = trigger_for(user, channel)
+    now = dt.datetime.now(dt.UTC)
+    intent = "stop" if action == "stop" else "start"
+    seq = _take_number(obj, intent, action, now)
+    unknown = kind.unknown_host(obj)
+    if unknown is not None:
+        return _answer_at_once(obj, action, trigger, user, now, seq, unknown)
+    task = tasks.TASKS[action]
+    try:
+        # Ask the broker first, briefly: Celery's own retries would keep the user waiting.
+        health.redis_client(1.0).ping()
+        task.apply_async(
+            args=[kind.kind, obj.pk, trigger, seq],
+            queue=kind.queue_of(obj),
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        )
+    except (OperationalError, RedisError) as e:
+        # Not sent: nothing is requested (the number stays used, so older tasks still yield).
+        type(obj).objects.filter(pk=obj.pk, request_seq=seq).update(intent="", requested="")
+        raise ControlError(
+            f"The {action} of {obj.name} was not sent: the task broker does not answer ({e}). "
+            "Check that Redis and a worker run (`make run` starts both)."
+        ) from None
+    obj.refresh_from_db()
+    obj.sent_seq = seq  # this request's number; the row's may already be a later one
+    sync.record(
+        obj,
+        message=f"{action.capitalize()} requested",
+        trigger=trigger,
+        user=audit.account_of(user),
+        host=kind.host_of(obj),
+        at=now,
+    )
+    return obj
+
+
+def _answer_at_once(obj: ManagedProcess, action: str, trigger: str, user: Any, now: dt.datetime, seq: int,
+                    failure: checks.CheckFailure) -> Any:
+    """The process's host does not exist (``adapter.unknown_host``): no worker would ever take
+    the task, so the request is answered here, at once."""
+    from processes import tasks
+
+    rows = type(obj).objects.filter(pk=obj.pk, request_seq=seq)
+
+    sync.record(obj, message=f"{action.capitalize()} requested", trigger=trigger,
+                user=audit.account_of(user), host=settings.PORTAL_HOST_NAME, at=now)
+    if action == "stop" and not obj.is_active:
+        rows.update(intent="")  # nothing runs: nothing to stop
+    elif action == "stop":
+        rows.update(intent="", last_error=failure.message)
+        sync.record(obj, message=f"Stop not sent: {failure.message}", trigger=trigger, level="error",
+                    host=settings.PORTAL_HOST_NAME, user=audit.account_of(user))
+    else:
+        tasks.refuse_start(obj, trigger, failure, seq)
+    obj.refresh_from_db()
+    obj.sent_seq = seq
+    return obj
+
+
+def _take_number(obj: ManagedProcess, intent: str, action: str, now: dt.datetime) -> int:
+    """Record the request with the next number: the last request wins.
+
+    One write transaction: the UPDATE holds the row (PostgreSQL) or the database
+    (SQLite, IMMEDIATE) until commit, so the number read back is this request's.
+    """
+    rows = type(obj).objects.filter(pk=obj.pk)
+    with transaction.atomic():
+        rows.update(intent=intent, intent_at=now, requested=action, request_seq=F("request_seq") + 1)
+        return rows.values_list("request_seq", flat=True).get()
+
+
+def check_definition_change(obj: ManagedProcess, changed: list[str]) -> None:
+    """Refuse a change that the running process would not follow (or a delete)."""
+    kind = adapter_of(obj)
+    if not obj.is_active:
+        return
+    needs_stop = [f for f in changed if f in kind.runtime_fields]
+    if needs_stop:
+        fields = ", ".join(f.replace("_", " ") for f in needs_stop)
+        raise ControlError(
+            f"{obj.name} is {obj.state}: stop {obj.name} first, then change {fields}. "
+            f"The running {kind.label} would not follow a changed definition."
+        )
+
+
+def active_on(model: type[ManagedProcess], host: str) -> Any:
+    """The rows of ``model`` active on ``host``, or on their way to be."""
+    return model.objects.filter(Q(run_host=host) & (Q(state__in=states.ACTIVE) | Q(intent="start")))
+
+
+def wait_settled(obj: ManagedProcess, action: str, timeout: float) -> Any:
+    """Wait until the latest request has been acted on and the state has settled where it leads.
+
+    The latest request: when another request came after this one, the state it asks
+    for is the one that will last, so that is what is waited for (see ``superseded``).
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        obj.refresh_from_db()
+        goal = obj.requested or action
+        if not obj.intent and obj.state in states.SETTLED_AFTER[goal]:
+            return obj
+        if time.monotonic() > deadline:
+            raise ControlError(
+                f"{obj.name} is still {obj.state} after {timeout:g} s: is a worker running for host "
+                f"{adapter_of(obj).host_of(obj)}? See the Activity page."
+            )
+        time.sleep(0.02)
+
+
+def superseded(obj: ManagedProcess, action: str) -> str | None:
+    """After a wait: why the state is not this request's doing, when a later request replaced it."""
+    sent = getattr(obj, "sent_seq", None)
+    if sent is None or obj.request_seq == sent:
+        return None
+    later = obj.requested or "another"
+    return (
+        f"A later {later} request replaced this {action} of {obj.name}; it is now {obj.state}. "
+        f"See its Activity page for who asked."
+    )
+
+
+def status_of(obj: ManagedProcess) -> dict[str, Any]:
+    """What the CLI and the API report: the state in lower case, pid, the kind's own fields
+    (a gateway's server and port), host, since."""
+    kind = adapter_of(obj)
+    return {
+        "name": obj.name,
+        # As the pages show it: a start on its way is "starting", not "stopped".
+        "state": obj.shown_state,
+        # What the keeper last reported, request or not.
+        "reported_state": obj.state,
+        "pid": obj.pid,
+        **kind.status_fields(obj),
+        "host": obj.run_host or kind.host_of(obj),
+        "since": obj.state_changed_at.isoformat() if obj.state_changed_at else None,
+        "in_transition": obj.in_transition,
+        # The last request (start, stop or restart) and its number: the state settles where it leads.
+        "requested": obj.requested or None,
+        "request_seq": obj.request_seq,
+        "last_error": obj.last_error or None,
+        "time_to_ready": (obj.startup or {}).get("time_to_ready"),
+        "restarts": (obj.startup or {}).get("restarts", 0),
+    }

@@ -1,0 +1,228 @@
+"""What every managed process has, whatever its kind, and the audit of what processes did.
+
+``ManagedProcess`` is abstract: each kind's definition (``gateways.Gateway``, later
+``webapps.WebApp``) subclasses it and adds its own fields. ``Run`` and ``Activity``
+are one table each for every kind: a row names its process by ``kind`` (the
+adapter's kind, e.g. "gateway") and ``object_id``, and keeps its ``name`` for when
+the definition is deleted (``object_id`` is then set to NULL, as the foreign key
+of the gateways' tables did).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from portal.process import states
+from portal.process.states import RUNNING, STARTING, STOPPED, STOPPING
+
+STATE_CHOICES = states.CHOICES
+NAME_LENGTH = 200
+
+
+class ManagedProcess(models.Model):
+    """The runtime fields of a process that a keeper runs; never set from a hope.
+
+    What the process is doing now, as the keeper on its host reports it (and the
+    operating system confirms): see processes/sync.py.
+    """
+
+    state = models.CharField(max_length=10, choices=STATE_CHOICES, default=STOPPED, db_index=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    pid_create_time = models.FloatField(null=True, blank=True)
+    run_host = models.CharField(max_length=253, blank=True, help_text="Host whose keeper runs it.")
+    last_error = models.TextField(blank=True)
+    # The last start: command (secrets masked), first output lines, time to ready.
+    startup = models.JSONField(default=dict, blank=True)
+    # Recorded intent: what a person or the API last asked for, and when.
+    intent = models.CharField(max_length=10, blank=True)
+    intent_at = models.DateTimeField(null=True, blank=True)
+    # The last request wins: every request takes the next number (a conditional
+    # UPDATE), its task carries it, and a task whose number is no longer the row's
+    # does nothing. ``requested`` is the last action asked for; unlike ``intent`` it
+    # stays once the request has been acted on, so a waiting caller knows the goal.
+    request_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    requested = models.CharField(max_length=10, blank=True, editable=False)
+    # Events of the keeper's journal already copied into Activity.
+    last_seq = models.IntegerField(default=0)
+    # Names the keeper's run directory: stable, and free of the characters a name may have.
+    run_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in states.ACTIVE
+
+    @property
+    def in_transition(self) -> bool:
+        """A start or stop is in flight: the row keeps polling until it settles."""
+        if self.intent == "start":
+            return self.state not in states.START_SETTLED or self._intent_unseen()
+        if self.intent == "stop":
+            return self.state not in states.DOWN or self._intent_unseen()
+        return self.state not in states.SETTLED
+
+    @property
+    def shown_state(self) -> str:
+        """The state as pages, the API and the dashboard show it: the keeper's report, except
+        that a start or stop still on its way reads as starting or stopping (never as stopped
+        or running). processes.state.SHOWN_STATE is the same rule in SQL, for counting."""
+        if self.in_transition and self.intent == "start" and self.state not in (STARTING, RUNNING):
+            return STARTING
+        if self.in_transition and self.intent == "stop" and self.state not in (STOPPING, STOPPED):
+            return STOPPING
+        return self.state
+
+    def _intent_unseen(self) -> bool:
+        # An intent newer than the last state change has not been acted on yet.
+        return bool(self.intent_at and (not self.state_changed_at or self.intent_at > self.state_changed_at))
+
+
+class OfProcessQuerySet(models.QuerySet):
+    def of(self, obj: Any) -> OfProcessQuerySet:
+        """The rows of one process (a Gateway, a WebApp...)."""
+        from processes.adapters import adapter_of
+
+        return self.filter(kind=adapter_of(obj).kind, object_id=obj.pk)
+
+
+class Run(models.Model):
+    """One start of a managed process: the audit of past runs."""
+
+    class Outcome(models.TextChoices):
+        STARTING = "starting", "Starting"
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+        EXITED = "exited", "Exited"
+        FAILED = "failed", "Failed to start"
+        LOST = "lost", "Lost"
+
+    kind = models.CharField(max_length=32)
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    name = models.CharField(max_length=NAME_LENGTH, db_index=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    trigger = models.CharField(max_length=160, help_text="Who or what asked for this start.")
+    host = models.CharField(max_length=253)
+    pid = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(db_index=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.STARTING)
+    exit_code = models.IntegerField(null=True, blank=True)
+    signal = models.CharField(max_length=20, blank=True)
+    command = models.TextField(blank=True)
+    message = models.TextField(blank=True)
+
+    objects = OfProcessQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["kind", "object_id", "-started_at"], name="run_of_process_started")]
+
+    def __str__(self) -> str:
+        return f"{self.name} pid {self.pid} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration(self) -> float | None:
+        if self.stopped_at is None:
+            return None
+        return (self.stopped_at - self.started_at).total_seconds()
+
+    @property
+    def exit_text(self) -> str:
+        if self.signal:
+            return self.signal
+        return "" if self.exit_code is None else f"exit {self.exit_code}"
+
+
+class Activity(models.Model):
+    """One state transition or request, written once and never changed."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    kind = models.CharField(max_length=32)
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    name = models.CharField(max_length=NAME_LENGTH)
+    at = models.DateTimeField(db_index=True)
+    from_state = models.CharField(max_length=10, blank=True)
+    to_state = models.CharField(max_length=10, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    # Where the process listened, when it listens on a TCP port (a gateway); else empty.
+    port = models.PositiveIntegerField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    signal = models.CharField(max_length=20, blank=True)
+    expected = models.BooleanField(null=True, blank=True)
+    # The user's name, "auto-restart", "reconcile", "keeper", or "api:<user>" / "cli:<user>".
+    trigger = models.CharField(max_length=160)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    host = models.CharField(max_length=253, blank=True)
+    message = models.TextField(blank=True)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The keeper journal's sequence number: copying the journal twice adds nothing.
+    seq = models.IntegerField(null=True, blank=True)
+
+    objects = OfProcessQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "activity"
+        indexes = [
+            models.Index(fields=["kind", "object_id", "-at", "-id"], name="activity_of_process_at_id"),
+            models.Index(fields=["-at", "-id"], name="activity_at_id"),
+            # The user/trigger filter of the Activity pages.
+            models.Index(fields=["trigger", "-at", "-id"], name="process_activity_trigger"),
+            # A deleted definition's rows, found by the name they keep.
+            models.Index(fields=["kind", "name", "-at"], name="activity_of_name_at"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "object_id", "host", "seq"], name="process_activity_once_per_journal_line"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.name} {self.from_state}->{self.to_state}"
+
+    @property
+    def activity_url(self) -> str | None:
+        """The Activity page of the process this row is about, while it exists."""
+        if self.object_id is None:
+            return None
+        from processes.adapters import adapter_for
+
+        try:
+            return adapter_for(self.kind).activity_url(self.name)
+        except LookupError:
+            return None
+
+    def as_row(self) -> dict[str, Any]:
+        """One CSV line; the ``gateway`` column names the process (the export's columns stay as they were)."""
+        return {
+            "time": self.at.isoformat(),
+            "gateway": self.name,
+            "from": self.from_state,
+            "to": self.to_state,
+            "pid": self.pid,
+            "port": self.port,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "expected": self.expected,
+            "trigger": self.trigger,
+            "level": self.level,
+            "host": self.host,
+            "message": self.message,
+        }

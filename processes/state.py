@@ -1,0 +1,29 @@
+"""The state a managed process shows, in SQL: for lists filtered by state and for counting."""
+
+from __future__ import annotations
+
+from django.db.models import Case, CharField, F, Q, Value, When
+
+from portal.process import states
+from portal.process.states import RUNNING, STARTING, STOPPED, STOPPING
+
+ORDER = list(states.ALL)
+LABELS = dict(states.CHOICES)
+
+# ManagedProcess.shown_state in SQL: a request still on its way reads as starting or stopping.
+# A start reads as starting from any state but starting and running, and from a state the
+# process ended in (exited, fatal) only until the request is seen; a stop likewise.
+_UNSEEN = Q(intent_at__isnull=False) & (Q(state_changed_at__isnull=True) | Q(intent_at__gt=F("state_changed_at")))
+_ENDED = [s for s in ORDER if s in states.ENDED]
+_START_PENDING = [s for s in ORDER if s not in states.ENDED and s not in (STARTING, RUNNING)]
+_STOP_PENDING = [s for s in ORDER if s not in states.ENDED and s not in (STOPPING, STOPPED)]
+SHOWN_STATE = Case(
+    When(Q(intent="start") & Q(state__in=_START_PENDING), then=Value(STARTING)),
+    When(Q(intent="start") & Q(state__in=_ENDED) & _UNSEEN, then=Value(STARTING)),
+    When(Q(intent="stop") & Q(state__in=_STOP_PENDING), then=Value(STOPPING)),
+    When(Q(intent="stop") & Q(state__in=_ENDED) & _UNSEEN, then=Value(STOPPING)),
+    default=F("state"),
+    output_field=CharField(),
+)
+
+

@@ -1,0 +1,300 @@
+"""The worker's eyes on its host's managed processes, of every kind.
+
+A thread in each Celery worker's main process notices at once (a few times a
+second) when a keeper writes a new status or event, and copies it into the
+database, so that a process killed with SIGKILL shows as exited or restarting
+within two seconds on every page. It follows the keepers of every registered
+kind (processes/adapters.py). It also ends the start and stop requests that
+tasks hand over (a start task returns once the keeper is launched): see
+``sync.settle_request``. Once a second it samples CPU, memory, threads and
+connections of the running processes into Redis for the detail pages, summed over
+each process's whole tree (a gunicorn master does little; its workers do the work).
+
+``reconcile_local`` runs when the worker starts and every few seconds from beat:
+it re-adopts processes whose keeper died, records the ones that died unseen, and
+restarts them under their policy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import psutil
+from django.db import close_old_connections
+
+from portal.process import identity, keeper, states
+from processes import sync
+from processes.adapters import ProcessAdapter, all_adapters
+
+log = logging.getLogger(__name__)
+
+SCAN_INTERVAL = 0.2
+# Processes with a start or stop in flight are looked at more often: a start task returns
+# after the launch, and this thread copies the outcome and ends the request (sync.settle_request).
+HOT_INTERVAL = 0.025
+LIST_REFRESH = 1.0
+METRICS_INTERVAL = 1.0
+METRICS_KEEP = 120  # samples: two minutes of history for the chart
+METRICS_TTL = 15  # seconds: stale figures vanish instead of lying
+IN_FLIGHT = states.IN_FLIGHT
+
+
+def metrics_key(kind: str, pk: int) -> str:
+    return f"portal:metrics:{kind}:{pk}"
+
+
+def read_metrics(kind: str, pk: int) -> list[dict[str, Any]]:
+    from portal.health import redis_client
+
+    try:
+        raw = redis_client(0.5).lrange(metrics_key(kind, pk), 0, -1)
+    except Exception:
+        return []
+    return [json.loads(item) for item in raw]
+
+
+class TreeSampler:
+    """CPU, memory, threads and connections of a process and all its descendants, summed.
+
+    psutil measures CPU between two calls on the same ``Process`` object, so the objects
+    are kept from one sample to the next (keyed by pid and start time: a reused pid is
+    another process); the ones not seen in a pass are dropped by ``forget_others``.
+    """
+
+    def __init__(self) -> None:
+        self.procs: dict[tuple[int, float], psutil.Process] = {}
+        self.seen: set[tuple[int, float]] = set()
+
+    def _kept(self, proc: psutil.Process) -> psutil.Process:
+        key = (proc.pid, proc.create_time())
+        self.seen.add(key)
+        return self.procs.setdefault(key, proc)
+
+    def sample(self, pid: int, create_time: float | None) -> dict[str, Any] | None:
+        root = identity.process_if_ours(identity.ProcessIdentity(pid, create_time or 0.0)) if create_time else None
+        if root is None:
+            return None
+        try:
+            tree = [self._kept(root)]
+            for child in root.children(recursive=True):
+                try:
+                    tree.append(self._kept(child))
+                except psutil.Error:
+                    continue  # ended between the listing and now
+            cpu = rss = threads = 0.0
+            # A connection inherited over fork is one connection, seen from several processes.
+            connections: set[tuple[Any, Any]] = set()
+            for proc in tree:
+                try:
+                    with proc.oneshot():
+                        cpu += proc.cpu_percent(None)
+                        rss += proc.memory_info().rss
+                        threads += proc.num_threads()
+                        connections |= {(c.laddr, c.raddr) for c in proc.net_connections(kind="tcp")
+                                        if c.status == psutil.CONN_ESTABLISHED}
+                except psutil.Error:
+                    continue  # a worker that ended meanwhile adds nothing
+            return {
+                "t": time.time(),
+                "cpu": cpu,
+                "rss": int(rss),
+                "threads": int(threads),
+                "connections": len(connections),
+                "processes": len(tree),
+                "uptime": time.time() - root.create_time(),
+            }
+        except psutil.Error:
+            return None
+
+    def forget_others(self) -> None:
+        """Drop the processes not sampled since the last call."""
+        self.procs = {key: proc for key, proc in self.procs.items() if key in self.seen}
+        self.seen = set()
+
+
+def sample(pid: int, create_time: float | None) -> dict[str, Any] | None:
+    """One sample of a process tree (CPU of a first sample is 0: see TreeSampler)."""
+    return TreeSampler().sample(pid, create_time)
+
+
+class Followed(NamedTuple):
+    kind: str
+    pk: int
+    run_dir: Path
+    state: str
+    pid: int | None
+    create_time: float | None
+
+
+class Watcher(threading.Thread):
+    def __init__(self, host: str) -> None:
+        super().__init__(name="process-watcher", daemon=True)
+        self.host = host
+        self.stopping = threading.Event()
+        self.seen: dict[tuple[str, int], tuple[float, float]] = {}
+        self.followed: list[Followed] = []
+        self.sampler = TreeSampler()
+        # Processes in flight (a request not yet settled, or an active transition): scanned
+        # every HOT_INTERVAL, and synced once a second even without a change (a keeper that
+        # died mid-start writes nothing; sync finds that out).
+        self.hot: set[tuple[str, int]] = set()
+        self.run_dirs: dict[str, set[str]] = {}
+
+    def run(self) -> None:
+        try:
+            reconcile_local(self.host)
+        except Exception:
+            log.exception("reconcile at worker start failed")
+        next_list = next_metrics = next_scan = 0.0
+        while not self.stopping.wait(HOT_INTERVAL if self.hot else SCAN_INTERVAL):
+            try:
+                now = time.monotonic()
+                fresh = self.new_run_dir()
+                listed = fresh or now >= next_list
+                if listed:
+                    self.refresh_list()
+                    next_list = now + LIST_REFRESH
+                self.scan(everything=now >= next_scan, resync_hot=listed)
+                if now >= next_scan:
+                    next_scan = now + SCAN_INTERVAL
+                if now >= next_metrics:
+                    self.collect_metrics()
+                    next_metrics = now + METRICS_INTERVAL
+            except Exception:
+                log.exception("process watcher pass failed")
+            finally:
+                close_old_connections()
+
+    def new_run_dir(self) -> bool:
+        """A run directory appeared (a definition's first launch on this host): list it now,
+        not at the next refresh. One directory listing per kind, no query."""
+        fresh = False
+        for kind in all_adapters():
+            try:
+                names = {entry.name for entry in os.scandir(kind.run_root())}
+            except OSError:
+                continue
+            fresh = fresh or bool(names - self.run_dirs.get(kind.kind, set()))
+            self.run_dirs[kind.kind] = names
+        return fresh
+
+    def refresh_list(self) -> None:
+        followed, hot = [], set()
+        for kind in all_adapters():
+            rows = kind.model.objects.filter(run_host=self.host).values_list(
+                "pk", "run_key", "state", "pid", "pid_create_time", "intent"
+            )
+            root = kind.run_root()
+            for pk, key, state, pid, ct, intent in rows:
+                followed.append(Followed(kind.kind, pk, root / str(key), state, pid, ct))
+                if intent or state in IN_FLIGHT:
+                    hot.add((kind.kind, pk))
+        self.followed, self.hot = followed, hot
+
+    def scan(self, everything: bool = True, resync_hot: bool = False) -> None:
+        for row in self.followed:
+            key = (row.kind, row.pk)
+            if not everything and key not in self.hot:
+                continue
+            rd = row.run_dir
+            stamp = (_mtime(rd / "status.json"), _mtime(rd / "events.jsonl"))
+            if stamp != self.seen.get(key) or (resync_hot and key in self.hot):
+                self.seen[key] = stamp
+                obj = sync.sync(row.kind, row.pk, self.host)
+                if obj is not None and (obj.intent or obj.state in IN_FLIGHT):
+                    self.hot.add(key)
+                else:
+                    self.hot.discard(key)
+
+    def collect_metrics(self) -> None:
+        from portal.health import redis_client
+
+        running = [row for row in self.followed if row.state == states.RUNNING and row.pid]
+        if not running:
+            self.sampler.forget_others()
+            return
+        client = redis_client(0.5)
+        pipe = client.pipeline()
+        for row in running:
+            figures = self.sampler.sample(row.pid, row.create_time)
+            if figures is None:
+                continue
+            key = metrics_key(row.kind, row.pk)
+            pipe.rpush(key, json.dumps(figures))
+            pipe.ltrim(key, -METRICS_KEEP, -1)
+            pipe.expire(key, METRICS_TTL)
+        self.sampler.forget_others()
+        pipe.execute()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0.0
+
+
+_watcher: Watcher | None = None
+
+
+def start_watcher(host: str) -> Watcher:
+    global _watcher
+    if _watcher is None or not _watcher.is_alive():
+        _watcher = Watcher(host)
+        _watcher.start()
+    return _watcher
+
+
+def stop_watcher() -> None:
+    if _watcher is not None:
+        _watcher.stopping.set()
+
+
+def reconcile_local(host: str) -> dict[str, int]:
+    """The truth about this host's processes, of every kind, from the operating system, into the database."""
+    counts = {"checked": 0, "adopted": 0, "died": 0, "restarted": 0}
+    for kind in all_adapters():
+        for obj in kind.model.objects.filter(run_host=host):
+            _reconcile_one(kind, obj, host, counts)
+    return counts
+
+
+def _reconcile_one(kind: ProcessAdapter, obj: Any, host: str, counts: dict[str, int]) -> None:
+    from processes import tasks
+
+    counts["checked"] += 1
+    rd = kind.run_dir(obj)
+    status = keeper.read_status(rd)
+    if status is None:
+        return
+    active = status.get("state") in states.ACTIVE
+    if active and not keeper.keeper_alive(rd):
+        child = keeper.child_identity(status)
+        if identity.is_alive(child):
+            try:
+                keeper.adopt(rd)
+            except keeper.KeeperError as e:
+                log.warning("could not adopt %s: %s", obj.name, e)
+                return
+            counts["adopted"] += 1
+            sync.record(
+                obj, message=f"Re-adopted pid {child.pid}: its keeper had died", trigger="reconcile",
+                level="warning", host=host,
+            )
+        else:
+            keeper.reconcile(rd)
+            counts["died"] += 1
+            obj = sync.sync(kind, obj.pk, host)
+            if (obj and kind.restart_policy(obj) != "never"
+                    and obj.intent != "stop" and obj.requested != "stop"):
+                counts["restarted"] += 1
+                # Tied to the latest request: a Stop recorded meanwhile makes it do nothing.
+                tasks.start(kind, obj.pk, "reconcile", obj.request_seq)
+            return
+    sync.sync(kind, obj.pk, host)

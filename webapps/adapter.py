@@ -1,0 +1,212 @@
+"""From a web application definition to what the process layer runs: its run directory,
+socket, log file, and the checks made before a start.
+
+The engines' command lines come from webapps/runtime/ (no Django there); this module
+turns a WebApp row into their arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+
+from portal import paths
+from portal.process import checks
+from portal.process.checks import CheckFailure, check_log_file
+from portal.process.spec import Spec
+from processes.adapters import ProcessAdapter
+from webapps.models import RUNTIME_FIELDS, WebApp
+from webapps.runtime import engines
+
+SOCKET_NAME = engines.SOCKET_NAME
+# Where a definition's requirements file is made into its own virtualenv.
+VENV_FOLDER = "venvs"
+
+
+def run_dir(webapp: WebApp) -> Path:
+    return paths.RUN_DIR / "webapps" / str(webapp.run_key)
+
+
+def socket_path(webapp: WebApp) -> Path:
+    """The unix socket the engine listens on, which the front connects to."""
+    return run_dir(webapp) / SOCKET_NAME
+
+
+def log_folder() -> Path:
+    return paths.LOG_DIR.resolve() / "webapps"
+
+
+def log_name(path: str) -> str:
+    """A file name for an application's path: "/" becomes "+", which a path cannot hold, so two
+    applications never share a default log (``/a/b`` and ``/a_b`` give ``a+b`` and ``a_b``)."""
+    return path.strip("/").replace("/", "+") + ".log"
+
+
+def default_log_path(webapp: WebApp) -> Path:
+    return log_folder() / log_name(webapp.name or "/app")
+
+
+def log_path(webapp: WebApp) -> Path:
+    return Path(webapp.log_file) if webapp.log_file else default_log_path(webapp)
+
+
+def log_file_problem(webapp: WebApp, path: str | None = None) -> CheckFailure | None:
+    """Why this application may not write or show ``path`` (default: its log file), or None."""
+    path = path or str(log_path(webapp))
+    own = str(default_log_path(webapp))
+    real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    folder = str(log_folder())
+    if real != own and (real == folder or real.startswith(folder + os.sep)):
+        return CheckFailure(
+            "log-file-other-webapp",
+            f"{path} is in {folder}, which holds each web application's default log: choose another folder "
+            "(log files may be in var/log/ or a folder set in PORTAL_LOG_ROOTS), or leave the field blank "
+            "for the default log",
+        )
+    return check_log_file(
+        path,
+        settings.PORTAL_LOG_ROOTS,
+        var_dir=str(paths.VAR_DIR),
+        run_dir=str(run_dir(webapp)),
+        own_default=own,
+    )
+
+
+def venv_root(webapp: WebApp) -> Path:
+    return paths.VAR_DIR / VENV_FOLDER / str(webapp.run_key)
+
+
+def python_of(webapp: WebApp) -> str:
+    """The interpreter that runs the engine: the application's virtualenv, or the one given."""
+    if webapp.requirements_file:
+        from webapps.runtime.venvs import CURRENT
+
+        return str(venv_root(webapp) / CURRENT / "bin" / "python")
+    return webapp.python_executable
+
+
+def app_environment(webapp: WebApp) -> dict[str, str]:
+    """The definition's variables (secret ones included: the application needs them), with the
+    portal's directory on PYTHONPATH so that ``gateways.client`` imports."""
+    env = {**(webapp.environment or {}), **(webapp.secret_environment or {})}
+    extra = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (extra, str(settings.BASE_DIR)) if p)
+    return env
+
+
+def app_run(webapp: WebApp) -> engines.AppRun:
+    log = log_path(webapp)
+    return engines.AppRun(
+        mount=webapp.name,
+        directory=webapp.directory,
+        module=webapp.module,
+        callable=webapp.callable,
+        socket=str(socket_path(webapp)),
+        protocol=webapp.protocol,
+        engine=webapp.engine_name,
+        workers=webapp.workers,
+        threads=webapp.threads,
+        debug=webapp.debug,
+        python=python_of(webapp),
+        env=app_environment(webapp),
+        secret_env=sorted(webapp.secret_environment or {}),
+        log_file=str(log),
+    )
+
+
+def build_spec(webapp: WebApp) -> Spec:
+    """The keeper's spec: the engine on the application's socket, ready when it answers HTTP there.
+    The secret variables are named in ``secret_env``: the keeper never writes their values."""
+    spec = engines.build_spec(
+        app_run(webapp),
+        name=webapp.name,
+        log_roots=list(settings.PORTAL_LOG_ROOTS),
+        restart_policy=webapp.restart_policy,
+        init_timeout=float(webapp.init_timeout),
+    )
+    spec.stop_timeout = float(webapp.stop_timeout)
+    return spec
+
+
+def preflight(webapp: WebApp) -> CheckFailure | None:
+    """What would make a start fail, said before the start, each with its fix."""
+    if not os.path.isdir(webapp.directory):
+        return CheckFailure("directory-missing", f"the application directory {webapp.directory} does not exist "
+                            "on this host; create it, or edit the definition")
+    failure = log_file_problem(webapp)
+    if failure is not None:
+        return failure
+    if webapp.requirements_file:
+        failure = ensure_virtualenv(webapp)
+        if failure is not None:
+            return failure
+    python = python_of(webapp)
+    failure = checks.check_python(python)
+    if failure is not None:
+        return failure
+    failure = engines.check_engine(python, webapp.engine_name)
+    if failure is not None:
+        return failure
+    problems = app_run(webapp).problems()
+    if problems:
+        return CheckFailure("definition", "; ".join(problems))
+    from webapps.checks import check_environment
+    from webapps.runtime.appcheck import check_app
+
+    result = check_app(python, webapp.directory, webapp.module, webapp.callable, webapp.protocol,
+                       env=check_environment(webapp.name, app_environment(webapp)))
+    if not result.ok:
+        tail = f" ({result.traceback[-1].strip()})" if result.traceback and result.code == "import-failed" else ""
+        return CheckFailure(f"app-{result.code}", f"{result.message}{tail}")
+    return None
+
+
+def ensure_virtualenv(webapp: WebApp) -> CheckFailure | None:
+    """Build (or rebuild, when the requirements file changed) the application's virtualenv, with
+    its engine. Its progress lines go to the row's startup details as they come."""
+    from webapps.runtime.venvs import VenvError, ensure_venv
+
+    lines: list[str] = []
+
+    def progress(line: str) -> None:
+        lines.append(line)
+        WebApp.objects.filter(pk=webapp.pk).update(startup={"venv": {"state": "building", "lines": lines[-20:]}})
+
+    try:
+        ensure_venv(venv_root(webapp), webapp.requirements_file, webapp.engine_name, progress=progress)
+    except VenvError as e:
+        return CheckFailure("venv-failed", f"the virtualenv from {webapp.requirements_file} could not be built: "
+                            f"{e}{': ' + ' | '.join(e.lines[-5:]) if e.lines else ''}")
+    return None
+
+
+class WebAppAdapter(ProcessAdapter):
+    kind = "webapp"
+    label = "web application"
+    label_plural = "web applications"
+    model = WebApp
+    run_folder = "webapps"
+    runtime_fields = RUNTIME_FIELDS
+
+    def preflight(self, obj: WebApp) -> CheckFailure | None:
+        return preflight(obj)
+
+    def build_spec(self, obj: WebApp) -> Spec:
+        return build_spec(obj)
+
+    def run_dir(self, obj: WebApp) -> Path:
+        return run_dir(obj)
+
+    def list_url(self) -> str | None:
+        return reverse("webapps:list")
+
+    def activity_url(self, name: str) -> str | None:
+        return reverse("webapps:activity", args=[name.lstrip("/")])
+
+    def status_fields(self, obj: WebApp) -> dict[str, Any]:
+        return {"path": obj.name, "protocol": obj.protocol, "engine": obj.engine_name,
+                "socket": str(socket_path(obj))}

@@ -1,0 +1,580 @@
+"""The web application definition form. The CLI validates through this same form.
+
+Environment variables, secret ones and static mappings are edited as text, one
+``NAME=value`` per line: a table of inputs would need JavaScript to add a row,
+and the CLI's ``--env NAME=value`` is the same notation.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.core.validators import MaxLengthValidator
+from django.urls import reverse
+
+from gateways.forms import check_log_file_field, check_python_executable
+from webapps.models import MAX_THREADS, MAX_WORKERS, WebApp, default_python
+
+SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
+IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_PATH = WebApp._meta.get_field("name").max_length
+MAX_VARIABLES = 100
+MAX_VALUE = 4096
+MAX_STATIC = 20
+# Set by the portal for every application (the mount, and where gateways.client is found).
+PORTAL_SET_VARIABLES = {"SCRIPT_NAME"}
+# The fields the import check depends on: an inline check of one of them runs it.
+APP_CHECK_FIELDS = {"directory", "module", "callable", "protocol", "python_executable", "environment",
+                    "secret_environment"}
+APP_CHECK_TIMEOUT = 10.0
+
+
+def normalise_path(text: str) -> str:
+    """The mount path written the one way the portal stores it, or a ValidationError that says why not.
+
+    ``/`` alone is refused: an application there would take every path that no other
+    application has, so a mistyped address would reach its code instead of the front's
+    404, and each new application would silently take a part of its URLs away.
+    """
+    path = text.strip()
+    if not path:
+        raise forms.ValidationError("A path is required: the URL path to serve the application at, e.g. /flask.")
+    if not path.startswith("/"):
+        path = "/" + path
+    if len(path) > 1:
+        path = path.rstrip("/")
+    if path == "/":
+        raise forms.ValidationError(
+            "/ alone cannot be an application's path: it would answer every address that no other application "
+            "has, in place of the front's “not found”. Give it a path of its own, e.g. /app."
+        )
+    if len(path) > MAX_PATH:
+        raise forms.ValidationError(
+            "A path has at most %(limit)d characters (this one has %(length)d): shorten it.",
+            params={"limit": MAX_PATH, "length": len(path)},
+        )
+    for segment in path[1:].split("/"):
+        if segment == "":
+            raise forms.ValidationError(
+                "“%(path)s” has an empty segment (//): write it with single slashes, e.g. /shop/api.",
+                params={"path": path},
+            )
+        if segment in (".", ".."):
+            raise forms.ValidationError(
+                "“%(path)s” has a “%(segment)s” segment, which browsers remove from addresses: "
+                "use names only, e.g. /shop/api.",
+                params={"path": path, "segment": segment},
+            )
+        if segment == "-":
+            raise forms.ValidationError(
+                "“%(path)s” has a segment that is only “-”, which the portal's pages use to separate an "
+                "application's path from their own: use another name, e.g. /shop/api.",
+                params={"path": path},
+            )
+        if not SEGMENT_RE.match(segment):
+            bad = "".join(sorted({c for c in segment if not SEGMENT_RE.match(c)}))
+            raise forms.ValidationError(
+                "“%(path)s” has characters a path cannot have (%(bad)s): use letters, digits and . _ ~ - "
+                "in segments separated by /, e.g. /flask or /shop/api.",
+                params={"path": path, "bad": bad},
+            )
+    return path
+
+
+def parse_assignments(text: str, what: str, example: str) -> dict[str, str]:
+    """``NAME=value`` lines (blank lines and # comments skipped) as a dict; a repeated name is refused."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise forms.ValidationError(
+                "Line %(number)d (“%(line)s”) has no “=”: write one %(what)s per line as %(example)s.",
+                params={"number": number, "line": line[:60], "what": what, "example": example},
+            )
+        key, value = line.split("=", 1)
+        key = key.strip()
+        if key in values:
+            raise forms.ValidationError(
+                "%(key)s is given twice (line %(number)d): keep one line for it.",
+                params={"key": key, "number": number},
+            )
+        values[key] = value
+    return values
+
+
+def format_assignments(values: dict[str, str], hide_values: bool = False) -> str:
+    return "\n".join(f"{k}=" if hide_values else f"{k}={v}" for k, v in values.items())
+
+
+def check_variables(values: dict[str, str], field: str) -> None:
+    if len(values) > MAX_VARIABLES:
+        raise forms.ValidationError(
+            "%(count)d variables is more than the %(limit)d an application may have: put settings in a file "
+            "the application reads.",
+            params={"count": len(values), "limit": MAX_VARIABLES},
+        )
+    for name, value in values.items():
+        if not ENV_NAME_RE.match(name):
+            raise forms.ValidationError(
+                "“%(name)s” is not a variable name: use letters, digits and _, not starting with a digit "
+                "(e.g. APP_DB_PATH).",
+                params={"name": name[:60]},
+            )
+        if name in PORTAL_SET_VARIABLES:
+            raise forms.ValidationError(
+                "%(name)s is set by the portal to the application's path: remove the line.",
+                params={"name": name},
+            )
+        if len(value) > MAX_VALUE:
+            raise forms.ValidationError(
+                "The value of %(name)s has %(length)d characters, more than %(limit)d: put it in a file and "
+                "give the file's path instead.",
+                params={"name": name, "length": len(value), "limit": MAX_VALUE},
+            )
+
+
+class WebAppForm(forms.ModelForm):
+    environment = forms.CharField(
+        label="Environment variables",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="One NAME=value per line, e.g. APP_DB_PATH=/srv/flask/app.sqlite3. Shown on the application's "
+                  "page and in its history.",
+    )
+    secret_environment = forms.CharField(
+        label="Secret environment variables",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off"}),
+        help_text="One NAME=value per line, for passwords and keys: given to the application only, never shown "
+                  "again.",
+    )
+    static_files = forms.CharField(
+        label="Static files",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        help_text="One SUBPATH=DIRECTORY per line, e.g. /static=/srv/flask/static: the front serves the files "
+                  "of that directory at PATH/static without asking the application.",
+    )
+
+    class Meta:
+        model = WebApp
+        fields = [
+            "name",
+            "directory",
+            "module",
+            "callable",
+            "protocol",
+            "debug",
+            "python_executable",
+            "requirements_file",
+            "engine",
+            "workers",
+            "threads",
+            "environment",
+            "secret_environment",
+            "static_files",
+            "log_file",
+            "restart_policy",
+            "init_timeout",
+            "stop_timeout",
+        ]
+
+    def __init__(self, *args: Any, check_app: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The import check starts the application's interpreter: a Save always runs it, an
+        # inline check only for the fields it depends on.
+        self.check_app = check_app
+        self.app_problem: Any = None
+        self.warnings: list[str] = []
+        self.field_warnings: dict[str, list[str]] = {}
+        self.limits: dict[str, int] = {}
+        validate_url = reverse("webapps:validate")
+        for name, field in self.fields.items():
+            # Inline validation: on change, post the whole form and put this field's
+            # messages in its feedback box. Without JS, Save validates.
+            field.widget.attrs.update({
+                "hx-post": validate_url,
+                "hx-trigger": "change",
+                "hx-include": "closest form",
+                "hx-target": f"#feedback-{name}",
+                "hx-swap": "innerHTML",
+            })
+            # Counted and refused with a message (_check_lengths), not cut short by the browser.
+            field.widget.attrs.pop("maxlength", None)
+            if isinstance(field, forms.CharField) and field.max_length:
+                self.limits[name] = field.max_length
+                field.max_length = None
+                field.validators = [v for v in field.validators if not isinstance(v, MaxLengthValidator)]
+        self.fields["engine"].choices = [("", "Default: gunicorn for WSGI, uvicorn for ASGI"),
+                                         *WebApp.Engine.choices]
+        self.fields["callable"].required = False
+        self.fields["protocol"].required = False
+        self.fields["restart_policy"].required = False
+        messages = {
+            "name": "A path is required: the URL path to serve the application at, e.g. /flask.",
+            "directory": "The application directory is required: the full path of the folder with its code, "
+                         "e.g. /srv/flask.",
+            "module": "The application module is required: the module that holds the application, without .py, "
+                      "e.g. app or mysite.wsgi.",
+        }
+        for name, text in messages.items():
+            self.fields[name].error_messages["required"] = text
+        for name, low, high in (("workers", 1, MAX_WORKERS), ("threads", 1, MAX_THREADS),
+                                ("init_timeout", 2, 300), ("stop_timeout", 1, 300)):
+            field = self.fields[name]
+            field.validators = []  # one message for every bad number (_check_range), not Django's
+            field.required = False
+            field.widget.attrs.update({"min": low, "max": high})
+            field.error_messages["invalid"] = f"Enter a whole number from {low} to {high}."
+        if self.instance.pk:
+            self.fields["name"].disabled = True
+            self.initial["environment"] = format_assignments(self.instance.environment or {})
+            # Names only: a secret's value is never sent to a browser again.
+            self.initial["secret_environment"] = format_assignments(self.instance.secret_environment or {},
+                                                                    hide_values=True)
+            self.initial["static_files"] = format_assignments(self.instance.static_files or {})
+            if self.instance.secret_environment:
+                self.fields["secret_environment"].help_text = (
+                    "The values are not shown: leave NAME= as it is to keep a value, write NAME=new value to "
+                    "change it, remove the line to remove the variable."
+                )
+
+    def add_warning(self, field: str | None, message: str) -> None:
+        self.warnings.append(message)
+        self.field_warnings.setdefault(field or "", []).append(message)
+
+    # Field checks: each message says what is wrong and how to fix it.
+
+    def clean_name(self) -> str:
+        if self.instance.pk:
+            return self.instance.name
+        path = normalise_path(self.cleaned_data.get("name") or "")
+        clash = WebApp.objects.filter(name__iexact=path).exclude(pk=self.instance.pk).first()
+        if clash:
+            raise forms.ValidationError(
+                "The path %(path)s is already used by the application %(other)s (paths are unique regardless of "
+                "case): choose another path.",
+                params={"path": path, "other": clash.name},
+            )
+        return path
+
+    def clean_directory(self) -> str:
+        path = (self.cleaned_data.get("directory") or "").strip()
+        if not os.path.isabs(path):
+            raise forms.ValidationError(
+                "Give the application directory's full path, e.g. /srv/flask, not “%(path)s”.",
+                params={"path": path[:200]},
+            )
+        path = os.path.normpath(path)
+        if not os.path.exists(path):
+            raise forms.ValidationError(
+                "%(path)s does not exist on this host: give the folder that holds the application's code.",
+                params={"path": path},
+            )
+        if not os.path.isdir(path):
+            raise forms.ValidationError(
+                "%(path)s is a file, not a folder: give the folder that holds it, e.g. %(parent)s.",
+                params={"path": path, "parent": os.path.dirname(path)},
+            )
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise forms.ValidationError(
+                "%(path)s cannot be read by the portal's user: give that user read access (chmod o+rx, or add "
+                "it to the folder's group).",
+                params={"path": path},
+            )
+        return path
+
+    def clean_module(self) -> str:
+        module = (self.cleaned_data.get("module") or "").strip()
+        if module.endswith(".py"):
+            raise forms.ValidationError(
+                "Write the module without .py: %(module)s.",
+                params={"module": module[:-3].replace("/", ".")},
+            )
+        if ":" in module:
+            raise forms.ValidationError(
+                "“%(module)s” names a callable too: put %(module_part)s here and %(callable)s in Callable name.",
+                params={"module": module, "module_part": module.split(":")[0], "callable": module.split(":")[-1]},
+            )
+        if "/" in module or "\\" in module:
+            raise forms.ValidationError(
+                "A module is named with dots, relative to the application directory: %(dotted)s, not “%(module)s”.",
+                params={"module": module, "dotted": module.strip("/").replace("/", ".").replace("\\", ".")},
+            )
+        self._check_dotted(module, "module", "app or mysite.wsgi")
+        return module
+
+    def clean_callable(self) -> str:
+        name = (self.cleaned_data.get("callable") or "").strip() or "app"
+        self._check_dotted(name, "callable name", "app or application")
+        return name
+
+    def _check_dotted(self, value: str, what: str, example: str) -> None:
+        parts = value.split(".")
+        for part in parts:
+            if not IDENTIFIER_RE.match(part) or keyword.iskeyword(part):
+                raise forms.ValidationError(
+                    "“%(value)s” is not a Python %(what)s: use names of letters, digits and _ joined by dots, "
+                    "not starting with a digit, e.g. %(example)s.",
+                    params={"value": value[:100], "what": what, "example": example},
+                )
+
+    def clean_protocol(self) -> str:
+        return self.cleaned_data.get("protocol") or WebApp.Protocol.WSGI
+
+    def clean_restart_policy(self) -> str:
+        return self.cleaned_data.get("restart_policy") or WebApp.RestartPolicy.ON_FAILURE
+
+    def clean_python_executable(self) -> str:
+        path = (self.cleaned_data.get("python_executable") or "").strip()
+        return check_python_executable(path) if path else ""
+
+    def clean_requirements_file(self) -> str:
+        path = (self.cleaned_data.get("requirements_file") or "").strip()
+        if not path:
+            return ""
+        if not os.path.isabs(path):
+            raise forms.ValidationError(
+                "Give the requirements file's full path, e.g. /srv/flask/requirements.txt, not “%(path)s”.",
+                params={"path": path[:200]},
+            )
+        if not os.path.isfile(path):
+            what = "a folder" if os.path.isdir(path) else "not there"
+            raise forms.ValidationError(
+                "%(path)s is %(what)s: give the path of a requirements file (pip's format), e.g. "
+                "/srv/flask/requirements.txt.",
+                params={"path": path, "what": what},
+            )
+        if not os.access(path, os.R_OK):
+            raise forms.ValidationError(
+                "%(path)s cannot be read by the portal's user: give that user read access.", params={"path": path}
+            )
+        return path
+
+    def _check_range(self, name: str, low: int, high: int, default: int, unit: str) -> int:
+        value = self.cleaned_data.get(name)
+        if value is None:
+            return default
+        if not low <= value <= high:
+            raise forms.ValidationError(
+                "%(value)s is out of range: give %(low)d to %(high)d %(unit)s.",
+                params={"value": value, "low": low, "high": high, "unit": unit},
+            )
+        return value
+
+    def clean_workers(self) -> int:
+        return self._check_range("workers", 1, MAX_WORKERS, 1, "worker processes")
+
+    def clean_threads(self) -> int:
+        return self._check_range("threads", 1, MAX_THREADS, 1, "threads per worker")
+
+    def clean_init_timeout(self) -> int:
+        return self._check_range("init_timeout", 2, 300, 30, "seconds")
+
+    def clean_stop_timeout(self) -> int:
+        return self._check_range("stop_timeout", 1, 300, 10, "seconds")
+
+    def clean_environment(self) -> dict[str, str]:
+        values = parse_assignments(self.cleaned_data.get("environment") or "", "variable", "NAME=value")
+        check_variables(values, "environment")
+        return values
+
+    def clean_secret_environment(self) -> dict[str, str]:
+        values = parse_assignments(self.cleaned_data.get("secret_environment") or "", "variable", "NAME=value")
+        current = self.instance.secret_environment if self.instance.pk else {}
+        for name, value in values.items():
+            if value == "":
+                if name in (current or {}):
+                    values[name] = current[name]  # NAME= keeps the value it has
+                elif ENV_NAME_RE.match(name):
+                    raise forms.ValidationError(
+                        "%(name)s has no value: write %(name)s=value, or remove the line.", params={"name": name}
+                    )
+        check_variables(values, "secret_environment")
+        return values
+
+    def clean_static_files(self) -> dict[str, str]:
+        raw = parse_assignments(self.cleaned_data.get("static_files") or "", "mapping", "/static=/srv/app/static")
+        if len(raw) > MAX_STATIC:
+            raise forms.ValidationError(
+                "%(count)d static mappings are more than %(limit)d: serve one parent folder instead.",
+                params={"count": len(raw), "limit": MAX_STATIC},
+            )
+        mappings: dict[str, str] = {}
+        for sub, directory in raw.items():
+            try:
+                url = normalise_path(sub)
+            except forms.ValidationError as e:
+                raise forms.ValidationError(
+                    "The static sub-path “%(sub)s” is not usable: %(why)s",
+                    params={"sub": sub[:100], "why": " ".join(e.messages)},
+                ) from None
+            directory = directory.strip()
+            if not os.path.isabs(directory):
+                raise forms.ValidationError(
+                    "The folder for %(url)s must be a full path, e.g. %(url)s=/srv/app%(url)s, not “%(dir)s”.",
+                    params={"url": url, "dir": directory[:200]},
+                )
+            if not os.path.isdir(directory) or not os.access(directory, os.R_OK | os.X_OK):
+                raise forms.ValidationError(
+                    "The folder %(dir)s for %(url)s does not exist or cannot be read by the portal's user: "
+                    "create it, or give the folder that holds the static files.",
+                    params={"url": url, "dir": directory},
+                )
+            if url.lower() in {u.lower() for u in mappings}:
+                raise forms.ValidationError("%(url)s is mapped twice: keep one line for it.", params={"url": url})
+            mappings[url] = os.path.normpath(directory)
+        return mappings
+
+    def clean_log_file(self) -> str:
+        from webapps import adapter
+
+        path = (self.cleaned_data.get("log_file") or "").strip()
+        if not path:
+            return ""
+        example = adapter.log_folder().parent / "flask.log"
+        return check_log_file_field(path, example, lambda p: adapter.log_file_problem(self._with_name(), p))
+
+    def _with_name(self) -> WebApp:
+        # The default log's name depends on the path, which a new definition has only now.
+        self.instance.name = self.instance.name or self.cleaned_data.get("name") or ""
+        return self.instance
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        self._check_lengths(data)
+        python, requirements = data.get("python_executable"), data.get("requirements_file")
+        if python and requirements:
+            self.add_error(
+                "requirements_file",
+                "Give either a Python executable or a requirements file, not both: with a requirements file the "
+                "portal builds the application's own virtualenv. Clear one of the two.",
+            )
+        elif not requirements and "python_executable" not in self.errors:
+            data["python_executable"] = python or default_python()
+        self._check_engine(data)
+        self._check_overlapping_paths(data)
+        plain, secret = data.get("environment") or {}, data.get("secret_environment") or {}
+        both = sorted(set(plain) & set(secret))
+        if both:
+            self.add_error(
+                "secret_environment",
+                f"{', '.join(both)} is given as a plain and as a secret variable: keep it in one of the two.",
+            )
+        if self.check_app and not self.errors:
+            self._check_application(data)
+        return data
+
+    def _check_lengths(self, data: dict[str, Any]) -> None:
+        for name, limit in self.limits.items():
+            value = data.get(name)
+            if name != "name" and isinstance(value, str) and len(value) > limit:
+                label = self.fields[name].label or name
+                self.add_error(name, f"{label} has at most {limit} characters (this one has {len(value)}): "
+                                     "shorten it, e.g. with a symbolic link to the folder.")
+
+    def _check_engine(self, data: dict[str, Any]) -> None:
+        protocol = data.get("protocol")
+        if not protocol:
+            return
+        engine = data.get("engine") or WebApp.DEFAULT_ENGINE[WebApp.Protocol(protocol)]
+        data["engine"] = data.get("engine") or ""
+        if protocol not in WebApp.ENGINE_PROTOCOLS[WebApp.Engine(engine)]:
+            other = "uvicorn" if protocol == WebApp.Protocol.ASGI else "gunicorn"
+            self.add_error(
+                "engine",
+                f"{engine} serves only {'WSGI' if engine == 'gunicorn' else 'ASGI'} applications and this one is "
+                f"{protocol.upper()}: choose {other} or granian (granian serves both), or change the protocol type.",
+            )
+        threads = data.get("threads") or 1
+        if protocol == WebApp.Protocol.ASGI and threads > 1:
+            self.add_error(
+                "threads",
+                "An ASGI application runs on one event loop per worker, so threads do not apply: set threads to 1 "
+                "and raise workers instead.",
+            )
+
+    def _check_overlapping_paths(self, data: dict[str, Any]) -> None:
+        path = data.get("name")
+        if not path or "name" in self.errors:
+            return
+        lower = path.lower()
+        for other in WebApp.objects.exclude(pk=self.instance.pk).only("name"):
+            o = other.name.lower()
+            if lower.startswith(o + "/"):
+                self.add_warning("name", f"{path} is inside {other.name}: requests under {path} go to this "
+                                         f"application, no longer to {other.name}.")
+            elif o.startswith(lower + "/"):
+                self.add_warning("name", f"{other.name} is inside {path}: requests under {other.name} stay with "
+                                         f"{other.name}; this application gets the rest of {path}.")
+
+    def _check_application(self, data: dict[str, Any]) -> None:
+        """Does the module import and is the callable what the protocol says, in the application's own
+        interpreter (a subprocess with a timeout)?"""
+        if data.get("requirements_file"):
+            self.add_warning(
+                "module",
+                "The module is imported once the application's virtualenv is built (at its first start): the "
+                "import check runs then.",
+            )
+            return
+        from webapps import checks
+
+        problem = checks.check_application(
+            python=data["python_executable"],
+            directory=data["directory"],
+            module=data["module"],
+            callable_name=data["callable"],
+            protocol=data["protocol"],
+            env={**(data.get("environment") or {}), **(data.get("secret_environment") or {})},
+            timeout=APP_CHECK_TIMEOUT,
+            mount=data.get("name") or self.instance.name,
+        )
+        if problem:
+            self.app_problem = problem
+            self.add_error(problem.field, problem.message)
+
+    def save(self, commit: bool = True) -> WebApp:
+        webapp = super().save(commit=False)
+        if commit:
+            webapp.save()
+        return webapp
+
+    def as_data(self) -> dict[str, Any]:
+        """The definition as the form posts it: the CLI edits through this."""
+        instance = self.instance
+        return {
+            "name": instance.name,
+            "directory": instance.directory,
+            "module": instance.module,
+            "callable": instance.callable,
+            "protocol": instance.protocol,
+            "debug": "on" if instance.debug else "",
+            "python_executable": "" if instance.requirements_file else instance.python_executable,
+            "requirements_file": instance.requirements_file,
+            "engine": instance.engine,
+            "workers": str(instance.workers),
+            "threads": str(instance.threads),
+            "environment": format_assignments(instance.environment or {}),
+            "secret_environment": format_assignments(instance.secret_environment or {}, hide_values=True),
+            "static_files": format_assignments(instance.static_files or {}),
+            "log_file": instance.log_file,
+            "restart_policy": instance.restart_policy,
+            "init_timeout": str(instance.init_timeout),
+            "stop_timeout": str(instance.stop_timeout),
+        }
+
+
+def path_exists_hint(directory: str, module: str) -> str:
+    """Where the module's file would be in the directory, for a message."""
+    return str(Path(directory, *module.split(".")).with_suffix(".py"))

@@ -1,0 +1,321 @@
+"""``manage.py webapp``: web application definitions from scripts.
+
+    webapp create PATH --directory DIR --module MOD [--callable NAME] [--type wsgi|asgi]
+                  [--python PATH | --requirements FILE] [--debug] [--engine gunicorn|uvicorn|granian]
+                  [--workers N] [--threads N] [--env NAME=VALUE]... [--secret-env-file FILE]
+                  [--static SUBPATH=DIR]... [--log-file F] [--restart-policy P]
+                  [--init-timeout S] [--stop-timeout S]
+    webapp edit PATH [the same options] [--no-debug] [--unset-env NAME]... [--unset-static SUBPATH]...
+    webapp list [--json]
+    webapp show PATH [--json]
+    webapp delete PATH
+    webapp start|stop|restart PATH [--wait] [--timeout S]
+    webapp status PATH [--json]
+
+Creation and edits go through the same form as the page, so a bad value gives the same
+message (and exit code 1). Secret variables are read from a file of NAME=value lines
+(``-`` reads standard input), never from the command line, where ``ps`` would show them to
+every local user; a secret's value is never printed.
+
+Who acts: ``--user NAME`` acts as that portal user, with that user's role; without it, the
+local operator ("cli:<os user>") with administrator rights, as for ``manage.py gateway``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import ArgumentParser, BooleanOptionalAction
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError
+
+from gateways.management.commands.gateway import CliOperator, positive_seconds
+from portal import roles
+from portal.process.states import GOAL, RUNNING
+from processes import control
+from webapps import services
+from webapps.forms import WebAppForm, format_assignments
+from webapps.models import WebApp
+
+# The option that sets each form field, for the messages.
+OPTION_OF_FIELD = {
+    "name": "PATH",
+    "protocol": "--type",
+    "python_executable": "--python",
+    "requirements_file": "--requirements",
+    "environment": "--env",
+    "secret_environment": "--secret-env-file",
+    "static_files": "--static",
+}
+CONTROL_ACTIONS = control.ACTIONS
+
+
+def webapp_as_dict(webapp: WebApp) -> dict[str, Any]:
+    """The definition as the CLI shows it; secret variables by name only."""
+    return {
+        "path": webapp.name,
+        "directory": webapp.directory,
+        "module": webapp.module,
+        "callable": webapp.callable,
+        "type": webapp.protocol,
+        "debug": webapp.debug,
+        "python_executable": webapp.python_executable,
+        "requirements_file": webapp.requirements_file,
+        "engine": webapp.engine_name,
+        "workers": webapp.workers,
+        "threads": webapp.threads,
+        "environment": webapp.environment,
+        "secret_environment": sorted(webapp.secret_environment or {}),
+        "static_files": webapp.static_files,
+        "log_file": webapp.log_file,
+        "restart_policy": webapp.restart_policy,
+        "init_timeout": webapp.init_timeout,
+        "stop_timeout": webapp.stop_timeout,
+        "state": webapp.shown_state,
+        "created_at": webapp.created_at.isoformat(),
+        "changed_at": webapp.changed_at.isoformat(),
+    }
+
+
+def _definition_options(parser: ArgumentParser, creating: bool) -> None:
+    parser.add_argument("path", help="the URL path, e.g. /flask")
+    parser.add_argument("--directory", required=creating, help="the application directory (full path)")
+    parser.add_argument("--module", required=creating, help="the module, without .py (e.g. app, mysite.wsgi)")
+    parser.add_argument("--callable", help="the callable name (default app)")
+    parser.add_argument("--type", dest="protocol", choices=[c.value for c in WebApp.Protocol],
+                        help="the protocol type (default wsgi)")
+    parser.add_argument("--python", dest="python_executable", help="the Python executable (default the portal's)")
+    parser.add_argument("--requirements", dest="requirements_file",
+                        help="a requirements file: the portal builds the application's own virtualenv from it")
+    parser.add_argument("--debug", action=BooleanOptionalAction, default=None,
+                        help="reload when a .py file or template changes")
+    parser.add_argument("--engine", choices=[c.value for c in WebApp.Engine],
+                        help="gunicorn (WSGI), uvicorn (ASGI) or granian (both)")
+    parser.add_argument("--workers", help="worker processes, 1 to 32")
+    parser.add_argument("--threads", help="threads per worker (WSGI), 1 to 64")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable (repeat for more)")
+    parser.add_argument("--secret-env-file", metavar="FILE",
+                        help="secret variables, one NAME=VALUE per line, from a file ('-' reads standard input)")
+    parser.add_argument("--static", action="append", default=[], metavar="SUBPATH=DIR",
+                        help="static files the front serves at PATH/SUBPATH from DIR (repeat for more)")
+    parser.add_argument("--log-file")
+    parser.add_argument("--restart-policy", choices=[c.value for c in WebApp.RestartPolicy])
+    parser.add_argument("--init-timeout", help="seconds to be ready, 2 to 300")
+    parser.add_argument("--stop-timeout", help="seconds between asking it to stop and killing it, 1 to 300")
+    if not creating:
+        parser.add_argument("--unset-env", action="append", default=[], metavar="NAME",
+                            help="remove a variable, plain or secret (repeat for more)")
+        parser.add_argument("--unset-static", action="append", default=[], metavar="SUBPATH",
+                            help="remove a static mapping (repeat for more)")
+
+
+class Command(BaseCommand):
+    help = "Create, edit, list, show and delete web application definitions; start, stop and restart them."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--user", help="act as this portal user, with that user's role")
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        _definition_options(sub.add_parser("create", help="create a definition"), creating=True)
+        _definition_options(sub.add_parser("edit", help="change a definition"), creating=False)
+        listing = sub.add_parser("list", help="list definitions")
+        listing.add_argument("--json", action="store_true")
+        show = sub.add_parser("show", help="show one definition")
+        show.add_argument("path")
+        show.add_argument("--json", action="store_true")
+        delete = sub.add_parser("delete", help="delete a definition")
+        delete.add_argument("path")
+        for action in CONTROL_ACTIONS:
+            parser_ = sub.add_parser(action, help=f"{action} a web application")
+            parser_.add_argument("path")
+            parser_.add_argument("--wait", action="store_true", help="wait until the state settles")
+            parser_.add_argument("--timeout", type=positive_seconds,
+                                 help="seconds to wait with --wait (default: its start timeout + stop timeout + 5)")
+        status = sub.add_parser("status", help="show the state of a web application")
+        status.add_argument("path")
+        status.add_argument("--json", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.actor = self._actor(options.get("user"))
+        action = options["action"]
+        handler = self.do_control if action in CONTROL_ACTIONS else getattr(self, f"do_{action}")
+        try:
+            handler(options)
+        except (PermissionDenied, control.ControlError) as e:
+            raise CommandError(str(e)) from None
+
+    def _actor(self, username: str | None) -> Any:
+        if not username:
+            return CliOperator()
+        try:
+            return get_user_model().objects.get(username=username, is_active=True)
+        except get_user_model().DoesNotExist:
+            raise CommandError(
+                f"There is no active portal user named {username!r}: check the name, or leave "
+                "out --user to act as the local operator."
+            ) from None
+
+    def _get(self, path: str) -> WebApp:
+        if not roles.can_view(self.actor):
+            raise PermissionDenied("Your account has no role: ask an administrator.")
+        webapp = WebApp.objects.filter(name__iexact="/" + path.strip().strip("/")).first()
+        if webapp is None:
+            raise CommandError(f"There is no web application at {path!r}: `manage.py webapp list` shows the paths.")
+        return webapp
+
+    # Definitions ------------------------------------------------------------------------
+
+    def _read_secrets(self, path: str) -> str:
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CommandError(f"Cannot read the secret variables file {path}: {getattr(e, 'strerror', e)}.") from None
+        if not text.strip():
+            raise CommandError(f"The secret variables file {path} is empty: write one NAME=value per line.")
+        return text
+
+    def _form_data(self, options: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        for field in ("directory", "module", "callable", "protocol", "python_executable", "requirements_file",
+                      "engine", "workers", "threads", "log_file", "restart_policy", "init_timeout",
+                      "stop_timeout"):
+            if options.get(field) is not None:
+                data[field] = options[field]
+        if options.get("python_executable") and options.get("requirements_file") is None:
+            data["requirements_file"] = ""  # --python replaces a requirements file
+        if options.get("requirements_file") and options.get("python_executable") is None:
+            data["python_executable"] = ""
+        if options.get("debug") is not None:
+            data["debug"] = "on" if options["debug"] else ""
+        unset = set(options.get("unset_env") or [])
+        env = _lines_to_dict(data.get("environment", ""))
+        secret_lines = [line for line in data.get("secret_environment", "").splitlines()
+                        if line.split("=", 1)[0] not in unset]
+        env = {k: v for k, v in env.items() if k not in unset}
+        for item in options.get("env") or []:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise CommandError(f"--env {item!r} has no '=': write --env NAME=VALUE.")
+            env[name.strip()] = value
+        data["environment"] = format_assignments(env)
+        if options.get("secret_env_file"):
+            new = self._read_secrets(options["secret_env_file"])
+            names = {line.split("=", 1)[0].strip() for line in new.splitlines() if "=" in line}
+            secret_lines = [line for line in secret_lines if line.split("=", 1)[0] not in names] + new.splitlines()
+        data["secret_environment"] = "\n".join(secret_lines)
+        static = _lines_to_dict(data.get("static_files", ""))
+        for sub in options.get("unset_static") or []:
+            static.pop("/" + sub.strip("/"), None)
+        for item in options.get("static") or []:
+            sub, sep, folder = item.partition("=")
+            if not sep:
+                raise CommandError(f"--static {item!r} has no '=': write --static /static=/srv/app/static.")
+            static["/" + sub.strip().strip("/")] = folder
+        data["static_files"] = format_assignments(static)
+        return data
+
+    def _save(self, form: WebAppForm, verb: str) -> WebApp:
+        if not form.is_valid():
+            lines = []
+            for field, errors in form.errors.items():
+                label = OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-")) if field != "__all__" else ""
+                lines += [f"{label}: {error}" if label else error for error in errors]
+            raise CommandError(f"The web application was not {verb}:\n  " + "\n  ".join(lines))
+        webapp = services.save_definition(form, self.actor, actor=self.actor.get_username())
+        for warning in form.warnings:
+            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
+        return webapp
+
+    def do_create(self, options: dict[str, Any]) -> None:
+        services.require_admin(self.actor, "create")
+        data = self._form_data(options, {"name": options["path"]})
+        webapp = self._save(WebAppForm(data), "created")
+        self.stdout.write(f"Created web application {webapp.name} ({webapp.module}:{webapp.callable}, "
+                          f"{webapp.get_protocol_display()} under {webapp.engine_name}).")
+
+    def do_edit(self, options: dict[str, Any]) -> None:
+        webapp = self._get(options["path"])
+        services.require_admin(self.actor, "edit")
+        data = self._form_data(options, WebAppForm(instance=webapp).as_data())
+        self._save(WebAppForm(data, instance=webapp), "saved")
+        self.stdout.write(f"Saved web application {webapp.name}.")
+
+    def do_list(self, options: dict[str, Any]) -> None:
+        if not roles.can_view(self.actor):
+            raise PermissionDenied("Your account has no role: ask an administrator.")
+        webapps = list(WebApp.objects.all())
+        if options["json"]:
+            self.stdout.write(json.dumps([webapp_as_dict(w) for w in webapps], indent=2))
+            return
+        if not webapps:
+            self.stdout.write("No web applications are defined. Create one with "
+                              "`manage.py webapp create /PATH --directory DIR --module MODULE`.")
+            return
+        width = max(len(w.name) for w in webapps)
+        self.stdout.write(f"{'PATH':<{width}}  TYPE  {'ENGINE':<8}  {'STATE':<8}  DIRECTORY")
+        for w in webapps:
+            self.stdout.write(f"{w.name:<{width}}  {w.get_protocol_display():<4}  {w.engine_name:<8}  "
+                              f"{w.shown_state:<8}  {w.directory}")
+
+    def do_show(self, options: dict[str, Any]) -> None:
+        data = webapp_as_dict(self._get(options["path"]))
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2))
+            return
+        for key, value in data.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+            elif isinstance(value, list):
+                value = ", ".join(f"{k}=(secret)" for k in value) or "none"
+            self.stdout.write(f"{key.replace('_', ' ')}: {value}")
+
+    def do_delete(self, options: dict[str, Any]) -> None:
+        webapp = self._get(options["path"])
+        services.delete_definition(webapp, self.actor, actor=self.actor.get_username())
+        self.stdout.write(f"Deleted web application {webapp.name}.")
+
+    # Start, stop, restart, status ---------------------------------------------------------
+
+    def do_control(self, options: dict[str, Any]) -> None:
+        action = options["action"]
+        webapp = control.request(self._get(options["path"]), action, self.actor, channel="cli")
+        if not options["wait"]:
+            self.stdout.write(f"{action.capitalize()} of {webapp.name} requested.")
+            return
+        timeout = options["timeout"] or webapp.init_timeout + webapp.stop_timeout + 5
+        webapp = control.wait_settled(webapp, action, timeout)
+        replaced = control.superseded(webapp, action)
+        if replaced:
+            raise CommandError(replaced)
+        if webapp.state not in GOAL[action]:
+            detail = f": {webapp.last_error}" if webapp.last_error else ""
+            raise CommandError(
+                f"{webapp.name} is {webapp.state} after the {action}{detail}. "
+                f"`manage.py webapp status {webapp.name}` shows more; the log is on its detail page."
+            )
+        if RUNNING in GOAL[action]:
+            ready = (webapp.startup or {}).get("time_to_ready")
+            ready_text = f", ready in {ready:.2f} s" if isinstance(ready, (int, float)) else ""
+            self.stdout.write(f"{webapp.name} is running (pid {webapp.pid}{ready_text}).")
+        else:
+            self.stdout.write(f"{webapp.name} is {webapp.state}.")
+
+    def do_status(self, options: dict[str, Any]) -> None:
+        data = control.status_of(self._get(options["path"]))
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2))
+            return
+        for key, value in data.items():
+            self.stdout.write(f"{key.replace('_', ' ')}: {'' if value is None else value}")
+
+
+def _lines_to_dict(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if "=" in line:
+            name, value = line.split("=", 1)
+            values[name.strip()] = value
+    return values

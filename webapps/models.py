@@ -1,0 +1,207 @@
+"""Web application definitions: a Python WSGI or ASGI application served at a URL path.
+
+The front (webapps/front/) routes by these fields: ``name`` (the mount path),
+``protocol``, ``static_files`` and the state; ``webapps.routing.current_routes``
+turns the rows into its routes file.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+from processes.models import STATE_CHOICES, ManagedProcess
+
+__all__ = ["STATE_CHOICES", "WebApp"]
+
+# Fields that go into the command line, the environment or the keeper's spec: changing
+# them while the application runs would leave the running process different from its
+# definition, so they may change only while it is stopped. The static mappings are the
+# front's, which follows a change within a second: they may change at any time.
+RUNTIME_FIELDS = (
+    "directory",
+    "module",
+    "callable",
+    "protocol",
+    "debug",
+    "python_executable",
+    "requirements_file",
+    "engine",
+    "workers",
+    "threads",
+    "environment",
+    "secret_environment",
+    "log_file",
+    "restart_policy",
+    "init_timeout",
+    "stop_timeout",
+)
+MAX_WORKERS = 32
+MAX_THREADS = 64
+
+
+def default_python() -> str:
+    """The portal's own interpreter."""
+    return sys.executable
+
+
+class WebApp(ManagedProcess):
+    """A web application; its runtime fields (state, pid, intent, run_key...) are the process layer's."""
+
+    class Protocol(models.TextChoices):
+        WSGI = "wsgi", "WSGI"
+        ASGI = "asgi", "ASGI"
+
+    class Engine(models.TextChoices):
+        GUNICORN = "gunicorn", "gunicorn (WSGI)"
+        UVICORN = "uvicorn", "uvicorn (ASGI)"
+        GRANIAN = "granian", "granian (WSGI or ASGI)"
+
+    class RestartPolicy(models.TextChoices):
+        NEVER = "never", "Never"
+        ON_FAILURE = "on-failure", "On unexpected exit"
+        ALWAYS = "always", "Always"
+
+    # Which engine serves which protocol: gunicorn is WSGI only, uvicorn ASGI only.
+    ENGINE_PROTOCOLS = {
+        Engine.GUNICORN: {Protocol.WSGI},
+        Engine.UVICORN: {Protocol.ASGI},
+        Engine.GRANIAN: {Protocol.WSGI, Protocol.ASGI},
+    }
+    DEFAULT_ENGINE = {Protocol.WSGI: Engine.GUNICORN, Protocol.ASGI: Engine.UVICORN}
+
+    name = models.CharField(
+        "path",
+        max_length=200,
+        help_text=(
+            "The URL path the application is served at, e.g. /flask: letters, digits and . _ ~ - in "
+            "/-separated segments. Unique regardless of case; cannot be changed once saved."
+        ),
+    )
+    directory = models.CharField(
+        "application directory",
+        max_length=500,
+        help_text="Full path of the folder that holds the application's code; it is the working directory.",
+    )
+    module = models.CharField(
+        "application module",
+        max_length=200,
+        help_text="The module that holds the application, without .py; a dotted module such as mysite.wsgi works.",
+    )
+    callable = models.CharField(
+        "callable name",
+        max_length=200,
+        default="app",
+        help_text="The application object in that module, e.g. app (Flask, FastAPI) or application (Django).",
+    )
+    protocol = models.CharField(
+        "protocol type", max_length=4, choices=Protocol.choices, default=Protocol.WSGI
+    )
+    debug = models.BooleanField(
+        default=False, help_text="Reload the application when one of its .py files or templates changes."
+    )
+    python_executable = models.CharField(
+        "Python executable path",
+        max_length=500,
+        blank=True,
+        help_text="The interpreter that runs the application. Blank: the portal's own, unless a requirements "
+                  "file is given.",
+    )
+    requirements_file = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Instead of an interpreter: a requirements.txt from which the portal builds the "
+                  "application's own virtualenv under var/ (and rebuilds it when the file changes).",
+    )
+    engine = models.CharField(
+        max_length=10,
+        choices=Engine.choices,
+        blank=True,
+        help_text="The server that runs the application. Blank: gunicorn for WSGI, uvicorn for ASGI.",
+    )
+    workers = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WORKERS)],
+        help_text=f"Worker processes, 1 to {MAX_WORKERS}.",
+    )
+    threads = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_THREADS)],
+        help_text=f"Threads per worker for a WSGI application, 1 to {MAX_THREADS}; an ASGI application "
+                  "uses one event loop per worker.",
+    )
+    # {"NAME": "value"}: shown on pages and in the history.
+    environment = models.JSONField("environment variables", default=dict, blank=True)
+    # {"NAME": "value"}: given to the application only; never shown, logged or recorded again.
+    secret_environment = models.JSONField("secret environment variables", default=dict, blank=True)
+    # {"/static": "/abs/dir"}: sub-paths of the application the front serves from a directory.
+    static_files = models.JSONField(default=dict, blank=True)
+    log_file = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Full path of a new file in var/log/ (or a folder set in PORTAL_LOG_ROOTS). "
+                  "Blank: var/log/webapps/PATH.log.",
+    )
+    restart_policy = models.CharField(
+        max_length=12, choices=RestartPolicy.choices, default=RestartPolicy.ON_FAILURE
+    )
+    init_timeout = models.PositiveSmallIntegerField(
+        "start timeout",
+        default=30,
+        validators=[MinValueValidator(2), MaxValueValidator(300)],
+        help_text="Seconds the application has to answer its first HTTP request, 2 to 300.",
+    )
+    stop_timeout = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(300)],
+        help_text="Seconds between asking the application to stop and killing it, 1 to 300.",
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # Fields whose values go into the history; secret variables are recorded only as "changed".
+    AUDITED_FIELDS = ("name", *RUNTIME_FIELDS, "static_files")
+    SECRET_FIELDS = ("secret_environment",)
+
+    class Meta:
+        ordering = [Lower("name")]
+        verbose_name = "web application"
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="webapp_path_unique_regardless_of_case"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def slug(self) -> str:
+        """The path without its leading slash, as it appears in the portal's own URLs."""
+        return self.name.lstrip("/")
+
+    def get_absolute_url(self) -> str:
+        return reverse("webapps:detail", args=[self.slug])
+
+    @property
+    def apps_url(self) -> str:
+        """Where the application answers: the front, on the apps port of the portal's host."""
+        return f"{self.name}/"
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine or self.DEFAULT_ENGINE[self.Protocol(self.protocol)]
+
+    @property
+    def uses_virtualenv(self) -> bool:
+        return bool(self.requirements_file)

@@ -1,0 +1,85 @@
+"""Check an application before it is saved or started: it imports, and it is WSGI or ASGI as declared.
+
+The check runs in the application's own interpreter (``check_app.py``, run by path with ``-I``),
+in a subprocess of its own session with a timeout, with the application's environment: an import
+that hangs or crashes the interpreter cannot hurt the portal, and what the check sees is what the
+engine will see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from webapps.runtime.check_app import MARKER
+
+CHECK_SCRIPT = Path(__file__).resolve().parent / "check_app.py"
+DEFAULT_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class AppCheck:
+    """``ok``; ``code`` ("ok", "module-missing", "import-failed", "callable-missing", "not-callable",
+    "not-an-app", "protocol-mismatch", "timeout", "python-failed"); ``message`` for the form;
+    ``kind``: "wsgi" / "asgi" when it could be told; ``traceback``: the last lines of the error."""
+
+    ok: bool
+    code: str
+    message: str
+    kind: str | None = None
+    traceback: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def check_app(python: str, directory: str, module: str, callable_name: str = "app", protocol: str = "wsgi",
+              env: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> AppCheck:
+    """Import ``module`` from ``directory`` with ``python`` and look at ``callable_name``.
+
+    ``env``: the whole environment of the check (the application's, as the keeper gives it);
+    None: PATH, HOME and LANG of this process only.
+    """
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    argv = [python, "-I", str(CHECK_SCRIPT), directory, module, callable_name, protocol]
+    try:
+        proc = subprocess.Popen(argv, cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        return AppCheck(False, "python-failed", f"{python} cannot be run: {exc.strerror or exc}; "
+                                                "check the Python executable")
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return AppCheck(False, "timeout", f"importing {module} did not finish within {timeout:g} s; does it wait "
+                                          "for a network service, a lock or input while it is imported? Move that "
+                                          "work out of import time, or fix what it waits for")
+    for line in reversed(out.decode(errors="replace").splitlines()):
+        if line.startswith(MARKER):
+            try:
+                data = json.loads(line[len(MARKER):])
+            except ValueError:
+                break
+            return AppCheck(bool(data["ok"]), str(data["code"]), str(data["message"]), data.get("kind"),
+                            list(data.get("traceback") or []))
+    last = err.decode(errors="replace").strip().splitlines()[-12:]
+    return AppCheck(False, "python-failed", f"{python} ended without an answer (exit code {proc.returncode}) while "
+                                            f"checking {module}: {last[-1] if last else 'no output'}",
+                    traceback=last)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # its own session: threads and children it started go too
+    except ProcessLookupError:
+        pass
+    try:
+        proc.communicate(timeout=2)
+    except subprocess.TimeoutExpired:  # a grandchild in a session of its own still holds the pipes
+        proc.kill()

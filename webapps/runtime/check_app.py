@@ -1,0 +1,118 @@
+"""Run by the application's own interpreter: does the module import, and is the callable WSGI or ASGI?
+
+    python -I check_app.py DIRECTORY MODULE CALLABLE wsgi|asgi
+
+Standard library only and no import of the portal: the interpreter is any Python 3.9+ the
+operator chose. ``-I`` keeps this file's folder (and the user's site) off ``sys.path``; the
+application directory goes first, then the entries of ``PYTHONPATH`` from the application's
+environment, as the engine would see them. The answer is one line on stdout starting with
+:data:`MARKER`, then JSON: ``{"ok": bool, "code": str, "message": str, "kind": str | null,
+"traceback": [lines]}``. Imported as a module it does nothing (``webapps.runtime.appcheck`` only
+needs its path).
+"""
+
+import inspect
+import json
+import os
+import sys
+import traceback
+
+MARKER = "WEBAPP-CHECK "
+TRACEBACK_LINES = 12
+
+
+def say(ok, code, message, kind=None, tb=None):
+    sys.stdout.flush()
+    line = json.dumps({"ok": ok, "code": code, "message": message, "kind": kind, "traceback": tb or []})
+    sys.__stdout__.write("\n" + MARKER + line + "\n")
+    sys.__stdout__.flush()
+    os._exit(0)  # no atexit handler or leftover thread of the application may hold the answer
+
+
+def last_lines():
+    lines = "".join(traceback.format_exc()).rstrip().splitlines()
+    return lines[-TRACEBACK_LINES:]
+
+
+def positional_count(fn):
+    """How many positional parameters ``fn`` takes, or None when it cannot be told (``*args``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    count = 0
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            return None
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
+def classify(obj):
+    """"asgi", "wsgi" or None (cannot tell), and why."""
+    if inspect.isclass(obj):
+        return "class", f"a class ({obj.__name__}), not an application object; give the instance"
+    if inspect.iscoroutinefunction(obj):
+        return "asgi", "an async function"
+    call = type(obj).__dict__.get("__call__") or getattr(type(obj), "__call__", None)  # noqa: B004 - the method itself
+    if not inspect.isfunction(obj) and not inspect.ismethod(obj) and call is not None:
+        if inspect.iscoroutinefunction(call):
+            return "asgi", f"an object of class {type(obj).__name__} with an async __call__"
+        fn = obj.__call__
+    else:
+        fn = obj
+    count = positional_count(fn)
+    if count == 3:
+        return "asgi", "a callable of three arguments (scope, receive, send)"
+    if count == 2:
+        return "wsgi", "a callable of two arguments (environ, start_response)"
+    return None, "a callable whose arguments cannot be told"
+
+
+def main(argv):
+    if len(argv) != 4:
+        sys.exit("usage: check_app.py DIRECTORY MODULE CALLABLE wsgi|asgi")
+    directory, module_name, callable_path, protocol = argv
+    os.chdir(directory)
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:0] = [directory, *extra]
+    try:
+        __import__(module_name)
+        obj = sys.modules[module_name]
+    except BaseException as exc:  # whatever the import raises (SystemExit too) is the answer
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name and (
+            module_name == exc.name or module_name.startswith(exc.name + "."))
+        code = "module-missing" if missing else "import-failed"
+        if code == "module-missing":
+            message = (f"there is no module {module_name} in {directory}: check the application name "
+                       f"(a file {module_name.replace('.', '/')}.py, without .py) and the directory")
+        else:
+            message = f"importing {module_name} failed: {type(exc).__name__}: {exc}"
+        say(False, code, message, tb=last_lines())
+    for attr in callable_path.split("."):
+        if not hasattr(obj, attr):
+            names = sorted(n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None)))[:12]
+            hint = f"; callables there: {', '.join(names)}" if names else ""
+            say(False, "callable-missing", f"{module_name} has no {callable_path!r}: check the callable name "
+                                           f"(the default is app){hint}")
+        obj = getattr(obj, attr)
+    target = f"{module_name}:{callable_path}"
+    if not callable(obj):
+        say(False, "not-callable", f"{target} is a {type(obj).__name__}, not an application: name the WSGI or "
+                                   "ASGI application object")
+    kind, why = classify(obj)
+    if kind == "class":
+        say(False, "not-an-app", f"{target} is {why}", kind=None)
+    if kind is None:
+        say(True, "ok", f"{target} is {why}; taken as {protocol.upper()} as declared", kind=None)
+    if kind != protocol:
+        engines = "uvicorn or granian" if kind == "asgi" else "gunicorn or granian"
+        say(False, "protocol-mismatch",
+            f"{target} is declared {protocol.upper()} but is {why}: an {kind.upper()} application; "
+            f"choose {kind.upper()} as its protocol type (served by {engines})", kind=kind)
+    say(True, "ok", f"{target} is {why}: an {kind.upper()} application", kind=kind)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

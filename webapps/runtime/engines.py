@@ -1,0 +1,281 @@
+"""How a web application is served: the engine's command line, its environment, and the Spec its keeper runs.
+
+Never imports Django: the portal builds a :class:`~portal.process.spec.Spec` from an
+:class:`AppRun` and hands it to a keeper (``portal.process.keeper.launch``).
+
+Every engine listens on a unix socket in the run directory, mode 0660 (the front, in the same
+user or group, is the only client):
+
+* **gunicorn** (WSGI, ``gthread`` workers): ``--umask 0o117`` - gunicorn applies its umask around
+  the bind of a unix socket (gunicorn/sock.py), so the socket is born 0660. The mount is
+  ``SCRIPT_NAME`` from the process environment: gunicorn strips it from PATH_INFO, and since
+  gunicorn 22 it ignores a ``SCRIPT_NAME`` request header.
+* **uvicorn** (ASGI, natively async): uvicorn has no option for the socket's mode and chmods
+  ``--uds`` to 0666, so it runs under the launcher ``serve/portal_uvicorn.py``, which binds the
+  socket under umask 0o117, chmods it 0660 and hands it over with ``--fd``. uvicorn's
+  ``--root-path`` doubles the prefix behind a front that passes the full path, so the launcher
+  sets ``root_path`` from ``SCRIPT_NAME`` in each scope instead (see that file).
+* **granian** (WSGI or ASGI): ``--uds-permissions 0o660``; ``--url-path-prefix`` gives WSGI its
+  SCRIPT_NAME (PATH_INFO stripped) and ASGI its root_path (path left whole: no doubling).
+
+Reloads (debug): gunicorn replaces its workers on SIGHUP and loads the app anew (it is not
+preloaded); granian respawns its workers on SIGHUP ("gracefully respawning workers"), the
+old one retired ``--respawn-interval`` after the new one starts; uvicorn handles SIGHUP only
+in its multi-process supervisor (``--workers`` above 1: each worker replaced once its
+replacement is ready); a single uvicorn process would die of it, so the keeper restarts it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from portal.process.spec import Spec
+
+ENGINES = ("gunicorn", "uvicorn", "granian")
+PROTOCOLS = ("wsgi", "asgi")
+# What each engine serves.
+ENGINE_PROTOCOLS = {"gunicorn": ("wsgi",), "uvicorn": ("asgi",), "granian": ("wsgi", "asgi")}
+DEFAULT_ENGINE = {"wsgi": "gunicorn", "asgi": "uvicorn"}
+# The versions the portal installs into an application's virtualenv (and names in its
+# "pip install" advice): the ones its tests serve the examples with. uvicorn's "standard"
+# extra brings websockets (without it uvicorn answers a websocket upgrade with 404), uvloop
+# and httptools.
+ENGINE_REQUIREMENTS = {
+    "gunicorn": "gunicorn==27.0.1",
+    "uvicorn": "uvicorn[standard]==0.54.0",
+    "granian": "granian==2.8.7",
+}
+# The modules the interpreter must import to run each engine.
+ENGINE_MODULES = {"gunicorn": ["gunicorn"], "uvicorn": ["uvicorn", "websockets"], "granian": ["granian"]}
+SOCKET_MODE = 0o660
+SOCKET_NAME = "app.sock"
+UVICORN_LAUNCHER = Path(__file__).resolve().parent / "serve" / "portal_uvicorn.py"
+TARGET_ENV = "WEBAPP_TARGET"  # read by the uvicorn launcher
+# Names a definition's environment may not set: the runtime sets them for the engine.
+RESERVED_ENV = frozenset({"SCRIPT_NAME", TARGET_ENV})
+# A dotted module and a dotted attribute path (``mysite.wsgi``, ``application``).
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+# Readiness, reload and restart settings.
+INIT_TIMEOUT = 30.0  # a Django project's first import can take seconds on a loaded machine
+STOP_TIMEOUT = 10.0
+RELOAD_PATTERNS = ["*.py", "*.html", "*.htm", "*.jinja", "*.jinja2", "*.j2", "*.txt", "*.json", "*.toml", "*.cfg"]
+RELOAD_DEBOUNCE = 0.1
+RELOAD_INTERVAL = 0.2
+
+
+@dataclass
+class AppRun:
+    """What is needed to serve one web application (a definition, resolved by the portal).
+
+    ``mount``: the URL path (``/flask``; ``""`` or ``"/"`` for the root). ``directory``: the
+    application directory (the working directory, first on sys.path). ``module`` and
+    ``callable``: ``mysite.wsgi`` and ``application``. ``python``: the interpreter that runs
+    the engine (the app's virtualenv or the portal's own). ``env``: the definition's variables,
+    ``secret_env`` the names among them whose values are secret. ``socket``: the unix socket
+    path, in the run directory. ``log_file``: None for the keeper's default.
+    """
+
+    mount: str
+    directory: str
+    module: str
+    socket: str
+    callable: str = "app"
+    protocol: str = "wsgi"
+    engine: str | None = None  # None: gunicorn for WSGI, uvicorn for ASGI
+    workers: int = 1
+    threads: int = 4
+    debug: bool = False
+    python: str = sys.executable
+    env: dict[str, str] = field(default_factory=dict)
+    secret_env: list[str] = field(default_factory=list)
+    log_file: str | None = None
+
+    def __post_init__(self) -> None:
+        self.mount = normalise_mount(self.mount)
+        if self.engine is None:
+            self.engine = DEFAULT_ENGINE.get(self.protocol, "gunicorn")
+
+    @property
+    def target(self) -> str:
+        return f"{self.module}:{self.callable}"
+
+    def problems(self) -> list[str]:
+        """What makes this run impossible, each saying how to fix it ([] when none)."""
+        out = []
+        if self.protocol not in PROTOCOLS:
+            out.append(f"protocol {self.protocol!r} is not one of wsgi, asgi; choose one")
+        if self.engine not in ENGINES:
+            out.append(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}; choose one")
+        elif self.protocol in PROTOCOLS and self.protocol not in ENGINE_PROTOCOLS[str(self.engine)]:
+            fits = [e for e in ENGINES if self.protocol in ENGINE_PROTOCOLS[e]]
+            out.append(f"{self.engine} does not serve {self.protocol.upper()} applications; "
+                       f"choose {' or '.join(fits)}")
+        if not _DOTTED.match(self.module or ""):
+            out.append(f"the module {self.module!r} is not a Python module name; "
+                       "give it without .py, dotted for a package (mysite.wsgi)")
+        if not _DOTTED.match(self.callable or ""):
+            out.append(f"the callable {self.callable!r} is not a Python name; the default is app")
+        if not 1 <= self.workers <= 64:
+            out.append(f"workers must be between 1 and 64, not {self.workers}")
+        if not 1 <= self.threads <= 256:
+            out.append(f"threads must be between 1 and 256, not {self.threads}")
+        reserved = sorted(RESERVED_ENV & set(self.env))
+        if reserved:
+            out.append(f"{', '.join(reserved)} is set by the portal from the path; remove it from the environment")
+        if len(self.socket.encode()) > 107:
+            out.append(f"the socket path {self.socket} is longer than the 107 bytes a unix socket allows; "
+                       "use a shorter run directory")
+        return out
+
+
+def normalise_mount(mount: str) -> str:
+    """``/flask/`` -> ``/flask``; the root is ``""`` (SCRIPT_NAME's spelling of it)."""
+    mount = (mount or "").strip()
+    if mount and not mount.startswith("/"):
+        mount = "/" + mount
+    return mount.rstrip("/")
+
+
+def engine_module(engine: str) -> list[str]:
+    """The modules an interpreter must import to run ``engine``."""
+    try:
+        return list(ENGINE_MODULES[engine])
+    except KeyError:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}") from None
+
+
+def install_argv(python: str, engine: str) -> list[str]:
+    """``[python, -m, pip, install, <engine pinned>]``: what installs ``engine`` for ``python``."""
+    engine_module(engine)  # refuses an unknown engine
+    return [python, "-m", "pip", "install", ENGINE_REQUIREMENTS[engine]]
+
+
+def install_command(python: str, engine: str) -> str:
+    """The exact command line that installs ``engine`` into ``python`` (for a refusal's message)."""
+    return shlex.join(install_argv(python, engine))
+
+
+def check_engine(python: str, engine: str) -> Any:
+    """None when ``python`` can run ``engine``; else a CheckFailure whose fix installs it.
+
+    As ``portal.process.checks.check_modules`` does for a gateway's msgpack, with the pinned
+    engine in the command (``fix_argv`` is what the page's button runs).
+    """
+    from portal.process.checks import CheckFailure, check_modules
+
+    failure = check_modules(python, engine_module(engine))
+    if failure is None or failure.code != "modules-missing":
+        return failure
+    argv = install_argv(python, engine)
+    command = shlex.join(argv)
+    return CheckFailure(
+        "engine-missing",
+        f"{python} cannot run {engine} ({failure.message.split(' cannot import ')[-1].split(';')[0]} "
+        f"missing); install it with: {command}",
+        fix=command, fix_argv=argv,
+    )
+
+
+# Command lines ---------------------------------------------------------------------------
+
+
+def engine_argv(app: AppRun) -> list[str]:
+    """The command that serves ``app`` on its socket (never run through a shell)."""
+    problems = app.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    if app.engine == "gunicorn":
+        return [
+            app.python, "-m", "gunicorn",
+            "--bind", f"unix:{app.socket}",
+            "--umask", "0o117",  # the socket is created 0660 (gunicorn sets it around the bind)
+            "--worker-class", "gthread", "--workers", str(app.workers), "--threads", str(app.threads),
+            "--chdir", app.directory,
+            # Only the front reaches the socket; it sets X-Forwarded-For/-Proto/-Host.
+            "--forwarded-allow-ips", "*",
+            "--no-control-socket",
+            "--graceful-timeout", str(int(STOP_TIMEOUT) - 2),
+            app.target,
+        ]
+    if app.engine == "uvicorn":
+        return [
+            app.python, str(UVICORN_LAUNCHER), "--uds", app.socket, "--",
+            "--app-dir", app.directory,
+            "--workers", str(app.workers),
+            "--forwarded-allow-ips", "*",
+            "--timeout-graceful-shutdown", str(int(STOP_TIMEOUT) - 2),
+        ]
+    assert app.engine == "granian"
+    argv = [
+        app.python, "-m", "granian",
+        "--interface", app.protocol,
+        "--uds", app.socket, "--uds-permissions", "0o660",
+        "--workers", str(app.workers),
+        "--working-dir", app.directory,
+        "--respawn-interval", "0.1",  # a reload retires the old worker 0.1 s after the new one starts
+    ]
+    if app.mount:
+        argv += ["--url-path-prefix", app.mount]
+    if app.protocol == "wsgi":
+        argv += ["--blocking-threads", str(app.threads), "--no-ws"]
+    return [*argv, app.target]
+
+
+def engine_env(app: AppRun) -> dict[str, str]:
+    """The application's environment: its own variables, then what the engine needs."""
+    env = dict(app.env)
+    env["SCRIPT_NAME"] = app.mount  # the mount from the environment, never from a request header
+    env.setdefault("PYTHONUNBUFFERED", "1")  # output reaches the log as it is written
+    if app.engine == "uvicorn":
+        env[TARGET_ENV] = app.target
+    return env
+
+
+def reload_settings(app: AppRun, ignore: list[str] | None = None) -> dict[str, Any]:
+    """What the keeper watches in debug mode and how it reloads (``Spec.reload``)."""
+    graceful = app.engine in ("gunicorn", "granian") or (app.engine == "uvicorn" and app.workers > 1)
+    return {
+        "paths": [app.directory],
+        "patterns": list(RELOAD_PATTERNS),
+        "ignore": list(ignore or []),
+        "debounce": RELOAD_DEBOUNCE,
+        "interval": RELOAD_INTERVAL,
+        # A signal the engine answers by replacing its workers; None: the keeper restarts it.
+        "signal": "SIGHUP" if graceful else None,
+    }
+
+
+def build_spec(app: AppRun, name: str | None = None, log_roots: list[str] | None = None,
+               restart_policy: str = "on-failure", init_timeout: float = INIT_TIMEOUT,
+               pass_env: list[str] | None = None) -> Spec:
+    """The keeper's :class:`Spec` for ``app``: ready once the app answers over its socket.
+
+    The probe asks for the mount's own page (``/flask/``) with the Host the front sends; any
+    status below 500 is an answer (a 404 or a redirect is a live app).
+    """
+    probe = {"kind": "unix-http", "socket": app.socket, "path": (app.mount or "") + "/", "timeout": 2.0}
+    ignore = []
+    if app.log_file:
+        ignore.append(os.path.dirname(app.log_file))
+    return Spec(
+        name=name or app.mount or "/",
+        argv=engine_argv(app),
+        env=engine_env(app),
+        pass_env=list(pass_env or []),
+        secret_env=[n for n in app.secret_env if n in app.env],
+        cwd=app.directory,
+        log_file=app.log_file,
+        log_roots=log_roots,
+        probe=probe,
+        init_timeout=init_timeout,
+        restart_policy=restart_policy,
+        stop_timeout=STOP_TIMEOUT,
+        reload=reload_settings(app, ignore) if app.debug else None,
+    )

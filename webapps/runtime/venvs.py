@@ -1,0 +1,237 @@
+"""An application's own virtualenv, built from its requirements file plus its engine.
+
+Layout under the root the portal gives (``var/venvs/<id>/``)::
+
+    env-<hash>/             one virtualenv per content of the requirements file + engine + Python
+    env-<hash>/portal-venv.json   the stamp, written last: a virtualenv without it is unfinished
+    current -> env-<hash>   the one the application runs with
+    .lock                   one build at a time
+
+A change of the file (or of the engine, or of the base interpreter) gives a new hash, so the new
+virtualenv is built beside the old one while the application keeps running from the old, and
+``current`` is switched (atomically: a new link renamed over the old) only once it is complete.
+The previous virtualenv is kept (a running process may still import from it); older ones go.
+
+The virtualenv is created without pip (``python -m venv --without-pip`` takes a tenth of a
+second; ensurepip takes seconds) and filled by the portal's own pip through ``pip --python``,
+which installs into another interpreter's environment (pip 22.3 and newer).
+"""
+
+from __future__ import annotations
+
+import collections
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from portal.process.spec import inherited_env
+from webapps.runtime.engines import ENGINE_REQUIREMENTS
+
+STAMP_FILE = "portal-venv.json"
+CURRENT = "current"
+BUILD_TIMEOUT = 1800.0
+ERROR_LINES = 15
+# What pip needs from the portal's environment besides the allowlist: its own settings (index,
+# find-links, certificates) and the proxies. Nothing else: pip runs third-party build code, and
+# the portal's secrets stay out of it.
+PIP_ENV_PREFIXES = ("PIP_", "XDG_CONFIG", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+                    "no_proxy", "ALL_PROXY", "all_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+Progress = Callable[[str], None]
+
+
+class VenvError(Exception):
+    """The virtualenv could not be built; the message says why, with pip's last lines, and what to do."""
+
+    def __init__(self, message: str, lines: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.lines = lines or []
+
+
+@dataclass(frozen=True)
+class Venv:
+    path: Path  # the virtualenv (root/env-<hash>)
+    python: Path  # its interpreter: what the application's engine runs with
+    stamp: dict  # what it was built from
+    built: bool  # False: it was already up to date
+
+
+def python_identity(base_python: str) -> str:
+    """The base interpreter's version and real path (a new Python means a new virtualenv)."""
+    try:
+        out = subprocess.run([base_python, "-c", "import sys; print(sys.version); print(sys.base_prefix)"],
+                             capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise VenvError(f"{base_python} cannot be run ({exc}); choose a Python 3.9 or newer") from None
+    if out.returncode:
+        raise VenvError(f"{base_python} failed (exit {out.returncode}): {out.stderr.strip()[-300:]}")
+    return f"{os.path.realpath(base_python)}\n{out.stdout.strip()}"
+
+
+def engine_requirement(engine: str | None) -> str | None:
+    if engine is None:
+        return None
+    try:
+        return ENGINE_REQUIREMENTS[engine]
+    except KeyError:
+        raise VenvError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINE_REQUIREMENTS)}") from None
+
+
+def venv_hash(requirements_text: bytes, engine: str | None, python_id: str) -> str:
+    digest = hashlib.sha256()
+    for part in (requirements_text, (engine_requirement(engine) or "").encode(), python_id.encode()):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def read_requirements(requirements: Path | str) -> bytes:
+    path = Path(requirements)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise VenvError(f"the requirements file {path} does not exist; check its path") from None
+    except IsADirectoryError:
+        raise VenvError(f"{path} is a folder; give the requirements file itself (requirements.txt)") from None
+    except OSError as exc:
+        raise VenvError(f"the requirements file {path} cannot be read ({exc.strerror}); check its permissions") \
+            from None
+
+
+def current_venv(root: Path | str) -> Venv | None:
+    """The virtualenv ``current`` points to, when it is complete."""
+    link = Path(root) / CURRENT
+    try:
+        target = link.parent / os.readlink(link)
+        stamp = json.loads((target / STAMP_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return Venv(target, target / "bin" / "python", stamp, built=False)
+
+
+def venv_state(root: Path | str, requirements: Path | str, engine: str | None,
+               base_python: str = sys.executable) -> str:
+    """"missing" (never built), "stale" (the file, engine or Python changed) or "current"."""
+    venv = current_venv(root)
+    if venv is None:
+        return "missing"
+    wanted = venv_hash(read_requirements(requirements), engine, python_identity(base_python))
+    return "current" if venv.stamp.get("hash") == wanted else "stale"
+
+
+def ensure_venv(root: Path | str, requirements: Path | str, engine: str | None,
+                base_python: str = sys.executable, progress: Progress | None = None,
+                timeout: float = BUILD_TIMEOUT) -> Venv:
+    """The application's virtualenv, built or rebuilt if the requirements, engine or Python changed.
+
+    ``progress`` gets each line of output as it comes (for the page and Activity). Raises
+    :class:`VenvError` with the last lines when pip fails. Safe to call from two workers at
+    once: the second waits for the first and finds the virtualenv built.
+    """
+    root = Path(root)
+    say = progress or (lambda line: None)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = read_requirements(requirements)
+        python_id = python_identity(base_python)
+        digest = venv_hash(text, engine, python_id)
+        venv = current_venv(root)
+        if venv is not None and venv.stamp.get("hash") == digest:
+            say(f"the virtualenv {venv.path} is up to date")
+            return venv
+        target = root / f"env-{digest[:16]}"
+        stamp = {"hash": digest, "requirements": str(requirements), "engine": engine_requirement(engine),
+                 "python": python_id.splitlines()[0], "python_version": python_id.splitlines()[1],
+                 "built_at": None}
+        if not (target / STAMP_FILE).exists():
+            _build(target, Path(requirements), text, engine, base_python, say, timeout)
+            stamp["built_at"] = time.time()
+            (target / STAMP_FILE).write_text(json.dumps(stamp, indent=1))
+        _switch(root, target)
+        previous = venv.path if venv is not None else None
+        _remove_old(root, keep={target.name, previous.name if previous else ""})
+        say(f"the application now runs with {target}")
+        return Venv(target, target / "bin" / "python", stamp, built=True)
+
+
+def _build(target: Path, requirements: Path, text: bytes, engine: str | None, base_python: str,
+           say: Progress, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    shutil.rmtree(target, ignore_errors=True)  # an unfinished build (no stamp) is started again
+    say(f"creating the virtualenv {target} with {base_python}")
+    _run([base_python, "-m", "venv", "--without-pip", str(target)], say, deadline, "creating the virtualenv",
+         cwd=target.parent)
+    packages = [engine_requirement(engine)] if engine else []
+    has_requirements = any(line.strip() and not line.strip().startswith(b"#") for line in text.splitlines())
+    if not has_requirements and not packages:
+        say("nothing to install")
+        return
+    argv = [sys.executable, "-m", "pip", "--python", str(target / "bin" / "python"), "install",
+            "--progress-bar", "off", "--disable-pip-version-check"]
+    if has_requirements:
+        argv += ["-r", str(requirements.resolve())]
+    argv += packages
+    say("installing " + " and ".join(
+        ([f"the requirements of {requirements}"] if has_requirements else []) + packages))
+    try:
+        _run(argv, say, deadline, "pip", cwd=requirements.resolve().parent)
+    except VenvError:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def _run(argv: list[str], say: Progress, deadline: float, what: str, cwd: Path) -> None:
+    env = inherited_env(dict(os.environ))
+    env.update({k: v for k, v in os.environ.items() if k.startswith(PIP_ENV_PREFIXES)})
+    last: collections.deque[str] = collections.deque(maxlen=ERROR_LINES)
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+                                start_new_session=True)
+    except OSError as exc:
+        raise VenvError(f"{what} could not start: {exc.strerror or exc}") from None
+    assert proc.stdout is not None
+    # A pip that hangs without a word (a dead index) is killed at the deadline all the same.
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), proc.kill)
+    watchdog.start()
+    try:
+        for line in proc.stdout:  # lines as pip writes them: the page shows the progress live
+            line = line.rstrip()
+            if line:
+                last.append(line)
+                say(line)
+        rc = proc.wait()
+    finally:
+        watchdog.cancel()
+    if time.monotonic() >= deadline:
+        raise VenvError(f"{what} did not finish in time; try again, or build the virtualenv by hand", list(last))
+    if rc:
+        tail = "\n".join(last) or "(no output)"
+        raise VenvError(f"{what} failed (exit code {rc}); fix the requirements file and save it again. "
+                        f"Last lines:\n{tail}", list(last))
+
+
+def _switch(root: Path, target: Path) -> None:
+    """Point ``current`` at ``target`` in one rename: a reader sees the old or the new, never none."""
+    tmp = root / f".{CURRENT}.{os.getpid()}"
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    os.symlink(target.name, tmp)  # relative: the root may be moved as a whole
+    os.replace(tmp, root / CURRENT)
+
+
+def _remove_old(root: Path, keep: set[str]) -> None:
+    for entry in root.iterdir():
+        if entry.name.startswith("env-") and entry.name not in keep and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)

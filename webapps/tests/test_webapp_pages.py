@@ -1,0 +1,197 @@
+"""The Web applications pages: list, detail, create, edit, delete and the inline checks, by every role."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from conftest import ROLES
+from portal.models import AuditEntry
+from webapps.models import WebApp
+from webapps.tests.webapp_factories import app_dir, form_data, make_webapp
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return app_dir(tmp_path)
+
+
+def test_the_menu_names_web_applications(role_client):
+    html = role_client("viewer").get("/").content.decode()
+    assert 'href="/webapps/"' in html and "Web applications" in html
+
+
+def test_anonymous_is_sent_to_the_login_page(client):
+    response = client.get("/webapps/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/?next=/webapps/")
+
+
+def test_a_user_without_a_role_is_refused(client, make_user, folder):
+    make_webapp(folder)
+    client.force_login(make_user("nobody", None))
+    for url in ["/webapps/", "/webapps/hello/", "/webapps/hello/-/live/", "/webapps/hello/-/activity/"]:
+        assert client.get(url).status_code == 403, url
+
+
+@pytest.mark.parametrize("role", ROLES[1:])
+def test_every_role_reads_the_list_with_its_columns(role_client, role, folder):
+    make_webapp(folder, name="/shop/api", protocol="asgi")
+    html = role_client(role).get("/webapps/", HTTP_HOST="localhost:8000").content.decode()
+    # The path links to the application on the applications' port of the same host.
+    assert 'href="http://localhost:8001/shop/api/"' in html
+    assert "ASGI" in html and "uvicorn" in html and str(folder) in html and "Stopped" in html
+    assert 'href="/webapps/shop/api/-/activity/"' in html
+    assert ("Start</button>" in html) == (role != "viewer")
+    assert ('/webapps/shop/api/-/edit/' in html) == (role == "administrator")
+    assert ('/webapps/shop/api/-/delete/' in html) == (role == "administrator")
+    assert ("/webapps/-/new/" in html) == (role == "administrator")
+
+
+@override_settings(PORTAL_APPS_PORT=9123)
+def test_the_apps_port_comes_from_the_setting(role_client, folder):
+    make_webapp(folder)
+    html = role_client("viewer").get("/webapps/", HTTP_HOST="[::1]:8000").content.decode()
+    assert 'href="http://[::1]:9123/hello/"' in html
+
+
+def test_the_list_finds_by_path_or_directory_and_state(role_client, folder, tmp_path):
+    make_webapp(folder, name="/flask")
+    make_webapp(folder, name="/django", state="running", pid=1)
+    client = role_client("viewer")
+    assert "/django" not in client.get("/webapps/?q=fla").content.decode()
+    html = client.get("/webapps/?state=running").content.decode()
+    assert "/django" in html and "/flask/" not in html
+    assert "No web application matches" in client.get("/webapps/?q=nothing").content.decode()
+
+
+def test_the_empty_list_invites_an_administrator_to_create_one(role_client):
+    assert "Create your first web application" in role_client("administrator").get("/webapps/").content.decode()
+
+
+def test_the_detail_page_masks_secrets_and_shows_the_definition(role_client, folder):
+    make_webapp(folder, environment={"APP_MODE": "demo"}, secret_environment={"API_TOKEN": "t0p-s3cret"},
+                static_files={"/static": str(folder)})
+    html = role_client("viewer").get("/webapps/hello/").content.decode()
+    assert "APP_MODE=demo" in html and "API_TOKEN=" in html
+    assert "t0p-s3cret" not in html
+    assert "hello:app" in html and "gunicorn" in html and "/hello/static" in html
+    assert "/log/webapps/hello.log" in html
+
+
+def test_an_unknown_application_is_a_404(role_client):
+    assert role_client("viewer").get("/webapps/nope/").status_code == 404
+
+
+@pytest.mark.parametrize("role, status", [("viewer", 403), ("operator", 403), ("administrator", 200)])
+def test_only_an_administrator_opens_the_create_form(role_client, role, status):
+    assert role_client(role).get("/webapps/-/new/").status_code == status
+
+
+def test_create_saves_and_records_the_history_with_secrets_masked(admin_client_, folder):
+    data = form_data(folder, name="flask/", environment="APP_MODE=demo", secret_environment="API_TOKEN=t0p-s3cret")
+    response = admin_client_.post("/webapps/-/new/", data)
+    assert response.status_code == 302 and response["Location"] == "/webapps/flask/"
+    webapp = WebApp.objects.get()
+    assert webapp.name == "/flask" and webapp.created_by.username == "ada"
+    entry = AuditEntry.objects.get()
+    assert entry.changes["environment"]["after"] == {"APP_MODE": "demo"}
+    assert entry.changes["secret_environment"] == {"secret": True}
+    html = admin_client_.get("/webapps/flask/").content.decode()
+    assert "t0p-s3cret" not in html
+
+
+def test_a_bad_definition_is_shown_again_with_every_message(admin_client_, folder):
+    response = admin_client_.post("/webapps/-/new/", form_data(folder, name="/", module="app.py", workers="0"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "The definition was not saved: correct the 3 fields marked below." in html
+    assert "/ alone cannot be an application&#x27;s path" in html
+    assert "Write the module without .py: app." in html
+    assert not WebApp.objects.exists()
+
+
+def test_the_edit_form_shows_secret_names_only_and_a_blank_keeps_them(admin_client_, folder):
+    make_webapp(folder, secret_environment={"API_TOKEN": "t0p-s3cret"}, python_executable=__import__("sys").executable)
+    html = admin_client_.get("/webapps/hello/-/edit/").content.decode()
+    assert "API_TOKEN=" in html and "t0p-s3cret" not in html
+    response = admin_client_.post("/webapps/hello/-/edit/", form_data(folder, secret_environment="API_TOKEN=",
+                                                                      workers="2"))
+    assert response.status_code == 302
+    webapp = WebApp.objects.get()
+    assert webapp.secret_environment == {"API_TOKEN": "t0p-s3cret"} and webapp.workers == 2
+    entry = AuditEntry.objects.get(action="changed")
+    assert entry.changes == {"workers": {"before": 1, "after": 2}}
+
+
+def test_a_changed_secret_shows_as_changed_in_the_history(admin_client_, folder):
+    make_webapp(folder, secret_environment={"API_TOKEN": "old-s3cret"}, python_executable=__import__("sys").executable)
+    admin_client_.post("/webapps/hello/-/edit/", form_data(folder, secret_environment="API_TOKEN=new-s3cret"))
+    html = admin_client_.get("/webapps/hello/").content.decode()
+    assert "secret_environment</span>: changed" in html
+    assert "old-s3cret" not in html and "new-s3cret" not in html
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_nobody_but_an_administrator_edits_or_deletes(role_client, role, folder):
+    make_webapp(folder)
+    client = role_client(role)
+    assert client.post("/webapps/hello/-/edit/", form_data(folder, workers="3")).status_code == 403
+    assert client.post("/webapps/hello/-/delete/").status_code == 403
+    assert client.post("/webapps/-/validate/", form_data(folder), headers={"HX-Trigger-Name": "name"}
+                       ).status_code == 403
+    assert WebApp.objects.get().workers == 1
+
+
+def test_editing_a_running_applications_runtime_fields_says_stop_it_first(admin_client_, folder):
+    make_webapp(folder, state="running", pid=1, python_executable=__import__("sys").executable)
+    response = admin_client_.post("/webapps/hello/-/edit/", form_data(folder, workers="4"))
+    assert "/hello is running: stop /hello first, then change workers" in response.content.decode()
+    assert WebApp.objects.get().workers == 1
+
+
+def test_delete_asks_then_removes_and_keeps_the_history(admin_client_, folder):
+    make_webapp(folder)
+    dialog = admin_client_.get("/webapps/hello/-/delete/", headers={"HX-Request": "true"}).content.decode()
+    assert "Delete web application /hello?" in dialog and "<html" not in dialog
+    assert admin_client_.post("/webapps/hello/-/delete/").status_code == 302
+    assert not WebApp.objects.exists()
+    assert AuditEntry.objects.get(action="deleted").object_name == "/hello"
+
+
+def test_a_running_application_offers_stop_not_delete(admin_client_, folder):
+    make_webapp(folder, state="running", pid=1)
+    html = admin_client_.get("/webapps/hello/-/delete/").content.decode()
+    assert "stop /hello first, then delete it" in html and "Stop /hello</button>" in html
+    admin_client_.post("/webapps/hello/-/delete/")
+    assert WebApp.objects.exists()
+
+
+def test_the_inline_check_answers_for_one_field(admin_client_, folder):
+    response = admin_client_.post("/webapps/-/validate/", form_data(folder, name="/a/../b"),
+                                  headers={"HX-Request": "true", "HX-Trigger-Name": "name"})
+    assert "has a “..” segment" in response.content.decode()
+    response = admin_client_.post("/webapps/-/validate/", form_data(folder, engine="uvicorn"),
+                                  headers={"HX-Request": "true", "HX-Trigger-Name": "engine"})
+    assert "uvicorn serves only ASGI applications" in response.content.decode()
+
+
+def test_the_inline_check_of_the_directory_runs_the_import_check(admin_client_, tmp_path):
+    folder = app_dir(tmp_path, "raise ImportError('flask is not installed')\n")
+    response = admin_client_.post("/webapps/-/validate/", form_data(folder),
+                                  headers={"HX-Request": "true", "HX-Trigger-Name": "directory"})
+    assert "flask is not installed" in response.content.decode()
+
+
+def test_the_inline_check_of_a_secret_on_edit_keeps_the_blank(admin_client_, folder):
+    webapp = make_webapp(folder, secret_environment={"API_TOKEN": "x"}, python_executable=__import__("sys").executable)
+    response = admin_client_.post("/webapps/-/validate/", {**form_data(folder, secret_environment="API_TOKEN="),
+                                                          "pk": str(webapp.pk)},
+                                  headers={"HX-Request": "true", "HX-Trigger-Name": "secret_environment"})
+    assert response.content.decode().strip() == ""
+
+
+def test_the_form_fields_check_themselves_inline(admin_client_):
+    html = admin_client_.get("/webapps/-/new/").content.decode()
+    assert 'hx-post="/webapps/-/validate/"' in html and 'hx-target="#feedback-directory"' in html

@@ -1,0 +1,158 @@
+"""Start, stop and status of web applications with a real worker, real keepers and real engines,
+from the CLI, the API and the pages, as for gateways."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from io import StringIO
+
+import psutil
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+
+from conftest import wait_until
+from portal import paths, tokens
+from portal.process import keeper
+from processes import control
+from processes.models import Activity, Run
+from webapps import adapter
+from webapps.models import WebApp
+from webapps.tests.webapp_factories import ASGI_APP, app_dir, make_webapp
+
+pytestmark = [pytest.mark.worker]
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=5)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(self.socket_path)
+
+
+def get_over_socket(webapp: WebApp, path: str) -> tuple[int, bytes]:
+    conn = UnixHTTPConnection(str(adapter.socket_path(webapp)))
+    try:
+        conn.request("GET", path, headers={"Host": "localhost"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def webapp_processes(celery_worker, transactional_db):  # type: ignore[no-untyped-def]
+    """A real worker, and every web application a test starts stopped at its end."""
+    yield celery_worker
+    root = paths.RUN_DIR / "webapps"
+    for run_dir in root.iterdir() if root.exists() else []:
+        if keeper.keeper_alive(run_dir):
+            keeper.request_stop(run_dir, timeout=15, trigger="test")
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("webapp", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_the_cli_starts_a_wsgi_app_under_gunicorn_that_answers_at_its_mount_then_stops_it(webapp_processes,
+                                                                                          tmp_path):
+    folder = app_dir(tmp_path)
+    run("create", "/hello", "--directory", str(folder), "--module", "hello", "--env", "GREETING=hi")
+    out = run("start", "/hello", "--wait", "--timeout", "40")
+    assert "/hello is running (pid" in out
+    webapp = WebApp.objects.get()
+    status, body = get_over_socket(webapp, "/hello/")
+    assert (status, body) == (200, b"hello from /hello")
+    assert oct(adapter.socket_path(webapp).stat().st_mode & 0o777) == "0o660"
+    data = json.loads(run("status", "/hello", "--json"))
+    assert data["state"] == "running" and data["engine"] == "gunicorn" and data["path"] == "/hello"
+    assert "gunicorn" in webapp.startup["command"]
+    tree = [psutil.Process(webapp.pid), *psutil.Process(webapp.pid).children(recursive=True)]
+
+    assert "/hello is stopped." in run("stop", "/hello", "--wait")
+    assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    run_row = Run.objects.of(webapp).get()
+    assert run_row.outcome == "stopped" and run_row.ready_at
+    trail = [s for s in Activity.objects.of(webapp).order_by("id").values_list("to_state", flat=True) if s]
+    assert trail == ["starting", "running", "stopping", "stopped"]
+
+
+def test_the_api_starts_an_asgi_app_under_uvicorn_and_keeps_secrets_out_of_sight(webapp_processes, tmp_path,
+                                                                                  make_user):
+    folder = app_dir(tmp_path, ASGI_APP)
+    webapp = make_webapp(folder, protocol="asgi", secret_environment={"API_TOKEN": "t0p-s3cret-value"},
+                         python_executable=__import__("sys").executable)
+    _row, token = tokens.create(make_user("otto", "Operator"), "tests")
+    client = Client(headers={"Authorization": f"Bearer {token}"})
+    response = client.post("/api/webapps/hello/start?wait=1")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["state"] == "running" and body["engine"] == "uvicorn"
+    assert body["secret_environment"] == ["API_TOKEN"]
+    webapp.refresh_from_db()
+    assert get_over_socket(webapp, "/hello/")[0] == 200
+    # The secret is in the application's environment, and nowhere a person can read it.
+    assert "t0p-s3cret-value" not in json.dumps(webapp.startup)
+    assert "t0p-s3cret-value" not in json.dumps(list(Activity.objects.of(webapp).values_list("message", flat=True)))
+    assert "t0p-s3cret-value" not in client.get("/api/webapps/hello/").content.decode()
+    assert "t0p-s3cret-value" not in adapter.log_path(webapp).read_text()
+    environ = psutil.Process(webapp.pid).environ()
+    assert environ["API_TOKEN"] == "t0p-s3cret-value" and environ["SCRIPT_NAME"] == "/hello"
+    assert "PORTAL_SECRET_KEY" not in environ
+
+    response = client.post("/api/webapps/hello/stop?wait=1")
+    assert response.status_code == 200 and response.json()["state"] == "stopped"
+
+
+def test_a_missing_engine_refuses_the_start_with_the_pip_command(webapp_processes, tmp_path, operator):
+    pytest.importorskip("gunicorn")
+    folder = app_dir(tmp_path)
+    webapp = make_webapp(folder, engine="granian", python_executable=__import__("sys").executable)
+    try:
+        import granian  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("granian is installed here: the refusal needs an interpreter without it")
+    control.request(webapp, "start", operator)
+    wait_until(lambda: (webapp.refresh_from_db(), bool(webapp.last_error) and not webapp.intent)[1], timeout=20,
+               message="the start was not refused")
+    assert "cannot run granian" in webapp.last_error
+    assert webapp.startup["fix"].endswith("-m pip install granian==2.8.7")
+    assert webapp.state == "stopped"
+
+
+def test_a_viewer_cannot_start_and_the_cli_says_so(webapp_processes, tmp_path, make_user):
+    make_webapp(app_dir(tmp_path))
+    make_user("vera", "Viewer")
+    with pytest.raises(CommandError, match="Only an Operator or an Administrator may start and stop web applications"):
+        run("--user", "vera", "start", "/hello")
+
+
+def test_the_pages_start_and_stop_with_the_buttons(webapp_processes, tmp_path, operator):
+    webapp = make_webapp(app_dir(tmp_path), python_executable=__import__("sys").executable)
+    client = Client()
+    client.force_login(operator)
+    response = client.post("/webapps/hello/-/start/", {"from": "list"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and b"hx-get" in response.content
+    wait_until(lambda: (webapp.refresh_from_db(), webapp.state == "running" and not webapp.intent)[1], timeout=40,
+               message="the application did not start")
+    row = client.get("/webapps/hello/-/row/?announce=1", headers={"HX-Request": "true"})
+    assert row.status_code == 286 and b"is running" in row.content
+    detail = client.get("/webapps/hello/").content.decode()
+    assert "Ready in" in detail and "gunicorn" in detail
+    activity = client.get("/webapps/hello/-/activity/")
+    assert activity.status_code == 200 and b"Start requested" in activity.content
+    response = client.post("/webapps/hello/-/stop/")
+    assert response.status_code == 302
+    wait_until(lambda: (webapp.refresh_from_db(), webapp.state == "stopped" and not webapp.intent)[1], timeout=20,
+               message="the application did not stop")

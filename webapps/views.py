@@ -1,0 +1,252 @@
+"""Pages for web application definitions: list, create, detail, edit, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from portal import audit, roles
+from portal.process.states import RUNNING
+from processes import control
+from webapps import adapter, services
+from webapps.forms import APP_CHECK_FIELDS, WebAppForm
+from webapps.models import STATE_CHOICES, WebApp
+
+NO_ROLE = "Your account has no role: ask an administrator."
+LIST_PAGE_SIZE = 100
+# htmx stops polling when a response has this status (and still swaps it in).
+HTMX_STOP_POLLING = 286
+
+
+def _get_webapp(request: HttpRequest, name: str, *, admin: bool = False) -> WebApp:
+    """The application at /name, or 404; 403 when the user may not read (or change) it."""
+    roles.require(roles.can_view(request.user), NO_ROLE)
+    if admin:
+        roles.require(roles.can_administer(request.user),
+                      "Only an Administrator may change web application definitions.")
+    return get_object_or_404(WebApp, name__iexact="/" + name.strip("/"))
+
+
+def apps_origin(request: HttpRequest) -> str:
+    """Where the front answers: the portal's own host name on the apps port (PORTAL_APPS_PORT)."""
+    host = urlsplit("//" + request.get_host()).hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if request.is_secure() else "http"
+    return f"{scheme}://{host}:{settings.PORTAL_APPS_PORT}"
+
+
+@login_required
+def webapp_list(request: HttpRequest) -> HttpResponse:
+    roles.require(roles.can_view(request.user), NO_ROLE)
+    query = request.GET.get("q", "").strip()
+    state = request.GET.get("state", "")
+    webapps = WebApp.objects.all()
+    if query:
+        webapps = webapps.filter(Q(name__icontains=query) | Q(directory__icontains=query))
+    if state in dict(STATE_CHOICES):
+        webapps = webapps.filter(state=state)
+    page = Paginator(webapps, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("part", None)
+    context = {
+        "webapps": page.object_list,
+        "page": page,
+        "query": query,
+        "state": state,
+        "states": STATE_CHOICES,
+        "filtered": bool(query or state),
+        "params": params.urlencode(),
+        "total": WebApp.objects.count() if (query or state) else page.paginator.count,
+        "apps_origin": apps_origin(request),
+    }
+    if request.htmx and request.GET.get("part") == "rows":
+        return render(request, "webapps/htmx/rows.html", context)
+    return render(request, "webapps/list.html", context)
+
+
+def environment_rows(webapp: WebApp) -> list[tuple[str, str, bool]]:
+    """(name, value, secret) for the page: a secret's value is never shown."""
+    rows = [(k, v, False) for k, v in sorted((webapp.environment or {}).items())]
+    rows += [(k, "", True) for k in sorted(webapp.secret_environment or {})]
+    return rows
+
+
+def live_context(webapp: WebApp) -> dict[str, Any]:
+    """What the live panel of the detail page shows: the process's figures, the startup details
+    and the log tail (the gateway's code: portal.process.logtail and the watcher's samples)."""
+    from gateways import charts
+    from portal.process.logtail import tail
+    from processes.watcher import read_metrics
+
+    samples = read_metrics("webapp", webapp.pk) if webapp.state == RUNNING else []
+
+    log = adapter.log_path(webapp)
+    refused = adapter.log_file_problem(webapp)
+    try:
+        if refused is not None:
+            log_lines, log_error = [], f"The log is not shown and the application will not start: {refused.message}."
+        else:
+            log_lines = tail(log, 100) if log.exists() else []
+            log_error = "" if log.exists() else f"{log} does not exist yet: it is created at the first start."
+    except OSError as e:
+        log_lines, log_error = [], f"{log} cannot be read: {e.strerror}."
+    return {
+        "samples": samples,
+        "latest": samples[-1] if samples else None,
+        "chart": charts.sparklines(samples),
+        "log_lines": log_lines,
+        "log_error": log_error,
+        "log_path": log,
+    }
+
+
+@login_required
+def webapp_detail(request: HttpRequest, name: str) -> HttpResponse:
+    webapp = _get_webapp(request, name)
+    history = audit.history_of(webapp).select_related("actor")[:50]
+    created = audit.history_of(webapp).filter(action="created").last()
+    context = {
+        "webapp": webapp,
+        "history": history,
+        "created_by_name": created.actor_name if created else "system",
+        "environment": environment_rows(webapp),
+        "apps_origin": apps_origin(request),
+        **live_context(webapp),
+    }
+    return render(request, "webapps/detail.html", context)
+
+
+@login_required
+def webapp_live(request: HttpRequest, name: str) -> HttpResponse:
+    """The detail page's live panel: state, startup details and log tail."""
+    webapp = _get_webapp(request, name)
+    context = {"webapp": webapp, "apps_origin": apps_origin(request), **live_context(webapp)}
+    return render(request, "webapps/htmx/live.html", context)
+
+
+def _show_warnings(request: HttpRequest, form: WebAppForm) -> None:
+    for warning in form.warnings:
+        messages.warning(request, warning)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webapp_create(request: HttpRequest) -> HttpResponse:
+    roles.require(roles.can_administer(request.user), "Only an Administrator may create web application definitions.")
+    form = WebAppForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        webapp = services.save_definition(form, request.user)
+        messages.success(request, f"Web application {webapp.name} was created.")
+        _show_warnings(request, form)
+        return redirect(webapp)
+    return render(request, "webapps/form.html", {"form": form, "creating": True})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webapp_edit(request: HttpRequest, name: str) -> HttpResponse:
+    webapp = _get_webapp(request, name, admin=True)
+    form = WebAppForm(request.POST or None, instance=webapp)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.save_definition(form, request.user)
+        except control.ControlError as e:
+            form.add_error(None, str(e))
+        else:
+            messages.success(request, f"Web application {webapp.name} was saved.")
+            _show_warnings(request, form)
+            return redirect(webapp)
+    return render(request, "webapps/form.html", {"form": form, "webapp": webapp})
+
+
+@login_required
+@require_POST
+def webapp_validate(request: HttpRequest) -> HttpResponse:
+    """Inline validation: the messages of one field, for htmx to swap in beside it."""
+    roles.require(roles.can_administer(request.user), "Only an Administrator may edit web application definitions.")
+    pk = request.POST.get("pk", "")
+    instance = None
+    if pk.isascii() and pk.isdigit() and len(pk) < 19:
+        instance = WebApp.objects.filter(pk=int(pk)).first()
+    field = request.headers.get("HX-Trigger-Name") or request.GET.get("field", "")
+    form = WebAppForm(request.POST, instance=instance, check_app=field in APP_CHECK_FIELDS)
+    form.is_valid()
+    errors = form.errors.get(field, []) if field in form.fields else []
+    warnings = list(form.field_warnings.get(field, [])) if field in form.fields else []
+    problem = form.app_problem
+    if field in APP_CHECK_FIELDS and problem is not None and problem.field != field:
+        # The import check's answer concerns the field just changed too (e.g. the directory).
+        errors = [*errors, problem.message]
+    return render(request, "gateways/htmx/field_feedback.html",
+                  {"errors": list(dict.fromkeys(errors)), "warnings": warnings, "field": field})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webapp_delete(request: HttpRequest, name: str) -> HttpResponse:
+    webapp = _get_webapp(request, name, admin=True)
+    if request.method == "POST":
+        try:
+            services.delete_definition(webapp, request.user)
+        except control.ControlError as e:
+            messages.error(request, str(e))
+            return redirect(webapp)
+        messages.success(request, f"Web application {webapp.name} was deleted.")
+        return redirect("webapps:list")
+    template = "webapps/htmx/delete_dialog.html" if request.htmx else "webapps/confirm_delete.html"
+    return render(request, template, {"webapp": webapp, "blocker": services.delete_blocker(webapp)})
+
+
+# Process control ------------------------------------------------------------------
+
+
+@login_required
+def webapp_row(request: HttpRequest, name: str) -> HttpResponse:
+    """One list row, polled while a start or stop is in flight; 286 once it settles."""
+    webapp = _get_webapp(request, name)
+    context = {"webapp": webapp, "announce": request.GET.get("announce") == "1", "apps_origin": apps_origin(request)}
+    response = render(request, "webapps/htmx/row.html", context)
+    if not webapp.in_transition:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_POST
+def webapp_control(request: HttpRequest, name: str, action: str) -> HttpResponse:
+    """Start, Stop or Restart: record the intent, send the task (processes.control), show the row polling."""
+    webapp = _get_webapp(request, name)
+    origin = apps_origin(request)
+    try:
+        webapp = control.request(webapp, action, request.user)
+    except control.ControlError as e:
+        if request.htmx:
+            return render(request, "webapps/htmx/row.html", {"webapp": webapp, "error": str(e), "apps_origin": origin})
+        messages.error(request, str(e))
+        return redirect(webapp)
+    if request.htmx:
+        where = request.POST.get("from", "list")
+        template = "webapps/htmx/live.html" if where == "detail" else "webapps/htmx/row.html"
+        context = {"webapp": webapp, "announce": True, "apps_origin": origin,
+                   **(live_context(webapp) if where == "detail" else {})}
+        return render(request, template, context)
+    messages.info(request, f"{action.capitalize()} of {webapp.name} requested.")
+    return redirect(webapp)
+
+
+@login_required
+def webapp_activity(request: HttpRequest, name: str) -> HttpResponse:
+    """The application's Activity page: the one page every kind shares (processes/activity_views.py)."""
+    from processes import activity_views
+
+    return activity_views.object_activity(request, _get_webapp(request, name))
