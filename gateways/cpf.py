@@ -13,17 +13,13 @@ shown, logged or stored: only the verifier the form makes from it.
 from __future__ import annotations
 
 import hmac
-import os
-import stat
 from typing import Any
 
 from gateways.models import RUNTIME_FIELDS, Gateway
-from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, word_of
+from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, word_of
 
 RESTART_POLICIES = {"never": "never", "on-failure": "on-failure", "always": "always"}
 PASSPHRASE_FILE = "PassphraseFile"
-# A passphrase is one line; a file much larger than that is the wrong file.
-MAX_PASSPHRASE_FILE = 4096
 
 KEYS = (
     Key("Name", "name", help="Letters, digits and _ - . %; unique regardless of case; the definition's identity."),
@@ -44,35 +40,6 @@ KEYS = (
 )
 FIELD_KEYS = {k.field: k.name for k in KEYS if k.field}
 SHOWN_KEYS = [k for k in KEYS if k.field]
-
-
-def read_passphrase(path: str) -> str:
-    """The first line of ``path``; ValueProblem (never quoting the content) when it cannot be used."""
-    if not os.path.isabs(path):
-        raise ValueProblem(f"give the full path of the passphrase file, not “{path}”.")
-    try:
-        # O_NONBLOCK: a FIFO or a device named here must not hang the merge; only a regular file is read.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as e:
-        raise ValueProblem(f"{path} cannot be read by the portal's user ({e.strerror}): "
-                           "name a file that user can read.") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueProblem(f"{path} is not a regular file: name a file whose first line is the passphrase.")
-        if info.st_size > MAX_PASSPHRASE_FILE:
-            raise ValueProblem(f"{path} is larger than {MAX_PASSPHRASE_FILE} bytes: a passphrase file holds "
-                               "the passphrase on its first line and nothing else.")
-        data = os.read(fd, MAX_PASSPHRASE_FILE + 1)
-    finally:
-        os.close(fd)
-    try:
-        first = data.decode("utf-8").split("\n")[0].rstrip("\r")
-    except UnicodeDecodeError:
-        raise ValueProblem(f"{path} is not UTF-8 text: write the passphrase as text on its first line.") from None
-    if not first:
-        raise ValueProblem(f"the first line of {path} is empty: put the passphrase on the first line.")
-    return first
 
 
 def verifies(verifier: str, passphrase: str) -> bool:
@@ -122,7 +89,7 @@ class GatewayAdapter(Adapter):
             else:
                 data["use_passphrase"] = True
                 try:
-                    passphrase = read_passphrase(values[PASSPHRASE_FILE])
+                    passphrase = read_secret_file(values[PASSPHRASE_FILE], "passphrase")
                 except ValueProblem as e:
                     problems[PASSPHRASE_FILE] = [str(e)]
                 else:

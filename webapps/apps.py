@@ -7,6 +7,8 @@ class WebappsConfig(AppConfig):
 
     def ready(self) -> None:
         from processes.adapters import register
+        from webapps import cpf
         from webapps.adapter import WebAppAdapter
 
         register(WebAppAdapter())
+        cpf.register()  # CreateApplication, ModifyApplication, DeleteApplication in merge files (portal/cpf/)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, word_of
+from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, word_of
 
 WSGI_TYPES = {"0": "wsgi", "1": "asgi"}
 ENGINES = {"": "", "gunicorn": "gunicorn", "uvicorn": "uvicorn", "granian": "granian"}
@@ -87,8 +87,155 @@ def _text(value: Any) -> str:
 
 
 class ApplicationAdapter(Adapter):
-    """Filled in once the web application model and form exist (see register())."""
+    """Through WebAppForm (with its import check) and webapps.services, as the pages do."""
+
+    def find(self, name: str) -> Any:
+        from django import forms
+
+        from webapps.forms import normalise_path
+        from webapps.models import WebApp
+
+        try:
+            name = normalise_path(name)  # /flask/ is /flask, as the form writes it
+        except forms.ValidationError:
+            pass  # the form says why, when the line creates it
+        return WebApp.objects.filter(name__iexact=name).first()
+
+    def all(self) -> Any:
+        from webapps.models import WebApp
+
+        return WebApp.objects.all()
+
+    def name_of(self, obj: Any) -> str:
+        return obj.name
+
+    def form(self, obj: Any, values: dict[str, Any], lines: dict[str, int]) -> Any:
+        from webapps.forms import WebAppForm, format_assignments
+        from webapps.models import WebApp
+
+        instance = WebApp.objects.get(pk=obj.pk) if obj is not None else None
+        data: dict[str, Any] = WebAppForm(instance=instance).as_data() if instance is not None else {
+            "protocol": "wsgi", "workers": "1", "threads": "1", "restart_policy": "on-failure",
+            "init_timeout": "30", "stop_timeout": "10", "callable": "app",
+        }
+        for key in KEYS:
+            if key.field and not key.is_prefix and key.name in values:
+                value = values[key.name]
+                data[key.field] = ("on" if value else "") if isinstance(value, bool) else value
+        problems: dict[str, list[str]] = {}
+        for field, prefix in MAPPINGS.items():
+            given = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
+            if given:  # the mapping becomes exactly the entries given
+                data[field] = format_assignments(given)
+        secrets = {k[len(SECRET_ENV_FILE):]: v for k, v in values.items() if k.startswith(SECRET_ENV_FILE)}
+        if secrets:
+            read = {}
+            for name, path in secrets.items():
+                try:
+                    read[name] = read_secret_file(path, f"value of {name}")
+                except ValueProblem as e:
+                    problems.setdefault(SECRET_ENV_FILE + name, []).append(str(e))
+            data["secret_environment"] = format_assignments(read)
+        data = {k: v for k, v in data.items() if v != ""}
+        form = WebAppForm(data, instance=instance)
+        form.cpf_problems = problems
+        return form
+
+    def field_problems(self, form: Any) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = dict(getattr(form, "cpf_problems", {}))
+        for name, errors in form.errors.items():
+            if name == "secret_environment" and any(k.startswith(SECRET_ENV_FILE) for k in found):
+                continue
+            key = FIELD_KEYS.get(name) or {"environment": ENV + "NAME", "static_files": STATIC + "PATH",
+                                           "secret_environment": SECRET_ENV_FILE + "NAME"}.get(name, "")
+            found.setdefault(key, []).extend(str(e) for e in errors)
+        return found
+
+    def shown(self, obj: Any) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for key in KEYS:
+            if key.name == "Type":
+                values[key.name] = WEB_APPLICATION_TYPE
+            elif key.name == "DispatchClass":
+                values[key.name] = DISPATCH_CLASS
+            elif key.is_prefix:
+                if key.field in MAPPINGS:
+                    for entry, value in (getattr(obj, key.field) or {}).items():
+                        values[key.name + entry] = str(value)
+            else:
+                value = getattr(obj, key.field)
+                if key.field == "protocol":
+                    value = word_of(WSGI_TYPES, value)
+                values[key.name] = _text(value)
+        return values
+
+    def secret_changes(self, form: Any) -> list[str]:
+        from webapps.models import WebApp
+
+        old = {} if not form.instance.pk else dict(
+            WebApp.objects.filter(pk=form.instance.pk).values_list("secret_environment", flat=True).get() or {})
+        after = form.cleaned_data.get("secret_environment") or {}
+        return [SECRET_ENV_FILE + n for n in sorted(set(old) | set(after)) if old.get(n) != after.get(n)]
+
+    def runtime_keys(self) -> set[str]:
+        from webapps.models import RUNTIME_FIELDS
+
+        keys = {FIELD_KEYS[f] for f in RUNTIME_FIELDS if f in FIELD_KEYS}
+        return keys | {ENV, SECRET_ENV_FILE}
+
+    def is_active(self, obj: Any) -> bool:
+        return obj.is_active or obj.intent == "start"
+
+    def delete_blocker(self, obj: Any) -> str:
+        from webapps import services
+
+        return services.delete_blocker(obj)
+
+    def save(self, form: Any, user: Any, actor: str) -> Any:
+        from processes import control
+        from webapps import services
+
+        try:
+            return services.save_definition(form, user, actor=actor)
+        except control.ControlError as e:
+            raise ValueProblem(str(e)) from None
+
+    def delete(self, obj: Any, user: Any, actor: str) -> None:
+        from processes import control
+        from webapps import services
+
+        try:
+            services.delete_definition(obj, user, actor=actor)
+        except control.ControlError as e:
+            raise ValueProblem(str(e)) from None
+
+    def stop(self, obj: Any, user: Any) -> None:
+        from processes import control
+
+        webapp = control.request(obj, "stop", user, channel="cpf merge")
+        control.wait_settled(webapp, "stop", webapp.stop_timeout + 5)
+
+    def start(self, obj: Any, user: Any) -> None:
+        from processes import control
+        from webapps.models import WebApp
+
+        webapp = WebApp.objects.filter(pk=obj.pk).first()
+        if webapp is not None:
+            control.request(webapp, "start", user, channel="cpf merge")
+
+    def export(self, obj: Any) -> tuple[list[tuple[str, str]], list[str]]:
+        notes = []
+        if obj.secret_environment:
+            names = ", ".join(sorted(obj.secret_environment))
+            notes.append(f"{obj.name} has secret variables ({names}), which are never exported: add "
+                         f"{SECRET_ENV_FILE}NAME=/path/to/file for each to its line before merging it elsewhere.")
+        return list(self.shown(obj).items()), notes
 
 
 KIND = Kind("Application", "application", "applications", KEYS, ApplicationAdapter())
-__all__ = ["KEYS", "KIND", "WSGI_TYPES", "_text", "word_of"]
+
+
+def register() -> None:
+    from portal.cpf import registry
+
+    registry.register(KIND)

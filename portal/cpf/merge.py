@@ -225,7 +225,9 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
             continue
         change.warnings = list(getattr(form, "warnings", []))
         change.op = "modified" if obj is not None else "created"
-        touched = {k for k, _, _ in change.fields} & adapter.runtime_keys()
+        runtime = adapter.runtime_keys()
+        touched = {k for k, _, _ in change.fields
+                   if k in runtime or any(p.endswith(".") and k.startswith(p) for p in runtime)}
         if obj is not None and touched and adapter.is_active(obj):
             if not restart:
                 result.problems.append(Problem(

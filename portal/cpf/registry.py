@@ -10,6 +10,8 @@ knows no app: it only reads this registry.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +19,42 @@ from typing import Any
 from portal.cpf.parser import Schema, VerbSpec
 
 NAME = "Name"
+# A secret is one line; a file much larger than that is the wrong file.
+MAX_SECRET_FILE = 4096
 
 
 class ValueProblem(ValueError):
     """A value a key cannot take; the message says what to write instead."""
+
+
+def read_secret_file(path: str, what: str) -> str:
+    """The first line of ``path`` (a passphrase, a secret variable); ValueProblem, never quoting
+    the content, when it cannot be used. The file is read by the portal's user, on its host."""
+    if not os.path.isabs(path):
+        raise ValueProblem(f"give the full path of the {what} file, not “{path}”.")
+    try:
+        # O_NONBLOCK: a FIFO or a device named here must not hang the merge; only a regular file is read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as e:
+        raise ValueProblem(f"{path} cannot be read by the portal's user ({e.strerror}): "
+                           "name a file that user can read.") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueProblem(f"{path} is not a regular file: name a file whose first line is the {what}.")
+        if info.st_size > MAX_SECRET_FILE:
+            raise ValueProblem(f"{path} is larger than {MAX_SECRET_FILE} bytes: a {what} file holds "
+                               f"the {what} on its first line and nothing else.")
+        data = os.read(fd, MAX_SECRET_FILE + 1)
+    finally:
+        os.close(fd)
+    try:
+        first = data.decode("utf-8").split("\n")[0].rstrip("\r")
+    except UnicodeDecodeError:
+        raise ValueProblem(f"{path} is not UTF-8 text: write the {what} as text on its first line.") from None
+    if not first:
+        raise ValueProblem(f"the first line of {path} is empty: put the {what} on the first line.")
+    return first
 
 
 def text(value: str) -> str:
