@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, word_of
+from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, quoted, read_secret_file, word_of
 
 WSGI_TYPES = {"0": "wsgi", "1": "asgi"}
 ENGINES = {"": "", "gunicorn": "gunicorn", "uvicorn": "uvicorn", "granian": "granian"}
@@ -32,7 +32,7 @@ ENV, SECRET_ENV_FILE, STATIC = "Env.", "SecretEnvFile.", "Static."
 
 def application_type(value: str) -> str:
     if value.strip() != WEB_APPLICATION_TYPE:
-        raise ValueProblem(f"Type={value} is not a web application: this portal runs only web applications, "
+        raise ValueProblem(f"Type={quoted(value)[1:-1]} is not a web application: this portal runs only web applications, "
                            f"Type={WEB_APPLICATION_TYPE}. Write Type={WEB_APPLICATION_TYPE}, or leave the key out.")
     return WEB_APPLICATION_TYPE
 
@@ -42,7 +42,7 @@ application_type.__doc__ = "2 (a web application)"
 
 def dispatch_class(value: str) -> str:
     if value.strip().lower() != DISPATCH_CLASS.lower():
-        raise ValueProblem(f"DispatchClass={value} is not a Python web application: this portal runs WSGI and "
+        raise ValueProblem(f"DispatchClass={quoted(value)[1:-1]} is not a Python web application: this portal runs WSGI and "
                            f"ASGI applications only; write DispatchClass={DISPATCH_CLASS} (WSGIType says which), "
                            "or leave the key out.")
     return DISPATCH_CLASS

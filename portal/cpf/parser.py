@@ -112,7 +112,7 @@ def _split_values(text: str, line: int) -> tuple[list[tuple[str, str]], list[Pro
             piece = (text[i:] if comma < 0 else text[i:comma]).strip()
             if piece:
                 problems.append(Problem(
-                    line, f"“{piece}” has no “=”: write Key=Value, and put a value that holds "
+                    line, f"{_cut(piece)} has no “=”: write Key=Value, and put a value that holds "
                           'a comma in double quotes (Key="a,b").', piece))
             elif comma >= 0:
                 problems.append(Problem(line, "an empty item between two commas: remove one comma."))
@@ -136,7 +136,7 @@ def _split_values(text: str, line: int) -> tuple[list[tuple[str, str]], list[Pro
             tail = (text[j:] if rest < 0 else text[j:rest]).strip()
             if tail:
                 problems.append(Problem(
-                    line, f"“{tail}” follows the closing quote: put the whole value inside the quotes, "
+                    line, f"{_cut(tail)} follows the closing quote: put the whole value inside the quotes, "
                           'and write a quote inside them as "".', key))
         else:
             rest = text.find(",", j)
@@ -146,6 +146,11 @@ def _split_values(text: str, line: int) -> tuple[list[tuple[str, str]], list[Pro
             break
         i = rest + 1
     return pairs, problems
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """Text as a message quotes it: a long one is cut, so the message stays readable."""
+    return f"“{text if len(text) <= limit else text[:limit] + '…'}”"
 
 
 def _quoted(text: str, i: int) -> tuple[str, int, bool]:
@@ -182,7 +187,7 @@ def parse(data: bytes | str, schema: Schema | None = None) -> Document:
             continue
         if line.startswith("["):
             if not line.endswith("]"):
-                problems.append(Problem(number, f"“{line}” opens a section without closing it: write [{ACTIONS}]."))
+                problems.append(Problem(number, f"{_cut(line)} opens a section without closing it: write [{ACTIONS}]."))
                 section = None
                 continue
             section = line[1:-1].strip()
@@ -200,7 +205,7 @@ def parse(data: bytes | str, schema: Schema | None = None) -> Document:
         verb = verb.strip()
         if not colon or not verb or "=" in verb:
             problems.append(Problem(
-                number, f"“{line[:60]}” is not an action: write Verb:Key=Value,Key=Value, "
+                number, f"{_cut(line)} is not an action: write Verb:Key=Value,Key=Value, "
                         "e.g. CreateGateway:Name=PyGate,Port=55001."))
             continue
         spec = None

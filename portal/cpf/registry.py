@@ -57,6 +57,11 @@ def read_secret_file(path: str, what: str) -> str:
     return first
 
 
+def quoted(value: str, limit: int = 60) -> str:
+    """A value as a message quotes it: a long one is cut, so the message stays readable."""
+    return f"“{value if len(value) <= limit else value[:limit] + '…'}”"
+
+
 def text(value: str) -> str:
     return value
 
@@ -64,7 +69,7 @@ def text(value: str) -> str:
 def integer(low: int, high: int, example: int | None = None) -> Callable[[str], int]:
     def convert(value: str) -> int:
         if not value.strip().lstrip("+-").isdigit() or not value.isascii():
-            raise ValueProblem(f"“{value}” is not a whole number: write a number from {low} to {high}, "
+            raise ValueProblem(f"{quoted(value)} is not a whole number: write a number from {low} to {high}, "
                                f"e.g. {example if example is not None else low}.")
         number = int(value)
         if not low <= number <= high:
@@ -77,7 +82,7 @@ def integer(low: int, high: int, example: int | None = None) -> Callable[[str], 
 
 def flag(value: str) -> bool:
     if value not in ("0", "1"):
-        raise ValueProblem(f"“{value}” is not 0 or 1: write 1 for yes, 0 for no.")
+        raise ValueProblem(f"{quoted(value)} is not 0 or 1: write 1 for yes, 0 for no.")
     return value == "1"
 
 
@@ -91,7 +96,7 @@ def choice(values: dict[str, Any]) -> Callable[[str], Any]:
         for word, meant in values.items():
             if word.lower() == value.lower():
                 return meant
-        raise ValueProblem(f"“{value}” is not one of the values this key takes: write one of "
+        raise ValueProblem(f"{quoted(value)} is not one of the values this key takes: write one of "
                            f"{', '.join(values)}.")
 
     convert.__doc__ = "one of " + ", ".join(values)
