@@ -20,7 +20,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, quoted, read_secret_file, word_of
+from portal.cpf.registry import (
+    Adapter,
+    Key,
+    Kind,
+    ValueProblem,
+    choice,
+    flag,
+    integer,
+    quoted,
+    read_secret_file,
+    word_of,
+)
 
 WSGI_TYPES = {"0": "wsgi", "1": "asgi"}
 ENGINES = {"": "", "gunicorn": "gunicorn", "uvicorn": "uvicorn", "granian": "granian"}
@@ -32,8 +43,9 @@ ENV, SECRET_ENV_FILE, STATIC = "Env.", "SecretEnvFile.", "Static."
 
 def application_type(value: str) -> str:
     if value.strip() != WEB_APPLICATION_TYPE:
-        raise ValueProblem(f"Type={quoted(value)[1:-1]} is not a web application: this portal runs only web applications, "
-                           f"Type={WEB_APPLICATION_TYPE}. Write Type={WEB_APPLICATION_TYPE}, or leave the key out.")
+        raise ValueProblem(f"Type={quoted(value)[1:-1]} is not a web application: this portal runs only web "
+                           f"applications, Type={WEB_APPLICATION_TYPE}. Write Type={WEB_APPLICATION_TYPE}, "
+                           "or leave the key out.")
     return WEB_APPLICATION_TYPE
 
 
@@ -42,9 +54,9 @@ application_type.__doc__ = "2 (a web application)"
 
 def dispatch_class(value: str) -> str:
     if value.strip().lower() != DISPATCH_CLASS.lower():
-        raise ValueProblem(f"DispatchClass={quoted(value)[1:-1]} is not a Python web application: this portal runs WSGI and "
-                           f"ASGI applications only; write DispatchClass={DISPATCH_CLASS} (WSGIType says which), "
-                           "or leave the key out.")
+        raise ValueProblem(f"DispatchClass={quoted(value)[1:-1]} is not a Python web application: this portal "
+                           f"runs WSGI and ASGI applications only; write DispatchClass={DISPATCH_CLASS} "
+                           "(WSGIType says which), or leave the key out.")
     return DISPATCH_CLASS
 
 
