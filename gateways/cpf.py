@@ -12,6 +12,7 @@ shown, logged or stored: only the verifier the form makes from it.
 
 from __future__ import annotations
 
+import copy
 import hmac
 from typing import Any
 
@@ -63,8 +64,20 @@ class GatewayAdapter(Adapter):
     def find(self, name: str) -> Gateway | None:
         return Gateway.objects.filter(name__iexact=name).first()
 
+    def find_many(self, names: list[str]) -> dict[str, Gateway]:
+        from django.db.models.functions import Lower
+
+        wanted = {n.lower() for n in names}
+        found: dict[str, Gateway] = {}
+        # Chunks: SQLite takes at most 32,766 parameters in one query.
+        chunk = sorted(wanted)
+        for i in range(0, len(chunk), 5000):
+            rows = Gateway.objects.annotate(lname=Lower("name")).filter(lname__in=chunk[i:i + 5000])
+            found.update({g.name.lower(): g for g in rows})
+        return found
+
     def all(self) -> Any:
-        return Gateway.objects.order_by("name")
+        return Gateway.objects.all()
 
     def name_of(self, obj: Gateway) -> str:
         return obj.name
@@ -97,7 +110,8 @@ class GatewayAdapter(Adapter):
                     if not (obj is not None and obj.use_passphrase and obj.passphrase_verifier
                             and verifies(obj.passphrase_verifier, passphrase)):
                         data["passphrase"] = passphrase
-        instance = Gateway.objects.get(pk=obj.pk) if obj is not None else None
+        # A copy: the form writes the new values into its instance, and obj is the "before".
+        instance = copy.copy(obj) if obj is not None else None
         form = GatewayForm(data, instance=instance, check_ports=False)
         form.cpf_problems = problems
         return form

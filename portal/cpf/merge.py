@@ -172,6 +172,12 @@ def _run(actions: list[Any], user: Any, *, restart: bool, commit: bool) -> Resul
 def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, commit: bool) -> None:
     actor = f"{audit.actor_name(user)} ({SOURCE})"
     seen: dict[tuple[str, str], int] = {}
+    # Each definition is named on one line only (a second line is refused below), so what the
+    # lines above do never changes what this lookup found for it: one query per kind.
+    existing: dict[str, dict[str, Any]] = {}
+    for kind in registry.kinds():
+        names = [a.values.get(NAME, "").strip() for a in actions if registry.verb_of(a.verb)[0] is kind]
+        existing[kind.noun] = kind.adapter.find_many([n for n in names if n])
     for action in actions:
         kind, op = registry.verb_of(action.verb)
         adapter = kind.adapter
@@ -195,7 +201,7 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
             continue
         if bad:
             continue
-        obj = adapter.find(name)
+        obj = existing[kind.noun].get(name.lower())
         change = Change(action.line, action.verb, kind, adapter.name_of(obj) if obj is not None else name, "")
         if op == "delete":
             _delete(change, obj, user, actor, result)

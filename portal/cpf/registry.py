@@ -135,6 +135,15 @@ class Adapter:
     def find(self, name: str) -> Any | None:
         raise NotImplementedError
 
+    def find_many(self, names: list[str]) -> dict[str, Any]:
+        """The definitions of these names, by name in lower case (one query where the kind can)."""
+        found = {}
+        for name in names:
+            obj = self.find(name)
+            if obj is not None:
+                found[name.lower()] = obj
+        return found
+
     def all(self) -> Iterable[Any]:
         raise NotImplementedError
 
