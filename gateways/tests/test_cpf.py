@@ -296,3 +296,18 @@ def test_a_merge_does_not_probe_whether_each_port_is_held_now():
         result = apply(f"[Actions]\nCreateGateway:Name=Held,Port={port}\n")
     assert result.problems == []
     assert not any("in use now" in w for w in result.of("created")[0].warnings)
+
+
+def test_the_portals_own_files_are_no_passphrase_file():
+    from django.conf import settings
+
+    from portal import paths
+
+    secret = paths.VAR_DIR / "secret_key"
+    if not secret.exists():
+        secret.write_text("x" * 50 + "\n")
+    for path in (secret, settings.DATABASES["default"]["NAME"]):
+        result = apply(f"[Actions]\nCreateGateway:Name=Locked,Port=25001,PassphraseFile={path}\n")
+        (problem,) = result.problems
+        assert problem.key == "PassphraseFile" and "is one of the portal's own files" in problem.message
+    assert Gateway.objects.count() == 0

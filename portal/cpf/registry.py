@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from portal.cpf.parser import Schema, VerbSpec
@@ -27,11 +28,23 @@ class ValueProblem(ValueError):
     """A value a key cannot take; the message says what to write instead."""
 
 
-def read_secret_file(path: str, what: str) -> str:
+def portal_files() -> Path:
+    from portal import paths  # Django-free: the folder of the database, the secret key, the run files
+
+    return Path(os.path.realpath(paths.VAR_DIR))
+
+
+def read_secret_file(path: str, what: str, refuse_under: Iterable[Path] | None = None) -> str:
     """The first line of ``path`` (a passphrase, a secret variable); ValueProblem, never quoting
     the content, when it cannot be used. The file is read by the portal's user, on its host."""
     if not os.path.isabs(path):
         raise ValueProblem(f"give the full path of the {what} file, not “{path}”.")
+    real = Path(os.path.realpath(path))
+    for root in [portal_files()] if refuse_under is None else refuse_under:
+        if real == root or root in real.parents:
+            # The portal's own files (its database, secret key) are no one's passphrase.
+            raise ValueProblem(f"{path} is one of the portal's own files (in {root}): keep the {what} in a file "
+                               "of its own outside that folder.")
     try:
         # O_NONBLOCK: a FIFO or a device named here must not hang the merge; only a regular file is read.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
