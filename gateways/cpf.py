@@ -82,7 +82,7 @@ class GatewayAdapter(Adapter):
     def name_of(self, obj: Gateway) -> str:
         return obj.name
 
-    def form(self, obj: Gateway | None, values: dict[str, Any], lines: dict[str, int]) -> Any:
+    def form(self, obj: Gateway | None, values: dict[str, Any], quick: bool = False) -> Any:
         from gateways.forms import GatewayForm
 
         fields = GatewayForm._meta.fields

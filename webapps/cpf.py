@@ -121,7 +121,7 @@ class ApplicationAdapter(Adapter):
     def name_of(self, obj: Any) -> str:
         return obj.name
 
-    def form(self, obj: Any, values: dict[str, Any], lines: dict[str, int]) -> Any:
+    def form(self, obj: Any, values: dict[str, Any], quick: bool = False) -> Any:
         from webapps.forms import WebAppForm, format_assignments
         from webapps.models import WebApp
 
@@ -149,9 +149,19 @@ class ApplicationAdapter(Adapter):
                     problems.setdefault(SECRET_ENV_FILE + name, []).append(str(e))
             data["secret_environment"] = format_assignments(read)
         data = {k: v for k, v in data.items() if v != ""}
-        form = WebAppForm(data, instance=instance)
+        form = WebAppForm(data, instance=instance, check_app=not quick)
         form.cpf_problems = problems
         return form
+
+    def precheck(self, obj: Any, values: dict[str, Any]) -> dict[str, list[str]]:
+        # The import check starts the application's interpreter (up to 10 s): outside the
+        # transaction. Only its own answer counts here; the other checks run in the transaction.
+        form = self.form(obj, values)
+        form.is_valid()
+        if form.app_problem is None:
+            return {}
+        key = FIELD_KEYS.get(form.app_problem.field, "")
+        return {key: [form.app_problem.message]}
 
     def field_problems(self, form: Any) -> dict[str, list[str]]:
         found: dict[str, list[str]] = dict(getattr(form, "cpf_problems", {}))

@@ -155,8 +155,27 @@ def _lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_LOCK])
 
 
+def _prechecks(actions: list[Any], result: Result) -> None:
+    """The kinds' slow checks, before the transaction (see Adapter.precheck)."""
+    for action in actions:
+        kind, op = registry.verb_of(action.verb)
+        if op == "delete":
+            continue
+        try:
+            values = {key: kind.key(key).convert(text) for key, text in action.values.items()}
+        except ValueProblem:
+            continue  # the merge itself reports it
+        name = action.values.get(NAME, "").strip()
+        obj = kind.adapter.find(name) if name else None
+        if op == "modify" and obj is None:
+            continue
+        for key, messages in kind.adapter.precheck(obj, values).items():
+            result.problems += [Problem(action.line, message, key) for message in messages]
+
+
 def _run(actions: list[Any], user: Any, *, restart: bool, commit: bool) -> Result:
     result = Result()
+    _prechecks(actions, result)
     try:
         with transaction.atomic():
             _lock()
@@ -165,6 +184,7 @@ def _run(actions: list[Any], user: Any, *, restart: bool, commit: bool) -> Resul
                 raise _Rollback
     except _Rollback:
         pass
+    result.problems.sort(key=lambda p: p.line)  # the prechecks' come first; the file's order reads best
     result.applied = commit and not result.problems
     return result
 
@@ -210,7 +230,7 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
             result.problems.append(Problem(
                 action.line, f"there is no {kind.label} named {name}: create it with Create{kind.noun}.", NAME))
             continue
-        form = adapter.form(obj, values, {})
+        form = adapter.form(obj, values, quick=True)
         valid = form.is_valid()
         problems = adapter.field_problems(form)
         if not valid or problems:

@@ -163,10 +163,15 @@ class Adapter:
     def name_of(self, obj: Any) -> str:
         return str(obj)
 
-    def form(self, obj: Any | None, values: dict[str, Any], lines: dict[str, int]) -> Any:
+    def form(self, obj: Any | None, values: dict[str, Any], quick: bool = False) -> Any:
         """A bound form: ``obj``'s fields (or the defaults) with the keys given. ``values`` are the
-        converted values by key."""
+        converted values by key. ``quick``: leave out the slow checks that :meth:`precheck` made."""
         raise NotImplementedError
+
+    def precheck(self, obj: Any | None, values: dict[str, Any]) -> dict[str, list[str]]:
+        """The slow checks of a line (e.g. importing an application in its own interpreter), by key.
+        They run before the merge's transaction, so that it holds the database's lock briefly."""
+        return {}
 
     def field_problems(self, form: Any) -> dict[str, list[str]]:
         """The form's errors by key ("" for those of no key)."""

@@ -155,3 +155,14 @@ def test_the_applications_list_links_to_the_merge_page_and_the_export(role_clien
     assert "/cpf/merge/" in admin_page and "/cpf/export/?kind=applications" in admin_page
     viewer_page = role_client("viewer").get("/webapps/").content.decode()
     assert "/cpf/merge/" not in viewer_page and "/cpf/export/?kind=applications" in viewer_page
+
+
+def test_the_import_check_runs_in_the_applications_interpreter_and_names_its_key(community):
+    (community / "broken.py").write_text("import a_module_that_is_not_installed\n")
+    result = apply(f"[Actions]\nCreateApplication:Name=/ok,WSGIAppLocation={community},WSGIAppName=app\n"
+                   f"CreateApplication:Name=/broken,WSGIAppLocation={community},WSGIAppName=broken\n"
+                   f"CreateApplication:Name=/nocallable,WSGIAppLocation={community},WSGIAppName=app,"
+                   f"WSGICallable=application\n")
+    assert WebApp.objects.count() == 0
+    assert [(p.line, p.key) for p in result.problems] == [(3, "WSGIAppName"), (4, "WSGICallable")]
+    assert "a_module_that_is_not_installed" in result.problems[0].message
