@@ -306,7 +306,11 @@ def test_the_portals_own_files_are_no_passphrase_file():
     secret = paths.VAR_DIR / "secret_key"
     if not secret.exists():
         secret.write_text("x" * 50 + "\n")
-    for path in (secret, settings.DATABASES["default"]["NAME"]):
+    database = settings.DATABASES["default"]
+    own = [secret, paths.VAR_DIR / "redis"]
+    if database["ENGINE"].endswith("sqlite3"):
+        own.append(database["NAME"])
+    for path in own:
         result = apply(f"[Actions]\nCreateGateway:Name=Locked,Port=25001,PassphraseFile={path}\n")
         (problem,) = result.problems
         assert problem.key == "PassphraseFile" and "is one of the portal's own files" in problem.message
