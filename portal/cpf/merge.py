@@ -131,15 +131,15 @@ def merge(data: bytes | str, user: Any, *, apply: bool = False, restart: bool = 
     stopped: list[Change] = []
     result = Result()
     try:
-        for change in preview.changes:
-            if change.restart:
-                obj = change.kind.adapter.find(change.name)
-                try:
-                    change.kind.adapter.stop(obj, user)
-                except Exception as e:  # the control service's refusal names what to do
-                    return Result(problems=[Problem(change.line, f"{change.name} could not be stopped: {e}", NAME)])
-                stopped.append(change)
-        result = _run(document.actions, user, restart=False, commit=True)
+        for change in (c for c in preview.changes if c.restart):
+            try:
+                change.kind.adapter.stop(change.kind.adapter.find(change.name), user)
+            except Exception as e:  # the control service's refusal (a timeout, no broker) says what to do
+                result.problems.append(Problem(change.line, f"{change.name} could not be stopped: {e}", NAME))
+                break
+            stopped.append(change)
+        else:
+            result = _run(document.actions, user, restart=False, commit=True)
     finally:
         for change in stopped:
             obj = change.kind.adapter.find(change.name)
