@@ -28,7 +28,7 @@ KEYS = (
     Key("Port", "port", integer(1, 65535, 55001), "TCP port, 1 to 65535.", required=True),
     Key("UsePassphrase", "use_passphrase", flag, "1: clients must prove the passphrase; 0: no passphrase."),
     Key(PASSPHRASE_FILE, "", help="Path of a file (on the portal's host) whose first line is the passphrase. "
-                                  "Implies UsePassphrase=1."),
+                                  "Implies UsePassphrase=1.", secret=True),
     Key("AllowUnauthenticatedNetwork", "allow_unauthenticated_network", flag,
         "1: a server beyond loopback may run without a passphrase."),
     Key("LogFile", "log_file", help="Full path of the log file; empty: var/log/gateways/NAME.log."),

@@ -85,7 +85,7 @@ KEYS = (
     Key("StopTimeout", "stop_timeout", integer(1, 300, 10), "Seconds, 1 to 300."),
     Key(ENV, "environment", help="Env.NAME=value: one environment variable (all of them, when any is given)."),
     Key(SECRET_ENV_FILE, "secret_environment",
-        help="SecretEnvFile.NAME=/path: a secret variable, read from the file's first line."),
+        help="SecretEnvFile.NAME=/path: a secret variable, read from the file's first line.", secret=True),
     Key(STATIC, "static_files", help="Static./static=/srv/app/static: a sub-path served from a folder."),
 )
 FIELD_KEYS = {k.field: k.name for k in KEYS if k.field and not k.is_prefix}

@@ -315,3 +315,13 @@ def test_the_portals_own_files_are_no_passphrase_file():
         (problem,) = result.problems
         assert problem.key == "PassphraseFile" and "is one of the portal's own files" in problem.message
     assert Gateway.objects.count() == 0
+
+
+def test_a_line_that_reads_as_the_definition_is_already_as_asked_and_another_spelling_too():
+    make_gateway(name="PyGate", server="localhost", port=25001, python_options="-X dev")
+    same = apply("[Actions]\nCreateGateway:Name=PyGate,Server=localhost,Port=25001,PythonOptions=-X dev\n")
+    assert same.counts["unchanged"] == 1
+    # Written another way: the form normalises it to what is stored, so nothing changes either.
+    other = apply("[Actions]\nModifyGateway:Name=pygate,Server=LOCALHOST,Port=025001\n")
+    assert other.problems == [] and other.counts["unchanged"] == 1
+    assert AuditEntry.objects.count() == 0

@@ -230,6 +230,12 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
             result.problems.append(Problem(
                 action.line, f"there is no {kind.label} named {name}: create it with Create{kind.noun}.", NAME))
             continue
+        if obj is not None and _as_written(kind, action.values, adapter.shown(obj)):
+            # Every key already reads as the line writes it: nothing to validate or save. (A value
+            # written another way, such as Server=LOCALHOST, goes through the form, which says.)
+            change.op = "unchanged"
+            result.changes.append(change)
+            continue
         form = adapter.form(obj, values, quick=True)
         valid = form.is_valid()
         problems = adapter.field_problems(form)
@@ -273,6 +279,20 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
             result.problems.append(Problem(action.line, str(e), NAME))
             continue
         result.changes.append(change)
+
+
+def _as_written(kind: Kind, given: dict[str, str], shown: dict[str, str]) -> bool:
+    for key, text in given.items():
+        spec = kind.key(key)
+        if spec.secret:
+            return False  # only the form can tell whether a secret file holds the same secret
+        if spec.is_prefix:
+            group = {k: v for k, v in shown.items() if k.startswith(spec.name)}
+            if group != {k: v for k, v in given.items() if k.startswith(spec.name)}:
+                return False
+        elif key != NAME and shown.get(key) != text:
+            return False
+    return True
 
 
 def _delete(change: Change, obj: Any, user: Any, actor: str, result: Result) -> None:

@@ -135,6 +135,7 @@ class Key:
     convert: Callable[[str], Any] = text
     help: str = ""
     required: bool = False  # on Create (Name is always required)
+    secret: bool = False  # names a file holding a secret: never shown, always checked by the form
 
     @property
     def is_prefix(self) -> bool:
