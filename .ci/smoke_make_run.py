@@ -138,6 +138,7 @@ class Smoke:
         self.secret_key = secret_key
         self.deadline = time.monotonic() + timeout
         self.port = free_port()
+        self.apps_port = free_port()
         self.make: subprocess.Popen | None = None
         self.env = self.clean_env()
 
@@ -152,6 +153,7 @@ class Smoke:
             env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                           if not p.startswith(venv))
         env["PORTAL_PORT"] = str(self.port)
+        env["PORTAL_APPS_PORT"] = str(self.apps_port)
         if self.secret_key:
             env["PORTAL_SECRET_KEY"] = "smoke-" + os.urandom(24).hex()
             env["PORTAL_ADMIN_PASSWORD"] = "smoke-" + os.urandom(8).hex()
@@ -187,7 +189,8 @@ class Smoke:
         self.gateway_through_the_cli(opener)
         recorded = portal_processes(self.make.pid, self.clone)
         names = " ".join(recorded.values())
-        for part in ("redis-server", "celery", "gunicorn"):
+        self.front_answers()
+        for part in ("redis-server", "celery", "gunicorn", "webapps.front"):
             if part not in names:
                 raise SmokeFailure(f"no {part} process runs under make run:\n" + "\n".join(recorded.values()))
         self.ctrl_c(recorded)
@@ -198,6 +201,23 @@ class Smoke:
             say("note: this checkout has uncommitted changes; the smoke tests the committed HEAD only")
         subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(ROOT), str(self.clone)], check=True)
         subprocess.run(["git", "-C", str(self.clone), "checkout", "--quiet", head], check=True)
+
+    def front_answers(self) -> None:
+        """The applications' front answers on its port: 404 (as JSON when asked) for a path no
+        application is mounted at."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.apps_port}/no-such-app/",
+                                         headers={"Accept": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=5)
+        except urllib.error.HTTPError as e:
+            body = json.loads(e.read() or b"{}")
+            if e.code == 404 and body.get("error") == "no application is mounted at this path":
+                say(f"the applications' front answers 404 on port {self.apps_port}")
+                return
+            raise SmokeFailure(f"the front on port {self.apps_port} answered {e.code}: {body}") from None
+        except OSError as e:
+            raise SmokeFailure(f"the front on port {self.apps_port} does not answer: {e}") from None
+        raise SmokeFailure(f"the front on port {self.apps_port} answered 200 for a path no application has")
 
     def wait_for_login_page(self) -> None:
         url = f"http://127.0.0.1:{self.port}/login/"

@@ -11,7 +11,8 @@ from typing import Any
 WIDTH, HEIGHT = 240, 48
 
 
-def _points(values: list[float], top: float) -> str:
+def points(values: list[float], top: float) -> str:
+    """An SVG polyline's points for ``values`` scaled so that ``top`` is the chart's top."""
     if not values:
         return ""
     top = top or 1.0
@@ -27,9 +28,9 @@ def sparklines(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "width": WIDTH,
         "height": HEIGHT,
-        "cpu": _points(cpu, max(max(cpu, default=0.0), 5.0)),
+        "cpu": points(cpu, max(max(cpu, default=0.0), 5.0)),
         "cpu_max": max(cpu, default=0.0),
-        "rss": _points(rss, max(rss, default=0.0) * 1.2),
+        "rss": points(rss, max(rss, default=0.0) * 1.2),
         "rss_max": max(rss, default=0.0),
         "count": len(samples),
     }

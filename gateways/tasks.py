@@ -76,6 +76,22 @@ def set_install(gateway_pk: int, install: dict[str, Any] | None, **fields: Any) 
         gateway.save(update_fields=["startup", *fields])
 
 
+def run_install(argv: list[str]) -> tuple[int | None, list[str]]:
+    """Run an install command (never through a shell): its exit code (None when it did not
+    finish) and its last lines of output. The web applications' engine install uses it too."""
+    import subprocess
+
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
+                                stdin=subprocess.DEVNULL, check=False)
+        output, code = (result.stdout + result.stderr).strip(), result.returncode
+    except subprocess.TimeoutExpired as e:
+        output, code = f"{e.output or ''}\nstopped after {INSTALL_TIMEOUT} s", None
+    except OSError as e:
+        output, code = str(e), None
+    return code, [line for line in output.splitlines() if line.strip()][-INSTALL_TAIL:]
+
+
 @shared_task(ignore_result=True)
 def install_server_requirements(gateway_pk: int, trigger: str = "system") -> dict[str, Any]:
     """The button beside "that interpreter lacks msgpack": run the install command, on the host.
@@ -83,8 +99,6 @@ def install_server_requirements(gateway_pk: int, trigger: str = "system") -> dic
     A task, never a web request: pip may take minutes. The outcome goes to the row
     (``startup["install"]``, shown by the detail page) and to the Activity.
     """
-    import subprocess
-
     gateway = Gateway.objects.filter(pk=gateway_pk).first()
     if gateway is None:
         return {"error": "the definition was deleted"}
@@ -97,16 +111,8 @@ def install_server_requirements(gateway_pk: int, trigger: str = "system") -> dic
         ok = failure is None
     else:
         command = runtime.shell_words(failure.fix_argv)
-        try:
-            result = subprocess.run(failure.fix_argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
-                                    stdin=subprocess.DEVNULL, check=False)
-            output, code = (result.stdout + result.stderr).strip(), result.returncode
-        except subprocess.TimeoutExpired as e:
-            output, code = f"{e.output or ''}\nstopped after {INSTALL_TIMEOUT} s", None
-        except OSError as e:
-            output, code = str(e), None
+        code, tail = run_install(failure.fix_argv)
         ok = code == 0 and checks.check_modules(python, ["msgpack"]) is None
-        tail = [line for line in output.splitlines() if line.strip()][-INSTALL_TAIL:]
         if ok:
             message = f"{command} succeeded: {python} now imports msgpack. Start {gateway.name} again."
         else:

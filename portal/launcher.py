@@ -3,14 +3,18 @@
 The launcher first takes a lock in var/ (a second ``make run`` on the same folder
 says so and exits), applies the migrations, creates the first administrator and
 collects the static files. Then it starts its parts: an embedded Redis (unless
-REDIS_URL is set), a Celery worker, Celery beat, and the web application under
-gunicorn.
+REDIS_URL is set), a Celery worker, Celery beat, the web application under
+gunicorn, and the front that serves the web applications on PORTAL_APPS_PORT
+(nginx when it is installed, else the asyncio front: webapps/front/). Before
+that it writes the routes file the front follows (``manage.py webapp_routes``);
+from then on the portal rewrites it on every change and the front follows it
+within a second (nginx is reloaded gracefully).
 
 It supervises them: a part that dies is stopped whole (every process of its
 session, e.g. the pool processes of a worker killed with SIGKILL) and
 restarted after a growing delay; after too many crashes in a row the launcher
 gives up, stops the rest and says so, rather than leave a half-running portal.
-Ctrl-C or SIGTERM stops the parts in reverse order (web, beat, worker, Redis), each
+Ctrl-C or SIGTERM stops the parts in reverse order (front, web, beat, worker, Redis), each
 with SIGTERM and then SIGKILL after a grace period, and leaves no process of
 theirs behind. Gateways started from the portal are not the launcher's: their
 keepers are detached on purpose (own session) and keep running; the next start
@@ -29,6 +33,7 @@ import ctypes
 import fcntl
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +53,7 @@ STABLE_SECONDS = 60
 LOCK_FILE = paths.VAR_DIR / "launcher.lock"
 SCHEDULE_FILE = paths.VAR_DIR / "celerybeat-schedule"
 ACCESS_LOG = paths.LOG_DIR / "access.log"
+NGINX = "/usr/sbin/nginx"
 # Secrets the launcher may be given, and who needs them: the first administrator's
 # password only `manage.py ensure_admin`; the secret key and the database URL (it may
 # hold a password) the Django processes, never Redis.
@@ -110,7 +116,9 @@ def leftovers() -> list:  # type: ignore[type-arg]
         ("--schedule", str(SCHEDULE_FILE)),
         ("--access-logfile", str(ACCESS_LOG)),
         ("--unixsocket", str(paths.REDIS_SOCKET)),
+        ("--routes", str(paths.ROUTES_FILE)),  # either front's runner
     }
+    nginx_prefix = str(paths.NGINX_DIR)
     redis_title = f"unixsocket:{paths.REDIS_SOCKET}"  # redis-server rewrites its command line
     found = []
     for process in psutil.process_iter(["cmdline"]):
@@ -119,11 +127,28 @@ def leftovers() -> list:  # type: ignore[type-arg]
             continue
         if marks & set(itertools.pairwise(argv)) or any(a.endswith(redis_title) for a in argv[:1]):
             found.append(process)
+        elif " ".join(argv[:2]).startswith("nginx: master") and ("-p", nginx_prefix) in itertools.pairwise(argv):
+            # nginx rewrites its command line too; its workers go with their master.
+            found += [process, *process.children()]
     return found
 
 
-def port_in_use(host: str, port: str) -> str | None:
-    """Why the web server could not listen on host:port, or None when it can.
+def front_kind(env: dict[str, str]) -> tuple[str, str | None]:
+    """Which front serves the applications: ("nginx", its binary) when nginx is installed, else
+    ("asyncio", None); PORTAL_FRONT=asyncio or nginx chooses (an unknown value raises ValueError)."""
+    wanted = env.get("PORTAL_FRONT", "auto").strip().lower() or "auto"
+    if wanted not in ("auto", "nginx", "asyncio"):
+        raise ValueError(f"PORTAL_FRONT={wanted!r} is not a front: use nginx, asyncio or auto (nginx when installed)")
+    # As webapps.front.nginx.find_nginx looks (portal/ imports no app): on PATH, else Debian's place.
+    nginx = (shutil.which("nginx") or (NGINX if os.access(NGINX, os.X_OK) else None)) if wanted != "asyncio" else None
+    if wanted == "nginx" and nginx is None:
+        raise ValueError("PORTAL_FRONT=nginx but nginx is not installed: "
+                         "apt-get install nginx, or PORTAL_FRONT=asyncio")
+    return ("nginx", nginx) if nginx else ("asyncio", None)
+
+
+def port_in_use(host: str, port: str, what: str = "the web server", variable: str = "PORTAL_PORT") -> str | None:
+    """Why ``what`` could not listen on host:port, or None when it can.
 
     Checked before anything starts: gunicorn alone would retry for five seconds
     and exit, and the launcher would restart it until it gives up.
@@ -133,15 +158,15 @@ def port_in_use(host: str, port: str) -> str | None:
     try:
         infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
     except (OSError, ValueError) as exc:
-        return f"{host}:{port} is not an address to listen on ({exc}): check PORTAL_HOST and PORTAL_PORT"
+        return f"{host}:{port} is not an address to listen on ({exc}): check PORTAL_HOST and {variable}"
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
         try:
             s.bind(address)
         except OSError as exc:
-            return (f"the web server cannot listen on {host}:{port} ({exc.strerror}): another program "
-                    f"holds it; stop that program, or choose another port, e.g. PORTAL_PORT={int(port) + 1} make run")
+            return (f"{what} cannot listen on {host}:{port} ({exc.strerror}): another program "
+                    f"holds it; stop that program, or choose another port, e.g. {variable}={int(port) + 1} make run")
     return None
 
 
@@ -168,6 +193,7 @@ class Launcher:
         self.stop_signal: int | None = None
         self.stopping = False
         self.lock_fd: int | None = None
+        self.front = ""
 
     # Processes -------------------------------------------------------------
 
@@ -235,13 +261,25 @@ class Launcher:
         self.lock_fd = fd
         return True
 
+    def stop_leftovers(self) -> None:
+        """Before the ports are checked: a leftover web server or front would hold them."""
+        import psutil
+
+        found = leftovers()
+        for old in found:
+            try:
+                _say(f"stopping pid {old.pid}, left running by an earlier run from this folder: "
+                     f"{' '.join(old.cmdline())[:120]}")
+                old.kill()
+            except psutil.Error:
+                pass  # gone meanwhile (an nginx worker whose master went first)
+        psutil.wait_procs(found, timeout=5)
+
     def set_up(self, env: dict[str, str]) -> bool:
-        for old in leftovers():
-            _say(f"stopping pid {old.pid}, left running by an earlier run from this folder: "
-                 f"{' '.join(old.cmdline())[:120]}")
-            old.kill()
         manage = [sys.executable, str(paths.BASE_DIR / "manage.py")]
-        for step in (["migrate", "--noinput"], ["ensure_admin"], ["collectstatic", "--noinput", "-v0"]):
+        # The routes file is written before the front starts, from the applications' rows.
+        for step in (["migrate", "--noinput"], ["ensure_admin"], ["collectstatic", "--noinput", "-v0"],
+                     ["webapp_routes"]):
             step_env = env if step[0] == "ensure_admin" else _without(env, ADMIN_PASSWORD)
             code = subprocess.run([*manage, *step], env=step_env, cwd=paths.BASE_DIR, check=False).returncode
             if self.stop_signal:
@@ -254,7 +292,7 @@ class Launcher:
 
     # The parts ---------------------------------------------------------------
 
-    def build_parts(self, env: dict[str, str], host: str, port: str) -> None:
+    def build_parts(self, env: dict[str, str], host: str, port: str, apps_port: str = "8001") -> None:
         venv_bin = Path(sys.executable).parent
         if not env.get("REDIS_URL"):
             redis_log = paths.LOG_DIR / "redis.log"
@@ -305,6 +343,23 @@ class Launcher:
         self.parts.append(Part("celery beat", lambda: self.popen(beat_argv, env), "its output is above"))
         self.parts.append(Part("web server", lambda: self.popen(web_argv, env), "its output is above"))
 
+        # The front needs no secret: it reads the routes file and writes its figures.
+        kind, nginx = front_kind(env)
+        front_env = _without(env, *DJANGO_SECRETS)
+        listen = f"{host}:{apps_port}"
+        common = ["--listen", listen, "--routes", str(paths.ROUTES_FILE), "--metrics", str(paths.FRONT_METRICS_FILE)]
+        if kind == "nginx":
+            # The runner renders var/front/nginx/nginx.conf (pid, logs and temp folders beside it)
+            # and reloads nginx gracefully (SIGHUP) whenever the routes file changes.
+            front_argv = [sys.executable, "-m", "webapps.front.nginx", *common,
+                          "--dir", str(paths.NGINX_DIR), "--nginx", str(nginx)]
+            where = f"its output is above; nginx's log is {paths.NGINX_DIR / 'error.log'}"
+        else:
+            front_argv = [sys.executable, "-m", "webapps.front", *common]
+            where = "its output is above"
+        self.front = kind
+        self.parts.append(Part(f"front ({kind})", lambda: self.popen(front_argv, front_env), where))
+
     def supervise(self) -> int:
         """Restart a part that died, with a growing delay; give up after too many crashes."""
         while self.stop_signal is None:
@@ -350,6 +405,7 @@ class Launcher:
     def run(self) -> int:
         host = os.environ.get("PORTAL_HOST", "127.0.0.1")
         port = os.environ.get("PORTAL_PORT", "8000")
+        apps_port = os.environ.get("PORTAL_APPS_PORT", "8001")
         url = f"http://{host}:{port}/"
         env = dict(os.environ)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -357,12 +413,23 @@ class Launcher:
 
         if not self.take_lock(url):
             return 1
-        if problem := port_in_use(host, port):
+        self.stop_leftovers()
+        try:
+            front_kind(env)
+        except ValueError as exc:
+            _say(str(exc))
+            return 1
+        problem = port_in_use(host, port)
+        if problem is None and apps_port == port:
+            problem = (f"PORTAL_APPS_PORT and PORTAL_PORT are both {port}: the applications need a port of their "
+                       f"own (so that they never share the portal's origin), e.g. PORTAL_APPS_PORT={int(port) + 1}")
+        problem = problem or port_in_use(host, apps_port, "the applications' front", "PORTAL_APPS_PORT")
+        if problem:
             _say(problem)
             return 1
         if not self.set_up(env):
             return 130 if self.stop_signal else 1
-        self.build_parts(env, host, port)
+        self.build_parts(env, host, port, apps_port)
         for part in self.parts:
             if self.stop_signal:
                 break
@@ -375,6 +442,7 @@ class Launcher:
                 return 1
         if self.stop_signal is None:
             _say(f"the portal is at {url}  (Ctrl-C stops it)")
+            _say(f"web applications are served at http://{host}:{apps_port}/ by the {self.front} front")
             password_file = paths.VAR_DIR / "admin-password.txt"
             if password_file.exists():
                 _say(f"log in as admin; the generated password is in {password_file}")

@@ -19,6 +19,12 @@ REDIS_DIR = VAR_DIR / "redis"
 REDIS_SOCKET = REDIS_DIR / "redis.sock"
 LOG_DIR = VAR_DIR / "log"
 RUN_DIR = VAR_DIR / "run"
+# The front on the apps port: the routes file the portal writes, the figures the front writes,
+# and (when nginx is the front) nginx's config, pid file, logs and temp folders.
+FRONT_DIR = VAR_DIR / "front"
+ROUTES_FILE = FRONT_DIR / "routes.json"
+FRONT_METRICS_FILE = FRONT_DIR / "metrics.json"
+NGINX_DIR = FRONT_DIR / "nginx"
 
 
 def embedded_redis_url() -> str:
@@ -78,7 +84,7 @@ def ensure_dirs() -> None:
     Called when the settings load and by the launcher, so that nothing depends
     on another step (such as writing a generated secret key) having created them.
     """
-    for folder in (VAR_DIR, LOG_DIR, REDIS_DIR, RUN_DIR):
+    for folder in (VAR_DIR, LOG_DIR, REDIS_DIR, RUN_DIR, FRONT_DIR):
         mkdir_private(folder)
 
 

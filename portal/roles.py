@@ -24,6 +24,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     VIEWER: [
         "gateways.view_gateway",
         "portal.view_auditentry",
+        "webapps.view_webapp",
     ],
     OPERATOR: [
         "gateways.operate_gateway",
@@ -32,6 +33,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "gateways.add_gateway",
         "gateways.change_gateway",
         "gateways.delete_gateway",
+        # The pages check the gateways' permissions for both kinds (one set of roles); the Django
+        # admin checks each model's own.
+        "webapps.add_webapp",
+        "webapps.change_webapp",
+        "webapps.delete_webapp",
     ],
 }
 

@@ -272,3 +272,7 @@ def _apps_port(text: str) -> int:
 
 
 PORTAL_APPS_PORT = _apps_port(os.environ.get("PORTAL_APPS_PORT", "8001").strip())
+# The front on the apps port (webapps/front/): the launcher starts it, webapps/routing.py writes
+# the routes file it follows, and the applications' pages read the figures it measures.
+WEBAPPS_ROUTES_FILE = paths.ROUTES_FILE
+WEBAPPS_FRONT_METRICS_FILE = paths.FRONT_METRICS_FILE

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET
 
 from portal import roles
 from processes.adapters import ProcessAdapter, adapter_of, all_adapters, kinds_text
-from processes.models import Activity, ManagedProcess, Run
+from processes.models import NAME_LENGTH, Activity, ManagedProcess, Run
 
 PAGE_SIZE = 50
 RUNS_SHOWN = 20
@@ -44,7 +44,7 @@ DATETIME_LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M
 class ActivityFilter(forms.Form):
     """The filters of the activity pages; every error says what to type instead."""
 
-    gateway = forms.CharField(required=False, max_length=64)
+    gateway = forms.CharField(required=False, max_length=NAME_LENGTH)  # named so in links made before
     trigger = forms.CharField(
         required=False,
         max_length=160,

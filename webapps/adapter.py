@@ -166,21 +166,40 @@ def preflight(webapp: WebApp) -> CheckFailure | None:
 
 
 def ensure_virtualenv(webapp: WebApp) -> CheckFailure | None:
-    """Build (or rebuild, when the requirements file changed) the application's virtualenv, with
-    its engine. Its progress lines go to the row's startup details as they come."""
-    from webapps.runtime.venvs import VenvError, ensure_venv
+    """Build (or rebuild, when the requirements file changed) the application's virtualenv, with its
+    engine, in the start's task. pip's lines go to the row's startup details as they come (the
+    page polls them), its outcome to the Activity."""
+    import time
 
+    from processes import sync
+    from webapps.runtime.venvs import VenvError, ensure_venv, venv_state
+
+    try:
+        state = venv_state(venv_root(webapp), webapp.requirements_file, webapp.engine_name)
+    except VenvError as e:
+        return CheckFailure("venv-failed", f"the virtualenv cannot be built: {e}")
+    if state == "current":
+        return None
     lines: list[str] = []
+    started = time.monotonic()
+    what = "Rebuilding" if state == "stale" else "Building"
 
     def progress(line: str) -> None:
         lines.append(line)
         WebApp.objects.filter(pk=webapp.pk).update(startup={"venv": {"state": "building", "lines": lines[-20:]}})
 
+    host = settings.PORTAL_HOST_NAME
+    sync.record(webapp, message=f"{what} the virtualenv from {webapp.requirements_file} with {webapp.engine_name}",
+                trigger="system", host=host)
     try:
-        ensure_venv(venv_root(webapp), webapp.requirements_file, webapp.engine_name, progress=progress)
+        venv = ensure_venv(venv_root(webapp), webapp.requirements_file, webapp.engine_name, progress=progress)
     except VenvError as e:
-        return CheckFailure("venv-failed", f"the virtualenv from {webapp.requirements_file} could not be built: "
-                            f"{e}{': ' + ' | '.join(e.lines[-5:]) if e.lines else ''}")
+        last = " | ".join(e.lines[-5:])
+        message = f"the virtualenv from {webapp.requirements_file} could not be built: {e}{': ' + last if last else ''}"
+        sync.record(webapp, message=f"Virtualenv not built: {message}", trigger="system", level="error", host=host)
+        return CheckFailure("venv-failed", message)
+    sync.record(webapp, message=f"Virtualenv {venv.path} ready in {time.monotonic() - started:.1f} s",
+                trigger="system", host=host)
     return None
 
 

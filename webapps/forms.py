@@ -10,7 +10,6 @@ from __future__ import annotations
 import keyword
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -18,7 +17,9 @@ from django.core.validators import MaxLengthValidator
 from django.urls import reverse
 
 from gateways.forms import check_log_file_field, check_python_executable
+from portal import paths
 from webapps.models import MAX_THREADS, MAX_WORKERS, WebApp, default_python
+from webapps.runtime import engines
 
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -27,8 +28,8 @@ MAX_PATH = WebApp._meta.get_field("name").max_length
 MAX_VARIABLES = 100
 MAX_VALUE = 4096
 MAX_STATIC = 20
-# Set by the portal for every application (the mount, and where gateways.client is found).
-PORTAL_SET_VARIABLES = {"SCRIPT_NAME"}
+# Set by the portal for every application: the mount, and the uvicorn launcher's target.
+PORTAL_SET_VARIABLES = engines.RESERVED_ENV
 # The fields the import check depends on: an inline check of one of them runs it.
 APP_CHECK_FIELDS = {"directory", "module", "callable", "protocol", "python_executable", "environment",
                     "secret_environment"}
@@ -110,6 +111,17 @@ def parse_assignments(text: str, what: str, example: str) -> dict[str, str]:
     return values
 
 
+def private_folder_inside(directory: str) -> str:
+    """How serving ``directory`` would expose var/ ("holds" or "is inside"), or "" when it would not.
+    Links are resolved: the front serves what the folder really holds."""
+    real, private = os.path.realpath(directory), os.path.realpath(paths.VAR_DIR)
+    if real == private or real.startswith(private + os.sep):
+        return "is inside"
+    if private.startswith(real.rstrip(os.sep) + os.sep):
+        return "holds"
+    return ""
+
+
 def format_assignments(values: dict[str, str], hide_values: bool = False) -> str:
     return "\n".join(f"{k}=" if hide_values else f"{k}={v}" for k, v in values.items())
 
@@ -130,8 +142,9 @@ def check_variables(values: dict[str, str], field: str) -> None:
             )
         if name in PORTAL_SET_VARIABLES:
             raise forms.ValidationError(
-                "%(name)s is set by the portal to the application's path: remove the line.",
-                params={"name": name},
+                "%(name)s is set by the portal (SCRIPT_NAME to the application's path, %(target)s to its "
+                "module:callable): remove the line.",
+                params={"name": name, "target": engines.TARGET_ENV},
             )
         if len(value) > MAX_VALUE:
             raise forms.ValidationError(
@@ -433,6 +446,14 @@ class WebAppForm(forms.ModelForm):
                     "create it, or give the folder that holds the static files.",
                     params={"url": url, "dir": directory},
                 )
+            exposed = private_folder_inside(directory)
+            if exposed:
+                raise forms.ValidationError(
+                    "The folder %(dir)s for %(url)s %(how)s the portal's private folder %(var)s (its database, "
+                    "secret key and logs): anyone who reaches the applications' port could read them. Give the "
+                    "folder of the static files themselves.",
+                    params={"url": url, "dir": directory, "how": exposed, "var": paths.VAR_DIR},
+                )
             if url.lower() in {u.lower() for u in mappings}:
                 raise forms.ValidationError("%(url)s is mapped twice: keep one line for it.", params={"url": url})
             mappings[url] = os.path.normpath(directory)
@@ -473,7 +494,11 @@ class WebAppForm(forms.ModelForm):
                 "secret_environment",
                 f"{', '.join(both)} is given as a plain and as a secret variable: keep it in one of the two.",
             )
-        if self.check_app and not self.errors:
+        # The import check needs only its own fields right (not, say, the path): a person who
+        # fills the directory and module first hears at once whether they import.
+        needed = APP_CHECK_FIELDS | {"requirements_file"}
+        if self.check_app and not any(f in self.errors for f in needed) and data.get("directory") and \
+                data.get("module"):
             self._check_application(data)
         return data
 
@@ -577,8 +602,3 @@ class WebAppForm(forms.ModelForm):
             "namespace": instance.namespace,
             "match_roles": instance.match_roles,
         }
-
-
-def path_exists_hint(directory: str, module: str) -> str:
-    """Where the module's file would be in the directory, for a message."""
-    return str(Path(directory, *module.split(".")).with_suffix(".py"))

@@ -212,7 +212,3 @@ class WebApp(ManagedProcess):
     @property
     def engine_name(self) -> str:
         return self.engine or self.DEFAULT_ENGINE[self.Protocol(self.protocol)]
-
-    @property
-    def uses_virtualenv(self) -> bool:
-        return bool(self.requirements_file)

@@ -1,31 +1,225 @@
-"""What the front serves: one route per web application, in the routes file's shape
-(webapps/front/routes.py, version 1), from the definitions and their states now."""
+"""The routes file follows the applications' definitions and states.
+
+``sync_routes()`` builds the routes file (version 1, see webapps/front/routes.py) from the
+WebApp rows and writes it atomically to settings.WEBAPPS_ROUTES_FILE, where the front on the apps
+port picks it up within a second (the asyncio front re-reads it, nginx is reloaded gracefully).
+It is called after a definition is saved or deleted (signals below, on commit) and on every
+state change the process layer records (``routes_changed()``), and by ``manage.py webapp_routes``
+when the launcher starts.
+
+Cheap on purpose, since a state change calls it: one query of a few columns, and nothing is
+written when the content is what the file already holds. A lock file orders concurrent writers
+(the web server and the worker may both record a change): each builds from the database while
+holding it, so the last writer writes the newest rows.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from portal.process.states import STOPPED, STOPPING
-from webapps import adapter
-from webapps.models import WebApp
+from django.conf import settings
+from django.db import transaction
+
+from portal.process.states import BACKOFF, ENDED, STARTING, STOPPING
+from webapps.front.routes import Route, RoutesError, Static, check_mount, routes_from_json
+
+log = logging.getLogger(__name__)
+
+KIND = "webapp"  # the process layer's kind of a web application (webapps.adapter)
+# The 503 page is public (anyone who reaches the apps port sees it): one line, cut short.
+REASON_LENGTH = 200
 
 
-def route_of(webapp: WebApp) -> dict[str, Any]:
-    state = webapp.shown_state
-    reason = webapp.last_error
+def routes_file() -> Path:
+    return Path(settings.WEBAPPS_ROUTES_FILE)
+
+
+def _model() -> Any:
+    from django.apps import apps
+
+    try:
+        return apps.get_model("webapps", "WebApp")
+    except LookupError:  # the definitions are not installed yet: no application is served
+        return None
+
+
+def socket_path(app: Any) -> str:
+    """The app's unix socket in its run directory (webapps.adapter)."""
+    from webapps import adapter
+
+    return str(adapter.socket_path(app))
+
+
+def _statics(app: Any, mount: str) -> tuple[Static, ...]:
+    """The definition's static mappings as front entries: ``SUBPATH=DIR`` strings, or dicts with
+    a sub-path (``subpath``/``url``/``path``) and a directory (``dir``/``directory``)."""
+    raw = getattr(app, "static_files", None) or ()
+    if callable(getattr(raw, "all", None)):  # a related manager
+        raw = raw.all()
+    if isinstance(raw, dict):
+        raw = [{"subpath": k, "dir": v} for k, v in raw.items()]
+    found = []
+    for item in raw:
+        if isinstance(item, str):
+            sub, _, directory = item.partition("=")
+        elif isinstance(item, dict):
+            sub = item.get("subpath") or item.get("url") or item.get("path") or ""
+            directory = item.get("dir") or item.get("directory") or ""
+        else:
+            sub = getattr(item, "subpath", "") or getattr(item, "url", "")
+            directory = getattr(item, "directory", "") or getattr(item, "dir", "")
+        sub = str(sub).strip().strip("/")
+        if sub.startswith(mount.strip("/") + "/") and mount != "/":
+            sub = sub[len(mount.strip("/")) + 1:]  # given as the full URL path
+        base = "" if mount == "/" else mount
+        found.append(Static(f"{base}/{sub}", str(directory)))
+    return tuple(found)
+
+
+def shown_state(app: Any) -> str:
+    state = getattr(app, "shown_state", None) or app.state
+    return str(state)
+
+
+def reason(app: Any, state: str) -> str:
+    """One line for the 503 page: the last error while the app is failing, else the state's own."""
+    if state in ENDED or state == BACKOFF:
+        error = (getattr(app, "last_error", "") or "").strip()
+        if error:
+            line = error.splitlines()[0].strip()
+            return line if len(line) <= REASON_LENGTH else line[: REASON_LENGTH - 1] + "…"
+    if state == STARTING:
+        return "the application is starting; retry in a moment"
     if state == STOPPING:
-        # The front knows no "stopping": it answers as for a stopped application, saying so.
-        state, reason = STOPPED, reason or "it is stopping"
-    return {
-        "path": webapp.name,
-        "socket": str(adapter.socket_path(webapp)),
-        "state": state,
-        "reason": reason,
-        "protocol": webapp.protocol,
-        "static": [{"url": webapp.name + sub, "dir": folder} for sub, folder in (webapp.static_files or {}).items()],
-    }
+        return "the application is being stopped"
+    return ""
+
+
+def route_for(app: Any) -> Route:
+    mount = check_mount(str(app.name).rstrip("/") or "/", "application path")
+    state = shown_state(app)
+    protocol = str(getattr(app, "protocol", "") or "wsgi").lower()
+    return Route(mount, socket_path(app), state, reason(app, state), protocol, _statics(app, mount))
+
+
+def build(apps: Iterable[Any]) -> dict[str, Any]:
+    """The routes file's content for these definitions (checked: raises RoutesError)."""
+    routes = []
+    for app in apps:
+        try:
+            routes.append(route_for(app).to_json())
+        except RoutesError as exc:  # one bad row must not take every application off the front
+            log.warning("application %s is left off the front: %s", getattr(app, "name", app), exc)
+    routes.sort(key=lambda r: r["path"])
+    data = {"version": 1, "apps": routes, "strip_cookies": list(settings.PORTAL_COOKIE_NAMES)}
+    return routes_from_json(data).to_json()
+
+
+def _rows() -> Iterable[Any]:
+    model = _model()
+    if model is None:
+        return ()
+    # Only what a route needs (and what shown_state reads): one cheap query.
+    return model.objects.only(
+        "name", "protocol", "static_files", "state", "state_changed_at", "intent", "intent_at", "last_error",
+        "run_key",
+    )
 
 
 def current_routes() -> list[dict[str, Any]]:
-    """Every application's route, as the front's routes file lists them."""
-    return [route_of(w) for w in WebApp.objects.all()]
+    """Every application's route now, as the routes file lists them (what sync_routes writes)."""
+    return build(_rows())["apps"]
+
+
+def _text(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=1)
+
+
+def sync_routes() -> bool:
+    """Rewrite the routes file from the database when its content changed; True when written."""
+    target = routes_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(".routes.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = _text(build(_rows()))
+        try:
+            if target.read_text(encoding="utf-8") == text:
+                return False
+        except FileNotFoundError:
+            pass
+        tmp = target.with_name(f".routes-{os.getpid()}.json")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)  # atomic: a front never reads half a file
+        return True
+
+
+def routes_changed() -> None:
+    """Call after a definition or a state changed: the file is rewritten once the change is committed."""
+    transaction.on_commit(_sync_quietly)
+
+
+def _sync_quietly() -> None:
+    try:
+        sync_routes()
+    except (OSError, RoutesError) as exc:
+        # Never fails the save that triggered it; the next change (or the launcher) writes it.
+        log.error("the routes file %s could not be written: %s", routes_file(), exc)
+
+
+def connect() -> None:
+    """Hook the definitions' saves and deletes and the process layer's records (WebappsConfig.ready).
+
+    The process layer changes a state or an intent either by saving the row (the journal's sync)
+    or by a conditional UPDATE, which sends no signal; but every such change is also recorded as
+    an Activity row of the application (a request, a transition, a refused or failed start), so
+    a new Activity row of kind "webapp" is the other trigger.
+    """
+    from django.apps import apps
+    from django.db.models.signals import post_delete, post_save
+
+    model = _model()
+    if model is None:
+        return
+    post_save.connect(_on_change, sender=model, dispatch_uid="webapps.routing.save")
+    post_delete.connect(_on_change, sender=model, dispatch_uid="webapps.routing.delete")
+    try:
+        activity = apps.get_model("processes", "Activity")
+    except LookupError:
+        return
+    post_save.connect(_on_activity, sender=activity, dispatch_uid="webapps.routing.activity")
+
+
+def _on_change(**kwargs: Any) -> None:
+    routes_changed()
+
+
+def _on_activity(instance: Any, created: bool = False, **kwargs: Any) -> None:
+    if created and instance.kind == KIND:
+        routes_changed()
+
+
+__all__ = ["build", "connect", "route_for", "routes_changed", "sync_routes"]
+
+
+# An operator's own nginx ------------------------------------------------------------------------
+
+
+def nginx_config(server_name: str = "_", listen: str | int | None = None) -> str:
+    """What ``manage.py webapp nginx-config`` prints: the maps, upstreams and server block for an
+    operator's own nginx (included inside its ``http { }``), from the definitions as they are now."""
+    from webapps.front.nginx import render_nginx_config
+    if listen is None:
+        listen = settings.PORTAL_APPS_PORT
+    listen = str(listen)
+    if not (listen.isdigit() or ":" in listen):
+        raise RoutesError(f"--listen {listen!r} is not a port or HOST:PORT, e.g. 8001 or 127.0.0.1:8001")
+    if any(c in server_name for c in ";{}'\"$#\\") or not server_name.strip():
+        raise RoutesError(f"--server-name {server_name!r} is not a host name, e.g. apps.example.com")
+    routes = routes_from_json(build(_rows()))
+    return render_nginx_config(routes, listen, include=True, server_name=server_name.strip())

@@ -7,6 +7,7 @@ stops, an Administrator defines.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -15,6 +16,7 @@ from django.db import transaction
 from portal import audit, roles
 from portal.process.states import STARTING
 from processes import control
+from webapps import adapter
 from webapps.forms import WebAppForm
 from webapps.models import WebApp
 
@@ -68,6 +70,7 @@ def delete_definition(webapp: WebApp, user: Any, actor: str | None = None) -> No
     webapp.refresh_from_db()
     if blocker := delete_blocker(webapp):
         raise control.ControlError(blocker)
+    root = adapter.venv_root(webapp)
     with transaction.atomic():
         audit.record(
             user=user,
@@ -79,3 +82,11 @@ def delete_definition(webapp: WebApp, user: Any, actor: str | None = None) -> No
             secret_fields=WebApp.SECRET_FIELDS,
         )
         webapp.delete()
+        # Its virtualenv (tens of megabytes) goes with it, once the delete is committed.
+        transaction.on_commit(lambda: _remove_virtualenv(root))
+
+
+def _remove_virtualenv(root: Path) -> None:
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)

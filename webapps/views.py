@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from portal import audit, roles
 from portal.process.states import RUNNING
 from processes import control
-from webapps import adapter, services
+from webapps import adapter, figures, services
 from webapps.forms import APP_CHECK_FIELDS, WebAppForm
 from webapps.models import STATE_CHOICES, WebApp
 
@@ -54,7 +54,10 @@ def webapp_list(request: HttpRequest) -> HttpResponse:
     if query:
         webapps = webapps.filter(Q(name__icontains=query) | Q(directory__icontains=query))
     if state in dict(STATE_CHOICES):
-        webapps = webapps.filter(state=state)
+        from processes.state import SHOWN_STATE
+
+        # By the state the rows show: a start on its way is under Starting, not Stopped.
+        webapps = webapps.annotate(shown=SHOWN_STATE).filter(shown=state)
     page = Paginator(webapps, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("part", None)
@@ -122,6 +125,7 @@ def webapp_detail(request: HttpRequest, name: str) -> HttpResponse:
         "environment": environment_rows(webapp),
         "apps_origin": apps_origin(request),
         **live_context(webapp),
+        **figures.figures_context(webapp),
     }
     return render(request, "webapps/detail.html", context)
 
@@ -130,7 +134,8 @@ def webapp_detail(request: HttpRequest, name: str) -> HttpResponse:
 def webapp_live(request: HttpRequest, name: str) -> HttpResponse:
     """The detail page's live panel: state, startup details and log tail."""
     webapp = _get_webapp(request, name)
-    context = {"webapp": webapp, "apps_origin": apps_origin(request), **live_context(webapp)}
+    context = {"webapp": webapp, "apps_origin": apps_origin(request), "announce": request.GET.get("announce") == "1",
+               **live_context(webapp)}
     return render(request, "webapps/htmx/live.html", context)
 
 
@@ -250,3 +255,61 @@ def webapp_activity(request: HttpRequest, name: str) -> HttpResponse:
     from processes import activity_views
 
     return activity_views.object_activity(request, _get_webapp(request, name))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webapp_install(request: HttpRequest, name: str) -> HttpResponse:
+    """POST: ask the host's worker to install the engine that the start's check found missing; the
+    request returns at once, the task records the outcome. GET: the install's status, polled while
+    it runs; 286 once it is done."""
+    if request.method == "GET":
+        webapp = _get_webapp(request, name)
+        response = render(request, "webapps/htmx/install.html", {"webapp": webapp})
+        if (webapp.startup.get("install") or {}).get("state") != "installing":
+            response.status_code = HTMX_STOP_POLLING
+        return response
+    webapp = _get_webapp(request, name, admin=True)
+    try:
+        _request_install(webapp, request.user)
+    except control.ControlError as e:
+        messages.error(request, str(e))
+    else:
+        messages.info(request, f"Install of {webapp.engine_name} for {webapp.name} requested: its outcome shows "
+                               "here and in the Activity.")
+    return redirect(webapp)
+
+
+def _request_install(webapp: WebApp, user: Any) -> None:
+    import datetime as dt
+
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
+
+    from portal import health
+    from processes import sync
+    from processes.adapters import adapter_of
+    from webapps import tasks
+    from webapps.runtime import engines
+
+    if (webapp.startup.get("install") or {}).get("state") == "installing":
+        raise control.ControlError(f"An install for {webapp.name} is already running: wait for its outcome below.")
+    command = engines.install_command(adapter.python_of(webapp), webapp.engine_name)
+    now = dt.datetime.now(dt.UTC)
+    trigger = control.trigger_for(user)
+    try:
+        # Ask the broker first, briefly, as a Start does: Celery's own reconnects take minutes.
+        health.redis_client(1.0).ping()
+        tasks.set_install(webapp.pk, {"state": "installing", "command": command, "at": now.isoformat()})
+        tasks.install_engine.apply_async(
+            args=[webapp.pk, trigger], queue=adapter_of(webapp).queue_of(webapp),
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        )
+    except (OperationalError, RedisError, RuntimeError) as e:
+        tasks.set_install(webapp.pk, None)
+        raise control.ControlError(
+            f"The install was not sent: the task broker does not answer ({e}). "
+            "Check that Redis and a worker run (`make run` starts both), then press the button again."
+        ) from None
+    sync.record(webapp, message=f"Install of {webapp.engine_name} requested: {command}", trigger=trigger,
+                user=audit.account_of(user), host=settings.PORTAL_HOST_NAME, at=now)

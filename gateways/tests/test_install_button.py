@@ -189,4 +189,4 @@ def test_an_install_without_a_broker_says_so_and_leaves_nothing_in_flight(admin_
     assert "The install was not sent: the task broker does not answer" in html and "make run" in html
     gateway.refresh_from_db()
     assert "install" not in gateway.startup and gateway.startup["fix_argv"]
-    assert not Activity.objects.of(gateway).filter().exists()
+    assert not Activity.objects.of(gateway).exists()

@@ -62,7 +62,7 @@ def test_quick_exits_after_ready_end_fatal_with_the_reason(gateway_processes, op
     start_and_wait(gateway, operator, timeout=30)
     gateway = wait_state(gateway, {"fatal"}, timeout=30)
     assert "gave up after 3 quick exits in a row" in gateway.last_error
-    trail = list(Activity.objects.of(gateway).filter().exclude(to_state="").order_by("id")
+    trail = list(Activity.objects.of(gateway).exclude(to_state="").order_by("id")
                  .values_list("to_state", flat=True))
     assert trail.count("running") == 3 and trail[-2:] == ["exited", "fatal"]
     assert Activity.objects.of(gateway).filter(to_state="fatal").get().level == "error"

@@ -50,7 +50,7 @@ def test_start_gives_running_and_the_persondemo_works_then_stop_leaves_nothing(g
     assert server_processes(port) == []
     run = Run.objects.of(gateway).get()
     assert run.outcome == "stopped" and run.requested_by == operator and run.ready_at and run.stopped_at
-    trail = list(Activity.objects.of(gateway).filter().order_by("id").values_list("to_state", flat=True))
+    trail = list(Activity.objects.of(gateway).order_by("id").values_list("to_state", flat=True))
     assert [s for s in trail if s] == ["starting", "running", "stopping", "stopped"]
 
 
@@ -75,7 +75,7 @@ def test_a_server_that_exits_at_once_goes_backoff_then_fatal(gateway_processes, 
     gateway = make_gateway(port=free_port(), python_options="-c 'import sys; sys.exit(3)'")
     gateway = start_and_wait(gateway, operator, timeout=30)
     gateway = wait_state(gateway, {"fatal"}, timeout=30)
-    states = list(Activity.objects.of(gateway).filter().exclude(to_state="").order_by("id")
+    states = list(Activity.objects.of(gateway).exclude(to_state="").order_by("id")
                   .values_list("to_state", flat=True))
     assert states.count("backoff") == 3 and states[-1] == "fatal"
     assert "exit code 3" in gateway.last_error
@@ -123,7 +123,7 @@ def test_twenty_concurrent_starts_give_one_process(gateway_processes, operator):
     gateway = wait_state(gateway, {"running"})
     wait_until(lambda: not Gateway.objects.get(pk=gateway.pk).intent, timeout=20)
     assert len(server_processes(gateway.port)) == 1
-    assert Run.objects.of(gateway).filter().count() == 1
+    assert Run.objects.of(gateway).count() == 1
     assert Activity.objects.of(gateway).filter(message="Start requested").count() == 20
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
 import re
 import socket
 from collections.abc import Callable
@@ -146,6 +147,46 @@ def unix_http_probe(socket_path: str, path: str, timeout: float) -> bool:
         return False
     finally:
         conn.close()
+
+
+def clear_stale_socket(socket_path: str) -> str | None:
+    """Before a start on a unix socket: remove the file a killed server left, or say who holds it.
+
+    A server killed by SIGKILL cannot remove its socket file, and some servers (granian) refuse
+    to start while it exists ("Address already in use"). The file is removed only when nothing
+    listens on it (connect is refused); a live listener is another server: an error message.
+    """
+    import stat
+
+    try:
+        mode = os.lstat(socket_path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"the socket {socket_path} cannot be checked ({exc.strerror}); fix the run directory's permissions"
+    if not stat.S_ISSOCK(mode):
+        return f"{socket_path} exists and is not a socket; remove it or choose another run directory"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(0.5)
+    try:
+        sock.connect(socket_path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        pass  # nobody listens: the leftover of a server that is gone
+    except OSError:
+        pass  # a timeout or another error: no server we could reach either
+    else:
+        return (f"another process is already listening on {socket_path}; stop it (or the application that "
+                "uses this run directory) first")
+    finally:
+        sock.close()
+    try:
+        os.unlink(socket_path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return f"the stale socket {socket_path} cannot be removed ({exc.strerror})"
+    log.info("removed the stale socket %s", socket_path)
+    return None
 
 
 _reported: set[str] = set()

@@ -11,7 +11,8 @@
                                        # None: the keeper restarts the process
 
 Skipped always: any virtualenv (a folder holding ``pyvenv.cfg``), ``__pycache__``, ``.git``,
-``node_modules``, ``site-packages`` and every folder whose name starts with a dot.
+``node_modules``, ``site-packages``, every folder whose name starts with a dot, and dot files
+(editors' locks and temporaries).
 
 The watcher polls modification times instead of using inotify: polling needs no dependency
 (watchfiles or pyinotify would have to be in the interpreter that runs the keeper), works on
@@ -78,7 +79,8 @@ class Watcher:
                 or os.path.exists(os.path.join(path, "pyvenv.cfg")))
 
     def matches(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.patterns)
+        # Dot files are editors' locks and temporaries (emacs's .#web.py), never the app's code.
+        return not name.startswith(".") and any(fnmatch.fnmatchcase(name, pattern) for pattern in self.patterns)
 
     def scan(self) -> dict[str, tuple[int, int]]:
         found: dict[str, tuple[int, int]] = {}

@@ -215,9 +215,16 @@ class Keeper:
         who = f"by pid {holder[0]} ({holder[1]})" if holder and holder[0] else "(held by a process we cannot see)"
         return f"port {port} on {host} is already in use {who}; stop that process or choose another port"
 
+    def stale_socket_error(self) -> str | None:
+        """A unix socket left by a killed run is removed; one that a live server holds is an error."""
+        probe = self.probe
+        if not probe or probe.get("kind") != "unix-http":
+            return None
+        return probes.clear_stale_socket(str(probe["socket"]))
+
     def spawn(self) -> str | None:
         """Start the child; returns an error message when it could not be started."""
-        busy = self.resolve_probe() or self.port_in_use_error()
+        busy = self.resolve_probe() or self.port_in_use_error() or self.stale_socket_error()
         if busy:
             return busy
         roots = self.spec.log_roots
@@ -458,7 +465,9 @@ class Keeper:
                     what += " (adopted process: the keeper is not its parent and cannot know)"
                 message = f"exited after {ran:.2f} s: {what}"
                 err = None if expected else f"{message}; last output: {self.last_output_line() or '(none)'}"
-                give_up = restart and failures >= spec.max_quick_failures
+                # In debug mode a broken save is not the end: the failed starts that follow
+                # wait for the next change of the code (below) instead of giving up.
+                give_up = restart and failures >= spec.max_quick_failures and self.watcher is None
                 self.journal.transition(
                     State.EXITED, trigger="keeper", message=message, exit_code=exit_code, sig=sig,
                     expected=expected, error=err,
@@ -498,10 +507,23 @@ class Keeper:
             give_up = failures >= spec.max_quick_failures
             delay = spec.backoff_delay(failures)
             suffix = "" if give_up else f"; retry {failures} in {delay:g} s"
+            if give_up and self.watcher is not None:
+                suffix = f"; {failures} failed starts in a row: waiting for a change of the code to start again"
             self.journal.transition(
                 State.BACKOFF, trigger="keeper", message=error + suffix, exit_code=exit_code,
                 sig=sig, expected=False, error=error,
             )
+            if give_up and self.watcher is not None:
+                changed = self.wait_for_change()
+                if changed is None:
+                    self.journal.transition(State.STOPPED, trigger=self.stop_trigger(),
+                                            message="stopped while waiting for a change of the code", error=None)
+                    return 0
+                self.journal.note("reload", trigger="reload", file=changed, how="start",
+                                  message=f"{changed} changed: starting again")
+                failures = 0
+                trigger = "reload"
+                continue
             if give_up:
                 msg = f"gave up after {failures} failed starts in a row: {error}"
                 self.journal.transition(State.FATAL, trigger="keeper", message=msg, error=msg)
@@ -509,6 +531,17 @@ class Keeper:
             if not self.wait_to_restart(delay, "stopped during backoff", error=None):
                 return 0
             trigger = "auto-restart"
+
+    def wait_for_change(self) -> str | None:
+        """Debug mode, after failed starts: the file whose change is worth a new start; None on a stop."""
+        watcher = self.watcher
+        assert watcher is not None
+        while not self.stop_requested:
+            changed = watcher.poll()
+            if changed is not None:
+                return changed
+            self.pause(min(HOUSEKEEPING_INTERVAL, watcher.next_wakeup()))
+        return None
 
     def wait_to_restart(self, delay: float, stopped: str, **fields: Any) -> bool:
         """Wait ``delay`` seconds before the next start and count the restart.

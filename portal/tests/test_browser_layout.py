@@ -90,7 +90,41 @@ def portal_with_content(administrator):  # type: ignore[no-untyped-def]
     log.write_text("".join(f"2026-11-30 01:{i % 60:02d}:00 INFO line {i} " + "y" * (i % 3 * 70) + "\n"
                            for i in range(120)))
     tokens.create(administrator, "deploy script on the build server")
+    _web_applications(now)
     return gateway
+
+
+LONG_PATH = "/settlement/eastern-region/nightly-batch/reports.v2/api"
+
+
+def _web_applications(now: dt.datetime) -> None:
+    """A web application with every field filled and long values, and one with a long path."""
+    from webapps import adapter
+    from webapps.models import WebApp
+
+    folder = "/srv/applications/settlement-eastern-region/nightly-batch-reporting/current"
+    webapp = WebApp.objects.create(
+        name="/flask", directory=folder, module="reporting.wsgi", callable="application",
+        python_executable="/opt/python/3.12/bin/python3", engine="granian", workers=4, threads=8, debug=True,
+        environment={"APP_DB_PATH": folder + "/var/reporting-database.sqlite3", "APP_MODE": "production"},
+        secret_environment={"API_TOKEN": "secret"},
+        static_files={"/static": folder + "/static", "/media/uploads/images": folder + "/media"},
+        state="running", pid=42000, state_changed_at=now,
+        startup={"command": f"/opt/python/3.12/bin/python3 -m granian --interface wsgi --uds {folder}/app.sock "
+                            "--uds-permissions 0o660 --workers 4 --working-dir " + folder + " reporting.wsgi:application",
+                 "trigger": "ada", "time_to_ready": 0.812,
+                 "first_lines": ["[INFO] Starting granian (main PID: 42000) " + "z" * 160]},
+    )
+    WebApp.objects.create(name=LONG_PATH, directory=folder, module="app", protocol="asgi",
+                          python_executable="/usr/bin/python3", last_error="Start refused: " + "w" * 200)
+    for i in range(4):
+        Activity.objects.create(kind="webapp", object_id=webapp.pk, name="/flask", at=now - dt.timedelta(minutes=i),
+                                from_state="starting", to_state="running", pid=42000 + i, trigger="ada",
+                                host="portal-host-1.example.com", message="Ready in 0.81 s " + "v" * 120)
+    log = adapter.log_path(webapp)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(f"127.0.0.1 - - [30/Nov/2026:01:{i % 60:02d}:00] \"GET /flask/posts HTTP/1.1\" 200 "
+                           + "q" * (i % 3 * 80) + "\n" for i in range(60)))
 
 
 PAGES = [
@@ -112,6 +146,13 @@ PAGES = [
     ("admin-gateway", "/admin/gateways/gateway/1/change/"),
     ("admin-activity", "/admin/gateways/activity/"),
     ("admin-history", "/admin/portal/auditentry/"),
+    ("webapps", "/webapps/"),
+    ("webapp-create", "/webapps/-/new/"),
+    ("webapp-detail", "/webapps/flask/"),
+    ("webapp-detail-long-path", f"/webapps{LONG_PATH}/"),
+    ("webapp-edit", "/webapps/flask/-/edit/"),
+    ("webapp-delete", f"/webapps{LONG_PATH}/-/delete/"),
+    ("webapp-activity", "/webapps/flask/-/activity/"),
 ]
 
 

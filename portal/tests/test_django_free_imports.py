@@ -39,6 +39,10 @@ def django_free_modules() -> list[str]:
         modules += _modules_in("webapps/front")
     elif (ROOT / "webapps" / "front.py").is_file():
         modules.append("webapps.front")
+    # The runtime of a web application (engines, app check, virtualenvs): the keeper and the
+    # application's own interpreter run it.
+    if (ROOT / "webapps" / "runtime").is_dir():
+        modules += _modules_in("webapps/runtime")
     return modules
 
 
@@ -71,5 +75,7 @@ def test_every_part_of_the_protocol_and_of_the_keeper_is_checked():
     modules = django_free_modules()
     for name in ("codec", "endpoint", "framing", "handshake", "objects", "proxies", "wire", "errors"):
         assert f"gateways.protocol.{name}" in modules
-    for name in ("keeper", "daemon", "supervisor", "journal", "rundir", "probes", "child", "lock", "spec"):
+    for name in ("keeper", "daemon", "supervisor", "journal", "rundir", "probes", "child", "lock", "spec", "reload"):
         assert f"portal.process.{name}" in modules
+    for name in ("engines", "appcheck", "check_app", "venvs"):
+        assert f"webapps.runtime.{name}" in modules

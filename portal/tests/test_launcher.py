@@ -1,5 +1,6 @@
 """`make run`'s launcher with real processes: it serves, supervises its parts, and leaves nothing behind."""
 
+import json
 import os
 import signal
 import socket
@@ -13,12 +14,24 @@ import pytest
 from django.conf import settings
 
 from conftest import wait_until, worker_database_url
+from webapps.front.routes import write_routes
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def http_answer(url: str, accept: str = "application/json") -> tuple[int | None, str]:
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return None, ""
 
 
 def http_status(url: str) -> int | None:
@@ -42,6 +55,7 @@ def portal_env(tmp_path: Path, django_db_setup) -> dict[str, str]:  # type: igno
     }
     env.update({
         "PORTAL_VAR_DIR": str(tmp_path / "var"), "PORTAL_PORT": str(free_port()),
+        "PORTAL_APPS_PORT": str(free_port()),
         "PORTAL_ADMIN_PASSWORD": "launcher-test-password", "PORTAL_WORKER_CONCURRENCY": "1",
         "PORTAL_WEB_WORKERS": "1",
     })
@@ -117,24 +131,53 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
         [sys.executable, "-c", "import time; time.sleep(120)", "--schedule", str(var / "celerybeat-schedule")],
         start_new_session=True,
     )
+    # And an nginx left behind on the apps port, with its files in this folder's var/front/nginx.
+    prefix = var / "front" / "nginx"
+    prefix.mkdir(parents=True)
+    (prefix / "old.conf").write_text(
+        f"pid {prefix}/nginx.pid; error_log {prefix}/error.log; events {{}}\n"
+        f"http {{ access_log off; client_body_temp_path {prefix}/body; "
+        f"server {{ listen 127.0.0.1:{portal_env['PORTAL_APPS_PORT']}; return 418; }} }}\n"
+    )
+    stale_nginx = subprocess.Popen(["/usr/sbin/nginx", "-p", str(prefix), "-c", str(prefix / "old.conf"),
+                                    "-g", "daemon off;"], start_new_session=True)
+    wait_until(lambda: http_status(f"http://127.0.0.1:{portal_env['PORTAL_APPS_PORT']}/") == 418, timeout=10)
+    stale_workers = psutil.Process(stale_nginx.pid).children()
     launcher = Running(dict(portal_env, PORTAL_SECRET_KEY="launcher-test-" + "k" * 40), tmp_path / "launcher.log")
     try:
         launcher.wait_serving()
         assert stale_beat.wait(5) == -signal.SIGKILL
+        assert stale_nginx.wait(5) == -signal.SIGKILL
+        assert not [w for w in stale_workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
         assert f"pid {stale_beat.pid}, left running by an earlier run" in launcher.output()
         assert http_status(f"http://127.0.0.1:{launcher.port}/") == 302
         tree = psutil.Process(launcher.process.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
         assert "redis-server" in names and "gunicorn" in names
         assert "portal.celery worker" in names and "portal.celery beat" in names
+        # The front on the apps port: nginx here (it is installed), with its files under var/.
+        assert "webapps.front.nginx" in names and "nginx: master process" in names
+        assert f"web applications are served at http://127.0.0.1:{portal_env['PORTAL_APPS_PORT']}/ " \
+               "by the nginx front" in launcher.output()
+        assert (var / "front" / "nginx" / "nginx.pid").exists()
+        apps = f"http://127.0.0.1:{portal_env['PORTAL_APPS_PORT']}"
+        status, body = http_answer(f"{apps}/nothing-here/")
+        assert status == 404 and json.loads(body)["error"] == "no application is mounted at this path"
+        # A routes change reaches the running front (nginx is reloaded) within a second or so.
+        write_routes(var / "front" / "routes.json",
+                     [{"path": "/later", "socket": str(var / "x.sock"), "state": "stopped", "reason": "r1"}],
+                     ["portal_sessionid", "portal_csrftoken"])
+        wait_until(lambda: http_answer(f"{apps}/later/")[0] == 503, timeout=5, interval=0.05,
+                   message="the front did not follow the routes file")
         sessions = launcher.sessions()
         assert (var / "redis" / "redis.sock").exists()
         # Each part gets only the secrets it needs: the admin password none, the secret key
-        # and the database URL the Django processes only, never Redis.
+        # and the database URL the Django processes only, never Redis nor the front.
         for process in psutil.Process(launcher.process.pid).children():
             environ = process.environ()
             assert "PORTAL_ADMIN_PASSWORD" not in environ, process.cmdline()
-            django_part = "redis-server" not in " ".join(process.cmdline())
+            command = " ".join(process.cmdline())
+            django_part = "redis-server" not in command and "webapps.front" not in command
             assert ("PORTAL_SECRET_KEY" in environ) == django_part, process.cmdline()
         # gunicorn's control socket is this portal's, not the user's shared ~/.gunicorn one.
         assert (var / "run" / "gunicorn.ctl").exists()
@@ -154,13 +197,15 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
 
         assert launcher.ctrl_c() == 0
         output = launcher.output()
-        for part in ("web server", "celery beat", "celery worker", "redis"):
+        for part in ("front (nginx)", "web server", "celery beat", "celery worker", "redis"):
             assert f"stopping {part}" in output
         assert [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
         assert alive_in(sessions) == []
+        assert http_status(f"{apps}/later/") is None
     finally:
         launcher.kill()
         stale_beat.kill()
+        stale_nginx.kill()
 
 
 def schedulers(schedule: str) -> list[int]:
@@ -235,18 +280,21 @@ def test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything(port
         launcher.kill()
 
 
-def test_a_web_port_held_by_another_program_is_refused_before_anything_starts(portal_env):
+@pytest.mark.parametrize(("variable", "what"), [
+    ("PORTAL_PORT", "the web server"), ("PORTAL_APPS_PORT", "the applications' front"),
+])
+def test_a_port_held_by_another_program_is_refused_before_anything_starts(portal_env, variable, what):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
         out = subprocess.run(
-            [sys.executable, "-m", "portal.launcher"], env=dict(portal_env, PORTAL_PORT=str(port)),
+            [sys.executable, "-m", "portal.launcher"], env=dict(portal_env, **{variable: str(port)}),
             cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=False,
         )
     assert out.returncode == 1
-    assert f"the web server cannot listen on 127.0.0.1:{port} (Address already in use)" in out.stdout
-    assert f"PORTAL_PORT={port + 1} make run" in out.stdout
+    assert f"{what} cannot listen on 127.0.0.1:{port} (Address already in use)" in out.stdout
+    assert f"{variable}={port + 1} make run" in out.stdout
     assert "starting" not in out.stdout and "Traceback" not in out.stderr
     assert not (Path(portal_env["PORTAL_VAR_DIR"]) / "redis" / "redis.sock").exists()
 
@@ -262,3 +310,55 @@ def test_a_second_redis_on_the_same_folder_is_refused(portal_env):
     finally:
         first.terminate()
         first.wait(10)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PORTAL_FRONT": "apache"}, "PORTAL_FRONT='apache' is not a front: use nginx, asyncio or auto"),
+    ({"PORTAL_APPS_PORT": "same"}, "PORTAL_APPS_PORT and PORTAL_PORT are both"),
+])
+def test_a_bad_front_setting_is_refused_saying_how_to_fix_it(portal_env, env, message):
+    if env.get("PORTAL_APPS_PORT") == "same":
+        env = {"PORTAL_APPS_PORT": portal_env["PORTAL_PORT"]}
+    out = subprocess.run(
+        [sys.executable, "-m", "portal.launcher"], env=dict(portal_env, **env),
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert out.returncode == 1
+    assert message in out.stdout
+    assert "starting" not in out.stdout and "Traceback" not in out.stderr
+
+
+def test_without_nginx_the_asyncio_front_serves_and_a_leftover_front_is_stopped(portal_env, tmp_path):
+    var = Path(portal_env["PORTAL_VAR_DIR"])
+    apps = f"http://127.0.0.1:{portal_env['PORTAL_APPS_PORT']}"
+    # A front left behind by an earlier run from this folder, holding the apps port.
+    (var / "front").mkdir(parents=True)
+    stale = subprocess.Popen(
+        [sys.executable, "-m", "webapps.front", "--listen", f"127.0.0.1:{portal_env['PORTAL_APPS_PORT']}",
+         "--routes", str(var / "front" / "routes.json")], cwd=settings.BASE_DIR, start_new_session=True,
+    )
+    wait_until(lambda: http_status(f"{apps}/x") == 404, timeout=15, message="the stale front did not start")
+    launcher = Running(dict(portal_env, PORTAL_FRONT="asyncio"), tmp_path / "launcher.log")
+    try:
+        launcher.wait_serving()
+        assert stale.wait(5) == -signal.SIGKILL
+        front = launcher.part("webapps.front --listen")
+        assert front is not None and "webapps.front.nginx" not in " ".join(front.cmdline())
+        # The front needs no secret.
+        assert not {"PORTAL_SECRET_KEY", "PORTAL_ADMIN_PASSWORD"} & set(front.environ())
+        # The launcher wrote the routes file from the (empty) definitions before the front started.
+        assert json.loads((var / "front" / "routes.json").read_text())["apps"] == []
+        assert http_answer(f"{apps}/flask/")[0] == 404
+        # A killed front is restarted like every part.
+        front.kill()
+        wait_until(lambda: (p := launcher.part("webapps.front --listen")) and p.pid != front.pid, timeout=20,
+                   message=f"the front was not restarted:\n{launcher.output()[-2000:]}")
+        wait_until(lambda: http_answer(f"{apps}/flask/")[0] == 404, timeout=10, message="the front is not back")
+        sessions = launcher.sessions()
+        assert launcher.ctrl_c() == 0
+        assert "stopping front (asyncio)" in launcher.output()
+        assert alive_in(sessions) == []
+        assert http_status(f"{apps}/flask/") is None
+    finally:
+        launcher.kill()
+        stale.kill()

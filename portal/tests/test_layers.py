@@ -84,9 +84,24 @@ def test_the_project_package_imports_no_app():
     )
 
 
+def test_the_process_layer_imports_no_kind():
+    """processes/ serves every kind through adapters: it imports neither gateways nor webapps."""
+    sources = _sources("processes")
+    assert ROOT / "processes" / "tasks.py" in sources and ROOT / "processes" / "watcher.py" in sources
+    found = {
+        str(path.relative_to(ROOT)): imports
+        for path in sources
+        if (imports := app_imports(path.read_text()))
+    }
+    assert found == {}, (
+        "processes/ must not import a kind's app: ask the kind's adapter (processes/adapters.py) "
+        f"for what differs between kinds: {found}"
+    )
+
+
 def test_a_worker_starts_the_watcher_from_the_app_registry_and_celery_alone_imports_no_app():
-    # After Django is set up (as a worker does before it is ready), the gateways app has
-    # connected the watcher to the worker's signals.
+    # After Django is set up (as a worker does before it is ready), the processes app has
+    # connected the watcher (of every kind's keepers) to the worker's signals.
     from celery.signals import worker_ready, worker_shutdown
 
     assert "processes.watcher.start" in [key[0] for key, _ in worker_ready.receivers]
@@ -147,7 +162,7 @@ def test_the_check_finds_sets_of_state_names_and_nothing_else():
 
 
 def test_sets_of_state_names_are_spelled_only_in_portal_process_states():
-    sources = [p for p in _sources("portal", "gateways", "webapps", "bench") if p != STATES_MODULE]
+    sources = [p for p in _sources("portal", "processes", "gateways", "webapps", "bench") if p != STATES_MODULE]
     assert len(sources) > 50
     found = {
         str(path.relative_to(ROOT)): lines

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from gateways.models import Gateway
 from portal.models import ApiToken, AuditEntry
 from processes.models import Activity, Run
+from webapps.models import WebApp
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +62,9 @@ ROUTES = sorted(set(_routes(get_resolver().url_patterns)), key=str)
 GATEWAY_FORM = ["pk", "type", "name", "server", "port", "use_passphrase", "passphrase", "log_file",
                 "python_executable", "python_options", "connection_timeout", "init_timeout", "restart_policy",
                 "stop_timeout"]
+WEBAPP_FORM = ["pk", "name", "directory", "module", "callable", "protocol", "debug", "python_executable",
+               "requirements_file", "engine", "workers", "threads", "environment", "secret_environment",
+               "static_files", "log_file", "restart_policy", "init_timeout", "stop_timeout"]
 ACTIVITY_FILTER = ["gateway", "trigger", "level", "since", "until", "before", "after", "format"]
 # The fields each view reads, so that an example often hits them; other routes draw from FIELDS.
 ROUTE_FIELDS = {
@@ -75,6 +79,14 @@ ROUTE_FIELDS = {
     "profile": ["name", "revoke"],
     "login": ["username", "password", "next"],
     "api:action": ["wait"],
+    "webapps:validate": [*WEBAPP_FORM, "field"],
+    "webapps:create": WEBAPP_FORM,
+    "webapps:edit": WEBAPP_FORM,
+    "webapps:list": ["q", "state", "page", "part"],
+    "webapps:row": ["announce"],
+    "webapps:control": ["from"],
+    "webapps:activity": ACTIVITY_FILTER,
+    "webapps_api:resource": ["wait"],
 }
 # Every field name a form or view of the portal reads, and the admin's query keys.
 FIELDS = [
@@ -84,6 +96,8 @@ FIELDS = [
     "page", "announce", "from", "field", "wait", "revoke", "username", "password", "next", "action",
     "select_across", "index", "_selected_action", "o", "p", "e", "_changelist_filters", "_popup",
     "_to_field", "all", "at__gte", "at__lt", "started_at__gte", "password1", "password2", "_save",
+    "directory", "module", "callable", "protocol", "debug", "requirements_file", "engine", "workers", "threads",
+    "environment", "secret_environment", "static_files",
 ]
 
 ODD_NUMBERS = st.sampled_from(
@@ -113,6 +127,8 @@ def _valid(param: str) -> st.SearchStrategy[str]:
     """A value that resolves to something that exists, so the views behind it run too."""
     if param == "name":
         return st.sampled_from(["PyGate", "pygate"])
+    if param == "path":  # the web applications' API: an application's path, and an action after it
+        return st.sampled_from(["PyGate", "pygate/", "PyGate/start", "PyGate/stop/", "nope/restart"])
     if param == "action":
         return st.sampled_from(["start", "stop", "restart"])
     if param == "app_label":
@@ -146,6 +162,11 @@ def world(django_user_model, make_user):  # type: ignore[no-untyped-def]
     ApiToken.objects.create(user=users["viewer"], name="t", prefix="abcd", digest="0" * 64)
     audit.record(user=users["administrator"], action="created", obj=gateway, before=None,
                  after=audit.snapshot(gateway, Gateway.AUDITED_FIELDS))
+    webapp = WebApp.objects.create(name="/PyGate", directory="/tmp", module="app", python_executable="/usr/bin/python3",
+                                   secret_environment={"TOKEN": "x"}, static_files={"/static": "/tmp"})
+    WebApp.objects.create(name="/Other/api", directory="/tmp", module="app", protocol="asgi", state="running", pid=1)
+    audit.record(user=users["administrator"], action="created", obj=webapp, before=None,
+                 after=audit.snapshot(webapp, WebApp.AUDITED_FIELDS), secret_fields=WebApp.SECRET_FIELDS)
     assert AuditEntry.objects.exists()
     return users
 
@@ -191,9 +212,11 @@ def test_no_input_gets_a_server_error(route: Route, world) -> None:  # type: ign
         # A deleted or renamed PyGate comes back, so every example has something to find.
         if not Gateway.objects.filter(name="PyGate").exists():
             Gateway.objects.create(name="PyGate", server="127.0.0.1", port=55001)
+        if not WebApp.objects.filter(name="/PyGate").exists():
+            WebApp.objects.create(name="/PyGate", directory="/tmp", module="app", python_executable="/usr/bin/python3")
         headers = {"HX-Request": "true", "HX-Trigger-Name": trigger_name} if htmx else {}
         response = getattr(_client(clients, world, role), method)(path, data, headers=headers)
-        if route.name and route.name.startswith("api:") and response.status_code == 503:
+        if route.name and route.name.startswith(("api:", "webapps_api:")) and response.status_code == 503:
             # The API's one 5xx: the broker does not answer (none runs here), said in JSON.
             assert "broker does not answer" in response.json()["error"]
             return
@@ -205,7 +228,8 @@ def test_no_input_gets_a_server_error(route: Route, world) -> None:  # type: ign
 def test_every_page_of_the_portal_is_fuzzed() -> None:
     names = {r.name for r in ROUTES}
     assert {"gateways:validate", "gateways:create", "gateways:edit", "activity", "profile", "login",
-            "api:action", "admin:index", "admin:gateways_gateway_change"} <= names
+            "api:action", "admin:index", "admin:gateways_gateway_change", "webapps:validate", "webapps:create",
+            "webapps:edit", "webapps:control", "webapps_api:resource"} <= names
 
 
 def test_the_validation_of_odd_primary_keys_answers(admin_client_) -> None:

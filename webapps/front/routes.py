@@ -11,8 +11,8 @@ The portal writes one JSON file (atomically: a temporary file in the same direct
           "path": "/flask",                 # the mount: "/" + segments of [A-Za-z0-9._~-], no
                                             # trailing slash, no "." or ".." segment
           "socket": "/abs/path/app.sock",   # absolute path of the app's unix socket
-          "state": "running",               # running | starting | stopped | backoff | fatal |
-                                            # exited | unknown
+          "state": "running",               # running | starting | stopped | stopping | backoff |
+                                            # fatal | exited | unknown
           "reason": "",                     # one line shown on the 503 page ("" when none)
           "protocol": "wsgi",               # wsgi | asgi (asgi apps get websockets passed through)
           "static": [                       # optional: sub-paths the front serves from a directory
@@ -52,11 +52,11 @@ from pathlib import Path
 from typing import Any
 
 # The state names come from the portal's one source (Django-free, like this front).
-from portal.process.states import BACKOFF, EXITED, FATAL, RUNNING, STARTING, STOPPED, UNKNOWN
+from portal.process.states import BACKOFF, EXITED, FATAL, RUNNING, STARTING, STOPPED, STOPPING, UNKNOWN
 
 VERSION = 1
 # The states a route may have, in the order the error message lists them.
-STATES = (RUNNING, STARTING, STOPPED, BACKOFF, FATAL, EXITED, UNKNOWN)
+STATES = (RUNNING, STARTING, STOPPED, STOPPING, BACKOFF, FATAL, EXITED, UNKNOWN)
 RETRY_STATES = (STARTING, BACKOFF)
 RETRY_AFTER = 2
 PROTOCOLS = ("wsgi", "asgi")
@@ -267,6 +267,7 @@ def unavailable_page(route: Route) -> Page:
     reason = route.reason or {
         STARTING: "the application is starting; retry in a moment",
         STOPPED: "the application is stopped; an operator can start it in the portal",
+        STOPPING: "the application is being stopped",
         BACKOFF: "the application exited and is being restarted",
         FATAL: "the application failed to start; see its log in the portal",
         EXITED: "the application exited; see its log in the portal",

@@ -65,7 +65,9 @@ _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Readiness, reload and restart settings.
 INIT_TIMEOUT = 30.0  # a Django project's first import can take seconds on a loaded machine
 STOP_TIMEOUT = 10.0
-RELOAD_PATTERNS = ["*.py", "*.html", "*.htm", "*.jinja", "*.jinja2", "*.j2", "*.txt", "*.json", "*.toml", "*.cfg"]
+# Code and templates only: data files an application writes into its own folder (a JSON cache,
+# an upload, a SQLite file) must never reload it in a loop.
+RELOAD_PATTERNS = ["*.py", "*.html", "*.htm", "*.jinja", "*.jinja2", "*.j2"]
 RELOAD_DEBOUNCE = 0.1
 RELOAD_INTERVAL = 0.2
 
@@ -117,11 +119,13 @@ class AppRun:
             fits = [e for e in ENGINES if self.protocol in ENGINE_PROTOCOLS[e]]
             out.append(f"{self.engine} does not serve {self.protocol.upper()} applications; "
                        f"choose {' or '.join(fits)}")
-        if not _DOTTED.match(self.module or ""):
+        if (self.module or "").endswith(".py") or not _DOTTED.match(self.module or ""):
             out.append(f"the module {self.module!r} is not a Python module name; "
                        "give it without .py, dotted for a package (mysite.wsgi)")
-        if not _DOTTED.match(self.callable or ""):
-            out.append(f"the callable {self.callable!r} is not a Python name; the default is app")
+        # A plain name: gunicorn takes a name (or a call), not an attribute path.
+        if not (self.callable or "").isidentifier():
+            out.append(f"the callable {self.callable!r} is not a Python name (a variable of the module, "
+                       "such as app or application); the default is app")
         if not 1 <= self.workers <= 64:
             out.append(f"workers must be between 1 and 64, not {self.workers}")
         if not 1 <= self.threads <= 256:
@@ -173,14 +177,11 @@ def check_engine(python: str, engine: str) -> Any:
     failure = check_modules(python, engine_module(engine))
     if failure is None or failure.code != "modules-missing":
         return failure
+    missing = ", ".join((failure.fix_argv or [])[4:])  # [python, -m, pip, install, *missing]
     argv = install_argv(python, engine)
     command = shlex.join(argv)
-    return CheckFailure(
-        "engine-missing",
-        f"{python} cannot run {engine} ({failure.message.split(' cannot import ')[-1].split(';')[0]} "
-        f"missing); install it with: {command}",
-        fix=command, fix_argv=argv,
-    )
+    message = f"{python} cannot run {engine} ({missing} missing); install it with: {command}"
+    return CheckFailure("engine-missing", message, fix=command, fix_argv=argv)
 
 
 # Command lines ---------------------------------------------------------------------------
@@ -200,6 +201,10 @@ def engine_argv(app: AppRun) -> list[str]:
             "--chdir", app.directory,
             # Only the front reaches the socket; it sets X-Forwarded-For/-Proto/-Host.
             "--forwarded-allow-ips", "*",
+            # But a trusted forwarder may also set SCRIPT_NAME and PATH_INFO by header (gunicorn's
+            # default forwarder_headers): a client's header would then move the mount. None, so
+            # headers with an underscore are dropped and the mount is the environment's alone.
+            "--forwarder-headers=",
             "--no-control-socket",
             "--graceful-timeout", str(int(STOP_TIMEOUT) - 2),
             app.target,
@@ -257,8 +262,9 @@ def build_spec(app: AppRun, name: str | None = None, log_roots: list[str] | None
                pass_env: list[str] | None = None) -> Spec:
     """The keeper's :class:`Spec` for ``app``: ready once the app answers over its socket.
 
-    The probe asks for the mount's own page (``/flask/``) with the Host the front sends; any
-    status below 500 is an answer (a 404 or a redirect is a live app).
+    The probe asks for the mount's own page (``/flask/``) over the socket; any status below 500
+    is an answer (a 404, a 400 for a host the app does not allow, or a redirect is a live app).
+    In debug mode the keeper watches the application directory (``Spec.reload``).
     """
     probe = {"kind": "unix-http", "socket": app.socket, "path": (app.mount or "") + "/", "timeout": 2.0}
     ignore = []

@@ -145,3 +145,24 @@ def test_the_complete_config_passes_nginx_t_and_a_refused_one_is_kept_aside(tmp_
         front.write(routes)
     assert (tmp_path / "nginx" / "nginx.conf.rejected").exists()
     assert "listen 127.0.0.1:8082;" in front.conf.read_text()  # the good config stays in force
+
+
+def test_the_history_holds_each_seconds_rates_and_percentiles() -> None:
+    metrics = Metrics()
+    metrics.started = 100.0
+    for _ in range(20):
+        metrics.record("/flask", 200, 0.0015)
+    metrics.tick(102.0)
+    for _ in range(5):
+        metrics.record("/flask", 502, 0.3)
+    metrics.tick(103.0)
+    metrics.tick(104.0)
+    history = metrics.to_json()["history"]["/flask"]
+    assert [(h["t"], h["rps"], h["e5xx"], h["p50"], h["p99"]) for h in history] == [
+        (102.0, 10.0, 0.0, 2.0, 2.0),  # 20 requests over 2 s, all within 2 ms
+        (103.0, 5.0, 5.0, 500.0, 500.0),  # this second's requests only
+        (104.0, 0.0, 0.0, None, None),  # a quiet second is a point too
+    ]
+    for _ in range(200):
+        metrics.tick()
+    assert len(metrics.to_json()["history"]["/flask"]) == 120  # two minutes, no more

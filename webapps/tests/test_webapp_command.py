@@ -158,3 +158,14 @@ def test_an_unknown_path_or_user_says_what_to_do(folder):
 def test_an_env_option_without_equals_is_refused(folder):
     with pytest.raises(CommandError, match="--env 'JUSTNAME' has no '='"):
         run("create", "/hello", "--directory", str(folder), "--module", "hello", "--env", "JUSTNAME")
+
+
+def test_relative_paths_are_taken_from_where_the_command_runs(folder, monkeypatch):
+    (folder / "static").mkdir()
+    monkeypatch.chdir(folder.parent)
+    run("create", "/hello", "--directory", "app", "--module", "hello", "--python", "python3",
+        "--static", "/static=app/static")
+    webapp = WebApp.objects.get()
+    assert webapp.directory == str(folder)
+    assert webapp.python_executable.startswith("/") and webapp.python_executable.endswith("python3")
+    assert webapp.static_files == {"/static": str(folder / "static")}

@@ -246,7 +246,8 @@ def test_environment_lines_become_variables(folder):
     ("1X=a", "“1X” is not a variable name"),
     ("MY-VAR=a", "“MY-VAR” is not a variable name"),
     ("A=1\nA=2", "A is given twice (line 2)"),
-    ("SCRIPT_NAME=/x", "SCRIPT_NAME is set by the portal to the application's path: remove the line"),
+    ("SCRIPT_NAME=/x", "SCRIPT_NAME is set by the portal (SCRIPT_NAME to the application's path"),
+    ("WEBAPP_TARGET=x:y", "WEBAPP_TARGET is set by the portal"),
     ("BIG=" + "x" * 5000, "The value of BIG has 5000 characters, more than 4096"),
 ])
 def test_bad_environment_lines_are_refused(folder, text, words):
@@ -387,3 +388,16 @@ def test_another_interpreter_runs_the_check(folder, tmp_path):
     broken.chmod(0o755)
     message = errors_for(folder, python_executable=str(broken))["python_executable"]
     assert "this is not python" in message
+
+
+@pytest.mark.parametrize("where", ["/", "var", "var/log", "link"])
+def test_a_static_folder_that_would_serve_the_portals_private_files_is_refused(folder, tmp_path, where):
+    var = paths.VAR_DIR
+    target = {"/": "/", "var": str(var), "var/log": str(var / "log")}.get(where)
+    if where == "link":
+        link = tmp_path / "innocent-looking"
+        link.symlink_to(var.parent)
+        target = str(link)
+    message = errors_for(folder, static_files=f"/static={target}")["static_files"]
+    assert f"the portal's private folder {var}" in message
+    assert "anyone who reaches the applications' port could read them" in message

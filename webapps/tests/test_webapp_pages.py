@@ -195,3 +195,27 @@ def test_the_inline_check_of_a_secret_on_edit_keeps_the_blank(admin_client_, fol
 def test_the_form_fields_check_themselves_inline(admin_client_):
     html = admin_client_.get("/webapps/-/new/").content.decode()
     assert 'hx-post="/webapps/-/validate/"' in html and 'hx-target="#feedback-directory"' in html
+
+
+def test_the_dashboard_counts_web_applications_by_the_state_they_show(role_client, folder):
+    import datetime as dt
+
+    make_webapp(folder, name="/a", state="running", pid=1)
+    make_webapp(folder, name="/b", intent="start", intent_at=dt.datetime.now(dt.UTC))
+    html = role_client("viewer").get("/").content.decode()
+    assert "Web applications" in html and "All 2 web applications" in html
+    assert 'state-running">Running</span> <strong>1' in html and 'state-starting">Starting</span> <strong>1' in html
+
+
+def test_the_list_filters_by_the_state_shown(role_client, folder):
+    import datetime as dt
+
+    make_webapp(folder, name="/b", intent="start", intent_at=dt.datetime.now(dt.UTC))
+    assert "/b/" in role_client("viewer").get("/webapps/?state=starting").content.decode()
+
+
+def test_the_inline_import_check_needs_only_its_own_fields(admin_client_, tmp_path):
+    folder = app_dir(tmp_path, "raise ImportError('flask is not installed')\n")
+    response = admin_client_.post("/webapps/-/validate/", form_data(folder, name="", workers="0"),
+                                  headers={"HX-Request": "true", "HX-Trigger-Name": "module"})
+    assert "flask is not installed" in response.content.decode()

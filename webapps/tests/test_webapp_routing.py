@@ -23,5 +23,5 @@ def test_every_application_is_a_route_the_front_accepts(tmp_path):
     assert [(s.url, s.dir) for s in by_path["/flask"].static] == [("/flask/static", str(folder / "static"))]
     assert (by_path["/shop/api"].state, by_path["/shop/api"].protocol) == ("running", "asgi")
     assert by_path["/shop/api"].socket.endswith("/app.sock")
-    assert (by_path["/down"].state, by_path["/down"].reason) == ("stopped", "it is stopping")
+    assert (by_path["/down"].state, by_path["/down"].reason) == ("stopping", "the application is being stopped")
     assert routes.match("/shop/api/x").path == "/shop/api"

@@ -156,3 +156,110 @@ def test_the_pages_start_and_stop_with_the_buttons(webapp_processes, tmp_path, o
     assert response.status_code == 302
     wait_until(lambda: (webapp.refresh_from_db(), webapp.state == "stopped" and not webapp.intent)[1], timeout=20,
                message="the application did not stop")
+
+
+def test_the_install_button_runs_the_engines_pip_command_on_the_host_and_records_the_outcome(
+        webapp_processes, tmp_path, make_user):
+    """An interpreter without the engine (a virtualenv without pip, so nothing is downloaded here):
+    the start is refused naming the command, the button runs that command in a task, and its
+    failure (pip missing) is on the page and in the Activity."""
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    webapp = make_webapp(app_dir(tmp_path), python_executable=python)
+    client = Client()
+    client.force_login(make_user("ada", "Administrator"))
+    client.post("/webapps/hello/-/start/")
+    wait_until(lambda: (webapp.refresh_from_db(), bool(webapp.last_error) and not webapp.intent)[1], timeout=20,
+               message="the start was not refused")
+    assert f"{python} cannot run gunicorn" in webapp.last_error
+    html = client.get("/webapps/hello/").content.decode()
+    assert f"Run: {python} -m pip install gunicorn==27.0.1" in html
+
+    assert client.post("/webapps/hello/-/install/").status_code == 302
+    wait_until(lambda: (webapp.refresh_from_db(), webapp.startup.get("install", {}).get("state") == "failed")[1],
+               timeout=60, message="the install did not finish")
+    assert "No module named pip" in webapp.startup["install"]["message"]
+    assert client.get("/webapps/hello/-/install/").status_code == 286
+    messages = list(Activity.objects.of(webapp).values_list("message", flat=True))
+    assert any(m.startswith("Install of gunicorn requested") for m in messages)
+    assert any("-m pip install gunicorn==27.0.1 failed (exit 1)" in m for m in messages)
+
+
+def test_only_an_administrator_presses_the_install_button(tmp_path, role_client, transactional_db):
+    make_webapp(app_dir(tmp_path))
+    for role in ("viewer", "operator"):
+        assert role_client(role).post("/webapps/hello/-/install/").status_code == 403
+
+
+def test_the_flask_example_is_started_from_its_requirements_file_in_its_own_virtualenv(webapp_processes, tmp_path):
+    """The README's way: a requirements file instead of an interpreter. The start builds the
+    virtualenv (with gunicorn added), says so in the Activity, and the app answers at its mount."""
+    from webapps.tests.example_servers import EXAMPLES
+
+    folder = EXAMPLES / "flaskapp"
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text((folder / "requirements.txt").read_text())
+    run("create", "/flask", "--directory", str(folder), "--module", "app",
+        "--requirements", str(requirements), "--env", "APP_DB_PATH=" + str(paths.VAR_DIR / "f.db"))
+    out = run("start", "/flask", "--wait", "--timeout", "300")
+    assert "/flask is running" in out
+    webapp = WebApp.objects.get()
+    status, body = get_over_socket(webapp, "/flask/posts")
+    assert (status, body.strip()) == (200, b"[]")
+    assert str(adapter.venv_root(webapp)) in webapp.startup["command"]
+    messages = list(Activity.objects.of(webapp).order_by("id").values_list("message", flat=True))
+    assert any(m.startswith("Building the virtualenv from") for m in messages)
+    assert any(m.startswith("Virtualenv ") and " ready in " in m for m in messages)
+    run("stop", "/flask", "--wait")
+
+    # A changed requirements file: the next start rebuilds the virtualenv beside the old one.
+    requirements.write_text(requirements.read_text() + "# pinned again\n")
+    assert "/flask is running" in run("start", "/flask", "--wait", "--timeout", "300")
+    assert Activity.objects.of(webapp).filter(message__startswith="Rebuilding the virtualenv from").exists()
+    run("stop", "/flask", "--wait")
+    root = adapter.venv_root(webapp)
+    assert root.exists()
+    run("delete", "/flask")
+    wait_until(lambda: not root.exists(), timeout=5, message="the virtualenv outlived its definition")
+
+
+def test_debug_reloads_on_a_saved_file_and_says_which_in_the_activity(webapp_processes, tmp_path):
+    import time
+
+    folder = app_dir(tmp_path)
+    run("create", "/hello", "--directory", str(folder), "--module", "hello", "--debug")
+    run("start", "/hello", "--wait", "--timeout", "40")
+    webapp = WebApp.objects.get()
+    assert get_over_socket(webapp, "/hello/")[1] == b"hello from /hello"
+    time.sleep(1.1)  # a new mtime second: the keeper compares modification times
+    (folder / "hello.py").write_text((folder / "hello.py").read_text().replace("hello from", "changed at"))
+    saved = time.monotonic()
+    wait_until(lambda: get_over_socket(webapp, "/hello/")[1] == b"changed at /hello", timeout=10, interval=0.05,
+               message="the new code did not answer")
+    took = time.monotonic() - saved
+    print(f"debug reload: the new code answered {took:.2f} s after the save")
+    assert took < 5
+    wait_until(lambda: Activity.objects.of(webapp).filter(trigger="reload").exists(), timeout=10,
+               message="no reload in the Activity")
+    assert "hello.py changed" in Activity.objects.of(webapp).filter(trigger="reload").first().message
+    run("stop", "/hello", "--wait")
+
+
+def test_kill_9_of_an_application_is_restarted_by_its_policy(webapp_processes, tmp_path):
+    import os
+    import signal
+
+    folder = app_dir(tmp_path)
+    run("create", "/hello", "--directory", str(folder), "--module", "hello", "--restart-policy", "always")
+    run("start", "/hello", "--wait", "--timeout", "40")
+    webapp = WebApp.objects.get()
+    first = webapp.pid
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: (webapp.refresh_from_db(), webapp.state == "running" and webapp.pid not in (None, first))[1],
+               timeout=30, message="the application was not restarted")
+    assert get_over_socket(webapp, "/hello/")[0] == 200
+    run("stop", "/hello", "--wait")

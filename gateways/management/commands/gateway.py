@@ -18,7 +18,7 @@ rights: whoever can run manage.py can already read the portal's database and
 settings.
 
 Start, stop and restart go through the same service as the pages and the API
-(gateways.control), so a Viewer given with --user is refused the same way.
+(processes.control), so a Viewer given with --user is refused the same way.
 Without --wait the command returns once the request is sent; with it, it waits
 until the state settles and exits 1 when the server did not end where asked.
 """

@@ -11,6 +11,7 @@
     webapp delete PATH
     webapp start|stop|restart PATH [--wait] [--timeout S]
     webapp status PATH [--json]
+    webapp nginx-config [--server-name NAME] [--listen PORT]
 
 Creation and edits go through the same form as the page, so a bad value gives the same
 message (and exit code 1). Secret variables are read from a file of NAME=value lines
@@ -37,7 +38,7 @@ from gateways.management.commands.gateway import CliOperator, positive_seconds
 from portal import roles
 from portal.process.states import GOAL, RUNNING
 from processes import control
-from webapps import services
+from webapps import nginx_command, services
 from webapps.forms import WebAppForm, format_assignments
 from webapps.models import WebApp
 
@@ -138,11 +139,12 @@ class Command(BaseCommand):
         status = sub.add_parser("status", help="show the state of a web application")
         status.add_argument("path")
         status.add_argument("--json", action="store_true")
+        nginx_command.add_parser(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.actor = self._actor(options.get("user"))
         action = options["action"]
-        handler = self.do_control if action in CONTROL_ACTIONS else getattr(self, f"do_{action}")
+        handler = self.do_control if action in CONTROL_ACTIONS else getattr(self, f"do_{action.replace('-', '_')}")
         try:
             handler(options)
         except (PermissionDenied, control.ControlError) as e:
@@ -179,6 +181,7 @@ class Command(BaseCommand):
         return text
 
     def _form_data(self, options: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        _absolute_paths(options)
         for field in ("directory", "module", "callable", "protocol", "python_executable", "requirements_file",
                       "engine", "workers", "threads", "log_file", "restart_policy", "init_timeout",
                       "stop_timeout"):
@@ -303,6 +306,9 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"{webapp.name} is {webapp.state}.")
 
+    def do_nginx_config(self, options: dict[str, Any]) -> None:
+        nginx_command.handle(options, self.stdout)
+
     def do_status(self, options: dict[str, Any]) -> None:
         data = control.status_of(self._get(options["path"]))
         if options["json"]:
@@ -319,3 +325,24 @@ def _lines_to_dict(text: str) -> dict[str, str]:
             name, value = line.split("=", 1)
             values[name.strip()] = value
     return values
+
+
+def _absolute_paths(options: dict[str, Any]) -> None:
+    """Paths on a command line are relative to where it runs (the form wants full paths);
+    an interpreter given by name (python3) is looked up on PATH, as a shell would."""
+    import os
+    import shutil
+
+    for name in ("directory", "requirements_file", "log_file"):
+        if options.get(name):
+            options[name] = os.path.abspath(options[name])
+    python = options.get("python_executable")
+    if python and "/" not in python:
+        options["python_executable"] = shutil.which(python) or python
+    elif python:
+        options["python_executable"] = os.path.abspath(python)
+    statics = []
+    for item in options.get("static") or []:
+        sub, sep, folder = item.partition("=")
+        statics.append(f"{sub}={os.path.abspath(folder)}" if sep and folder else item)
+    options["static"] = statics

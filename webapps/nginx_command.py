@@ -1,0 +1,41 @@
+"""``manage.py webapp nginx-config [--server-name NAME] [--listen PORT]``: the subcommand, kept
+apart so that the ``webapp`` command only adds it to its subcommands (``add_parser``) and calls
+``handle`` for it."""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any, TextIO
+
+from django.core.management.base import CommandError
+from django.db import DatabaseError
+
+from webapps.front.routes import RoutesError
+
+HELP = "Print the nginx config (maps, upstreams and a server block) for an operator's own nginx."
+
+
+def add_parser(subparsers: Any) -> ArgumentParser:
+    parser = subparsers.add_parser(
+        "nginx-config",
+        help=HELP,
+        description=HELP + " Include it inside nginx's http { } block, e.g. as "
+        "/etc/nginx/conf.d/portal-apps.conf, and print it again (then nginx -s reload) when a "
+        "definition or a state changes: see docs/operations.md.",
+    )
+    parser.add_argument("--server-name", default="_", help="the host name the applications answer to, "
+                        "e.g. apps.example.com (default: any)")
+    parser.add_argument("--listen", default=None, help="the port (or HOST:PORT) nginx listens on for them "
+                        "(default: PORTAL_APPS_PORT)")
+    return parser
+
+
+def handle(options: dict[str, Any], stdout: TextIO) -> None:
+    from webapps.routing import nginx_config
+
+    try:
+        stdout.write(nginx_config(options.get("server_name") or "_", options.get("listen")))
+    except RoutesError as exc:
+        raise CommandError(str(exc)) from exc
+    except DatabaseError as exc:
+        raise CommandError(f"the definitions cannot be read ({exc}): run manage.py migrate first") from exc

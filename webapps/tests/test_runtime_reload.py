@@ -1,0 +1,126 @@
+"""Debug mode: the keeper reloads a real application under each engine when its code changes.
+
+An edit of the app's module must bring the new answer within about a second of the save, with a
+"reload" event naming the file in the journal; changes inside a virtualenv or a cache do nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_until
+from webapps.runtime.engines import AppRun
+from webapps.tests.runtime_helpers import (
+    ASGI_APP,
+    WSGI_APP,
+    RunningApp,
+    serve_python,
+    short_dir,
+    start_app,
+    wait_for_answer,
+)
+
+# (engine, protocol, workers, how the reload is done, seconds from the save to the new answer)
+# gunicorn and granian fork a new worker from a warm main process: about 0.25 s here, most of it
+# the watcher's scan interval and debounce. uvicorn starts a fresh interpreter (its one process
+# restarted by the keeper, or a new worker spawned by its supervisor on SIGHUP): about 1.0-1.5 s
+# on this 2-core machine under load.
+CASES = {
+    "gunicorn": ("gunicorn", "wsgi", 1, "SIGHUP", 1.0),
+    "granian": ("granian", "asgi", 1, "SIGHUP", 1.0),
+    "uvicorn": ("uvicorn", "asgi", 1, "restart", 2.0),
+    "uvicorn-2-workers": ("uvicorn", "asgi", 2, "SIGHUP", 2.0),
+}
+
+
+@pytest.fixture(scope="module")
+def python() -> str:
+    return serve_python()
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    path = short_dir("reload")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def start_debug_app(python: str, folder: Path, case: str) -> RunningApp:
+    engine, protocol, workers, _, _ = CASES[case]
+    code = folder / "code"
+    code.mkdir()
+    (code / "web.py").write_text(WSGI_APP if protocol == "wsgi" else ASGI_APP)
+    # What must never trigger a reload: a virtualenv in the app's folder, caches, dot folders.
+    (code / "venv-app" / "lib").mkdir(parents=True)
+    (code / "venv-app" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (code / "__pycache__").mkdir()
+    app = AppRun(mount="/dbg", directory=str(code), module="web", protocol=protocol, engine=engine,
+                 workers=workers, debug=True, python=python, socket=str(folder / "run" / "app.sock"))
+    return start_app(app, folder / "run")
+
+
+def reloads(app: RunningApp) -> list[dict]:
+    return [e for e in app.events() if e.get("event") == "reload"]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_an_edit_is_served_within_a_second_and_recorded(python: str, folder: Path, case: str) -> None:
+    app = start_debug_app(python, folder, case)
+    try:
+        assert app.get("/").text.startswith("one ")
+        pid = app.status()["pid"]
+
+        code = Path(app.app.directory)
+        (code / "venv-app" / "lib" / "site.py").write_text("x = 1\n")
+        (code / "__pycache__" / "web.py").write_text("x = 1\n")
+        (code / ".hidden.py").write_text("x = 1\n")
+        time.sleep(0.8)  # four scans
+        assert reloads(app) == [] and app.status()["pid"] == pid, f"a venv or cache change reloaded: {reloads(app)}"
+
+        web = code / "web.py"
+        web.write_text(web.read_text().replace('VERSION = "one"', 'VERSION = "two"'))
+        took = wait_for_answer(app, "/", "two ", timeout=10)
+        print(f"{case}: the new code answered {took:.2f} s after the save")
+        assert took < CASES[case][4], f"{case}: the new code answered {took:.2f} s after the save"
+        # From then on, only the new code answers (the old workers are retired).
+        wait_until(lambda: all(app.get("/").text.startswith("two ") for _ in range(5)), timeout=5)
+
+        events = reloads(app)
+        assert len(events) == 1, events
+        assert events[0]["file"] == str(web) and str(web) in events[0]["message"]
+        assert events[0]["how"] == CASES[case][3] and events[0]["from"] == events[0]["to"] == "running"
+        status = app.status()
+        assert status["state"] == "running" and status["restarts"] == 0
+        if CASES[case][3] == "SIGHUP":
+            assert status["pid"] == pid, "a graceful reload keeps the engine's main process"
+        else:
+            assert status["pid"] != pid, "the keeper restarted the process"
+        assert not [e for e in app.events() if e["to"] in ("exited", "backoff")], "a reload is no failure"
+    finally:
+        app.stop()
+
+
+@pytest.mark.parametrize("case", ["gunicorn", "uvicorn"])
+def test_a_broken_save_waits_for_the_fix_instead_of_giving_up(python: str, folder: Path, case: str) -> None:
+    app = start_debug_app(python, folder, case)
+    try:
+        web = Path(app.app.directory) / "web.py"
+        good = web.read_text()
+        web.write_text("def broken(:\n")
+        wait_until(lambda: any("waiting for a change of the code" in e["message"] for e in app.events()),
+                   timeout=30, message=f"no wait for a change: {app.events()}")
+        status = app.status()
+        assert status["state"] == "backoff" and "SyntaxError" in (status["error"] or "") + app.log()
+        assert not [e for e in app.events() if e["to"] == "fatal"]
+
+        web.write_text(good.replace('VERSION = "one"', 'VERSION = "three"'))
+        wait_for_answer(app, "/", "three ", timeout=15)
+        wait_until(lambda: app.status()["state"] == "running", timeout=10)  # the probe answers a moment later
+        assert any(e.get("how") == "start" and e["file"] == str(web) for e in app.events())
+    finally:
+        app.stop()
