@@ -325,3 +325,15 @@ def test_a_line_that_reads_as_the_definition_is_already_as_asked_and_another_spe
     other = apply("[Actions]\nModifyGateway:Name=pygate,Server=LOCALHOST,Port=025001\n")
     assert other.problems == [] and other.counts["unchanged"] == 1
     assert AuditEntry.objects.count() == 0
+
+
+def test_the_command_reads_standard_input_and_answers_json(monkeypatch):
+    import io
+    import json
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(FILE.encode())))
+    answer = json.loads(run_command("merge", "-", "--dry-run", "--json"))
+    assert answer["dry_run"] is True and answer["applied"] is False
+    assert [c["name"] for c in answer["created"]] == ["PyGate", "Second"]
+    assert Gateway.objects.count() == 0

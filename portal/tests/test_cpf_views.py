@@ -137,3 +137,14 @@ def test_the_api_without_a_token_is_401_and_a_get_is_405(administrator):
     assert Client().post("/api/cpf/merge", FILE, content_type="text/plain").status_code == 401
     response = token_client(administrator).get("/api/cpf/merge")
     assert response.status_code == 405 and response["Allow"] == "POST"
+
+
+def test_the_api_takes_the_file_as_a_multipart_upload_too(administrator):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = token_client(administrator)
+    response = client.post("/api/cpf/merge?apply=1", {"file": SimpleUploadedFile("site.cpf", FILE.encode())})
+    assert response.status_code == 200 and response.json()["applied"] is True
+    assert Gateway.objects.count() == 2
+    empty = client.post("/api/cpf/merge", b"", content_type="text/plain")
+    assert empty.status_code == 400 and "The body is empty" in empty.json()["error"]
