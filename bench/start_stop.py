@@ -281,8 +281,8 @@ def page_urls() -> dict[str, str]:
         "activity, filtered (level=error, trigger=ada)": "/activity/?level=error&trigger=ada",
         "activity, older page (middle of the table)": f"/activity/?before={_cursor_of(middle)}",
         "activity, htmx refresh (rows only)": "/activity/#htmx",
-        "admin, activity changelist": "/admin/gateways/activity/",
-        "admin, run changelist": "/admin/gateways/run/",
+        "admin, activity changelist": "/admin/processes/activity/",
+        "admin, run changelist": "/admin/processes/run/",
     }
 
 

@@ -5,8 +5,8 @@ Imported explicitly (``from portal.celery import app``) rather than from
 (the process keeper in ``portal.process``) can import the ``portal`` package
 cheaply.
 
-The apps connect their own worker signals (the gateways' watcher starts from
-``GatewaysConfig.ready()``): the project package imports no app.
+The apps connect their own worker signals (the watcher of every kind's keepers
+starts from ``ProcessesConfig.ready()``): the project package imports no app.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import ctypes
 import fcntl
 import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -144,6 +145,13 @@ def front_kind(env: dict[str, str]) -> tuple[str, str | None]:
     if wanted == "nginx" and nginx is None:
         raise ValueError("PORTAL_FRONT=nginx but nginx is not installed: "
                          "apt-get install nginx, or PORTAL_FRONT=asyncio")
+    if nginx and re.search(r"[\s\"'$;{}\\#]", str(paths.NGINX_DIR)):
+        # nginx's config cannot name a folder with these characters (webapps.front.nginx._safe_path).
+        if wanted == "nginx":
+            raise ValueError(f"PORTAL_FRONT=nginx but nginx cannot use the folder {paths.NGINX_DIR} (it holds "
+                             "a space, quote, '$', ';', '#' or brace): move var/ (PORTAL_VAR_DIR), "
+                             "or PORTAL_FRONT=asyncio")
+        nginx = None
     return ("nginx", nginx) if nginx else ("asyncio", None)
 
 

@@ -130,6 +130,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.LoginRequiredEverywhere",
+    "portal.middleware.AdminIgnoresEmptyToField",
 ]
 
 ROOT_URLCONF = "portal.urls"

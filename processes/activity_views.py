@@ -280,8 +280,11 @@ def _activity(request: HttpRequest, rows: QuerySet[Activity], context: dict[str,
 @require_GET
 def all_activity(request: HttpRequest) -> HttpResponse:
     roles.require(roles.can_view(request.user), NO_ROLE)
-    names = sorted({name for kind in all_adapters() for name in kind.model.objects.values_list("name", flat=True)},
-                   key=str.lower)
+    def names() -> list[str]:
+        # Called by the template of the full page only: the htmx refresh of the rows asks for no name.
+        return sorted({name for kind in all_adapters() for name in kind.model.objects.values_list("name", flat=True)},
+                      key=str.lower)
+
     return _activity(request, Activity.objects.all(), {
         "obj": None, "names": names, "kinds": kinds_text(), "kinds_or": kinds_text("or"),
     })

@@ -27,7 +27,9 @@ and may override (the default in brackets):
 
 ``runtime_fields``        names of the definition's fields that may change only while it is
                           stopped [()]; ``control.check_definition_change`` refuses the rest.
-``run_dir(obj)``          -> Path: the keeper's run directory [RUN_DIR/run_folder/run_key].
+``run_dir(obj)``          -> Path: the keeper's run directory [RUN_DIR/run_folder/run_key]; the
+                          watcher finds run directories as ``run_root()/run_key``, so an
+                          override must keep that place.
 ``display_command(obj)``  -> str: the command as shown, secrets masked [build_spec(obj).display_command()].
 ``host_of(obj)``          -> str: the host whose worker starts it [PORTAL_HOST_NAME].
 ``queue_of(obj)``         -> str: that host's Celery queue [host_queue(host_of(obj))].

@@ -10,7 +10,7 @@ from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
 from portal import roles
-from processes.adapters import kinds_text
+from processes.adapters import all_adapters, kinds_text
 from processes.models import STATE_CHOICES, Activity, Run
 
 # Runs and activity: the audit of what processes did. Read-only in the admin as
@@ -47,13 +47,26 @@ class NameFilter(admin.AllValuesFieldListFilter):
         self.title = f"{kinds_text('or')} name"
 
 
+class KindFilter(admin.SimpleListFilter):
+    """The registered kinds, not SELECT DISTINCT over every row."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(k.kind, k.label) for k in all_adapters()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
 @admin.register(Run)
 class RunAdmin(ReadOnlyAuditAdmin):
     list_display = (
         "name", "kind", "requested_by", "trigger", "host", "pid", "started_at", "ready_at", "stopped_at",
         "duration_seconds", "outcome", "exit",
     )
-    list_filter = ("kind", ("name", NameFilter), "requested_by", "outcome", "started_at")
+    list_filter = (KindFilter, ("name", NameFilter), "requested_by", "outcome", "started_at")
     list_select_related = ("requested_by",)
     search_fields = ("name", "trigger", "host")
     date_hierarchy = "started_at"

@@ -86,9 +86,11 @@ class ManagedProcess(models.Model):
 
 class OfProcessQuerySet(models.QuerySet):
     def of(self, obj: Any) -> OfProcessQuerySet:
-        """The rows of one process (a Gateway, a WebApp...)."""
+        """The rows of one process (a Gateway, a WebApp...); none for a row not (or no longer) saved."""
         from processes.adapters import adapter_of
 
+        if obj.pk is None:
+            return self.none()
         return self.filter(kind=adapter_of(obj).kind, object_id=obj.pk)
 
 

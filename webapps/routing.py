@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from portal.process.states import BACKOFF, ENDED, STARTING, STOPPING
 from webapps.front.routes import Route, RoutesError, Static, check_mount, routes_from_json
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 KIND = "webapp"  # the process layer's kind of a web application (webapps.adapter)
 # The 503 page is public (anyone who reaches the apps port sees it): one line, cut short.
 REASON_LENGTH = 200
+LAST_OUTPUT = "; last output:"  # what portal.process.supervisor appends to an exit's error
 
 
 def routes_file() -> Path:
@@ -88,9 +89,16 @@ def shown_state(app: Any) -> str:
 
 
 def reason(app: Any, state: str) -> str:
-    """One line for the 503 page: the last error while the app is failing, else the state's own."""
+    """One line for the 503 page: the last error while the app is failing, else the state's own.
+
+    The page is public (anyone who reaches the apps port sees it), so it says what the portal
+    observed (how the app exited, a refused start) but never the app's own output, which the
+    keeper appends as "; last output: ..." and which may hold anything the app printed (a
+    connection string with its password, say): that stays on the portal's pages.
+    """
     if state in ENDED or state == BACKOFF:
         error = (getattr(app, "last_error", "") or "").strip()
+        error = error.split(LAST_OUTPUT, 1)[0].strip()
         if error:
             line = error.splitlines()[0].strip()
             return line if len(line) <= REASON_LENGTH else line[: REASON_LENGTH - 1] + "…"
@@ -167,7 +175,7 @@ def routes_changed() -> None:
 def _sync_quietly() -> None:
     try:
         sync_routes()
-    except (OSError, RoutesError) as exc:
+    except (OSError, RoutesError, DatabaseError) as exc:
         # Never fails the save that triggered it; the next change (or the launcher) writes it.
         log.error("the routes file %s could not be written: %s", routes_file(), exc)
 

@@ -149,7 +149,10 @@ def test_the_global_page_shows_every_gateway(role_client) -> None:  # type: igno
     add_activity(make_gateway(name="Other", port=55002), message="theirs", start=T0 + dt.timedelta(hours=1))
     html = role_client("viewer").get("/activity/").content.decode()
     assert html.index("theirs") < html.index("mine"), "newest first"
-    assert '<th scope="col">Gateway</th>' in html
+    # The column names every registered kind ("Gateway or web application").
+    from processes.adapters import kinds_text
+
+    assert f'<th scope="col">{kinds_text("or").capitalize()}</th>' in html
 
 
 def test_an_empty_table_says_so(role_client) -> None:  # type: ignore[no-untyped-def]

@@ -52,7 +52,10 @@ def test_a_filtered_changelist_does_not_count_the_whole_table(admin_client_: Cli
 
 def test_the_run_changelist_offers_its_filters_and_dates(admin_client_: Client, run: Run) -> None:
     html = admin_client_.get("/admin/processes/run/").content.decode()
-    for title in ("By gateway name", "By requested by", "By outcome", "By started at"):
+    from processes.adapters import kinds_text
+
+    # The name filter is titled by every registered kind ("By gateway or web application name").
+    for title in (f"By {kinds_text('or')} name", "By requested by", "By outcome", "By started at"):
         assert title in html, title
     # The date hierarchy, at the days of the only month there are runs in.
     assert 'class="toplinks"' in html and "May 31" in html

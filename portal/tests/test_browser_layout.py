@@ -121,6 +121,19 @@ def _web_applications(now: dt.datetime) -> None:
         Activity.objects.create(kind="webapp", object_id=webapp.pk, name="/flask", at=now - dt.timedelta(minutes=i),
                                 from_state="starting", to_state="running", pid=42000 + i, trigger="ada",
                                 host="portal-host-1.example.com", message="Ready in 0.81 s " + "v" * 120)
+    # Two minutes of the front's figures, as the front writes them, for the detail page's charts.
+    from django.conf import settings
+
+    from webapps.front.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.started = now.timestamp() - 121
+    for second in range(120):
+        for i in range(second % 17 + 3):
+            metrics.record("/flask", 500 if i % 9 == 8 else 200, 0.002 * (1 + i % 5))
+        metrics.tick(metrics.started + second + 1)
+    Path(settings.WEBAPPS_FRONT_METRICS_FILE).parent.mkdir(parents=True, exist_ok=True)
+    metrics.write(settings.WEBAPPS_FRONT_METRICS_FILE)
     log = adapter.log_path(webapp)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("".join(f"127.0.0.1 - - [30/Nov/2026:01:{i % 60:02d}:00] \"GET /flask/posts HTTP/1.1\" 200 "
@@ -164,7 +177,12 @@ def check(page, name: str, width: int) -> list[str]:  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_every_page_fits_the_window(browser, live_server, portal_with_content, width: int) -> None:  # type: ignore[no-untyped-def]
+def test_every_page_fits_the_window(browser, live_server, portal_with_content, width: int, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from webapps import figures
+
+    # The front's figures written by the fixture stay shown however long the pages take (a page
+    # otherwise says the front stopped once its file is 5 s old).
+    monkeypatch.setattr(figures, "STALE_SECONDS", 3600.0)
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
@@ -181,6 +199,8 @@ def test_every_page_fits_the_window(browser, live_server, portal_with_content, w
                 page.locator("#health ul.health").wait_for()
             page.wait_for_function("() => !document.querySelector('.htmx-request')")
             problems += check(page, name, width)
+            if name == "webapp-detail":
+                assert page.locator("#figures svg polyline").count() == 4  # requests, 5xx, p50 and p99
         # The delete confirmation as the dialog it opens in.
         page.goto(f"{live_server.url}/gateways/PyGate/")
         page.click(".pagehead >> text=Delete")

@@ -315,10 +315,13 @@ def test_a_second_redis_on_the_same_folder_is_refused(portal_env):
 @pytest.mark.parametrize(("env", "message"), [
     ({"PORTAL_FRONT": "apache"}, "PORTAL_FRONT='apache' is not a front: use nginx, asyncio or auto"),
     ({"PORTAL_APPS_PORT": "same"}, "PORTAL_APPS_PORT and PORTAL_PORT are both"),
+    ({"PORTAL_FRONT": "nginx", "PORTAL_VAR_DIR": "a space"}, "PORTAL_FRONT=nginx but nginx cannot use the folder"),
 ])
-def test_a_bad_front_setting_is_refused_saying_how_to_fix_it(portal_env, env, message):
+def test_a_bad_front_setting_is_refused_saying_how_to_fix_it(portal_env, env, message, tmp_path):
     if env.get("PORTAL_APPS_PORT") == "same":
         env = {"PORTAL_APPS_PORT": portal_env["PORTAL_PORT"]}
+    if env.get("PORTAL_VAR_DIR"):
+        env = dict(env, PORTAL_VAR_DIR=str(tmp_path / "my var"))
     out = subprocess.run(
         [sys.executable, "-m", "portal.launcher"], env=dict(portal_env, **env),
         cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=False,

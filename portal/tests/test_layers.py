@@ -2,7 +2,7 @@
 
 - The project package (``portal/``) imports no app (``gateways``, ``webapps``): the apps
   import the portal (API authentication, roles, the dashboard's summaries), and the
-  apps start what is theirs from the app registry (the gateways' watcher).
+  apps start what is theirs from the app registry (the processes app's watcher).
 - The names and the sets of process states are spelled once, in portal/process/states.py:
   a set of state names written out anywhere else is a second source that will drift.
 

@@ -18,6 +18,8 @@ from portal.process.states import RUNNING
 from processes.watcher import TreeSampler, Watcher, read_metrics
 
 WORKERS = 2
+# CPU shares: the suite may run beside others on a 2-core machine, so the floor is low; a master
+# measured alone (what the watcher did before) reads 0 %.
 # The master sleeps; each worker (a fork, as gunicorn's) holds 30 MB, one thread more,
 # one connection to the test's listener, and spins.
 MASTER = textwrap.dedent("""
@@ -70,10 +72,10 @@ def test_the_sample_sums_cpu_memory_threads_and_connections_over_the_workers(for
     assert tree["processes"] == 1 + WORKERS
     # The master alone: asleep, no connection, one thread, little memory.
     alone = master.memory_info().rss
-    assert master.cpu_percent(0.5) < 20
-    # The tree: the spinning workers (at least half a core each, on a shared machine), their
-    # memory and threads, and one connection each.
-    assert tree["cpu"] > 50 * WORKERS
+    assert master.cpu_percent(0.5) < 5
+    # The tree: the spinning workers (on a machine shared with other test runs, at least a
+    # tenth of a core each), their memory and threads, and one connection each.
+    assert tree["cpu"] > 10 * WORKERS
     assert tree["rss"] >= alone + WORKERS * 30 * 1024 * 1024
     assert tree["threads"] == master.num_threads() + sum(w.num_threads() for w in workers)
     assert tree["threads"] >= 1 + 2 * WORKERS
@@ -93,4 +95,4 @@ def test_the_watcher_writes_the_trees_figures_for_the_detail_page(forking_master
     assert len(samples) == 2
     assert samples[-1]["processes"] == 1 + WORKERS
     assert samples[-1]["connections"] == WORKERS
-    assert samples[-1]["cpu"] > 50 * WORKERS
+    assert samples[-1]["cpu"] > 10 * WORKERS

@@ -129,8 +129,14 @@ def render_http_block(
     keepalive: int = 16,
     head_timeout: int = 10,
     figures_log: str | None = None,
+    lenient: bool = False,
 ) -> str:
-    """The part that goes inside ``http { }``: maps, upstreams and the apps' server."""
+    """The part that goes inside ``http { }``: maps, upstreams and the apps' server.
+
+    A socket or static folder whose path nginx cannot use raises RoutesError, or with
+    ``lenient`` (the runner's choice: one such application must not stop the others' changes)
+    makes that application answer 503 saying so.
+    """
     out: list[str] = [
         "    # Generated from the portal's routes file by webapps.front.nginx; do not edit by hand.",
         "    # JSON error pages when Accept names application/json before text/html.",
@@ -173,17 +179,25 @@ def render_http_block(
         server.append(f"        # {mount}: {route.protocol}, {route.state}")
         if mount != "/":
             server.append(f"        location = {mount} {{ return 301 {base}$is_args$args; }}")
-        for static in route.static:
-            directory = _safe_path(static.dir.rstrip("/") + "/", f"static dir of {mount}")
-            server.append(f"        location ^~ {static.url}/ {{ alias {directory}; }}")
-        if route.state != RUNNING:
+        page = unavailable_page(route) if route.state != RUNNING else None
+        try:
+            statics = [(s.url, _safe_path(s.dir.rstrip("/") + "/", f"static dir of {mount}")) for s in route.static]
+            _safe_path(route.socket, f"socket of {mount}")
+        except RoutesError as exc:
+            if not lenient:
+                raise
+            statics = []
+            page = Page(503, f"application {mount} cannot be served by nginx", mount, route.state, str(exc))
+        for url, directory in statics:
+            server.append(f"        location ^~ {url}/ {{ alias {directory}; }}")
+        if page is not None:
             server += [
                 f"        location {base} {{",
                 f"            set $webapps_app {mount};",
                 f"            error_page 503 {pages}/503.$webapps_fmt;",
                 "            return 503;",
                 "        }",
-                *_pages(f"{pages}/503", unavailable_page(route)),
+                *_pages(f"{pages}/503", page),
             ]
             continue
         sock = _safe_path(route.socket, f"socket of {mount}")
@@ -245,6 +259,7 @@ def render_nginx_config(
     keepalive: int = 16,
     head_timeout: int = 10,
     figures_log: str | None = None,
+    lenient: bool = False,
 ) -> str:
     """A complete nginx.conf for the routes (or only the http-block part when ``include``).
 
@@ -252,7 +267,13 @@ def render_nginx_config(
     the account the workers run as when nginx starts as root (the owner of the apps' sockets).
     """
     block = render_http_block(
-        routes, listen, server_name=server_name, keepalive=keepalive, head_timeout=head_timeout, figures_log=figures_log
+        routes,
+        listen,
+        server_name=server_name,
+        keepalive=keepalive,
+        head_timeout=head_timeout,
+        figures_log=figures_log,
+        lenient=lenient,
     )
     if include:
         return block
@@ -322,6 +343,7 @@ class NginxFront:
             worker_processes=self.worker_processes,
             head_timeout=self.head_timeout,
             figures_log=str(self.figures_log) if self.figures_log else None,
+            lenient=True,
         )
 
     def check(self, conf: Path) -> tuple[bool, str]:

@@ -166,3 +166,22 @@ def test_the_history_holds_each_seconds_rates_and_percentiles() -> None:
     for _ in range(200):
         metrics.tick()
     assert len(metrics.to_json()["history"]["/flask"]) == 120  # two minutes, no more
+
+
+@needs_nginx
+def test_the_runner_serves_the_others_when_one_apps_path_is_unusable_by_nginx(tmp_path: Path) -> None:
+    routes = write_routes(
+        tmp_path / "routes.json",
+        [
+            Route("/flask", "/run/flask.sock"),
+            Route("/odd", "/run/odd.sock", static=(Static("/odd/static", '/srv/my "static" ${x};'),)),
+        ],
+        STRIP,
+    )
+    front = NginxFront(tmp_path / "nginx", "127.0.0.1:8083")
+    front.write(routes)  # no RoutesError: the runner keeps following the routes
+    ok, output = front.check(front.conf)
+    assert ok, output
+    conf = front.conf.read_text()
+    assert "server unix:/run/flask.sock;" in conf and "odd.sock" not in conf
+    assert "application /odd cannot be served by nginx" in conf and "rename it" in conf

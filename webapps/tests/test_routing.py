@@ -79,6 +79,17 @@ def test_a_failed_app_shows_its_last_errors_first_line_and_a_deleted_one_leaves(
 
 
 @pytest.mark.django_db
+def test_the_public_503_page_never_shows_the_apps_own_output(routes_file: Path, tmp_path: Path) -> None:
+    make_webapp(app_dir(tmp_path), state="backoff",
+                last_error="exited after 0.21 s: exit code 1; restarting in 1 s; last output: "
+                           "OperationalError: cannot connect to postgres://app:S3cret@db/app")
+    routing.sync_routes()
+    reason = entries(routes_file)["/hello"]["reason"]
+    assert reason == "exited after 0.21 s: exit code 1; restarting in 1 s"
+    assert "S3cret" not in routes_file.read_text()
+
+
+@pytest.mark.django_db
 def test_the_file_is_written_only_when_its_content_changes(routes_file: Path, tmp_path: Path) -> None:
     make_webapp(app_dir(tmp_path))
     assert routing.sync_routes() is True

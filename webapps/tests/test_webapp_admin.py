@@ -50,3 +50,11 @@ def test_an_administrator_by_role_manages_web_applications_in_the_admin(make_use
     viewer = Client()
     viewer.force_login(make_user("vera", "Viewer"))
     assert viewer.get("/admin/webapps/webapp/").status_code in (302, 403)
+
+
+@pytest.mark.parametrize("page", ["change", "delete"])
+def test_an_empty_to_field_gives_the_page(superuser_client, tmp_path, page):
+    """The fuzz test found Django's 500 here first (portal.middleware.AdminIgnoresEmptyToField)."""
+    webapp = make_webapp(app_dir(tmp_path))
+    response = superuser_client.get(f"/admin/webapps/webapp/{webapp.pk}/{page}/", {"_to_field": ""})
+    assert response.status_code == 200 and "/hello" in response.content.decode()
