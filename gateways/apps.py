@@ -15,6 +15,7 @@ class GatewaysConfig(AppConfig):
     verbose_name = "Gateways"
 
     def ready(self) -> None:
+        from gateways import cpf
         from gateways.adapter import GatewayAdapter
         from portal import summaries
         from processes.adapters import register
@@ -23,3 +24,4 @@ class GatewaysConfig(AppConfig):
         # through this adapter; its watcher starts from processes' own AppConfig.
         register(GatewayAdapter())
         summaries.register_summary("gateways", "gateways/_dashboard_tile.html", _dashboard_summary)
+        cpf.register()  # CreateGateway, ModifyGateway, DeleteGateway in merge files (portal/cpf/)

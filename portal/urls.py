@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from portal import profile_views, views
+from portal.cpf import views as cpf_views
 
 admin.site.site_header = "Gateway Portal administration"
 admin.site.site_title = "Gateway Portal"
@@ -19,6 +20,9 @@ urlpatterns = [
     path("webapps/", include("webapps.urls")),
     path("activity/", include("processes.activity_urls")),
     path("profile/", profile_views.profile, name="profile"),
+    path("cpf/", include("portal.cpf.urls")),
+    # Before the apps' API, whose last pattern answers every other /api/ path.
+    re_path(r"^api/cpf/merge/?$", cpf_views.api_merge, name="api-cpf-merge"),
     path("api/webapps/", include("webapps.api_urls")),
     path("api/", include("gateways.api_urls")),
     # Runs and activity of every kind of process moved from the gateways app's admin to processes'.

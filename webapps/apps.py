@@ -22,10 +22,11 @@ class WebappsConfig(AppConfig):
     def ready(self) -> None:
         from portal import summaries
         from processes.adapters import register
-        from webapps import routing
+        from webapps import cpf, routing
         from webapps.adapter import WebAppAdapter
 
         register(WebAppAdapter())
         summaries.register_summary("webapps", "webapps/_dashboard_tile.html", _dashboard_summary)
         # A saved or deleted definition, or a state change, rewrites the front's routes file (on commit).
         routing.connect()
+        cpf.register()  # CreateApplication, ModifyApplication, DeleteApplication in merge files (portal/cpf/)

@@ -200,6 +200,8 @@ class WebAppForm(forms.ModelForm):
             "restart_policy",
             "init_timeout",
             "stop_timeout",
+            "namespace",
+            "match_roles",
         ]
 
     def __init__(self, *args: Any, check_app: bool = True, **kwargs: Any) -> None:
@@ -597,4 +599,6 @@ class WebAppForm(forms.ModelForm):
             "restart_policy": instance.restart_policy,
             "init_timeout": str(instance.init_timeout),
             "stop_timeout": str(instance.stop_timeout),
+            "namespace": instance.namespace,
+            "match_roles": instance.match_roles,
         }

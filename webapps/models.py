@@ -161,6 +161,17 @@ class WebApp(ManagedProcess):
         validators=[MinValueValidator(1), MaxValueValidator(300)],
         help_text="Seconds between asking the application to stop and killing it, 1 to 300.",
     )
+    # Kept from a CPF merge file (NameSpace=, MatchRoles=) and shown as written: the portal
+    # has no namespaces and no IRIS roles, so neither changes what it does.
+    namespace = models.CharField(
+        "namespace (IRIS)", max_length=64, blank=True,
+        help_text="Kept for IRIS configuration files (NameSpace); the portal has no namespaces and does not use it.",
+    )
+    match_roles = models.CharField(
+        "match roles (IRIS)", max_length=500, blank=True,
+        help_text="Kept for IRIS configuration files (MatchRoles, e.g. :%ALL); the portal's roles are its own "
+                  "and this changes no access.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
@@ -172,7 +183,7 @@ class WebApp(ManagedProcess):
     )
 
     # Fields whose values go into the history; secret variables are recorded only as "changed".
-    AUDITED_FIELDS = ("name", *RUNTIME_FIELDS, "static_files")
+    AUDITED_FIELDS = ("name", *RUNTIME_FIELDS, "static_files", "namespace", "match_roles")
     SECRET_FIELDS = ("secret_environment",)
 
     class Meta:

@@ -153,6 +153,7 @@ PAGES = [
     ("activity-of-gateway", "/gateways/PyGate/activity/"),
     ("activity", "/activity/"),
     ("profile", "/profile/"),
+    ("cpf-merge", "/cpf/merge/"),
     ("admin", "/admin/"),
     ("admin-gateways", "/admin/gateways/gateway/"),
     ("admin-gateway", "/admin/gateways/gateway/1/change/"),
@@ -205,6 +206,43 @@ def test_every_page_fits_the_window(browser, live_server, portal_with_content, w
         page.click(".pagehead >> text=Delete")
         page.locator("dialog#dialog[open]").wait_for()
         problems += check(page, "delete-dialog", width)
+    finally:
+        context.close()
+    assert problems == [], "\n".join(problems)
+
+
+MERGE_FILE = f"""; a merge with every kind of line, long values included
+[Actions]
+ModifyGateway:Name=PyGate,PythonOptions=-X dev -X importtime -W error::DeprecationWarning -W ignore::ResourceWarning,StopTimeout=30
+CreateGateway:Name={LONG_NAME[:-1]}2,Server=127.0.0.1,Port=25003,RestartPolicy=always
+DeleteGateway:Name={LONG_NAME}
+DeleteGateway:Name=Gateway_that_was_never_defined_anywhere_at_all_in_this_portal_x
+"""
+
+
+@pytest.mark.parametrize("width", [390, 1920])
+def test_the_merge_preview_its_outcome_and_its_problems_fit_the_window(browser, live_server, portal_with_content,
+                                                                       width: int) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    problems: list[str] = []
+    try:
+        log_in(page, live_server.url, "ada")
+        page.goto(f"{live_server.url}/cpf/merge/")
+        page.fill("#cpf-text", MERGE_FILE)
+        page.click("button[value=preview]")
+        page.locator("#cpf-preview").wait_for()
+        assert "1 created, 1 modified, 1 deleted, 1 already as asked" in page.inner_text("#cpf-preview")
+        problems += check(page, "cpf-preview", width)
+        page.click("button[value=apply]")
+        page.locator("#cpf-preview >> text=Applied").wait_for()
+        problems += check(page, "cpf-applied", width)
+        assert Gateway.objects.get(name="PyGate").stop_timeout == 30
+        page.fill("#cpf-text", MERGE_FILE.replace("Port=25003", "Port=x" * 40))
+        page.click("button[value=preview]")
+        page.locator("#cpf-problems").wait_for()
+        problems += check(page, "cpf-problems", width)
     finally:
         context.close()
     assert problems == [], "\n".join(problems)

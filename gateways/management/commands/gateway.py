@@ -25,7 +25,6 @@ until the state settles and exits 1 when the server did not end where asked.
 
 from __future__ import annotations
 
-import getpass
 import json
 from argparse import ArgumentParser
 from pathlib import Path
@@ -39,28 +38,9 @@ from gateways import services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import roles
+from portal.cli import CliOperator
 from portal.process.states import GOAL, RUNNING
 from processes import control
-
-
-class CliOperator:
-    """The local operator running manage.py: an administrator without an account."""
-
-    is_authenticated = True
-    is_active = True
-    pk = None
-
-    def __init__(self) -> None:
-        self.name = f"cli:{getpass.getuser()}"
-
-    def get_username(self) -> str:
-        return self.name
-
-    def has_perm(self, perm: str, obj: Any = None) -> bool:
-        return True
-
-    def has_perms(self, perms: Any, obj: Any = None) -> bool:
-        return True
 
 
 def positive_seconds(text: str) -> float:

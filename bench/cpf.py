@@ -1,0 +1,175 @@
+"""Merging a 1,000-definition merge file: dry run and apply, against baselines of the same run.
+
+    .venv/bin/python bench/cpf.py [--count N] [--repeats R] [--markdown FILE]
+
+A private environment made for the run and removed after it: a temporary PORTAL_VAR_DIR with
+its own SQLite database (WAL, IMMEDIATE transactions, as in production), ``manage.py migrate``.
+No worker and no Redis: a merge of stopped definitions sends no task.
+
+The file creates N gateways (default 1,000) on 127.0.0.1, ports 20000 upwards, with Python
+options and a restart policy. Measured, each the median of R runs (default 3), in this process:
+
+- parse: portal.cpf.parser.parse with the registry's schema (no database): the floor.
+- service baseline: the same N definitions created one by one through GatewayForm and
+  gateways.services.save_definition, in one transaction, as a script calling the service would.
+- merge, dry run (N creates): every line through the form and the service, rolled back.
+- merge, apply (N creates), then the same file again (N "already as asked").
+- merge, dry run and apply of N ModifyGateway lines (StopTimeout changes on every definition).
+- export of the N definitions.
+
+Each figure is given as wall-clock and CPU ms, CPU ms per definition, and the CPU time's ratio
+to the service baseline's: a ratio near 1 means the merge costs what creating the definitions
+through the pages' service costs. On shared cores the CPU figures are the ones to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VAR = Path(tempfile.mkdtemp(prefix="portal-bench-cpf-"))
+os.environ.update(
+    {
+        "PORTAL_VAR_DIR": str(VAR),
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "PORTAL_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
+        "PORTAL_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
+    }
+)
+for name in ("REDIS_URL", "PORTAL_DATABASE_URL", "PORTAL_DEBUG"):
+    os.environ.pop(name, None)
+
+import django
+
+django.setup()
+
+from django.core.management import call_command
+from django.db import transaction
+
+from gateways import services
+from gateways.forms import GatewayForm
+from gateways.models import Gateway
+from portal.cli import CliOperator
+from portal.cpf import merge, registry
+from portal.cpf.parser import parse
+
+USER = CliOperator()
+
+
+class Rollback(Exception):
+    pass
+
+
+def create_file(count: int) -> str:
+    lines = [f"CreateGateway:Name=G{i:04d},Port={20000 + i},PythonOptions=-X dev,RestartPolicy=always"
+             for i in range(count)]
+    return "[Actions]\n" + "\n".join(lines) + "\n"
+
+
+def modify_file(count: int) -> str:
+    return "[Actions]\n" + "\n".join(f"ModifyGateway:Name=G{i:04d},StopTimeout=9" for i in range(count)) + "\n"
+
+
+def timed(action: Callable[[], object], repeats: int,
+          before: Callable[[], None] | None = None) -> tuple[float, float]:
+    """Median wall-clock and CPU milliseconds. The CPU time (this process's, SQLite included: it
+    runs in the process) hardly moves when other programs share the cores; the wall clock does."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        if before:
+            before()
+        start, cpu = time.perf_counter(), time.process_time()
+        action()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
+
+
+def clear() -> None:
+    Gateway.objects.all().delete()
+
+
+def through_the_service(count: int) -> None:
+    """The baseline: the definitions created through the form and the service, rolled back."""
+    try:
+        with transaction.atomic():
+            for i in range(count):
+                form = GatewayForm({"type": "python", "name": f"G{i:04d}", "server": "127.0.0.1",
+                                    "port": 20000 + i, "python_options": "-X dev", "restart_policy": "always",
+                                    "connection_timeout": 5, "init_timeout": 5, "stop_timeout": 5},
+                                   check_ports=False)
+                assert form.is_valid(), form.errors
+                services.save_definition(form, USER)
+            raise Rollback
+    except Rollback:
+        pass
+
+
+def expect(result: merge.Result, **counts: int) -> merge.Result:
+    assert not result.problems, result.problems[:3]
+    for op, n in counts.items():
+        assert result.counts[op] == n, (op, result.counts)
+    return result
+
+
+def run(count: int, repeats: int) -> str:
+    call_command("migrate", verbosity=0, interactive=False)
+    created, modified = create_file(count), modify_file(count)
+    rows: list[tuple[str, tuple[float, float]]] = []
+    rows.append(("parse alone (no database)", timed(lambda: parse(created, registry.schema()), repeats)))
+    baseline = timed(lambda: through_the_service(count), repeats, before=clear)
+    rows.append(("baseline: create through GatewayForm + services, one transaction", baseline))
+    rows.append(("merge --dry-run, creates", timed(
+        lambda: expect(merge.merge(created, USER), created=count), repeats, before=clear)))
+    rows.append(("merge, apply, creates", timed(
+        lambda: expect(merge.merge(created, USER, apply=True), created=count), repeats, before=clear)))
+    rows.append(("merge, apply again (already as asked)", timed(
+        lambda: expect(merge.merge(created, USER, apply=True), unchanged=count), repeats)))
+    rows.append(("merge --dry-run, modifies", timed(
+        lambda: expect(merge.merge(modified, USER), modified=count), repeats)))
+
+    def modify_then_undo() -> None:
+        expect(merge.merge(modified, USER, apply=True), modified=count)
+
+    rows.append(("merge, apply, modifies", timed(
+        modify_then_undo, repeats, before=lambda: Gateway.objects.update(stop_timeout=5))))
+    rows.append(("export", timed(lambda: merge.export(), repeats)))
+    lines = [
+        f"{count} definitions, median of {repeats} runs; baseline = creating them through the service.",
+        "",
+        "| step | wall ms | CPU ms | CPU ms per definition | CPU × baseline |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, (wall, cpu) in rows:
+        lines.append(f"| {label} | {wall:.0f} | {cpu:.0f} | {cpu / count:.2f} | {cpu / baseline[1]:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=1000, help="definitions in the file (default 1000)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each step; the median is shown")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    try:
+        text = run(args.count, args.repeats)
+    finally:
+        shutil.rmtree(VAR, ignore_errors=True)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
