@@ -137,10 +137,19 @@ def ratio_table(names: list[str], baseline: str, rates: dict, cpu: dict, targets
                     verdicts.append(f"{name} at {connections} connection(s): {ratio:.2f}x "
                                     f"(target {targets[name]}x: {'met' if ratio >= targets[name] else 'MISSED'})")
         lines.append(f"| {connections} | " + " | ".join(cells) + " |")
-    lines += ["", "CPU time per request (user + system, median of the rounds) of the process(es) carrying it:", "",
-              "| connections | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+    lines += ["", "CPU time per request (user + system, median of the rounds) of every process carrying it (app "
+              f"and front); \"CPU ×\" is {baseline}'s ÷ the column's: the requests/s ratio a machine short of CPU "
+              "would give, a figure that moves far less with the neighbours' load than requests/s:", "",
+              "| connections | " + " | ".join(f"{n} | CPU ×" if n != baseline else n for n in names) + " |",
+              "|---:|" + "---:|" * (2 * len(names) - 1)]
     for connections in CONNECTIONS:
-        lines.append(f"| {connections} | " + " | ".join(f"{cpu[(n, connections)]:.0f} µs" for n in names) + " |")
+        base_cpu = cpu[(baseline, connections)]
+        cells = []
+        for name in names:
+            cells.append(f"{cpu[(name, connections)]:.0f} µs")
+            if name != baseline:
+                cells.append(f"{base_cpu / cpu[(name, connections)]:.2f}x")
+        lines.append(f"| {connections} | " + " | ".join(cells) + " |")
     return [*lines, "", *verdicts]
 
 
@@ -210,9 +219,10 @@ def bench_django(rounds: int, seconds: float) -> list[str]:
         wait_answer(lambda: unix_ok(sock, "/django/posts"), server, "the Django example")
         seed(sock, example.mount)
         start_fronts(tmp, example.mount, sock, fronts)
-        columns = {"direct": (port, "/django/posts", tree(server.pid))}
+        app_tree = tree(server.pid)
+        columns = {"direct": (port, "/django/posts", app_tree)}
         for front in fronts:
-            columns[front.kind] = (front.port, "/django/posts", front.processes())
+            columns[front.kind] = (front.port, "/django/posts", front.processes() + app_tree)
         rates, cpu = compare(columns, rounds, seconds)
     finally:
         for front in fronts:
@@ -290,7 +300,7 @@ def bench_flask(rounds: int, seconds: float) -> list[str]:
     names = ["plain gunicorn", "nginx + granian", "asyncio + granian"]
     return ["### (2) Flask example (`/posts`, 20 posts as JSON): front + granian ÷ plain `gunicorn app:app`", "",
             *ratio_table(names, "plain gunicorn", rates, cpu, {"nginx + granian": 1.0, "asyncio + granian": 1.0}),
-            "", "The CPU of a front column is the front's and granian's together."]
+            ]
 
 
 # (3) Start -> first answer ---------------------------------------------------------------
