@@ -245,9 +245,9 @@ def plain_gunicorn(python: str, port: int, db: Path, log: Path) -> subprocess.Po
                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL)
 
 
-def flask_run(python: str, run_dir: Path, engine: str, db: Path) -> AppRun:
+def flask_run(python: str, run_dir: Path, engine: str, db: Path, threads: int = 4) -> AppRun:
     return AppRun(mount="/flask", directory=str(EXAMPLES / "flaskapp"), module="app", callable="app",
-                  socket=str(run_dir / "app.sock"), engine=engine, python=python,
+                  socket=str(run_dir / "app.sock"), engine=engine, python=python, threads=threads,
                   env={"APP_DB_PATH": str(db), "PYTHONPATH": str(ROOT)}, log_file=str(run_dir / "app.log"))
 
 
@@ -262,7 +262,7 @@ def keeper_pid(run_dir: Path) -> int:
     return int(status["pid"])
 
 
-def bench_flask(rounds: int, seconds: float) -> list[str]:
+def bench_flask(rounds: int, seconds: float, threads: int = 4) -> list[str]:
     python = serve_python()
     tmp = Path(tempfile.mkdtemp(prefix="wb-fl-"))
     run_dir = tmp / "run"
@@ -271,7 +271,7 @@ def bench_flask(rounds: int, seconds: float) -> list[str]:
     plain = plain_gunicorn(python, port, tmp / "plain.sqlite3", tmp / "plain.log")
     try:
         wait_answer(lambda: tcp_ok(port, "/posts"), plain, "plain gunicorn")
-        app = flask_run(python, run_dir, "granian", tmp / "granian.sqlite3")
+        app = flask_run(python, run_dir, "granian", tmp / "granian.sqlite3", threads)
         launch(app, run_dir)
         granian = keeper_pid(run_dir)
         seed(Path(app.socket), "/flask")
@@ -299,6 +299,7 @@ def bench_flask(rounds: int, seconds: float) -> list[str]:
         shutil.rmtree(tmp, ignore_errors=True)
     names = ["plain gunicorn", "nginx + granian", "asyncio + granian"]
     return ["### (2) Flask example (`/posts`, 20 posts as JSON): front + granian ÷ plain `gunicorn app:app`", "",
+            f"granian: 1 worker, {threads} blocking thread(s).", "",
             *ratio_table(names, "plain gunicorn", rates, cpu, {"nginx + granian": 1.0, "asyncio + granian": 1.0}),
             ]
 
@@ -468,6 +469,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--starts", type=int, default=7)
     parser.add_argument("--apps", type=int, default=20)
+    parser.add_argument("--granian-threads", type=int, default=4,
+                        help="granian's blocking threads in item 2 (the portal's default: 4)")
     parser.add_argument("--only", default="1,2,3,4", help="which items, comma-separated")
     parser.add_argument("--markdown", help="also write the tables to this file")
     args = parser.parse_args()
@@ -483,7 +486,7 @@ def main() -> None:
             sections.append(bench_django(rounds, seconds))
             print("\n".join(sections[-1]) + "\n", flush=True)
         if "2" in only:
-            sections.append(bench_flask(rounds, seconds))
+            sections.append(bench_flask(rounds, seconds, args.granian_threads))
             print("\n".join(sections[-1]) + "\n", flush=True)
         if "3" in only:
             sections.append(bench_start(starts))
