@@ -29,6 +29,8 @@ examples' virtualenvs are the cached test ones (var/test-venvs/, built on first 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import re
 import shutil
@@ -173,8 +175,6 @@ def unix_ok(sock: Path, path: str) -> bool:
 
 
 def tcp_ok(port: int, path: str) -> bool:
-    import http.client
-
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         conn.request("GET", path)
@@ -279,9 +279,6 @@ def bench_flask(rounds: int, seconds: float, threads: int = 4) -> list[str]:
         seed(Path(app.socket), "/flask")
         # The same 20 posts for plain gunicorn, through its TCP port.
         for i in range(20):
-            import http.client
-            import json
-
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             conn.request("POST", "/posts", json.dumps({"title": f"Post {i}", "content": "Some text. " * 10}),
                          {"Content-Type": "application/json"})
