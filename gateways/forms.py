@@ -204,6 +204,15 @@ class GatewayForm(forms.ModelForm):
 
     def __init__(self, *args: Any, check_ports: bool = True, snapshot: Snapshot | None = None,
                  **kwargs: Any) -> None:
+        # A merge's forms share their fields: Django deep-copies the class's fields for each form
+        # (half of a form's cost) so that one form's changes do not reach another, but the fields
+        # below differ only by whether the instance is saved and has a passphrase, and nothing
+        # changes them after __init__ (a merge's forms are validated, never rendered).
+        instance = kwargs.get("instance")
+        shared_key = ("fields", bool(instance and instance.pk), bool(instance and instance.passphrase_verifier))
+        shared = snapshot.memo.get(shared_key) if snapshot is not None else None
+        if shared is not None:
+            self.base_fields = {}  # nothing to copy: the shared fields come below
         super().__init__(*args, **kwargs)
         # A merge's snapshot of the names and ports in use (see Snapshot); None: ask the database.
         self.snapshot = snapshot
@@ -213,6 +222,14 @@ class GatewayForm(forms.ModelForm):
         # Warnings do not block a save: all of them in order, and those of each field.
         self.warnings: list[str] = []
         self.field_warnings: dict[str, list[str]] = {}
+        if shared is not None:
+            self.fields = shared[1]
+            return
+        self._customize_fields()
+        if snapshot is not None:
+            snapshot.memo[shared_key] = (True, self.fields)
+
+    def _customize_fields(self) -> None:
         validate_url = _validate_url(get_script_prefix())
         for name, field in self.fields.items():
             # Inline validation: on change, post the whole form and put this
