@@ -201,7 +201,9 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
     sessions = {kind.noun: kind.adapter.session() for kind in registry.kinds()}
     _each_action(actions, user, result, restart=restart, commit=commit, actor=actor, seen=seen,
                  existing=existing, sessions=sessions)
-    if not result.problems:
+    if not result.problems and commit:
+        # A dry run writes nothing the saves left to the end: what each line does after the lines
+        # above it is already known (the sessions keep it), and the transaction is rolled back.
         for kind in registry.kinds():
             kind.adapter.finish(sessions[kind.noun])
 
