@@ -11,15 +11,17 @@ options and a restart policy. Measured, each the median of R runs (default 3), i
 
 - parse: portal.cpf.parser.parse with the registry's schema (no database): the floor.
 - service baseline: the same N definitions created one by one through GatewayForm and
-  gateways.services.save_definition, in one transaction, as a script calling the service would.
+  gateways.services.save_definition, in one transaction, as a script calling the service would
+  (and as a merge did before it read the names and ports once and wrote its rows together).
 - merge, dry run (N creates): every line through the form and the service, rolled back.
 - merge, apply (N creates), then the same file again (N "already as asked").
 - merge, dry run and apply of N ModifyGateway lines (StopTimeout changes on every definition).
 - export of the N definitions.
 
-Each figure is given as wall-clock and CPU ms, CPU ms per definition, and the CPU time's ratio
-to the service baseline's: a ratio near 1 means the merge costs what creating the definitions
-through the pages' service costs. On shared cores the CPU figures are the ones to compare.
+Each figure is given as wall-clock and CPU ms, CPU ms per definition, and the ratios of its CPU
+and wall-clock times to the service baseline's of the same run: a ratio near 1 means the merge
+costs what creating the definitions one by one through the pages' service costs. On shared
+cores the CPU figures and the ratios are the ones to compare; the machine's load is printed.
 """
 
 from __future__ import annotations
@@ -147,11 +149,15 @@ def run(count: int, repeats: int) -> str:
     lines = [
         f"{count} definitions, median of {repeats} runs; baseline = creating them through the service.",
         "",
-        "| step | wall ms | CPU ms | CPU ms per definition | CPU × baseline |",
-        "|---|---:|---:|---:|---:|",
+        f"Load average (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        f" on {os.cpu_count()} cores.",
+        "",
+        "| step | wall ms | CPU ms | CPU ms per definition | CPU × baseline | wall × baseline |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for label, (wall, cpu) in rows:
-        lines.append(f"| {label} | {wall:.0f} | {cpu:.0f} | {cpu / count:.2f} | {cpu / baseline[1]:.2f} |")
+        lines.append(f"| {label} | {wall:.0f} | {cpu:.0f} | {cpu / count:.2f} | {cpu / baseline[1]:.2f} "
+                     f"| {wall / baseline[0]:.2f} |")
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hmac
+from dataclasses import dataclass
 from typing import Any
 
 from gateways.models import RUNTIME_FIELDS, Gateway
@@ -60,6 +61,24 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+@dataclass
+class Session:
+    """One merge's gateways: the names and ports its forms check against, and the rows its
+    saves write together at its end."""
+
+    snapshot: Any  # gateways.forms.Snapshot
+    batch: Any  # gateways.services.Batch
+    defaults: dict[str, Any]  # a new definition's form data before its line's keys
+
+
+def _defaults() -> dict[str, Any]:
+    from gateways.forms import GatewayForm
+
+    data = {f: Gateway._meta.get_field(f).get_default() for f in GatewayForm._meta.fields}
+    data["python_executable"] = ""
+    return data
+
+
 class GatewayAdapter(Adapter):
     def find(self, name: str) -> Gateway | None:
         return Gateway.objects.filter(name__iexact=name).first()
@@ -82,15 +101,24 @@ class GatewayAdapter(Adapter):
     def name_of(self, obj: Gateway) -> str:
         return obj.name
 
-    def form(self, obj: Gateway | None, values: dict[str, Any], quick: bool = False) -> Any:
+    def session(self) -> Session:
+        from gateways.forms import Snapshot
+        from gateways.services import Batch
+
+        return Session(Snapshot.read(), Batch(), _defaults())
+
+    def finish(self, session: Session) -> None:
+        session.batch.write()
+
+    def form(self, obj: Gateway | None, values: dict[str, Any], quick: bool = False,
+             session: Session | None = None) -> Any:
         from gateways.forms import GatewayForm
 
         fields = GatewayForm._meta.fields
         if obj is not None:
             data = {f: getattr(obj, f) for f in fields}
         else:
-            data = {f: Gateway._meta.get_field(f).get_default() for f in fields}
-            data["python_executable"] = ""
+            data = dict(session.defaults) if session is not None else _defaults()
         for key in KEYS:
             if key.field and key.name in values:
                 data[key.field] = values[key.name]
@@ -112,7 +140,9 @@ class GatewayAdapter(Adapter):
                         data["passphrase"] = passphrase
         # A copy: the form writes the new values into its instance, and obj is the "before".
         instance = copy.copy(obj) if obj is not None else None
-        form = GatewayForm(data, instance=instance, check_ports=False)
+        form = GatewayForm(data, instance=instance, check_ports=False,
+                           snapshot=session.snapshot if session is not None else None)
+        form.cpf_current = obj
         form.cpf_problems = problems
         return form
 
@@ -148,16 +178,25 @@ class GatewayAdapter(Adapter):
 
         return services.delete_blocker(obj)
 
-    def save(self, form: Any, user: Any, actor: str) -> Gateway:
+    def save(self, form: Any, user: Any, actor: str, session: Session | None = None) -> Gateway:
         from gateways import services
         from processes import control
 
+        if session is None:
+            try:
+                return services.save_definition(form, user, actor=actor)
+            except control.ControlError as e:
+                raise ValueProblem(str(e)) from None
         try:
-            return services.save_definition(form, user, actor=actor)
+            # The definition was read in this transaction, under the merge's lock (find_many).
+            gateway = services.save_definition(form, user, actor=actor, current=form.cpf_current,
+                                               batch=session.batch)
         except control.ControlError as e:
             raise ValueProblem(str(e)) from None
+        session.snapshot.saved(gateway)
+        return gateway
 
-    def delete(self, obj: Gateway, user: Any, actor: str) -> None:
+    def delete(self, obj: Gateway, user: Any, actor: str, session: Session | None = None) -> None:
         from gateways import services
         from processes import control
 
@@ -165,6 +204,8 @@ class GatewayAdapter(Adapter):
             services.delete_definition(obj, user, actor=actor)
         except control.ControlError as e:
             raise ValueProblem(str(e)) from None
+        if session is not None:
+            session.snapshot.deleted(obj.name)
 
     def stop(self, obj: Gateway, user: Any) -> None:
         from processes import control

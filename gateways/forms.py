@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import ipaddress
 import os
 import re
 import shlex
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.validators import MaxLengthValidator
 from django.db.models.functions import Lower
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 from gateways.models import Gateway
 
@@ -107,6 +110,72 @@ def _not_an_interpreter_option(words: list[str]) -> str:
     return ""
 
 
+@dataclass
+class Snapshot:
+    """What the form's checks ask the database and the host, read once for many forms.
+
+    A merge validates hundreds of definitions in one transaction under its lock: nobody else
+    changes the gateways meanwhile, so the names and the ports in use are read once, and the
+    merge tells the snapshot what each save changes (:meth:`saved`, :meth:`deleted`). The
+    same checks run on it as on the database (one code path); host checks that do not depend
+    on the definition (the same interpreter, the same server name) are answered once.
+    """
+
+    names: dict[str, str] = dataclasses.field(default_factory=dict)  # lower case -> name
+    # port -> {lower name: (server, name)}
+    ports: dict[int, dict[str, tuple[str, str]]] = dataclasses.field(default_factory=dict)
+    port_of: dict[str, int] = dataclasses.field(default_factory=dict)  # lower name -> port
+    memo: dict[Any, tuple[bool, Any]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def read(cls) -> Snapshot:
+        snapshot = cls()
+        for name, server, port in Gateway.objects.values_list("name", "server", "port"):
+            snapshot.names[name.lower()] = name
+            snapshot.ports.setdefault(port, {})[name.lower()] = (server, name)
+            snapshot.port_of[name.lower()] = port
+        return snapshot
+
+    def deleted(self, name: str) -> None:
+        self.names.pop(name.lower(), None)
+        port = self.port_of.pop(name.lower(), None)
+        if port is not None:
+            self.ports[port].pop(name.lower(), None)
+
+    def saved(self, gateway: Gateway) -> None:
+        self.deleted(gateway.name)
+        self.names[gateway.name.lower()] = gateway.name
+        self.ports.setdefault(gateway.port, {})[gateway.name.lower()] = (gateway.server, gateway.name)
+        self.port_of[gateway.name.lower()] = gateway.port
+
+    def name_clash(self, name: str) -> str | None:
+        return self.names.get(name.lower())
+
+    def port_users(self, port: int, exclude: str | None) -> list[tuple[str, str]]:
+        """(server, name) of the definitions on ``port``, in the order of the database's query."""
+        users = self.ports.get(port, {})
+        return [users[k] for k in sorted(users) if k != exclude]
+
+    def once(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``'s value, or its ValidationError, computed once per snapshot."""
+        if key not in self.memo:
+            try:
+                self.memo[key] = (True, compute())
+            except forms.ValidationError as e:
+                self.memo[key] = (False, e)
+        ok, value = self.memo[key]
+        if not ok:
+            raise value
+        return value
+
+
+@functools.lru_cache(maxsize=8)
+def _validate_url(prefix: str) -> str:
+    """The inline validation's URL: the same for every form under one script prefix (a merge
+    makes a form per line, and reverse() was a tenth of each)."""
+    return reverse("gateways:validate")
+
+
 class GatewayForm(forms.ModelForm):
     passphrase = forms.CharField(
         required=False,
@@ -133,15 +202,35 @@ class GatewayForm(forms.ModelForm):
             "stop_timeout",
         ]
 
-    def __init__(self, *args: Any, check_ports: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, check_ports: bool = True, snapshot: Snapshot | None = None,
+                 **kwargs: Any) -> None:
+        # A merge's forms share their fields: Django deep-copies the class's fields for each form
+        # (half of a form's cost) so that one form's changes do not reach another, but the fields
+        # below differ only by whether the instance is saved and has a passphrase, and nothing
+        # changes them after __init__ (a merge's forms are validated, never rendered).
+        instance = kwargs.get("instance")
+        shared_key = ("fields", bool(instance and instance.pk), bool(instance and instance.passphrase_verifier))
+        shared = snapshot.memo.get(shared_key) if snapshot is not None else None
+        if shared is not None:
+            self.base_fields = {}  # nothing to copy: the shared fields come below
         super().__init__(*args, **kwargs)
+        # A merge's snapshot of the names and ports in use (see Snapshot); None: ask the database.
+        self.snapshot = snapshot
         # Whether to look for a process holding the port now (psutil, ~50 ms): a merge of many
         # definitions skips it, and the start reports a held port with its holder anyway.
         self.check_ports = check_ports
         # Warnings do not block a save: all of them in order, and those of each field.
         self.warnings: list[str] = []
         self.field_warnings: dict[str, list[str]] = {}
-        validate_url = reverse("gateways:validate")
+        if shared is not None:
+            self.fields = shared[1]
+            return
+        self._customize_fields()
+        if snapshot is not None:
+            snapshot.memo[shared_key] = (True, self.fields)
+
+    def _customize_fields(self) -> None:
+        validate_url = _validate_url(get_script_prefix())
         for name, field in self.fields.items():
             # Inline validation: on change, post the whole form and put this
             # field's messages in its feedback box. Without JS, Save validates.
@@ -225,12 +314,16 @@ class GatewayForm(forms.ModelForm):
                 "“%(name)s” is reserved by the portal's pages: choose another name.",
                 params={"name": name},
             )
-        clash = Gateway.objects.annotate(lname=Lower("name")).filter(lname=name.lower()).first()
+        if self.snapshot is not None:
+            clash = self.snapshot.name_clash(name)
+        else:
+            found = Gateway.objects.annotate(lname=Lower("name")).filter(lname=name.lower()).first()
+            clash = found.name if found else None
         if clash:
             raise forms.ValidationError(
                 "A gateway named %(other)s already exists (names are unique regardless of "
                 "case): choose another name.",
-                params={"other": clash.name},
+                params={"other": clash},
             )
         return name
 
@@ -252,6 +345,8 @@ class GatewayForm(forms.ModelForm):
         path = (self.cleaned_data.get("python_executable") or "").strip()
         if not path:
             return Gateway._meta.get_field("python_executable").get_default()
+        if self.snapshot is not None:
+            return self.snapshot.once(("python_executable", path), lambda: check_python_executable(path))
         return check_python_executable(path)
 
     def clean_python_options(self) -> str:
@@ -292,15 +387,19 @@ class GatewayForm(forms.ModelForm):
         data = super().clean()
         server, port = data.get("server"), data.get("port")
         if server and port:
-            others = Gateway.objects.filter(port=port).exclude(pk=self.instance.pk)
-            for other in others:
-                if servers_overlap(other.server, server):
+            if self.snapshot is not None:
+                own = self.instance.name.lower() if self.instance.pk else None
+                others = self.snapshot.port_users(port, exclude=own)
+            else:
+                others = [(g.server, g.name) for g in Gateway.objects.filter(port=port).exclude(pk=self.instance.pk)]
+            for other_server, other_name in others:
+                if servers_overlap(other_server, server):
                     self.add_error(
                         "port",
                         forms.ValidationError(
                             "Port %(port)s on %(server)s is already used by gateway %(other)s: "
                             "choose another port, or change %(other)s first.",
-                            params={"port": port, "server": other.server, "other": other.name},
+                            params={"port": port, "server": other_server, "other": other_name},
                         ),
                     )
                     break
@@ -348,10 +447,13 @@ class GatewayForm(forms.ModelForm):
         try:
             addresses = {str(ipaddress.ip_address(server))}
         except ValueError:
-            addresses, problem = resolve(server)
+            if self.snapshot is not None:
+                addresses, problem = self.snapshot.once(("resolve", server), lambda: resolve(server))
+            else:
+                addresses, problem = resolve(server)
             if problem:
                 self.add_warning("server", problem)
-        span = ephemeral_range()
+        span = self.snapshot.once("ephemeral", ephemeral_range) if self.snapshot is not None else ephemeral_range()
         if span and span[0] <= port <= span[1]:
             self.add_warning(
                 "port",
@@ -376,6 +478,15 @@ class GatewayForm(forms.ModelForm):
                 f"Port {port} on {server} is in use now by {who}: the gateway cannot start while it is. "
                 "Stop that program, or choose another port.",
             )
+
+    def _get_validation_exclusions(self) -> set[str]:
+        exclude = super()._get_validation_exclusions()
+        if self.snapshot is not None:
+            # clean_name checked the name against the snapshot, which is the database under the
+            # merge's lock: the model's unique checks of the name (two queries) would repeat it.
+            # The form field checks its length; clean_name its characters.
+            exclude.add("name")
+        return exclude
 
     def save(self, commit: bool = True) -> Gateway:
         gateway = super().save(commit=False)

@@ -32,7 +32,15 @@ def snapshot(obj: models.Model, fields: Iterable[str]) -> dict[str, Any]:
     return values
 
 
-def record(
+def record(**kwargs: Any) -> AuditEntry | None:
+    """Write one history row (see :func:`entry`). A change that changes nothing writes nothing."""
+    row = entry(**kwargs)
+    if row is not None:
+        row.save()
+    return row
+
+
+def entry(
     *,
     user: Any,
     action: str,
@@ -42,7 +50,8 @@ def record(
     secret_fields: Iterable[str] = (),
     actor: str | None = None,
 ) -> AuditEntry | None:
-    """Write one history row. A change that changes nothing writes nothing.
+    """One history row, not yet saved (a merge writes many with bulk_create); None for a
+    change that changes nothing.
 
     Secret fields never get their values recorded, only that they changed.
     """
@@ -60,7 +69,7 @@ def record(
             changes[name] = {"before": old, "after": new}
     if action == AuditEntry.Action.CHANGED and not changes:
         return None
-    return AuditEntry.objects.create(
+    return AuditEntry(
         actor=account_of(user),
         actor_name=actor or actor_name(user),
         action=action,

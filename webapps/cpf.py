@@ -121,7 +121,7 @@ class ApplicationAdapter(Adapter):
     def name_of(self, obj: Any) -> str:
         return obj.name
 
-    def form(self, obj: Any, values: dict[str, Any], quick: bool = False) -> Any:
+    def form(self, obj: Any, values: dict[str, Any], quick: bool = False, session: Any = None) -> Any:
         from webapps.forms import WebAppForm, format_assignments
         from webapps.models import WebApp
 
@@ -213,7 +213,7 @@ class ApplicationAdapter(Adapter):
 
         return services.delete_blocker(obj)
 
-    def save(self, form: Any, user: Any, actor: str) -> Any:
+    def save(self, form: Any, user: Any, actor: str, session: Any = None) -> Any:
         from processes import control
         from webapps import services
 
@@ -222,7 +222,7 @@ class ApplicationAdapter(Adapter):
         except control.ControlError as e:
             raise ValueProblem(str(e)) from None
 
-    def delete(self, obj: Any, user: Any, actor: str) -> None:
+    def delete(self, obj: Any, user: Any, actor: str, session: Any = None) -> None:
         from processes import control
         from webapps import services
 

@@ -198,9 +198,23 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
     for kind in registry.kinds():
         names = [a.values.get(NAME, "").strip() for a in actions if registry.verb_of(a.verb)[0] is kind]
         existing[kind.noun] = kind.adapter.find_many([n for n in names if n])
+    sessions = {kind.noun: kind.adapter.session() for kind in registry.kinds()}
+    _each_action(actions, user, result, restart=restart, commit=commit, actor=actor, seen=seen,
+                 existing=existing, sessions=sessions)
+    if not result.problems and commit:
+        # A dry run writes nothing the saves left to the end: what each line does after the lines
+        # above it is already known (the sessions keep it), and the transaction is rolled back.
+        for kind in registry.kinds():
+            kind.adapter.finish(sessions[kind.noun])
+
+
+def _each_action(actions: list[Any], user: Any, result: Result, *, restart: bool, commit: bool, actor: str,
+                 seen: dict[tuple[str, str], int], existing: dict[str, dict[str, Any]],
+                 sessions: dict[str, Any]) -> None:
     for action in actions:
         kind, op = registry.verb_of(action.verb)
         adapter = kind.adapter
+        session = sessions[kind.noun]
         values: dict[str, Any] = {}
         bad = False
         for key, text in action.values.items():
@@ -224,7 +238,7 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
         obj = existing[kind.noun].get(name.lower())
         change = Change(action.line, action.verb, kind, adapter.name_of(obj) if obj is not None else name, "")
         if op == "delete":
-            _delete(change, obj, user, actor, result)
+            _delete(change, obj, user, actor, result, session)
             continue
         if op == "modify" and obj is None:
             result.problems.append(Problem(
@@ -236,7 +250,7 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
             change.op = "unchanged"
             result.changes.append(change)
             continue
-        form = adapter.form(obj, values, quick=True)
+        form = adapter.form(obj, values, quick=True, session=session)
         valid = form.is_valid()
         problems = adapter.field_problems(form)
         if not valid or problems:
@@ -274,7 +288,7 @@ def _apply_all(actions: list[Any], user: Any, result: Result, *, restart: bool, 
                 result.changes.append(change)
                 continue
         try:
-            adapter.save(form, user, actor)
+            adapter.save(form, user, actor, session=session)
         except ValueProblem as e:
             result.problems.append(Problem(action.line, str(e), NAME))
             continue
@@ -295,7 +309,7 @@ def _as_written(kind: Kind, given: dict[str, str], shown: dict[str, str]) -> boo
     return True
 
 
-def _delete(change: Change, obj: Any, user: Any, actor: str, result: Result) -> None:
+def _delete(change: Change, obj: Any, user: Any, actor: str, result: Result, session: Any) -> None:
     adapter = change.kind.adapter
     if obj is None:
         change.op, change.note = "unchanged", f"no {change.kind.label} of that name"
@@ -307,7 +321,7 @@ def _delete(change: Change, obj: Any, user: Any, actor: str, result: Result) -> 
         return
     change.fields = [(k, v, "") for k, v in adapter.shown(obj).items()]
     try:
-        adapter.delete(obj, user, actor)
+        adapter.delete(obj, user, actor, session=session)
     except ValueProblem as e:
         result.problems.append(Problem(change.line, str(e), NAME))
         return

@@ -164,7 +164,15 @@ class Adapter:
     def name_of(self, obj: Any) -> str:
         return str(obj)
 
-    def form(self, obj: Any | None, values: dict[str, Any], quick: bool = False) -> Any:
+    def session(self) -> Any:
+        """What the kind keeps for one merge (e.g. what its checks read once, the rows its saves
+        write together), made inside the merge's transaction; None when it keeps nothing."""
+        return None
+
+    def finish(self, session: Any) -> None:
+        """Write what the saves of this merge left to its end (inside its transaction)."""
+
+    def form(self, obj: Any | None, values: dict[str, Any], quick: bool = False, session: Any = None) -> Any:
         """A bound form: ``obj``'s fields (or the defaults) with the keys given. ``values`` are the
         converted values by key. ``quick``: leave out the slow checks that :meth:`precheck` made."""
         raise NotImplementedError
@@ -195,10 +203,10 @@ class Adapter:
     def delete_blocker(self, obj: Any) -> str:
         return ""
 
-    def save(self, form: Any, user: Any, actor: str) -> Any:
+    def save(self, form: Any, user: Any, actor: str, session: Any = None) -> Any:
         raise NotImplementedError
 
-    def delete(self, obj: Any, user: Any, actor: str) -> None:
+    def delete(self, obj: Any, user: Any, actor: str, session: Any = None) -> None:
         raise NotImplementedError
 
     def stop(self, obj: Any, user: Any) -> None:
