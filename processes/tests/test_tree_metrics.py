@@ -61,21 +61,27 @@ def forking_master():  # type: ignore[no-untyped-def]
         listener.close()
 
 
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
 def test_the_sample_sums_cpu_memory_threads_and_connections_over_the_workers(forking_master) -> None:
     master = forking_master
     workers = master.children(recursive=True)
     sampler = TreeSampler()
+    before = _cpu_seconds([master, *workers])
     sampler.sample(master.pid, master.create_time())  # CPU is measured between two samples
     time.sleep(1.0)
     tree = sampler.sample(master.pid, master.create_time())
+    used = _cpu_seconds([master, *workers]) - before
     assert tree is not None
     assert tree["processes"] == 1 + WORKERS
     # The master alone: asleep, no connection, one thread, little memory.
     alone = master.memory_info().rss
     assert master.cpu_percent(0.5) < 5
-    # The tree: the spinning workers (on a machine shared with other test runs, at least a
-    # tenth of a core each), their memory and threads, and one connection each.
-    assert tree["cpu"] > 10 * WORKERS
+    # The tree: the spinning workers' CPU (what they really got on a machine shared with other
+    # test runs, read from the kernel over the same second), their memory, threads, connections.
+    assert tree["cpu"] > 0.5 * used * 100 > 1
     assert tree["rss"] >= alone + WORKERS * 30 * 1024 * 1024
     assert tree["threads"] == master.num_threads() + sum(w.num_threads() for w in workers)
     assert tree["threads"] >= 1 + 2 * WORKERS
@@ -88,11 +94,14 @@ def test_the_watcher_writes_the_trees_figures_for_the_detail_page(forking_master
     gateway = make_gateway(state=RUNNING, pid=master.pid, pid_create_time=master.create_time(), run_host="alpha")
     watcher = Watcher("alpha")
     watcher.refresh_list()
+    tree = [master, *master.children(recursive=True)]
+    before = _cpu_seconds(tree)
     watcher.collect_metrics()
     time.sleep(1.0)
     watcher.collect_metrics()
+    used = _cpu_seconds(tree) - before
     samples = read_metrics("gateway", gateway.pk)
     assert len(samples) == 2
     assert samples[-1]["processes"] == 1 + WORKERS
     assert samples[-1]["connections"] == WORKERS
-    assert samples[-1]["cpu"] > 10 * WORKERS
+    assert samples[-1]["cpu"] > 0.5 * used * 100 > 1
