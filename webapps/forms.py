@@ -88,8 +88,9 @@ def normalise_path(text: str) -> str:
     return path
 
 
-def parse_assignments(text: str, what: str, example: str) -> dict[str, str]:
-    """``NAME=value`` lines (blank lines and # comments skipped) as a dict; a repeated name is refused."""
+def parse_assignments(text: str, what: str, example: str, secret: bool = False) -> dict[str, str]:
+    """``NAME=value`` lines (blank lines and # comments skipped) as a dict; a repeated name is refused.
+    With ``secret`` a message never quotes a line: it may be a value typed without its name."""
     values: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -97,7 +98,8 @@ def parse_assignments(text: str, what: str, example: str) -> dict[str, str]:
             continue
         if "=" not in line:
             raise forms.ValidationError(
-                "Line %(number)d (“%(line)s”) has no “=”: write one %(what)s per line as %(example)s.",
+                ("Line %(number)d has no “=”" if secret else "Line %(number)d (“%(line)s”) has no “=”")
+                + ": write one %(what)s per line as %(example)s.",
                 params={"number": number, "line": line[:60], "what": what, "example": example},
             )
         key, value = line.split("=", 1)
@@ -154,6 +156,23 @@ def check_variables(values: dict[str, str], field: str) -> None:
             )
 
 
+class SecretAssignmentsTextarea(forms.Textarea):
+    """Renders ``NAME=value`` lines as ``NAME=`` only, whatever it is given: the form comes back
+    to the browser after an error with what was posted, and a secret's value must never go back
+    (as PasswordInput(render_value=False) does for one value). A line without “=” may be a value
+    typed alone: it is left out."""
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, dict):
+            return format_assignments(value, hide_values=True)
+        lines = (line.split("=", 1)[0].strip() for line in str(value or "").splitlines() if "=" in line)
+        return "\n".join(f"{name}=" for name in lines if name) or None
+
+
+SECRET_HELP = ("One NAME=value per line, for passwords and keys: given to the application only, never shown "
+               "again. After an error only the names come back: their values must be entered again.")
+
+
 class WebAppForm(forms.ModelForm):
     environment = forms.CharField(
         label="Environment variables",
@@ -167,9 +186,8 @@ class WebAppForm(forms.ModelForm):
         label="Secret environment variables",
         required=False,
         strip=False,
-        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off"}),
-        help_text="One NAME=value per line, for passwords and keys: given to the application only, never shown "
-                  "again.",
+        widget=SecretAssignmentsTextarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=SECRET_HELP,
     )
     static_files = forms.CharField(
         label="Static files",
@@ -259,7 +277,8 @@ class WebAppForm(forms.ModelForm):
             if self.instance.secret_environment:
                 self.fields["secret_environment"].help_text = (
                     "The values are not shown: leave NAME= as it is to keep a value, write NAME=new value to "
-                    "change it, remove the line to remove the variable."
+                    "change it, remove the line to remove the variable. After an error a new value must be entered "
+                    "again."
                 )
 
     def add_warning(self, field: str | None, message: str) -> None:
@@ -403,7 +422,8 @@ class WebAppForm(forms.ModelForm):
         return values
 
     def clean_secret_environment(self) -> dict[str, str]:
-        values = parse_assignments(self.cleaned_data.get("secret_environment") or "", "variable", "NAME=value")
+        values = parse_assignments(self.cleaned_data.get("secret_environment") or "", "variable", "NAME=value",
+                                   secret=True)
         current = self.instance.secret_environment if self.instance.pk else {}
         for name, value in values.items():
             if value == "":

@@ -219,3 +219,30 @@ def test_the_inline_import_check_needs_only_its_own_fields(admin_client_, tmp_pa
     response = admin_client_.post("/webapps/-/validate/", form_data(folder, name="", workers="0"),
                                   headers={"HX-Request": "true", "HX-Trigger-Name": "module"})
     assert "flask is not installed" in response.content.decode()
+
+
+# A secret value typed into the form never comes back to the browser ------------------
+
+
+def test_a_refused_create_keeps_the_secrets_names_not_their_values(admin_client_, folder):
+    response = admin_client_.post("/webapps/-/new/", form_data("/nope", secret_environment="TOKEN=verysecret999"))
+    html = response.content.decode()
+    assert "/nope does not exist" in html
+    assert "verysecret999" not in html
+    assert "TOKEN=" in html and "must be entered again" in html
+
+
+def test_a_refused_edit_of_a_running_application_keeps_the_secrets_names_only(admin_client_, folder):
+    make_webapp(folder, state="running", pid=1, python_executable=__import__("sys").executable)
+    response = admin_client_.post("/webapps/hello/-/edit/", form_data(folder, secret_environment="TOKEN=verysecret999"))
+    html = response.content.decode()
+    assert "stop /hello first" in html
+    assert "verysecret999" not in html and "TOKEN=" in html
+
+
+def test_the_inline_check_never_echoes_a_secret_line(admin_client_, folder):
+    for text in ("verysecret999", "TOKEN=verysecret999\nTOKEN=verysecret999", "bad name=verysecret999"):
+        response = admin_client_.post("/webapps/-/validate/", form_data(folder, secret_environment=text),
+                                      headers={"HX-Request": "true", "HX-Trigger-Name": "secret_environment"})
+        body = response.content.decode()
+        assert "field-error" in body and "verysecret999" not in body, body
