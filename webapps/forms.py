@@ -566,17 +566,20 @@ class WebAppForm(forms.ModelForm):
     def _check_application(self, data: dict[str, Any]) -> None:
         """Does the module import and is the callable what the protocol says, in the application's own
         interpreter (a subprocess with a timeout)?"""
+        python = data.get("python_executable")
         if data.get("requirements_file"):
-            self.add_warning(
-                "module",
-                "The module is imported once the application's virtualenv is built (at its first start): the "
-                "import check runs then.",
-            )
-            return
+            python = self._built_python(data)
+            if python is None:
+                self.add_warning(
+                    "module",
+                    "The module is imported once the application's virtualenv is built (at its next start): the "
+                    "import check runs then.",
+                )
+                return
         from webapps import checks
 
         problem = checks.check_application(
-            python=data["python_executable"],
+            python=python,
             directory=data["directory"],
             module=data["module"],
             callable_name=data["callable"],
@@ -588,6 +591,24 @@ class WebAppForm(forms.ModelForm):
         if problem:
             self.app_problem = problem
             self.add_error(problem.field, problem.message)
+
+    def _built_python(self, data: dict[str, Any]) -> str | None:
+        """The interpreter of the application's virtualenv when it is built from this very
+        requirements file, engine and Python (an edit after a start), else None."""
+        from webapps import adapter
+        from webapps.runtime.venvs import VenvError, current_venv, venv_state
+
+        if not self.instance.pk:
+            return None
+        root = adapter.venv_root(self.instance)
+        engine = data.get("engine") or WebApp.DEFAULT_ENGINE[WebApp.Protocol(data["protocol"])]
+        try:
+            if venv_state(root, data["requirements_file"], engine) != "current":
+                return None
+        except VenvError:
+            return None
+        venv = current_venv(root)
+        return str(venv.python) if venv else None
 
     def save(self, commit: bool = True) -> WebApp:
         webapp = super().save(commit=False)
