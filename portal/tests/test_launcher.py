@@ -224,7 +224,8 @@ def test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything(port
     try:
         launcher.wait_serving()
         sessions = launcher.sessions()
-        for word, name in (("portal.celery worker", "celery worker"), ("portal.celery beat", "celery beat"),
+        # The worker of starts and stops, not the build worker (--hostname build@...).
+        for word, name in (("worker --hostname portal@", "celery worker"), ("portal.celery beat", "celery beat"),
                            ("redis-server", "redis")):
             old = wait_until(lambda w=word: launcher.part(w), timeout=30)
             if name == "celery worker":  # its pool processes, which must not outlive it
