@@ -165,7 +165,8 @@ def worker_env(host_name: str | None = None) -> dict[str, str]:
     return env
 
 
-def start_worker(host_name: str, log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_worker(host_name: str, log_path: Path, extra_env: dict[str, str] | None = None,
+                 queues: list[str] | None = None, node: str = "test") -> subprocess.Popen:
     from portal.queues import worker_queues
 
     celery = str(Path(sys.executable).parent / "celery")
@@ -173,8 +174,8 @@ def start_worker(host_name: str, log_path: Path, extra_env: dict[str, str] | Non
     return subprocess.Popen(
         [
             celery, "-A", "portal.celery", "worker",
-            "--hostname", f"test@{host_name}",
-            "--queues", ",".join(worker_queues(host_name)),
+            "--hostname", f"{node}@{host_name}",
+            "--queues", ",".join(queues or worker_queues(host_name)),
             "--concurrency", "2", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
         ],
         env={**worker_env(host_name), **(extra_env or {})},
@@ -198,18 +199,23 @@ def stop_worker(process: subprocess.Popen) -> None:
 def celery_worker(redis_service, django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A real Celery worker for this machine's host name, serving the test database."""
     from portal.celery import app
+    from portal.queues import build_queue
 
     host = paths.this_host()
     process = start_worker(host, paths.VAR_DIR / "worker.log")
-    node = f"test@{host}"
+    # The launcher's second worker: virtualenv builds, beside the start slots.
+    builder = start_worker(host, paths.VAR_DIR / "build-worker.log", queues=[build_queue(host)], node="build")
+    node, build_node = f"test@{host}", f"build@{host}"
 
     def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"the worker exited: see {paths.VAR_DIR / 'worker.log'}")
-        return node in (app.control.inspect(destination=[node], timeout=0.5).ping() or {})
+        if process.poll() is not None or builder.poll() is not None:
+            raise AssertionError(f"a worker exited: see {paths.VAR_DIR / 'worker.log'} and build-worker.log")
+        pong = app.control.inspect(destination=[node, build_node], timeout=0.5).ping() or {}
+        return node in pong and build_node in pong
 
-    wait_until(answers, timeout=60, interval=0.2, message="the Celery worker did not answer")
+    wait_until(answers, timeout=60, interval=0.2, message="the Celery workers did not answer")
     yield node
+    stop_worker(builder)
     stop_worker(process)
 
 

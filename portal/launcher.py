@@ -316,13 +316,22 @@ class Launcher:
         env = _without(env, ADMIN_PASSWORD)
 
         host_name = paths.this_host()
-        from portal.queues import worker_queues
+        from portal.queues import build_queue, worker_queues
 
         worker_argv = [
             str(venv_bin / "celery"), "-A", "portal.celery", "worker",
             "--hostname", f"portal@{host_name}",
             "--queues", ",".join(worker_queues(host_name)),
             "--concurrency", env.get("PORTAL_WORKER_CONCURRENCY", "2"),
+            "--loglevel", "INFO",
+        ]
+        # Virtualenv builds (pip, minutes) have a worker of their own: they never hold the slots
+        # that starts and stops need.
+        build_worker_argv = [
+            str(venv_bin / "celery"), "-A", "portal.celery", "worker",
+            "--hostname", f"build@{host_name}",
+            "--queues", build_queue(host_name),
+            "--concurrency", env.get("PORTAL_BUILD_CONCURRENCY", "2"),
             "--loglevel", "INFO",
         ]
         # Beat is a part of its own, not the worker's --beat: Celery advises against the
@@ -348,6 +357,8 @@ class Launcher:
             "--control-socket", str(paths.RUN_DIR / "gunicorn.ctl"),
         ]
         self.parts.append(Part("celery worker", lambda: self.popen(worker_argv, env), "its output is above"))
+        self.parts.append(Part("celery build worker", lambda: self.popen(build_worker_argv, env),
+                               "its output is above"))
         self.parts.append(Part("celery beat", lambda: self.popen(beat_argv, env), "its output is above"))
         self.parts.append(Part("web server", lambda: self.popen(web_argv, env), "its output is above"))
 

@@ -42,6 +42,11 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.actor_name} {self.action} {self.object_type} {self.object_name}"
 
+    @property
+    def object_label(self) -> str:
+        """What the pages call the kind of object ("web application", not the model's "webapp")."""
+        return OBJECT_LABELS.get(self.object_type, self.object_type)
+
     def change_lines(self) -> list[tuple[str, Any, Any, bool]]:
         """(field, before, after, is_secret) for display."""
         lines = []
@@ -51,6 +56,9 @@ class AuditEntry(models.Model):
             else:
                 lines.append((field, change.get("before"), change.get("after"), False))
         return lines
+
+
+OBJECT_LABELS = {"webapp": "web application"}
 
 
 class ApiToken(models.Model):

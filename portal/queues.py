@@ -16,3 +16,9 @@ def host_queue(host_name: str) -> str:
 
 def worker_queues(host_name: str) -> list[str]:
     return [DEFAULT_QUEUE, host_queue(host_name)]
+
+
+def build_queue(host_name: str) -> str:
+    """Long work on a host (a web application's virtualenv build): served by a worker of its own,
+    so that a build of minutes never holds a slot that starts and stops need."""
+    return f"build.{host_name.lower()}"

@@ -42,6 +42,10 @@ and may override (the default in brackets):
                           process that died unseen [obj.restart_policy, or "never"].
 ``stop_timeout(obj)``     -> float: seconds between asking it to stop and killing it
                           [obj.stop_timeout, or 5].
+``defer_start(obj, trigger, seq)`` -> str | None: the start needs long work first (a web
+                          application's virtualenv build), which the adapter has sent elsewhere
+                          and which starts it when done; the start task returns at once, the
+                          request stays in flight [None: start now].
 ``launch_warning(obj)``   -> str | None: a warning logged and written to Activity at each
                           start (a gateway open to the network) [None].
 ``status_fields(obj)``    -> dict: the kind's own fields in ``control.status_of`` (the CLI and
@@ -120,6 +124,9 @@ class ProcessAdapter:
         return float(getattr(obj, "stop_timeout", 5))
 
     def launch_warning(self, obj: Any) -> str | None:
+        return None
+
+    def defer_start(self, obj: Any, trigger: str, seq: int | None) -> str | None:
         return None
 
     def status_fields(self, obj: Any) -> dict[str, Any]:

@@ -135,6 +135,10 @@ def _start_locked(kind: ProcessAdapter, pk: int, trigger: str, seq: int | None) 
     if obj.state not in STARTABLE:
         _done(kind, pk, seq)
         return {"state": obj.state, "note": "already active; nothing to do"}
+    deferred = kind.defer_start(obj, trigger, seq)
+    if deferred:
+        # The request stays in flight (its intent): the deferred work starts it, or refuses it.
+        return {"state": obj.state, "note": deferred}
     failure = kind.preflight(obj)
     if failure:
         return refuse_start(obj, trigger, failure, seq)

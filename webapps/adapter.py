@@ -165,9 +165,30 @@ def preflight(webapp: WebApp) -> CheckFailure | None:
     return None
 
 
+def defer_build(webapp: WebApp, trigger: str, seq: int | None) -> str | None:
+    """A start whose virtualenv is missing or stale: send its build to the host's build worker
+    (webapps.tasks.build_virtualenv, which starts the application when it is built) and say so,
+    or None when the virtualenv is current (or cannot be checked: preflight then says why)."""
+    from portal.queues import build_queue
+    from webapps.runtime.venvs import VenvError, venv_state
+
+    if not webapp.requirements_file:
+        return None
+    try:
+        if venv_state(venv_root(webapp), webapp.requirements_file, webapp.engine_name) == "current":
+            return None
+    except VenvError:
+        return None
+    from webapps import tasks
+
+    WebApp.objects.filter(pk=webapp.pk).update(startup={"venv": {"state": "building", "lines": []}})
+    tasks.build_virtualenv.apply_async(args=[webapp.pk, trigger, seq], queue=build_queue(settings.PORTAL_HOST_NAME))
+    return "building its virtualenv"
+
+
 def ensure_virtualenv(webapp: WebApp) -> CheckFailure | None:
     """Build (or rebuild, when the requirements file changed) the application's virtualenv, with its
-    engine, in the start's task. pip's lines go to the row's startup details as they come (the
+    engine, in the build worker's task (defer_build). pip's lines go to the row's startup details as they come (the
     page polls them), its outcome to the Activity."""
     import time
 
@@ -216,6 +237,9 @@ class WebAppAdapter(ProcessAdapter):
 
     def build_spec(self, obj: WebApp) -> Spec:
         return build_spec(obj)
+
+    def defer_start(self, obj: WebApp, trigger: str, seq: int | None) -> str | None:
+        return defer_build(obj, trigger, seq)
 
     def run_dir(self, obj: WebApp) -> Path:
         return run_dir(obj)

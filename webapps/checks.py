@@ -46,6 +46,7 @@ def check_application(*, python: str, directory: str, module: str, callable_name
     if result.ok:
         return None
     message = result.message.rstrip(".") + "."
+    message = message[:1].upper() + message[1:]  # a sentence on the form ("There is no module ...")
     if result.traceback and result.code in SHOW_TRACEBACK:
         # The last lines of the traceback: the error and where it was raised.
         message += " The end of the traceback: " + " | ".join(

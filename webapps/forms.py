@@ -88,8 +88,9 @@ def normalise_path(text: str) -> str:
     return path
 
 
-def parse_assignments(text: str, what: str, example: str) -> dict[str, str]:
-    """``NAME=value`` lines (blank lines and # comments skipped) as a dict; a repeated name is refused."""
+def parse_assignments(text: str, what: str, example: str, secret: bool = False) -> dict[str, str]:
+    """``NAME=value`` lines (blank lines and # comments skipped) as a dict; a repeated name is refused.
+    With ``secret`` a message never quotes a line: it may be a value typed without its name."""
     values: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -97,7 +98,8 @@ def parse_assignments(text: str, what: str, example: str) -> dict[str, str]:
             continue
         if "=" not in line:
             raise forms.ValidationError(
-                "Line %(number)d (“%(line)s”) has no “=”: write one %(what)s per line as %(example)s.",
+                ("Line %(number)d has no “=”" if secret else "Line %(number)d (“%(line)s”) has no “=”")
+                + ": write one %(what)s per line as %(example)s.",
                 params={"number": number, "line": line[:60], "what": what, "example": example},
             )
         key, value = line.split("=", 1)
@@ -154,6 +156,23 @@ def check_variables(values: dict[str, str], field: str) -> None:
             )
 
 
+class SecretAssignmentsTextarea(forms.Textarea):
+    """Renders ``NAME=value`` lines as ``NAME=`` only, whatever it is given: the form comes back
+    to the browser after an error with what was posted, and a secret's value must never go back
+    (as PasswordInput(render_value=False) does for one value). A line without “=” may be a value
+    typed alone: it is left out."""
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, dict):
+            return format_assignments(value, hide_values=True)
+        lines = (line.split("=", 1)[0].strip() for line in str(value or "").splitlines() if "=" in line)
+        return "\n".join(f"{name}=" for name in lines if name) or None
+
+
+SECRET_HELP = ("One NAME=value per line, for passwords and keys: given to the application only, never shown "
+               "again. After an error only the names come back: their values must be entered again.")
+
+
 class WebAppForm(forms.ModelForm):
     environment = forms.CharField(
         label="Environment variables",
@@ -167,9 +186,8 @@ class WebAppForm(forms.ModelForm):
         label="Secret environment variables",
         required=False,
         strip=False,
-        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off"}),
-        help_text="One NAME=value per line, for passwords and keys: given to the application only, never shown "
-                  "again.",
+        widget=SecretAssignmentsTextarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=SECRET_HELP,
     )
     static_files = forms.CharField(
         label="Static files",
@@ -261,7 +279,8 @@ class WebAppForm(forms.ModelForm):
             if self.instance.secret_environment:
                 self.fields["secret_environment"].help_text = (
                     "The values are not shown: leave NAME= as it is to keep a value, write NAME=new value to "
-                    "change it, remove the line to remove the variable."
+                    "change it, remove the line to remove the variable. After an error a new value must be entered "
+                    "again."
                 )
 
     def add_warning(self, field: str | None, message: str) -> None:
@@ -405,7 +424,8 @@ class WebAppForm(forms.ModelForm):
         return values
 
     def clean_secret_environment(self) -> dict[str, str]:
-        values = parse_assignments(self.cleaned_data.get("secret_environment") or "", "variable", "NAME=value")
+        values = parse_assignments(self.cleaned_data.get("secret_environment") or "", "variable", "NAME=value",
+                                   secret=True)
         current = self.instance.secret_environment if self.instance.pk else {}
         for name, value in values.items():
             if value == "":
@@ -548,17 +568,20 @@ class WebAppForm(forms.ModelForm):
     def _check_application(self, data: dict[str, Any]) -> None:
         """Does the module import and is the callable what the protocol says, in the application's own
         interpreter (a subprocess with a timeout)?"""
+        python = data.get("python_executable")
         if data.get("requirements_file"):
-            self.add_warning(
-                "module",
-                "The module is imported once the application's virtualenv is built (at its first start): the "
-                "import check runs then.",
-            )
-            return
+            python = self._built_python(data)
+            if python is None:
+                self.add_warning(
+                    "module",
+                    "The module is imported once the application's virtualenv is built (at its next start): the "
+                    "import check runs then.",
+                )
+                return
         from webapps import checks
 
         problem = checks.check_application(
-            python=data["python_executable"],
+            python=python,
             directory=data["directory"],
             module=data["module"],
             callable_name=data["callable"],
@@ -570,6 +593,24 @@ class WebAppForm(forms.ModelForm):
         if problem:
             self.app_problem = problem
             self.add_error(problem.field, problem.message)
+
+    def _built_python(self, data: dict[str, Any]) -> str | None:
+        """The interpreter of the application's virtualenv when it is built from this very
+        requirements file, engine and Python (an edit after a start), else None."""
+        from webapps import adapter
+        from webapps.runtime.venvs import VenvError, current_venv, venv_state
+
+        if not self.instance.pk:
+            return None
+        root = adapter.venv_root(self.instance)
+        engine = data.get("engine") or WebApp.DEFAULT_ENGINE[WebApp.Protocol(data["protocol"])]
+        try:
+            if venv_state(root, data["requirements_file"], engine) != "current":
+                return None
+        except VenvError:
+            return None
+        venv = current_venv(root)
+        return str(venv.python) if venv else None
 
     def save(self, commit: bool = True) -> WebApp:
         webapp = super().save(commit=False)

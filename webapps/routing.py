@@ -19,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
-from portal.process.states import BACKOFF, ENDED, STARTING, STOPPING
+from portal.process.states import BACKOFF, ENDED, STARTING, STOPPED, STOPPING
 from webapps.front.routes import Route, RoutesError, Static, check_mount, routes_from_json
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ KIND = "webapp"  # the process layer's kind of a web application (webapps.adapte
 # The 503 page is public (anyone who reaches the apps port sees it): one line, cut short.
 REASON_LENGTH = 200
 LAST_OUTPUT = "; last output:"  # what portal.process.supervisor appends to an exit's error
+REFUSED = "Start refused:"  # processes.tasks.refuse_start's words
+IMPORT_FAILED = re.compile(r"^(Start refused: importing \S+ failed):.*$")
 
 
 def routes_file() -> Path:
@@ -96,11 +99,15 @@ def reason(app: Any, state: str) -> str:
     keeper appends as "; last output: ..." and which may hold anything the app printed (a
     connection string with its password, say): that stays on the portal's pages.
     """
-    if state in ENDED or state == BACKOFF:
-        error = (getattr(app, "last_error", "") or "").strip()
+    error = (getattr(app, "last_error", "") or "").strip()
+    # A stopped application's error is the reason only when it is a refused start (a start
+    # clears the error it claims, so the refusal is the latest word): an older exit is not.
+    if state in ENDED or state == BACKOFF or (state == STOPPED and error.startswith(REFUSED)):
         error = error.split(LAST_OUTPUT, 1)[0].strip()
         if error:
             line = error.splitlines()[0].strip()
+            # An import that raised: the exception's text is the application's own words.
+            line = IMPORT_FAILED.sub(r"\1 (the portal's page of the application says why)", line)
             return line if len(line) <= REASON_LENGTH else line[: REASON_LENGTH - 1] + "…"
     if state == STARTING:
         return "the application is starting; retry in a moment"

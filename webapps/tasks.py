@@ -38,6 +38,24 @@ def set_install(pk: int, install: dict[str, Any] | None, *, clear_check: bool = 
         webapp.save(update_fields=fields)
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def build_virtualenv(pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
+    """A start's virtualenv build, on the host's build worker (portal.queues.build_queue): pip may
+    take minutes, and the start slots stay free meanwhile. Built, it starts the application (the
+    start task's own code, which finds the virtualenv current); not built, the start is refused."""
+    from processes import tasks as process_tasks
+
+    webapp = WebApp.objects.filter(pk=pk).first()
+    if webapp is None:
+        return {"error": "the definition was deleted"}
+    if seq is not None and not WebApp.objects.filter(pk=pk, request_seq=seq).exists():
+        return process_tasks.SUPERSEDED
+    failure = adapter.ensure_virtualenv(webapp)
+    if failure is not None:
+        return process_tasks.refuse_start(webapp, trigger, failure, seq)
+    return process_tasks.start("webapp", pk, trigger, seq)
+
+
 @shared_task(ignore_result=True)
 def install_engine(pk: int, trigger: str = "system") -> dict[str, Any]:
     """Install the application's engine into its interpreter, on the host. The command is the one

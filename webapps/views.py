@@ -100,7 +100,9 @@ def live_context(webapp: WebApp) -> dict[str, Any]:
             log_lines, log_error = [], f"The log is not shown and the application will not start: {refused.message}."
         else:
             log_lines = tail(log, 100) if log.exists() else []
-            log_error = "" if log.exists() else f"{log} does not exist yet: it is created at the first start."
+            log_error = "" if log.exists() else f"{log} does not exist yet: no start has written it."
+            if not log.exists() and webapp.last_error.startswith("Start refused:"):
+                log_error += " The last start was refused before the application ran: see Last start."
     except OSError as e:
         log_lines, log_error = [], f"{log} cannot be read: {e.strerror}."
     return {

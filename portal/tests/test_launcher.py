@@ -155,6 +155,7 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
         names = " ".join(" ".join(p.cmdline()) for p in tree)
         assert "redis-server" in names and "gunicorn" in names
         assert "portal.celery worker" in names and "portal.celery beat" in names
+        assert "--queues build." in names  # the virtualenv builds' own worker
         # The front on the apps port: nginx here (it is installed), with its files under var/.
         assert "webapps.front.nginx" in names and "nginx: master process" in names
         assert f"web applications are served at http://127.0.0.1:{portal_env['PORTAL_APPS_PORT']}/ " \
@@ -223,7 +224,8 @@ def test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything(port
     try:
         launcher.wait_serving()
         sessions = launcher.sessions()
-        for word, name in (("portal.celery worker", "celery worker"), ("portal.celery beat", "celery beat"),
+        # The worker of starts and stops, not the build worker (--hostname build@...).
+        for word, name in (("worker --hostname portal@", "celery worker"), ("portal.celery beat", "celery beat"),
                            ("redis-server", "redis")):
             old = wait_until(lambda w=word: launcher.part(w), timeout=30)
             if name == "celery worker":  # its pool processes, which must not outlive it

@@ -43,6 +43,7 @@ from .routes import (
     bad_gateway_page,
     gateway_timeout_page,
     load_routes,
+    not_answering_page,
     not_found_page,
     unavailable_page,
 )
@@ -86,13 +87,18 @@ def _safe_path(path: str, what: str) -> str:
     return path
 
 
-def _page_location(uri: str, page: Page, fmt: str) -> list[str]:
+def _page_body(page: Page, fmt: str) -> str:
     if fmt == "json":
-        body = page.as_json().decode().replace("$", "\\u0024")
-        ctype = "application/json"
-    else:
-        body = page.as_html().decode().replace("$", "&#36;")
-        ctype = "text/html; charset=utf-8"
+        return page.as_json().decode().replace("$", "\\u0024")
+    return page.as_html().decode().replace("$", "&#36;")
+
+
+def _page_location(uri: str, page: Page, fmt: str, unconnected: Page | None = None) -> list[str]:
+    """The internal location that answers ``page``; with ``unconnected``, that page instead when
+    not a byte came from the application (the socket is missing or refuses, or it closed at once
+    as a dying worker does), which nginx reports as 502 like a malformed answer."""
+    body = _page_body(page, fmt)
+    ctype = "application/json" if fmt == "json" else "text/html; charset=utf-8"
     lines = [
         f"        location = {uri} {{",
         "            internal;",
@@ -101,14 +107,25 @@ def _page_location(uri: str, page: Page, fmt: str) -> list[str]:
         f"            default_type {_quote(ctype)};",
         "            add_header Cache-Control no-store always;",
     ]
+    if unconnected is not None:
+        # "if" holding only add_header and return is safe in a location (nginx's "If is evil" page).
+        lines += [
+            '            if ($upstream_bytes_received ~ "^[-0, :]*$") {',
+            "                add_header Cache-Control no-store always;",
+            *([f"                add_header Retry-After {unconnected.retry_after} always;"]
+              if unconnected.retry_after else []),
+            f"                return {unconnected.status} {_quote(_page_body(unconnected, fmt))};",
+            "            }",
+        ]
     if page.retry_after:
         lines.append(f"            add_header Retry-After {page.retry_after} always;")
     lines += [f"            return {page.status} {_quote(body)};", "        }"]
     return lines
 
 
-def _pages(uri_base: str, page: Page) -> list[str]:
-    return _page_location(uri_base + ".html", page, "html") + _page_location(uri_base + ".json", page, "json")
+def _pages(uri_base: str, page: Page, unconnected: Page | None = None) -> list[str]:
+    return (_page_location(uri_base + ".html", page, "html", unconnected)
+            + _page_location(uri_base + ".json", page, "json", unconnected))
 
 
 def _cookie_maps(names: tuple[str, ...]) -> tuple[list[str], str]:
@@ -263,10 +280,12 @@ def render_http_block(
         server += [
             "            proxy_request_buffering off;",
             "            proxy_buffering off;",
-            f"            error_page 502 {pages}/502.$webapps_fmt;",
+            # "=": the page's own status, which is 503 when no connection could be made (_page_location).
+            f"            error_page 502 = {pages}/502.$webapps_fmt;",
             f"            error_page 504 {pages}/504.$webapps_fmt;",
             "        }",
-            *_pages(f"{pages}/502", bad_gateway_page(route, "the application's socket is missing or refuses")),
+            *_pages(f"{pages}/502", bad_gateway_page(route, "the application sent a malformed answer or closed the "
+                                                            "connection"), not_answering_page(route)),
             *_pages(f"{pages}/504", gateway_timeout_page(route, idle_timeout)),
         ]
     if not has_root:

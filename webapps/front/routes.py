@@ -65,6 +65,7 @@ TITLES = {
     504: "Application too slow",
 }
 RETRY_AFTER = 2
+NOT_ANSWERING_RETRY_AFTER = 1
 PROTOCOLS = ("wsgi", "asgi")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 
@@ -296,6 +297,20 @@ def bad_gateway_page(route: Route, reason: str = "") -> Page:
         route.path,
         route.state,
         reason or f"cannot connect to {route.socket}",
+    )
+
+
+def not_answering_page(route: Route) -> Page:
+    """A running application whose socket is missing or refuses: after a kill -9 the state is
+    still "running" until the keeper has seen the exit and restarts it (a fraction of a second),
+    so this is the 503 in between, with Retry-After, not a 502. A malformed answer stays 502."""
+    return Page(
+        503,
+        f"application {route.path} is not answering on its socket",
+        route.path,
+        route.state,
+        "the application is not answering on its socket (restarting?); retry in a moment",
+        NOT_ANSWERING_RETRY_AFTER,
     )
 
 

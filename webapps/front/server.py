@@ -54,10 +54,16 @@ from .routes import (
     bad_gateway_page,
     gateway_timeout_page,
     load_routes,
+    not_answering_page,
     not_found_page,
     unavailable_page,
 )
 from .routes import wants_json as _wants_json
+
+
+class Silent(Gone):
+    """The application closed the connection without a byte of answer."""
+
 
 # The front ------------------------------------------------------------------------------------
 
@@ -391,10 +397,10 @@ class Front:
         for attempt in range(2):
             try:
                 conn, reused = await pool.acquire()
-            except (OSError, ConnectionError) as exc:
-                reason = "the socket does not exist" if isinstance(exc, FileNotFoundError) else str(exc)
-                self.metrics.record(route.path, 502, time.monotonic() - started)
-                return await self._page(client, request, bad_gateway_page(route, reason), True)
+            except (OSError, ConnectionError):
+                # No connection at all (socket missing or refused): restarting, 503 (not_answering_page).
+                self.metrics.record(route.path, 503, time.monotonic() - started)
+                return await self._page(client, request, not_answering_page(route), True)
             body_task = None
             conn.seen = client.seen = time.monotonic()
             self.exchanges[client] = (conn, limit)
@@ -423,6 +429,11 @@ class Front:
                     return False
                 if reused and attempt == 0 and not request.body:
                     continue
+                if isinstance(exc, Silent):
+                    # Closed without a byte of answer, as a worker dying with its master does.
+                    self.metrics.record(route.path, 503, time.monotonic() - started)
+                    await self._page(client, request, not_answering_page(route), False)
+                    return False
                 self.metrics.record(route.path, 502, time.monotonic() - started)
                 reason = exc.message if isinstance(exc, HttpError) else "the application closed the connection"
                 await self._page(client, request, bad_gateway_page(route, reason), False)
@@ -436,7 +447,7 @@ class Front:
         while True:
             head = await conn.read_head(HEAD_LIMIT * 2)
             if head is None:
-                raise Gone("the application closed the connection before answering")
+                raise Silent("the application closed the connection before answering")
             if head[9:10] == b"1" and head[9:12] != b"101":
                 await client.send(head)  # 100 Continue, 103 Early Hints: pass on, then read the answer
                 continue

@@ -21,6 +21,11 @@ MARKER = "WEBAPP-CHECK "
 TRACEBACK_LINES = 12
 
 
+def article(kind):
+    """"a WSGI" (whiskey), "an ASGI" (ay-es-gee-eye)."""
+    return "an" if kind == "asgi" else "a"
+
+
 def say(ok, code, message, kind=None, tb=None):
     sys.stdout.flush()
     line = json.dumps({"ok": ok, "code": code, "message": message, "kind": kind, "traceback": tb or []})
@@ -109,9 +114,9 @@ def main(argv):
     if kind != protocol:
         engines = "uvicorn or granian" if kind == "asgi" else "gunicorn or granian"
         say(False, "protocol-mismatch",
-            f"{target} is declared {protocol.upper()} but is {why}: an {kind.upper()} application; "
+            f"{target} is declared {protocol.upper()} but is {why}: {article(kind)} {kind.upper()} application; "
             f"choose {kind.upper()} as its protocol type (served by {engines})", kind=kind)
-    say(True, "ok", f"{target} is {why}: an {kind.upper()} application", kind=kind)
+    say(True, "ok", f"{target} is {why}: {article(kind)} {kind.upper()} application", kind=kind)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def test_the_page_draws_requests_errors_and_latency_the_front_measured(
     assert 'id="figures"' in page.content.decode()  # the detail page includes the partial
     assert 'hx-get="/webapps/flask/-/figures/"' in html and "every 2s" in html
     assert why == "" and totals["requests"] == 75 and totals["errors_5xx"] == 15
-    assert "75 requests, 15 5xx" in html
+    assert "75 requests, 15 5xx answers" in html
     rps = polyline_points(html, "Requests per second")
     errors = polyline_points(html, "5xx answers per second")
     assert len(rps) >= 3

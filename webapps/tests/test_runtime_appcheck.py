@@ -49,12 +49,14 @@ def test_flask_declared_asgi_is_refused_saying_what_it_is(python: str, tmp_path:
     result = check_app(python, str(EXAMPLES / "flaskapp"), "app", "app", "asgi", env=env_of(tmp_path))
     assert not result.ok and result.code == "protocol-mismatch" and result.kind == "wsgi"
     assert "declared ASGI" in result.message and "choose WSGI" in result.message
+    assert ": a WSGI application" in result.message and "an WSGI" not in result.message
 
 
 def test_fastapi_declared_wsgi_is_refused_saying_what_it_is(python: str, tmp_path: Path) -> None:
     result = check_app(python, str(EXAMPLES / "fastapiapp"), "app", "app", "wsgi", env=env_of(tmp_path))
     assert not result.ok and result.code == "protocol-mismatch" and result.kind == "asgi"
     assert "choose ASGI" in result.message and "uvicorn or granian" in result.message
+    assert ": an ASGI application" in result.message
 
 
 def test_the_django_example_is_wsgi_and_its_asgi_handler_is_asgi(tmp_path: Path) -> None:

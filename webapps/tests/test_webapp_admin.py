@@ -58,3 +58,16 @@ def test_an_empty_to_field_gives_the_page(superuser_client, tmp_path, page):
     webapp = make_webapp(app_dir(tmp_path))
     response = superuser_client.get(f"/admin/webapps/webapp/{webapp.pk}/{page}/", {"_to_field": ""})
     assert response.status_code == 200 and "/hello" in response.content.decode()
+
+
+def test_a_refused_admin_save_never_sends_a_secrets_value_back(superuser_client, tmp_path):
+    folder = app_dir(tmp_path)
+    response = superuser_client.post("/admin/webapps/webapp/add/",
+                                     form_data("/nope", secret_environment="TOKEN=verysecret999"))
+    html = response.content.decode()
+    assert "/nope does not exist" in html and "TOKEN=" in html and "verysecret999" not in html
+    webapp = make_webapp(folder, state="running", pid=1, python_executable=__import__("sys").executable)
+    response = superuser_client.post(f"/admin/webapps/webapp/{webapp.pk}/change/",
+                                     form_data(folder, secret_environment="TOKEN=verysecret999"))
+    html = response.content.decode()
+    assert "stop /hello first" in html and "verysecret999" not in html

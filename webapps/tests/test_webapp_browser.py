@@ -28,7 +28,7 @@ def test_an_administrator_creates_starts_and_opens_an_application(page, live_ser
     page.locator("#feedback-module", has_text="Write the module without .py: hello.").wait_for(timeout=10_000)
     page.fill("#id_module", "helo")
     page.locator("#id_module").dispatch_event("change")
-    page.locator("#feedback-module", has_text="there is no module helo").wait_for(timeout=15_000)
+    page.locator("#feedback-module", has_text="There is no module helo").wait_for(timeout=15_000)
     page.fill("#id_module", "hello")
     page.locator("#id_module").dispatch_event("change")
     page.wait_for_function("() => document.querySelector('#feedback-module').innerText.trim() === ''",
@@ -51,3 +51,14 @@ def test_an_administrator_creates_starts_and_opens_an_application(page, live_ser
 
     page.locator("#live button", has_text="Stop").click()
     page.locator("#live .state-stopped").wait_for(timeout=20_000)
+
+
+@pytest.mark.parametrize("width", [390, 1920])
+def test_the_forms_textareas_are_as_wide_as_its_inputs(page, live_server, administrator, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, live_server.url, "ada")
+    page.goto(f"{live_server.url}/webapps/-/new/")
+    inputs = page.locator("#id_directory").bounding_box()
+    for name in ("environment", "secret_environment", "static_files"):
+        box = page.locator(f"#id_{name}").bounding_box()
+        assert abs(box["width"] - inputs["width"]) < 1 and abs(box["x"] - inputs["x"]) < 1, (name, box, inputs)

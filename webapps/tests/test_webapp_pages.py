@@ -219,3 +219,65 @@ def test_the_inline_import_check_needs_only_its_own_fields(admin_client_, tmp_pa
     response = admin_client_.post("/webapps/-/validate/", form_data(folder, name="", workers="0"),
                                   headers={"HX-Request": "true", "HX-Trigger-Name": "module"})
     assert "flask is not installed" in response.content.decode()
+
+
+# A secret value typed into the form never comes back to the browser ------------------
+
+
+def test_a_refused_create_keeps_the_secrets_names_not_their_values(admin_client_, folder):
+    response = admin_client_.post("/webapps/-/new/", form_data("/nope", secret_environment="TOKEN=verysecret999"))
+    html = response.content.decode()
+    assert "/nope does not exist" in html
+    assert "verysecret999" not in html
+    assert "TOKEN=" in html and "must be entered again" in html
+
+
+def test_a_refused_edit_of_a_running_application_keeps_the_secrets_names_only(admin_client_, folder):
+    make_webapp(folder, state="running", pid=1, python_executable=__import__("sys").executable)
+    response = admin_client_.post("/webapps/hello/-/edit/", form_data(folder, secret_environment="TOKEN=verysecret999"))
+    html = response.content.decode()
+    assert "stop /hello first" in html
+    assert "verysecret999" not in html and "TOKEN=" in html
+
+
+def test_the_inline_check_never_echoes_a_secret_line(admin_client_, folder):
+    for text in ("verysecret999", "TOKEN=verysecret999\nTOKEN=verysecret999", "bad name=verysecret999"):
+        response = admin_client_.post("/webapps/-/validate/", form_data(folder, secret_environment=text),
+                                      headers={"HX-Request": "true", "HX-Trigger-Name": "secret_environment"})
+        body = response.content.decode()
+        assert "field-error" in body and "verysecret999" not in body, body
+
+
+def test_after_a_refused_start_the_log_is_said_not_written_by_any_start(role_client, folder):
+    make_webapp(folder, last_error="Start refused: there is no module nosuchmod in /srv/app")
+    html = role_client("viewer").get("/webapps/hello/").content.decode()
+    assert "created at the first start" not in html
+    assert "does not exist yet: no start has written it. The last start was refused" in html
+
+
+# Wording ------------------------------------------------------------------------------
+
+
+def test_the_figures_say_one_request_and_one_5xx_answer_in_the_singular():
+    from django.template.loader import render_to_string
+
+    html = render_to_string("webapps/htmx/figures.html",
+                            {"f": {"count": 1, "totals": {"requests": 1, "errors_5xx": 1}}, "figures_url": "/x"})
+    assert "1 request, 1 5xx answer<" in html
+
+
+def test_the_import_checks_message_starts_with_a_capital(admin_client_, folder):
+    html = admin_client_.post("/webapps/-/new/", form_data(folder, module="nosuchmod")).content.decode()
+    assert "There is no module nosuchmod" in html
+
+
+def test_the_dashboard_and_history_say_web_application_and_list_the_fields_set(admin_client_, folder):
+    data = form_data(folder, name="/fastapi", environment="APP_MODE=demo", secret_environment="API_TOKEN=t0p-s3cret")
+    assert admin_client_.post("/webapps/-/new/", data).status_code == 302
+    dashboard = admin_client_.get("/").content.decode()
+    assert "Created web application <strong>/fastapi</strong>" in dashboard and "Created webapp" not in dashboard
+    html = admin_client_.get("/webapps/fastapi/").content.decode()
+    assert "fields set" not in html
+    assert '<span class="field">directory</span>: ' + str(folder) in html
+    assert '<span class="field">secret_environment</span>: set (secret)' in html and "t0p-s3cret" not in html
+

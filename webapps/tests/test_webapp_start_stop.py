@@ -263,3 +263,56 @@ def test_kill_9_of_an_application_is_restarted_by_its_policy(webapp_processes, t
                timeout=30, message="the application was not restarted")
     assert get_over_socket(webapp, "/hello/")[0] == 200
     run("stop", "/hello", "--wait")
+
+
+def test_a_virtualenv_build_does_not_delay_the_start_of_another_application(webapp_processes, tmp_path):
+    """Two applications whose virtualenvs take long to build (their package index holds every
+    request until the test ends) are started, then a plain one: the plain one runs at once, its
+    start is not queued behind the builds, and the rows say the others are building."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+
+    class SlowIndex(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(120)
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    index = ThreadingHTTPServer(("127.0.0.1", 0), SlowIndex)
+    threading.Thread(target=index.serve_forever, daemon=True).start()
+    try:
+        requirements = tmp_path / "requirements.txt"
+        requirements.write_text(f"--index-url http://127.0.0.1:{index.server_address[1]}/simple/\nslowpkg\n")
+        plain = app_dir(tmp_path)
+        for name in ("/slow1", "/slow2"):
+            run("create", name, "--directory", str(plain), "--module", "hello", "--requirements", str(requirements))
+        run("create", "/plain", "--directory", str(plain), "--module", "hello")
+        run("start", "/slow1")
+        run("start", "/slow2")
+        wait_until(lambda: all(w.startup.get("venv", {}).get("state") == "building"
+                               for w in WebApp.objects.filter(name__startswith="/slow")),
+                   timeout=20, message="the builds did not begin")
+        out = run("start", "/plain", "--wait", "--timeout", "15")
+        assert "/plain is running" in out
+        client = Client()
+        from django.contrib.auth import get_user_model
+
+        client.force_login(get_user_model().objects.create_superuser("root", password="x"))
+        html = client.get("/webapps/").content.decode()
+        assert html.count("building its virtualenv") == 2
+        assert "building its virtualenv" in client.get("/webapps/slow1/").content.decode()
+        assert all(w.shown_state == "starting" for w in WebApp.objects.filter(name__startswith="/slow"))
+        # The index answers 404: the builds fail and each start is refused with pip's reason.
+        release.set()
+        slow = WebApp.objects.filter(name__startswith="/slow")
+        refused = lambda: all(w.last_error.startswith("Start refused: the virtualenv") for w in slow.all())  # noqa: E731
+        wait_until(lambda: refused() or slow.filter(state="running").exists(), timeout=90)
+        assert refused(), list(slow.values_list("name", "state", "last_error", "intent"))
+        assert not WebApp.objects.filter(name__startswith="/slow").exclude(intent="").exists()
+    finally:
+        release.set()
+        index.shutdown()
