@@ -114,8 +114,10 @@ def test_a_broken_save_waits_for_the_fix_instead_of_giving_up(python: str, folde
         web.write_text("def broken(:\n")
         wait_until(lambda: any("waiting for a change of the code" in e["message"] for e in app.events()),
                    timeout=30, message=f"no wait for a change: {app.events()}")
-        status = app.status()
-        assert status["state"] == "backoff" and "SyntaxError" in (status["error"] or "") + app.log()
+        # The journal line comes a moment before the status file that says the same.
+        status = wait_until(lambda: (lambda st: st if st["state"] == "backoff" else None)(app.status()),
+                            timeout=10, message=f"not in backoff: {app.status()}")
+        assert "SyntaxError" in (status["error"] or "") + app.log()
         assert not [e for e in app.events() if e["to"] == "fatal"]
 
         web.write_text(good.replace('VERSION = "one"', 'VERSION = "three"'))
