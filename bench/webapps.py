@@ -65,6 +65,7 @@ django.setup()  # conftest.py, which the test helpers import, imports Django's m
 import psutil  # noqa: E402
 
 from portal.process import keeper  # noqa: E402
+from portal.process.states import EXITED, FATAL, RUNNING  # noqa: E402
 from webapps.runtime.engines import AppRun, build_spec, engine_argv, engine_env  # noqa: E402
 from webapps.tests.example_servers import EXAMPLE_APPS, EXAMPLES, http_request, venv_for  # noqa: E402
 from webapps.tests.front_helpers import RunningFront, free_port, stop, tcp_answers  # noqa: E402
@@ -258,8 +259,8 @@ def launch(app: AppRun, run_dir: Path) -> None:
 
 
 def keeper_pid(run_dir: Path) -> int:
-    status = keeper.wait_for(run_dir, {"running", "fatal", "exited"}, timeout=60)
-    if status.get("state") != "running":
+    status = keeper.wait_for(run_dir, {RUNNING, FATAL, EXITED}, timeout=60)
+    if status.get("state") != RUNNING:
         raise SystemExit(f"the keeper in {run_dir} did not start its app: {status.get('error')}")
     return int(status["pid"])
 
