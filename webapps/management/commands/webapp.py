@@ -30,14 +30,14 @@ from argparse import ArgumentParser, BooleanOptionalAction
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from gateways.management.commands.gateway import CliOperator, positive_seconds
+from gateways.management.commands.gateway import positive_seconds
 from portal import roles
-from portal.process.states import GOAL, RUNNING
+from portal.cli import actor_named
 from processes import control
+from processes.cli import control_and_report, write_status
 from webapps import nginx_command, services
 from webapps.forms import WebAppForm, format_assignments
 from webapps.models import WebApp
@@ -142,24 +142,13 @@ class Command(BaseCommand):
         nginx_command.add_parser(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.actor = self._actor(options.get("user"))
+        self.actor = actor_named(options.get("user"))
         action = options["action"]
         handler = self.do_control if action in CONTROL_ACTIONS else getattr(self, f"do_{action.replace('-', '_')}")
         try:
             handler(options)
         except (PermissionDenied, control.ControlError) as e:
             raise CommandError(str(e)) from None
-
-    def _actor(self, username: str | None) -> Any:
-        if not username:
-            return CliOperator()
-        try:
-            return get_user_model().objects.get(username=username, is_active=True)
-        except get_user_model().DoesNotExist:
-            raise CommandError(
-                f"There is no active portal user named {username!r}: check the name, or leave "
-                "out --user to act as the local operator."
-            ) from None
 
     def _get(self, path: str) -> WebApp:
         if not roles.can_view(self.actor):
@@ -283,39 +272,13 @@ class Command(BaseCommand):
     # Start, stop, restart, status ---------------------------------------------------------
 
     def do_control(self, options: dict[str, Any]) -> None:
-        action = options["action"]
-        webapp = control.request(self._get(options["path"]), action, self.actor, channel="cli")
-        if not options["wait"]:
-            self.stdout.write(f"{action.capitalize()} of {webapp.name} requested.")
-            return
-        timeout = options["timeout"] or webapp.init_timeout + webapp.stop_timeout + 5
-        webapp = control.wait_settled(webapp, action, timeout)
-        replaced = control.superseded(webapp, action)
-        if replaced:
-            raise CommandError(replaced)
-        if webapp.state not in GOAL[action]:
-            detail = f": {webapp.last_error}" if webapp.last_error else ""
-            raise CommandError(
-                f"{webapp.name} is {webapp.state} after the {action}{detail}. "
-                f"`manage.py webapp status {webapp.name}` shows more; the log is on its detail page."
-            )
-        if RUNNING in GOAL[action]:
-            ready = (webapp.startup or {}).get("time_to_ready")
-            ready_text = f", ready in {ready:.2f} s" if isinstance(ready, (int, float)) else ""
-            self.stdout.write(f"{webapp.name} is running (pid {webapp.pid}{ready_text}).")
-        else:
-            self.stdout.write(f"{webapp.name} is {webapp.state}.")
+        control_and_report(self, self._get(options["path"]), options)
 
     def do_nginx_config(self, options: dict[str, Any]) -> None:
         nginx_command.handle(options, self.stdout)
 
     def do_status(self, options: dict[str, Any]) -> None:
-        data = control.status_of(self._get(options["path"]))
-        if options["json"]:
-            self.stdout.write(json.dumps(data, indent=2))
-            return
-        for key, value in data.items():
-            self.stdout.write(f"{key.replace('_', ' ')}: {'' if value is None else value}")
+        write_status(self, self._get(options["path"]), options)
 
 
 def _lines_to_dict(text: str) -> dict[str, str]:
