@@ -20,10 +20,8 @@ from gateways.forms import GatewayForm
 from gateways.models import STATE_CHOICES, Gateway
 from portal import audit, health, roles
 from portal.process.states import RUNNING
-from processes import control
-
-# htmx stops polling when a response has this status (and still swaps it in).
-HTMX_STOP_POLLING = 286
+from processes import control, control_views
+from processes.control_views import HTMX_STOP_POLLING
 
 
 def _get_gateway(request: HttpRequest, name: str, *, admin: bool = False) -> Gateway:
@@ -214,12 +212,7 @@ def live_context(gateway: Gateway) -> dict[str, Any]:
 @login_required
 def gateway_row(request: HttpRequest, name: str) -> HttpResponse:
     """One list row, polled while a start or stop is in flight; 286 once it settles."""
-    gateway = _get_gateway(request, name)
-    context = {"gateway": gateway, "announce": request.GET.get("announce") == "1"}
-    response = render(request, "gateways/htmx/row.html", context)
-    if not gateway.in_transition:
-        response.status_code = HTMX_STOP_POLLING
-    return response
+    return control_views.row(request, _get_gateway(request, name), "gateways/htmx")
 
 
 @login_required
@@ -234,21 +227,7 @@ def gateway_live(request: HttpRequest, name: str) -> HttpResponse:
 def gateway_control(request: HttpRequest, name: str, action: str) -> HttpResponse:
     """Start, Stop or Restart: record the intent, send the task, show the row polling."""
     gateway = _get_gateway(request, name)
-    try:
-        gateway = control.request(gateway, action, request.user)
-    except control.ControlError as e:
-        if request.htmx:
-            response = render(request, "gateways/htmx/row.html", {"gateway": gateway, "error": str(e)})
-            return response
-        messages.error(request, str(e))
-        return redirect(gateway)
-    if request.htmx:
-        where = request.POST.get("from", "list")
-        template = "gateways/htmx/live.html" if where == "detail" else "gateways/htmx/row.html"
-        context = {"gateway": gateway, "announce": True, **(live_context(gateway) if where == "detail" else {})}
-        return render(request, template, context)
-    messages.info(request, f"{action.capitalize()} of {gateway.name} requested.")
-    return redirect(gateway)
+    return control_views.control_request(request, gateway, action, "gateways/htmx", live_context)
 
 
 @login_required

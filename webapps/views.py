@@ -16,15 +16,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import audit, roles
 from portal.process.states import RUNNING
-from processes import control
+from processes import control, control_views
+from processes.control_views import HTMX_STOP_POLLING
 from webapps import adapter, figures, services
 from webapps.forms import APP_CHECK_FIELDS, WebAppForm
 from webapps.models import STATE_CHOICES, WebApp
 
 NO_ROLE = "Your account has no role: ask an administrator."
 LIST_PAGE_SIZE = 100
-# htmx stops polling when a response has this status (and still swaps it in).
-HTMX_STOP_POLLING = 286
 
 
 def _get_webapp(request: HttpRequest, name: str, *, admin: bool = False) -> WebApp:
@@ -221,11 +220,7 @@ def webapp_delete(request: HttpRequest, name: str) -> HttpResponse:
 def webapp_row(request: HttpRequest, name: str) -> HttpResponse:
     """One list row, polled while a start or stop is in flight; 286 once it settles."""
     webapp = _get_webapp(request, name)
-    context = {"webapp": webapp, "announce": request.GET.get("announce") == "1", "apps_origin": apps_origin(request)}
-    response = render(request, "webapps/htmx/row.html", context)
-    if not webapp.in_transition:
-        response.status_code = HTMX_STOP_POLLING
-    return response
+    return control_views.row(request, webapp, "webapps/htmx", apps_origin=apps_origin(request))
 
 
 @login_required
@@ -233,22 +228,8 @@ def webapp_row(request: HttpRequest, name: str) -> HttpResponse:
 def webapp_control(request: HttpRequest, name: str, action: str) -> HttpResponse:
     """Start, Stop or Restart: record the intent, send the task (processes.control), show the row polling."""
     webapp = _get_webapp(request, name)
-    origin = apps_origin(request)
-    try:
-        webapp = control.request(webapp, action, request.user)
-    except control.ControlError as e:
-        if request.htmx:
-            return render(request, "webapps/htmx/row.html", {"webapp": webapp, "error": str(e), "apps_origin": origin})
-        messages.error(request, str(e))
-        return redirect(webapp)
-    if request.htmx:
-        where = request.POST.get("from", "list")
-        template = "webapps/htmx/live.html" if where == "detail" else "webapps/htmx/row.html"
-        context = {"webapp": webapp, "announce": True, "apps_origin": origin,
-                   **(live_context(webapp) if where == "detail" else {})}
-        return render(request, template, context)
-    messages.info(request, f"{action.capitalize()} of {webapp.name} requested.")
-    return redirect(webapp)
+    return control_views.control_request(request, webapp, action, "webapps/htmx", live_context,
+                                         apps_origin=apps_origin(request))
 
 
 @login_required
