@@ -20,7 +20,7 @@ from gateways.forms import GatewayForm
 from gateways.models import STATE_CHOICES, Gateway
 from portal import audit, health, roles
 from portal.process.states import RUNNING
-from processes import control, control_views
+from processes import control, control_views, definition_views
 from processes.control_views import HTMX_STOP_POLLING
 
 
@@ -119,17 +119,7 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def gateway_edit(request: HttpRequest, name: str) -> HttpResponse:
     gateway = _get_gateway(request, name, admin=True)
-    form = GatewayForm(request.POST or None, instance=gateway)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.save_definition(form, request.user)
-        except control.ControlError as e:
-            form.add_error(None, str(e))
-        else:
-            messages.success(request, f"Gateway {gateway.name} was saved.")
-            _show_warnings(request, form)
-            return redirect(gateway)
-    return render(request, "gateways/form.html", {"form": form, "gateway": gateway})
+    return definition_views.edit(request, gateway, GatewayForm, services, "gateways")
 
 
 @login_required
@@ -163,17 +153,7 @@ def gateway_validate(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def gateway_delete(request: HttpRequest, name: str) -> HttpResponse:
-    gateway = _get_gateway(request, name, admin=True)
-    if request.method == "POST":
-        try:
-            services.delete_definition(gateway, request.user)
-        except control.ControlError as e:
-            messages.error(request, str(e))
-            return redirect(gateway)
-        messages.success(request, f"Gateway {gateway.name} was deleted.")
-        return redirect("gateways:list")
-    template = "gateways/htmx/delete_dialog.html" if request.htmx else "gateways/confirm_delete.html"
-    return render(request, template, {"gateway": gateway, "blocker": services.delete_blocker(gateway)})
+    return definition_views.delete(request, _get_gateway(request, name, admin=True), services, "gateways")
 
 
 # Process control ------------------------------------------------------------

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import audit, roles
 from portal.process.states import RUNNING
-from processes import control, control_views
+from processes import control, control_views, definition_views
 from processes.control_views import HTMX_STOP_POLLING
 from webapps import adapter, figures, services
 from webapps.forms import APP_CHECK_FIELDS, WebAppForm
@@ -162,17 +162,7 @@ def webapp_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def webapp_edit(request: HttpRequest, name: str) -> HttpResponse:
     webapp = _get_webapp(request, name, admin=True)
-    form = WebAppForm(request.POST or None, instance=webapp)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.save_definition(form, request.user)
-        except control.ControlError as e:
-            form.add_error(None, str(e))
-        else:
-            messages.success(request, f"Web application {webapp.name} was saved.")
-            _show_warnings(request, form)
-            return redirect(webapp)
-    return render(request, "webapps/form.html", {"form": form, "webapp": webapp})
+    return definition_views.edit(request, webapp, WebAppForm, services, "webapps")
 
 
 @login_required
@@ -200,17 +190,7 @@ def webapp_validate(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def webapp_delete(request: HttpRequest, name: str) -> HttpResponse:
-    webapp = _get_webapp(request, name, admin=True)
-    if request.method == "POST":
-        try:
-            services.delete_definition(webapp, request.user)
-        except control.ControlError as e:
-            messages.error(request, str(e))
-            return redirect(webapp)
-        messages.success(request, f"Web application {webapp.name} was deleted.")
-        return redirect("webapps:list")
-    template = "webapps/htmx/delete_dialog.html" if request.htmx else "webapps/confirm_delete.html"
-    return render(request, template, {"webapp": webapp, "blocker": services.delete_blocker(webapp)})
+    return definition_views.delete(request, _get_webapp(request, name, admin=True), services, "webapps")
 
 
 # Process control ------------------------------------------------------------------
