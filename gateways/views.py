@@ -7,8 +7,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,7 +15,7 @@ from redis.exceptions import RedisError
 
 from gateways import charts, runtime, services
 from gateways.forms import GatewayForm
-from gateways.models import STATE_CHOICES, Gateway
+from gateways.models import Gateway
 from portal import audit, health, roles
 from portal.process.states import RUNNING
 from processes import control, control_views, definition_views
@@ -35,40 +33,10 @@ def _get_gateway(request: HttpRequest, name: str, *, admin: bool = False) -> Gat
     return get_object_or_404(Gateway, name=name)
 
 
-LIST_PAGE_SIZE = 100
-
-
 @login_required
 def gateway_list(request: HttpRequest) -> HttpResponse:
     roles.require(roles.can_view(request.user), "Your account has no role: ask an administrator.")
-    query = request.GET.get("q", "").strip()
-    state = request.GET.get("state", "")
-    gateways = Gateway.objects.all()
-    if query:
-        gateways = gateways.filter(Q(name__icontains=query) | Q(server__icontains=query))
-    if state in dict(STATE_CHOICES):
-        from gateways.state import SHOWN_STATE
-
-        # By the state the rows show: a start on its way is under Starting, not Stopped.
-        gateways = gateways.annotate(shown=SHOWN_STATE).filter(shown=state)
-    # A page of definitions: a thousand rows with their buttons would take too long to draw.
-    page = Paginator(gateways, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    params = request.GET.copy()
-    params.pop("part", None)
-    context = {
-        "gateways": page.object_list,
-        "page": page,
-        "query": query,
-        "state": state,
-        "states": STATE_CHOICES,
-        "filtered": bool(query or state),
-        "params": params.urlencode(),
-        "total": Gateway.objects.count() if (query or state) else page.paginator.count,
-    }
-    if request.htmx and request.GET.get("part") == "rows":
-        # The State column's refresh: only the table body.
-        return render(request, "gateways/htmx/rows.html", context)
-    return render(request, "gateways/list.html", context)
+    return definition_views.list_page(request, Gateway, "gateways", ("name", "server"))
 
 
 @login_required

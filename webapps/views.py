@@ -8,8 +8,6 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -20,10 +18,9 @@ from processes import control, control_views, definition_views
 from processes.control_views import HTMX_STOP_POLLING
 from webapps import adapter, figures, services
 from webapps.forms import APP_CHECK_FIELDS, WebAppForm
-from webapps.models import STATE_CHOICES, WebApp
+from webapps.models import WebApp
 
 NO_ROLE = "Your account has no role: ask an administrator."
-LIST_PAGE_SIZE = 100
 
 
 def _get_webapp(request: HttpRequest, name: str, *, admin: bool = False) -> WebApp:
@@ -47,33 +44,8 @@ def apps_origin(request: HttpRequest) -> str:
 @login_required
 def webapp_list(request: HttpRequest) -> HttpResponse:
     roles.require(roles.can_view(request.user), NO_ROLE)
-    query = request.GET.get("q", "").strip()
-    state = request.GET.get("state", "")
-    webapps = WebApp.objects.all()
-    if query:
-        webapps = webapps.filter(Q(name__icontains=query) | Q(directory__icontains=query))
-    if state in dict(STATE_CHOICES):
-        from processes.state import SHOWN_STATE
-
-        # By the state the rows show: a start on its way is under Starting, not Stopped.
-        webapps = webapps.annotate(shown=SHOWN_STATE).filter(shown=state)
-    page = Paginator(webapps, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    params = request.GET.copy()
-    params.pop("part", None)
-    context = {
-        "webapps": page.object_list,
-        "page": page,
-        "query": query,
-        "state": state,
-        "states": STATE_CHOICES,
-        "filtered": bool(query or state),
-        "params": params.urlencode(),
-        "total": WebApp.objects.count() if (query or state) else page.paginator.count,
-        "apps_origin": apps_origin(request),
-    }
-    if request.htmx and request.GET.get("part") == "rows":
-        return render(request, "webapps/htmx/rows.html", context)
-    return render(request, "webapps/list.html", context)
+    return definition_views.list_page(request, WebApp, "webapps", ("name", "directory"),
+                                      apps_origin=apps_origin(request))
 
 
 def environment_rows(webapp: WebApp) -> list[tuple[str, str, bool]]:
