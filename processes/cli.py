@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import CommandError
@@ -11,6 +12,33 @@ from django.core.management.base import CommandError
 from portal.process.states import GOAL, RUNNING
 from processes import control
 from processes.adapters import adapter_of
+
+
+def positive_seconds(text: str) -> float:
+    """The type of --timeout: seconds, 1 to 3600 (argparse says what is wrong)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not a number of seconds, e.g. 30") from None
+    if not 0 < value <= 3600:
+        raise ArgumentTypeError(f"{text} is out of range: give 1 to 3600 seconds")
+    return value
+
+
+def add_control_parsers(sub: Any, label: str, arg: str, *, timeout: str) -> None:
+    """The start, stop, restart and status subcommands, on the one named ``arg``; ``timeout`` names
+    the definition's start timeout in the help of --timeout."""
+    for action in control.ACTIONS:
+        parser_ = sub.add_parser(action, help=f"{action} a {label}")
+        parser_.add_argument(arg)
+        parser_.add_argument("--wait", action="store_true", help="wait until the state settles")
+        parser_.add_argument(
+            "--timeout", type=positive_seconds,
+            help=f"seconds to wait with --wait (default: its {timeout} + stop timeout + 5)",
+        )
+    status = sub.add_parser("status", help=f"show the state of a {label}")
+    status.add_argument(arg)
+    status.add_argument("--json", action="store_true")
 
 
 def control_and_report(command: Any, obj: Any, options: dict[str, Any]) -> None:

@@ -39,19 +39,7 @@ from gateways.models import Gateway
 from portal import roles
 from portal.cli import actor_named
 from processes import control
-from processes.cli import control_and_report, write_status
-
-
-def positive_seconds(text: str) -> float:
-    from argparse import ArgumentTypeError
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise ArgumentTypeError(f"{text!r} is not a number of seconds, e.g. 30") from None
-    if not 0 < value <= 3600:
-        raise ArgumentTypeError(f"{text} is out of range: give 1 to 3600 seconds")
-    return value
+from processes.cli import add_control_parsers, control_and_report, write_status
 
 
 def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
@@ -115,18 +103,7 @@ class Command(BaseCommand):
         delete = sub.add_parser("delete", help="delete a definition")
         delete.add_argument("name")
 
-        for action in control.ACTIONS:
-            parser_ = sub.add_parser(action, help=f"{action} a gateway")
-            parser_.add_argument("name")
-            parser_.add_argument("--wait", action="store_true", help="wait until the state settles")
-            parser_.add_argument(
-                "--timeout", type=positive_seconds,
-                help="seconds to wait with --wait (default: its init timeout + stop timeout + 5)",
-            )
-
-        status = sub.add_parser("status", help="show the state of a gateway")
-        status.add_argument("name")
-        status.add_argument("--json", action="store_true")
+        add_control_parsers(sub, "gateway", "name", timeout="init timeout")
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.actor = actor_named(options.get("user"))

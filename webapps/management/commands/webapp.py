@@ -33,11 +33,10 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from gateways.management.commands.gateway import positive_seconds
 from portal import roles
 from portal.cli import actor_named
 from processes import control
-from processes.cli import control_and_report, write_status
+from processes.cli import add_control_parsers, control_and_report, write_status
 from webapps import nginx_command, services
 from webapps.forms import WebAppForm, format_assignments
 from webapps.models import WebApp
@@ -130,15 +129,7 @@ class Command(BaseCommand):
         show.add_argument("--json", action="store_true")
         delete = sub.add_parser("delete", help="delete a definition")
         delete.add_argument("path")
-        for action in CONTROL_ACTIONS:
-            parser_ = sub.add_parser(action, help=f"{action} a web application")
-            parser_.add_argument("path")
-            parser_.add_argument("--wait", action="store_true", help="wait until the state settles")
-            parser_.add_argument("--timeout", type=positive_seconds,
-                                 help="seconds to wait with --wait (default: its start timeout + stop timeout + 5)")
-        status = sub.add_parser("status", help="show the state of a web application")
-        status.add_argument("path")
-        status.add_argument("--json", action="store_true")
+        add_control_parsers(sub, "web application", "path", timeout="start timeout")
         nginx_command.add_parser(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
