@@ -14,7 +14,6 @@ from django.db import transaction
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import audit, roles
-from portal.process.states import STARTING
 from processes import control
 
 
@@ -122,13 +121,8 @@ def _prepare(gateway: Gateway, user: Any, current: Gateway | None, before: dict[
     gateway.changed_by = account
 
 
-def delete_blocker(gateway: Gateway) -> str:
-    """Why the definition cannot be deleted now ("" when it can): the confirmation says it before a click."""
-    if gateway.is_active or gateway.intent == "start":
-        # Deleting the definition of a live server would orphan its listener.
-        state = STARTING if gateway.intent == "start" and not gateway.is_active else gateway.state
-        return f"{gateway.name} is {state}: stop {gateway.name} first, then delete it."
-    return ""
+# Why the definition cannot be deleted now ("" when it can): the same for every kind.
+delete_blocker = control.delete_blocker
 
 
 def delete_definition(gateway: Gateway, user: Any, actor: str | None = None) -> None:

@@ -7,8 +7,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,13 +15,11 @@ from redis.exceptions import RedisError
 
 from gateways import charts, runtime, services
 from gateways.forms import GatewayForm
-from gateways.models import STATE_CHOICES, Gateway
+from gateways.models import Gateway
 from portal import audit, health, roles
 from portal.process.states import RUNNING
-from processes import control
-
-# htmx stops polling when a response has this status (and still swaps it in).
-HTMX_STOP_POLLING = 286
+from processes import control, control_views, definition_views
+from processes.control_views import HTMX_STOP_POLLING
 
 
 def _get_gateway(request: HttpRequest, name: str, *, admin: bool = False) -> Gateway:
@@ -37,40 +33,10 @@ def _get_gateway(request: HttpRequest, name: str, *, admin: bool = False) -> Gat
     return get_object_or_404(Gateway, name=name)
 
 
-LIST_PAGE_SIZE = 100
-
-
 @login_required
 def gateway_list(request: HttpRequest) -> HttpResponse:
     roles.require(roles.can_view(request.user), "Your account has no role: ask an administrator.")
-    query = request.GET.get("q", "").strip()
-    state = request.GET.get("state", "")
-    gateways = Gateway.objects.all()
-    if query:
-        gateways = gateways.filter(Q(name__icontains=query) | Q(server__icontains=query))
-    if state in dict(STATE_CHOICES):
-        from gateways.state import SHOWN_STATE
-
-        # By the state the rows show: a start on its way is under Starting, not Stopped.
-        gateways = gateways.annotate(shown=SHOWN_STATE).filter(shown=state)
-    # A page of definitions: a thousand rows with their buttons would take too long to draw.
-    page = Paginator(gateways, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    params = request.GET.copy()
-    params.pop("part", None)
-    context = {
-        "gateways": page.object_list,
-        "page": page,
-        "query": query,
-        "state": state,
-        "states": STATE_CHOICES,
-        "filtered": bool(query or state),
-        "params": params.urlencode(),
-        "total": Gateway.objects.count() if (query or state) else page.paginator.count,
-    }
-    if request.htmx and request.GET.get("part") == "rows":
-        # The State column's refresh: only the table body.
-        return render(request, "gateways/htmx/rows.html", context)
-    return render(request, "gateways/list.html", context)
+    return definition_views.list_page(request, Gateway, "gateways", ("name", "server"))
 
 
 @login_required
@@ -121,17 +87,7 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def gateway_edit(request: HttpRequest, name: str) -> HttpResponse:
     gateway = _get_gateway(request, name, admin=True)
-    form = GatewayForm(request.POST or None, instance=gateway)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.save_definition(form, request.user)
-        except control.ControlError as e:
-            form.add_error(None, str(e))
-        else:
-            messages.success(request, f"Gateway {gateway.name} was saved.")
-            _show_warnings(request, form)
-            return redirect(gateway)
-    return render(request, "gateways/form.html", {"form": form, "gateway": gateway})
+    return definition_views.edit(request, gateway, GatewayForm, services, "gateways")
 
 
 @login_required
@@ -165,17 +121,7 @@ def gateway_validate(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def gateway_delete(request: HttpRequest, name: str) -> HttpResponse:
-    gateway = _get_gateway(request, name, admin=True)
-    if request.method == "POST":
-        try:
-            services.delete_definition(gateway, request.user)
-        except control.ControlError as e:
-            messages.error(request, str(e))
-            return redirect(gateway)
-        messages.success(request, f"Gateway {gateway.name} was deleted.")
-        return redirect("gateways:list")
-    template = "gateways/htmx/delete_dialog.html" if request.htmx else "gateways/confirm_delete.html"
-    return render(request, template, {"gateway": gateway, "blocker": services.delete_blocker(gateway)})
+    return definition_views.delete(request, _get_gateway(request, name, admin=True), services, "gateways")
 
 
 # Process control ------------------------------------------------------------
@@ -214,12 +160,7 @@ def live_context(gateway: Gateway) -> dict[str, Any]:
 @login_required
 def gateway_row(request: HttpRequest, name: str) -> HttpResponse:
     """One list row, polled while a start or stop is in flight; 286 once it settles."""
-    gateway = _get_gateway(request, name)
-    context = {"gateway": gateway, "announce": request.GET.get("announce") == "1"}
-    response = render(request, "gateways/htmx/row.html", context)
-    if not gateway.in_transition:
-        response.status_code = HTMX_STOP_POLLING
-    return response
+    return control_views.row(request, _get_gateway(request, name), "gateways/htmx")
 
 
 @login_required
@@ -234,21 +175,7 @@ def gateway_live(request: HttpRequest, name: str) -> HttpResponse:
 def gateway_control(request: HttpRequest, name: str, action: str) -> HttpResponse:
     """Start, Stop or Restart: record the intent, send the task, show the row polling."""
     gateway = _get_gateway(request, name)
-    try:
-        gateway = control.request(gateway, action, request.user)
-    except control.ControlError as e:
-        if request.htmx:
-            response = render(request, "gateways/htmx/row.html", {"gateway": gateway, "error": str(e)})
-            return response
-        messages.error(request, str(e))
-        return redirect(gateway)
-    if request.htmx:
-        where = request.POST.get("from", "list")
-        template = "gateways/htmx/live.html" if where == "detail" else "gateways/htmx/row.html"
-        context = {"gateway": gateway, "announce": True, **(live_context(gateway) if where == "detail" else {})}
-        return render(request, template, context)
-    messages.info(request, f"{action.capitalize()} of {gateway.name} requested.")
-    return redirect(gateway)
+    return control_views.control_request(request, gateway, action, "gateways/htmx", live_context)
 
 
 @login_required

@@ -27,3 +27,19 @@ class CliOperator:
 
     def has_perms(self, perms: Any, obj: Any = None) -> bool:
         return True
+
+
+def actor_named(username: str | None) -> Any:
+    """Who acts for ``--user NAME``: that active portal user; without it, the local operator."""
+    from django.contrib.auth import get_user_model
+    from django.core.management.base import CommandError
+
+    if not username:
+        return CliOperator()
+    try:
+        return get_user_model().objects.get(username=username, is_active=True)
+    except get_user_model().DoesNotExist:
+        raise CommandError(
+            f"There is no active portal user named {username!r}: check the name, or leave "
+            "out --user to act as the local operator."
+        ) from None

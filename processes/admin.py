@@ -4,14 +4,58 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Model, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 
 from portal import roles
+from processes import control
 from processes.adapters import all_adapters, kinds_text
 from processes.models import STATE_CHOICES, Activity, Run
+
+
+class DefinitionAdmin(admin.ModelAdmin):
+    """The admin of a kind's definitions: changes go through the kind's service functions, as on
+    the pages (permission, "stop it first", history); what the keeper reports is shown, never
+    edited. A subclass sets ``services``, the kind's module with ``save_definition`` and
+    ``delete_definition``."""
+
+    services: Any
+    readonly_fields = [
+        "state", "state_changed_at", "pid", "pid_create_time", "run_host", "intent", "intent_at", "last_error",
+        "startup", "last_seq", "created_at", "created_by", "changed_at", "changed_by",
+    ]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # The bulk delete deletes rows without the service's checks.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        self.services.save_definition(form, request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.services.delete_definition(obj, request.user)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except control.ControlError as e:
+            # The state changed between the form's check and the save.
+            self.message_user(request, str(e), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(self, request, object_id, extra_context=None):  # type: ignore[no-untyped-def]
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except control.ControlError as e:
+            self.message_user(request, str(e), messages.ERROR)
+            opts = self.model._meta
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id]))
+
 
 # Runs and activity: the audit of what processes did. Read-only in the admin as
 # on the pages; the tables grow without bound, so no changelist counts them all

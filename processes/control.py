@@ -147,6 +147,15 @@ def check_definition_change(obj: ManagedProcess, changed: list[str]) -> None:
         )
 
 
+def delete_blocker(obj: ManagedProcess) -> str:
+    """Why the definition cannot be deleted now ("" when it can): the confirmation says it before a click."""
+    if obj.is_active or obj.intent == "start":
+        # Deleting the definition of a live process would orphan it (and a gateway's listener).
+        state = states.STARTING if obj.intent == "start" and not obj.is_active else obj.state
+        return f"{obj.name} is {state}: stop {obj.name} first, then delete it."
+    return ""
+
+
 def active_on(model: type[ManagedProcess], host: str) -> Any:
     """The rows of ``model`` active on ``host``, or on their way to be."""
     return model.objects.filter(Q(run_host=host) & (Q(state__in=states.ACTIVE) | Q(intent="start")))

@@ -14,7 +14,6 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from portal import audit, roles
-from portal.process.states import STARTING
 from processes import control
 from webapps import adapter
 from webapps.forms import WebAppForm
@@ -57,12 +56,8 @@ def save_definition(form: WebAppForm, user: Any, actor: str | None = None) -> We
     return webapp
 
 
-def delete_blocker(webapp: WebApp) -> str:
-    """Why the definition cannot be deleted now ("" when it can)."""
-    if webapp.is_active or webapp.intent == "start":
-        state = STARTING if webapp.intent == "start" and not webapp.is_active else webapp.state
-        return f"{webapp.name} is {state}: stop {webapp.name} first, then delete it."
-    return ""
+# Why the definition cannot be deleted now ("" when it can): the same for every kind.
+delete_blocker = control.delete_blocker
 
 
 def delete_definition(webapp: WebApp, user: Any, actor: str | None = None) -> None:

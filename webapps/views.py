@@ -8,23 +8,19 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import audit, roles
 from portal.process.states import RUNNING
-from processes import control
+from processes import control, control_views, definition_views
+from processes.control_views import HTMX_STOP_POLLING
 from webapps import adapter, figures, services
 from webapps.forms import APP_CHECK_FIELDS, WebAppForm
-from webapps.models import STATE_CHOICES, WebApp
+from webapps.models import WebApp
 
 NO_ROLE = "Your account has no role: ask an administrator."
-LIST_PAGE_SIZE = 100
-# htmx stops polling when a response has this status (and still swaps it in).
-HTMX_STOP_POLLING = 286
 
 
 def _get_webapp(request: HttpRequest, name: str, *, admin: bool = False) -> WebApp:
@@ -48,33 +44,8 @@ def apps_origin(request: HttpRequest) -> str:
 @login_required
 def webapp_list(request: HttpRequest) -> HttpResponse:
     roles.require(roles.can_view(request.user), NO_ROLE)
-    query = request.GET.get("q", "").strip()
-    state = request.GET.get("state", "")
-    webapps = WebApp.objects.all()
-    if query:
-        webapps = webapps.filter(Q(name__icontains=query) | Q(directory__icontains=query))
-    if state in dict(STATE_CHOICES):
-        from processes.state import SHOWN_STATE
-
-        # By the state the rows show: a start on its way is under Starting, not Stopped.
-        webapps = webapps.annotate(shown=SHOWN_STATE).filter(shown=state)
-    page = Paginator(webapps, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    params = request.GET.copy()
-    params.pop("part", None)
-    context = {
-        "webapps": page.object_list,
-        "page": page,
-        "query": query,
-        "state": state,
-        "states": STATE_CHOICES,
-        "filtered": bool(query or state),
-        "params": params.urlencode(),
-        "total": WebApp.objects.count() if (query or state) else page.paginator.count,
-        "apps_origin": apps_origin(request),
-    }
-    if request.htmx and request.GET.get("part") == "rows":
-        return render(request, "webapps/htmx/rows.html", context)
-    return render(request, "webapps/list.html", context)
+    return definition_views.list_page(request, WebApp, "webapps", ("name", "directory"),
+                                      apps_origin=apps_origin(request))
 
 
 def environment_rows(webapp: WebApp) -> list[tuple[str, str, bool]]:
@@ -163,17 +134,7 @@ def webapp_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def webapp_edit(request: HttpRequest, name: str) -> HttpResponse:
     webapp = _get_webapp(request, name, admin=True)
-    form = WebAppForm(request.POST or None, instance=webapp)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.save_definition(form, request.user)
-        except control.ControlError as e:
-            form.add_error(None, str(e))
-        else:
-            messages.success(request, f"Web application {webapp.name} was saved.")
-            _show_warnings(request, form)
-            return redirect(webapp)
-    return render(request, "webapps/form.html", {"form": form, "webapp": webapp})
+    return definition_views.edit(request, webapp, WebAppForm, services, "webapps")
 
 
 @login_required
@@ -201,17 +162,7 @@ def webapp_validate(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def webapp_delete(request: HttpRequest, name: str) -> HttpResponse:
-    webapp = _get_webapp(request, name, admin=True)
-    if request.method == "POST":
-        try:
-            services.delete_definition(webapp, request.user)
-        except control.ControlError as e:
-            messages.error(request, str(e))
-            return redirect(webapp)
-        messages.success(request, f"Web application {webapp.name} was deleted.")
-        return redirect("webapps:list")
-    template = "webapps/htmx/delete_dialog.html" if request.htmx else "webapps/confirm_delete.html"
-    return render(request, template, {"webapp": webapp, "blocker": services.delete_blocker(webapp)})
+    return definition_views.delete(request, _get_webapp(request, name, admin=True), services, "webapps")
 
 
 # Process control ------------------------------------------------------------------
@@ -221,11 +172,7 @@ def webapp_delete(request: HttpRequest, name: str) -> HttpResponse:
 def webapp_row(request: HttpRequest, name: str) -> HttpResponse:
     """One list row, polled while a start or stop is in flight; 286 once it settles."""
     webapp = _get_webapp(request, name)
-    context = {"webapp": webapp, "announce": request.GET.get("announce") == "1", "apps_origin": apps_origin(request)}
-    response = render(request, "webapps/htmx/row.html", context)
-    if not webapp.in_transition:
-        response.status_code = HTMX_STOP_POLLING
-    return response
+    return control_views.row(request, webapp, "webapps/htmx", apps_origin=apps_origin(request))
 
 
 @login_required
@@ -233,22 +180,8 @@ def webapp_row(request: HttpRequest, name: str) -> HttpResponse:
 def webapp_control(request: HttpRequest, name: str, action: str) -> HttpResponse:
     """Start, Stop or Restart: record the intent, send the task (processes.control), show the row polling."""
     webapp = _get_webapp(request, name)
-    origin = apps_origin(request)
-    try:
-        webapp = control.request(webapp, action, request.user)
-    except control.ControlError as e:
-        if request.htmx:
-            return render(request, "webapps/htmx/row.html", {"webapp": webapp, "error": str(e), "apps_origin": origin})
-        messages.error(request, str(e))
-        return redirect(webapp)
-    if request.htmx:
-        where = request.POST.get("from", "list")
-        template = "webapps/htmx/live.html" if where == "detail" else "webapps/htmx/row.html"
-        context = {"webapp": webapp, "announce": True, "apps_origin": origin,
-                   **(live_context(webapp) if where == "detail" else {})}
-        return render(request, template, context)
-    messages.info(request, f"{action.capitalize()} of {webapp.name} requested.")
-    return redirect(webapp)
+    return control_views.control_request(request, webapp, action, "webapps/htmx", live_context,
+                                         apps_origin=apps_origin(request))
 
 
 @login_required

@@ -30,7 +30,6 @@ from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
@@ -38,21 +37,9 @@ from gateways import services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import roles
-from portal.cli import CliOperator
-from portal.process.states import GOAL, RUNNING
+from portal.cli import actor_named
 from processes import control
-
-
-def positive_seconds(text: str) -> float:
-    from argparse import ArgumentTypeError
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise ArgumentTypeError(f"{text!r} is not a number of seconds, e.g. 30") from None
-    if not 0 < value <= 3600:
-        raise ArgumentTypeError(f"{text} is out of range: give 1 to 3600 seconds")
-    return value
+from processes.cli import add_control_parsers, control_and_report, write_status
 
 
 def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
@@ -116,38 +103,16 @@ class Command(BaseCommand):
         delete = sub.add_parser("delete", help="delete a definition")
         delete.add_argument("name")
 
-        for action in control.ACTIONS:
-            parser_ = sub.add_parser(action, help=f"{action} a gateway")
-            parser_.add_argument("name")
-            parser_.add_argument("--wait", action="store_true", help="wait until the state settles")
-            parser_.add_argument(
-                "--timeout", type=positive_seconds,
-                help="seconds to wait with --wait (default: its init timeout + stop timeout + 5)",
-            )
-
-        status = sub.add_parser("status", help="show the state of a gateway")
-        status.add_argument("name")
-        status.add_argument("--json", action="store_true")
+        add_control_parsers(sub, "gateway", "name", timeout="init timeout")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.actor = self._actor(options.get("user"))
+        self.actor = actor_named(options.get("user"))
         action = options["action"]
         handler = self.do_control if action in control.ACTIONS else getattr(self, f"do_{action}")
         try:
             handler(options)
         except (PermissionDenied, control.ControlError) as e:
             raise CommandError(str(e)) from None
-
-    def _actor(self, username: str | None) -> Any:
-        if not username:
-            return CliOperator()
-        try:
-            return get_user_model().objects.get(username=username, is_active=True)
-        except get_user_model().DoesNotExist:
-            raise CommandError(
-                f"There is no active portal user named {username!r}: check the name, or leave "
-                "out --user to act as the local operator."
-            ) from None
 
     def _get(self, name: str) -> Gateway:
         gateway = Gateway.objects.filter(name__iexact=name).first()
@@ -232,36 +197,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Deleted gateway {gateway.name}.")
 
     def do_control(self, options: dict[str, Any]) -> None:
-        action = options["action"]
-        gateway = control.request(self._get(options["name"]), action, self.actor, channel="cli")
-        if not options["wait"]:
-            self.stdout.write(f"{action.capitalize()} of {gateway.name} requested.")
-            return
-        timeout = options["timeout"] or gateway.init_timeout + gateway.stop_timeout + 5
-        gateway = control.wait_settled(gateway, action, timeout)
-        replaced = control.superseded(gateway, action)
-        if replaced:
-            raise CommandError(replaced)
-        if gateway.state not in GOAL[action]:
-            detail = f": {gateway.last_error}" if gateway.last_error else ""
-            raise CommandError(
-                f"{gateway.name} is {gateway.state} after the {action}{detail}. "
-                f"`manage.py gateway status {gateway.name}` shows more; the log is on its detail page."
-            )
-        if RUNNING in GOAL[action]:
-            ready = (gateway.startup or {}).get("time_to_ready")
-            ready_text = f", ready in {ready:.2f} s" if isinstance(ready, (int, float)) else ""
-            self.stdout.write(f"{gateway.name} is running (pid {gateway.pid}{ready_text}).")
-        else:
-            self.stdout.write(f"{gateway.name} is {gateway.state}.")
+        control_and_report(self, self._get(options["name"]), options)
 
     def do_status(self, options: dict[str, Any]) -> None:
         gateway = self._get(options["name"])
         if not roles.can_view(self.actor):
             raise PermissionDenied("Your account has no role: ask an administrator.")
-        data = control.status_of(gateway)
-        if options["json"]:
-            self.stdout.write(json.dumps(data, indent=2))
-            return
-        for key, value in data.items():
-            self.stdout.write(f"{key.replace('_', ' ')}: {'' if value is None else value}")
+        write_status(self, gateway, options)

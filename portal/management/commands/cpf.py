@@ -22,11 +22,10 @@ from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.cli import CliOperator
+from portal.cli import actor_named
 from portal.cpf import merge, registry
 
 
@@ -68,7 +67,7 @@ class Command(BaseCommand):
         export.add_argument("--output", help="write to this file instead of standard output")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user = self._actor(options.get("merge_user") or options.get("user"))
+        user = actor_named(options.get("merge_user") or options.get("user"))
         try:
             if options["action"] == "merge":
                 self.do_merge(user, options)
@@ -76,17 +75,6 @@ class Command(BaseCommand):
                 self.do_export(user, options)
         except PermissionDenied as e:
             raise CommandError(str(e)) from None
-
-    def _actor(self, username: str | None) -> Any:
-        if not username:
-            return CliOperator()
-        try:
-            return get_user_model().objects.get(username=username, is_active=True)
-        except get_user_model().DoesNotExist:
-            raise CommandError(
-                f"There is no active portal user named {username!r}: check the name, or leave "
-                "out --user to act as the local operator."
-            ) from None
 
     def do_merge(self, user: Any, options: dict[str, Any]) -> None:
         path = options["file"]

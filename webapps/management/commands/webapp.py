@@ -30,14 +30,13 @@ from argparse import ArgumentParser, BooleanOptionalAction
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from gateways.management.commands.gateway import CliOperator, positive_seconds
 from portal import roles
-from portal.process.states import GOAL, RUNNING
+from portal.cli import actor_named
 from processes import control
+from processes.cli import add_control_parsers, control_and_report, write_status
 from webapps import nginx_command, services
 from webapps.forms import WebAppForm, format_assignments
 from webapps.models import WebApp
@@ -130,36 +129,17 @@ class Command(BaseCommand):
         show.add_argument("--json", action="store_true")
         delete = sub.add_parser("delete", help="delete a definition")
         delete.add_argument("path")
-        for action in CONTROL_ACTIONS:
-            parser_ = sub.add_parser(action, help=f"{action} a web application")
-            parser_.add_argument("path")
-            parser_.add_argument("--wait", action="store_true", help="wait until the state settles")
-            parser_.add_argument("--timeout", type=positive_seconds,
-                                 help="seconds to wait with --wait (default: its start timeout + stop timeout + 5)")
-        status = sub.add_parser("status", help="show the state of a web application")
-        status.add_argument("path")
-        status.add_argument("--json", action="store_true")
+        add_control_parsers(sub, "web application", "path", timeout="start timeout")
         nginx_command.add_parser(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.actor = self._actor(options.get("user"))
+        self.actor = actor_named(options.get("user"))
         action = options["action"]
         handler = self.do_control if action in CONTROL_ACTIONS else getattr(self, f"do_{action.replace('-', '_')}")
         try:
             handler(options)
         except (PermissionDenied, control.ControlError) as e:
             raise CommandError(str(e)) from None
-
-    def _actor(self, username: str | None) -> Any:
-        if not username:
-            return CliOperator()
-        try:
-            return get_user_model().objects.get(username=username, is_active=True)
-        except get_user_model().DoesNotExist:
-            raise CommandError(
-                f"There is no active portal user named {username!r}: check the name, or leave "
-                "out --user to act as the local operator."
-            ) from None
 
     def _get(self, path: str) -> WebApp:
         if not roles.can_view(self.actor):
@@ -283,39 +263,13 @@ class Command(BaseCommand):
     # Start, stop, restart, status ---------------------------------------------------------
 
     def do_control(self, options: dict[str, Any]) -> None:
-        action = options["action"]
-        webapp = control.request(self._get(options["path"]), action, self.actor, channel="cli")
-        if not options["wait"]:
-            self.stdout.write(f"{action.capitalize()} of {webapp.name} requested.")
-            return
-        timeout = options["timeout"] or webapp.init_timeout + webapp.stop_timeout + 5
-        webapp = control.wait_settled(webapp, action, timeout)
-        replaced = control.superseded(webapp, action)
-        if replaced:
-            raise CommandError(replaced)
-        if webapp.state not in GOAL[action]:
-            detail = f": {webapp.last_error}" if webapp.last_error else ""
-            raise CommandError(
-                f"{webapp.name} is {webapp.state} after the {action}{detail}. "
-                f"`manage.py webapp status {webapp.name}` shows more; the log is on its detail page."
-            )
-        if RUNNING in GOAL[action]:
-            ready = (webapp.startup or {}).get("time_to_ready")
-            ready_text = f", ready in {ready:.2f} s" if isinstance(ready, (int, float)) else ""
-            self.stdout.write(f"{webapp.name} is running (pid {webapp.pid}{ready_text}).")
-        else:
-            self.stdout.write(f"{webapp.name} is {webapp.state}.")
+        control_and_report(self, self._get(options["path"]), options)
 
     def do_nginx_config(self, options: dict[str, Any]) -> None:
         nginx_command.handle(options, self.stdout)
 
     def do_status(self, options: dict[str, Any]) -> None:
-        data = control.status_of(self._get(options["path"]))
-        if options["json"]:
-            self.stdout.write(json.dumps(data, indent=2))
-            return
-        for key, value in data.items():
-            self.stdout.write(f"{key.replace('_', ' ')}: {'' if value is None else value}")
+        write_status(self, self._get(options["path"]), options)
 
 
 def _lines_to_dict(text: str) -> dict[str, str]:
