@@ -79,17 +79,22 @@ def sync(kind: str | ProcessAdapter, pk: int, host: str) -> Any:
     if obj is None:
         return None
     rd = kind.run_dir(obj)
-    status = keeper.read_status(rd)
-    if status is None:
+    if not keeper.read_status(rd):
         return obj
-    if status.get("state") in ACTIVE and not keeper.keeper_alive(rd):
-        # Nobody keeps it: find out from the operating system what is true now.
-        status = keeper.reconcile(rd) or status
     with transaction.atomic():
         # Re-read inside the write transaction: two syncs of one process run one
         # after the other (row lock on PostgreSQL, IMMEDIATE transactions on SQLite).
         obj = model.objects.select_for_update().get(pk=pk)
+        # The events first, then the status: the keeper writes a journal line before the status
+        # that follows from it, so a status read after the events is never older than they are
+        # (read before them, a kill -9's "exited" could be recorded beside the old "running").
         events = keeper.read_events(rd, after_seq=obj.last_seq)
+        status = keeper.read_status(rd)
+        if status is None:
+            return obj
+        if status.get("state") in ACTIVE and not keeper.keeper_alive(rd):
+            # Nobody keeps it: find out from the operating system what is true now.
+            status = keeper.reconcile(rd) or status
         users: dict[str, Any] = {}
         for event in events:
             _apply_event(kind, obj, event, status, host, users)
