@@ -33,27 +33,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _portal_env import ROOT, private_portal  # bench/ is the script's folder, first on sys.path
 
 # The private environment must be in place before Django or portal.paths is imported.
-VAR = Path(tempfile.mkdtemp(prefix="portal-bench-"))
-os.environ.update(
-    {
-        "PORTAL_VAR_DIR": str(VAR),
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "PORTAL_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
-        "PORTAL_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-    }
-)
-for name in ("REDIS_URL", "PORTAL_DATABASE_URL", "PORTAL_DEBUG"):
-    os.environ.pop(name, None)
+VAR = private_portal("portal-bench-")
 
 import django
 

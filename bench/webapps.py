@@ -36,27 +36,15 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _portal_env import ROOT, private_portal  # bench/ is the script's folder, first on sys.path
 
 # Item 4's private portal environment must be in place before portal.paths is imported.
-VAR = Path(tempfile.mkdtemp(prefix="webapps-bench-"))
-os.environ.update(
-    {
-        "PORTAL_VAR_DIR": str(VAR),
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "PORTAL_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
-        "PORTAL_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-    }
-)
-for name in ("REDIS_URL", "PORTAL_DATABASE_URL", "PORTAL_DEBUG"):
-    os.environ.pop(name, None)
+VAR = private_portal("webapps-bench-")
 
 import django  # noqa: E402
 
