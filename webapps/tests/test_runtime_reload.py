@@ -6,11 +6,15 @@ An edit of the app's module must bring the new answer within about a second of t
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import wait_until
@@ -125,4 +129,61 @@ def test_a_broken_save_waits_for_the_fix_instead_of_giving_up(python: str, folde
         wait_until(lambda: app.status()["state"] == "running", timeout=10)  # the probe answers a moment later
         assert any(e.get("how") == "start" and e["file"] == str(web) for e in app.events())
     finally:
+        app.stop()
+
+
+def uvicorn_workers(pid: int) -> set[int]:
+    """The worker processes of a uvicorn supervisor (not multiprocessing's resource tracker)."""
+    workers = set()
+    for child in psutil.Process(pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                workers.add(child.pid)
+        except psutil.Error:  # a retired worker not yet reaped
+            pass
+    return workers
+
+
+def test_no_request_is_dropped_while_uvicorn_replaces_its_workers(python: str, folder: Path) -> None:
+    """A graceful reload of a multi-worker uvicorn loses no request, even one whose connection a
+    retiring worker accepted a moment before its SIGTERM (that worker used to close it unanswered:
+    BrokenPipeError or ConnectionResetError at the client)."""
+    code = folder / "code"
+    code.mkdir()
+    (code / "web.py").write_text(ASGI_APP)
+    app = start_app(AppRun(mount="/hup", directory=str(code), module="web", protocol="asgi", engine="uvicorn",
+                           workers=2, python=python, socket=str(folder / "run" / "app.sock")), folder / "run")
+    failures: list[str] = []
+    answered = 0
+    done = threading.Event()
+
+    def client() -> None:
+        nonlocal answered
+        while not done.is_set():
+            try:
+                answer = app.get("/")
+                if answer.status != 200:
+                    failures.append(f"status {answer.status}")
+                answered += 1
+            except OSError as exc:
+                failures.append(repr(exc))
+
+    try:
+        pid = app.status()["pid"]
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        for _ in range(3):
+            old = uvicorn_workers(pid)
+            os.kill(pid, signal.SIGHUP)  # what the keeper sends for a graceful reload
+            # Each worker is replaced in turn: done when two new ones serve.
+            wait_until(lambda old=old: len(uvicorn_workers(pid) - old) == 2,
+                       timeout=30, message="uvicorn did not replace its workers")
+        done.set()
+        for thread in clients:
+            thread.join()
+        assert answered > 100, f"only {answered} requests were answered"
+        assert not failures, f"{len(failures)} of {answered + len(failures)} requests failed: {failures[:5]}"
+    finally:
+        done.set()
         app.stop()
