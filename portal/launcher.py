@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import ipaddress
 import itertools
 import os
 import re
@@ -132,6 +133,19 @@ def leftovers() -> list:  # type: ignore[type-arg]
             # nginx rewrites its command line too; its workers go with their master.
             found += [process, *process.children()]
     return found
+
+
+def trusted_proxies(env: dict[str, str]) -> list[str]:
+    """PORTAL_APPS_TRUSTED_PROXIES: your own proxies in front of the apps port, whose
+    X-Forwarded-For the front believes (webapps/front/forwarding.py); ValueError naming a bad one."""
+    proxies = [value.strip() for value in env.get("PORTAL_APPS_TRUSTED_PROXIES", "").split(",") if value.strip()]
+    for value in proxies:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"PORTAL_APPS_TRUSTED_PROXIES: {value!r} is not an IP address or network; give "
+                             "your proxies' addresses, e.g. 127.0.0.1 or 10.0.0.0/8, separated by commas") from None
+    return proxies
 
 
 def front_kind(env: dict[str, str]) -> tuple[str, str | None]:
@@ -367,6 +381,7 @@ class Launcher:
         front_env = _without(env, *DJANGO_SECRETS)
         listen = f"{host}:{apps_port}"
         common = ["--listen", listen, "--routes", str(paths.ROUTES_FILE), "--metrics", str(paths.FRONT_METRICS_FILE)]
+        common += [arg for proxy in trusted_proxies(env) for arg in ("--trusted-proxy", proxy)]
         if kind == "nginx":
             # The runner renders var/front/nginx/nginx.conf (pid, logs and temp folders beside it)
             # and reloads nginx gracefully (SIGHUP) whenever the routes file changes.
@@ -435,6 +450,7 @@ class Launcher:
         self.stop_leftovers()
         try:
             front_kind(env)
+            trusted_proxies(env)
         except ValueError as exc:
             _say(str(exc))
             return 1

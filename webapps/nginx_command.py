@@ -1,5 +1,5 @@
-"""``manage.py webapp nginx-config [--server-name NAME] [--listen PORT]``: the subcommand, kept
-apart so that the ``webapp`` command only adds it to its subcommands (``add_parser``) and calls
+"""``manage.py webapp nginx-config [--server-name NAME] [--listen PORT] [--trusted-proxy ADDRESS]``:
+the subcommand, kept apart so that the ``webapp`` command only adds it to its subcommands (``add_parser``) and calls
 ``handle`` for it."""
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ def add_parser(subparsers: Any) -> ArgumentParser:
                         "e.g. apps.example.com (default: any)")
     parser.add_argument("--listen", default=None, help="the port (or HOST:PORT) nginx listens on for them "
                         "(default: PORTAL_APPS_PORT)")
+    parser.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDRESS",
+                        help="an address or network of your own proxy in front of this nginx, whose "
+                        "X-Forwarded-For is believed (repeatable); every other client's is replaced by its address")
     return parser
 
 
@@ -34,7 +37,8 @@ def handle(options: dict[str, Any], stdout: TextIO) -> None:
     from webapps.routing import nginx_config
 
     try:
-        stdout.write(nginx_config(options.get("server_name") or "_", options.get("listen")))
+        proxies = [p for value in options.get("trusted_proxy") or [] for p in value.split(",")]
+        stdout.write(nginx_config(options.get("server_name") or "_", options.get("listen"), proxies))
     except RoutesError as exc:
         raise CommandError(str(exc)) from exc
     except DatabaseError as exc:

@@ -225,9 +225,12 @@ __all__ = ["build", "connect", "route_for", "routes_changed", "sync_routes"]
 # An operator's own nginx ------------------------------------------------------------------------
 
 
-def nginx_config(server_name: str = "_", listen: str | int | None = None) -> str:
+def nginx_config(server_name: str = "_", listen: str | int | None = None,
+                 trusted_proxies: list[str] | None = None) -> str:
     """What ``manage.py webapp nginx-config`` prints: the maps, upstreams and server block for an
-    operator's own nginx (included inside its ``http { }``), from the definitions as they are now."""
+    operator's own nginx (included inside its ``http { }``), from the definitions as they are now.
+    ``trusted_proxies``: proxies in front of that nginx whose X-Forwarded-For it believes."""
+    from webapps.front.forwarding import parse_trusted
     from webapps.front.nginx import render_nginx_config
     if listen is None:
         listen = settings.PORTAL_APPS_PORT
@@ -236,5 +239,10 @@ def nginx_config(server_name: str = "_", listen: str | int | None = None) -> str
         raise RoutesError(f"--listen {listen!r} is not a port or HOST:PORT, e.g. 8001 or 127.0.0.1:8001")
     if any(c in server_name for c in ";{}'\"$#\\") or not server_name.strip():
         raise RoutesError(f"--server-name {server_name!r} is not a host name, e.g. apps.example.com")
+    try:
+        trusted = parse_trusted(trusted_proxies or [])
+    except ValueError as exc:
+        raise RoutesError(f"--trusted-proxy: {exc}") from None
     routes = routes_from_json(build(_rows()))
-    return render_nginx_config(routes, listen, include=True, server_name=server_name.strip())
+    return render_nginx_config(routes, listen, include=True, server_name=server_name.strip(),
+                               trusted_proxies=trusted)

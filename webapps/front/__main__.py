@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 
+from .forwarding import add_trusted_proxy_option
 from .server import Front
 
 
@@ -25,6 +26,7 @@ async def run(args: argparse.Namespace) -> None:
         head_timeout=args.head_timeout,
         idle_timeout=args.idle_timeout,
         websocket_timeout=args.websocket_timeout,
+        trusted_proxies=args.trusted_proxy,
     )
     host, port = args.listen
     server = await front.start(host, port)
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         choices=["http", "https"],
         help="X-Forwarded-Proto to send (https when TLS is terminated in front of this)",
     )
+    add_trusted_proxy_option(parser)
     parser.add_argument("--head-timeout", type=float, default=10.0, help="seconds a request head may take")
     parser.add_argument(
         "--idle-timeout",

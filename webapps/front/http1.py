@@ -230,6 +230,7 @@ class Request:
         "connection",
         "cookies",
         "forwarded_for",
+        "forwarded_proto",
         "headers",
         "host",
         "keep_alive",
@@ -261,6 +262,7 @@ class Request:
         self.host: bytes | None = None
         self.cookies: list[bytes] = []
         self.forwarded_for: list[bytes] = []
+        self.forwarded_proto = b""
         self.accept = b""
         self.upgrade: bytes | None = None
         connection: list[bytes] = []
@@ -285,6 +287,8 @@ class Request:
                 self.cookies.append(value)
             elif lname == b"x-forwarded-for":
                 self.forwarded_for.append(value)
+            elif lname == b"x-forwarded-proto":
+                self.forwarded_proto = value  # believed only from a trusted proxy (forwarding.py)
             elif lname == b"content-length":
                 lengths.update(v.strip() for v in value.split(b","))
             elif lname == b"transfer-encoding":

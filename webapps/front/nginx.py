@@ -30,11 +30,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from portal.process.states import RUNNING
 
+from .forwarding import Network, add_trusted_proxy_option
 from .metrics import Metrics
 from .routes import (
     Page,
@@ -171,8 +173,12 @@ def render_http_block(
     figures_log: str | None = None,
     idle_timeout: int = 300,
     lenient: bool = False,
+    trusted_proxies: Sequence[Network] = (),
 ) -> str:
     """The part that goes inside ``http { }``: maps, upstreams and the apps' server.
+
+    Applications get one address in ``X-Forwarded-For``: ``$remote_addr``, which the realip module
+    takes from the ``X-Forwarded-For`` of a proxy in ``trusted_proxies`` (webapps/front/forwarding.py).
 
     ``idle_timeout`` bounds the silence of a transfer either way (a stalled upload, an app that does
     not answer, a client that stops reading), as the asyncio front's own ``idle_timeout`` does.
@@ -208,6 +214,23 @@ def render_http_block(
         "        large_client_header_buffers 4 32k;",
         "        server_tokens off;",
     ]
+    proto = "$scheme"
+    if trusted_proxies:
+        server += [f"        set_real_ip_from {network};" for network in trusted_proxies]
+        server += ["        real_ip_header X-Forwarded-For;", "        real_ip_recursive on;"]
+        # A trusted proxy's X-Forwarded-Proto (http or https) is believed; anyone else's is not.
+        out += [
+            "    geo $realip_remote_addr $webapps_from_proxy {",
+            "        default 0;",
+            *(f"        {network} 1;" for network in trusted_proxies),
+            "    }",
+            '    map "$webapps_from_proxy:$http_x_forwarded_proto" $webapps_proto {',
+            "        default $scheme;",
+            '        "1:https" https;',
+            '        "1:http" http;',
+            "    }",
+        ]
+        proto = "$webapps_proto"
     if figures_log:
         # One short line per request, read by the runner for the per-app figures (metrics.py).
         out.append("    log_format webapps_figures '$webapps_app $status $request_time $upstream_header_time';")
@@ -258,8 +281,8 @@ def render_http_block(
             f"            proxy_pass http://webapps_{i};",
             "            proxy_http_version 1.1;",
             "            proxy_set_header Host $http_host;",
-            "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-            "            proxy_set_header X-Forwarded-Proto $scheme;",
+            "            proxy_set_header X-Forwarded-For $remote_addr;",
+            f"            proxy_set_header X-Forwarded-Proto {proto};",
             "            proxy_set_header X-Forwarded-Host $http_host;",
             *(f'            proxy_set_header {name} "";' for name in SPOOFABLE_HEADERS),
         ]
@@ -315,6 +338,7 @@ def render_nginx_config(
     figures_log: str | None = None,
     idle_timeout: int = 300,
     lenient: bool = False,
+    trusted_proxies: Sequence[Network] = (),
 ) -> str:
     """A complete nginx.conf for the routes (or only the http-block part when ``include``).
 
@@ -330,6 +354,7 @@ def render_nginx_config(
         figures_log=figures_log,
         idle_timeout=idle_timeout,
         lenient=lenient,
+        trusted_proxies=trusted_proxies,
     )
     if include:
         return block
@@ -376,8 +401,10 @@ class NginxFront:
         head_timeout: int = 10,
         figures: bool = False,
         idle_timeout: int = 300,
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
         self.head_timeout = head_timeout
+        self.trusted_proxies = tuple(trusted_proxies)
         self.idle_timeout = idle_timeout
         self.dir = Path(directory).resolve()
         self.listen = listen
@@ -403,6 +430,7 @@ class NginxFront:
             idle_timeout=self.idle_timeout,
             figures_log=str(self.figures_log) if self.figures_log else None,
             lenient=True,
+            trusted_proxies=self.trusted_proxies,
         )
 
     def check(self, conf: Path) -> tuple[bool, str]:
@@ -519,12 +547,14 @@ def main(argv: list[str] | None = None) -> int:
         "--idle-timeout", type=int, default=300, help="seconds a transfer may pass with no byte moving either way"
     )
     parser.add_argument("--metrics", help="a JSON file rewritten every second with per-app figures")
+    add_trusted_proxy_option(parser)
     parser.add_argument("--print", action="store_true", help="print the config (an http-block include) and exit")
     args = parser.parse_args(argv)
     try:
         routes = _load(args.routes)
         if args.print:
-            sys.stdout.write(render_nginx_config(routes, args.listen, include=True, idle_timeout=args.idle_timeout))
+            sys.stdout.write(render_nginx_config(routes, args.listen, include=True, idle_timeout=args.idle_timeout,
+                                                 trusted_proxies=args.trusted_proxy))
             return 0
         if not args.dir:
             parser.error("--dir is needed to run nginx (or give --print)")
@@ -536,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
             args.head_timeout,
             bool(args.metrics),
             idle_timeout=args.idle_timeout,
+            trusted_proxies=args.trusted_proxy,
         )
         process = front.start(routes)
     except (RoutesError, OSError, json.JSONDecodeError) as exc:

@@ -24,10 +24,12 @@ import mimetypes
 import os
 import sys
 import time
+from collections.abc import Sequence
 from email.utils import formatdate
 
 from portal.process.states import RUNNING
 
+from .forwarding import Network, client_address, forwarded_proto
 from .http1 import (
     CHUNK,
     HEAD_LIMIT,
@@ -121,8 +123,10 @@ class Front:
         websocket_timeout: float = 3600.0,
         poll_interval: float = 0.25,
         pool_size: int = 32,
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
         self.routes_file = routes_file
+        self.trusted_proxies = tuple(trusted_proxies)
         self.metrics_file = metrics_file
         self.proto = proto.encode()
         self.head_timeout = head_timeout
@@ -361,8 +365,12 @@ class Front:
         cookies = strip_cookies(request.cookies, self.strip) if self.strip else request.cookies
         if cookies:
             lines.append(b"Cookie: " + b"; ".join(cookies))
-        lines.append(b"X-Forwarded-For: " + b", ".join([*request.forwarded_for, ip]))
-        lines.append(b"X-Forwarded-Proto: " + self.proto)
+        # One address, never the client's own list (webapps/front/forwarding.py says why).
+        peer = ip.decode()
+        client = client_address(peer, request.forwarded_for, self.trusted_proxies)
+        lines.append(b"X-Forwarded-For: " + client.encode())
+        proto = forwarded_proto(peer, request.forwarded_proto, self.trusted_proxies, self.proto)
+        lines.append(b"X-Forwarded-Proto: " + proto)
         if request.host is not None:
             lines.append(b"X-Forwarded-Host: " + request.host)
         if request.body == "chunked":

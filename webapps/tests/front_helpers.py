@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -97,8 +98,10 @@ def uvicorn(sock: str, log: Path | None = None) -> Iterator[subprocess.Popen]:
 class RunningFront:
     """A front process (asyncio or nginx) following a routes file in ``directory``."""
 
-    def __init__(self, kind: str, directory: Path, head_timeout: int = 10, idle_timeout: int = 300) -> None:
+    def __init__(self, kind: str, directory: Path, head_timeout: int = 10, idle_timeout: int = 300,
+                 trusted_proxies: str = "") -> None:
         self.kind = kind
+        self.trusted_proxies = trusted_proxies
         self.dir = directory
         self.port = free_port()
         self.routes_file = directory / "routes.json"
@@ -124,6 +127,8 @@ class RunningFront:
             cmd += ["--dir", str(self.dir / "nginx"), "--head-timeout", str(self.head_timeout)]
             cmd += ["--idle-timeout", str(self.idle_timeout)]
             cmd += ["--metrics", str(self.metrics_file)]
+        if self.trusted_proxies:
+            cmd += ["--trusted-proxy", self.trusted_proxies]
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
         wait_for(lambda: tcp_answers(self.port) or self.process.poll() is not None, what=f"{self.kind} front up")
@@ -178,6 +183,19 @@ class RunningFront:
         if self.kind == "asyncio":
             return [runner]
         return [p for p in runner.children(recursive=True) if "worker" in " ".join(p.cmdline())]
+
+    def wait_old_workers_gone(self) -> None:
+        """After a reload, nginx's old workers finish their exchanges and close their idle keep-alive
+        connections: a connection one of them accepted just before is closed after one answer."""
+        def retiring() -> bool:
+            for worker in self.processes():
+                with contextlib.suppress(psutil.Error):
+                    if "shutting down" in " ".join(worker.cmdline()):
+                        return True
+            return False
+
+        if self.kind == "nginx":
+            wait_for(lambda: not retiring(), timeout=30, what="nginx's old workers gone")
 
     def rss(self) -> int:
         total = 0

@@ -46,7 +46,9 @@ def test_the_printed_config_works_in_an_operators_own_nginx(tmp_path: Path) -> N
     sock = adapter.socket_path(running)
     sock.parent.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    (tmp_path / "portal-apps.conf").write_text(printed("--server-name", "apps.example.test", "--listen", str(port)))
+    # Behind the operator's TLS terminator on this host, whose X-Forwarded-For and -Proto count.
+    (tmp_path / "portal-apps.conf").write_text(printed("--server-name", "apps.example.test", "--listen", str(port),
+                                                       "--trusted-proxy", "127.0.0.1"))
     # An operator's nginx.conf: its own http block including the printed file, and its workers
     # run as the portal's account (var/ is private to it: docs/operations.md).
     conf = tmp_path / "nginx.conf"
@@ -70,6 +72,10 @@ def test_the_printed_config_works_in_an_operators_own_nginx(tmp_path: Path) -> N
             assert (seen["path"], seen["query"]) == ("/flask/x?y=1", "y=1")
             assert seen["cookies"] == {"sessionid": "app"}  # the portal's session never reaches an app
             assert seen["headers"]["x-forwarded-host"] == "apps.example.test"
+            assert seen["headers"]["x-forwarded-for"] == "127.0.0.1" and seen["headers"]["x-forwarded-proto"] == "http"
+            seen = json.loads(get(port, "/flask/x", {**host, "X-Forwarded-For": "203.0.113.9, 198.51.100.4",
+                                                     "X-Forwarded-Proto": "https"})[1])
+            assert seen["headers"]["x-forwarded-for"] == "198.51.100.4" and seen["headers"]["x-forwarded-proto"] == "https"
             status, body = get(port, "/down/", {**host, "Accept": "application/json"})
             assert status == 503
             assert json.loads(body) == {
@@ -87,3 +93,5 @@ def test_bad_options_are_refused_saying_what_to_give() -> None:
         printed("--server-name", "a;b")
     with pytest.raises(CommandError, match="--listen 'eighty' is not a port or HOST:PORT"):
         printed("--listen", "eighty")
+    with pytest.raises(CommandError, match=re.escape("--trusted-proxy: trusted proxy 'lb.example' is not an IP address")):
+        printed("--trusted-proxy", "10.0.0.1,lb.example")
