@@ -220,7 +220,7 @@ def assert_the_redis_password_is_kept_out_of_sight(var: Path, launcher: Running)
     assert len(password) >= 40 and stat.S_IMODE(password_file.stat().st_mode) == 0o600
     assert stat.S_IMODE((var / "redis" / "redis.conf").stat().st_mode) == 0o600
     sock = str(var / "redis" / "redis.sock")
-    with pytest.raises(redis.AuthenticationError, match="Authentication required"):
+    with pytest.raises(redis.AuthenticationError):
         redis.Redis(unix_socket_path=sock).ping()
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(unix_socket_path=sock, password="not-" + password).ping()
@@ -391,6 +391,7 @@ def test_a_var_from_before_the_redis_password_is_upgraded_and_the_password_survi
         try:
             again.wait_serving()
             assert (var / "redis_password").read_text() == password
+            app = Celery(broker=f"redis+socket://:{password}@{sock}")  # not the first one's dead connections
             wait_until(lambda: app.control.ping(timeout=1), timeout=60, interval=0.5,
                        message=f"the worker does not answer:\n{again.output()[-2000:]}")
             assert again.ctrl_c() == 0
