@@ -147,3 +147,18 @@ def test_the_broker_url_is_masked_on_the_health_panel_and_the_debug_pages(role_c
     html = role_client("viewer").get("/health/").content.decode()
     assert "The Redis broker at redis+socket://:**@/nonexistent/redis.sock does not answer" in html
     assert password not in html
+
+
+@pytest.mark.django_db
+def test_a_start_refused_by_the_broker_says_so_without_the_password(admin_client_, settings, redis_service):
+    from gateways.tests.factories import make_gateway
+    from processes.models import Activity
+
+    wrong = "wrong-" + paths.redis_password()[6:]
+    settings.REDIS_URL = f"redis+socket://:{wrong}@{redis_service}"
+    gateway = make_gateway()
+    html = admin_client_.post(f"/gateways/{gateway.name}/start/", follow=True).content.decode()
+    assert f"The start of {gateway.name} was not sent: the task broker does not answer (" in html
+    assert "invalid username-password pair" in html
+    assert wrong not in html and paths.redis_password() not in html
+    assert wrong not in "".join(Activity.objects.values_list("message", flat=True))
