@@ -6,7 +6,7 @@ set. Imports nothing from Django.
 It requires a password (``requirepass``, the ``default`` user's: what kombu, Celery and
 redis-py send from the URL with no user name). The socket's 0700 mode keeps other users
 out, but not the code the portal runs as its own user (gateways, web applications), and
-a sandbox cannot hide a unix socket from connect(): the password can. It reaches
+a sandbox cannot take connect() to a unix socket away from it; a password keeps it out. It reaches
 redis-server through a 0600 config file in the data folder, never its command line,
 which every user can read in /proc/PID/cmdline while the server starts.
 """
