@@ -133,8 +133,13 @@ def admin_client_(administrator) -> Client:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def redis_service() -> Iterator[Path]:
-    """The suite's own embedded redis-server, on the socket the settings point at."""
-    process = redis_server.start(paths.REDIS_DIR, log_file=paths.VAR_DIR / "redis.log")
+    """The suite's own embedded redis-server, on the socket the settings point at.
+
+    Started as the launcher starts it: it requires the password of var/redis_password,
+    which the settings (of this process and of every worker) read from the same file.
+    """
+    process = redis_server.start(paths.REDIS_DIR, password=paths.redis_password(),
+                                 log_file=paths.VAR_DIR / "redis.log")
     yield paths.REDIS_SOCKET
     process.terminate()
     process.wait(10)

@@ -88,7 +88,7 @@ class Environment:
         self.worker: subprocess.Popen | None = None
 
     def __enter__(self) -> Self:
-        self.redis = redis_server.start(paths.REDIS_DIR, log_file=VAR / "redis.log")
+        self.redis = redis_server.start(paths.REDIS_DIR, password=paths.redis_password(), log_file=VAR / "redis.log")
         call_command("migrate", verbosity=0, interactive=False)
         call_command("collectstatic", verbosity=0, interactive=False)
         self.worker = self._start_worker()

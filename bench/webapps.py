@@ -366,7 +366,7 @@ def bench_pages(count: int, repeats: int) -> list[str]:
     from webapps.models import WebApp
 
     python = serve_python()
-    redis = redis_server.start(paths.REDIS_DIR, log_file=VAR / "redis.log")
+    redis = redis_server.start(paths.REDIS_DIR, password=paths.redis_password(), log_file=VAR / "redis.log")
     started: list[Path] = []
     try:
         call_command("migrate", verbosity=0, interactive=False)

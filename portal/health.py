@@ -6,14 +6,20 @@ from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
+from kombu.utils.url import maybe_sanitize_url
 
 
 def redis_client(socket_timeout: float = 1.0) -> redis.Redis:
-    """A client for REDIS_URL, which may use kombu's redis+socket:// form."""
+    """A client for REDIS_URL, which may use kombu's redis+socket:// form (password included)."""
     url = settings.REDIS_URL
     if url.startswith("redis+socket://"):
         url = "unix://" + url[len("redis+socket://") :]
     return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
+
+
+def masked_url() -> str:
+    """REDIS_URL as a page or a log may show it: its password (the embedded one, or an operator's) as **."""
+    return maybe_sanitize_url(settings.REDIS_URL)
 
 
 @dataclass
@@ -33,7 +39,7 @@ def check(timeout: float = 1.0) -> Health:
         health.redis_ok = True
         health.redis_version = info.get("redis_version", "")
     except redis.RedisError as e:
-        health.redis_error = f"The Redis broker at {settings.REDIS_URL} does not answer ({e})."
+        health.redis_error = f"The Redis broker at {masked_url()} does not answer ({e})."
         health.workers_error = "No broker, so no worker can be reached."
         return health
     from portal.celery import app

@@ -3,11 +3,12 @@
 The launcher first takes a lock in var/ (a second ``make run`` on the same folder
 says so and exits), applies the migrations, creates the first administrator and
 collects the static files. Then it starts its parts: an embedded Redis (unless
-REDIS_URL is set), a Celery worker, Celery beat, the web application under
-gunicorn, and the front that serves the web applications on PORTAL_APPS_PORT
-(nginx when it is installed, else the asyncio front: webapps/front/). Before
-that it writes the routes file the front follows (``manage.py webapp_routes``);
-from then on the portal rewrites it on every change and the front follows it
+REDIS_URL is set; it requires the password kept in var/redis_password), a
+Celery worker, Celery beat, the web application under gunicorn, and the front
+that serves the web applications on PORTAL_APPS_PORT (nginx when it is
+installed, else the asyncio front: webapps/front/). Before that it writes the
+routes file the front follows (``manage.py webapp_routes``); from then on the
+portal rewrites it on every change and the front follows it
 within a second (nginx is reloaded gracefully).
 
 It supervises them: a part that dies is stopped whole (every process of its
@@ -321,8 +322,13 @@ class Launcher:
             redis_env = _without(env, ADMIN_PASSWORD, *DJANGO_SECRETS)
 
             def start_redis() -> subprocess.Popen:
+                # Read at each start: the file is the one place the password is kept. A
+                # var/ made before there was one gets it here (or from `manage.py migrate`
+                # above), and its old password-less redis-server, if one was left running,
+                # was stopped by stop_leftovers.
                 return redis_server.start(
-                    paths.REDIS_DIR, log_file=redis_log, preexec_fn=_die_with_parent, env=redis_env
+                    paths.REDIS_DIR, password=paths.redis_password(), log_file=redis_log,
+                    preexec_fn=_die_with_parent, env=redis_env,
                 )
 
             self.parts.append(Part("redis", start_redis, f"its log is {redis_log}"))

@@ -1,12 +1,17 @@
-"""Every page requires login; this keeps a forgotten decorator from opening one."""
+"""Every page requires login; this keeps a forgotten decorator from opening one.
+
+And the debug pages hide the broker's URLs, which hold the Redis password.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.debug import SafeExceptionReporterFilter as _DjangoReporterFilter
 
 # Paths that must answer without a session: the login page itself, static
 # files, and the API, which answers 401 in JSON itself (it also takes tokens).
@@ -94,3 +99,16 @@ def _without(data, name):  # type: ignore[no-untyped-def]
     data = data.copy()
     data.pop(name, None)
     return data
+
+
+class SafeExceptionReporterFilter(_DjangoReporterFilter):
+    """Django's filter for its debug pages and error mails, which also hides the broker's URLs.
+
+    Django hides a setting by its name (KEY, SECRET, PASS, TOKEN...); REDIS_URL,
+    CELERY_BROKER_URL and CELERY_RESULT_BACKEND hold the Redis password but have
+    none of those words.
+    """
+
+    hidden_settings = re.compile(
+        _DjangoReporterFilter.hidden_settings.pattern + "|REDIS_URL|BROKER_URL|RESULT_BACKEND", flags=re.I
+    )

@@ -11,6 +11,8 @@ extra settings.
 from __future__ import annotations
 
 import os
+import re
+import secrets
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -25,14 +27,59 @@ FRONT_DIR = VAR_DIR / "front"
 ROUTES_FILE = FRONT_DIR / "routes.json"
 FRONT_METRICS_FILE = FRONT_DIR / "metrics.json"
 NGINX_DIR = FRONT_DIR / "nginx"
+# The embedded Redis's password: the socket's mode keeps other users out, the password keeps out
+# the code the portal runs as its own user (gateways, web applications), which can reach the socket.
+REDIS_PASSWORD_FILE = VAR_DIR / "redis_password"
+# What a password may hold: it goes into a URL and into a line of redis-server's config file
+# (which echoes a line it cannot parse into its log), so only URL-safe characters, as
+# secrets.token_urlsafe makes.
+_REDIS_PASSWORD = re.compile(r"[A-Za-z0-9_.~-]{16,}")
+
+
+def private_secret(path: Path, new_secret: str) -> str:
+    """The secret kept in ``path``; ``new_secret`` is written there first (0600) when the file is missing.
+
+    O_EXCL: when two processes start at once (the web server, the workers, a manage.py
+    command), the first one's secret is the one they all read.
+    """
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    mkdir_private(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(new_secret)
+    return new_secret
+
+
+def redis_password() -> str:
+    """The embedded Redis's password, from var/redis_password (made on first use).
+
+    Read from the file by every process that needs it (the settings, the launcher, the
+    test suite), never passed in an environment variable or on a command line.
+    """
+    password = private_secret(REDIS_PASSWORD_FILE, secrets.token_urlsafe(32))
+    if not _REDIS_PASSWORD.fullmatch(password):
+        # The message does not quote the file: what is in it is meant to be a secret.
+        raise RuntimeError(
+            f"{REDIS_PASSWORD_FILE} does not hold a usable Redis password (at least 16 letters, digits, "
+            "'-', '_', '.' or '~'): delete the file and start the portal again, which makes a new one."
+        )
+    return password
 
 
 def embedded_redis_url() -> str:
-    return f"redis+socket://{REDIS_SOCKET}"
+    # kombu's form for a unix socket with a password (redis-py's is unix://:PASSWORD@/path);
+    # kombu and Celery print it with the password masked (redis+socket://:**@/...).
+    return f"redis+socket://:{redis_password()}@{REDIS_SOCKET}"
 
 
 def redis_url() -> str:
-    """``REDIS_URL`` when set, otherwise the embedded Redis's socket."""
+    """``REDIS_URL`` when set, otherwise the embedded Redis's socket, with its password."""
     return os.environ.get("REDIS_URL") or embedded_redis_url()
 
 

@@ -2,6 +2,13 @@
 
 Used by the launcher (``make run``) and by the test suite when REDIS_URL is not
 set. Imports nothing from Django.
+
+It requires a password (``requirepass``, the ``default`` user's: what kombu, Celery and
+redis-py send from the URL with no user name). The socket's 0700 mode keeps other users
+out, but not the code the portal runs as its own user (gateways, web applications), and
+a sandbox cannot take connect() to a unix socket away from it; a password keeps it out. It reaches
+redis-server through a 0600 config file in the data folder, never its command line,
+which every user can read in /proc/PID/cmdline while the server starts.
 """
 
 from __future__ import annotations
@@ -38,34 +45,75 @@ def find_redis_server() -> str:
     )
 
 
-def answers(sock_path: Path, timeout: float = 0.5) -> bool:
-    """Does a Redis answer PING on this unix socket?"""
+def _reply(sock_path: Path, request: bytes, timeout: float) -> bytes:
+    """What a server on this unix socket answers to ``request`` (b"" when none answers).
+
+    A raw socket rather than redis-py: this module runs before anything else is set up, and
+    two commands are all it sends.
+    """
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
             s.connect(str(sock_path))
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            s.sendall(request)
+            reply = b""
+            while reply.count(b"\r\n") < request.count(b"\r\n"):
+                chunk = s.recv(256)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply
     except OSError:
-        return False
+        return b""
+
+
+def listening(sock_path: Path, timeout: float = 0.5) -> bool:
+    """Does a Redis serve this socket, with or without a password (PONG, or NOAUTH)?"""
+    return _reply(sock_path, b"PING\r\n", timeout).startswith((b"+PONG", b"-NOAUTH"))
+
+
+def answers(sock_path: Path, password: str, timeout: float = 0.5) -> bool:
+    """Does the Redis on this socket take this password and answer PING?"""
+    reply = _reply(sock_path, f"AUTH {password}\r\nPING\r\n".encode(), timeout)
+    return reply == b"+OK\r\n+PONG\r\n"
+
+
+def write_config(data_dir: Path, password: str) -> Path:
+    """data_dir/redis.conf (0600), with the password; rewritten at each start from the password file."""
+    path = data_dir / "redis.conf"
+    # O_NOFOLLOW: a link put in its place is refused, not written through. fchmod: a file
+    # left looser by hand is made private again before the password goes in.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# Written by the portal at each start of its Redis (portal/redis_server.py); "
+                "the password comes from redis_password in the portal's var/ folder.\n")
+        f.write(f"requirepass {password}\n")
+    return path
 
 
 def start(  # type: ignore[no-untyped-def]
-    data_dir: Path, *, log_file: Path | None = None, preexec_fn=None, env: dict[str, str] | None = None
+    data_dir: Path, *, password: str, log_file: Path | None = None, preexec_fn=None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
-    """Start redis-server listening only on data_dir/redis.sock; wait until it answers."""
+    """Start redis-server listening only on data_dir/redis.sock, requiring ``password``; wait until it answers."""
     mkdir_private(data_dir)
     sock = data_dir / "redis.sock"
-    if answers(sock):
+    if listening(sock):
         raise RuntimeError(
             f"A Redis already answers on {sock}: another portal seems to be running from this "
             "folder. Stop it first (Ctrl-C in its terminal), or set REDIS_URL to share a Redis."
         )
     sock.unlink(missing_ok=True)  # a stale socket left by a crash
-    # Settings go on the command line, not in a file: they are few, and nothing
-    # secret is among them. port 0 turns TCP off: only the socket's owner connects.
+    # The password goes in the config file, named first (every redis-server version reads
+    # "redis-server FILE --option value ..."; the options given after the file add to it).
+    # The other settings stay on the command line, where the launcher finds a leftover
+    # server by them (redis-server rewrites its title to "redis-server unixsocket:PATH" at
+    # once; before that, /proc/PID/cmdline shows only the file's name).
+    # port 0 turns TCP off: only the socket's owner connects, and only with the password.
     argv = [
         find_redis_server(),
+        str(write_config(data_dir, password)),
         "--port", "0",
         "--unixsocket", str(sock),
         "--unixsocketperm", "700",
@@ -83,7 +131,7 @@ def start(  # type: ignore[no-untyped-def]
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        if answers(sock):
+        if answers(sock, password):
             return process
         if process.poll() is not None:
             raise RuntimeError(

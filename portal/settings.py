@@ -10,7 +10,8 @@ PORTAL_ALLOWED_HOSTS  Comma-separated host names the web server answers to.
 PORTAL_DATABASE_URL   e.g. postgres://user:pass@db/portal. Default: SQLite in
                       var/portal.sqlite3.
 REDIS_URL             Celery's broker and the portal's cache. Default: the
-                      embedded redis-server's socket under var/redis/.
+                      embedded redis-server's socket under var/redis/, with
+                      the password kept in var/redis_password (mode 0600).
 PORTAL_VAR_DIR        Where var/ is. Default: var/ at the project root.
 PORTAL_HOST_NAME      The name this machine's worker serves in the per-host
                       queues. Default: the machine's host name.
@@ -53,21 +54,7 @@ def _env_flag(name: str, default: bool = False) -> bool:
 def _secret_key() -> str:
     if key := os.environ.get("PORTAL_SECRET_KEY"):
         return key
-    path = VAR_DIR / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    paths.mkdir_private(VAR_DIR)
-    key = secrets.token_urlsafe(50)
-    # O_EXCL: when two processes start at once, the first one's key wins.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
-    return key
+    return paths.private_secret(VAR_DIR / "secret_key", secrets.token_urlsafe(50))
 
 
 # The options of gateways.server an operator may set for every gateway; the portal sets the others.
@@ -213,9 +200,16 @@ CSRF_COOKIE_NAME = "portal_csrftoken"
 # What the routes file's "strip_cookies" lists (webapps/front/routes.py).
 PORTAL_COOKIE_NAMES = (SESSION_COOKIE_NAME, CSRF_COOKIE_NAME)
 SESSION_COOKIE_HTTPONLY = True
+# Django's debug pages hide the settings whose names look secret; these URLs hold passwords too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.middleware.SafeExceptionReporterFilter"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads nothing from it; the token goes in hx-headers
 
-REDIS_URL = redis_url()
+try:
+    # The embedded Redis's URL holds its password, read from var/redis_password: no
+    # environment variable carries it (see portal/paths.py).
+    REDIS_URL = redis_url()
+except RuntimeError as e:  # an unusable var/redis_password: the message says what to do
+    raise ImproperlyConfigured(str(e)) from None
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = "portal"

@@ -64,6 +64,8 @@ def test_the_server_and_its_keeper_get_no_portal_setting_only_the_allowlist(
         assert not [name for name in portal_only if name in env], sorted(env)
         values = "\0".join(env.values())
         assert worker_with_secrets["PORTAL_SECRET_KEY"] not in values and worker_with_secrets["FOO"] not in values
+        # Nor the embedded Redis's password, which would let the gateway queue the portal's tasks.
+        assert paths.redis_password() not in values
         assert env["PATH"] == worker_with_secrets["PATH"] and env["LC_TIME"] == "C.UTF-8"
     assert server["GATEWAY_PASSPHRASE"] == TEST_VERIFIER
     assert "GATEWAY_PASSPHRASE" not in keeper_env

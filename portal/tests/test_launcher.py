@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import urllib.request
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 from django.conf import settings
 
 from conftest import wait_until, worker_database_url
@@ -172,6 +174,7 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
                    message="the front did not follow the routes file")
         sessions = launcher.sessions()
         assert (var / "redis" / "redis.sock").exists()
+        assert_the_redis_password_is_kept_out_of_sight(var, launcher)
         # Each part gets only the secrets it needs: the admin password none, the secret key
         # and the database URL the Django processes only, never Redis nor the front.
         for process in psutil.Process(launcher.process.pid).children():
@@ -207,6 +210,36 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
         launcher.kill()
         stale_beat.kill()
         stale_nginx.kill()
+
+
+def assert_the_redis_password_is_kept_out_of_sight(var: Path, launcher: Running) -> None:
+    """The embedded Redis refuses a client without its password, which no command line, environment,
+    log or output of the running portal holds."""
+    password_file = var / "redis_password"
+    password = password_file.read_text()
+    assert len(password) >= 40 and stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((var / "redis" / "redis.conf").stat().st_mode) == 0o600
+    sock = str(var / "redis" / "redis.sock")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(unix_socket_path=sock).ping()
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(unix_socket_path=sock, password="not-" + password).ping()
+    assert redis.Redis(unix_socket_path=sock, password=password).ping()
+    # Every process of the machine (anyone can read a command line), and everything the launcher
+    # started: redis-server, the workers and their pool processes, beat, gunicorn, the front, nginx.
+    for process in psutil.process_iter(["cmdline"]):
+        assert password not in "\0".join(process.info["cmdline"] or []), process.info["cmdline"]
+    tree = psutil.Process(launcher.process.pid).children(recursive=True)
+    assert "redis-server" in " ".join(" ".join(p.cmdline()) for p in tree)
+    for process in tree:
+        assert password not in "\0".join(f"{k}={v}" for k, v in process.environ().items()), process.cmdline()
+    logs = [path for path in (var / "log").rglob("*") if path.is_file()]
+    assert var / "log" / "redis.log" in logs
+    for path in logs:
+        assert password not in path.read_text(errors="replace"), path
+    # The workers and beat print the broker's URL as they start: masked.
+    wait_until(lambda: "redis+socket://:**@" in launcher.output(), timeout=30)
+    assert password not in launcher.output()
 
 
 def schedulers(schedule: str) -> list[int]:
@@ -250,7 +283,8 @@ def test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything(port
                        message=f"schedulers: {schedulers(schedule)}, beat part: {beat.pid}")
 
         # The restarted worker serves again through the restarted Redis.
-        app = Celery(broker=f"redis+socket://{var / 'redis' / 'redis.sock'}")
+        password = (var / "redis_password").read_text()
+        app = Celery(broker=f"redis+socket://:{password}@{var / 'redis' / 'redis.sock'}")
         wait_until(lambda: app.control.ping(timeout=1), timeout=60, interval=0.5,
                    message=f"the restarted worker does not answer:\n{launcher.output()[-2000:]}")
         assert http_status(f"http://127.0.0.1:{launcher.port}/login/") == 200
@@ -278,6 +312,8 @@ def test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything(port
         for part in ("web server", "celery beat", "celery worker"):
             assert f"stopping {part}" in output
         assert alive_in(sessions) == []
+        # The workers lost their broker six times and said so, never with its password.
+        assert password not in output
     finally:
         launcher.kill()
 
@@ -305,13 +341,74 @@ def test_a_second_redis_on_the_same_folder_is_refused(portal_env):
     from portal import redis_server
 
     redis_dir = Path(portal_env["PORTAL_VAR_DIR"]) / "redis"
-    first = redis_server.start(redis_dir)
+    first = redis_server.start(redis_dir, password="first-" + "p" * 20)
     try:
+        # It answers PING with NOAUTH only, which still says that a Redis serves the socket.
         with pytest.raises(RuntimeError, match="another portal seems to be running"):
-            redis_server.start(redis_dir)
+            redis_server.start(redis_dir, password="second-" + "p" * 20)
     finally:
         first.terminate()
         first.wait(10)
+
+
+def test_a_var_from_before_the_redis_password_is_upgraded_and_the_password_survives_a_restart(portal_env, tmp_path):
+    from celery import Celery
+    from kombu.exceptions import OperationalError
+
+    from portal import redis_server
+
+    var = Path(portal_env["PORTAL_VAR_DIR"])
+    redis_dir, sock = var / "redis", var / "redis" / "redis.sock"
+    redis_dir.mkdir(parents=True)
+    # The redis-server an earlier portal started, as it started it (no password), left running,
+    # with the data of that run.
+    old = subprocess.Popen(
+        [redis_server.find_redis_server(), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--dir", str(redis_dir), "--dbfilename", "dump.rdb", "--appendonly", "yes", "--daemonize", "no",
+         "--logfile", str(var / "old-redis.log")], start_new_session=True,
+    )
+    try:
+        wait_until(lambda: redis_server.listening(sock), timeout=15)
+        redis.Redis(unix_socket_path=str(sock)).set("from-before", "kept")
+        assert not (var / "redis_password").exists()
+        launcher = Running(portal_env, tmp_path / "launcher.log")
+        try:
+            launcher.wait_serving()
+            assert old.wait(10) == -signal.SIGKILL  # stopped as a leftover of an earlier run
+            password = (var / "redis_password").read_text()
+            assert stat.S_IMODE((var / "redis_password").stat().st_mode) == 0o600
+            with pytest.raises(redis.AuthenticationError):
+                redis.Redis(unix_socket_path=str(sock)).ping()
+            assert redis.Redis(unix_socket_path=str(sock), password=password).get("from-before") == b"kept"
+            app = Celery(broker=f"redis+socket://:{password}@{sock}")
+            wait_until(lambda: app.control.ping(timeout=1), timeout=60, interval=0.5,
+                       message=f"the worker does not answer:\n{launcher.output()[-2000:]}")
+            assert launcher.ctrl_c() == 0
+        finally:
+            launcher.kill()
+
+        # The next `make run`: the same password, and everything serves through it.
+        again = Running(portal_env, tmp_path / "launcher-again.log")
+        try:
+            again.wait_serving()
+            assert (var / "redis_password").read_text() == password
+            assert redis.Redis(unix_socket_path=str(sock), password=password).get("from-before") == b"kept"
+
+            def worker_answers() -> object:
+                try:
+                    return app.control.ping(timeout=1)
+                except (redis.ConnectionError, OperationalError):  # this process's first try after the restart
+                    # meets a socket to the stopped server, which kombu keeps (shared by the Celery apps)
+                    return None
+
+            wait_until(worker_answers, timeout=60, interval=0.5,
+                       message=f"the worker does not answer:\n{again.output()[-2000:]}")
+            assert again.ctrl_c() == 0
+        finally:
+            again.kill()
+    finally:
+        old.kill()
+        old.wait()
 
 
 @pytest.mark.parametrize(("env", "message"), [

@@ -141,19 +141,22 @@ def test_a_keeper_makes_its_run_folder_and_the_log_private(tmp_path):
 
 
 def test_the_embedded_redis_writes_only_private_files(tmp_path):
+    password = "private-files-" + "p" * 20
     data_dir = tmp_path / "var" / "redis"
     old = os.umask(0o022)
     try:
-        process = redis_server.start(data_dir, log_file=tmp_path / "var" / "redis.log")
+        process = redis_server.start(data_dir, password=password, log_file=tmp_path / "var" / "redis.log")
     finally:
         os.umask(old)
     try:
         wait_until(lambda: any(data_dir.rglob("*.aof")), timeout=10)
-        redis.Redis(unix_socket_path=str(data_dir / "redis.sock")).save()
+        redis.Redis(unix_socket_path=str(data_dir / "redis.sock"), password=password).save()
         wait_until(lambda: (data_dir / "dump.rdb").exists(), timeout=10)
     finally:
         process.terminate()
         process.wait(10)
+    # The config file that holds the password is among them (0600 whatever the umask).
+    assert (data_dir / "redis.conf").exists()
     assert loose_paths(tmp_path / "var") == []
 
 

@@ -108,6 +108,8 @@ def test_the_api_starts_an_asgi_app_under_uvicorn_and_keeps_secrets_out_of_sight
     environ = psutil.Process(webapp.pid).environ()
     assert environ["API_TOKEN"] == "t0p-s3cret-value" and environ["SCRIPT_NAME"] == "/hello"
     assert "PORTAL_SECRET_KEY" not in environ
+    # Nor the embedded Redis's password (the settings read it from var/, no variable holds it).
+    assert paths.redis_password() not in "\0".join(environ.values())
 
     response = client.post("/api/webapps/hello/stop?wait=1")
     assert response.status_code == 200 and response.json()["state"] == "stopped"
