@@ -518,32 +518,42 @@ class GatewayForm(forms.ModelForm):
             if key is not None:
                 memo[key] = self.cleaned_data[name]
 
-    def _model_checked(self, name: str) -> tuple[Any, ...] | None:
-        """The memo's key for "the model's own checks of this field passed with this value"."""
-        value = self.cleaned_data.get(name)
-        if name in VALUE_ONLY_FIELDS and isinstance(value, _MEMO_TYPES):
-            return ("model", name, type(value), value)
-        return None
+    def _model_checks(self) -> dict[str, tuple[Any, ...]]:
+        """The memo's keys for "the model's own checks of this field passed with this value"."""
+        keys = {}
+        for name in VALUE_ONLY_FIELDS:
+            value = self.cleaned_data.get(name)
+            if isinstance(value, _MEMO_TYPES):
+                keys[name] = ("model", name, type(value), value)
+        return keys
 
     def _get_validation_exclusions(self) -> set[str]:
+        if self.snapshot is None:
+            return super()._get_validation_exclusions()
+        # Called twice per form (before the model's checks and by validate_unique): the second
+        # call gives the same answer unless the model's checks added errors.
+        errors = frozenset(self._errors)
+        cached = getattr(self, "_exclusions", None)
+        if cached is not None and cached[0] == errors:
+            return set(cached[1])
         exclude = super()._get_validation_exclusions()
-        if self.snapshot is not None:
-            # clean_name checked the name against the snapshot, which is the database under the
-            # merge's lock: the model's unique checks of the name (two queries) would repeat it.
-            # The form field checks its length; clean_name its characters.
-            exclude.add("name")
-            # A value-only field whose value passed the model's field checks earlier in this merge
-            # passes them again (Model.clean_fields checks each field on its own); the model has no
-            # constraint or unique check on these fields that an exclusion would skip.
-            exclude |= {n for n in VALUE_ONLY_FIELDS if (k := self._model_checked(n)) and k in self.snapshot.memo}
+        # clean_name checked the name against the snapshot, which is the database under the
+        # merge's lock: the model's unique checks of the name (two queries) would repeat it.
+        # The form field checks its length; clean_name its characters.
+        exclude.add("name")
+        # A value-only field whose value passed the model's field checks earlier in this merge
+        # passes them again (Model.clean_fields checks each field on its own); the model has no
+        # constraint or unique check on these fields that an exclusion would skip.
+        memo = self.snapshot.memo
+        exclude.update(name for name, key in self._model_checks().items() if key in memo)
+        self._exclusions = (errors, frozenset(exclude))
         return exclude
 
     def _post_clean(self) -> None:
         super()._post_clean()
         if self.snapshot is not None:
-            for name in VALUE_ONLY_FIELDS - set(self._errors):
-                key = self._model_checked(name)
-                if key is not None:
+            for name, key in self._model_checks().items():
+                if name not in self._errors:
                     self.snapshot.memo[key] = True
 
     def save(self, commit: bool = True) -> Gateway:
