@@ -179,6 +179,7 @@ class ApplicationAdapter(Adapter):
         data = {k: v for k, v in data.items() if v != ""}
         form = WebAppForm(data, instance=instance, check_app=not quick, app_checks=app_checks, mounts=session)
         form.cpf_problems = problems
+        form.cpf_current = obj
         return form
 
     def precheck(self, obj: Any, values: dict[str, Any], memo: dict[Any, Any] | None = None) -> dict[str, list[str]]:
@@ -226,10 +227,8 @@ class ApplicationAdapter(Adapter):
         return values
 
     def secret_changes(self, form: Any) -> list[str]:
-        from webapps.models import WebApp
-
-        old = {} if not form.instance.pk else dict(
-            WebApp.objects.filter(pk=form.instance.pk).values_list("secret_environment", flat=True).get() or {})
+        # The definition as stored, read in this merge's transaction (form()).
+        old = {} if not form.instance.pk else dict(form.cpf_current.secret_environment or {})
         after = form.cleaned_data.get("secret_environment") or {}
         return [SECRET_ENV_FILE + n for n in sorted(set(old) | set(after)) if old.get(n) != after.get(n)]
 
@@ -252,7 +251,8 @@ class ApplicationAdapter(Adapter):
         from webapps import services
 
         try:
-            webapp = services.save_definition(form, user, actor=actor)
+            # The definition was read in this transaction, under the merge's lock (find_many).
+            webapp = services.save_definition(form, user, actor=actor, current=form.cpf_current)
         except control.ControlError as e:
             raise ValueProblem(str(e)) from None
         if session is not None:
