@@ -36,6 +36,8 @@ def insert_rows(model: type[models.Model], objs: list[Any]) -> None:
     if not objs:
         return
     opts = model._meta
+    if opts.parents:
+        raise ValueError(f"{model.__name__} has a parent table: its rows cannot be inserted with one statement")
     connection = connections[router.db_for_write(model)]
     fields = [f for f in opts.local_concrete_fields if not f.primary_key and not f.generated]
     quote = connection.ops.quote_name
