@@ -1,6 +1,6 @@
 """Merging a 1,000-definition merge file: dry run and apply, against baselines of the same run.
 
-    .venv/bin/python bench/cpf.py [--count N] [--repeats R] [--markdown FILE]
+    .venv/bin/python bench/cpf.py [--count N] [--apps N] [--repeats R] [--markdown FILE]
 
 A private environment made for the run and removed after it: a temporary PORTAL_VAR_DIR with
 its own SQLite database (WAL, IMMEDIATE transactions, as in production), ``manage.py migrate``.
@@ -17,6 +17,10 @@ options and a restart policy. Measured, each the median of R runs (default 3), i
 - merge, apply (N creates), then the same file again (N "already as asked").
 - merge, dry run and apply of N ModifyGateway lines (StopTimeout changes on every definition).
 - export of the N definitions.
+- the same for N web applications (``--apps N``, default the same N; 0 leaves them out): a file
+  of N CreateApplication lines, each mounting the same small WSGI application (one folder, one
+  module) at its own path, then N ModifyApplication lines. Their import check starts the
+  application's interpreter; its CPU time is counted (the figures add the finished children's).
 
 Each figure is given as wall-clock and CPU ms, CPU ms per definition, and the ratios of its CPU
 and wall-clock times to the service baseline's of the same run: a ratio near 1 means the merge
@@ -30,6 +34,7 @@ import argparse
 import os
 import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,18 +74,35 @@ def modify_file(count: int) -> str:
     return "[Actions]\n" + "\n".join(f"ModifyGateway:Name=G{i:04d},StopTimeout=9" for i in range(count)) + "\n"
 
 
+def app_file(count: int, folder: Path) -> str:
+    lines = [f"CreateApplication:Name=/a{i:04d},WSGIAppLocation={folder},WSGIAppName=app,WSGICallable=app,"
+             "WSGIType=0,Workers=1" for i in range(count)]
+    return "[Actions]\n" + "\n".join(lines) + "\n"
+
+
+def app_modify_file(count: int) -> str:
+    return "[Actions]\n" + "\n".join(f"ModifyApplication:Name=/a{i:04d},StopTimeout=9" for i in range(count)) + "\n"
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time and its finished children's (an application's import check)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def timed(action: Callable[[], object], repeats: int,
           before: Callable[[], None] | None = None) -> tuple[float, float]:
     """Median wall-clock and CPU milliseconds. The CPU time (this process's, SQLite included: it
-    runs in the process) hardly moves when other programs share the cores; the wall clock does."""
+    runs in the process, and its children's) hardly moves when other programs share the cores;
+    the wall clock does."""
     walls, cpus = [], []
     for _ in range(repeats):
         if before:
             before()
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu = time.perf_counter(), cpu_seconds()
         action()
         walls.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - cpu)
+        cpus.append(cpu_seconds() - cpu)
     return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
 
 
@@ -111,7 +133,38 @@ def expect(result: merge.Result, **counts: int) -> merge.Result:
     return result
 
 
-def run(count: int, repeats: int) -> str:
+def applications(count: int, repeats: int) -> list[tuple[str, tuple[float, float]]]:
+    from webapps.models import WebApp
+
+    folder = Path(tempfile.mkdtemp(prefix="portal-bench-cpf-app-"))
+    try:
+        (folder / "app.py").write_text(
+            "def app(environ, start_response):\n"
+            "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+            "    return [b'ok']\n")
+        created, modified = app_file(count, folder), app_modify_file(count)
+
+        def clear_apps() -> None:
+            WebApp.objects.all().delete()
+
+        rows = [("applications: merge --dry-run, creates", timed(
+            lambda: expect(merge.merge(created, USER), created=count), repeats, before=clear_apps))]
+        rows.append(("applications: merge, apply, creates", timed(
+            lambda: expect(merge.merge(created, USER, apply=True), created=count), repeats, before=clear_apps)))
+        rows.append(("applications: merge, apply again (already as asked)", timed(
+            lambda: expect(merge.merge(created, USER, apply=True), unchanged=count), repeats)))
+        rows.append(("applications: merge --dry-run, modifies", timed(
+            lambda: expect(merge.merge(modified, USER), modified=count), repeats)))
+        rows.append(("applications: merge, apply, modifies", timed(
+            lambda: expect(merge.merge(modified, USER, apply=True), modified=count), repeats,
+            before=lambda: WebApp.objects.update(stop_timeout=10))))
+        clear_apps()
+        return rows
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(count: int, repeats: int, apps: int) -> str:
     call_command("migrate", verbosity=0, interactive=False)
     created, modified = create_file(count), modify_file(count)
     rows: list[tuple[str, tuple[float, float]]] = []
@@ -133,8 +186,12 @@ def run(count: int, repeats: int) -> str:
     rows.append(("merge, apply, modifies", timed(
         modify_then_undo, repeats, before=lambda: Gateway.objects.update(stop_timeout=5))))
     rows.append(("export", timed(lambda: merge.export(), repeats)))
+    clear()
+    if apps:
+        rows += applications(apps, repeats)
     lines = [
-        f"{count} definitions, median of {repeats} runs; baseline = creating them through the service.",
+        f"{count} gateways{f' and {apps} web applications' if apps else ''}, median of {repeats} runs; "
+        "baseline = creating the gateways through the service.",
         "",
         f"Load average (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
         f" on {os.cpu_count()} cores.",
@@ -143,7 +200,8 @@ def run(count: int, repeats: int) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for label, (wall, cpu) in rows:
-        lines.append(f"| {label} | {wall:.0f} | {cpu:.0f} | {cpu / count:.2f} | {cpu / baseline[1]:.2f} "
+        n = apps if label.startswith("applications") else count
+        lines.append(f"| {label} | {wall:.0f} | {cpu:.0f} | {cpu / n:.2f} | {cpu / baseline[1]:.2f} "
                      f"| {wall / baseline[0]:.2f} |")
     return "\n".join(lines)
 
@@ -152,10 +210,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="definitions in the file (default 1000)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each step; the median is shown")
+    parser.add_argument("--apps", type=int, help="web applications in their file (default: --count; 0: none)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     try:
-        text = run(args.count, args.repeats)
+        text = run(args.count, args.repeats, args.count if args.apps is None else args.apps)
     finally:
         shutil.rmtree(VAR, ignore_errors=True)
     print(text)

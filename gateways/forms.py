@@ -169,6 +169,18 @@ class Snapshot:
         return value
 
 
+# The fields whose checks (the form field's clean, then clean_<name>) depend on their own value
+# only: not on the instance, the snapshot or another field. Within one merge (one snapshot) a
+# value of these is checked once and its cleaned value reused, as the host checks are: a merge's
+# lines mostly repeat the same values. The name, port, log file (its default depends on the
+# name) and passphrase (a secret, never kept) are checked for each form.
+VALUE_ONLY_FIELDS = frozenset({
+    "type", "server", "use_passphrase", "allow_unauthenticated_network", "python_executable",
+    "python_options", "connection_timeout", "init_timeout", "restart_policy", "stop_timeout",
+})
+_MEMO_TYPES = (str, int, bool, type(None))
+
+
 @functools.lru_cache(maxsize=8)
 def _validate_url(prefix: str) -> str:
     """The inline validation's URL: the same for every form under one script prefix (a merge
@@ -479,14 +491,70 @@ class GatewayForm(forms.ModelForm):
                 "Stop that program, or choose another port.",
             )
 
+    def _clean_fields(self) -> None:
+        if self.snapshot is None:
+            super()._clean_fields()
+            return
+        # Django's loop (BaseForm._clean_fields), with the value-only fields' answers taken from
+        # the merge's memo when the same value was cleaned before (VALUE_ONLY_FIELDS). Only a value
+        # that passed is kept: a refused one goes through the checks again and gets its message.
+        memo = self.snapshot.memo
+        for name, field in self.fields.items():
+            key = None
+            if name in VALUE_ONLY_FIELDS and not field.disabled:
+                raw = self._widget_data_value(field.widget, self.add_prefix(name))
+                if isinstance(raw, _MEMO_TYPES):
+                    key = ("clean", name, type(raw), raw)
+                    if key in memo:
+                        self.cleaned_data[name] = memo[key]
+                        continue
+            try:
+                self.cleaned_data[name] = field._clean_bound_field(self[name])
+                if hasattr(self, f"clean_{name}"):
+                    self.cleaned_data[name] = getattr(self, f"clean_{name}")()
+            except forms.ValidationError as e:
+                self.add_error(name, e)
+                continue
+            if key is not None:
+                memo[key] = self.cleaned_data[name]
+
+    def _model_checks(self) -> dict[str, tuple[Any, ...]]:
+        """The memo's keys for "the model's own checks of this field passed with this value"."""
+        keys = {}
+        for name in VALUE_ONLY_FIELDS:
+            value = self.cleaned_data.get(name)
+            if isinstance(value, _MEMO_TYPES):
+                keys[name] = ("model", name, type(value), value)
+        return keys
+
     def _get_validation_exclusions(self) -> set[str]:
+        if self.snapshot is None:
+            return super()._get_validation_exclusions()
+        # Called twice per form (before the model's checks and by validate_unique): the second
+        # call gives the same answer unless the model's checks added errors.
+        errors = frozenset(self._errors)
+        cached = getattr(self, "_exclusions", None)
+        if cached is not None and cached[0] == errors:
+            return set(cached[1])
         exclude = super()._get_validation_exclusions()
-        if self.snapshot is not None:
-            # clean_name checked the name against the snapshot, which is the database under the
-            # merge's lock: the model's unique checks of the name (two queries) would repeat it.
-            # The form field checks its length; clean_name its characters.
-            exclude.add("name")
+        # clean_name checked the name against the snapshot, which is the database under the
+        # merge's lock: the model's unique checks of the name (two queries) would repeat it.
+        # The form field checks its length; clean_name its characters.
+        exclude.add("name")
+        # A value-only field whose value passed the model's field checks earlier in this merge
+        # passes them again (Model.clean_fields checks each field on its own); the model has no
+        # constraint or unique check on these fields that an exclusion would skip.
+        memo = self.snapshot.memo
+        exclude.update(name for name, key in self._model_checks().items() if key in memo)
+        self._exclusions = (errors, frozenset(exclude))
         return exclude
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.snapshot is not None:
+            for name, key in self._model_checks().items():
+                if name not in self._errors:
+                    self.snapshot.memo[key] = True
 
     def save(self, commit: bool = True) -> Gateway:
         gateway = super().save(commit=False)

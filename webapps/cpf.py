@@ -18,6 +18,7 @@ application form and saves through webapps.services.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from portal.cpf.registry import (
@@ -113,6 +114,31 @@ class ApplicationAdapter(Adapter):
             pass  # the form says why, when the line creates it
         return WebApp.objects.filter(name__iexact=name).first()
 
+    def find_many(self, names: list[str]) -> dict[str, Any]:
+        from django import forms
+        from django.db.models.functions import Lower
+
+        from webapps.forms import normalise_path
+        from webapps.models import WebApp
+
+        stored: dict[str, str] = {}  # the name as given, in lower case -> as the form writes it, in lower case
+        for name in names:
+            try:
+                stored[name.lower()] = normalise_path(name).lower()
+            except forms.ValidationError:
+                stored[name.lower()] = name.lower()  # as find does
+        wanted = sorted(set(stored.values()))
+        rows: dict[str, Any] = {}
+        for i in range(0, len(wanted), 500):  # SQLite takes a limited number of parameters per query
+            query = WebApp.objects.annotate(lname=Lower("name")).filter(lname__in=wanted[i:i + 500])
+            rows.update({app.name.lower(): app for app in query})
+        return {given: rows[lower] for given, lower in stored.items() if lower in rows}
+
+    def session(self) -> Any:
+        from webapps.forms import Mounts
+
+        return Mounts.read()
+
     def all(self) -> Any:
         from webapps.models import WebApp
 
@@ -121,12 +147,14 @@ class ApplicationAdapter(Adapter):
     def name_of(self, obj: Any) -> str:
         return obj.name
 
-    def form(self, obj: Any, values: dict[str, Any], quick: bool = False, session: Any = None) -> Any:
-        from webapps.forms import WebAppForm, format_assignments
-        from webapps.models import WebApp
+    def form(self, obj: Any, values: dict[str, Any], quick: bool = False, session: Any = None,
+             app_checks: dict[Any, Any] | None = None) -> Any:
+        from webapps.forms import WebAppForm, definition_data, format_assignments
 
-        instance = WebApp.objects.get(pk=obj.pk) if obj is not None else None
-        data: dict[str, Any] = WebAppForm(instance=instance).as_data() if instance is not None else {
+        # A copy: the form writes the new values into its instance, and obj (read in this merge,
+        # which names each definition on one line only) is the "before".
+        instance = copy.copy(obj) if obj is not None else None
+        data: dict[str, Any] = definition_data(instance) if instance is not None else {
             "protocol": "wsgi", "workers": "1", "threads": "1", "restart_policy": "on-failure",
             "init_timeout": "30", "stop_timeout": "10", "callable": "app",
         }
@@ -149,14 +177,21 @@ class ApplicationAdapter(Adapter):
                     problems.setdefault(SECRET_ENV_FILE + name, []).append(str(e))
             data["secret_environment"] = format_assignments(read)
         data = {k: v for k, v in data.items() if v != ""}
-        form = WebAppForm(data, instance=instance, check_app=not quick)
+        form = WebAppForm(data, instance=instance, check_app=not quick, app_checks=app_checks, mounts=session)
         form.cpf_problems = problems
+        form.cpf_current = obj
         return form
 
-    def precheck(self, obj: Any, values: dict[str, Any]) -> dict[str, list[str]]:
+    def precheck(self, obj: Any, values: dict[str, Any], memo: dict[Any, Any] | None = None) -> dict[str, list[str]]:
         # The import check starts the application's interpreter (up to 10 s): outside the
         # transaction. Only its own answer counts here; the other checks run in the transaction.
-        form = self.form(obj, values)
+        # Lines that import the same module the same way share one check (the memo). The paths
+        # read once serve only the form's warnings about nested paths, which a precheck drops.
+        if memo is not None and "mounts" not in memo:
+            from webapps.forms import Mounts
+
+            memo["mounts"] = Mounts.read()
+        form = self.form(obj, values, session=memo["mounts"] if memo is not None else None, app_checks=memo)
         form.is_valid()
         if form.app_problem is None:
             return {}
@@ -192,10 +227,8 @@ class ApplicationAdapter(Adapter):
         return values
 
     def secret_changes(self, form: Any) -> list[str]:
-        from webapps.models import WebApp
-
-        old = {} if not form.instance.pk else dict(
-            WebApp.objects.filter(pk=form.instance.pk).values_list("secret_environment", flat=True).get() or {})
+        # The definition as stored, read in this merge's transaction (form()).
+        old = {} if not form.instance.pk else dict(form.cpf_current.secret_environment or {})
         after = form.cleaned_data.get("secret_environment") or {}
         return [SECRET_ENV_FILE + n for n in sorted(set(old) | set(after)) if old.get(n) != after.get(n)]
 
@@ -218,9 +251,13 @@ class ApplicationAdapter(Adapter):
         from webapps import services
 
         try:
-            return services.save_definition(form, user, actor=actor)
+            # The definition was read in this transaction, under the merge's lock (find_many).
+            webapp = services.save_definition(form, user, actor=actor, current=form.cpf_current)
         except control.ControlError as e:
             raise ValueProblem(str(e)) from None
+        if session is not None:
+            session.saved(webapp.name)
+        return webapp
 
     def delete(self, obj: Any, user: Any, actor: str, session: Any = None) -> None:
         from processes import control
@@ -230,6 +267,8 @@ class ApplicationAdapter(Adapter):
             services.delete_definition(obj, user, actor=actor)
         except control.ControlError as e:
             raise ValueProblem(str(e)) from None
+        if session is not None:
+            session.deleted(obj.name)
 
     def stop(self, obj: Any, user: Any) -> None:
         from processes import control

@@ -7,9 +7,11 @@ and the CLI's ``--env NAME=value`` is the same notation.
 
 from __future__ import annotations
 
+import bisect
 import keyword
 import os
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -34,6 +36,48 @@ PORTAL_SET_VARIABLES = engines.RESERVED_ENV
 APP_CHECK_FIELDS = {"directory", "module", "callable", "protocol", "python_executable", "environment",
                     "secret_environment"}
 APP_CHECK_TIMEOUT = 10.0
+
+
+class Mounts:
+    """The definitions' paths, read once for many forms: a merge's, which run under its lock and
+    tell it what each save and delete changes. ``overlapping`` answers what the form's query of
+    every other path answers (see WebAppForm._check_overlapping_paths), by looking up only the
+    path's ancestors and descendants, so a merge of many applications does not read every path
+    for each of them."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.by_lower = {name.lower(): name for name in names}
+        self.ordered = sorted(self.by_lower)  # the database's order, Lower("name"): paths are ASCII
+        # The fields (and their length limits) the merge's forms share (see WebAppForm.__init__).
+        self.fields: dict[Any, tuple[dict[str, Any], dict[str, int]]] = {}
+
+    @classmethod
+    def read(cls) -> Mounts:
+        return cls(WebApp.objects.values_list("name", flat=True))
+
+    def saved(self, name: str) -> None:
+        if name.lower() not in self.by_lower:
+            bisect.insort(self.ordered, name.lower())
+        self.by_lower[name.lower()] = name
+
+    def deleted(self, name: str) -> None:
+        if self.by_lower.pop(name.lower(), None) is not None:
+            self.ordered.remove(name.lower())
+
+    def overlapping(self, path: str) -> list[str]:
+        """The paths that contain ``path`` or that it contains, in the database's order."""
+        lower = path.lower()
+        found = set()
+        cut = lower.rfind("/")
+        while cut > 0:  # the ancestors: /a and /a/b for /a/b/c
+            if lower[:cut] in self.by_lower:
+                found.add(lower[:cut])
+            cut = lower.rfind("/", 0, cut)
+        i = bisect.bisect_left(self.ordered, lower + "/")
+        while i < len(self.ordered) and self.ordered[i].startswith(lower + "/"):  # the descendants
+            found.add(self.ordered[i])
+            i += 1
+        return [self.by_lower[o] for o in sorted(found)]
 
 
 def normalise_path(text: str) -> str:
@@ -222,14 +266,42 @@ class WebAppForm(forms.ModelForm):
             "match_roles",
         ]
 
-    def __init__(self, *args: Any, check_app: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, check_app: bool = True, app_checks: dict[Any, Any] | None = None,
+                 mounts: Mounts | None = None, **kwargs: Any) -> None:
+        # A merge's forms share their fields: Django deep-copies the class's fields for each form
+        # (a third of a form's cost) so that one form's changes do not reach another, but the
+        # fields below differ only by whether the instance is saved and has secret variables, and
+        # nothing changes them after __init__ (a merge's forms are validated, never rendered).
+        instance = kwargs.get("instance")
+        shared_key = (bool(instance and instance.pk), bool(instance and instance.pk and instance.secret_environment))
+        shared = mounts.fields.get(shared_key) if mounts is not None else None
+        if shared is not None:
+            self.base_fields = {}  # nothing to copy: the shared fields come below
         super().__init__(*args, **kwargs)
+        # A merge's paths of the definitions (see Mounts); None: ask the database.
+        self.mounts = mounts
         # The import check starts the application's interpreter: a Save always runs it, an
         # inline check only for the fields it depends on.
         self.check_app = check_app
+        # A merge's answers of the import check, shared by its lines (None: check each form).
+        self.app_checks = app_checks
         self.app_problem: Any = None
         self.warnings: list[str] = []
         self.field_warnings: dict[str, list[str]] = {}
+        if self.instance.pk:
+            self.initial["environment"] = format_assignments(self.instance.environment or {})
+            # Names only: a secret's value is never sent to a browser again.
+            self.initial["secret_environment"] = format_assignments(self.instance.secret_environment or {},
+                                                                    hide_values=True)
+            self.initial["static_files"] = format_assignments(self.instance.static_files or {})
+        if shared is not None:
+            self.fields, self.limits = shared
+            return
+        self._customize_fields()
+        if mounts is not None:
+            mounts.fields[shared_key] = (self.fields, self.limits)
+
+    def _customize_fields(self) -> None:
         self.limits: dict[str, int] = {}
         validate_url = reverse("webapps:validate")
         for name, field in self.fields.items():
@@ -271,11 +343,6 @@ class WebAppForm(forms.ModelForm):
             field.error_messages["invalid"] = f"Enter a whole number from {low} to {high}."
         if self.instance.pk:
             self.fields["name"].disabled = True
-            self.initial["environment"] = format_assignments(self.instance.environment or {})
-            # Names only: a secret's value is never sent to a browser again.
-            self.initial["secret_environment"] = format_assignments(self.instance.secret_environment or {},
-                                                                    hide_values=True)
-            self.initial["static_files"] = format_assignments(self.instance.static_files or {})
             if self.instance.secret_environment:
                 self.fields["secret_environment"].help_text = (
                     "The values are not shown: leave NAME= as it is to keep a value, write NAME=new value to "
@@ -293,14 +360,27 @@ class WebAppForm(forms.ModelForm):
         if self.instance.pk:
             return self.instance.name
         path = normalise_path(self.cleaned_data.get("name") or "")
-        clash = WebApp.objects.filter(name__iexact=path).exclude(pk=self.instance.pk).first()
+        if self.mounts is not None:
+            clash = self.mounts.by_lower.get(path.lower())
+        else:
+            found = WebApp.objects.filter(name__iexact=path).exclude(pk=self.instance.pk).first()
+            clash = found.name if found else None
         if clash:
             raise forms.ValidationError(
                 "The path %(path)s is already used by the application %(other)s (paths are unique regardless of "
                 "case): choose another path.",
-                params={"path": path, "other": clash.name},
+                params={"path": path, "other": clash},
             )
         return path
+
+    def _get_validation_exclusions(self) -> set[str]:
+        exclude = super()._get_validation_exclusions()
+        if self.mounts is not None:
+            # clean_name checked the path against the mounts, which are the database under the
+            # merge's lock: the model's check of its case-insensitive constraint (a query) would
+            # repeat it. The form field checks its length; normalise_path its characters.
+            exclude.add("name")
+        return exclude
 
     def clean_directory(self) -> str:
         path = (self.cleaned_data.get("directory") or "").strip()
@@ -556,14 +636,18 @@ class WebAppForm(forms.ModelForm):
         if not path or "name" in self.errors:
             return
         lower = path.lower()
-        for other in WebApp.objects.exclude(pk=self.instance.pk).only("name"):
-            o = other.name.lower()
+        if self.mounts is not None:
+            others = self.mounts.overlapping(path)
+        else:
+            others = [other.name for other in WebApp.objects.exclude(pk=self.instance.pk).only("name")]
+        for other in others:
+            o = other.lower()
             if lower.startswith(o + "/"):
-                self.add_warning("name", f"{path} is inside {other.name}: requests under {path} go to this "
-                                         f"application, no longer to {other.name}.")
+                self.add_warning("name", f"{path} is inside {other}: requests under {path} go to this "
+                                         f"application, no longer to {other}.")
             elif o.startswith(lower + "/"):
-                self.add_warning("name", f"{other.name} is inside {path}: requests under {other.name} stay with "
-                                         f"{other.name}; this application gets the rest of {path}.")
+                self.add_warning("name", f"{other} is inside {path}: requests under {other} stay with "
+                                         f"{other}; this application gets the rest of {path}.")
 
     def _check_application(self, data: dict[str, Any]) -> None:
         """Does the module import and is the callable what the protocol says, in the application's own
@@ -580,16 +664,28 @@ class WebAppForm(forms.ModelForm):
                 return
         from webapps import checks
 
-        problem = checks.check_application(
-            python=python,
-            directory=data["directory"],
-            module=data["module"],
-            callable_name=data["callable"],
-            protocol=data["protocol"],
-            env={**(data.get("environment") or {}), **(data.get("secret_environment") or {})},
-            timeout=APP_CHECK_TIMEOUT,
-            mount=data.get("name") or self.instance.name,
-        )
+        env = {**(data.get("environment") or {}), **(data.get("secret_environment") or {})}
+        # In a merge, lines that import the same module from the same folder with the same
+        # interpreter, callable, protocol and variables share one check (a subprocess each, the
+        # slowest part of a line). Only the mount (SCRIPT_NAME) differs between them: the check is
+        # made under the first line's, as an import that depends on its own mount path is rare.
+        key = (python, data["directory"], data["module"], data["callable"], data["protocol"],
+               tuple(sorted(env.items())))
+        if self.app_checks is not None and key in self.app_checks:
+            problem = self.app_checks[key]
+        else:
+            problem = checks.check_application(
+                python=python,
+                directory=data["directory"],
+                module=data["module"],
+                callable_name=data["callable"],
+                protocol=data["protocol"],
+                env=env,
+                timeout=APP_CHECK_TIMEOUT,
+                mount=data.get("name") or self.instance.name,
+            )
+            if self.app_checks is not None:
+                self.app_checks[key] = problem
         if problem:
             self.app_problem = problem
             self.add_error(problem.field, problem.message)
@@ -620,26 +716,30 @@ class WebAppForm(forms.ModelForm):
 
     def as_data(self) -> dict[str, Any]:
         """The definition as the form posts it: the CLI edits through this."""
-        instance = self.instance
-        return {
-            "name": instance.name,
-            "directory": instance.directory,
-            "module": instance.module,
-            "callable": instance.callable,
-            "protocol": instance.protocol,
-            "debug": "on" if instance.debug else "",
-            "python_executable": "" if instance.requirements_file else instance.python_executable,
-            "requirements_file": instance.requirements_file,
-            "engine": instance.engine,
-            "workers": str(instance.workers),
-            "threads": str(instance.threads),
-            "environment": format_assignments(instance.environment or {}),
-            "secret_environment": format_assignments(instance.secret_environment or {}, hide_values=True),
-            "static_files": format_assignments(instance.static_files or {}),
-            "log_file": instance.log_file,
-            "restart_policy": instance.restart_policy,
-            "init_timeout": str(instance.init_timeout),
-            "stop_timeout": str(instance.stop_timeout),
-            "namespace": instance.namespace,
-            "match_roles": instance.match_roles,
-        }
+        return definition_data(self.instance)
+
+
+def definition_data(instance: WebApp) -> dict[str, Any]:
+    """A definition as its form posts it (WebAppForm.as_data), without building a form."""
+    return {
+        "name": instance.name,
+        "directory": instance.directory,
+        "module": instance.module,
+        "callable": instance.callable,
+        "protocol": instance.protocol,
+        "debug": "on" if instance.debug else "",
+        "python_executable": "" if instance.requirements_file else instance.python_executable,
+        "requirements_file": instance.requirements_file,
+        "engine": instance.engine,
+        "workers": str(instance.workers),
+        "threads": str(instance.threads),
+        "environment": format_assignments(instance.environment or {}),
+        "secret_environment": format_assignments(instance.secret_environment or {}, hide_values=True),
+        "static_files": format_assignments(instance.static_files or {}),
+        "log_file": instance.log_file,
+        "restart_policy": instance.restart_policy,
+        "init_timeout": str(instance.init_timeout),
+        "stop_timeout": str(instance.stop_timeout),
+        "namespace": instance.namespace,
+        "match_roles": instance.match_roles,
+    }

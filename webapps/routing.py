@@ -16,10 +16,12 @@ holding it, so the last writer writes the newest rows.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -176,7 +178,22 @@ def sync_routes() -> bool:
 
 def routes_changed() -> None:
     """Call after a definition or a state changed: the file is rewritten once the change is committed."""
-    transaction.on_commit(_sync_quietly)
+    _changes.registered = getattr(_changes, "registered", 0) + 1
+    transaction.on_commit(functools.partial(_sync_after, _changes.registered))
+
+
+# This thread's changes: how many were registered, and up to which one the last rewrite covers.
+_changes = threading.local()
+
+
+def _sync_after(change: int) -> None:
+    """The rewrite after a commit: it reads every definition as committed, so the first one after
+    a commit covers every change registered before it (a merge of many applications saves each
+    one, and its commit then rewrites the file once, not once per application)."""
+    if getattr(_changes, "synced", 0) >= change:
+        return
+    _changes.synced = _changes.registered
+    _sync_quietly()
 
 
 def _sync_quietly() -> None:

@@ -27,11 +27,17 @@ def require_admin(user: Any, verb: str) -> None:
         )
 
 
-def save_definition(form: WebAppForm, user: Any, actor: str | None = None) -> WebApp:
-    """Create or change a definition from a valid form and record the history (secrets as "changed")."""
+def save_definition(form: WebAppForm, user: Any, actor: str | None = None, *,
+                    current: WebApp | None = None) -> WebApp:
+    """Create or change a definition from a valid form and record the history (secrets as "changed").
+
+    ``current``: the definition as stored, when the caller has just read it (a merge, under its lock)."""
     creating = form.instance.pk is None
     require_admin(user, "create" if creating else "edit")
-    current = None if creating else WebApp.objects.get(pk=form.instance.pk)
+    if creating:
+        current = None
+    elif current is None:
+        current = WebApp.objects.get(pk=form.instance.pk)
     before = None if current is None else audit.snapshot(current, WebApp.AUDITED_FIELDS)
     with transaction.atomic():
         webapp = form.save(commit=False)

@@ -157,6 +157,8 @@ def _lock() -> None:
 
 def _prechecks(actions: list[Any], result: Result) -> None:
     """The kinds' slow checks, before the transaction (see Adapter.precheck)."""
+    memos: dict[str, dict[Any, Any]] = {}
+    found: dict[str, dict[str, Any]] = {}  # by kind: the definitions the lines name, read at once
     for action in actions:
         kind, op = registry.verb_of(action.verb)
         if op == "delete" or type(kind.adapter).precheck is registry.Adapter.precheck:
@@ -166,10 +168,13 @@ def _prechecks(actions: list[Any], result: Result) -> None:
         except ValueProblem:
             continue  # the merge itself reports it
         name = action.values.get(NAME, "").strip()
-        obj = kind.adapter.find(name) if name else None
+        if kind.noun not in found:
+            names = [a.values.get(NAME, "").strip() for a in actions if registry.verb_of(a.verb)[0] is kind]
+            found[kind.noun] = kind.adapter.find_many([n for n in names if n])
+        obj = found[kind.noun].get(name.lower()) if name else None
         if op == "modify" and obj is None:
             continue
-        for key, messages in kind.adapter.precheck(obj, values).items():
+        for key, messages in kind.adapter.precheck(obj, values, memos.setdefault(kind.noun, {})).items():
             result.problems += [Problem(action.line, message, key) for message in messages]
 
 

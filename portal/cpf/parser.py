@@ -253,6 +253,8 @@ def _find_verb(schema: Schema, verb: str) -> tuple[str, VerbSpec] | None:
 
 
 def _find_key(spec: VerbSpec, key: str) -> str | None:
+    if key in spec.keys:
+        return key  # as listed: most lines (and every exported file) write them so
     for name in spec.keys:
         if name.lower() == key.lower():
             return name

@@ -177,9 +177,12 @@ class Adapter:
         converted values by key. ``quick``: leave out the slow checks that :meth:`precheck` made."""
         raise NotImplementedError
 
-    def precheck(self, obj: Any | None, values: dict[str, Any]) -> dict[str, list[str]]:
+    def precheck(self, obj: Any | None, values: dict[str, Any], memo: dict[Any, Any] | None = None
+                 ) -> dict[str, list[str]]:
         """The slow checks of a line (e.g. importing an application in its own interpreter), by key.
-        They run before the merge's transaction, so that it holds the database's lock briefly."""
+        They run before the merge's transaction, so that it holds the database's lock briefly.
+        ``memo``: one dict per kind for the whole merge, where a check asked again with the same
+        inputs by another line may find its answer."""
         return {}
 
     def field_problems(self, form: Any) -> dict[str, list[str]]:
