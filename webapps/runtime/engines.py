@@ -95,7 +95,7 @@ class AppRun:
     callable: str = "app"
     protocol: str = "wsgi"
     engine: str | None = None  # None: gunicorn for WSGI, uvicorn for ASGI
-    workers: int = 1
+    workers: int = 1  # not one per CPU: see WebApp.workers
     threads: int = 4
     debug: bool = False
     python: str = sys.executable
