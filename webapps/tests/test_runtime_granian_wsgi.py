@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from webapps.runtime.engines import GRANIAN_WSGI, TARGET_ENV, AppRun, engine_argv, engine_env
+from webapps.tests.example_servers import http_request
 from webapps.tests.runtime_helpers import RunningApp, serve_python, short_dir, start_app
 
 
@@ -223,6 +224,8 @@ def test_a_large_answer_and_the_application_path(served: tuple[RunningApp, Path]
     running, _ = served
     big = running.get("/big")
     assert big.status == 200 and big.body == b"x" * 300 * 1024
+    head = http_request(running.socket, "HEAD", "/w/slow")  # read whole, then granian leaves the body out
+    assert head.status == 200 and head.body == b"" and head.headers["Content-Length"] == "13"
     where = running.get("/")
     assert where.status == 200 and where.text == f"[] {running.app.directory}", (
         "the wrapper's folder is off sys.path and the application's folder is the working directory")
