@@ -124,6 +124,10 @@ class WebApp(ManagedProcess):
         blank=True,
         help_text="The server that runs the application. Blank: gunicorn for WSGI, uvicorn for ASGI.",
     )
+    # One by default, not one per CPU: a user's own `gunicorn app:app` runs one worker too, and the
+    # portal hosts many applications on one machine (20 on 2 cores in docs/benchmarks.md, (4)); a
+    # worker per CPU for each would multiply their memory for traffic most of them never see. An
+    # application that needs more sets more (up to MAX_WORKERS); threads overlap its waits.
     workers = models.PositiveSmallIntegerField(
         default=1,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_WORKERS)],

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -119,34 +120,33 @@ def http_probe(url: str, timeout: float) -> bool:
         return False
 
 
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})[ \r]")
+
+
 def unix_http_probe(socket_path: str, path: str, timeout: float) -> bool:
     """A GET of ``path`` over the unix socket; True for any HTTP status below 500."""
-    # Imported here: http.client costs the keeper's start-up tens of milliseconds, and
-    # only keepers of servers on a unix socket need it.
-    import http.client
-
-    class UnixHTTPConnection(http.client.HTTPConnection):
-        """http.client over AF_UNIX: the standard library speaks HTTP/1.1 and parses the
-        answer; only the connection is ours, since it knows TCP addresses alone."""
-
-        def connect(self) -> None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(self.timeout)  # each connect, send and receive, like the TCP probes
-                sock.connect(socket_path)
-            except BaseException:
-                sock.close()
-                raise
-            self.sock = sock
-
-    conn = UnixHTTPConnection("localhost", timeout=timeout)
+    # By hand rather than with http.client: importing http.client (and ssl with it) cost the keeper
+    # 80-120 ms of CPU on a busy machine, spent just after it starts the server, whose own start
+    # then waits for the CPU (docs/benchmarks.md, (3)); readiness needs the status line alone.
+    deadline = time.monotonic() + timeout
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    head = b""
     try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        return conn.getresponse().status < 500
-    except (OSError, http.client.HTTPException, ValueError):
+        sock.settimeout(timeout)
+        sock.connect(socket_path)
+        sock.sendall(b"GET " + path.encode("ascii") + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        while b"\n" not in head and len(head) < 1024:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            chunk = sock.recv(1024)
+            if not chunk:
+                break
+            head += chunk
+    except (OSError, UnicodeEncodeError):
         return False
     finally:
-        conn.close()
+        sock.close()
+    match = _STATUS_LINE.match(head)
+    return match is not None and int(match.group(1)) < 500
 
 
 def clear_stale_socket(socket_path: str) -> str | None:

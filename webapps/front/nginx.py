@@ -66,6 +66,7 @@ SPOOFABLE_HEADERS = (
     "Front-End-Https",
 )
 MIME_TYPES = "/etc/nginx/mime.types"
+PROXY_BUFFER = "64k"  # the asyncio front's CHUNK (http1.py): its pieces, and its limit of a response head
 _UNSAFE = re.compile(r"[\s\"'$;{}\\#]")
 
 
@@ -303,6 +304,14 @@ def render_http_block(
         server += [
             "            proxy_request_buffering off;",
             "            proxy_buffering off;",
+            # The one buffer of an unbuffered proxy: an answer up to this size is read in one piece
+            # and sent to the client in one write (at the default 4k page, a 6 KB answer took two of
+            # each, each waking the client); and a head up to it is accepted, as the asyncio front
+            # accepts one up to 64 KiB (the default answered a head over 4k with a 502).
+            f"            proxy_buffer_size {PROXY_BUFFER};",
+            # Used only if an app turns buffering on (X-Accel-Buffering: yes); set because nginx -t
+            # wants the busy buffers (2 x proxy_buffer_size) under the sum of these less one.
+            f"            proxy_buffers 4 {PROXY_BUFFER};",
             # "=": the page's own status, which is 503 when no connection could be made (_page_location).
             f"            error_page 502 = {pages}/502.$webapps_fmt;",
             f"            error_page 504 {pages}/504.$webapps_fmt;",

@@ -33,4 +33,6 @@ API for the Django side::
   module import, is the callable WSGI or ASGI as declared.
 * :mod:`webapps.runtime.venvs` - the application's own virtualenv from its requirements file.
 * ``serve/portal_uvicorn.py`` - the launcher uvicorn runs under (socket mode, root_path).
+* ``serve_granian/portal_granian.py`` - the WSGI application granian serves: the definition's, its
+  small answers in one piece.
 """

@@ -16,7 +16,10 @@ user or group, is the only client):
   ``--root-path`` doubles the prefix behind a front that passes the full path, so the launcher
   sets ``root_path`` from ``SCRIPT_NAME`` in each scope instead (see that file).
 * **granian** (WSGI or ASGI): ``--uds-permissions 0o660``; ``--url-path-prefix`` gives WSGI its
-  SCRIPT_NAME (PATH_INFO stripped) and ASGI its root_path (path left whole: no doubling).
+  SCRIPT_NAME (PATH_INFO stripped) and ASGI its root_path (path left whole: no doubling). A WSGI
+  application is served through ``serve_granian/portal_granian.py``, which returns an answer of
+  known length up to 256 KiB in one piece (granian streams any other iterable: the head, then each
+  chunk, each a write that wakes the front and the client again; see that file).
 
 Reloads (debug): gunicorn replaces its workers on SIGHUP and loads the app anew (it is not
 preloaded); granian respawns its workers on SIGHUP ("gracefully respawning workers"), the
@@ -56,7 +59,8 @@ ENGINE_MODULES = {"gunicorn": ["gunicorn"], "uvicorn": ["uvicorn", "websockets"]
 SOCKET_MODE = 0o660
 SOCKET_NAME = "app.sock"
 UVICORN_LAUNCHER = Path(__file__).resolve().parent / "serve" / "portal_uvicorn.py"
-TARGET_ENV = "WEBAPP_TARGET"  # read by the uvicorn launcher
+GRANIAN_WSGI = Path(__file__).resolve().parent / "serve_granian" / "portal_granian.py"
+TARGET_ENV = "WEBAPP_TARGET"  # read by the uvicorn launcher and granian's WSGI wrapper
 # Names a definition's environment may not set: the runtime sets them for the engine.
 RESERVED_ENV = frozenset({"SCRIPT_NAME", TARGET_ENV})
 # A dotted module and a dotted attribute path (``mysite.wsgi``, ``application``).
@@ -91,7 +95,7 @@ class AppRun:
     callable: str = "app"
     protocol: str = "wsgi"
     engine: str | None = None  # None: gunicorn for WSGI, uvicorn for ASGI
-    workers: int = 1
+    workers: int = 1  # not one per CPU: see WebApp.workers
     threads: int = 4
     debug: bool = False
     python: str = sys.executable
@@ -230,6 +234,7 @@ def engine_argv(app: AppRun) -> list[str]:
         argv += ["--url-path-prefix", app.mount]
     if app.protocol == "wsgi":
         argv += ["--blocking-threads", str(app.threads), "--no-ws"]
+        return [*argv, f"{GRANIAN_WSGI}:app"]  # WEBAPP_TARGET, small answers in one piece
     return [*argv, app.target]
 
 
@@ -238,7 +243,7 @@ def engine_env(app: AppRun) -> dict[str, str]:
     env = dict(app.env)
     env["SCRIPT_NAME"] = app.mount  # the mount from the environment, never from a request header
     env.setdefault("PYTHONUNBUFFERED", "1")  # output reaches the log as it is written
-    if app.engine == "uvicorn":
+    if app.engine == "uvicorn" or (app.engine == "granian" and app.protocol == "wsgi"):
         env[TARGET_ENV] = app.target
     return env
 

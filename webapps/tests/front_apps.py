@@ -32,6 +32,9 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     if last == "hello":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
         return [b"Hello, World!"]
+    if last == "bighead":  # a 10 KB response head (large cookies or policies do this)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"), ("X-Big", "b" * 10000)])
+        return [b"ok"]
     if last == "hang":
         time.sleep(20)  # an app that does not answer for longer than the fronts' idle timeout
     if last == "download":

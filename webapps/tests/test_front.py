@@ -7,8 +7,10 @@ Each test runs twice, once per front: gunicorn serves a WSGI app and uvicorn an 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -399,6 +401,67 @@ def test_keep_alive_carries_many_requests_on_one_connection(front: RunningFront)
         assert json.loads(response.read())["path"] == f"/w/n{i}"
     assert conn.sock is sock
     conn.close()
+
+
+class CountingApp(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """An HTTP/1.1 application on a unix socket that counts the connections it accepts."""
+
+    daemon_threads = True
+
+    def __init__(self, path: str) -> None:
+        self.accepted = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as every engine the portal runs
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def address_string(self) -> str:
+                return "front"  # a unix socket's peer has no address
+
+        super().__init__(path, Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        request = super().get_request()
+        self.accepted += 1
+        return request
+
+
+def test_the_front_keeps_its_connections_to_the_application_open(
+    front: RunningFront, backends: dict[str, Any]
+) -> None:
+    # A connection per request would cost the app an accept and the front a connect each time
+    # (nginx: an upstream with keepalive, HTTP/1.1 and no "Connection: close"; the asyncio front: its Pool).
+    app = CountingApp(str(backends["dir"] / f"counting-{front.kind}.sock"))
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    try:
+        front.set_routes([*base_routes(backends), {"path": "/counted", "socket": app.server_address}])
+        conn = front.connection()
+        for i in range(25):  # one client connection, then a new one for each request
+            conn.request("GET", f"/counted/{i}")
+            assert conn.getresponse().read() == b"ok"
+        conn.close()
+        for i in range(25):
+            assert front.get(f"/counted/new{i}")[:3:2] == (200, "ok")
+        assert 1 <= app.accepted <= 2, f"{front.kind}: the app accepted {app.accepted} connections for 50 requests"
+    finally:
+        app.shutdown()
+        app.server_close()
+        front.set_routes(base_routes(backends))
+
+
+def test_a_large_response_head_passes_through(front: RunningFront) -> None:
+    # nginx's default proxy_buffer_size (4k) answered a head over 4 KB with 502; the asyncio front takes 64 KiB.
+    status, headers, body = front.get("/w/bighead")
+    assert (status, body, headers["X-Big"]) == (200, "ok", "b" * 10000)
 
 
 # Bad input ------------------------------------------------------------------------------------

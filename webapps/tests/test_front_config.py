@@ -103,6 +103,7 @@ def test_the_include_works_in_an_operators_own_nginx(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "proxy_request_buffering off;" in include and "proxy_buffering off;" in include
+    assert "proxy_buffer_size 64k;" in include, "an answer up to 64 KiB in one read and one write, as the asyncio front"
     assert "proxy_set_header Host $http_host;" in include
     assert include.count("proxy_set_header Upgrade $http_upgrade;") == 1  # the ASGI app only
 

@@ -37,6 +37,7 @@ from webapps.tests.runtime_helpers import (
 CASES = {
     "gunicorn": ("gunicorn", "wsgi", 1, "SIGHUP", 1.0),
     "granian": ("granian", "asgi", 1, "SIGHUP", 1.0),
+    "granian-wsgi": ("granian", "wsgi", 1, "SIGHUP", 1.0),  # through serve_granian/portal_granian.py
     "uvicorn": ("uvicorn", "asgi", 1, "restart", 2.0),
     "uvicorn-2-workers": ("uvicorn", "asgi", 2, "SIGHUP", 2.0),
 }

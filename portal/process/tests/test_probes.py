@@ -77,6 +77,39 @@ def test_a_unix_http_probe_is_not_fooled_by_a_listener_that_speaks_no_http(sock_
         thread.join(5)
 
 
+def test_a_unix_http_probe_reads_a_status_line_sent_in_pieces(sock_path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(sock_path))
+        listener.listen()
+        requests: list[bytes] = []
+
+        def answer(pieces: list[bytes]) -> None:
+            conn, _ = listener.accept()
+            with conn:
+                requests.append(conn.recv(1024))
+                for piece in pieces:
+                    conn.sendall(piece)
+                    time.sleep(0.05)
+
+        for pieces, ready in (([b"HTTP/1.1 4", b"04 Not Found\r\n", b"\r\n"], True),
+                              ([b"HTTP/1.0 503", b"\r\n\r\n"], False), ([b"HTTP/1.1 200"], False)):
+            thread = threading.Thread(target=answer, args=(pieces,), daemon=True)
+            thread.start()
+            assert probe_once({"kind": "unix-http", "socket": str(sock_path), "path": "/x/"}, timeout=2) is ready
+            thread.join(5)
+        assert requests[0] == b"GET /x/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+
+def test_the_unix_http_probe_leaves_http_client_unimported(sock_path):
+    # http.client (and ssl) cost a keeper 80-120 ms of CPU on a busy machine, just after it starts the server.
+    code = ("import sys; from portal.process.probes import probe_once; "
+            f"probe_once({{'kind': 'unix-http', 'socket': {str(sock_path)!r}}}, 0.2); "
+            "print(sorted(m for m in ('http.client', 'ssl', 'email.parser') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_an_import_probe_calls_the_function_it_names(tmp_path):
     flag = tmp_path / "ready"
     probe = {"kind": "import", "path": "portal.process.tests.probe_functions:ready_when_the_file_exists",
