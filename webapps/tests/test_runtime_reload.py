@@ -33,13 +33,14 @@ from webapps.tests.runtime_helpers import (
 # gunicorn and granian fork a new worker from a warm main process: about 0.25 s here, most of it
 # the watcher's scan interval and debounce. uvicorn starts a fresh interpreter (its one process
 # restarted by the keeper, or a new worker spawned by its supervisor on SIGHUP): about 1.0-1.5 s
-# on this 2-core machine under load.
+# on this 2-core machine under load, 2.5 s seen beside the rest of the suite. The bound only
+# catches a reload that waits for something (a timeout, a poll); docs/benchmarks.md has figures.
 CASES = {
     "gunicorn": ("gunicorn", "wsgi", 1, "SIGHUP", 1.0),
     "granian": ("granian", "asgi", 1, "SIGHUP", 1.0),
     "granian-wsgi": ("granian", "wsgi", 1, "SIGHUP", 1.0),  # through serve_granian/portal_granian.py
-    "uvicorn": ("uvicorn", "asgi", 1, "restart", 2.0),
-    "uvicorn-2-workers": ("uvicorn", "asgi", 2, "SIGHUP", 2.0),
+    "uvicorn": ("uvicorn", "asgi", 1, "restart", 3.0),
+    "uvicorn-2-workers": ("uvicorn", "asgi", 2, "SIGHUP", 3.0),
 }
 
 
@@ -145,11 +146,11 @@ def engine_children(pid: int) -> set[int]:
     return children
 
 
-# (engine, protocol): the engines that reload gracefully, each with two workers. Not granian for
-# ASGI: its retiring ASGI workers close connections accepted a moment before the respawn, in its
-# Rust runtime, which has no option for it (2 to 3 requests of about 600 in three reloads here);
-# docs/operations.md says so and recommends uvicorn for an ASGI app in debug.
-GRACEFUL = {"gunicorn": ("gunicorn", "wsgi"), "granian-wsgi": ("granian", "wsgi"), "uvicorn": ("uvicorn", "asgi")}
+# (engine, protocol): the engines that reload gracefully, each with two workers. Not granian: its
+# retiring workers close connections accepted a moment before the respawn, in its Rust runtime,
+# which has no option for it (1 to 3 requests of 600 to 1,250 in three reloads here, ASGI and
+# WSGI); the README says so.
+GRACEFUL = {"gunicorn": ("gunicorn", "wsgi"), "uvicorn": ("uvicorn", "asgi")}
 
 
 @pytest.mark.parametrize("case", list(GRACEFUL))
