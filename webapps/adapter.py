@@ -238,6 +238,11 @@ class WebAppAdapter(ProcessAdapter):
     def build_spec(self, obj: WebApp) -> Spec:
         return build_spec(obj)
 
+    def sandbox(self, obj: WebApp) -> dict[str, Any]:
+        """Its own folder writable (the examples keep their SQLite file there), its virtualenv readable."""
+        return self.sandbox_policy(obj, writable=[obj.directory],
+                                   read_only=[str(venv_root(obj))] if obj.requirements_file else [])
+
     def defer_start(self, obj: WebApp, trigger: str, seq: int | None) -> str | None:
         return defer_build(obj, trigger, seq)
 
