@@ -230,7 +230,7 @@ class Keeper:
             return busy
         confined, said, refused = sandbox.decide(self.spec.sandbox)
         self.journal.update(sandbox=said)
-        if not confined and not self.sandbox_noted:
+        if not confined and not self.sandbox_noted and self.spec.sandbox is not None:
             self.sandbox_noted = True  # once per keeper, not at each restart
             self.journal.note("sandbox", trigger="keeper", message=said, level="warning")
         if refused:
