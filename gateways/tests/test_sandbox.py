@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from gateways.client import connect
 from gateways.protocol.errors import RemoteError
@@ -53,7 +54,11 @@ def test_a_gateway_s_clients_cannot_reach_var_the_portal_s_code_or_processes(gat
     port = free_port()
     gateway = start_and_wait(make_gateway(port=port), operator)
     assert gateway.state == "running", gateway.last_error
-    assert gateway.startup["sandbox"].startswith(f"sandboxed (Landlock ABI {ABI})")
+    assert gateway.startup["sandbox"].startswith(f"sandboxed (Landlock ABI {ABI}): var/ hidden")
+    client = Client()
+    client.force_login(operator)
+    page = client.get(reverse("gateways:detail", args=[gateway.name])).content.decode()
+    assert f"<dt>Sandbox</dt><dd>sandboxed (Landlock ABI {ABI}): var/ hidden" in page
     try:
         with connect("127.0.0.1", port) as gw:
             assert errno_of(gw, "os", "open", stand_in("secret_key"), os.O_RDONLY) == "PermissionError"
@@ -87,6 +92,10 @@ def test_with_portal_sandbox_off_the_start_says_not_sandboxed(gateway_processes,
         assert gateway.startup["sandbox"] == "not sandboxed: PORTAL_SANDBOX=off"
         row = Activity.objects.of(gateway).get(message="not sandboxed: PORTAL_SANDBOX=off")
         assert row.level == "warning"
+        client = Client()
+        client.force_login(operator)
+        page = client.get(reverse("gateways:detail", args=[gateway.name])).content.decode()
+        assert "<dt>Sandbox</dt><dd>not sandboxed: PORTAL_SANDBOX=off</dd>" in page
         with connect("127.0.0.1", port) as gw:  # and it really is not: var/ is open to it
             assert errno_of(gw, "os", "listdir", str(paths.VAR_DIR)) == "ok"
     finally:

@@ -299,14 +299,13 @@ def decide(pol: Policy | None) -> tuple[bool, str, str | None]:
 
 
 def describe(pol: Policy, abi: int) -> str:
-    writable = [p for p in pol.get("writable", [])]
-    hidden = ", ".join(pol.get("hidden", [])) or "nothing"
-    read_only = ", ".join(pol.get("read_only", [])) or "nothing"
-    rest = "the rest of the host read-only" if pol.get("rest", "read-only") == "read-only" \
-        else "the rest of the host writable"
-    return (f"sandboxed (Landlock ABI {abi}): hidden: {hidden} (var/: the database, the secret key); "
-            f"read-only: {read_only} (the portal's code); writable: {', '.join(writable)}, "
-            f"/dev (null, tty, urandom…); {rest}; signals and abstract sockets kept inside")
+    """The startup details' sentence: what the process may touch."""
+    run_dir = pol.get("mirror_dir")
+    writable = ["its run directory" if p == run_dir else p for p in pol.get("writable", [])]
+    rest = "read-only" if pol.get("rest", "read-only") == "read-only" else "writable"
+    return (f"sandboxed (Landlock ABI {abi}): var/ hidden ({', '.join(pol.get('hidden', []))}), the portal's code "
+            f"read-only, writable: {', '.join(writable)}, /dev/shm, /dev (null, tty, urandom…); the rest of the host "
+            f"{rest}; signals and abstract sockets only to its own processes")
 
 
 OPTIONS = {"--hidden": "hidden", "--read-only": "read_only", "--writable": "writable"}
