@@ -154,11 +154,15 @@ def preflight(webapp: WebApp) -> CheckFailure | None:
     problems = app_run(webapp).problems()
     if problems:
         return CheckFailure("definition", "; ".join(problems))
-    from webapps.checks import check_environment
+    import tempfile
+
+    from webapps.checks import check_environment, check_sandbox
     from webapps.runtime.appcheck import check_app
 
-    result = check_app(python, webapp.directory, webapp.module, webapp.callable, webapp.protocol,
-                       env=check_environment(webapp.name, app_environment(webapp)))
+    with tempfile.TemporaryDirectory(prefix="appcheck-") as scratch:
+        result = check_app(python, webapp.directory, webapp.module, webapp.callable, webapp.protocol,
+                           env=check_environment(webapp.name, app_environment(webapp)),
+                           sandbox=check_sandbox(python, webapp.directory, scratch))
     if not result.ok:
         tail = f" ({result.traceback[-1].strip()})" if result.traceback and result.code == "import-failed" else ""
         return CheckFailure(f"app-{result.code}", f"{result.message}{tail}")

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -223,7 +224,6 @@ def test_a_process_in_the_sandbox_cannot_signal_out_but_the_keeper_signals_in(tm
     """The scope both ways, with no engine: the sandboxed child's kill(2) of its starter is refused,
     and the starter's SIGTERM reaches the child."""
     import subprocess
-    import sys
 
     pol = sandbox.portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(ROOT), run_dir=str(tmp_path))
     code = ("import os, signal, sys, time\n"
@@ -247,3 +247,26 @@ def test_this_kernel_has_landlock():
     if isinstance(ABI, str) and ("no Landlock" in ABI or "Linux feature" in ABI):
         pytest.skip(f"{ABI}: the sandbox cannot be tested here; run on Linux >= 6.12 with Landlock enabled")
     assert isinstance(ABI, int) and ABI >= sandbox.ABI_NEEDED, f"the sandbox is not available: {ABI}"
+
+
+@needs_landlock
+def test_the_import_check_runs_the_application_s_code_in_the_sandbox_too(tmp_path, settings):
+    """Saving or starting a definition imports its module (webapps.checks): that code is the
+    application's, so it runs in the same sandbox, and a module that reads the secret key at
+    import time fails the check with the refusal."""
+    from webapps.checks import check_application
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    secret = private_file(paths.VAR_DIR / "secret_key")
+    (folder / "web.py").write_text(f"KEY = open({str(secret)!r}).read()\n" + WSGI_APP)
+    problem = check_application(python=sys.executable, directory=str(folder), module="web", callable_name="app",
+                                protocol="wsgi", env={}, timeout=20)
+    assert problem is not None and "PermissionError" in problem.message, problem
+    (folder / "web.py").write_text(WSGI_APP)
+    assert check_application(python=sys.executable, directory=str(folder), module="web", callable_name="app",
+                             protocol="wsgi", env={}, timeout=20) is None
+    settings.PORTAL_SANDBOX = "off"  # and the same module reads it without the sandbox: the test can fail
+    (folder / "web.py").write_text(f"KEY = open({str(secret)!r}).read()\n" + WSGI_APP)
+    assert check_application(python=sys.executable, directory=str(folder), module="web", callable_name="app",
+                             protocol="wsgi", env={}, timeout=20) is None
