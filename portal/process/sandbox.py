@@ -140,9 +140,9 @@ def policy(*, mode: str = "on", hidden: list[str], read_only: list[str], writabl
             "mirror_dir": str(mirror_dir) if mirror_dir else None}
 
 
-def portal_policy(*, var_dir: str, base_dir: str, run_dir: str, writable: list[str] = (),  # type: ignore[assignment]
-                  read_only: list[str] = (), rest: str = "read-only", mode: str = "on",  # type: ignore[assignment]
-                  extra_writable: list[str] = ()) -> Policy:  # type: ignore[assignment]
+def portal_policy(*, var_dir: str, base_dir: str, run_dir: str, writable: list[str] | tuple[str, ...] = (),
+                  read_only: list[str] | tuple[str, ...] = (), rest: str = "read-only", mode: str = "on",
+                  extra_writable: list[str] | tuple[str, ...] = ()) -> Policy:
     """The policy of a process the portal starts: var/ hidden but for its run directory (and
     what ``read_only`` names there: its virtualenv), the portal's installation read-only (its
     code, its .venv: both run at the portal's next start), ``writable`` (its own folder), the
@@ -171,6 +171,7 @@ def assignments(pol: Policy) -> dict[str, int]:
     """Each named folder (really, after links) and its rights; "/" has the rest's."""
     wanted: dict[str, int] = {"/": READ if pol.get("rest", "read-only") == "read-only" else WRITE}
     wanted["/dev"] = NONE
+    wanted["/proc"] = wanted["/sys"] = READ  # the kernel's settings are not "the rest of the host"
     for path in (*DEVICES, *pol.get("writable", [])):
         wanted[_real(path)] = WRITE
     for path in pol.get("read_only", []):
@@ -179,13 +180,13 @@ def assignments(pol: Policy) -> dict[str, int]:
         wanted[_real(path)] = NONE
     # /proc/<pid> of every process that runs now (the portal's, the keeper's, other applications'):
     # their environ and cmdline. Landlock's ptrace hook refuses /proc/<pid>/mem of a process
-    # outside the sandbox, but not on every kernel its environ: the rules hide the folders.
-    # The process's own (and its workers') /proc/<pid> come later and are covered by no rule:
-    # hidden too; /proc/self and the rest of /proc (cpuinfo, meminfo...) stay readable.
-    if "/proc" not in wanted:
-        with os.scandir("/proc") as entries:
-            wanted.update(("/proc/" + e.name, NONE) for e in entries
-                          if e.name.isdigit() and e.name != str(os.getpid()))
+    # outside the sandbox, but on this project's kernel not its environ: so /proc is carved out.
+    # A process started later (by anyone: the workers of the application too) is covered by no
+    # rule, so hidden as well; only this process's own (the engine's master, after the exec) and
+    # the rest of /proc (cpuinfo, meminfo, self/ of the master...) stay readable.
+    with os.scandir("/proc") as entries:
+        wanted.update(("/proc/" + e.name, NONE) for e in entries
+                      if e.name.isdigit() and e.name != str(os.getpid()))
     return {path: rights for path, rights in wanted.items() if os.path.lexists(path)}
 
 
