@@ -270,3 +270,19 @@ def test_the_import_check_runs_the_application_s_code_in_the_sandbox_too(tmp_pat
     (folder / "web.py").write_text(f"KEY = open({str(secret)!r}).read()\n" + WSGI_APP)
     assert check_application(python=sys.executable, directory=str(folder), module="web", callable_name="app",
                              protocol="wsgi", env={}, timeout=20) is None
+
+
+@pytest.mark.parametrize("variables,message", [
+    ({"PORTAL_SANDBOX": "maybe"}, "PORTAL_SANDBOX='maybe' is not on, off or required"),
+    ({"PORTAL_SANDBOX_WRITABLE": "/srv/ok:relative/dir"},
+     "PORTAL_SANDBOX_WRITABLE names 'relative/dir', which is not an absolute path"),
+])
+def test_a_bad_sandbox_setting_stops_the_portal_with_a_clear_message(tmp_path, variables, message):
+    import subprocess
+
+    from portal.tests.test_security_files import portal_env
+
+    env = portal_env(tmp_path / "var") | variables
+    result = subprocess.run([sys.executable, "manage.py", "check"], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
