@@ -221,23 +221,33 @@ def test_the_keeper_reloads_a_sandboxed_gunicorn_with_sighup_and_restarts_it(fol
 
 @needs_landlock
 def test_a_process_in_the_sandbox_cannot_signal_out_but_the_keeper_signals_in(tmp_path):
-    """The scope both ways, with no engine: the sandboxed child's kill(2) of its starter is refused,
-    and the starter's SIGTERM reaches the child."""
+    """The scopes both ways, with no engine: the sandboxed child's kill(2) of its starter and its
+    connect(2) to the starter's abstract unix socket are refused; the starter's SIGTERM reaches it."""
+    import socket
     import subprocess
 
+    name = f"portal-sandbox-test-{os.getpid()}"  # abstract: a NUL first, no file
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(chr(0) + name)
+    listener.listen(1)
     pol = sandbox.portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(ROOT), run_dir=str(tmp_path))
-    code = ("import os, signal, sys, time\n"
-            "try:\n    os.kill(os.getppid(), signal.SIGCONT); print('sent', flush=True)\n"
-            "except PermissionError:\n    print('refused', flush=True)\n"
+    code = ("import os, signal, socket, sys, time\n"
+            "try:\n    os.kill(os.getppid(), signal.SIGCONT); print('signal sent', flush=True)\n"
+            "except PermissionError:\n    print('signal refused', flush=True)\n"
+            "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+            "try:\n    s.connect(chr(0) + sys.argv[1]); print('connected', flush=True)\n"
+            "except PermissionError:\n    print('connect refused', flush=True)\n"
             "time.sleep(30)\n")
-    child = subprocess.Popen(sandbox.wrap([sys.executable, "-c", code], pol), stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(sandbox.wrap([sys.executable, "-c", code, name], pol), stdout=subprocess.PIPE, text=True)
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "refused"
+        assert child.stdout is not None
+        assert [child.stdout.readline().strip() for _ in range(2)] == ["signal refused", "connect refused"]
         start = time.monotonic()
         child.send_signal(signal.SIGTERM)
         assert child.wait(5) == -signal.SIGTERM and time.monotonic() - start < 5
     finally:
         child.kill()
+        listener.close()
 
 
 def test_this_kernel_has_landlock():
