@@ -242,8 +242,16 @@ def flask_run(python: str, run_dir: Path, engine: str, db: Path, threads: int = 
                   env={"APP_DB_PATH": str(db), "PYTHONPATH": str(ROOT)}, log_file=str(run_dir / "app.log"))
 
 
-def launch(app: AppRun, run_dir: Path) -> None:
-    keeper.launch(build_spec(app), run_dir)
+def launch(app: AppRun, run_dir: Path, sandboxed: bool = True) -> None:
+    """As the portal starts it: in its Landlock sandbox (processes.adapters.ProcessAdapter.sandbox_policy)."""
+    from portal import paths
+    from portal.process.sandbox import portal_policy
+
+    spec = build_spec(app)
+    if sandboxed:
+        spec.sandbox = portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(ROOT), run_dir=str(run_dir),
+                                     writable=[app.directory, os.path.dirname(app.env.get("APP_DB_PATH", "/tmp/x"))])
+    keeper.launch(spec, run_dir)
 
 
 def keeper_pid(run_dir: Path) -> int:
@@ -295,13 +303,13 @@ def bench_flask(rounds: int, seconds: float, threads: int = 4) -> list[str]:
 # (3) Start -> first answer ---------------------------------------------------------------
 
 
-def first_answer_keeper(python: str, engine: str) -> float:
+def first_answer_keeper(python: str, engine: str, sandboxed: bool = True) -> float:
     run_dir = Path(tempfile.mkdtemp(prefix="wb-st-"))
     app = flask_run(python, run_dir, engine, run_dir / "flask.sqlite3")
     sock = Path(app.socket)
     try:
         started = time.monotonic()
-        launch(app, run_dir)
+        launch(app, run_dir, sandboxed)
         wait_answer(lambda: unix_ok(sock, "/flask/"), None, f"{engine} under its keeper", timeout=30)
         return time.monotonic() - started
     finally:
@@ -330,6 +338,7 @@ def bench_start(starts: int) -> list[str]:
     runs = {
         "plain gunicorn app:app (baseline)": lambda: first_answer_plain(python),
         "keeper + gunicorn (the portal's default)": lambda: first_answer_keeper(python, "gunicorn"),
+        "keeper + gunicorn, not sandboxed": lambda: first_answer_keeper(python, "gunicorn", sandboxed=False),
         "keeper + granian": lambda: first_answer_keeper(python, "granian"),
     }
     for _ in range(starts):

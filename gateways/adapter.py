@@ -31,6 +31,11 @@ class GatewayAdapter(ProcessAdapter):
     def run_dir(self, obj: Gateway) -> Path:
         return runtime.run_dir(obj)
 
+    def sandbox(self, obj: Gateway) -> dict[str, Any]:
+        """Less strict than a web application's: a gateway exists to do its clients' work, so the
+        rest of the host stays writable; var/ is hidden and the portal's code read-only all the same."""
+        return self.sandbox_policy(obj, rest="writable")
+
     def host_of(self, obj: Gateway) -> str:
         return runtime.host_of(obj)
 

@@ -25,6 +25,13 @@ PORTAL_GATEWAY_SERVER_OPTIONS
                       docs/gateway-protocol.md). Default: none, the server's own.
 PORTAL_APPS_PORT      The port where the front serves the web applications, on
                       the portal's host. Default: 8001.
+PORTAL_SANDBOX        "on" (default): every web application and gateway runs in a
+                      Landlock sandbox when the kernel has one (else it starts
+                      unsandboxed, and says so); "required": a start fails without
+                      it; "off": no sandbox.
+PORTAL_SANDBOX_WRITABLE
+                      More folders the sandboxed processes may write (absolute
+                      paths separated by ":"). Default: none.
 """
 
 from __future__ import annotations
@@ -267,6 +274,30 @@ def _apps_port(text: str) -> int:
 
 
 PORTAL_APPS_PORT = _apps_port(os.environ.get("PORTAL_APPS_PORT", "8001").strip())
+
+
+def _sandbox_mode(text: str) -> str:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if text not in ("on", "off", "required"):
+        raise ImproperlyConfigured(f"PORTAL_SANDBOX={text!r} is not on, off or required: leave it unset for on.")
+    return text
+
+
+def _sandbox_writable(text: str) -> list[str]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    folders = [entry.strip() for entry in text.split(os.pathsep) if entry.strip()]
+    for folder in folders:
+        if not os.path.isabs(folder):
+            raise ImproperlyConfigured(f"PORTAL_SANDBOX_WRITABLE names {folder!r}, which is not an absolute path: "
+                                       "give each folder's full path, separated by ':'.")
+    return folders
+
+
+# The Landlock sandbox of web applications and gateways (portal/process/sandbox.py).
+PORTAL_SANDBOX = _sandbox_mode(os.environ.get("PORTAL_SANDBOX", "on").strip().lower() or "on")
+PORTAL_SANDBOX_WRITABLE = _sandbox_writable(os.environ.get("PORTAL_SANDBOX_WRITABLE", ""))
 # The front on the apps port (webapps/front/): the launcher starts it, webapps/routing.py writes
 # the routes file it follows, and the applications' pages read the figures it measures.
 WEBAPPS_ROUTES_FILE = paths.ROUTES_FILE

@@ -52,6 +52,9 @@ and may override (the default in brackets):
                           the API), e.g. server and port [{}].
 ``unknown_host(obj)``     -> CheckFailure | None: the process's host does not exist, so no
                           worker will ever take its task; the request is answered at once [None].
+``sandbox(obj)``          -> dict: the Landlock policy the keeper applies (portal.process.sandbox):
+                          var/ hidden but for its run directory, the portal's code read-only, the
+                          rest of the host read-only [sandbox_policy(obj)].
 """
 
 from __future__ import annotations
@@ -134,6 +137,19 @@ class ProcessAdapter:
 
     def unknown_host(self, obj: Any) -> CheckFailure | None:
         return None
+
+    def sandbox(self, obj: Any) -> dict[str, Any]:
+        return self.sandbox_policy(obj)
+
+    def sandbox_policy(self, obj: Any, writable: list[str] = [], read_only: list[str] = [],  # noqa: B006
+                       rest: str = "read-only") -> dict[str, Any]:
+        """The policy of PORTAL_SANDBOX and PORTAL_SANDBOX_WRITABLE for ``obj``, plus ``writable``,
+        ``read_only`` (folders inside var/ it may read) and ``rest`` (the rest of the host)."""
+        from portal.process.sandbox import portal_policy
+
+        return portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(settings.BASE_DIR),
+                             run_dir=str(self.run_dir(obj)), writable=writable, read_only=read_only, rest=rest,
+                             mode=settings.PORTAL_SANDBOX, extra_writable=settings.PORTAL_SANDBOX_WRITABLE)
 
 
 _BY_KIND: dict[str, ProcessAdapter] = {}

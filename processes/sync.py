@@ -40,6 +40,8 @@ def user_of(trigger: str) -> Any:
 
 
 def level_of(event: dict[str, Any]) -> str:
+    if event.get("level") == "warning":  # a note that says so (a start not sandboxed)
+        return Activity.Level.WARNING
     to = event.get("to")
     if to in states.ERROR or (to == EXITED and event.get("expected") is False):
         return Activity.Level.ERROR
@@ -254,6 +256,7 @@ def _apply_status(obj: ManagedProcess, status: dict[str, Any], host: str, events
         "ready_at": status.get("ready_at"),
         "restarts": status.get("restarts") or 0,
         "log_file": status.get("log_file"),
+        "sandbox": status.get("sandbox"),
         "error": status.get("error"),
     }
     obj.save(

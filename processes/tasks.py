@@ -158,7 +158,9 @@ def _start_locked(kind: ProcessAdapter, pk: int, trigger: str, seq: int | None) 
     if warning:
         _warn(obj, trigger, warning)
     try:
-        keeper.launch(kind.build_spec(obj), rd, trigger=trigger)
+        spec = kind.build_spec(obj)
+        spec.sandbox = kind.sandbox(obj)
+        keeper.launch(spec, rd, trigger=trigger)
     except keeper.KeeperBusy:
         sync.sync(kind, pk, host)
         _done(kind, pk, seq)

@@ -154,11 +154,15 @@ def preflight(webapp: WebApp) -> CheckFailure | None:
     problems = app_run(webapp).problems()
     if problems:
         return CheckFailure("definition", "; ".join(problems))
-    from webapps.checks import check_environment
+    import tempfile
+
+    from webapps.checks import check_environment, check_sandbox
     from webapps.runtime.appcheck import check_app
 
-    result = check_app(python, webapp.directory, webapp.module, webapp.callable, webapp.protocol,
-                       env=check_environment(webapp.name, app_environment(webapp)))
+    with tempfile.TemporaryDirectory(prefix="appcheck-") as scratch:
+        result = check_app(python, webapp.directory, webapp.module, webapp.callable, webapp.protocol,
+                           env=check_environment(webapp.name, app_environment(webapp)),
+                           sandbox=check_sandbox(python, webapp.directory, scratch))
     if not result.ok:
         tail = f" ({result.traceback[-1].strip()})" if result.traceback and result.code == "import-failed" else ""
         return CheckFailure(f"app-{result.code}", f"{result.message}{tail}")
@@ -237,6 +241,11 @@ class WebAppAdapter(ProcessAdapter):
 
     def build_spec(self, obj: WebApp) -> Spec:
         return build_spec(obj)
+
+    def sandbox(self, obj: WebApp) -> dict[str, Any]:
+        """Its own folder writable (the examples keep their SQLite file there), its virtualenv readable."""
+        return self.sandbox_policy(obj, writable=[obj.directory],
+                                   read_only=[str(venv_root(obj))] if obj.requirements_file else [])
 
     def defer_start(self, obj: WebApp, trigger: str, seq: int | None) -> str | None:
         return defer_build(obj, trigger, seq)

@@ -79,6 +79,8 @@ class Spec:
     stop_timeout: float = 5.0
     # Reload on a code change (a web application's debug mode): see portal.process.reload.
     reload: dict[str, Any] | None = None
+    # Landlock policy applied between fork and exec (portal.process.sandbox); None: not sandboxed.
+    sandbox: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.validate()

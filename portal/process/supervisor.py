@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from portal.process import identity, probes
+from portal.process import identity, probes, sandbox
 from portal.process.child import Child, describe_exit, group_members
 from portal.process.identity import ProcessIdentity
 from portal.process.journal import Journal
@@ -66,6 +66,7 @@ class Keeper:
         self.probe = spec.probe  # with its host resolved at each spawn
         self.watcher = Watcher(spec.reload) if spec.reload else None
         self.reload_file: str | None = None
+        self.sandbox_noted = False
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -227,6 +228,15 @@ class Keeper:
         busy = self.resolve_probe() or self.port_in_use_error() or self.stale_socket_error()
         if busy:
             return busy
+        confined, said, refused = sandbox.decide(self.spec.sandbox)
+        self.journal.update(sandbox=said)
+        if not confined and not self.sandbox_noted and self.spec.sandbox is not None:
+            self.sandbox_noted = True  # once per keeper, not at each restart
+            self.journal.note("sandbox", trigger="keeper", message=said, level="warning")
+        if refused:
+            return refused
+        # The keeper has threads (the child's wait thread): no preexec_fn, an exec wrapper.
+        argv = sandbox.wrap(self.spec.argv, self.spec.sandbox) if confined else self.spec.argv  # type: ignore[arg-type]
         roots = self.spec.log_roots
         folder = os.path.realpath(self.log_path.parent)
         if roots is None or any(within(folder, root) for root in roots):
@@ -241,7 +251,7 @@ class Keeper:
             rotate_copytruncate(self.log_path, self.spec.log_max_bytes, self.spec.log_backups)
             self.run_offset = os.fstat(fd).st_size
             popen = subprocess.Popen(
-                self.spec.argv,
+                argv,
                 cwd=self.spec.cwd or self.run_dir,
                 env=self.child_env(),
                 stdin=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from webapps.runtime.check_app import MARKER
 
@@ -38,15 +39,25 @@ class AppCheck:
 
 
 def check_app(python: str, directory: str, module: str, callable_name: str = "app", protocol: str = "wsgi",
-              env: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> AppCheck:
+              env: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+              sandbox: dict[str, Any] | None = None) -> AppCheck:
     """Import ``module`` from ``directory`` with ``python`` and look at ``callable_name``.
 
     ``env``: the whole environment of the check (the application's, as the keeper gives it);
-    None: PATH, HOME and LANG of this process only.
+    None: PATH, HOME and LANG of this process only. ``sandbox``: the Landlock policy to import
+    it in (portal.process.sandbox): importing runs the application's code, as the engine will.
     """
     if env is None:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     argv = [python, "-I", str(CHECK_SCRIPT), directory, module, callable_name, protocol]
+    if sandbox is not None:
+        from portal.process import sandbox as landlock
+
+        confined, _, refused = landlock.decide(sandbox)
+        if refused:
+            return AppCheck(False, "sandbox", refused)
+        if confined:
+            argv = landlock.wrap(argv, sandbox)
     try:
         proc = subprocess.Popen(argv, cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)

@@ -188,6 +188,14 @@ def start_example(example: Example, workdir: Path, env: dict[str, str] | None = 
     else:
         command = [str(python), "-m", "uvicorn", "--uds", str(sock), "--app-dir", str(example.directory),
                    *(["--root-path", uvicorn_root_path] if uvicorn_root_path is not None else []), example.target]
+    # In the sandbox the portal gives a web application, where the kernel has one.
+    from portal import paths
+    from portal.process import sandbox
+
+    policy = sandbox.portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(ROOT), run_dir=str(workdir),
+                                   writable=[str(example.directory)])
+    if sandbox.decide(policy)[0]:
+        command = sandbox.wrap(command, policy)
     log_path = workdir / "app.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(command, cwd=example.directory, env=child_env, stdout=log, stderr=subprocess.STDOUT,

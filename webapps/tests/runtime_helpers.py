@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from portal import paths
 from portal.process import keeper
+from portal.process.sandbox import portal_policy
 from webapps.runtime.engines import ENGINE_REQUIREMENTS, AppRun, build_spec
 from webapps.runtime.venvs import ensure_venv
 from webapps.tests.example_servers import EXAMPLES, ROOT, VENVS, http_request
@@ -124,6 +126,9 @@ def start_app(app: AppRun, run_dir: Path, timeout: float = 60.0, **spec_options:
     """Launch ``app`` under a keeper and wait until it is running."""
     spec = build_spec(app, **spec_options)
     spec.env.setdefault("PYTHONPATH", str(ROOT))  # the examples' /interop imports gateways.client
+    # The sandbox the portal gives a web application (processes.adapters.ProcessAdapter.sandbox_policy).
+    spec.sandbox = portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(ROOT), run_dir=str(run_dir),
+                                 writable=[app.directory])
     keeper.launch(spec, run_dir)
     status = keeper.wait_for(run_dir, {"running", "fatal", "exited"}, timeout=timeout)
     running = RunningApp(app, run_dir)

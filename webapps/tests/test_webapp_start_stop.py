@@ -205,8 +205,9 @@ def test_the_flask_example_is_started_from_its_requirements_file_in_its_own_virt
     folder = EXAMPLES / "flaskapp"
     requirements = tmp_path / "requirements.txt"
     requirements.write_text((folder / "requirements.txt").read_text())
+    # Its database beside the test, not in var/: var/ is the portal's, hidden from the application.
     run("create", "/flask", "--directory", str(folder), "--module", "app",
-        "--requirements", str(requirements), "--env", "APP_DB_PATH=" + str(paths.VAR_DIR / "f.db"))
+        "--requirements", str(requirements), "--env", "APP_DB_PATH=" + str(tmp_path / "f.db"))
     out = run("start", "/flask", "--wait", "--timeout", "300")
     assert "/flask is running" in out
     webapp = WebApp.objects.get()

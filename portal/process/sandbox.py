@@ -1,0 +1,401 @@
+"""The sandbox of a managed process: Linux Landlock, applied between fork and exec.
+
+Every process a keeper starts (a web application's engine, a gateway server) runs as the
+portal's own user. Without more, its code could read var/ (the database, the secret key),
+rewrite the portal's code and virtualenv (run at the portal's next start), signal the
+portal's and other applications' processes, and read their /proc/<pid>/environ. The
+Spec's ``sandbox`` (a policy, built on the Django side: processes/sandbox.py) says what
+the process may touch; this module turns it into a Landlock ruleset.
+
+Landlock is an unprivileged allow-list LSM: a process restricts itself and every process
+it starts from then on (execve keeps the restriction with no_new_privs). Its ptrace hook
+also denies /proc/<pid>/environ and /proc/<pid>/mem of processes outside the sandbox;
+ABI 6 scopes signals and abstract unix sockets to it (LANDLOCK_SCOPE_SIGNAL,
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET). The keeper is outside it, so it still signals its
+child (stop, SIGHUP reload); a gunicorn master or uvicorn's supervisor signals its own
+workers inside it.
+
+Where: the keeper has threads (the child's wait thread, a resolver's), so Popen's
+preexec_fn is unsafe. The keeper runs this file as a tiny exec wrapper instead::
+
+    python -I -S portal/process/sandbox.py --hidden VAR --read-only BASE --writable DIR ... -- argv...
+
+which restricts itself and execv()s the engine (bench/webapps.py measures what it adds to a
+start). It imports only the standard library, and little of it (-I -S: no site-packages, no
+PYTHON* variables; nothing of the application's runs before the restriction).
+
+Why ctypes by hand: the three Landlock syscalls and two structures are all there is; the
+wrapper runs without site-packages (-S), and the Python packages on PyPI that wrap
+Landlock were pre-releases or 0.x when this was written.
+
+The carve-out (Landlock can only allow, never deny below an allowed folder): a folder
+that must get fewer rights than its parent (var/ inside the readable host) is cut out by
+giving no rule to each of its ancestors and one rule to each *sibling* of each ancestor,
+enumerated when the process starts (:func:`plan`). The limits, by construction:
+
+* an entry created later beside an ancestor (a new file in the project's root, or in /tmp
+  when var/ lies in /tmp) is covered by no rule: refused, until the next start;
+* an ancestor itself cannot be listed or written directly (``ls /`` fails; so does
+  creating a file directly in /tmp when var/ lies in /tmp: the tests' layout);
+* symbolic links among the siblings get no rule of their own: what they point to is
+  allowed (or not) where it really is.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import os
+import stat
+import sys
+
+# No json, argparse or typing here: each import of the wrapper is time added to every start
+# (the policy comes as plain arguments: wrap()).
+Policy = dict  # "mode", "hidden", "read_only", "writable", "rest", "mirror_dir": see policy()
+
+# -- the kernel's interface (include/uapi/linux/landlock.h; x86_64 and arm64 numbers) --
+SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446
+CREATE_RULESET_VERSION = 1
+RULE_PATH_BENEATH = 1
+PR_SET_NO_NEW_PRIVS = 38
+
+EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+REMOVE_DIR, REMOVE_FILE, MAKE_CHAR, MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+MAKE_REG, MAKE_SOCK, MAKE_FIFO, MAKE_BLOCK = 1 << 8, 1 << 9, 1 << 10, 1 << 11
+MAKE_SYM, REFER, TRUNCATE, IOCTL_DEV = 1 << 12, 1 << 13, 1 << 14, 1 << 15
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+ABI_NEEDED = 6  # signals and abstract sockets scoped
+# What a rule on a file (not a folder) may grant.
+FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV
+READ = EXECUTE | READ_FILE | READ_DIR | IOCTL_DEV
+# No MAKE_CHAR / MAKE_BLOCK: a device node made in /tmp (a root process can) would reach the disk.
+WRITE = READ | WRITE_FILE | REMOVE_DIR | REMOVE_FILE | MAKE_DIR | MAKE_REG | MAKE_SOCK | MAKE_FIFO | MAKE_SYM \
+    | REFER | TRUNCATE
+NONE = 0
+
+# The device files a process needs; the rest of /dev (disks, memory) is hidden.
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx",
+           "/dev/pts", "/dev/shm")
+
+MODES = ("on", "off", "required")
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1  # __attribute__((packed)) in the kernel's header
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def abi_version() -> int | str:
+    """The kernel's Landlock ABI version, or why there is none (a sentence)."""
+    if not sys.platform.startswith("linux"):
+        return f"Landlock is a Linux feature (this is {sys.platform})"
+    libc = _libc()
+    version = libc.syscall(SYS_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(CREATE_RULESET_VERSION))
+    if version < 0:
+        err = ctypes.get_errno()
+        if err == 38:  # ENOSYS
+            return "this kernel has no Landlock (built without CONFIG_SECURITY_LANDLOCK)"
+        if err == 95:  # EOPNOTSUPP
+            return "Landlock is disabled on this kernel (add landlock to the lsm= boot parameter)"
+        return f"Landlock cannot be queried: {os.strerror(err)}"
+    return int(version)
+
+
+def handled_rights(abi: int) -> int:
+    rights = (1 << 13) - 1  # ABI 1
+    if abi >= 2:
+        rights |= REFER
+    if abi >= 3:
+        rights |= TRUNCATE
+    if abi >= 5:
+        rights |= IOCTL_DEV
+    return rights
+
+
+# -- the policy ------------------------------------------------------------------------------
+
+
+def policy(*, mode: str = "on", hidden: list[str], read_only: list[str], writable: list[str],
+           rest: str = "read-only", mirror_dir: str | None = None) -> Policy:
+    """A Spec's ``sandbox``: folders hidden, read-only and writable; ``rest`` for the rest of the
+    host ("read-only" or "writable"). The most precise folder wins; for the same folder, hidden
+    wins over read-only, read-only over writable. ``mirror_dir``: a folder of the process's own
+    (its run directory) for :func:`mirror_pythonpath`."""
+    if mode not in MODES:
+        raise ValueError(f"the sandbox mode {mode!r} is not one of {', '.join(MODES)}")
+    if rest not in ("read-only", "writable"):
+        raise ValueError("the sandbox's rest must be read-only or writable")
+    return {"mode": mode, "hidden": [str(p) for p in hidden], "read_only": [str(p) for p in read_only],
+            "writable": [str(p) for p in writable], "rest": rest,
+            "mirror_dir": str(mirror_dir) if mirror_dir else None}
+
+
+def portal_policy(*, var_dir: str, base_dir: str, run_dir: str, writable: list[str] | tuple[str, ...] = (),
+                  read_only: list[str] | tuple[str, ...] = (), rest: str = "read-only", mode: str = "on",
+                  extra_writable: list[str] | tuple[str, ...] = ()) -> Policy:
+    """The policy of a process the portal starts: var/ hidden but for its run directory (and
+    what ``read_only`` names there: its virtualenv), the portal's installation read-only (its
+    code, its .venv: both run at the portal's next start), ``writable`` (its own folder), the
+    temporary folders and ``extra_writable`` (PORTAL_SANDBOX_WRITABLE) writable."""
+    installation = [base_dir]
+    venv = os.path.join(base_dir, ".venv")
+    if os.path.lexists(venv):
+        installation.append(_real(venv))  # a link to the virtualenv elsewhere
+    if sys.prefix != sys.base_prefix:
+        installation.append(sys.prefix)  # the virtualenv the portal (and its keeper) runs in
+    return policy(mode=mode, hidden=[var_dir], read_only=[*installation, *read_only],
+                  writable=[run_dir, *writable, "/tmp", "/var/tmp", *extra_writable],
+                  rest=rest, mirror_dir=run_dir)
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def _inside(path: str, folder: str) -> bool:
+    """``path`` strictly beneath ``folder``."""
+    return path != folder and (folder == "/" or path.startswith(folder + "/"))
+
+
+def assignments(pol: Policy) -> dict[str, int]:
+    """Each named folder (really, after links) and its rights; "/" has the rest's."""
+    wanted: dict[str, int] = {"/": READ if pol.get("rest", "read-only") == "read-only" else WRITE}
+    wanted["/dev"] = NONE
+    wanted["/proc"] = wanted["/sys"] = READ  # the kernel's settings are not "the rest of the host"
+    for path in (*DEVICES, *pol.get("writable", [])):
+        wanted[_real(path)] = WRITE
+    for path in pol.get("read_only", []):
+        wanted[_real(path)] = READ
+    for path in pol.get("hidden", []):
+        wanted[_real(path)] = NONE
+    # /proc/<pid> of every process that runs now (the portal's, the keeper's, other applications'):
+    # their environ and cmdline. Landlock's ptrace hook refuses /proc/<pid>/mem of a process
+    # outside the sandbox, but on this project's kernel not its environ: so /proc is carved out.
+    # A process started later (by anyone: the workers of the application too) is covered by no
+    # rule, so hidden as well; only this process's own (the engine's master, after the exec) and
+    # the rest of /proc (cpuinfo, meminfo, self/ of the master...) stay readable.
+    with os.scandir("/proc") as entries:
+        wanted.update(("/proc/" + e.name, NONE) for e in entries
+                      if e.name.isdigit() and e.name != str(os.getpid()))
+    return {path: rights for path, rights in wanted.items() if os.path.lexists(path)}
+
+
+def plan(pol: Policy) -> list[tuple[str, int]]:
+    """The rules (path, rights) that give each path the rights of its nearest named folder."""
+    wanted = assignments(pol)
+    rules: list[tuple[str, int]] = []
+    # Sorted, so that the named folders beneath a path are one slice (bisect): the carve-out
+    # visits every entry of the folders it splits (2,000 in a busy /tmp).
+    names = sorted(wanted)
+    _place("/", wanted["/"], wanted, names, rules)
+    return rules
+
+
+def _beneath(path: str, names: list[str]) -> list[str]:
+    prefix = "/" if path == "/" else path + "/"
+    start = bisect.bisect_left(names, prefix)
+    end = bisect.bisect_left(names, prefix[:-1] + chr(ord("/") + 1))
+    return [n for n in names[start:end] if n != path]
+
+
+def _place(path: str, rights: int, wanted: dict[str, int], names: list[str], rules: list[tuple[str, int]]) -> None:
+    below = _beneath(path, names)
+    if any(wanted[p] & rights != rights for p in below):
+        # Something beneath needs less: no rule here; one for each entry (the carve-out).
+        try:
+            with os.scandir(path) as it:
+                entries = [e.name for e in it if not e.is_symlink()]
+        except OSError:
+            return
+        for name in entries:
+            child = "/" + name if path == "/" else path + "/" + name
+            _place(child, wanted.get(child, rights), wanted, names, rules)
+        return
+    if rights:
+        rules.append((path, rights))
+    nearest: list[str] = []
+    for p in below:  # sorted: a folder comes before what is inside it
+        if not (nearest and _inside(p, nearest[-1])):
+            nearest.append(p)
+    for p in nearest:  # the nearest named folders beneath: they only add rights
+        _place(p, wanted[p], wanted, names, rules)
+
+
+# -- applying it -----------------------------------------------------------------------------
+
+
+class SandboxError(Exception):
+    pass
+
+
+def restrict(pol: Policy) -> int:
+    """Restrict this process (and what it will start) to ``pol``; returns the ABI used."""
+    abi = abi_version()
+    if isinstance(abi, str):
+        raise SandboxError(abi)
+    if abi < ABI_NEEDED:
+        raise SandboxError(f"Landlock ABI {abi} is older than {ABI_NEEDED}: signals cannot be scoped")
+    handled = handled_rights(abi)
+    libc = _libc()
+    attr = _RulesetAttr(handled, 0, SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX_SOCKET)
+    ruleset = libc.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+                           ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise SandboxError(f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}")
+    try:
+        for path, rights in plan(pol):
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except OSError:
+                continue  # gone meanwhile: nothing to allow
+            try:
+                if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                    rights &= FILE_RIGHTS
+                rule = _PathBeneathAttr(rights & handled, fd)
+                if rule.allowed_access and libc.syscall(SYS_ADD_RULE, ruleset, RULE_PATH_BENEATH,
+                                                        ctypes.byref(rule), ctypes.c_uint32(0)) < 0:
+                    raise SandboxError(f"landlock_add_rule {path}: {os.strerror(ctypes.get_errno())}")
+            finally:
+                os.close(fd)
+        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0:
+            raise SandboxError(f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(ctypes.get_errno())}")
+        if libc.syscall(SYS_RESTRICT_SELF, ruleset, ctypes.c_uint32(0)) < 0:
+            raise SandboxError(f"landlock_restrict_self: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(ruleset)
+    return abi
+
+
+# -- what the keeper does with a Spec's sandbox ----------------------------------------------
+
+
+def decide(pol: Policy | None) -> tuple[bool, str, str | None]:
+    """(apply it?, the sentence for the startup details, an error that refuses the start)."""
+    if pol is None:
+        return False, "not sandboxed: the process's definition gives no sandbox", None
+    mode = pol.get("mode", "on")
+    if mode == "off":
+        return False, "not sandboxed: PORTAL_SANDBOX=off", None
+    abi = abi_version()
+    reason = abi if isinstance(abi, str) else (
+        f"Landlock ABI {abi} is older than {ABI_NEEDED} (signals cannot be scoped)" if abi < ABI_NEEDED else None)
+    if reason is not None:
+        text = f"not sandboxed: {reason}"
+        if mode == "required":
+            return False, text, f"{text}; PORTAL_SANDBOX=required refuses to start without it " \
+                                "(set PORTAL_SANDBOX=on to start unsandboxed)"
+        return False, text, None
+    assert isinstance(abi, int)
+    return True, describe(pol, abi), None
+
+
+def describe(pol: Policy, abi: int) -> str:
+    """The startup details' sentence: what the process may touch."""
+    run_dir = pol.get("mirror_dir")
+    writable = ["its run directory" if p == run_dir else p for p in pol.get("writable", [])]
+    rest = "read-only" if pol.get("rest", "read-only") == "read-only" else "writable"
+    return (f"sandboxed (Landlock ABI {abi}): var/ hidden ({', '.join(pol.get('hidden', []))}), the portal's code "
+            f"read-only, writable: {', '.join(writable)}, /dev/shm, /dev (null, tty, urandom…); the rest of the host "
+            f"{rest}; signals and abstract sockets only to its own processes")
+
+
+OPTIONS = {"--hidden": "hidden", "--read-only": "read_only", "--writable": "writable"}
+
+
+def wrap(argv: list[str], pol: Policy) -> list[str]:
+    """The command that runs ``argv`` restricted to ``pol`` (this file as an exec wrapper)."""
+    args = [sys.executable, "-I", "-S", os.path.abspath(__file__), "--rest", pol.get("rest", "read-only")]
+    for option, key in OPTIONS.items():
+        for path in pol.get(key, []):
+            args += [option, path]
+    if pol.get("mirror_dir"):
+        args += ["--mirror-dir", pol["mirror_dir"]]
+    return [*args, "--", *argv]
+
+
+def parse(args: list[str]) -> tuple[Policy, list[str]]:
+    """wrap()'s arguments back into (policy, command); ValueError when they are not."""
+    pol: Policy = {"hidden": [], "read_only": [], "writable": [], "rest": "read-only", "mirror_dir": None}
+    i = 0
+    while i < len(args) and args[i] != "--":
+        if i + 1 >= len(args):
+            raise ValueError(f"{args[i]} needs a value")
+        option, value = args[i], args[i + 1]
+        if option in OPTIONS:
+            pol[OPTIONS[option]].append(value)
+        elif option == "--rest" and value in ("read-only", "writable"):
+            pol["rest"] = value
+        elif option == "--mirror-dir":
+            pol["mirror_dir"] = value
+        else:
+            raise ValueError(f"unknown option {option} {value}")
+        i += 2
+    if i + 1 >= len(args):
+        raise ValueError("no command after --")
+    return pol, args[i + 1:]
+
+
+def mirror_pythonpath(pol: Policy, environ: dict[str, str]) -> None:
+    """Replace each PYTHONPATH folder that holds a hidden one (the portal's root holds var/) by
+    a mirror of links to its other entries, in the policy's ``mirror_dir``.
+
+    The hidden folder's ancestors get no rule, so they cannot be listed; Python's import system
+    lists each folder of its path first, and would find no module there (``gateways``, which
+    a gateway server and a client in a web application import). The mirror lists; its links
+    lead to folders the rules allow. Written before the restriction, at each start.
+    """
+    folder = pol.get("mirror_dir")
+    hidden = [_real(p) for p in pol.get("hidden", [])]
+    if not folder or not environ.get("PYTHONPATH") or not hidden:
+        return
+    entries = environ["PYTHONPATH"].split(os.pathsep)
+    for index, entry in enumerate(entries):
+        real = _real(entry) if entry else ""
+        if not real or not any(_inside(h, real) for h in hidden):
+            continue
+        mirror = os.path.join(folder, f"pythonpath-{index}")
+        os.makedirs(mirror, mode=0o700, exist_ok=True)
+        for old in os.listdir(mirror):
+            os.unlink(os.path.join(mirror, old))
+        for name in os.listdir(real):
+            target = os.path.join(real, name)
+            if not any(h == target or _inside(h, target) for h in hidden):
+                os.symlink(target, os.path.join(mirror, name))
+        entries[index] = mirror
+    environ["PYTHONPATH"] = os.pathsep.join(entries)
+
+
+def main(args: list[str]) -> int:
+    try:
+        pol, command = parse(args)
+    except ValueError as exc:
+        print(f"portal sandbox: {exc}; usage: sandbox.py [--hidden|--read-only|--writable PATH]... "
+              "[--rest read-only|writable] [--mirror-dir PATH] -- COMMAND [ARG...]", file=sys.stderr)
+        return 2
+    try:
+        mirror_pythonpath(pol, os.environ)  # type: ignore[arg-type]
+        restrict(pol)
+    except (SandboxError, OSError) as exc:
+        print(f"portal sandbox: cannot restrict the process: {exc}", file=sys.stderr)
+        return 126
+    try:
+        if "/" in command[0]:
+            os.execv(command[0], command)
+        os.execvp(command[0], command)
+    except OSError as exc:
+        print(f"portal sandbox: cannot run {command[0]}: {exc.strerror or exc}", file=sys.stderr)
+    return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
