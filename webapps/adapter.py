@@ -154,15 +154,18 @@ def preflight(webapp: WebApp) -> CheckFailure | None:
     problems = app_run(webapp).problems()
     if problems:
         return CheckFailure("definition", "; ".join(problems))
-    from webapps.checks import check_environment
+    from webapps.checks import check_environment, missing_package
     from webapps.runtime.appcheck import check_app
 
     result = check_app(python, webapp.directory, webapp.module, webapp.callable, webapp.protocol,
                        env=check_environment(webapp.name, app_environment(webapp)))
-    if not result.ok:
-        tail = f" ({result.traceback[-1].strip()})" if result.traceback and result.code == "import-failed" else ""
-        return CheckFailure(f"app-{result.code}", f"{result.message}{tail}")
-    return None
+    if result.ok:
+        return None
+    if result.code == "package-missing":
+        problem = missing_package(result, directory=webapp.directory, requirements_file=webapp.requirements_file)
+        return CheckFailure(f"app-{result.code}", problem.message.rstrip("."))
+    tail = f" ({result.traceback[-1].strip()})" if result.traceback and result.code == "import-failed" else ""
+    return CheckFailure(f"app-{result.code}", f"{result.message}{tail}")
 
 
 def defer_build(webapp: WebApp, trigger: str, seq: int | None) -> str | None:

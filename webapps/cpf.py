@@ -122,6 +122,7 @@ class ApplicationAdapter(Adapter):
         return obj.name
 
     def form(self, obj: Any, values: dict[str, Any], quick: bool = False, session: Any = None) -> Any:
+        from webapps.checks import FixKeys
         from webapps.forms import WebAppForm, format_assignments
         from webapps.models import WebApp
 
@@ -149,7 +150,9 @@ class ApplicationAdapter(Adapter):
                     problems.setdefault(SECRET_ENV_FILE + name, []).append(str(e))
             data["secret_environment"] = format_assignments(read)
         data = {k: v for k, v in data.items() if v != ""}
-        form = WebAppForm(data, instance=instance, check_app=not quick)
+        # The import check's message names the keys to add (RequirementsFile=, PythonExecutable=).
+        keys = FixKeys(FIELD_KEYS["requirements_file"] + "=", FIELD_KEYS["python_executable"] + "=")
+        form = WebAppForm(data, instance=instance, check_app=not quick, fix_keys=keys)
         form.cpf_problems = problems
         return form
 

@@ -222,11 +222,14 @@ class WebAppForm(forms.ModelForm):
             "match_roles",
         ]
 
-    def __init__(self, *args: Any, check_app: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, check_app: bool = True, fix_keys: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The import check starts the application's interpreter: a Save always runs it, an
         # inline check only for the fields it depends on.
         self.check_app = check_app
+        # webapps.checks.FixKeys: how its messages name the fields (a merge file's keys, a
+        # command's options); None: the form's own words.
+        self.fix_keys = fix_keys
         self.app_problem: Any = None
         self.warnings: list[str] = []
         self.field_warnings: dict[str, list[str]] = {}
@@ -589,6 +592,8 @@ class WebAppForm(forms.ModelForm):
             env={**(data.get("environment") or {}), **(data.get("secret_environment") or {})},
             timeout=APP_CHECK_TIMEOUT,
             mount=data.get("name") or self.instance.name,
+            requirements_file=data.get("requirements_file") or "",
+            keys=self.fix_keys,
         )
         if problem:
             self.app_problem = problem
