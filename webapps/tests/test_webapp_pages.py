@@ -84,6 +84,19 @@ def test_an_unknown_application_is_a_404(role_client):
     assert role_client("viewer").get("/webapps/nope/").status_code == 404
 
 
+@pytest.mark.parametrize(("path", "link", "words"), [
+    ("/webapps/nosuch/", 'href="/webapps/"', "Go to the web applications"),
+    ("/webapps/nosuch/activity/", 'href="/webapps/"', "Go to the web applications"),
+    ("/gateways/Nosuch/", 'href="/gateways/"', "Go to the gateways"),
+    ("/nosuch/", 'href="/"', "Go to the dashboard"),
+])
+def test_the_404_page_offers_the_list_of_the_part_of_the_portal_it_is_in(role_client, path, link, words):
+    response = role_client("viewer").get(path)
+    html = response.content.decode()
+    assert response.status_code == 404 and f"There is nothing at {path}" in html
+    assert f'<a {link}>{words}</a>' in html
+
+
 @pytest.mark.parametrize("role, status", [("viewer", 403), ("operator", 403), ("administrator", 200)])
 def test_only_an_administrator_opens_the_create_form(role_client, role, status):
     assert role_client(role).get("/webapps/-/new/").status_code == status
