@@ -25,6 +25,9 @@ PORTAL_GATEWAY_SERVER_OPTIONS
                       docs/gateway-protocol.md). Default: none, the server's own.
 PORTAL_APPS_PORT      The port where the front serves the web applications, on
                       the portal's host. Default: 8001.
+PORTAL_PORT           The port of the portal's pages (make run serves them there);
+                      the front's 503 page of a stopped application links to its
+                      page on that port. Default: 8000.
 """
 
 from __future__ import annotations
@@ -267,6 +270,10 @@ def _apps_port(text: str) -> int:
 
 
 PORTAL_APPS_PORT = _apps_port(os.environ.get("PORTAL_APPS_PORT", "8001").strip())
+# Only for a link (the launcher refuses a bad PORTAL_PORT when it starts the web server): none when not a port.
+_portal_port = os.environ.get("PORTAL_PORT", "8000").strip()
+PORTAL_PORT = int(_portal_port) if _portal_port.isascii() and _portal_port.isdigit() and 0 < int(_portal_port) < 65536 \
+    else 0
 # The front on the apps port (webapps/front/): the launcher starts it, webapps/routing.py writes
 # the routes file it follows, and the applications' pages read the figures it measures.
 WEBAPPS_ROUTES_FILE = paths.ROUTES_FILE

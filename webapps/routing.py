@@ -116,11 +116,19 @@ def reason(app: Any, state: str) -> str:
     return ""
 
 
+def portal_page(mount: str) -> str:
+    """The path of the application's page in the portal (the 503 page of the fronts links to it)."""
+    from django.urls import reverse
+
+    return reverse("webapps:detail", args=[mount.strip("/")]) if mount != "/" else ""
+
+
 def route_for(app: Any) -> Route:
     mount = check_mount(str(app.name).rstrip("/") or "/", "application path")
     state = shown_state(app)
     protocol = str(getattr(app, "protocol", "") or "wsgi").lower()
-    return Route(mount, socket_path(app), state, reason(app, state), protocol, _statics(app, mount))
+    return Route(mount, socket_path(app), state, reason(app, state), protocol, _statics(app, mount),
+                 portal_page(mount))
 
 
 def build(apps: Iterable[Any]) -> dict[str, Any]:
@@ -132,7 +140,8 @@ def build(apps: Iterable[Any]) -> dict[str, Any]:
         except RoutesError as exc:  # one bad row must not take every application off the front
             log.warning("application %s is left off the front: %s", getattr(app, "name", app), exc)
     routes.sort(key=lambda r: r["path"])
-    data = {"version": 1, "apps": routes, "strip_cookies": list(settings.PORTAL_COOKIE_NAMES)}
+    data = {"version": 1, "apps": routes, "strip_cookies": list(settings.PORTAL_COOKIE_NAMES),
+            "portal_port": settings.PORTAL_PORT}
     return routes_from_json(data).to_json()
 
 

@@ -43,6 +43,7 @@ def test_a_saved_definition_is_in_the_routes_file_as_the_portal_shows_it(
     data = json.loads(routes_file.read_text())
     assert data["version"] == 1
     assert data["strip_cookies"] == list(settings.PORTAL_COOKIE_NAMES)
+    assert data["portal_port"] == settings.PORTAL_PORT == 8000  # the fronts' 503 page links to the app's page
     assert data["apps"] == [{
         "path": "/shop/api",
         "socket": str(adapter.socket_path(app)),
@@ -50,6 +51,7 @@ def test_a_saved_definition_is_in_the_routes_file_as_the_portal_shows_it(
         "reason": "",
         "protocol": "asgi",
         "static": [{"url": "/shop/api/static", "dir": str(static)}],
+        "portal_page": "/webapps/shop/api/",
     }]
     # No temporary file is left beside it.
     assert sorted(p.name for p in routes_file.parent.iterdir() if not p.name.startswith(".routes.lock")) == [
