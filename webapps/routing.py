@@ -38,6 +38,8 @@ REASON_LENGTH = 200
 LAST_OUTPUT = "; last output:"  # what portal.process.supervisor appends to an exit's error
 REFUSED = "Start refused:"  # processes.tasks.refuse_start's words
 IMPORT_FAILED = re.compile(r"^(Start refused: importing \S+ failed):.*$")
+# webapps.checks.missing_package's words: the fix (paths, keys) is for the portal's page.
+PACKAGE_MISSING = re.compile(r"^Start refused: \S+ (lacks the package '[^']*' that \S+ imports):.*$")
 
 
 def routes_file() -> Path:
@@ -108,6 +110,8 @@ def reason(app: Any, state: str) -> str:
             line = error.splitlines()[0].strip()
             # An import that raised: the exception's text is the application's own words.
             line = IMPORT_FAILED.sub(r"\1 (the portal's page of the application says why)", line)
+            line = PACKAGE_MISSING.sub(r"Start refused: its Python \1 (the portal's page of the application says "
+                                       r"how to give it)", line)
             return line if len(line) <= REASON_LENGTH else line[: REASON_LENGTH - 1] + "…"
     if state == STARTING:
         return "the application is starting; retry in a moment"
