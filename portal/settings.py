@@ -32,6 +32,9 @@ PORTAL_SANDBOX        "on" (default): every web application and gateway runs in 
 PORTAL_SANDBOX_WRITABLE
                       More folders the sandboxed processes may write (absolute
                       paths separated by ":"). Default: none.
+PORTAL_PORT           The port of the portal's pages (make run serves them there);
+                      the front's 503 page of a stopped application links to its
+                      page on that port. Default: 8000.
 """
 
 from __future__ import annotations
@@ -298,6 +301,10 @@ def _sandbox_writable(text: str) -> list[str]:
 # The Landlock sandbox of web applications and gateways (portal/process/sandbox.py).
 PORTAL_SANDBOX = _sandbox_mode(os.environ.get("PORTAL_SANDBOX", "on").strip().lower() or "on")
 PORTAL_SANDBOX_WRITABLE = _sandbox_writable(os.environ.get("PORTAL_SANDBOX_WRITABLE", ""))
+# Only for a link (the launcher refuses a bad PORTAL_PORT when it starts the web server): none when not a port.
+_portal_port = os.environ.get("PORTAL_PORT", "8000").strip()
+PORTAL_PORT = int(_portal_port) if _portal_port.isascii() and _portal_port.isdigit() and 0 < int(_portal_port) < 65536 \
+    else 0
 # The front on the apps port (webapps/front/): the launcher starts it, webapps/routing.py writes
 # the routes file it follows, and the applications' pages read the figures it measures.
 WEBAPPS_ROUTES_FILE = paths.ROUTES_FILE

@@ -156,17 +156,20 @@ def preflight(webapp: WebApp) -> CheckFailure | None:
         return CheckFailure("definition", "; ".join(problems))
     import tempfile
 
-    from webapps.checks import check_environment, check_sandbox
+    from webapps.checks import check_environment, check_sandbox, missing_package
     from webapps.runtime.appcheck import check_app
 
     with tempfile.TemporaryDirectory(prefix="appcheck-") as scratch:
         result = check_app(python, webapp.directory, webapp.module, webapp.callable, webapp.protocol,
                            env=check_environment(webapp.name, app_environment(webapp)),
                            sandbox=check_sandbox(python, webapp.directory, scratch))
-    if not result.ok:
-        tail = f" ({result.traceback[-1].strip()})" if result.traceback and result.code == "import-failed" else ""
-        return CheckFailure(f"app-{result.code}", f"{result.message}{tail}")
-    return None
+    if result.ok:
+        return None
+    if result.code == "package-missing":
+        problem = missing_package(result, directory=webapp.directory, requirements_file=webapp.requirements_file)
+        return CheckFailure(f"app-{result.code}", problem.message.rstrip("."))
+    tail = f" ({result.traceback[-1].strip()})" if result.traceback and result.code == "import-failed" else ""
+    return CheckFailure(f"app-{result.code}", f"{result.message}{tail}")
 
 
 def defer_build(webapp: WebApp, trigger: str, seq: int | None) -> str | None:

@@ -8,13 +8,18 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from portal.process.spec import inherited_env
+
+if TYPE_CHECKING:
+    from webapps.runtime.appcheck import AppCheck
 
 # Which field an answer of the check is about.
 FIELD_OF_CODE = {
     "module-missing": "module",
+    "package-missing": "python_executable",
     "import-failed": "module",
     "timeout": "module",
     "callable-missing": "callable",
@@ -32,6 +37,49 @@ SHOW_TRACEBACK = {"import-failed", "python-failed"}
 class AppProblem:
     field: str
     message: str
+
+
+@dataclass(frozen=True)
+class FixKeys:
+    """How a message names what to add where the fix is not a form's field: a merge file's keys
+    ("RequirementsFile=") or a command's options ("--requirements ")."""
+
+    requirements_file: str
+    python_executable: str
+
+
+def missing_package(result: AppCheck, *, directory: str, requirements_file: str = "",
+                    keys: FixKeys | None = None) -> AppProblem:
+    """The interpreter lacks a package the application imports: say which, and the two ways to
+    give it one (a requirements file, named when the directory has one, or another interpreter)."""
+    package = result.package or "?"
+    if requirements_file:
+        return AppProblem("requirements_file", f"{result.message}: the virtualenv is built from {requirements_file}; "
+                                               f"add the package that provides {package} to it.")
+    found = Path(directory) / "requirements.txt"
+    has_file = found.is_file()
+    if keys is None:
+        given = f"(this directory has requirements.txt: {found})" if has_file else "that lists it"
+        fix = f"give a requirements file {given} or a Python executable that has {package}"
+    else:
+        requirements = (f"{keys.requirements_file}{found} (this directory's requirements.txt)" if has_file
+                        else f"{keys.requirements_file}/path/to/requirements.txt (one that lists {package})")
+        fix = f"add {requirements} or {keys.python_executable}/path/to/python (an interpreter that has {package})"
+    return AppProblem("requirements_file" if has_file else "python_executable", f"{result.message}: {fix}.")
+
+
+def describe(result: AppCheck, *, directory: str, requirements_file: str = "",
+             keys: FixKeys | None = None) -> AppProblem:
+    """The check's answer (not ok) as a sentence on the field to fix."""
+    if result.code == "package-missing":
+        return missing_package(result, directory=directory, requirements_file=requirements_file, keys=keys)
+    message = result.message.rstrip(".") + "."
+    message = message[:1].upper() + message[1:]  # a sentence on the form ("There is no module ...")
+    if result.traceback and result.code in SHOW_TRACEBACK:
+        # The last lines of the traceback (the application's frames only): the error and where it was raised.
+        message += " The end of the traceback: " + " | ".join(
+            line.strip() for line in result.traceback[-TRACEBACK_LINES:] if line.strip())
+    return AppProblem(FIELD_OF_CODE.get(result.code, "module"), message)
 
 
 def check_environment(mount: str, env: dict[str, str]) -> dict[str, str]:
@@ -57,7 +105,8 @@ def check_sandbox(python: str, directory: str, scratch: str) -> dict[str, Any]:
 
 
 def check_application(*, python: str, directory: str, module: str, callable_name: str, protocol: str,
-                      env: dict[str, str], timeout: float, mount: str = "") -> AppProblem | None:
+                      env: dict[str, str], timeout: float, mount: str = "", requirements_file: str = "",
+                      keys: FixKeys | None = None) -> AppProblem | None:
     from webapps.runtime.appcheck import check_app
 
     with tempfile.TemporaryDirectory(prefix="appcheck-") as scratch:
@@ -66,10 +115,4 @@ def check_application(*, python: str, directory: str, module: str, callable_name
                            sandbox=check_sandbox(python, directory, scratch))
     if result.ok:
         return None
-    message = result.message.rstrip(".") + "."
-    message = message[:1].upper() + message[1:]  # a sentence on the form ("There is no module ...")
-    if result.traceback and result.code in SHOW_TRACEBACK:
-        # The last lines of the traceback: the error and where it was raised.
-        message += " The end of the traceback: " + " | ".join(
-            line.strip() for line in result.traceback[-TRACEBACK_LINES:] if line.strip())
-    return AppProblem(FIELD_OF_CODE.get(result.code, "module"), message)
+    return describe(result, directory=directory, requirements_file=requirements_file, keys=keys)

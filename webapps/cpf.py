@@ -149,6 +149,7 @@ class ApplicationAdapter(Adapter):
 
     def form(self, obj: Any, values: dict[str, Any], quick: bool = False, session: Any = None,
              app_checks: dict[Any, Any] | None = None) -> Any:
+        from webapps.checks import FixKeys
         from webapps.forms import WebAppForm, definition_data, format_assignments
 
         # A copy: the form writes the new values into its instance, and obj (read in this merge,
@@ -177,7 +178,10 @@ class ApplicationAdapter(Adapter):
                     problems.setdefault(SECRET_ENV_FILE + name, []).append(str(e))
             data["secret_environment"] = format_assignments(read)
         data = {k: v for k, v in data.items() if v != ""}
-        form = WebAppForm(data, instance=instance, check_app=not quick, app_checks=app_checks, mounts=session)
+        # The import check's message names the keys to add (RequirementsFile=, PythonExecutable=).
+        keys = FixKeys(FIELD_KEYS["requirements_file"] + "=", FIELD_KEYS["python_executable"] + "=")
+        form = WebAppForm(data, instance=instance, check_app=not quick, app_checks=app_checks, mounts=session,
+                          fix_keys=keys)
         form.cpf_problems = problems
         form.cpf_current = obj
         return form

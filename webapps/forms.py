@@ -267,7 +267,7 @@ class WebAppForm(forms.ModelForm):
         ]
 
     def __init__(self, *args: Any, check_app: bool = True, app_checks: dict[Any, Any] | None = None,
-                 mounts: Mounts | None = None, **kwargs: Any) -> None:
+                 mounts: Mounts | None = None, fix_keys: Any = None, **kwargs: Any) -> None:
         # A merge's forms share their fields: Django deep-copies the class's fields for each form
         # (a third of a form's cost) so that one form's changes do not reach another, but the
         # fields below differ only by whether the instance is saved and has secret variables, and
@@ -285,6 +285,9 @@ class WebAppForm(forms.ModelForm):
         self.check_app = check_app
         # A merge's answers of the import check, shared by its lines (None: check each form).
         self.app_checks = app_checks
+        # webapps.checks.FixKeys: how its messages name the fields (a merge file's keys, a
+        # command's options); None: the form's own words.
+        self.fix_keys = fix_keys
         self.app_problem: Any = None
         self.warnings: list[str] = []
         self.field_warnings: dict[str, list[str]] = {}
@@ -665,12 +668,13 @@ class WebAppForm(forms.ModelForm):
         from webapps import checks
 
         env = {**(data.get("environment") or {}), **(data.get("secret_environment") or {})}
+        requirements_file = data.get("requirements_file") or ""
         # In a merge, lines that import the same module from the same folder with the same
         # interpreter, callable, protocol and variables share one check (a subprocess each, the
         # slowest part of a line). Only the mount (SCRIPT_NAME) differs between them: the check is
         # made under the first line's, as an import that depends on its own mount path is rare.
         key = (python, data["directory"], data["module"], data["callable"], data["protocol"],
-               tuple(sorted(env.items())))
+               tuple(sorted(env.items())), requirements_file)
         if self.app_checks is not None and key in self.app_checks:
             problem = self.app_checks[key]
         else:
@@ -683,6 +687,8 @@ class WebAppForm(forms.ModelForm):
                 env=env,
                 timeout=APP_CHECK_TIMEOUT,
                 mount=data.get("name") or self.instance.name,
+                requirements_file=requirements_file,
+                keys=self.fix_keys,
             )
             if self.app_checks is not None:
                 self.app_checks[key] = problem

@@ -40,6 +40,8 @@ REASON_LENGTH = 200
 LAST_OUTPUT = "; last output:"  # what portal.process.supervisor appends to an exit's error
 REFUSED = "Start refused:"  # processes.tasks.refuse_start's words
 IMPORT_FAILED = re.compile(r"^(Start refused: importing \S+ failed):.*$")
+# webapps.checks.missing_package's words: the fix (paths, keys) is for the portal's page.
+PACKAGE_MISSING = re.compile(r"^Start refused: \S+ (lacks the package '[^']*' that \S+ imports):.*$")
 
 
 def routes_file() -> Path:
@@ -110,6 +112,8 @@ def reason(app: Any, state: str) -> str:
             line = error.splitlines()[0].strip()
             # An import that raised: the exception's text is the application's own words.
             line = IMPORT_FAILED.sub(r"\1 (the portal's page of the application says why)", line)
+            line = PACKAGE_MISSING.sub(r"Start refused: its Python \1 (the portal's page of the application says "
+                                       r"how to give it)", line)
             return line if len(line) <= REASON_LENGTH else line[: REASON_LENGTH - 1] + "…"
     if state == STARTING:
         return "the application is starting; retry in a moment"
@@ -118,11 +122,19 @@ def reason(app: Any, state: str) -> str:
     return ""
 
 
+def portal_page(mount: str) -> str:
+    """The path of the application's page in the portal (the 503 page of the fronts links to it)."""
+    from django.urls import reverse
+
+    return reverse("webapps:detail", args=[mount.strip("/")]) if mount != "/" else ""
+
+
 def route_for(app: Any) -> Route:
     mount = check_mount(str(app.name).rstrip("/") or "/", "application path")
     state = shown_state(app)
     protocol = str(getattr(app, "protocol", "") or "wsgi").lower()
-    return Route(mount, socket_path(app), state, reason(app, state), protocol, _statics(app, mount))
+    return Route(mount, socket_path(app), state, reason(app, state), protocol, _statics(app, mount),
+                 portal_page(mount))
 
 
 def build(apps: Iterable[Any]) -> dict[str, Any]:
@@ -134,7 +146,8 @@ def build(apps: Iterable[Any]) -> dict[str, Any]:
         except RoutesError as exc:  # one bad row must not take every application off the front
             log.warning("application %s is left off the front: %s", getattr(app, "name", app), exc)
     routes.sort(key=lambda r: r["path"])
-    data = {"version": 1, "apps": routes, "strip_cookies": list(settings.PORTAL_COOKIE_NAMES)}
+    data = {"version": 1, "apps": routes, "strip_cookies": list(settings.PORTAL_COOKIE_NAMES),
+            "portal_port": settings.PORTAL_PORT}
     return routes_from_json(data).to_json()
 
 

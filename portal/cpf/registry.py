@@ -141,6 +141,11 @@ class Key:
     def is_prefix(self) -> bool:
         return self.name.endswith(".")
 
+    @property
+    def description(self) -> str:
+        """What the key takes, for the merge page's table of keys."""
+        return self.help or (self.convert.__doc__ or "").strip()
+
 
 class Adapter:
     """What a kind does with Django; the app subclasses it. Methods that change data are

@@ -37,7 +37,7 @@ def _uploaded_text(request: HttpRequest) -> str:
 def merge_page(request: HttpRequest) -> HttpResponse:
     """Paste or upload a merge file, preview what it changes, then apply it."""
     roles.require(roles.can_administer(request.user), "Only an Administrator may merge definitions.")
-    context: dict[str, Any] = {"text": "", "restart": False}
+    context: dict[str, Any] = {"text": "", "restart": False, "kinds": registry.kinds()}
     if request.method == "POST":
         apply = request.POST.get("action") == "apply"
         context["restart"] = request.POST.get("restart") == "on"

@@ -50,6 +50,30 @@ def test_preview_then_apply_on_the_page(admin_client_):
     assert AuditEntry.objects.filter(actor_name="ada (cpf merge)").count() == 2
 
 
+def test_after_apply_the_summary_is_said_once(admin_client_):
+    html = admin_client_.post("/cpf/merge/", {"text": FILE, "action": "apply"}, follow=True).content.decode()
+    assert html.count("2 created, 0 modified, 0 deleted, 0 already as asked") == 1, html
+    assert "Merged: 2 created" in html and "<h2>Applied</h2>" in html and "<strong>PyGate</strong>" in html
+
+
+def test_the_page_lists_every_key_of_every_kind_from_the_registry(admin_client_):
+    from portal.cpf import registry
+
+    html = admin_client_.get("/cpf/merge/").content.decode()
+    assert "docs/operations.md" not in html and '<a href="#cpf-keys">The keys</a>' in html
+    reference = html[html.index('id="cpf-keys"'):]
+    assert {k.plural for k in registry.kinds()} == {"gateways", "applications"}
+    for kind in registry.kinds():
+        assert f'<details class="cpf-reference" id="cpf-keys-{kind.plural}">' in reference
+        for verb in kind.verbs:
+            assert f"<code>{verb}</code>" in reference
+        for key in kind.keys:
+            assert f"<code>{key.name}{'…' if key.is_prefix else ''}</code>" in reference, key.name
+            assert key.description.replace("'", "&#x27;") in reference, key.name
+    assert "<code>WSGIAppLocation</code><br><span class=\"muted small\">required</span>" in reference
+    assert "<code>RequirementsFile</code></th>" in reference
+
+
 def test_an_uploaded_file_with_crlf_and_a_bom_is_previewed_and_kept_for_apply(admin_client_):
     from django.core.files.uploadedfile import SimpleUploadedFile
 

@@ -39,6 +39,7 @@ from portal.process.states import RUNNING
 from .forwarding import Network, add_trusted_proxy_option
 from .metrics import Metrics
 from .routes import (
+    PORTAL_HOST_PATTERN,
     Page,
     Routes,
     RoutesError,
@@ -90,17 +91,37 @@ def _safe_path(path: str, what: str) -> str:
     return path
 
 
-def _page_body(page: Page, fmt: str) -> str:
+# Stands for the portal's origin in a page's text until its "$" are escaped, then becomes the
+# variable the portal_origin map sets from the request's host ($webapps_portal_origin).
+PORTAL_ORIGIN_MARK = "@webapps-portal-origin@"
+
+
+def _page_body(page: Page, fmt: str, portal: bool = False) -> str:
+    mark = PORTAL_ORIGIN_MARK if portal else ""
     if fmt == "json":
-        return page.as_json().decode().replace("$", "\\u0024")
-    return page.as_html().decode().replace("$", "&#36;")
+        body = page.as_json(mark).decode().replace("$", "\\u0024")
+    else:
+        body = page.as_html(mark).decode().replace("$", "&#36;")
+    return body.replace(PORTAL_ORIGIN_MARK, "${webapps_portal_origin}")
 
 
-def _page_location(uri: str, page: Page, fmt: str, unconnected: Page | None = None) -> list[str]:
+def _portal_origin_map(port: int, proto: str) -> list[str]:
+    """$webapps_portal_origin: the request's host on the portal's port, when the host is a plain
+    host name or IP address (routes.portal_origin's rule), else empty."""
+    return [
+        "    # The 503 pages link to the application's page in the portal: this host, the portal's port.",
+        "    map $host $webapps_portal_origin {",
+        '        default "";',
+        f'        "~^(?<webapps_portal_host>{PORTAL_HOST_PATTERN})$" "{proto}://$webapps_portal_host:{port}";',
+        "    }",
+    ]
+
+
+def _page_location(uri: str, page: Page, fmt: str, unconnected: Page | None = None, portal: bool = False) -> list[str]:
     """The internal location that answers ``page``; with ``unconnected``, that page instead when
     not a byte came from the application (the socket is missing or refuses, or it closed at once
     as a dying worker does), which nginx reports as 502 like a malformed answer."""
-    body = _page_body(page, fmt)
+    body = _page_body(page, fmt, portal)
     ctype = "application/json" if fmt == "json" else "text/html; charset=utf-8"
     lines = [
         f"        location = {uri} {{",
@@ -120,15 +141,24 @@ def _page_location(uri: str, page: Page, fmt: str, unconnected: Page | None = No
             f"                return {unconnected.status} {_quote(_page_body(unconnected, fmt))};",
             "            }",
         ]
+    if portal:
+        # A host that is no plain name or address gets no link, as in the asyncio front.
+        lines += [
+            '            if ($webapps_portal_origin = "") {',
+            "                add_header Cache-Control no-store always;",
+            *([f"                add_header Retry-After {page.retry_after} always;"] if page.retry_after else []),
+            f"                return {page.status} {_quote(_page_body(page, fmt))};",
+            "            }",
+        ]
     if page.retry_after:
         lines.append(f"            add_header Retry-After {page.retry_after} always;")
     lines += [f"            return {page.status} {_quote(body)};", "        }"]
     return lines
 
 
-def _pages(uri_base: str, page: Page, unconnected: Page | None = None) -> list[str]:
-    return (_page_location(uri_base + ".html", page, "html", unconnected)
-            + _page_location(uri_base + ".json", page, "json", unconnected))
+def _pages(uri_base: str, page: Page, unconnected: Page | None = None, portal: bool = False) -> list[str]:
+    return (_page_location(uri_base + ".html", page, "html", unconnected, portal)
+            + _page_location(uri_base + ".json", page, "json", unconnected, portal))
 
 
 def _cookie_maps(names: tuple[str, ...]) -> tuple[list[str], str]:
@@ -232,6 +262,8 @@ def render_http_block(
             "    }",
         ]
         proto = "$webapps_proto"
+    if routes.portal_port:
+        out += _portal_origin_map(routes.portal_port, proto)
     if figures_log:
         # One short line per request, read by the runner for the per-app figures (metrics.py).
         out.append("    log_format webapps_figures '$webapps_app $status $request_time $upstream_header_time';")
@@ -266,7 +298,7 @@ def render_http_block(
                 f"            error_page 503 {pages}/503.$webapps_fmt;",
                 "            return 503;",
                 "        }",
-                *_pages(f"{pages}/503", page),
+                *_pages(f"{pages}/503", page, portal=bool(routes.portal_port)),
             ]
             continue
         sock = _safe_path(route.socket, f"socket of {mount}")

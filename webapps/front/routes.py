@@ -17,11 +17,18 @@ The portal writes one JSON file (atomically: a temporary file in the same direct
           "protocol": "wsgi",               # wsgi | asgi (asgi apps get websockets passed through)
           "static": [                       # optional: sub-paths the front serves from a directory
             {"url": "/flask/static", "dir": "/abs/dir"}
-          ]
+          ],
+          "portal_page": "/webapps/flask/"  # optional: the application's page in the portal
         }
       ],
-      "strip_cookies": ["portal_sessionid", "portal_csrftoken"]
+      "strip_cookies": ["portal_sessionid", "portal_csrftoken"],
+      "portal_port": 8000                   # optional: the port the portal's pages answer on
     }
+
+With ``portal_port`` and a route's ``portal_page``, the 503 page of an application that is not
+running links to its page in the portal: the host the request came by (validated: a host name
+or an IP address, else no link) on the portal's port, as the portal's pages link to the
+applications on the host they were reached by and the apps port (webapps.views.apps_origin).
 
 ``strip_cookies`` names the cookies a front removes from every forwarded request: the portal's
 own session and CSRF cookies (settings.SESSION_COOKIE_NAME and CSRF_COOKIE_NAME), so that no
@@ -88,9 +95,10 @@ class Route:
     reason: str = ""
     protocol: str = "wsgi"
     static: tuple[Static, ...] = ()
+    portal_page: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "path": self.path,
             "socket": self.socket,
             "state": self.state,
@@ -98,12 +106,16 @@ class Route:
             "protocol": self.protocol,
             "static": [{"url": s.url, "dir": s.dir} for s in self.static],
         }
+        if self.portal_page:
+            data["portal_page"] = self.portal_page
+        return data
 
 
 @dataclass(frozen=True)
 class Routes:
     apps: tuple[Route, ...] = ()
     strip_cookies: tuple[str, ...] = ()
+    portal_port: int = 0  # 0: no link to the portal
     # Longest mount first: the first match is the longest prefix.
     ordered: tuple[Route, ...] = field(default=(), compare=False, repr=False)
 
@@ -111,11 +123,14 @@ class Routes:
         object.__setattr__(self, "ordered", tuple(sorted(self.apps, key=lambda r: -len(r.path))))
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "version": VERSION,
             "apps": [r.to_json() for r in self.apps],
             "strip_cookies": list(self.strip_cookies),
         }
+        if self.portal_port:
+            data["portal_port"] = self.portal_port
+        return data
 
     def match(self, path: str) -> Route | None:
         """The route whose mount is the longest segment prefix of ``path``, or None."""
@@ -169,7 +184,12 @@ def route_from_json(item: Any) -> Route:
         if not isinstance(directory, str) or not os.path.isabs(directory):
             raise RoutesError(f"app {path}: static dir for {url} must be an absolute path, got {directory!r}")
         statics.append(Static(url, directory))
-    return Route(path, sock, state, reason.replace("\n", " ").strip(), protocol, tuple(statics))
+    page = item.get("portal_page") or ""
+    if page:
+        if not isinstance(page, str) or not page.endswith("/"):
+            raise RoutesError(f"app {path}: 'portal_page' must be a path ending in '/', e.g. /webapps/flask/")
+        check_mount(page[:-1], f"app {path}: portal_page")
+    return Route(path, sock, state, reason.replace("\n", " ").strip(), protocol, tuple(statics), page)
 
 
 def routes_from_json(data: Any) -> Routes:
@@ -189,7 +209,10 @@ def routes_from_json(data: Any) -> Routes:
     strip = data.get("strip_cookies") or ()
     if not all(isinstance(name, str) and name and "=" not in name and ";" not in name for name in strip):
         raise RoutesError("'strip_cookies' must be a list of cookie names")
-    return Routes(tuple(apps), tuple(strip))
+    portal_port = data.get("portal_port") or 0
+    if not isinstance(portal_port, int) or isinstance(portal_port, bool) or not 0 <= portal_port <= 65535:
+        raise RoutesError(f"'portal_port' must be a port number, 1 to 65535, not {portal_port!r}")
+    return Routes(tuple(apps), tuple(strip), portal_port)
 
 
 def load_routes(path: str | os.PathLike[str]) -> Routes:
@@ -205,6 +228,7 @@ def write_routes(
     path: str | os.PathLike[str],
     apps: list[Route] | list[dict[str, Any]] | tuple[Route, ...],
     strip_cookies: list[str] | tuple[str, ...] = (),
+    portal_port: int = 0,
 ) -> Routes:
     """Check and write a routes file atomically (temporary file + rename); returns what was written.
 
@@ -212,7 +236,8 @@ def write_routes(
     ``strip_cookies`` the portal's cookie names (settings.SESSION_COOKIE_NAME, CSRF_COOKIE_NAME).
     """
     items = [a.to_json() if isinstance(a, Route) else a for a in apps]
-    routes = routes_from_json({"version": VERSION, "apps": items, "strip_cookies": list(strip_cookies)})
+    routes = routes_from_json({"version": VERSION, "apps": items, "strip_cookies": list(strip_cookies),
+                               "portal_port": portal_port})
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=".routes-", suffix=".json", dir=target.parent)
     try:
@@ -238,6 +263,26 @@ def wants_json(accept: str) -> bool:
     return h < 0 or j < h
 
 
+# The pattern both fronts accept as the host of a portal link (nginx's map repeats it).
+PORTAL_HOST_PATTERN = r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\]"
+
+
+def portal_origin(scheme: str, host_header: str | None, port: int) -> str:
+    """Where the portal's pages answer for a request that came to ``host_header`` (its Host: a
+    name or an address, with or without a port): that host on ``port``; "" when there is no port
+    or the host is not a plain host name or IP address (it goes into a link: nothing else may)."""
+    if not port or not host_header:
+        return ""
+    host = host_header.strip()
+    if host.startswith("["):
+        host = host[: host.find("]") + 1] if "]" in host else ""
+    else:
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if not re.fullmatch(PORTAL_HOST_PATTERN, host) or scheme not in ("http", "https"):
+        return ""
+    return f"{scheme}://{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Page:
     status: int
@@ -246,12 +291,15 @@ class Page:
     state: str | None
     reason: str
     retry_after: int | None = None
+    portal_page: str = ""  # the application's page in the portal, linked when the origin is known
 
-    def as_json(self) -> bytes:
+    def as_json(self, portal_origin: str = "") -> bytes:
         body = {"error": self.error, "application": self.application, "state": self.state, "reason": self.reason}
+        if portal_origin and self.portal_page:
+            body["portal"] = portal_origin + self.portal_page
         return json.dumps(body).encode() + b"\n"
 
-    def as_html(self) -> bytes:
+    def as_html(self, portal_origin: str = "") -> bytes:
         title = TITLES[self.status]
         lines = [f"<p>{html.escape(self.error)}</p>"]
         if self.application:
@@ -261,6 +309,9 @@ class Page:
             lines[-1] += "</p>"
         if self.reason:
             lines.append(f"<p>Reason: {html.escape(self.reason)}</p>")
+        if portal_origin and self.portal_page:
+            url = html.escape(portal_origin + self.portal_page)
+            lines.append(f'<p><a href="{url}">Its page in the portal</a> ({url})</p>')
         return (
             "<!doctype html>\n<html lang=en><meta charset=utf-8>"
             '<meta name=viewport content="width=device-width,initial-scale=1">'
@@ -287,6 +338,7 @@ def unavailable_page(route: Route) -> Page:
         route.state,
         reason,
         RETRY_AFTER if route.state in RETRY_STATES else None,
+        route.portal_page,
     )
 
 

@@ -58,6 +58,7 @@ from .routes import (
     load_routes,
     not_answering_page,
     not_found_page,
+    portal_origin,
     unavailable_page,
 )
 from .routes import wants_json as _wants_json
@@ -280,12 +281,12 @@ class Front:
         with contextlib.suppress(Gone):
             await client.send(response_bytes(exc.status, body, b"text/plain; charset=utf-8", keep=False))
 
-    async def _page(self, client: Stream, request: Request, page: Page, keep: bool) -> bool:
+    async def _page(self, client: Stream, request: Request, page: Page, keep: bool, portal: str = "") -> bool:
         extra = [b"Retry-After: %d" % page.retry_after] if page.retry_after else []
         if _wants_json(request.accept.decode("latin-1")):
-            body, ctype = page.as_json(), b"application/json"
+            body, ctype = page.as_json(portal), b"application/json"
         else:
-            body, ctype = page.as_html(), b"text/html; charset=utf-8"
+            body, ctype = page.as_html(portal), b"text/html; charset=utf-8"
         keep = keep and request.keep_alive and not request.body
         await client.send(response_bytes(page.status, body, ctype, extra, keep, request.method == b"HEAD"))
         return keep
@@ -313,7 +314,11 @@ class Front:
             )
             return keep
         if route.state != RUNNING:
-            keep = await self._page(client, request, unavailable_page(route), True)
+            # The link to the application's page: the host the request came by, on the portal's port.
+            proto = forwarded_proto(ip.decode(), request.forwarded_proto, self.trusted_proxies, self.proto).decode()
+            host = request.host.decode("latin-1") if request.host is not None else None
+            portal = portal_origin(proto, host, self.routes.portal_port)
+            keep = await self._page(client, request, unavailable_page(route), True, portal)
             self.metrics.record(route.path, 503, time.monotonic() - started)
             return keep
         return await self.proxy(client, request, route, ip, started)

@@ -24,15 +24,19 @@ DEFAULT_TIMEOUT = 20.0
 
 @dataclass(frozen=True)
 class AppCheck:
-    """``ok``; ``code`` ("ok", "module-missing", "import-failed", "callable-missing", "not-callable",
-    "not-an-app", "protocol-mismatch", "timeout", "python-failed"); ``message`` for the form;
-    ``kind``: "wsgi" / "asgi" when it could be told; ``traceback``: the last lines of the error."""
+    """``ok``; ``code`` ("ok", "module-missing", "package-missing", "import-failed", "callable-missing",
+    "not-callable", "not-an-app", "protocol-mismatch", "timeout", "python-failed"); ``message`` for
+    the form; ``kind``: "wsgi" / "asgi" when it could be told; ``traceback``: the last lines of the
+    error, through the application's frames only; ``package`` and ``importer`` (package-missing):
+    the package the interpreter lacks and the file that imports it."""
 
     ok: bool
     code: str
     message: str
     kind: str | None = None
     traceback: list[str] = field(default_factory=list)
+    package: str | None = None
+    importer: str | None = None
 
     def __str__(self) -> str:
         return self.message
@@ -77,12 +81,33 @@ def check_app(python: str, directory: str, module: str, callable_name: str = "ap
                 data = json.loads(line[len(MARKER):])
             except ValueError:
                 break
-            return AppCheck(bool(data["ok"]), str(data["code"]), str(data["message"]), data.get("kind"),
-                            list(data.get("traceback") or []))
-    last = err.decode(errors="replace").strip().splitlines()[-12:]
+            code, message, package = str(data["code"]), str(data["message"]), data.get("package")
+            if code == "package-missing":  # the interpreter as the definition names it, not as it resolved
+                message = f"{python} lacks the package {package!r} that {data.get('importer')} imports"
+            return AppCheck(bool(data["ok"]), code, message, data.get("kind"),
+                            without_check_frames(list(data.get("traceback") or [])), package, data.get("importer"))
+    last = without_check_frames(err.decode(errors="replace").strip().splitlines())[-12:]
     return AppCheck(False, "python-failed", f"{python} ended without an answer (exit code {proc.returncode}) while "
                                             f"checking {module}: {last[-1] if last else 'no output'}",
                     traceback=last)
+
+
+def without_check_frames(lines: list[str]) -> list[str]:
+    """A traceback's lines without the frames of check_app.py (a frame: its ``File`` line and the
+    more indented lines under it): a Python that failed before check_app.py could answer prints
+    them on stderr, and they tell the application's author nothing."""
+    kept: list[str] = []
+    skipping_indent: int | None = None
+    for line in lines:
+        indent = len(line) - len(line.lstrip())
+        if skipping_indent is not None and indent > skipping_indent and line.strip():
+            continue
+        skipping_indent = None
+        if line.strip().startswith(f'File "{CHECK_SCRIPT}"'):
+            skipping_indent = indent
+            continue
+        kept.append(line)
+    return kept
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -7,10 +7,14 @@ operator chose. ``-I`` keeps this file's folder (and the user's site) off ``sys.
 application directory goes first, then the entries of ``PYTHONPATH`` from the application's
 environment, as the engine would see them. The answer is one line on stdout starting with
 :data:`MARKER`, then JSON: ``{"ok": bool, "code": str, "message": str, "kind": str | null,
-"traceback": [lines]}``. Imported as a module it does nothing (``webapps.runtime.appcheck`` only
-needs its path).
+"traceback": [lines], "package": str | null, "importer": str | null}``; ``package`` and
+``importer`` for a "package-missing" answer: the module the interpreter lacks, and the file that
+imports it. A traceback holds the application's frames only: this file's frames and importlib's
+say nothing to the person who wrote the application. Imported as a module it does nothing
+(``webapps.runtime.appcheck`` only needs its path).
 """
 
+import importlib.util
 import inspect
 import json
 import os
@@ -19,6 +23,7 @@ import traceback
 
 MARKER = "WEBAPP-CHECK "
 TRACEBACK_LINES = 12
+THIS_FILE = os.path.abspath(__file__)
 
 
 def article(kind):
@@ -26,17 +31,54 @@ def article(kind):
     return "an" if kind == "asgi" else "a"
 
 
-def say(ok, code, message, kind=None, tb=None):
+def say(ok, code, message, kind=None, tb=None, **extra):
     sys.stdout.flush()
-    line = json.dumps({"ok": ok, "code": code, "message": message, "kind": kind, "traceback": tb or []})
+    line = json.dumps({"ok": ok, "code": code, "message": message, "kind": kind, "traceback": tb or [], **extra})
     sys.__stdout__.write("\n" + MARKER + line + "\n")
     sys.__stdout__.flush()
     os._exit(0)  # no atexit handler or leftover thread of the application may hold the answer
 
 
-def last_lines():
-    lines = "".join(traceback.format_exc()).rstrip().splitlines()
+def app_frames(exc):
+    """The frames of ``exc``'s traceback that are the application's (or its libraries'): not this
+    file's, not importlib's."""
+    return [f for f in traceback.extract_tb(exc.__traceback__)
+            if os.path.abspath(f.filename) != THIS_FILE and not f.filename.startswith("<frozen ")]
+
+
+def last_lines(exc):
+    """The end of the traceback of ``exc`` through the application's frames only."""
+    frames = app_frames(exc)
+    lines = ["Traceback (most recent call last):"] if frames else []
+    for chunk in [*traceback.format_list(frames), *traceback.format_exception_only(type(exc), exc)]:
+        lines += chunk.rstrip().splitlines()
     return lines[-TRACEBACK_LINES:]
+
+
+def lacking_package(exc, directory):
+    """The top-level package an import of the application did not find, when it is no module of the
+    application's own (None when it is, or the error is another): ``import flask`` in an interpreter
+    without Flask, not ``import mypkg.gone`` where mypkg is the application's."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.split(".")[0]
+    if os.path.exists(os.path.join(directory, top + ".py")) or os.path.isdir(os.path.join(directory, top)):
+        return None
+    try:
+        found = importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found else top
+
+
+def importer_of(exc, directory):
+    """The file whose import failed, relative to the application's directory when inside it."""
+    frames = app_frames(exc)
+    if not frames:
+        return "the application"
+    path = os.path.abspath(frames[-1].filename)
+    inside = os.path.commonpath([path, os.path.abspath(directory)]) == os.path.abspath(directory)
+    return os.path.relpath(path, directory) if inside else path
 
 
 def positional_count(fn):
@@ -88,13 +130,17 @@ def main(argv):
     except BaseException as exc:  # whatever the import raises (SystemExit too) is the answer
         missing = isinstance(exc, ModuleNotFoundError) and exc.name and (
             module_name == exc.name or module_name.startswith(exc.name + "."))
-        code = "module-missing" if missing else "import-failed"
-        if code == "module-missing":
-            message = (f"there is no module {module_name} in {directory}: check the application name "
-                       f"(a file {module_name.replace('.', '/')}.py, without .py) and the directory")
-        else:
-            message = f"importing {module_name} failed: {type(exc).__name__}: {exc}"
-        say(False, code, message, tb=last_lines())
+        if missing:
+            say(False, "module-missing", f"there is no module {module_name} in {directory}: check the application "
+                                         f"name (a file {module_name.replace('.', '/')}.py, without .py) and the "
+                                         "directory", tb=last_lines(exc))
+        package = lacking_package(exc, directory)
+        if package:
+            importer = importer_of(exc, directory)
+            say(False, "package-missing", f"{sys.executable} lacks the package {package!r} that {importer} imports",
+                tb=last_lines(exc), package=package, importer=importer)
+        say(False, "import-failed", f"importing {module_name} failed: {type(exc).__name__}: {exc}",
+            tb=last_lines(exc))
     for attr in callable_path.split("."):
         if not hasattr(obj, attr):
             names = sorted(n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None)))[:12]

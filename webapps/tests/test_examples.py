@@ -192,6 +192,26 @@ def test_the_index_links_stay_under_the_mount(app: ExampleServer) -> None:
         assert answer.status in (200, 302, 404), (url, answer.status, answer.body[:300])
 
 
+@pytest.mark.parametrize("name", list(EXAMPLE_APPS))
+def test_the_index_links_only_to_posts_that_exist(name: str, tmp_path: Path, gateway: GatewayProcess) -> None:
+    with one_off(name, tmp_path, gateway_env(gateway)) as server:
+        mount = server.example.mount
+        fresh = server.request("GET", "/")
+        assert "Post 1" not in fresh.text and "post_id=" not in fresh.text, fresh.text
+        assert f"No post yet: <code>POST {mount}/posts</code>" in fresh.text
+        for url in links(fresh.text):
+            answer = http_request(server.socket, "GET", url, headers={"Host": HOST})
+            assert answer.status in (200, 302), (url, answer.status, answer.body[:300])  # 302: Django's admin login
+        created = server.request("POST", "/posts", {"title": "Hello", "content": "First post"})
+        assert created.status == 201, created.body
+        post_id = created.json()["id"]
+        index = server.request("GET", "/")
+        assert f'href="{mount}/posts/{post_id}">Post {post_id}</a>' in index.text and "No post yet" not in index.text
+        for url in links(index.text):
+            answer = http_request(server.socket, "GET", url, headers={"Host": HOST})
+            assert answer.status in (200, 302), (url, answer.status, answer.body[:300])
+
+
 # /interop ----------------------------------------------------------------------------------
 
 

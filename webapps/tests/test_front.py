@@ -25,6 +25,7 @@ from webapps.front.nginx import find_nginx
 from webapps.tests.front_helpers import NO_NGINX, RunningFront, gunicorn, uvicorn, wait_for
 
 MB = 1024 * 1024
+PORTAL_PORT = 8000
 PORTAL_COOKIE_HEADER = "sessionid=app-session; portal_sessionid=ADMIN; csrftoken=app-csrf; portal_csrftoken=ADMINCSRF"
 
 
@@ -91,7 +92,8 @@ def base_routes(b: dict[str, Any]) -> list[dict[str, Any]]:
         {"path": "/w", "socket": b["wsgi"], "protocol": "wsgi", "static": [{"url": "/w/static", "dir": b["static"]}]},
         {"path": "/w/inner", "socket": b["asgi"], "protocol": "asgi"},
         {"path": "/a", "socket": b["asgi"], "protocol": "asgi"},
-        {"path": "/stopped", "socket": b["wsgi"], "state": "stopped", "reason": "stopped by ada"},
+        {"path": "/stopped", "socket": b["wsgi"], "state": "stopped", "reason": "stopped by ada",
+         "portal_page": "/webapps/stopped/"},
         {"path": "/starting", "socket": b["wsgi"], "state": "starting"},
         {"path": "/backoff", "socket": b["wsgi"], "state": "backoff", "reason": "exited with code 1"},
         {"path": "/fatal", "socket": b["wsgi"], "state": "fatal", "reason": "ImportError: no module named app"},
@@ -106,7 +108,8 @@ def base_routes(b: dict[str, Any]) -> list[dict[str, Any]]:
 def front(request: pytest.FixtureRequest, backends: dict[str, Any], tmp_path_factory) -> Iterator[RunningFront]:
     if request.param == "nginx" and find_nginx() is None:
         pytest.skip(NO_NGINX)
-    running = RunningFront(request.param, tmp_path_factory.mktemp(f"front-{request.param}"), head_timeout=2)
+    running = RunningFront(request.param, tmp_path_factory.mktemp(f"front-{request.param}"), head_timeout=2,
+                           portal_port=PORTAL_PORT)
     try:
         running.start(base_routes(backends))
         yield running
@@ -188,6 +191,26 @@ def test_the_portal_cookies_never_reach_an_app_and_its_own_do(front: RunningFron
 
 
 # Pages the front answers itself -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["apps.example.test", "127.0.0.1", "[::1]"])
+def test_a_stopped_apps_503_links_to_its_page_in_the_portal_on_the_host_it_came_by(front, host) -> None:
+    status, _, body = front.get("/stopped/", {"Host": f"{host}:{front.port}"})
+    link = f"http://{host}:{PORTAL_PORT}/webapps/stopped/"
+    assert status == 503 and f'<a href="{link}">Its page in the portal</a>' in body, body
+    status, _, body = front.get("/stopped/", {"Host": f"{host}:{front.port}", "Accept": "application/json"})
+    assert (status, json.loads(body)["portal"]) == (503, link)
+    # An application without a page in the routes file: no link.
+    assert "Its page in the portal" not in front.get("/fatal/", {"Host": f"{host}:{front.port}"})[2]
+
+
+@pytest.mark.parametrize("host", ['ev"il.example', "a<b>.example", "x/y"])
+def test_a_host_that_is_not_a_plain_name_never_goes_into_the_link(front, host) -> None:
+    status, _, body = front.get("/stopped/", {"Host": host})
+    assert status in (400, 503), (status, body)
+    assert "<b>" not in body.replace("<b>/stopped</b>", "").replace("<b>stopped</b>", "") and 'ev"il' not in body
+    if status == 503:
+        assert "Its page in the portal" not in body and "application /stopped is stopped" in body
 
 
 @pytest.mark.parametrize(

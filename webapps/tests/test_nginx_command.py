@@ -81,6 +81,7 @@ def test_the_printed_config_works_in_an_operators_own_nginx(tmp_path: Path) -> N
             assert json.loads(body) == {
                 "error": "application /down is fatal", "application": "/down", "state": "fatal",
                 "reason": "ImportError: no module named hello",
+                "portal": "http://apps.example.test:8000/webapps/down/",  # its page, on the portal's port
             }
             assert get(port, "/flask", host)[0] == 301
             assert get(port, "/elsewhere/", host)[0] == 404

@@ -43,6 +43,7 @@ def test_a_saved_definition_is_in_the_routes_file_as_the_portal_shows_it(
     data = json.loads(routes_file.read_text())
     assert data["version"] == 1
     assert data["strip_cookies"] == list(settings.PORTAL_COOKIE_NAMES)
+    assert data["portal_port"] == settings.PORTAL_PORT == 8000  # the fronts' 503 page links to the app's page
     assert data["apps"] == [{
         "path": "/shop/api",
         "socket": str(adapter.socket_path(app)),
@@ -50,6 +51,7 @@ def test_a_saved_definition_is_in_the_routes_file_as_the_portal_shows_it(
         "reason": "",
         "protocol": "asgi",
         "static": [{"url": "/shop/api/static", "dir": str(static)}],
+        "portal_page": "/webapps/shop/api/",
     }]
     # No temporary file is left beside it.
     assert sorted(p.name for p in routes_file.parent.iterdir() if not p.name.startswith(".routes.lock")) == [
@@ -96,8 +98,14 @@ def test_a_refused_start_is_the_reason_of_a_stopped_apps_503(routes_file: Path, 
     make_webapp(app_dir(tmp_path), name="/raising", state="stopped",
                 last_error="Start refused: importing hello failed: RuntimeError: postgres://app:S3cret@db (x)")
     make_webapp(app_dir(tmp_path), name="/old", state="stopped", last_error="exited after 2 s: exit code 1")
+    make_webapp(app_dir(tmp_path), name="/flask", state="stopped",
+                last_error="Start refused: /srv/py/bin/python lacks the package 'flask' that app.py imports: give a "
+                           "requirements file (this directory has requirements.txt: /srv/flaskapp/requirements.txt) "
+                           "or a Python executable that has flask")
     routing.sync_routes()
     found = entries(routes_file)
+    assert found["/flask"]["reason"] == ("Start refused: its Python lacks the package 'flask' that app.py imports "
+                                         "(the portal's page of the application says how to give it)")
     assert found["/hello"]["reason"] == ("Start refused: there is no module nosuchmod in /srv/app: check the "
                                          "application name")
     # The exception an import raised is the application's own words: not on the public page.

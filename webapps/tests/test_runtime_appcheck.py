@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from webapps.runtime.appcheck import check_app
+from webapps.runtime.appcheck import CHECK_SCRIPT, check_app, without_check_frames
 from webapps.tests.example_servers import EXAMPLES
 from webapps.tests.runtime_helpers import serve_python
+from webapps.tests.webapp_factories import bare_python, flask_example
 
 PORTAL_PYTHON = sys.executable
 
@@ -115,11 +116,54 @@ def test_a_missing_module_names_the_directory(tmp_path: Path) -> None:
     assert "no module wbe" in result.message and str(tmp_path) in result.message and "without .py" in result.message
 
 
-def test_a_module_importing_a_missing_package_is_an_import_error_not_a_missing_module(tmp_path: Path) -> None:
-    folder = write_app(tmp_path, "import no_such_package_here\n")
+def test_a_module_importing_a_missing_package_names_the_package_and_the_importer(tmp_path: Path) -> None:
+    folder = write_app(tmp_path, "import os\nimport no_such_package_here.sub\n")
+    result = check_app(PORTAL_PYTHON, str(folder), "web", "app", "wsgi")
+    assert not result.ok and result.code == "package-missing"
+    assert (result.package, result.importer) == ("no_such_package_here", "web.py")
+    assert result.message == f"{PORTAL_PYTHON} lacks the package 'no_such_package_here' that web.py imports"
+    assert result.traceback[-1] == "ModuleNotFoundError: No module named 'no_such_package_here'"
+    assert any("web.py" in line and "line 2" in line for line in result.traceback), result.traceback
+
+
+def test_the_flask_example_in_an_interpreter_without_flask_says_it_lacks_flask(tmp_path: Path) -> None:
+    python = bare_python(tmp_path)
+    result = check_app(python, str(flask_example(tmp_path)), "app", "app", "wsgi")
+    assert not result.ok and result.code == "package-missing"
+    assert result.message == f"{python} lacks the package 'flask' that app.py imports"
+
+
+def test_a_missing_module_of_the_applications_own_package_is_an_import_error(tmp_path: Path) -> None:
+    write_app(tmp_path / "mine", "", "__init__.py")
+    folder = write_app(tmp_path, "import mine.gone\n")
     result = check_app(PORTAL_PYTHON, str(folder), "web", "app", "wsgi")
     assert not result.ok and result.code == "import-failed"
-    assert "No module named 'no_such_package_here'" in result.message
+    assert "No module named 'mine.gone'" in result.message
+
+
+@pytest.mark.parametrize("source", [
+    "def app(environ, start_response:\n    return []\n",  # a SyntaxError
+    "import os\nSETTING = os.environ['APP_SETTING']\n",  # an error at import
+    "import no_such_package_here\n",  # a package the interpreter lacks
+])
+def test_a_traceback_holds_the_applications_frames_never_the_portals(tmp_path: Path, source: str) -> None:
+    result = check_app(PORTAL_PYTHON, str(write_app(tmp_path, source)), "web", "app", "wsgi")
+    assert not result.ok and result.traceback
+    shown = "\n".join(result.traceback)
+    assert "check_app.py" not in shown and "<frozen" not in shown, shown
+    assert "web.py" in shown
+
+
+def test_frames_of_the_check_script_are_taken_out_of_an_interpreters_own_traceback() -> None:
+    # What a Python that fails before check_app.py answers prints on stderr.
+    lines = ["Traceback (most recent call last):",
+             f'  File "{CHECK_SCRIPT}", line 86, in main',
+             "    __import__(module_name)",
+             "    ^^^^^^^^^^^^^^^^^^^^^^^",
+             '  File "/srv/app/web.py", line 3, in <module>',
+             "    crash()",
+             "RuntimeError: boom"]
+    assert without_check_frames(lines) == [lines[0], *lines[4:]]
 
 
 def test_a_missing_callable_lists_what_is_there(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from portal.models import AuditEntry
 from portal.roles import ADMINISTRATOR, OPERATOR, VIEWER
 from webapps.models import WebApp
-from webapps.tests.webapp_factories import ASGI_APP, app_dir, make_webapp
+from webapps.tests.webapp_factories import ASGI_APP, app_dir, bare_python, flask_example, make_webapp
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +76,19 @@ def test_the_import_check_runs_for_the_cli_too(tmp_path):
         run("create", "/hello", "--directory", str(folder), "--module", "hello")
     assert "Created" in run("create", "/hello", "--directory", str(folder), "--module", "hello", "--type", "asgi")
     assert WebApp.objects.get().engine_name == "uvicorn"
+
+
+def test_an_interpreter_without_the_apps_package_names_the_options_that_give_it_one(tmp_path):
+    python = bare_python(tmp_path)
+    folder = flask_example(tmp_path)
+    with pytest.raises(CommandError) as error:
+        run("create", "/flask", "--directory", str(folder), "--module", "app", "--python", python)
+    assert str(error.value) == (
+        "The web application was not created:\n"
+        f"  --requirements: {python} lacks the package 'flask' that app.py imports: add --requirements "
+        f"{folder}/requirements.txt (this directory's requirements.txt) or --python /path/to/python (an "
+        "interpreter that has flask).")
+    assert WebApp.objects.count() == 0
 
 
 def test_edit_changes_only_what_is_given_and_keeps_secrets(folder, tmp_path):

@@ -15,7 +15,7 @@ from portal.cpf import merge
 from portal.models import AuditEntry
 from portal.process.states import RUNNING
 from webapps.models import WebApp
-from webapps.tests.webapp_factories import ASGI_APP, WSGI_APP, make_webapp
+from webapps.tests.webapp_factories import ASGI_APP, WSGI_APP, flask_example, make_webapp, portal_python_lacks
 
 pytestmark = pytest.mark.django_db
 
@@ -164,5 +164,30 @@ def test_the_import_check_runs_in_the_applications_interpreter_and_names_its_key
                    f"CreateApplication:Name=/nocallable,WSGIAppLocation={community},WSGIAppName=app,"
                    f"WSGICallable=application\n")
     assert WebApp.objects.count() == 0
-    assert [(p.line, p.key) for p in result.problems] == [(3, "WSGIAppName"), (4, "WSGICallable")]
-    assert "a_module_that_is_not_installed" in result.problems[0].message
+    assert [(p.line, p.key) for p in result.problems] == [(3, "PythonExecutable"), (4, "WSGICallable")]
+    assert "lacks the package 'a_module_that_is_not_installed' that broken.py imports" in result.problems[0].message
+    assert "add RequirementsFile=/path/to/requirements.txt" in result.problems[0].message
+
+
+def test_the_seeds_line_for_the_flask_example_names_the_key_and_the_requirements_file_to_add(tmp_path):
+    # A fresh clone: the portal's interpreter has no Flask, and the seed's line names no interpreter.
+    python = portal_python_lacks("flask")
+    folder = flask_example(tmp_path)
+    result = apply(SEED.replace("/irisdev/app/community/", f"{folder}/"))
+    assert WebApp.objects.count() == 0
+    (problem,) = result.problems
+    assert (problem.line, problem.key) == (2, "RequirementsFile")
+    assert problem.message == (
+        f"{python} lacks the package 'flask' that app.py imports: add RequirementsFile={folder}/requirements.txt "
+        "(this directory's requirements.txt) or PythonExecutable=/path/to/python (an interpreter that has flask).")
+    # The key it names makes the line pass (the import waits for the virtualenv's build at the start).
+    fixed = SEED.replace("/irisdev/app/community/", f"{folder}/").replace(
+        "WSGIType=0", f"WSGIType=0,RequirementsFile={folder}/requirements.txt")
+    assert apply(fixed).problems == [] and WebApp.objects.get().requirements_file == f"{folder}/requirements.txt"
+
+
+def test_a_failing_import_shows_the_applications_traceback_without_the_portals_frames(community):
+    (community / "app.py").write_text("raise KeyError('APP_SETTING')\n")
+    (problem,) = apply(SEED.replace("/irisdev/app/community/", f"{community}/")).problems
+    assert problem.key == "WSGIAppName" and "KeyError: 'APP_SETTING'" in problem.message
+    assert "app.py" in problem.message and "check_app.py" not in problem.message

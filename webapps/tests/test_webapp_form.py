@@ -10,7 +10,16 @@ import pytest
 from portal import paths
 from webapps.forms import WebAppForm
 from webapps.models import WebApp
-from webapps.tests.webapp_factories import ASGI_APP, WSGI_APP, app_dir, form_data, make_webapp
+from webapps.tests.webapp_factories import (
+    ASGI_APP,
+    WSGI_APP,
+    app_dir,
+    bare_python,
+    flask_example,
+    form_data,
+    make_webapp,
+    portal_python_lacks,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -442,3 +451,42 @@ def test_a_static_folder_that_would_serve_the_portals_private_files_is_refused(f
     message = errors_for(folder, static_files=f"/static={target}")["static_files"]
     assert f"the portal's private folder {var}" in message
     assert "anyone who reaches the applications' port could read them" in message
+
+
+def test_an_interpreter_without_the_apps_framework_is_named_with_the_requirements_file_to_give(tmp_path):
+    # The trial's case: the Flask example, no requirements file, the portal's own interpreter (no Flask).
+    python = portal_python_lacks("flask")
+    folder = flask_example(tmp_path)
+    errors = errors_for(folder, name="/flask", module="app", python_executable="")
+    assert errors == {"requirements_file": (
+        f"{python} lacks the package 'flask' that app.py imports: give a requirements file (this directory has "
+        f"requirements.txt: {folder}/requirements.txt) or a Python executable that has flask.")}
+
+
+def test_a_given_interpreter_without_the_package_and_no_requirements_txt_is_named_on_its_field(tmp_path):
+    python = bare_python(tmp_path)
+    folder = flask_example(tmp_path)
+    (folder / "requirements.txt").unlink()
+    errors = errors_for(folder, name="/flask", module="app", python_executable=python)
+    assert errors == {"python_executable": (
+        f"{python} lacks the package 'flask' that app.py imports: give a requirements file that lists it or a "
+        "Python executable that has flask.")}
+
+
+def test_a_virtualenv_built_without_the_package_says_to_add_it_to_the_requirements_file(tmp_path):
+    folder = app_dir(tmp_path, "import flask\napp = flask.Flask(__name__)\n")
+    requirements = folder / "requirements.txt"
+    requirements.write_text("requests\n")
+    webapp = make_webapp(folder, python_executable="", requirements_file=str(requirements))
+    built_venv(webapp, requirements)
+    errors = errors_for(folder, instance=webapp, python_executable="", requirements_file=str(requirements))
+    assert "lacks the package 'flask' that hello.py imports: the virtualenv is built from " \
+           f"{requirements}; add the package that provides flask to it." in errors["requirements_file"]
+
+
+def test_an_import_error_shows_the_applications_frames_only(tmp_path):
+    folder = app_dir(tmp_path, "raise RuntimeError('no database')\n")
+    message = errors_for(folder)["module"]
+    assert message.startswith("Importing hello failed: RuntimeError: no database. The end of the traceback: ")
+    assert "hello.py\", line 1, in <module>" in message
+    assert "check_app.py" not in message and "frozen" not in message

@@ -8,7 +8,7 @@ from django.test import override_settings
 from conftest import ROLES
 from portal.models import AuditEntry
 from webapps.models import WebApp
-from webapps.tests.webapp_factories import app_dir, form_data, make_webapp
+from webapps.tests.webapp_factories import app_dir, flask_example, form_data, make_webapp, portal_python_lacks
 
 pytestmark = pytest.mark.django_db
 
@@ -82,6 +82,19 @@ def test_the_detail_page_masks_secrets_and_shows_the_definition(role_client, fol
 
 def test_an_unknown_application_is_a_404(role_client):
     assert role_client("viewer").get("/webapps/nope/").status_code == 404
+
+
+@pytest.mark.parametrize(("path", "link", "words"), [
+    ("/webapps/nosuch/", 'href="/webapps/"', "Go to the web applications"),
+    ("/webapps/nosuch/activity/", 'href="/webapps/"', "Go to the web applications"),
+    ("/gateways/Nosuch/", 'href="/gateways/"', "Go to the gateways"),
+    ("/nosuch/", 'href="/"', "Go to the dashboard"),
+])
+def test_the_404_page_offers_the_list_of_the_part_of_the_portal_it_is_in(role_client, path, link, words):
+    response = role_client("viewer").get(path)
+    html = response.content.decode()
+    assert response.status_code == 404 and f"There is nothing at {path}" in html
+    assert f'<a {link}>{words}</a>' in html
 
 
 @pytest.mark.parametrize("role, status", [("viewer", 403), ("operator", 403), ("administrator", 200)])
@@ -182,6 +195,17 @@ def test_the_inline_check_of_the_directory_runs_the_import_check(admin_client_, 
     response = admin_client_.post("/webapps/-/validate/", form_data(folder),
                                   headers={"HX-Request": "true", "HX-Trigger-Name": "directory"})
     assert "flask is not installed" in response.content.decode()
+
+
+def test_the_inline_check_of_the_module_names_the_package_the_interpreter_lacks(admin_client_, tmp_path):
+    python = portal_python_lacks("flask")
+    folder = flask_example(tmp_path)
+    response = admin_client_.post("/webapps/-/validate/", form_data(folder, name="/flask", module="app"),
+                                  headers={"HX-Request": "true", "HX-Trigger-Name": "module"})
+    html = response.content.decode()
+    assert f"{python} lacks the package &#x27;flask&#x27; that app.py imports: give a requirements file (this " \
+           f"directory has requirements.txt: {folder}/requirements.txt)" in html
+    assert "check_app.py" not in html and "Traceback" not in html
 
 
 def test_the_inline_check_of_a_secret_on_edit_keeps_the_blank(admin_client_, folder):

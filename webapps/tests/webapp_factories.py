@@ -59,3 +59,33 @@ def make_webapp(directory: Path | str, **fields: Any) -> WebApp:
                               "python_executable": "/usr/bin/python3"}
     values.update(fields)
     return WebApp.objects.create(**values)
+
+
+def flask_example(base: Path) -> Path:
+    """A copy of examples/webapps/flaskapp: its app.py imports flask, its requirements.txt lists it."""
+    import shutil
+
+    from webapps.tests.example_servers import EXAMPLES
+
+    return Path(shutil.copytree(EXAMPLES / "flaskapp", base / "flaskapp"))
+
+
+def bare_python(base: Path) -> str:
+    """A real interpreter with no package of its own: a virtualenv made without pip."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(base / "bare")], check=True)
+    return str(base / "bare" / "bin" / "python")
+
+
+def portal_python_lacks(package: str) -> str:
+    """The portal's own interpreter, the default of a definition, checked to lack ``package`` (as
+    a fresh clone's does for the examples' frameworks)."""
+    import importlib.util
+    import sys
+
+    assert importlib.util.find_spec(package) is None, (
+        f"the portal's interpreter {sys.executable} has {package}: this test needs one without it (the "
+        f"portal's requirements do not list {package}; uninstall it from the virtualenv)")
+    return sys.executable

@@ -346,16 +346,22 @@ def interop() -> JSONResponse:
 
 
 @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-def index(request: Request) -> str:
-    links = [
-        ("Posts", request.url_for("list_posts").path),
-        ("Post 1", request.url_for("get_post", item_id=1).path),
-        ("Comments", request.url_for("list_comments").path),
-        ("Comments on post 1", request.url_for("list_comments").path + "?post_id=1"),
-        ("Gateway ping", request.url_for("interop").path),
-        ("API documentation", request.url_for("swagger_ui_html").path),
-    ]
+def index(request: Request, conn: Db) -> str:
+    # Links to a post only when there is one: a fresh database has none.
+    row = conn.execute("SELECT id FROM post ORDER BY id LIMIT 1").fetchone()
+    first = row["id"] if row is not None else None
+    posts = request.url_for("list_posts").path
+    links = [("Posts", posts)]
+    if first is not None:
+        links.append((f"Post {first}", request.url_for("get_post", item_id=first).path))
+    links.append(("Comments", request.url_for("list_comments").path))
+    if first is not None:
+        links.append((f"Comments on post {first}", request.url_for("list_comments").path + f"?post_id={first}"))
+    links += [("Gateway ping", request.url_for("interop").path),
+              ("API documentation", request.url_for("swagger_ui_html").path)]
     items = "\n".join(f'<li><a href="{escape(href)}">{escape(label)}</a></li>' for label, href in links)
+    note = "" if first is not None else (f'\n<p>No post yet: <code>POST {escape(posts)}</code> with '
+                                         '<code>{"title": "Hello", "content": "First post"}</code> creates one.</p>')
     mount = escape(request.scope.get("root_path") or "/")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -364,5 +370,5 @@ def index(request: Request) -> str:
 <p>Mounted at <code>{mount}</code>. JSON endpoints, and the API documentation:</p>
 <ul>
 {items}
-</ul></body></html>
+</ul>{note}</body></html>
 """

@@ -244,17 +244,22 @@ INDEX = """<!doctype html>
 <p>Mounted at <code>{{ request.script_root or "/" }}</code>. JSON endpoints:</p>
 <ul>
 {% for label, href in links %}<li><a href="{{ href }}">{{ label }}</a></li>
-{% endfor %}</ul></body></html>
+{% endfor %}</ul>
+{% if no_post %}<p>No post yet: <code>POST {{ url_for("posts") }}</code> with
+<code>{"title": "Hello", "content": "First post"}</code> creates one.</p>{% endif %}
+</body></html>
 """
 
 
 @app.route("/")
 def index() -> str:
-    links = [
-        ("Posts", url_for("posts")),
-        ("Post 1", url_for("post", item_id=1)),
-        ("Comments", url_for("comments")),
-        ("Comments on post 1", url_for("comments", post_id=1)),
-        ("Gateway ping", url_for("interop")),
-    ]
-    return render_template_string(INDEX, links=links)
+    # Links to a post only when there is one: a fresh database has none.
+    first = db().execute("SELECT id FROM post ORDER BY id LIMIT 1").fetchone()
+    links = [("Posts", url_for("posts"))]
+    if first is not None:
+        links.append((f"Post {first['id']}", url_for("post", item_id=first["id"])))
+    links.append(("Comments", url_for("comments")))
+    if first is not None:
+        links.append((f"Comments on post {first['id']}", url_for("comments", post_id=first["id"])))
+    links.append(("Gateway ping", url_for("interop")))
+    return render_template_string(INDEX, links=links, no_post=first is None)

@@ -38,6 +38,7 @@ from portal.cli import actor_named
 from processes import control
 from processes.cli import add_control_parsers, control_and_report, write_status
 from webapps import nginx_command, services
+from webapps.checks import FixKeys
 from webapps.forms import WebAppForm, format_assignments
 from webapps.models import WebApp
 
@@ -52,6 +53,9 @@ OPTION_OF_FIELD = {
     "static_files": "--static",
 }
 CONTROL_ACTIONS = control.ACTIONS
+# How the import check's messages name the options that give the application its packages.
+FIX_KEYS = FixKeys(requirements_file=f"{OPTION_OF_FIELD['requirements_file']} ",
+                   python_executable=f"{OPTION_OF_FIELD['python_executable']} ")
 
 
 def webapp_as_dict(webapp: WebApp) -> dict[str, Any]:
@@ -215,7 +219,7 @@ class Command(BaseCommand):
     def do_create(self, options: dict[str, Any]) -> None:
         services.require_admin(self.actor, "create")
         data = self._form_data(options, {"name": options["path"]})
-        webapp = self._save(WebAppForm(data), "created")
+        webapp = self._save(WebAppForm(data, fix_keys=FIX_KEYS), "created")
         self.stdout.write(f"Created web application {webapp.name} ({webapp.module}:{webapp.callable}, "
                           f"{webapp.get_protocol_display()} under {webapp.engine_name}).")
 
@@ -223,7 +227,7 @@ class Command(BaseCommand):
         webapp = self._get(options["path"])
         services.require_admin(self.actor, "edit")
         data = self._form_data(options, WebAppForm(instance=webapp).as_data())
-        self._save(WebAppForm(data, instance=webapp), "saved")
+        self._save(WebAppForm(data, instance=webapp, fix_keys=FIX_KEYS), "saved")
         self.stdout.write(f"Saved web application {webapp.name}.")
 
     def do_list(self, options: dict[str, Any]) -> None:

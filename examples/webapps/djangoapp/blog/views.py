@@ -192,15 +192,17 @@ def interop(request: HttpRequest) -> JsonResponse:
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    links = [
-        ("Posts", reverse("posts")),
-        ("Post 1", reverse("post", args=[1])),
-        ("Comments", reverse("comments")),
-        ("Comments on post 1", reverse("comments") + "?post_id=1"),
-        ("Gateway ping", reverse("interop")),
-        ("Admin", reverse("admin:index")),
-    ]
-    return render(request, "blog/index.html", {"links": links, "mount": request.META.get("SCRIPT_NAME") or "/"})
+    # Links to a post only when there is one: a fresh database has none.
+    first = Post.objects.order_by("pk").values_list("pk", flat=True).first()
+    links = [("Posts", reverse("posts"))]
+    if first is not None:
+        links.append((f"Post {first}", reverse("post", args=[first])))
+    links.append(("Comments", reverse("comments")))
+    if first is not None:
+        links.append((f"Comments on post {first}", reverse("comments") + f"?post_id={first}"))
+    links += [("Gateway ping", reverse("interop")), ("Admin", reverse("admin:index"))]
+    return render(request, "blog/index.html", {"links": links, "no_post": first is None, "posts": reverse("posts"),
+                                               "mount": request.META.get("SCRIPT_NAME") or "/"})
 
 
 # Errors answer JSON too, with what to do -------------------------------------------------
