@@ -185,18 +185,26 @@ class RunningFront:
             return [runner]
         return [p for p in runner.children(recursive=True) if "worker" in " ".join(p.cmdline())]
 
-    def wait_old_workers_gone(self) -> None:
+    def wait_old_workers_gone(self, before: set[int] | None = None) -> None:
         """After a reload, nginx's old workers finish their exchanges and close their idle keep-alive
-        connections: a connection one of them accepted just before is closed after one answer."""
+        connections: a connection one of them accepted is closed after one answer, with the old
+        routes. ``before``: the workers from before the reload (``worker_pids()``), all of which
+        must be gone (an old worker may not have been told to retire yet when the new routes
+        already answer); else those that say they are shutting down."""
         def retiring() -> bool:
             for worker in self.processes():
                 with contextlib.suppress(psutil.Error):
+                    if worker.pid in (before or ()) and worker.status() != psutil.STATUS_ZOMBIE:
+                        return True
                     if "shutting down" in " ".join(worker.cmdline()):
                         return True
             return False
 
         if self.kind == "nginx":
             wait_for(lambda: not retiring(), timeout=30, what="nginx's old workers gone")
+
+    def worker_pids(self) -> set[int]:
+        return {p.pid for p in self.processes()}
 
     def rss(self) -> int:
         total = 0

@@ -466,8 +466,9 @@ def test_the_front_keeps_its_connections_to_the_application_open(
     app = CountingApp(str(backends["dir"] / f"counting-{front.kind}.sock"))
     threading.Thread(target=app.serve_forever, daemon=True).start()
     try:
+        before = front.worker_pids()
         front.set_routes([*base_routes(backends), {"path": "/counted", "socket": app.server_address}])
-        front.wait_old_workers_gone()  # else the connection may land on a worker with the old routes
+        front.wait_old_workers_gone(before)  # else a connection may land on a worker with the old routes
         conn = front.connection()
         for i in range(25):  # one client connection, then a new one for each request
             conn.request("GET", f"/counted/{i}")

@@ -198,3 +198,23 @@ def test_no_request_is_dropped_while_the_engine_replaces_its_workers(python: str
     finally:
         done.set()
         app.stop()
+
+
+def test_a_save_of_the_same_size_within_the_same_second_is_served(python: str, folder: Path) -> None:
+    """Python trusts a cached .pyc whose recorded source mtime (whole seconds) and size match: an
+    edit of the same size within the second of the last compile was served from the stale .pyc
+    by the reloaded workers. The keeper removes the changed modules' .pyc before it reloads."""
+    app = start_debug_app(python, folder, "gunicorn")
+    try:
+        assert app.get("/").text.startswith("one ")
+        web = Path(app.app.directory) / "web.py"
+        assert list((web.parent / "__pycache__").glob("web.*.pyc")), "the worker cached no bytecode"
+        before = web.stat().st_mtime_ns
+        second = before - before % 10**9
+        web.write_text(web.read_text().replace('VERSION = "one"', 'VERSION = "two"'))  # the same size
+        # Another time in the same second (not near its end: st_mtime is a float, .999999999 rounds up).
+        same_second = second + (500_000_000 if before - second != 500_000_000 else 250_000_000)
+        os.utime(web, ns=(same_second, same_second))
+        wait_for_answer(app, "/", "two ", timeout=10)
+    finally:
+        app.stop()
