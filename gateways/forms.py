@@ -251,7 +251,7 @@ class GatewayForm(forms.ModelForm):
         self.fields["port"].error_messages.update(
             {
                 "invalid": "Enter the port as a whole number from 1 to 65535.",
-                "required": "A port is required: choose a free TCP port from 1 to 65535, e.g. 55001.",
+                "required": "A port is required: choose a free TCP port from 1 to 65535, e.g. 25001.",
             }
         )
         self.fields["name"].error_messages["required"] = (
