@@ -76,7 +76,7 @@ class AuditEntry(models.Model):
             before, after = change.get("before"), change.get("after")
             if self.action == self.Action.CREATED and field not in keep and is_default(model, field, after):
                 continue
-            lines.append((label, before, after, ""))
+            lines.append((label, shown(before), shown(after), ""))
         return lines
 
     def summary(self) -> str:
@@ -115,6 +115,11 @@ def field_order(model: type[models.Model] | None, name: str) -> tuple[int, str]:
     """Fields in the order of the definition's form (its audited fields), unknown ones last."""
     order = list(getattr(model, "AUDITED_FIELDS", ()))
     return (order.index(name) if name in order else len(order), name)
+
+
+def shown(value: Any) -> Any:
+    """An empty value as None, which the page shows as "—" (an empty string would show as nothing)."""
+    return None if value in ("", {}, []) else value
 
 
 def is_default(model: type[models.Model] | None, name: str, value: Any) -> bool:

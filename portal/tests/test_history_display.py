@@ -55,6 +55,13 @@ def test_a_change_lists_fields_by_label(admin_client_):
     assert '<span class="field">Port</span>: <del>55001</del> → <ins>25002</ins>' in history
 
 
+def test_a_cleared_field_shows_a_dash(admin_client_):
+    admin_client_.post("/gateways/new/", form_data(python_options="-X dev"))
+    admin_client_.post("/gateways/PyGate/edit/", form_data())
+    history = history_of_page(admin_client_.get("/gateways/PyGate/").content.decode())
+    assert '<span class="field">Python options</span>: <del>-X dev</del> → <ins>—</ins>' in history
+
+
 def test_the_dashboard_shows_the_last_five_changes_on_one_line_each(admin_client_):
     for number in range(7):
         admin_client_.post("/gateways/new/", form_data(name=f"G{number}", port=str(25001 + number)))
