@@ -52,4 +52,5 @@ def test_the_python_options_example_is_code_kept_on_one_line(admin_client_):
 ])
 def test_the_profile_says_what_a_token_can_do_for_each_role(role_client, role, says):
     html = role_client(role).get("/profile/").content.decode()
-    assert says in " ".join(html.split())
+    assert says in html
+    assert f"{says}." in html or f"{says} (<code>POST /api/cpf/merge</code>)." in html
