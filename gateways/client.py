@@ -1,7 +1,7 @@
 """Client of the External Python Server.
 
     from gateways.client import connect
-    with connect("127.0.0.1", 55001, passphrase="secret") as gw:
+    with connect("127.0.0.1", 25001, passphrase="secret") as gw:
         gw.add_to_class_path("/x/demo/PersonDemo.py")
         person = gw.new("PersonDemo.Person")
         person.name = "George"              # property set: one round trip

@@ -26,7 +26,7 @@ PASSPHRASE_FILE = "PassphraseFile"
 KEYS = (
     Key("Name", "name", help="Letters, digits and _ - . %; unique regardless of case; the definition's identity."),
     Key("Server", "server", help="IP address or host name the server listens on (default 127.0.0.1)."),
-    Key("Port", "port", integer(1, 65535, 55001), "TCP port, 1 to 65535.", required=True),
+    Key("Port", "port", integer(1, 65535, 25001), "TCP port, 1 to 65535.", required=True),
     Key("UsePassphrase", "use_passphrase", flag, "1: clients must prove the passphrase; 0: no passphrase."),
     Key(PASSPHRASE_FILE, "", help="Path of a file (on the portal's host) whose first line is the passphrase. "
                                   "Implies UsePassphrase=1.", secret=True),

@@ -17,6 +17,7 @@ from django import forms
 from django.core.validators import MaxLengthValidator
 from django.db.models.functions import Lower
 from django.urls import get_script_prefix, reverse
+from django.utils.html import format_html
 
 from gateways.models import Gateway
 
@@ -263,7 +264,7 @@ class GatewayForm(forms.ModelForm):
         self.fields["port"].error_messages.update(
             {
                 "invalid": "Enter the port as a whole number from 1 to 65535.",
-                "required": "A port is required: choose a free TCP port from 1 to 65535, e.g. 55001.",
+                "required": "A port is required: choose a free TCP port from 1 to 65535, e.g. 25001.",
             }
         )
         self.fields["name"].error_messages["required"] = (
@@ -287,6 +288,10 @@ class GatewayForm(forms.ModelForm):
                     "A passphrase is set. Leave blank to keep the current one."
                 )
 
+        # The examples as code, each kept on one line (.help code): the model's text is plain.
+        self.fields["python_options"].help_text = format_html(
+            "Extra interpreter options, written as shell words (e.g. <code>{}</code>). Never run through a shell.",
+            "-X dev -W error")
         # Counted and refused with a message (clean_python_options), not cut by the browser.
         self.fields["python_options"].widget.attrs.pop("maxlength", None)
         options = self.fields["python_options"]

@@ -140,6 +140,10 @@ class Gateway(ManagedProcess):
     # Fields whose values go into the history; the verifier is recorded only as "changed".
     AUDITED_FIELDS = ("type", "name", *RUNTIME_FIELDS)
     SECRET_FIELDS = ("passphrase_verifier",)
+    # What a creation's one-line summary names (portal/models.py AuditEntry.summary), and the
+    # history's label of a field whose verbose name is not its form's.
+    SUMMARY_FIELDS = ("server", "port")
+    AUDIT_LABELS = {"passphrase_verifier": "Passphrase"}
 
     class Meta:
         ordering = [Lower("name")]

@@ -17,7 +17,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def summary(self, obj: AuditEntry) -> str:
         parts = []
         for field, before, after, secret in obj.change_lines():
-            parts.append(f"{field}: changed" if secret else f"{field}: {before!r} → {after!r}")
+            parts.append(f"{field}: {secret}" if secret else f"{field}: {before!r} → {after!r}")
         return "; ".join(parts)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

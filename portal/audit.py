@@ -64,7 +64,10 @@ def entry(
         if old == new:
             continue
         if name in secret:
-            changes[name] = {"secret": True}
+            if not new and action == AuditEntry.Action.CREATED:
+                continue  # nothing secret was set: a creation leaves the field out
+            # Whether a value is set, never the value; "set": False is a secret removed.
+            changes[name] = {"secret": True} if new else {"secret": True, "set": False}
         else:
             changes[name] = {"before": old, "after": new}
     if action == AuditEntry.Action.CHANGED and not changes:

@@ -15,11 +15,13 @@ It supervises them: a part that dies is stopped whole (every process of its
 session, e.g. the pool processes of a worker killed with SIGKILL) and
 restarted after a growing delay; after too many crashes in a row the launcher
 gives up, stops the rest and says so, rather than leave a half-running portal.
-Ctrl-C or SIGTERM stops the parts in reverse order (front, web, beat, worker, Redis), each
-with SIGTERM and then SIGKILL after a grace period, and leaves no process of
-theirs behind. Gateways started from the portal are not the launcher's: their
-keepers are detached on purpose (own session) and keep running; the next start
-re-adopts them.
+Ctrl-C or SIGTERM stops the parts with SIGTERM and then SIGKILL after a grace period,
+and leaves no process of theirs behind: every part but Redis at once (none waits for
+another: stopped one after the other they took the sum of their times, ~7 s), then
+Redis, which the workers need until they are gone. Gateways and web applications
+started from the portal are not the launcher's: their keepers are detached on purpose
+(own session) and keep running; the next start re-adopts them. The closing message
+counts those whose keeper is alive now.
 
 Written by hand rather than with a Procfile runner or supervisord because the
 start order matters (Redis must answer before the worker starts), the children
@@ -45,6 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from portal import paths, redis_server
+from portal.process import rundir
 
 GRACE_SECONDS = 10
 PR_SET_PDEATHSIG = 1
@@ -62,6 +65,15 @@ NGINX = "/usr/sbin/nginx"
 # hold a password) the Django processes, never Redis.
 ADMIN_PASSWORD = "PORTAL_ADMIN_PASSWORD"
 DJANGO_SECRETS = ("PORTAL_SECRET_KEY", "PORTAL_DATABASE_URL")
+# The folders of RUN_DIR that hold the keepers' run directories, and what the closing message
+# calls one and several of them (the launcher imports no Django app: processes/adapters.py
+# names the same folders).
+KEPT_KINDS = {"gateways": ("gateway", "gateways"), "webapps": ("web application", "web applications")}
+# Celery's worker warns when it runs as root; the build worker would print the same warning
+# again. Matched by the start of its message: a -W category would import celery at start-up.
+# (C_FORCE_ROOT would not silence it: it only lets a root worker accept pickle, which the portal
+# never does, and setting it would take that guard away.)
+ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
 
 
 def _die_with_parent() -> None:
@@ -236,26 +248,36 @@ class Launcher:
         part.started_at = time.monotonic()
 
     def stop_part(self, part: Part) -> None:
-        process = part.process
-        if process is None:
-            return
-        if process.poll() is None:
-            _say(f"stopping {part.name} (pid {process.pid})")
-            process.terminate()
+        self.stop_parts([part])
+
+    def stop_parts(self, parts: list[Part]) -> None:
+        """SIGTERM to each at once, then wait for all within one grace period; SIGKILL the late."""
+        running = [p for p in parts if p.process is not None]
+        for part in running:
+            if part.process.poll() is None:
+                _say(f"stopping {part.name} (pid {part.process.pid})")
+                part.process.terminate()
+        deadline = time.monotonic() + GRACE_SECONDS
+        for part in running:
+            process = part.process
             try:
-                process.wait(GRACE_SECONDS)
+                process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _say(f"{part.name} did not stop within {GRACE_SECONDS} s; killing it")
                 process.kill()
                 process.wait()
-        # Whatever of its session outlived it (a worker's pool processes after a
-        # SIGKILL, a gunicorn worker) goes too.
-        _kill_session(process.pid)
+            # Whatever of its session outlived it (a worker's pool processes after a
+            # SIGKILL, a gunicorn worker) goes too.
+            _kill_session(process.pid)
 
     def stop_all(self) -> None:
         self.stopping = True
-        for part in reversed(self.parts):
-            self.stop_part(part)
+        # Redis last: the workers and beat talk to it while they stop. The others need nothing
+        # of each other to stop, so they stop together.
+        redis = [p for p in self.parts if p.name == "redis"]
+        self.stop_parts([p for p in reversed(self.parts) if p.name != "redis"])
+        self.stop_parts(redis)
+        for part in self.parts:
             part.process = None
 
     # Set-up ----------------------------------------------------------------
@@ -377,7 +399,9 @@ class Launcher:
             "--control-socket", str(paths.RUN_DIR / "gunicorn.ctl"),
         ]
         self.parts.append(Part("celery worker", lambda: self.popen(worker_argv, env), "its output is above"))
-        self.parts.append(Part("celery build worker", lambda: self.popen(build_worker_argv, env),
+        build_env = dict(env, PYTHONWARNINGS=",".join(filter(None, [env.get("PYTHONWARNINGS"),
+                                                                       ROOT_WARNING_FILTER])))
+        self.parts.append(Part("celery build worker", lambda: self.popen(build_worker_argv, build_env),
                                "its output is above"))
         self.parts.append(Part("celery beat", lambda: self.popen(beat_argv, env), "its output is above"))
         self.parts.append(Part("web server", lambda: self.popen(web_argv, env), "its output is above"))
@@ -490,8 +514,7 @@ class Launcher:
         code = self.supervise()
         if not self.stopping:
             self.stop_all()
-            _say("stopped; gateways and web applications started from the portal keep running (stop them in"
-                 " the portal); the applications answer again when the portal and its front are back")
+            _say(closing_message(still_kept()))
         return code
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -507,6 +530,32 @@ class Launcher:
                 _say(f"already stopping (each part gets {GRACE_SECONDS} s before it is killed)")
         except RuntimeError:
             pass  # the signal came in the middle of another print: the flag is what matters
+
+
+def still_kept(run_root: Path | None = None) -> dict[str, int]:
+    """How many processes of each kind have a live keeper on this host now (the OS's word,
+    not the database's: a keeper is what keeps running after the launcher)."""
+    root = run_root or paths.RUN_DIR
+    counts = {}
+    for folder in KEPT_KINDS:
+        try:
+            run_dirs = [d for d in (root / folder).iterdir() if d.is_dir()]
+        except OSError:
+            run_dirs = []
+        counts[folder] = sum(1 for d in run_dirs if rundir.keeper_alive(d))
+    return counts
+
+
+def closing_message(counts: dict[str, int]) -> str:
+    """"stopped", and what keeps running, named only when something does."""
+    kept = [f"{n} {KEPT_KINDS[folder][0 if n == 1 else 1]}" for folder, n in counts.items() if n]
+    if not kept:
+        return "stopped"
+    verb, them = ("keeps", "it") if sum(counts.values()) == 1 else ("keep", "them")
+    text = f"stopped; {' and '.join(kept)} started from the portal {verb} running: stop {them} in the portal"
+    if counts.get("webapps"):
+        text += "; the web applications answer again when the portal and its front are back"
+    return text
 
 
 def main() -> int:

@@ -33,7 +33,7 @@ RUNS_SHOWN = 20
 NO_ROLE = "Your account has no role: ask an administrator."
 # The field names of a CSV export, in Activity.as_row()'s order.
 CSV_COLUMNS = [
-    "time", "gateway", "from", "to", "pid", "port", "exit_code", "signal",
+    "time", "kind", "name", "from", "to", "pid", "port", "exit_code", "signal",
     "expected", "trigger", "level", "host", "message",
 ]
 CURSOR = re.compile(r"^(-?\d{1,20})_(\d{1,20})$")
@@ -206,14 +206,31 @@ def _csv_lines(rows: Iterable[Activity]) -> Iterator[str]:
         yield writer.writerow({k: _cell(v) for k, v in row.as_row().items()})
 
 
-def _csv_response(rows: QuerySet[Activity], label: str) -> StreamingHttpResponse:
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+def _csv_response(rows: QuerySet[Activity], parts: list[str]) -> StreamingHttpResponse:
     # iterator(): a large export streams in chunks instead of loading every row at once.
     response = StreamingHttpResponse(
         _csv_lines(rows.order_by("-at", "-id").iterator(chunk_size=2000)), content_type="text/csv; charset=utf-8"
     )
-    response["Content-Disposition"] = f'attachment; filename="activity-{label}-{stamp}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="{_csv_file_name(parts)}"'
     return response
+
+
+def _csv_file_name(parts: list[str]) -> str:
+    """activity-PyGate-error-2026-11-30-143000.csv: the filters in the name, in safe characters only."""
+    safe = [re.sub(r"[^A-Za-z0-9_.-]+", "_", part).strip("_.") for part in parts]
+    stamp = timezone.localtime().strftime("%Y-%m-%d-%H%M%S")
+    return "-".join(["activity", *[p for p in safe if p][:6], stamp]) + ".csv"
+
+
+def _filter_parts(form: ActivityFilter, obj: ManagedProcess | None) -> list[str]:
+    """What the export holds, for its file name: the process (or all), level, trigger, time span."""
+    data = form.cleaned_data
+    parts = [obj.name if obj else data.get("gateway") or "all", data.get("level") or "", data.get("trigger") or ""]
+    if since := data.get("since"):
+        parts.append("from-" + timezone.localtime(since).strftime("%Y%m%dT%H%M"))
+    if until := data.get("until"):
+        parts.append("until-" + timezone.localtime(until).strftime("%Y%m%dT%H%M"))
+    return parts
 
 
 def _activity(request: HttpRequest, rows: QuerySet[Activity], context: dict[str, Any]) -> HttpResponse:
@@ -227,7 +244,6 @@ def _activity(request: HttpRequest, rows: QuerySet[Activity], context: dict[str,
         rows = form.apply(rows)
     else:
         problems = [str(e) for errors in form.errors.values() for e in errors]
-    label = obj.name if obj else "all"
 
     if request.GET.get("format") == "csv":
         if problems:
@@ -236,7 +252,7 @@ def _activity(request: HttpRequest, rows: QuerySet[Activity], context: dict[str,
                 status=400,
                 content_type="text/plain; charset=utf-8",
             )
-        return _csv_response(rows, re.sub(r"[^A-Za-z0-9_.-]", "_", label))
+        return _csv_response(rows, _filter_parts(form, obj))
     if request.GET.get("format"):
         problems.append(f"Unknown format {request.GET['format']!r}: the only export is format=csv.")
 

@@ -128,8 +128,13 @@ def _take_number(obj: ManagedProcess, intent: str, action: str, now: dt.datetime
     (SQLite, IMMEDIATE) until commit, so the number read back is this request's.
     """
     rows = type(obj).objects.filter(pk=obj.pk)
+    fields = {"intent": intent, "intent_at": now, "requested": action, "request_seq": F("request_seq") + 1}
+    if intent == "start":
+        # A new start owes nothing to the last one's error: the pages must not say "Starting —
+        # <old error>" while the task is on its way. This attempt's error, if any, comes when it happens.
+        fields["last_error"] = ""
     with transaction.atomic():
-        rows.update(intent=intent, intent_at=now, requested=action, request_seq=F("request_seq") + 1)
+        rows.update(**fields)
         return rows.values_list("request_seq", flat=True).get()
 
 

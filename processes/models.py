@@ -212,10 +212,17 @@ class Activity(models.Model):
             return None
 
     def as_row(self) -> dict[str, Any]:
-        """One CSV line; the ``gateway`` column names the process (the export's columns stay as they were)."""
+        """One CSV line: ``kind`` says what the process is ("gateway", "web application"), ``name`` which."""
+        from processes.adapters import adapter_for
+
+        try:
+            kind = adapter_for(self.kind).label
+        except LookupError:  # a kind no longer installed: its stored name
+            kind = self.kind
         return {
             "time": self.at.isoformat(),
-            "gateway": self.name,
+            "kind": kind,
+            "name": self.name,
             "from": self.from_state,
             "to": self.to_state,
             "pid": self.pid,

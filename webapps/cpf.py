@@ -297,7 +297,7 @@ class ApplicationAdapter(Adapter):
         return list(self.shown(obj).items()), notes
 
 
-KIND = Kind("Application", "application", "applications", KEYS, ApplicationAdapter())
+KIND = Kind("Application", "application", "applications", KEYS, ApplicationAdapter(), heading="web applications")
 
 
 def register() -> None:

@@ -189,6 +189,8 @@ class WebApp(ManagedProcess):
     # Fields whose values go into the history; secret variables are recorded only as "changed".
     AUDITED_FIELDS = ("name", *RUNTIME_FIELDS, "static_files", "namespace", "match_roles")
     SECRET_FIELDS = ("secret_environment",)
+    # What a creation's one-line summary names (portal/models.py AuditEntry.summary).
+    SUMMARY_FIELDS = ("directory",)
 
     class Meta:
         ordering = [Lower("name")]

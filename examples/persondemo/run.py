@@ -1,13 +1,13 @@
 """The seed's PersonDemo walk-through against a running External Python Server.
 
-    python examples/persondemo/run.py [--host 127.0.0.1] [--port 55001] [--passphrase-file F]
+    python examples/persondemo/run.py [--host 127.0.0.1] [--port 25001] [--passphrase-file F]
 
 The passphrase is the first line of --passphrase-file, else the GATEWAY_PASSPHRASE
 environment variable; with neither, none is sent (a gateway without a passphrase).
 It is never taken from the command line, where `ps` shows it to every local user.
 Run it with the portal's interpreter, which has msgpack:
 
-    .venv/bin/python examples/persondemo/run.py --port 55001
+    .venv/bin/python examples/persondemo/run.py --port 25001
 
 Prints:
 
@@ -28,6 +28,8 @@ sys.path.insert(0, ROOT)  # the project root, for gateways.client
 
 try:
     from gateways.client import (  # imported after the sys.path line above
+        AuthenticationError,
+        ConnectionLost,
         GatewayError,
         connect,
     )
@@ -45,15 +47,30 @@ except ModuleNotFoundError as exc:  # e.g. the system python3, which has no msgp
 def main(argv: list | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=55001)
+    p.add_argument("--port", type=int, default=25001)
     p.add_argument("--passphrase-file")
     args = p.parse_args(argv)
     passphrase = os.environ.get("GATEWAY_PASSPHRASE") or None
+    source = "GATEWAY_PASSPHRASE"
     if args.passphrase_file:
         with open(args.passphrase_file, encoding="utf-8") as f:
             passphrase = f.read().rstrip("\r\n")
+        source = args.passphrase_file
     try:
-        with connect(args.host, args.port, passphrase=passphrase) as gateway:
+        gateway = connect(args.host, args.port, passphrase=passphrase)
+    except AuthenticationError as exc:
+        print(f"run.py: {authentication_advice(str(exc), passphrase, source)}", file=sys.stderr)
+        return 1
+    except ConnectionLost as exc:
+        print(f"run.py: {exc}\nrun.py: no gateway answers on {args.host}:{args.port}: start the gateway in "
+              "the portal (Gateways → Start), or give its host and port with --host and --port.",
+              file=sys.stderr)
+        return 1
+    except GatewayError as exc:
+        print(f"run.py: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with gateway:
             gateway.add_to_class_path([os.path.join(HERE, "PersonDemo.py")])
             person = gateway.new("PersonDemo.Person")
             print("Default values: " + person.displayPerson())
@@ -62,12 +79,19 @@ def main(argv: list | None = None) -> int:
             print("Changed values: " + person.displayPerson() + ", " + person.company.displayEmployer())
     except GatewayError as exc:
         print(f"run.py: {exc}", file=sys.stderr)
-        if type(exc).__name__ == "AuthenticationError":
-            print("run.py: give the gateway's passphrase with --passphrase-file FILE (its first line) "
-                  "or the GATEWAY_PASSPHRASE environment variable.", file=sys.stderr)
         return 1
     return 0
 
+
+def authentication_advice(error: str, passphrase: str | None, source: str) -> str:
+    """What went wrong in the handshake, in the terms of how the passphrase was given."""
+    if passphrase is None:
+        return (f"authentication failed: {error}; give the gateway's passphrase with --passphrase-file FILE "
+                "(its first line) or the GATEWAY_PASSPHRASE environment variable.")
+    if "does not use a passphrase" in error:
+        return (f"authentication failed: this gateway has no passphrase, but {source} gave one; "
+                "run without --passphrase-file and GATEWAY_PASSPHRASE.")
+    return f"authentication failed: the passphrase in {source} is not this gateway's."
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -402,13 +402,36 @@ def test_the_csv_holds_the_filtered_rows_in_as_row_columns(role_client) -> None:
     assert response.status_code == 200
     assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    assert re.fullmatch(r'attachment; filename="activity-PyGate-\d{8}-\d{6}\.csv"', response["Content-Disposition"])
+    assert re.fullmatch(r'attachment; filename="activity-PyGate-error-\d{4}-\d\d-\d\d-\d{6}\.csv"',
+                        response["Content-Disposition"])
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert len(rows) == 60, "every filtered row, not one page"
     newest = Activity.objects.filter(level="error").order_by("-at", "-id").first()
     assert list(rows[0]) == list(newest.as_row())
     assert rows[0] == {k: "" if v is None else str(v) for k, v in newest.as_row().items()}
     assert rows[0]["message"] == 'event, with "quotes"'
+
+
+def test_the_csv_file_name_says_the_filters_and_the_columns_say_kind_and_name(role_client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from webapps.tests.webapp_factories import make_webapp
+
+    gateway = make_gateway()
+    webapp = make_webapp(tmp_path, name="/flask")
+    add_activity(gateway, 2, level="error")
+    add_activity(None, 1, kind="webapp", object_id=webapp.pk, name="/flask", level="error", port=None)
+    viewer = role_client("viewer")
+    response = viewer.get("/activity/?gateway=PyGate&level=error&trigger=api:ada&format=csv")
+    assert re.fullmatch(r'attachment; filename="activity-PyGate-error-api_ada-\d{4}-\d\d-\d\d-\d{6}\.csv"',
+                        response["Content-Disposition"])
+    response = viewer.get("/activity/?gateway=/flask&since=2024-05-31T11:00&until=2024-06-01T00:00&format=csv")
+    assert re.fullmatch(r'attachment; filename="activity-flask-from-20240531T\d{4}-until-20240601T\d{4}-'
+                        r'\d{4}-\d\d-\d\d-\d{6}\.csv"', response["Content-Disposition"])
+    response = viewer.get("/activity/?level=error&format=csv")
+    assert re.fullmatch(r'attachment; filename="activity-all-error-[0-9-]+\.csv"', response["Content-Disposition"])
+    text = b"".join(response.streaming_content).decode()
+    assert text.splitlines()[0].startswith("time,kind,name,from,to,")
+    assert {(row["kind"], row["name"]) for row in csv.DictReader(io.StringIO(text))} == {
+        ("gateway", "PyGate"), ("web application", "/flask")}
 
 
 def test_the_download_link_keeps_the_filters(role_client) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
@@ -27,6 +28,15 @@ def test_create_then_list_and_show():
     assert data[0]["name"] == "PyGate" and data[0]["port"] == 55001
     shown = json.loads(run("show", "pygate", "--json"))
     assert shown["server"] == "127.0.0.1"
+
+
+def test_list_and_show_give_the_state_as_the_pages_show_it():
+    make_gateway(name="Up", port=25001, state="running")
+    make_gateway(name="Coming", port=25002, intent="start", intent_at=timezone.now())  # asked, not yet acted on
+    states = {g["name"]: g["state"] for g in json.loads(run("list", "--json"))}
+    assert states == {"Up": "running", "Coming": "starting"}
+    assert json.loads(run("show", "Coming", "--json"))["state"] == "starting"
+    assert run("list").splitlines()[1].split()[-1] == "starting"
 
 
 def test_a_bad_port_gives_the_forms_message():

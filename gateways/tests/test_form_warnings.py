@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 
@@ -168,3 +169,26 @@ def test_interpreter_options_are_accepted(options):
     form = checked(python_options=options)
     form.is_valid()
     assert "python_options" not in form.errors
+
+
+def documented_example_ports() -> set[int]:
+    """The ports a new user copies: the README's tour, the merge page's example line, run.py's default."""
+    from gateways.tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    merge = (ROOT / "templates/portal/cpf/merge.html").read_text()
+    run_py = (ROOT / "examples/persondemo/run.py").read_text()
+    ports = set(re.findall(r"--port (\d+)", readme)) | set(re.findall(r"Port=(\d+)", readme + merge))
+    ports |= set(re.findall(r'"--port", type=int, default=(\d+)', run_py))
+    return {int(p) for p in ports}
+
+
+def test_the_documented_example_port_draws_no_warning_and_is_no_known_service():
+    ports = documented_example_ports()
+    assert len(ports) == 1, f"the examples should agree on one port, not {sorted(ports)}"
+    port = ports.pop()
+    form = checked(port=str(port))
+    assert form.is_valid(), form.errors
+    assert form.field_warnings.get("port", []) == []
+    with pytest.raises(OSError):
+        socket.getservbyport(port)  # not a port of a service named in /etc/services

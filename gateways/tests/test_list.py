@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from conftest import ROLES
@@ -89,3 +91,15 @@ def test_the_list_finds_by_name_server_and_state(role_client):
     html = client.get("/gateways/?state=running").content.decode()
     assert "Alpha" in html and ">Beta<" not in html
     assert "No gateway matches" in client.get("/gateways/?q=zzz").content.decode()
+
+
+@pytest.mark.parametrize(("states", "every"), [(["stopped", "fatal"], "3s"), (["stopped", "running"], "1s"),
+                                                (["backoff"], "1s")])
+def test_the_rows_refresh_every_second_while_a_process_is_up(role_client, states, every):
+    """A kill -9 shows on the list within about a second, not after up to 3 s of a dead pid."""
+    for number, state in enumerate(states):
+        make_gateway(name=f"G{number}", port=25001 + number, state=state)
+    viewer = role_client("viewer")
+    for url in ("/gateways/", "/gateways/?part=rows"):
+        html = viewer.get(url).content.decode()
+        assert re.search(r'<tbody id="gateway-rows" [^>]*hx-trigger="every ' + every + ' ', html), html[:2000]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -29,10 +30,25 @@ def test_run_py_prints_the_seed_output_with_a_passphrase_file(tmp_path):
              "--passphrase-file", str(wrong)],
             capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
         )
-        assert bad.returncode == 1 and "authentication failed" in bad.stderr
+        assert bad.returncode == 1
+        assert bad.stderr.strip() == f"run.py: authentication failed: the passphrase in {wrong} is not this gateway's."
         assert "PersonDemo passphrase" not in server.log_text()
     finally:
         assert server.stop() == 0
+
+
+def test_run_py_says_which_address_refused_and_to_start_the_gateway(tmp_path):
+    with socket.socket() as sock:  # a port that was free a moment ago and has no listener now
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples/persondemo/run.py"), "--port", str(port)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"cannot connect to 127.0.0.1:{port}" in out.stderr
+    assert (f"no gateway answers on 127.0.0.1:{port}: start the gateway in the portal (Gateways → Start), "
+            "or give its host and port with --host and --port.") in out.stderr
 
 
 def test_run_py_without_msgpack_says_which_interpreter_to_use(tmp_path):

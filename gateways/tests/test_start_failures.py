@@ -55,6 +55,23 @@ def test_a_server_name_that_does_not_resolve_fails_within_seconds_naming_the_hos
     assert response.status_code == 200 and json.loads(response.content)["state"] == "stopped"
 
 
+def test_a_new_start_clears_the_last_refusal_at_once(gateway_processes, operator):
+    gateway = make_gateway(server="no.such.host.invalid", port=free_port())
+    assert api_client(operator).post(f"/api/gateways/{gateway.name}/start?wait=1").status_code == 409
+    gateway.refresh_from_db()
+    assert "does not resolve" in gateway.last_error
+    Gateway.objects.filter(pk=gateway.pk).update(server="127.0.0.1")  # the operator corrects it
+    client = Client()
+    client.force_login(operator)
+    row = client.post(f"/gateways/{gateway.name}/start/", headers={"HX-Request": "true"}).content.decode()
+    # Answered before the worker acts on the start: the old refusal is gone from the row already.
+    assert "does not resolve" not in row
+    gateway = wait_state(gateway, {"running", "fatal", "exited", "stopped"}, timeout=20)
+    assert gateway.state == "running" and gateway.last_error == ""
+    control.request(gateway, "stop", operator)
+    wait_state(gateway, {"stopped"})
+
+
 def test_quick_exits_after_ready_end_fatal_with_the_reason(gateway_processes, operator):
     # Ready, then dead 0.6 s later, as a server that cannot start a thread dies: three times in a row.
     gateway = make_gateway(port=free_port(), restart_policy="on-failure",

@@ -27,6 +27,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
+from django.utils import timezone
 
 from portal import audit, roles
 from portal.cpf import registry
@@ -334,6 +335,10 @@ def _delete(change: Change, obj: Any, user: Any, actor: str, result: Result, ses
     result.changes.append(change)
 
 
+def _and(words: list[str]) -> str:
+    return " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def export(selected: list[Kind] | None = None) -> str:
     """The definitions as a merge file that :func:`merge` accepts (one Create line each)."""
     chosen = selected if selected is not None else registry.kinds()
@@ -344,7 +349,8 @@ def export(selected: list[Kind] | None = None) -> str:
             items += notes
             items.append((f"Create{kind.noun}", values))
     header = [
-        "Definitions of " + ", ".join(k.plural for k in chosen) + " exported by the portal.",
+        f"{_and([k.heading or k.plural for k in chosen]).capitalize() or 'Nothing'} exported by the portal "
+        f"on {timezone.localdate():%Y-%m-%d}.",
         "Apply with: manage.py cpf merge FILE (or the Merge page, or POST /api/cpf/merge?apply=1).",
     ]
     return write(items, header=header)

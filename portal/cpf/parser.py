@@ -5,7 +5,7 @@ section::
 
     ; comments start with ; or # (a whole line only: a value may hold either)
     [Actions]
-    CreateGateway:Name=PyGate,Server=127.0.0.1,Port=55001
+    CreateGateway:Name=PyGate,Server=127.0.0.1,Port=25001
     CreateApplication:Name=/flask,NameSpace=IRISAPP,WSGIAppLocation=/srv/app/,WSGIAppName=app,WSGICallable=app,Type=2,DispatchClass=%SYS.Python.WSGI,MatchRoles=:%ALL,WSGIDebug=0,WSGIType=0
 
 Each action is ``Verb:Key=Value,Key=Value``. The rules, as this portal reads them:
@@ -206,7 +206,7 @@ def parse(data: bytes | str, schema: Schema | None = None) -> Document:
         if not colon or not verb or "=" in verb:
             problems.append(Problem(
                 number, f"{_cut(line)} is not an action: write Verb:Key=Value,Key=Value, "
-                        "e.g. CreateGateway:Name=PyGate,Port=55001."))
+                        "e.g. CreateGateway:Name=PyGate,Port=25001."))
             continue
         spec = None
         if schema is not None:

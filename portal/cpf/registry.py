@@ -236,6 +236,7 @@ class Kind:
     plural: str  # "gateways": the export option and the page's heading
     keys: tuple[Key, ...]
     adapter: Adapter = field(default_factory=Adapter)
+    heading: str = ""  # what prose calls several ("web applications"), when not ``plural``
 
     @property
     def verbs(self) -> dict[str, str]:

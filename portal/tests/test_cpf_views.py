@@ -141,7 +141,7 @@ def test_the_api_answers_problems_with_400_and_changes_nothing(administrator):
     body = response.json()
     assert response.status_code == 400 and Gateway.objects.count() == 0
     assert body["problems"] == [{"line": 3, "key": "Port",
-                                 "message": "“x” is not a whole number: write a number from 1 to 65535, e.g. 55001."}]
+                                 "message": "“x” is not a whole number: write a number from 1 to 65535, e.g. 25001."}]
     assert body["error"].startswith("Nothing was changed")
     bad_flag = token_client(administrator).post("/api/cpf/merge?apply=maybe", FILE, content_type="text/plain")
     assert bad_flag.status_code == 400 and "apply=maybe is not understood" in bad_flag.json()["error"]

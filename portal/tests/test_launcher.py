@@ -199,10 +199,17 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
         assert http_status(f"http://127.0.0.1:{second_env['PORTAL_PORT']}/login/") is None
         assert launcher.sessions() == sessions  # the same parts, none restarted
 
+        # Celery warns of a worker run as root once, not once per worker (the build worker is quiet).
+        wait_until(lambda: "portal@" in launcher.output() and "build@" in launcher.output()
+                   and launcher.output().count(" ready.") >= 2, timeout=60, message="the workers are not ready")
+        assert launcher.output().count("superuser privileges") == (1 if os.geteuid() == 0 else 0)
+
         assert launcher.ctrl_c() == 0
         output = launcher.output()
         for part in ("front (nginx)", "web server", "celery beat", "celery worker", "redis"):
             assert f"stopping {part}" in output
+        # Nothing was started from this portal: nothing is said to keep running.
+        assert output.rstrip().splitlines()[-1] == "[portal] stopped"
         assert [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
         assert alive_in(sessions) == []
         assert http_status(f"{apps}/later/") is None

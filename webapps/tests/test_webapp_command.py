@@ -52,6 +52,12 @@ def test_create_with_every_option_then_list_and_show(folder, tmp_path):
     assert json.loads(run("list", "--json"))[0]["path"] == "/hello"
 
 
+def test_list_json_has_what_the_detail_page_shows(folder):
+    make_webapp(folder, namespace="USER", match_roles=":%All")
+    listed = json.loads(run("list", "--json"))[0]
+    assert (listed["namespace"], listed["match_roles"], listed["state"]) == ("USER", ":%All", "stopped")
+
+
 def test_bad_values_give_the_forms_messages_named_by_option(folder):
     with pytest.raises(CommandError) as error:
         run("create", "/a/../b", "--directory", str(folder), "--module", "hello.py", "--type", "asgi",

@@ -142,7 +142,7 @@ def test_a_changed_secret_shows_as_changed_in_the_history(admin_client_, folder)
     make_webapp(folder, secret_environment={"API_TOKEN": "old-s3cret"}, python_executable=__import__("sys").executable)
     admin_client_.post("/webapps/hello/-/edit/", form_data(folder, secret_environment="API_TOKEN=new-s3cret"))
     html = admin_client_.get("/webapps/hello/").content.decode()
-    assert "secret_environment</span>: changed" in html
+    assert "Secret environment variables</span>: changed" in html
     assert "old-s3cret" not in html and "new-s3cret" not in html
 
 
@@ -299,9 +299,29 @@ def test_the_dashboard_and_history_say_web_application_and_list_the_fields_set(a
     data = form_data(folder, name="/fastapi", environment="APP_MODE=demo", secret_environment="API_TOKEN=t0p-s3cret")
     assert admin_client_.post("/webapps/-/new/", data).status_code == 302
     dashboard = admin_client_.get("/").content.decode()
-    assert "Created web application <strong>/fastapi</strong>" in dashboard and "Created webapp" not in dashboard
+    assert ('created web application <a href="/webapps/fastapi/#history"><strong>/fastapi</strong></a>: '
+            f'<span class="muted">{folder}</span>') in dashboard and "created webapp" not in dashboard
     html = admin_client_.get("/webapps/fastapi/").content.decode()
     assert "fields set" not in html
-    assert '<span class="field">directory</span>: ' + str(folder) in html
-    assert '<span class="field">secret_environment</span>: set (secret)' in html and "t0p-s3cret" not in html
+    assert '<span class="field">Application directory</span>: ' + str(folder) in html
+    assert '<span class="field">Secret environment variables</span>: set (secret)' in html
+    assert "t0p-s3cret" not in html and "secret_environment" not in html
 
+
+def test_an_app_without_secret_variables_has_no_secret_in_its_history(admin_client_, folder):
+    assert admin_client_.post("/webapps/-/new/", form_data(folder, name="/plain")).status_code == 302
+    html = admin_client_.get("/webapps/plain/").content.decode()
+    history = html[html.index('id="history"'):]
+    assert "Secret environment variables" not in history and "set (secret)" not in history
+    assert '<span class="field">Application directory</span>' in history
+    # Empty and default values are left out of a creation: no "Environment variables: {}".
+    assert "{}" not in history and "Static files" not in history
+
+
+
+def test_the_rows_refresh_every_second_while_an_application_is_up(role_client, folder):
+    make_webapp(folder, name="/down")
+    viewer = role_client("viewer")
+    assert 'hx-trigger="every 3s ' in viewer.get("/webapps/?part=rows").content.decode()
+    make_webapp(folder, name="/up", state="running")
+    assert 'hx-trigger="every 1s ' in viewer.get("/webapps/?part=rows").content.decode()

@@ -56,6 +56,7 @@ def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
         "init_timeout": gateway.init_timeout,
         "restart_policy": gateway.restart_policy,
         "stop_timeout": gateway.stop_timeout,
+        "state": gateway.shown_state,
         "created_at": gateway.created_at.isoformat(),
         "changed_at": gateway.changed_at.isoformat(),
     }
@@ -180,7 +181,8 @@ class Command(BaseCommand):
         width = max(len(g.name) for g in gateways)
         self.stdout.write(f"{'NAME':<{width}}  {'TYPE':<6}  {'SERVER':<15}  {'PORT':>5}  STATE")
         for g in gateways:
-            self.stdout.write(f"{g.name:<{width}}  {g.get_type_display():<6}  {g.server:<15}  {g.port:>5}  {g.state}")
+            self.stdout.write(
+                f"{g.name:<{width}}  {g.get_type_display():<6}  {g.server:<15}  {g.port:>5}  {g.shown_state}")
 
     def do_show(self, options: dict[str, Any]) -> None:
         gateway = self._get(options["name"])

@@ -75,6 +75,8 @@ def webapp_as_dict(webapp: WebApp) -> dict[str, Any]:
         "environment": webapp.environment,
         "secret_environment": sorted(webapp.secret_environment or {}),
         "static_files": webapp.static_files,
+        "namespace": webapp.namespace,
+        "match_roles": webapp.match_roles,
         "log_file": webapp.log_file,
         "restart_policy": webapp.restart_policy,
         "init_timeout": webapp.init_timeout,
