@@ -358,9 +358,10 @@ def test_a_second_redis_on_the_same_folder_is_refused(portal_env):
         first.wait(10)
 
 
-def test_a_var_from_before_the_redis_password_is_upgraded_and_the_password_survives_a_restart(portal_env, tmp_path):
+def test_a_var_from_before_the_redis_password_is_upgraded(portal_env, tmp_path):
+    # That the file is kept and used again: portal/tests/test_redis_auth.py, and the restart of a
+    # killed Redis with it: test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything.
     from celery import Celery
-    from kombu.exceptions import OperationalError
 
     from portal import redis_server
 
@@ -394,25 +395,6 @@ def test_a_var_from_before_the_redis_password_is_upgraded_and_the_password_survi
         finally:
             launcher.kill()
 
-        # The next `make run`: the same password, and everything serves through it.
-        again = Running(portal_env, tmp_path / "launcher-again.log")
-        try:
-            again.wait_serving()
-            assert (var / "redis_password").read_text() == password
-            assert redis.Redis(unix_socket_path=str(sock), password=password).get("from-before") == b"kept"
-
-            def worker_answers() -> object:
-                try:
-                    return app.control.ping(timeout=1)
-                except (redis.ConnectionError, OperationalError):  # this process's first try after the restart
-                    # meets a socket to the stopped server, which kombu keeps (shared by the Celery apps)
-                    return None
-
-            wait_until(worker_answers, timeout=60, interval=0.5,
-                       message=f"the worker does not answer:\n{again.output()[-2000:]}")
-            assert again.ctrl_c() == 0
-        finally:
-            again.kill()
     finally:
         old.kill()
         old.wait()
