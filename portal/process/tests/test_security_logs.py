@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_until
 from portal.process import keeper
 from portal.process.logtail import CREATED_RECORD, NotARegularFile, follow, rotate_copytruncate, tail
 from portal.process.spec import Spec
@@ -91,11 +92,12 @@ def test_a_log_file_the_keeper_creates_is_recorded_as_its_own(tmp_path, run_dir)
     log_file = root / "gw.log"
     keeper.launch(spec_logging_to(log_file, roots=[str(root)]), run_dir)
     assert keeper.wait_for(run_dir, {"running"}, timeout=10)["state"] == "running"
+    # Running means spawned (this spec has no probe): the interpreter prints a moment later.
+    wait_until(lambda: "started" in log_file.read_text(), timeout=15, message="the child's output is not in its log")
     assert keeper.request_stop(run_dir, timeout=10)
     record = json.loads((run_dir / CREATED_RECORD).read_text())
     st = log_file.stat()
     assert record == {str(log_file): [st.st_dev, st.st_ino]}
-    assert "started" in log_file.read_text()
 
 
 def tail_in_thread(path: Path) -> tuple[threading.Thread, dict]:
