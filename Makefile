@@ -1,7 +1,14 @@
 # Two commands: `make run` sets up and starts the portal; `make test` runs the whole suite.
 
-# The newest usable Python 3.11+ (3.12+ gets Django 6.1; 3.11 gets the 5.2 LTS).
-PYTHON ?= $(shell for p in python3.12 python3.13 python3 python3.11 python; do \
+# The newest usable Python 3.11+ (3.12+ gets Django 6.1; 3.11 gets the 5.2 LTS). As root, the portal
+# runs hosted code as users of their own, which run the portal's interpreter too (the sandbox's
+# wrapper, a gateway server, pip): so first one that an unprivileged user can run (not one under
+# root's private home, as pyenv's), then any.
+PYTHONS := python3.12 python3.13 python3 python3.11 python /usr/bin/python3 /usr/local/bin/python3
+AS_NOBODY := $(shell [ "$$(id -u)" = 0 ] && command -v setpriv >/dev/null && echo setpriv --reuid=65534 --regid=65534 --clear-groups)
+PYTHON ?= $(shell for p in $(PYTHONS); do \
+	$(AS_NOBODY) $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; exit; }; done; \
+	for p in $(PYTHONS); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python

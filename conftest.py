@@ -77,6 +77,27 @@ def _retry_flush_on_deadlock() -> None:
 _retry_flush_on_deadlock()
 
 
+# Folders the hosted processes read ---------------------------------------------
+# When the suite runs as root, every gateway and web application it starts runs as a user of its
+# own (portal/process/accounts.py), which must be able to pass through the test's folders and read
+# the applications written there, as an operator's application folder is (0755, files 0644). pytest
+# makes its folders 0700 and the settings set the portal's private umask (077) in this process.
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """pytest's tmp_path, passable by other users (0711, and the folders above it), with files and
+    folders the test makes readable to them (umask 022) for the time of the test."""
+    base = tmp_path.parent.parent  # /tmp/pytest-of-USER
+    for folder in (base, tmp_path.parent, tmp_path):
+        folder.chmod(0o711)
+    old = os.umask(0o022)
+    try:
+        yield tmp_path
+    finally:
+        os.umask(old)
+
+
 # Users -------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ class GatewayAdapter(ProcessAdapter):
     runtime_fields = RUNTIME_FIELDS
 
     def preflight(self, obj: Gateway) -> checks.CheckFailure | None:
-        return runtime.preflight(obj)
+        return runtime.preflight(obj, self.account(obj))
 
     def build_spec(self, obj: Gateway) -> Spec:
         return runtime.build_spec(obj)

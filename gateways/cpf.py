@@ -39,6 +39,9 @@ KEYS = (
     Key("InitTimeout", "init_timeout", integer(2, 300, 5), "Seconds, 2 to 300."),
     Key("RestartPolicy", "restart_policy", choice(RESTART_POLICIES), "never, on-failure or always."),
     Key("StopTimeout", "stop_timeout", integer(1, 300, 5), "Seconds, 1 to 300."),
+    Key("RunAs", "run_as", help="The user its processes run as when the portal runs as root; empty: a user of "
+                                "its own, made by the portal."),
+    Key("AllowRoot", "allow_root", flag, "1: RunAs may be root (its code may then do anything on the host)."),
 )
 FIELD_KEYS = {k.field: k.name for k in KEYS if k.field}
 SHOWN_KEYS = [k for k in KEYS if k.field]

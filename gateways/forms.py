@@ -20,6 +20,7 @@ from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html
 
 from gateways.models import Gateway
+from processes.accounts import check_run_as
 
 if TYPE_CHECKING:
     from portal.process.checks import CheckFailure
@@ -213,6 +214,8 @@ class GatewayForm(forms.ModelForm):
             "init_timeout",
             "restart_policy",
             "stop_timeout",
+            "run_as",
+            "allow_root",
         ]
 
     def __init__(self, *args: Any, check_ports: bool = True, snapshot: Snapshot | None = None,
@@ -402,6 +405,7 @@ class GatewayForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        check_run_as(self, data)
         server, port = data.get("server"), data.get("port")
         if server and port:
             if self.snapshot is not None:

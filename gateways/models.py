@@ -32,6 +32,9 @@ RUNTIME_FIELDS = (
     "stop_timeout",
     # Whether the process may listen beyond loopback without a passphrase at all.
     "allow_unauthenticated_network",
+    # Who it runs as (processes.accounts): changed only while it is stopped.
+    "run_as",
+    "allow_root",
 )
 
 

@@ -16,6 +16,7 @@ from gateways.models import Gateway
 from gateways.probe import PATH as PROBE_PATH
 from portal import paths
 from portal.process import checks
+from portal.process.accounts import Account
 from portal.process.checks import CheckFailure, check_log_file
 from portal.process.spec import Spec
 from portal.queues import LOCAL_NAMES, host_queue
@@ -49,13 +50,14 @@ def log_file_problem(gateway: Gateway, path: str | None = None) -> CheckFailure 
     )
 
 
-def preflight(gateway: Gateway) -> CheckFailure | None:
-    """What would make a start fail, found before the start: with a message that says the fix."""
+def preflight(gateway: Gateway, account: Account | None = None) -> CheckFailure | None:
+    """What would make a start fail, found before the start: with a message that says the fix. The
+    interpreter runs as ``account``, the user the server will run as."""
     return (
         checks.check_network_exposure(gateway.server, gateway.use_passphrase, gateway.allow_unauthenticated_network)
         or log_file_problem(gateway)
-        or checks.check_python(gateway.python_executable)
-        or checks.check_modules(gateway.python_executable, ["msgpack"])
+        or checks.check_python(gateway.python_executable, account)
+        or checks.check_modules(gateway.python_executable, ["msgpack"], account)
         or checks.check_bind_address(gateway.server)
         or checks.check_port_free(gateway.server, gateway.port)
     )

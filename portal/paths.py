@@ -21,6 +21,9 @@ REDIS_DIR = VAR_DIR / "redis"
 REDIS_SOCKET = REDIS_DIR / "redis.sock"
 LOG_DIR = VAR_DIR / "log"
 RUN_DIR = VAR_DIR / "run"
+# The hosted processes' own folders (their homes: socket, virtualenv, caches), outside var/, which
+# stays the portal's alone (0700): a process that runs as a user of its own cannot even pass it.
+HOSTED_DIR = Path(os.environ.get("PORTAL_HOSTED_DIR") or VAR_DIR.parent / f"{VAR_DIR.name}-hosted").resolve()
 # The front on the apps port: the routes file the portal writes, the figures the front writes,
 # and (when nginx is the front) nginx's config, pid file, logs and temp folders.
 FRONT_DIR = VAR_DIR / "front"

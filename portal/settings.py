@@ -32,6 +32,18 @@ PORTAL_SANDBOX        "on" (default): every web application and gateway runs in 
 PORTAL_SANDBOX_WRITABLE
                       More folders the sandboxed processes may write (absolute
                       paths separated by ":"). Default: none.
+PORTAL_HOSTED_USERS   "auto" (default): when the portal runs as root (and other users
+                      can run its Python and read its code), every gateway and web
+                      application runs as a user of its own, else as the portal's user
+                      (and says so at each start); "required": a start fails instead;
+                      "off": always the portal's user.
+PORTAL_HOSTED_UIDS    When the portal runs as root, each gateway and web application
+                      runs as a user of its own: a uid (and gid) from this range,
+                      given to one definition for good, with no /etc/passwd entry
+                      (uids that have one are skipped). Default: 40000-49999.
+PORTAL_HOSTED_DIR     The folder of the hosted processes' own files (each one's
+                      home: its socket, virtualenv, caches), outside var/.
+                      Default: var-hosted/ beside var/.
 PORTAL_PORT           The port of the portal's pages (make run serves them there);
                       the front's 503 page of a stopped application links to its
                       page on that port. Default: 8000.
@@ -301,6 +313,27 @@ def _sandbox_writable(text: str) -> list[str]:
 # The Landlock sandbox of web applications and gateways (portal/process/sandbox.py).
 PORTAL_SANDBOX = _sandbox_mode(os.environ.get("PORTAL_SANDBOX", "on").strip().lower() or "on")
 PORTAL_SANDBOX_WRITABLE = _sandbox_writable(os.environ.get("PORTAL_SANDBOX_WRITABLE", ""))
+
+
+def _hosted_uids(text: str) -> tuple[int, int]:
+    from portal.process.accounts import parse_uid_range
+
+    try:
+        return parse_uid_range(text)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{exc}; leave it unset for 40000-49999.") from None
+
+
+def _hosted_users(text: str) -> str:
+    if text not in ("auto", "off", "required"):
+        raise ImproperlyConfigured(f"PORTAL_HOSTED_USERS={text!r} is not auto, off or required: "
+                                   "leave it unset for auto.")
+    return text
+
+
+# Who hosted code runs as (portal/process/accounts.py).
+PORTAL_HOSTED_USERS = _hosted_users(os.environ.get("PORTAL_HOSTED_USERS", "auto").strip().lower() or "auto")
+PORTAL_HOSTED_UIDS = _hosted_uids(os.environ.get("PORTAL_HOSTED_UIDS", "").strip() or "40000-49999")
 # Only for a link (the launcher refuses a bad PORTAL_PORT when it starts the web server): none when not a port.
 _portal_port = os.environ.get("PORTAL_PORT", "8000").strip()
 PORTAL_PORT = int(_portal_port) if _portal_port.isascii() and _portal_port.isdigit() and 0 < int(_portal_port) < 65536 \

@@ -52,6 +52,8 @@ and may override (the default in brackets):
                           the API), e.g. server and port [{}].
 ``unknown_host(obj)``     -> CheckFailure | None: the process's host does not exist, so no
                           worker will ever take its task; the request is answered at once [None].
+``hosted_dir(obj)``       -> Path: its home outside var/, owned by its account [HOSTED_DIR/run_folder/run_key].
+``account(obj)``          -> Account | None: who its processes run as (processes/accounts.py).
 ``sandbox(obj)``          -> dict: the Landlock policy the keeper applies (portal.process.sandbox):
                           var/ hidden but for its run directory, the portal's code read-only, the
                           rest of the host read-only [sandbox_policy(obj)].
@@ -68,6 +70,7 @@ from portal import paths
 from portal.queues import host_queue
 
 if TYPE_CHECKING:
+    from portal.process.accounts import Account
     from portal.process.checks import CheckFailure
     from portal.process.spec import Spec
     from processes.models import ManagedProcess
@@ -141,6 +144,26 @@ class ProcessAdapter:
     def sandbox(self, obj: Any) -> dict[str, Any]:
         return self.sandbox_policy(obj)
 
+    def hosted_dir(self, obj: Any) -> Path:
+        """Its home: the folder of its own (socket, virtualenv, caches), outside var/, which its
+        account owns (portal/process/accounts.py)."""
+        return paths.HOSTED_DIR / self.run_folder / str(obj.run_key)
+
+    def account(self, obj: Any) -> Account | None:
+        """Who its processes run as on this host (None: the portal's own user, which cannot switch);
+        AccountError says why it may not start."""
+        from processes.accounts import account_of
+
+        return account_of(self.kind, obj, str(self.hosted_dir(obj)))
+
+    def prepare_account(self, obj: Any) -> Account | None:
+        """The account, with its home made and given to it (0700)."""
+        from portal.process.accounts import own_folder
+
+        account = self.account(obj)
+        own_folder(str(self.hosted_dir(obj)), account)
+        return account
+
     def sandbox_policy(self, obj: Any, writable: list[str] = [], read_only: list[str] = [],  # noqa: B006
                        rest: str = "read-only") -> dict[str, Any]:
         """The policy of PORTAL_SANDBOX and PORTAL_SANDBOX_WRITABLE for ``obj``, plus ``writable``,
@@ -148,8 +171,9 @@ class ProcessAdapter:
         from portal.process.sandbox import portal_policy
 
         return portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(settings.BASE_DIR),
-                             run_dir=str(self.run_dir(obj)), writable=writable, read_only=read_only, rest=rest,
-                             mode=settings.PORTAL_SANDBOX, extra_writable=settings.PORTAL_SANDBOX_WRITABLE)
+                             run_dir=str(self.hosted_dir(obj)), writable=writable, read_only=read_only, rest=rest,
+                             mode=settings.PORTAL_SANDBOX, extra_writable=settings.PORTAL_SANDBOX_WRITABLE,
+                             hidden=[str(paths.HOSTED_DIR)])
 
 
 _BY_KIND: dict[str, ProcessAdapter] = {}

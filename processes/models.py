@@ -51,9 +51,33 @@ class ManagedProcess(models.Model):
     last_seq = models.IntegerField(default=0)
     # Names the keeper's run directory: stable, and free of the characters a name may have.
     run_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Who its processes run as when the portal may switch users (portal/process/accounts.py):
+    # empty for a user of its own (a dynamic uid, see HostedUser), or an existing user's name.
+    run_as = models.CharField(
+        "run as", max_length=32, blank=True,
+        help_text="Leave empty for a user of its own, made by the portal (recommended); or an existing user.",
+    )
+    allow_root = models.BooleanField(
+        "allow running as root", default=False,
+        help_text="Only when Run as names root: its code may then do anything on this host.",
+    )
 
     class Meta:
         abstract = True
+
+    @property
+    def runs_as(self) -> str:
+        """Who its processes run as on this host, in words (processes/accounts.py)."""
+        from processes.accounts import describe
+        from processes.adapters import adapter_of
+
+        return describe(adapter_of(self).kind, self)
+
+    @property
+    def runs_as_root(self) -> bool:
+        from processes.accounts import names_root
+
+        return bool(self.allow_root and names_root(self.run_as))
 
     @property
     def is_active(self) -> bool:
@@ -235,3 +259,22 @@ class Activity(models.Model):
             "host": self.host,
             "message": self.message,
         }
+
+
+class HostedUser(models.Model):
+    """The dynamic user of one definition: a uid from PORTAL_HOSTED_UIDS, given for good.
+
+    Kept when the definition is deleted, so that a uid is never given to another definition
+    (files the first one left, in /tmp say, would be the second one's).
+    """
+
+    kind = models.CharField(max_length=32)
+    object_id = models.PositiveBigIntegerField()
+    uid = models.PositiveIntegerField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "object_id"], name="hosted_user_per_process")]
+
+    def __str__(self) -> str:
+        return f"uid {self.uid} ({self.kind} {self.object_id})"

@@ -257,6 +257,7 @@ def _apply_status(obj: ManagedProcess, status: dict[str, Any], host: str, events
         "restarts": status.get("restarts") or 0,
         "log_file": status.get("log_file"),
         "sandbox": status.get("sandbox"),
+        "account": status.get("account"),
         "error": status.get("error"),
     }
     obj.save(

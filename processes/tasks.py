@@ -19,9 +19,11 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from portal.process import checks, keeper, lock
+from portal.process import accounts, checks, keeper, lock
+from portal.process.accounts import AccountError
 from portal.process.states import DOWN, STARTABLE, STARTING, STOPPED, STOPPING
 from processes import sync
+from processes.accounts import cannot_switch
 from processes.adapters import ProcessAdapter, adapter_of, all_adapters
 from processes.models import ManagedProcess
 
@@ -135,6 +137,15 @@ def _start_locked(kind: ProcessAdapter, pk: int, trigger: str, seq: int | None) 
     if obj.state not in STARTABLE:
         _done(kind, pk, seq)
         return {"state": obj.state, "note": "already active; nothing to do"}
+    try:
+        # Who it runs as, and its home made for that user, before anything of it runs (its build).
+        account = kind.prepare_account(obj)
+    except AccountError as e:
+        return refuse_start(obj, trigger, checks.CheckFailure("account", str(e)), seq)
+    except OSError as e:
+        failure = checks.CheckFailure("account", f"its folder {kind.hosted_dir(obj)} cannot be made "
+                                                 f"({e.strerror or e}): check PORTAL_HOSTED_DIR")
+        return refuse_start(obj, trigger, failure, seq)
     deferred = kind.defer_start(obj, trigger, seq)
     if deferred:
         # The request stays in flight (its intent): the deferred work starts it, or refuses it.
@@ -157,9 +168,15 @@ def _start_locked(kind: ProcessAdapter, pk: int, trigger: str, seq: int | None) 
     warning = kind.launch_warning(obj)
     if warning:
         _warn(obj, trigger, warning)
+    if account is None:
+        _warn(obj, trigger, f"Runs as the portal's own user ({accounts.portal_user()}), not as a user of its own: "
+                            f"{cannot_switch()} (docs/security.md)")
+    elif account.is_root:
+        _warn(obj, trigger, "Runs as root, as an Administrator allowed: its code may do anything on this host")
     try:
         spec = kind.build_spec(obj)
         spec.sandbox = kind.sandbox(obj)
+        spec.account = account.to_dict() if account is not None else None
         keeper.launch(spec, rd, trigger=trigger)
     except keeper.KeeperBusy:
         sync.sync(kind, pk, host)

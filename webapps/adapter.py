@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.urls import reverse
@@ -18,6 +18,9 @@ from portal import paths
 from portal.process import checks
 from portal.process.checks import CheckFailure, check_log_file
 from portal.process.spec import Spec
+
+if TYPE_CHECKING:
+    from portal.process.accounts import Account
 from processes.adapters import ProcessAdapter
 from webapps.models import RUNTIME_FIELDS, WebApp
 from webapps.runtime import engines
@@ -31,9 +34,14 @@ def run_dir(webapp: WebApp) -> Path:
     return paths.RUN_DIR / "webapps" / str(webapp.run_key)
 
 
+def hosted_dir(webapp: WebApp) -> Path:
+    """Its home, owned by the user it runs as: socket, virtualenvs, caches (outside var/)."""
+    return paths.HOSTED_DIR / "webapps" / str(webapp.run_key)
+
+
 def socket_path(webapp: WebApp) -> Path:
     """The unix socket the engine listens on, which the front connects to."""
-    return run_dir(webapp) / SOCKET_NAME
+    return hosted_dir(webapp) / SOCKET_NAME
 
 
 def log_folder() -> Path:
@@ -77,7 +85,7 @@ def log_file_problem(webapp: WebApp, path: str | None = None) -> CheckFailure | 
 
 
 def venv_root(webapp: WebApp) -> Path:
-    return paths.VAR_DIR / VENV_FOLDER / str(webapp.run_key)
+    return hosted_dir(webapp) / VENV_FOLDER
 
 
 def python_of(webapp: WebApp) -> str:
@@ -132,8 +140,9 @@ def build_spec(webapp: WebApp) -> Spec:
     return spec
 
 
-def preflight(webapp: WebApp) -> CheckFailure | None:
-    """What would make a start fail, said before the start, each with its fix."""
+def preflight(webapp: WebApp, account: Account | None = None) -> CheckFailure | None:
+    """What would make a start fail, said before the start, each with its fix. Whatever runs the
+    application's interpreter runs as ``account``, the user its engine will run as."""
     if not os.path.isdir(webapp.directory):
         return CheckFailure("directory-missing", f"the application directory {webapp.directory} does not exist "
                             "on this host; create it, or edit the definition")
@@ -141,14 +150,14 @@ def preflight(webapp: WebApp) -> CheckFailure | None:
     if failure is not None:
         return failure
     if webapp.requirements_file:
-        failure = ensure_virtualenv(webapp)
+        failure = ensure_virtualenv(webapp, account)
         if failure is not None:
             return failure
     python = python_of(webapp)
-    failure = checks.check_python(python)
+    failure = checks.check_python(python, account)
     if failure is not None:
         return failure
-    failure = engines.check_engine(python, webapp.engine_name)
+    failure = engines.check_engine(python, webapp.engine_name, account)
     if failure is not None:
         return failure
     problems = app_run(webapp).problems()
@@ -156,13 +165,15 @@ def preflight(webapp: WebApp) -> CheckFailure | None:
         return CheckFailure("definition", "; ".join(problems))
     import tempfile
 
+    from portal.process.accounts import own_folder
     from webapps.checks import check_environment, check_sandbox, missing_package
     from webapps.runtime.appcheck import check_app
 
     with tempfile.TemporaryDirectory(prefix="appcheck-") as scratch:
+        own_folder(scratch, account)
+        env = {**check_environment(webapp.name, app_environment(webapp)), **(account.env() if account else {})}
         result = check_app(python, webapp.directory, webapp.module, webapp.callable, webapp.protocol,
-                           env=check_environment(webapp.name, app_environment(webapp)),
-                           sandbox=check_sandbox(python, webapp.directory, scratch))
+                           env=env, sandbox=check_sandbox(python, webapp.directory, scratch), account=account)
     if result.ok:
         return None
     if result.code == "package-missing":
@@ -193,14 +204,15 @@ def defer_build(webapp: WebApp, trigger: str, seq: int | None) -> str | None:
     return "building its virtualenv"
 
 
-def ensure_virtualenv(webapp: WebApp) -> CheckFailure | None:
+def ensure_virtualenv(webapp: WebApp, account: Account | None = None) -> CheckFailure | None:
     """Build (or rebuild, when the requirements file changed) the application's virtualenv, with its
     engine, in the build worker's task (defer_build). pip's lines go to the row's startup details as they come (the
-    page polls them), its outcome to the Activity."""
+    page polls them), its outcome to the Activity. The build (pip, and whatever build code a
+    requirement runs) runs as ``account``, in the application's sandbox: :func:`build_virtualenv`."""
     import time
 
     from processes import sync
-    from webapps.runtime.venvs import VenvError, ensure_venv, venv_state
+    from webapps.runtime.venvs import VenvError, venv_state
 
     try:
         state = venv_state(venv_root(webapp), webapp.requirements_file, webapp.engine_name)
@@ -220,7 +232,7 @@ def ensure_virtualenv(webapp: WebApp) -> CheckFailure | None:
     sync.record(webapp, message=f"{what} the virtualenv from {webapp.requirements_file} with {webapp.engine_name}",
                 trigger="system", host=host)
     try:
-        venv = ensure_venv(venv_root(webapp), webapp.requirements_file, webapp.engine_name, progress=progress)
+        venv = build_virtualenv(webapp, account, progress)
     except VenvError as e:
         last = " | ".join(e.lines[-5:])
         message = f"the virtualenv from {webapp.requirements_file} could not be built: {e}{': ' + last if last else ''}"
@@ -229,6 +241,31 @@ def ensure_virtualenv(webapp: WebApp) -> CheckFailure | None:
     sync.record(webapp, message=f"Virtualenv {venv.path} ready in {time.monotonic() - started:.1f} s",
                 trigger="system", host=host)
     return None
+
+
+def build_virtualenv(webapp: WebApp, account: Account | None, progress: Any) -> Any:
+    """webapps.runtime.venvs.build_as for ``webapp``: as its user, in a sandbox where var/ and the
+    other applications' folders are hidden, the portal's installation read-only, its own folder,
+    its application's folder (a local package builds in place) and /tmp writable. Only pip's own
+    settings (PIP_*, proxies) of the portal's environment reach it."""
+
+    from portal.process import sandbox as landlock
+    from portal.process.spec import inherited_env
+    from webapps.runtime.venvs import PIP_ENV_PREFIXES, VenvError, build_as
+
+    home = hosted_dir(webapp)
+    policy = landlock.portal_policy(
+        var_dir=str(paths.VAR_DIR), base_dir=str(settings.BASE_DIR), run_dir=str(home),
+        writable=[webapp.directory, os.path.dirname(os.path.abspath(webapp.requirements_file))],
+        hidden=[str(paths.HOSTED_DIR)], mode=settings.PORTAL_SANDBOX, extra_writable=settings.PORTAL_SANDBOX_WRITABLE)
+    confined, _, refused = landlock.decide(policy)
+    if refused:
+        raise VenvError(refused)
+    prefix = landlock.wrap([], policy) if confined else []  # the wrapper and its arguments, up to "--"
+    env = {**inherited_env(), **{k: v for k, v in os.environ.items() if k.startswith(PIP_ENV_PREFIXES)},
+           "HOME": str(home), "PYTHONPATH": str(settings.BASE_DIR), **(account.env() if account else {})}
+    return build_as(venv_root(webapp), webapp.requirements_file, webapp.engine_name, argv_prefix=prefix, env=env,
+                    cwd=str(home), popen_kwargs=account.popen_kwargs() if account else {}, progress=progress)
 
 
 class WebAppAdapter(ProcessAdapter):
@@ -240,7 +277,7 @@ class WebAppAdapter(ProcessAdapter):
     runtime_fields = RUNTIME_FIELDS
 
     def preflight(self, obj: WebApp) -> CheckFailure | None:
-        return preflight(obj)
+        return preflight(obj, self.account(obj))
 
     def build_spec(self, obj: WebApp) -> Spec:
         return build_spec(obj)
@@ -249,6 +286,9 @@ class WebAppAdapter(ProcessAdapter):
         """Its own folder writable (the examples keep their SQLite file there), its virtualenv readable."""
         return self.sandbox_policy(obj, writable=[obj.directory],
                                    read_only=[str(venv_root(obj))] if obj.requirements_file else [])
+
+    def hosted_dir(self, obj: WebApp) -> Path:
+        return hosted_dir(obj)
 
     def defer_start(self, obj: WebApp, trigger: str, seq: int | None) -> str | None:
         return defer_build(obj, trigger, seq)

@@ -91,28 +91,34 @@ def check_environment(mount: str, env: dict[str, str]) -> dict[str, str]:
 def check_sandbox(python: str, directory: str, scratch: str) -> dict[str, Any]:
     """The sandbox of an application's check (its code runs when it is imported): its engine's,
     with ``scratch`` (a folder of its own for the check) as its run directory, and the interpreter's
-    virtualenv readable when it is one the portal built in var/venvs/."""
+    virtualenv readable when it is one the portal built (in its folder under PORTAL_HOSTED_DIR)."""
     from django.conf import settings
 
     from portal import paths
     from portal.process.sandbox import portal_policy
 
     venv = os.path.realpath(os.path.dirname(os.path.dirname(python)))
-    read_only = [venv] if venv.startswith(str(paths.VAR_DIR) + os.sep) else []
+    read_only = [venv] if venv.startswith(str(paths.HOSTED_DIR) + os.sep) else []
     return portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(settings.BASE_DIR), run_dir=scratch,
                          writable=[directory], read_only=read_only, mode=settings.PORTAL_SANDBOX,
-                         extra_writable=settings.PORTAL_SANDBOX_WRITABLE)
+                         extra_writable=settings.PORTAL_SANDBOX_WRITABLE, hidden=[str(paths.HOSTED_DIR)])
 
 
 def check_application(*, python: str, directory: str, module: str, callable_name: str, protocol: str,
                       env: dict[str, str], timeout: float, mount: str = "", requirements_file: str = "",
-                      keys: FixKeys | None = None) -> AppProblem | None:
+                      keys: FixKeys | None = None, run_as: str = "", instance: Any = None) -> AppProblem | None:
+    """The import check of a definition being saved, run as the user its engine will run as
+    (processes.accounts.check_account), in its sandbox."""
+    from portal.process.accounts import own_folder
+    from processes.accounts import check_account
     from webapps.runtime.appcheck import check_app
 
     with tempfile.TemporaryDirectory(prefix="appcheck-") as scratch:
+        account = check_account("webapp", instance, run_as, scratch)
+        own_folder(scratch, account)
         result = check_app(python, directory, module, callable_name, protocol,
-                           env=check_environment(mount, env), timeout=timeout,
-                           sandbox=check_sandbox(python, directory, scratch))
+                           env={**check_environment(mount, env), **(account.env() if account else {})},
+                           timeout=timeout, sandbox=check_sandbox(python, directory, scratch), account=account)
     if result.ok:
         return None
     return describe(result, directory=directory, requirements_file=requirements_file, keys=keys)

@@ -84,6 +84,9 @@ KEYS = (
     Key("RestartPolicy", "restart_policy", choice(RESTART_POLICIES), "never, on-failure or always."),
     Key("InitTimeout", "init_timeout", integer(2, 300, 30), "Seconds, 2 to 300."),
     Key("StopTimeout", "stop_timeout", integer(1, 300, 10), "Seconds, 1 to 300."),
+    Key("RunAs", "run_as", help="The user its processes run as when the portal runs as root; empty: a user of "
+                                "its own, made by the portal."),
+    Key("AllowRoot", "allow_root", flag, "1: RunAs may be root (its code may then do anything on the host)."),
     Key(ENV, "environment", help="Env.NAME=value: one environment variable (all of them, when any is given)."),
     Key(SECRET_ENV_FILE, "secret_environment",
         help="SecretEnvFile.NAME=/path: a secret variable, read from the file's first line.", secret=True),

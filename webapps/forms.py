@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from gateways.forms import check_log_file_field, check_python_executable
 from portal import paths
+from processes.accounts import check_run_as
 from webapps.models import MAX_THREADS, MAX_WORKERS, WebApp, default_python
 from webapps.runtime import engines
 
@@ -264,6 +265,8 @@ class WebAppForm(forms.ModelForm):
             "stop_timeout",
             "namespace",
             "match_roles",
+            "run_as",
+            "allow_root",
         ]
 
     def __init__(self, *args: Any, check_app: bool = True, app_checks: dict[Any, Any] | None = None,
@@ -578,6 +581,7 @@ class WebAppForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        check_run_as(self, data)
         self._check_lengths(data)
         python, requirements = data.get("python_executable"), data.get("requirements_file")
         if python and requirements:
@@ -689,6 +693,8 @@ class WebAppForm(forms.ModelForm):
                 mount=data.get("name") or self.instance.name,
                 requirements_file=requirements_file,
                 keys=self.fix_keys,
+                run_as=data.get("run_as") or "",
+                instance=self.instance if self.instance.pk else None,
             )
             if self.app_checks is not None:
                 self.app_checks[key] = problem
@@ -748,4 +754,6 @@ def definition_data(instance: WebApp) -> dict[str, Any]:
         "stop_timeout": str(instance.stop_timeout),
         "namespace": instance.namespace,
         "match_roles": instance.match_roles,
+        "run_as": instance.run_as,
+        "allow_root": "on" if instance.allow_root else "",
     }

@@ -40,6 +40,9 @@ RUNTIME_FIELDS = (
     "restart_policy",
     "init_timeout",
     "stop_timeout",
+    # Who it runs as (processes.accounts): changed only while it is stopped.
+    "run_as",
+    "allow_root",
 )
 MAX_WORKERS = 32
 MAX_THREADS = 64

@@ -71,7 +71,7 @@ def delete_definition(webapp: WebApp, user: Any, actor: str | None = None) -> No
     webapp.refresh_from_db()
     if blocker := delete_blocker(webapp):
         raise control.ControlError(blocker)
-    root = adapter.venv_root(webapp)
+    root = adapter.hosted_dir(webapp)
     with transaction.atomic():
         audit.record(
             user=user,
@@ -83,7 +83,7 @@ def delete_definition(webapp: WebApp, user: Any, actor: str | None = None) -> No
             secret_fields=WebApp.SECRET_FIELDS,
         )
         webapp.delete()
-        # Its virtualenv (tens of megabytes) goes with it, once the delete is committed.
+        # Its folder (its virtualenv: tens of megabytes) goes with it, once the delete is committed.
         transaction.on_commit(lambda: _remove_virtualenv(root))
 
 

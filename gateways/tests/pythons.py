@@ -116,14 +116,13 @@ def require(minor: str, why: str) -> Interpreter:
 
 
 def without_msgpack(tmp_path: Path) -> str:
-    """A CPython 3.9+ that cannot import msgpack: the oldest found, else a fresh bare venv.
+    """A CPython 3.9+ that cannot import msgpack: a fresh bare venv in ``tmp_path``.
 
     The venv (``python -m venv --without-pip``, under a tenth of a second) always lacks msgpack,
-    so tests that need such an interpreter run on every machine.
+    so tests that need such an interpreter run on every machine; and the portal's own users (the
+    gateway's own user, when the suite runs as root) can run it, which they cannot do with an
+    interpreter under root's private home.
     """
-    for interp in interpreters():
-        if interp.implementation == "CPython" and interp.version >= (3, 9) and not interp.has_msgpack:
-            return interp.path
     venv = tmp_path / "bare-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
     return str(venv / "bin" / "python")

@@ -14,6 +14,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from portal.process import accounts
+from portal.process.accounts import Account
+
 MIN_PYTHON = (3, 9)
 _VERSION_TIMEOUT = 5.0
 
@@ -29,8 +32,9 @@ class CheckFailure:
         return self.message
 
 
-def check_python(path: str) -> CheckFailure | None:
-    """The interpreter exists, runs, is a Python and is at least 3.9."""
+def check_python(path: str, account: Account | None = None) -> CheckFailure | None:
+    """The interpreter exists, runs, is a Python and is at least 3.9. ``account``: the user to run
+    it as (a virtualenv's interpreter runs its .pth files: hosted code, never run as the portal)."""
     if not path:
         return CheckFailure("python-missing", "no Python executable is set; enter the path of a Python 3.9 or newer")
     if not os.path.exists(path):
@@ -41,13 +45,19 @@ def check_python(path: str) -> CheckFailure | None:
                             f"check the path, or make it executable (chmod +x {path})",
                             fix=f"chmod +x {path}")
     try:
-        proc = subprocess.run(
-            [path, "-c", "import sys; print(tuple(sys.version_info[:3]))"],
+        proc = accounts.run(
+            [path, "-c", "import sys; print(tuple(sys.version_info[:3]))"], account,
             capture_output=True, text=True, timeout=_VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False,
         )
     except subprocess.TimeoutExpired:
         return CheckFailure("python-hangs", f"{path} did not answer within {_VERSION_TIMEOUT:g} s; "
                             "is it really a Python interpreter?")
+    except PermissionError as exc:
+        if account is None:
+            return CheckFailure("python-not-runnable", f"{path} cannot be run: {exc.strerror or exc}")
+        return CheckFailure("python-not-runnable", f"{path} cannot be run by {account.describe()}, the user it "
+                            f"runs as ({exc.strerror or exc}): choose an interpreter other users may run (e.g. "
+                            "/usr/bin/python3), or open its folders to them (chmod o+rx)")
     except OSError as exc:
         return CheckFailure("python-not-runnable", f"{path} cannot be run: {exc.strerror or exc}")
     version = _parse_version(proc.stdout) if proc.returncode == 0 else None
@@ -70,8 +80,8 @@ def _parse_version(text: str) -> tuple[int, ...] | None:
     return parts if len(parts) == 3 else None
 
 
-def check_modules(path: str, modules: list[str] | None = None) -> CheckFailure | None:
-    """The interpreter at ``path`` can import ``modules`` (default: msgpack)."""
+def check_modules(path: str, modules: list[str] | None = None, account: Account | None = None) -> CheckFailure | None:
+    """The interpreter at ``path``, run as ``account``, can import ``modules`` (default: msgpack)."""
     modules = ["msgpack"] if modules is None else modules
     if not modules:
         return None
@@ -79,8 +89,8 @@ def check_modules(path: str, modules: list[str] | None = None) -> CheckFailure |
              "missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]\n"
              "print(' '.join(missing))")
     try:
-        proc = subprocess.run([path, "-c", probe, *modules], capture_output=True, text=True,
-                              timeout=_VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+        proc = accounts.run([path, "-c", probe, *modules], account, capture_output=True, text=True,
+                            timeout=_VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return CheckFailure("python-not-runnable", f"{path} cannot be run: {exc}")
     if proc.returncode != 0:

@@ -142,18 +142,19 @@ def policy(*, mode: str = "on", hidden: list[str], read_only: list[str], writabl
 
 def portal_policy(*, var_dir: str, base_dir: str, run_dir: str, writable: list[str] | tuple[str, ...] = (),
                   read_only: list[str] | tuple[str, ...] = (), rest: str = "read-only", mode: str = "on",
-                  extra_writable: list[str] | tuple[str, ...] = ()) -> Policy:
-    """The policy of a process the portal starts: var/ hidden but for its run directory (and
-    what ``read_only`` names there: its virtualenv), the portal's installation read-only (its
-    code, its .venv: both run at the portal's next start), ``writable`` (its own folder), the
-    temporary folders and ``extra_writable`` (PORTAL_SANDBOX_WRITABLE) writable."""
+                  extra_writable: list[str] | tuple[str, ...] = (), hidden: list[str] | tuple[str, ...] = ()) -> Policy:
+    """The policy of a process the portal starts: var/ (and ``hidden``: the other hosted
+    processes' folders) hidden but for ``run_dir``, its own folder (and what ``read_only`` names
+    there: its virtualenv), the portal's installation read-only (its code, its .venv: both run at
+    the portal's next start), ``writable`` (its application's folder), the temporary folders and
+    ``extra_writable`` (PORTAL_SANDBOX_WRITABLE) writable."""
     installation = [base_dir]
     venv = os.path.join(base_dir, ".venv")
     if os.path.lexists(venv):
         installation.append(_real(venv))  # a link to the virtualenv elsewhere
     if sys.prefix != sys.base_prefix:
         installation.append(sys.prefix)  # the virtualenv the portal (and its keeper) runs in
-    return policy(mode=mode, hidden=[var_dir], read_only=[*installation, *read_only],
+    return policy(mode=mode, hidden=[var_dir, *hidden], read_only=[*installation, *read_only],
                   writable=[run_dir, *writable, "/tmp", "/var/tmp", *extra_writable],
                   rest=rest, mirror_dir=run_dir)
 

@@ -81,6 +81,8 @@ class Spec:
     reload: dict[str, Any] | None = None
     # Landlock policy applied between fork and exec (portal.process.sandbox); None: not sandboxed.
     sandbox: dict[str, Any] | None = None
+    # Who the process runs as (portal.process.accounts.Account.to_dict()); None: the keeper's user.
+    account: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -131,8 +133,11 @@ class Spec:
     # -- secrets and display -------------------------------------------------------
 
     def child_env(self, environ: dict[str, str] | None = None) -> dict[str, str]:
-        """The whole environment of the process: the allowlisted inherited part, then ``env``."""
-        return {**inherited_env(environ, self.pass_env), **self.env}
+        """The whole environment of the process: the allowlisted inherited part, the account's
+        HOME, USER and LOGNAME (never the portal user's), then ``env``."""
+        own = {"HOME": self.account["home"], "USER": self.account["name"], "LOGNAME": self.account["name"]} \
+            if self.account else {}
+        return {**inherited_env(environ, self.pass_env), **own, **self.env}
 
     def secret_values(self, environ: dict[str, str] | None = None) -> list[str]:
         """Values that must never be shown, longest first (so overlaps mask fully)."""

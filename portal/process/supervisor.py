@@ -168,6 +168,21 @@ class Keeper:
 
     # -- starting --------------------------------------------------------------------
 
+    def account_said(self) -> str:
+        """Who the process runs as, for the startup details."""
+        from portal.process.accounts import Account, portal_user
+
+        account = Account.from_dict(self.spec.account)
+        if account is None:
+            return f"the portal's own user ({portal_user()}): the portal cannot switch users"
+        return account.describe()
+
+    def account_kwargs(self) -> dict[str, Any]:
+        from portal.process.accounts import Account
+
+        account = Account.from_dict(self.spec.account)
+        return account.popen_kwargs() if account is not None else {}
+
     def child_env(self) -> dict[str, str]:
         # The keeper's environment is already allowlisted (see _start_keeper); filter
         # again so that a keeper started by hand passes on no more.
@@ -229,7 +244,7 @@ class Keeper:
         if busy:
             return busy
         confined, said, refused = sandbox.decide(self.spec.sandbox)
-        self.journal.update(sandbox=said)
+        self.journal.update(sandbox=said, account=self.account_said())
         if not confined and not self.sandbox_noted and self.spec.sandbox is not None:
             self.sandbox_noted = True  # once per keeper, not at each restart
             self.journal.note("sandbox", trigger="keeper", message=said, level="warning")
@@ -259,6 +274,9 @@ class Keeper:
                 stderr=subprocess.STDOUT,
                 close_fds=True,
                 start_new_session=True,  # own group: SIGTERM/SIGKILL reach its whole tree
+                umask=0o077,
+                # Its own user (portal.process.accounts): set by CPython between fork and exec.
+                **self.account_kwargs(),
             )
         except OSError as exc:
             return f"cannot start {self.spec.argv[0]}: {exc.strerror or exc}"

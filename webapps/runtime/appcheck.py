@@ -44,12 +44,13 @@ class AppCheck:
 
 def check_app(python: str, directory: str, module: str, callable_name: str = "app", protocol: str = "wsgi",
               env: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT,
-              sandbox: dict[str, Any] | None = None) -> AppCheck:
+              sandbox: dict[str, Any] | None = None, account: Any = None) -> AppCheck:
     """Import ``module`` from ``directory`` with ``python`` and look at ``callable_name``.
 
     ``env``: the whole environment of the check (the application's, as the keeper gives it);
     None: PATH, HOME and LANG of this process only. ``sandbox``: the Landlock policy to import
     it in (portal.process.sandbox): importing runs the application's code, as the engine will.
+    ``account`` (portal.process.accounts.Account): the user it runs as, the engine's.
     """
     if env is None:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
@@ -64,7 +65,8 @@ def check_app(python: str, directory: str, module: str, callable_name: str = "ap
             argv = landlock.wrap(argv, sandbox)
     try:
         proc = subprocess.Popen(argv, cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                **(account.popen_kwargs() if account is not None else {}))
     except OSError as exc:
         return AppCheck(False, "python-failed", f"{python} cannot be run: {exc.strerror or exc}; "
                                                 "check the Python executable")

@@ -170,7 +170,7 @@ def install_command(python: str, engine: str) -> str:
     return shlex.join(install_argv(python, engine))
 
 
-def check_engine(python: str, engine: str) -> Any:
+def check_engine(python: str, engine: str, account: Any = None) -> Any:
     """None when ``python`` can run ``engine``; else a CheckFailure whose fix installs it.
 
     As ``portal.process.checks.check_modules`` does for a gateway's msgpack, with the pinned
@@ -178,7 +178,7 @@ def check_engine(python: str, engine: str) -> Any:
     """
     from portal.process.checks import CheckFailure, check_modules
 
-    failure = check_modules(python, engine_module(engine))
+    failure = check_modules(python, engine_module(engine), account=account)
     if failure is None or failure.code != "modules-missing":
         return failure
     missing = ", ".join((failure.fix_argv or [])[4:])  # [python, -m, pip, install, *missing]

@@ -235,3 +235,92 @@ def _remove_old(root: Path, keep: set[str]) -> None:
     for entry in root.iterdir():
         if entry.name.startswith("env-") and entry.name not in keep and entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
+
+
+# -- the build as a process of its own ------------------------------------------------------
+# The build runs third-party code (pip's build backends, a setup.py), so the portal runs it as the
+# application's own user, in its sandbox: ``python -m webapps.runtime.venvs ROOT REQUIREMENTS
+# ENGINE``. Everything it does under ROOT (the lock, the stamp, the ``current`` link, removing old
+# virtualenvs) is done as that user, never as the portal in a folder the application can change.
+# It speaks one JSON object a line on its output: {"line": ...} as pip goes, then {"ok": ...}.
+
+
+def main(args: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m webapps.runtime.venvs",
+                                     description="Build an application's virtualenv (see this module).")
+    parser.add_argument("root")
+    parser.add_argument("requirements")
+    parser.add_argument("engine", nargs="?", default="")
+    options = parser.parse_args(args)
+
+    def say(line: str) -> None:
+        print(json.dumps({"line": line}), flush=True)
+
+    try:
+        venv = ensure_venv(options.root, options.requirements, options.engine or None, progress=say)
+    except VenvError as exc:
+        print(json.dumps({"ok": False, "error": str(exc), "lines": exc.lines}), flush=True)
+        return 1
+    print(json.dumps({"ok": True, "path": str(venv.path), "built": venv.built}), flush=True)
+    return 0
+
+
+def build_as(root: Path | str, requirements: Path | str, engine: str | None, *, argv_prefix: list[str],
+             env: dict[str, str], cwd: str, popen_kwargs: dict, progress: Progress | None = None,
+             timeout: float = BUILD_TIMEOUT) -> Venv:
+    """Run :func:`main` in a process of its own (``argv_prefix``: the sandbox's wrapper, or nothing;
+    ``popen_kwargs``: the user to run as) and give its outcome as :func:`ensure_venv` does."""
+    say = progress or (lambda line: None)
+    argv = [*argv_prefix, sys.executable, "-m", "webapps.runtime.venvs", str(root), str(requirements), engine or ""]
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+                                start_new_session=True, **popen_kwargs)
+    except OSError as exc:
+        raise VenvError(f"the build could not start: {exc.strerror or exc}") from None
+    assert proc.stdout is not None
+    watchdog = threading.Timer(timeout, lambda: _kill_session(proc))
+    watchdog.start()
+    outcome: dict | None = None
+    other: collections.deque[str] = collections.deque(maxlen=ERROR_LINES)
+    try:
+        for text in proc.stdout:
+            try:
+                message = json.loads(text)
+            except ValueError:
+                message = None
+            if not isinstance(message, dict):  # the wrapper's own words (a sandbox that cannot be set up)
+                if text.strip():
+                    other.append(text.rstrip())
+                    say(text.rstrip())
+                continue
+            if "line" in message:
+                say(str(message["line"]))
+            else:
+                outcome = message
+        rc = proc.wait()
+    finally:
+        watchdog.cancel()
+    if outcome is None:
+        raise VenvError(f"the build ended without an answer (exit code {rc})", list(other))
+    if not outcome.get("ok"):
+        raise VenvError(str(outcome.get("error")), [str(line) for line in outcome.get("lines") or []])
+    venv = current_venv(root)
+    if venv is None:
+        raise VenvError("the build said it was done, but left no usable virtualenv; build it again")
+    return Venv(venv.path, venv.python, venv.stamp, built=bool(outcome.get("built")))
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

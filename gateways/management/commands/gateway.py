@@ -56,6 +56,8 @@ def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
         "init_timeout": gateway.init_timeout,
         "restart_policy": gateway.restart_policy,
         "stop_timeout": gateway.stop_timeout,
+        "run_as": gateway.run_as,
+        "allow_root": gateway.allow_root,
         "state": gateway.shown_state,
         "created_at": gateway.created_at.isoformat(),
         "changed_at": gateway.changed_at.isoformat(),
@@ -89,6 +91,9 @@ class Command(BaseCommand):
             help="seconds the portal waits for the server to accept a connection and answer a ping (2 to 300)",
         )
         create.add_argument("--stop-timeout", default="5")
+        create.add_argument("--run-as", default="", metavar="USER",
+                            help="the user it runs as when the portal runs as root (default: a user of its own)")
+        create.add_argument("--allow-root", action="store_true", help="let --run-as be root")
         create.add_argument(
             "--restart-policy", default=Gateway.RestartPolicy.ON_FAILURE,
             choices=[c.value for c in Gateway.RestartPolicy],
@@ -151,7 +156,10 @@ class Command(BaseCommand):
             "init_timeout": options["init_timeout"],
             "stop_timeout": options["stop_timeout"],
             "restart_policy": options["restart_policy"],
+            "run_as": options["run_as"],
         }
+        if options.get("allow_root"):
+            data["allow_root"] = "on"
         if options.get("allow_unauthenticated_network"):
             data["allow_unauthenticated_network"] = "on"
         if options.get("passphrase_file"):

@@ -81,6 +81,8 @@ def webapp_as_dict(webapp: WebApp) -> dict[str, Any]:
         "restart_policy": webapp.restart_policy,
         "init_timeout": webapp.init_timeout,
         "stop_timeout": webapp.stop_timeout,
+        "run_as": webapp.run_as,
+        "allow_root": webapp.allow_root,
         "state": webapp.shown_state,
         "created_at": webapp.created_at.isoformat(),
         "changed_at": webapp.changed_at.isoformat(),
@@ -113,6 +115,9 @@ def _definition_options(parser: ArgumentParser, creating: bool) -> None:
     parser.add_argument("--restart-policy", choices=[c.value for c in WebApp.RestartPolicy])
     parser.add_argument("--init-timeout", help="seconds to be ready, 2 to 300")
     parser.add_argument("--stop-timeout", help="seconds between asking it to stop and killing it, 1 to 300")
+    parser.add_argument("--run-as", metavar="USER",
+                        help="the user it runs as when the portal runs as root (empty: a user of its own)")
+    parser.add_argument("--allow-root", action=BooleanOptionalAction, default=None, help="let --run-as be root")
     if not creating:
         parser.add_argument("--unset-env", action="append", default=[], metavar="NAME",
                             help="remove a variable, plain or secret (repeat for more)")
@@ -170,9 +175,11 @@ class Command(BaseCommand):
         _absolute_paths(options)
         for field in ("directory", "module", "callable", "protocol", "python_executable", "requirements_file",
                       "engine", "workers", "threads", "log_file", "restart_policy", "init_timeout",
-                      "stop_timeout"):
+                      "stop_timeout", "run_as"):
             if options.get(field) is not None:
                 data[field] = options[field]
+        if options.get("allow_root") is not None:
+            data["allow_root"] = "on" if options["allow_root"] else ""
         if options.get("python_executable") and options.get("requirements_file") is None:
             data["requirements_file"] = ""  # --python replaces a requirements file
         if options.get("requirements_file") and options.get("python_executable") is None:
