@@ -84,12 +84,28 @@ _retry_flush_on_deadlock()
 # makes its folders 0700 and the settings set the portal's private umask (077) in this process.
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A folder of this run's own for pytest's temporary folders, unless --basetemp names one:
+    pytest's shared /tmp/pytest-of-USER is made 0700 again by every run that starts (CI runs two
+    suites at once), and the hosted users must pass through it."""
+    if not config.option.basetemp:
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="portal-pytest-")
+        config._portal_basetemp = config.option.basetemp  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = getattr(config, "_portal_basetemp", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
 def tmp_path(tmp_path: Path) -> Iterator[Path]:
-    """pytest's tmp_path, passable by other users (0711, and the folders above it), with files and
+    """pytest's tmp_path, passable by other users (0711, and the folder above it), with files and
     folders the test makes readable to them (umask 022) for the time of the test."""
-    base = tmp_path.parent.parent  # /tmp/pytest-of-USER
-    for folder in (base, tmp_path.parent, tmp_path):
+    for folder in (tmp_path.parent, tmp_path):
         folder.chmod(0o711)
     old = os.umask(0o022)
     try:

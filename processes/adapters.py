@@ -149,19 +149,25 @@ class ProcessAdapter:
         account owns (portal/process/accounts.py)."""
         return paths.HOSTED_DIR / self.run_folder / str(obj.run_key)
 
+    def home(self, obj: Any) -> Path:
+        """The folder its processes may write (HOME: caches, a web application's socket), inside
+        its hosted folder; beside it, what they may only read (a virtualenv)."""
+        return self.hosted_dir(obj) / "home"
+
     def account(self, obj: Any) -> Account | None:
         """Who its processes run as on this host (None: the portal's own user, which cannot switch);
         AccountError says why it may not start."""
         from processes.accounts import account_of
 
-        return account_of(self.kind, obj, str(self.hosted_dir(obj)))
+        return account_of(self.kind, obj, str(self.home(obj)))
 
     def prepare_account(self, obj: Any) -> Account | None:
-        """The account, with its home made and given to it (0700)."""
+        """The account, with its folder and home made and given to it (0700)."""
         from portal.process.accounts import own_folder
 
         account = self.account(obj)
         own_folder(str(self.hosted_dir(obj)), account)
+        own_folder(str(self.home(obj)), account)
         return account
 
     def sandbox_policy(self, obj: Any, writable: list[str] = [], read_only: list[str] = [],  # noqa: B006
@@ -171,7 +177,7 @@ class ProcessAdapter:
         from portal.process.sandbox import portal_policy
 
         return portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(settings.BASE_DIR),
-                             run_dir=str(self.hosted_dir(obj)), writable=writable, read_only=read_only, rest=rest,
+                             run_dir=str(self.home(obj)), writable=writable, read_only=read_only, rest=rest,
                              mode=settings.PORTAL_SANDBOX, extra_writable=settings.PORTAL_SANDBOX_WRITABLE,
                              hidden=[str(paths.HOSTED_DIR)])
 

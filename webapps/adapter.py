@@ -39,9 +39,14 @@ def hosted_dir(webapp: WebApp) -> Path:
     return paths.HOSTED_DIR / "webapps" / str(webapp.run_key)
 
 
+def home(webapp: WebApp) -> Path:
+    """The folder its processes may write (HOME, the socket); its virtualenvs are beside it."""
+    return hosted_dir(webapp) / "home"
+
+
 def socket_path(webapp: WebApp) -> Path:
     """The unix socket the engine listens on, which the front connects to."""
-    return hosted_dir(webapp) / SOCKET_NAME
+    return home(webapp) / SOCKET_NAME
 
 
 def log_folder() -> Path:
@@ -253,7 +258,7 @@ def build_virtualenv(webapp: WebApp, account: Account | None, progress: Any) -> 
     from portal.process.spec import inherited_env
     from webapps.runtime.venvs import PIP_ENV_PREFIXES, VenvError, build_as
 
-    home = hosted_dir(webapp)
+    home = hosted_dir(webapp)  # the whole of its folder: the build writes the virtualenvs beside its home
     policy = landlock.portal_policy(
         var_dir=str(paths.VAR_DIR), base_dir=str(settings.BASE_DIR), run_dir=str(home),
         writable=[webapp.directory, os.path.dirname(os.path.abspath(webapp.requirements_file))],
@@ -289,6 +294,9 @@ class WebAppAdapter(ProcessAdapter):
 
     def hosted_dir(self, obj: WebApp) -> Path:
         return hosted_dir(obj)
+
+    def home(self, obj: WebApp) -> Path:
+        return home(obj)
 
     def defer_start(self, obj: WebApp, trigger: str, seq: int | None) -> str | None:
         return defer_build(obj, trigger, seq)

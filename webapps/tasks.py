@@ -50,7 +50,14 @@ def build_virtualenv(pk: int, trigger: str = "system", seq: int | None = None) -
         return {"error": "the definition was deleted"}
     if seq is not None and not WebApp.objects.filter(pk=pk, request_seq=seq).exists():
         return process_tasks.SUPERSEDED
-    failure = adapter.ensure_virtualenv(webapp)
+    from portal.process.accounts import AccountError
+    from portal.process.checks import CheckFailure
+
+    try:
+        account = adapter.WebAppAdapter().prepare_account(webapp)
+    except AccountError as e:
+        return process_tasks.refuse_start(webapp, trigger, CheckFailure("account", str(e)), seq)
+    failure = adapter.ensure_virtualenv(webapp, account)
     if failure is not None:
         return process_tasks.refuse_start(webapp, trigger, failure, seq)
     return process_tasks.start("webapp", pk, trigger, seq)

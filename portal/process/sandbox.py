@@ -217,6 +217,10 @@ def _place(path: str, rights: int, wanted: dict[str, int], names: list[str], rul
             with os.scandir(path) as it:
                 entries = [e.name for e in it if not e.is_symlink()]
         except OSError:
+            # A folder this user may pass but not list (the hosted processes' 0711 root): its
+            # entries get no rule (the user cannot see them either), the named ones beneath do.
+            for p in _nearest(below):
+                _place(p, wanted[p], wanted, names, rules)
             return
         for name in entries:
             child = "/" + name if path == "/" else path + "/" + name
@@ -224,12 +228,17 @@ def _place(path: str, rights: int, wanted: dict[str, int], names: list[str], rul
         return
     if rights:
         rules.append((path, rights))
+    for p in _nearest(below):  # the nearest named folders beneath: they only add rights
+        _place(p, wanted[p], wanted, names, rules)
+
+
+def _nearest(below: list[str]) -> list[str]:
+    """The outermost of ``below`` (sorted: a folder comes before what is inside it)."""
     nearest: list[str] = []
-    for p in below:  # sorted: a folder comes before what is inside it
+    for p in below:
         if not (nearest and _inside(p, nearest[-1])):
             nearest.append(p)
-    for p in nearest:  # the nearest named folders beneath: they only add rights
-        _place(p, wanted[p], wanted, names, rules)
+    return nearest
 
 
 # -- applying it -----------------------------------------------------------------------------

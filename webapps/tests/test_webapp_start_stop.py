@@ -222,9 +222,13 @@ def test_the_flask_example_is_started_from_its_requirements_file_in_its_own_virt
     folder = EXAMPLES / "flaskapp"
     requirements = tmp_path / "requirements.txt"
     requirements.write_text((folder / "requirements.txt").read_text())
-    # Its database beside the test, not in var/: var/ is the portal's, hidden from the application.
+    # Its database beside the test, not in var/: var/ is the portal's, hidden from the application;
+    # in a folder its own user may write (when the portal runs as root, the app is not root).
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o777)
     run("create", "/flask", "--directory", str(folder), "--module", "app",
-        "--requirements", str(requirements), "--env", "APP_DB_PATH=" + str(tmp_path / "f.db"))
+        "--requirements", str(requirements), "--env", "APP_DB_PATH=" + str(data / "f.db"))
     out = run("start", "/flask", "--wait", "--timeout", "300")
     assert "/flask is running" in out
     webapp = WebApp.objects.get()
