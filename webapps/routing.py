@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 
 from portal.process.states import BACKOFF, ENDED, STARTING, STOPPED, STOPPING
-from webapps.front.routes import Route, RoutesError, Static, check_mount, routes_from_json
+from webapps.front.routes import PORTAL_HOST_ENTRY, Route, RoutesError, Static, check_mount, routes_from_json
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,13 @@ def portal_page(mount: str) -> str:
     return reverse("webapps:detail", args=[mount.strip("/")]) if mount != "/" else ""
 
 
+def portal_hosts() -> list[str]:
+    """The names the portal answers to (ALLOWED_HOSTS), which the fronts' 503 page may link to:
+    names, addresses and ``.domain`` entries; "*" and whatever is not a host name are left out (a
+    link to the host a client chose is what this list prevents)."""
+    return [host.lower() for host in settings.ALLOWED_HOSTS if PORTAL_HOST_ENTRY.fullmatch(host)]
+
+
 def route_for(app: Any) -> Route:
     mount = check_mount(str(app.name).rstrip("/") or "/", "application path")
     state = shown_state(app)
@@ -147,7 +154,7 @@ def build(apps: Iterable[Any]) -> dict[str, Any]:
             log.warning("application %s is left off the front: %s", getattr(app, "name", app), exc)
     routes.sort(key=lambda r: r["path"])
     data = {"version": 1, "apps": routes, "strip_cookies": list(settings.PORTAL_COOKIE_NAMES),
-            "portal_port": settings.PORTAL_PORT}
+            "portal_port": settings.PORTAL_PORT, "portal_hosts": portal_hosts()}
     return routes_from_json(data).to_json()
 
 

@@ -5,8 +5,10 @@
 that behaves as the asyncio front does (routes.py's docstring): longest-prefix locations, the
 slash redirect, keep-alive upstreams on each app's unix socket, streaming both ways (no request or
 response buffering), websocket upgrade headers for ASGI apps, ``Host $http_host`` (``$host``
-drops the port), X-Forwarded-*, the portal's cookies removed by a chain of ``map``s, static
-aliases, and generated 404/502/503 pages (HTML, or JSON by Accept).
+drops the port), X-Forwarded-*, the portal's cookies removed by a chain of ``map``s (and an
+application's Set-Cookie of them confined: ``_set_cookie_rules``), the normalised path passed on
+and encoded slashes and dot segments refused, static aliases that follow no symlink, and
+generated 404/502/503 pages (HTML, or JSON by Accept).
 
 ``python -m webapps.front.nginx --listen HOST:PORT --routes FILE --dir DIR`` runs nginx as a
 child with its config in DIR (``-p DIR -c DIR/nginx.conf``), re-renders it when the routes file
@@ -40,6 +42,7 @@ from .forwarding import Network, add_trusted_proxy_option
 from .metrics import Metrics
 from .routes import (
     PORTAL_HOST_PATTERN,
+    REFUSED_PATHS,
     Page,
     Routes,
     RoutesError,
@@ -48,6 +51,7 @@ from .routes import (
     load_routes,
     not_answering_page,
     not_found_page,
+    portal_hosts_pattern,
     unavailable_page,
 )
 
@@ -68,6 +72,8 @@ SPOOFABLE_HEADERS = (
 )
 MIME_TYPES = "/etc/nginx/mime.types"
 PROXY_BUFFER = "64k"  # the asyncio front's CHUNK (http1.py): its pieces, and its limit of a response head
+STATIC_404 = "/@webapps/static-404"
+STATIC_NOT_FOUND = "404 Not Found: no such static file\n"  # the asyncio front's words
 _UNSAFE = re.compile(r"[\s\"'$;{}\\#]")
 
 
@@ -105,16 +111,21 @@ def _page_body(page: Page, fmt: str, portal: bool = False) -> str:
     return body.replace(PORTAL_ORIGIN_MARK, "${webapps_portal_origin}")
 
 
-def _portal_origin_map(port: int, proto: str) -> list[str]:
-    """$webapps_portal_origin: the request's host on the portal's port, when the host is a plain
-    host name or IP address (routes.portal_origin's rule), else empty."""
-    return [
-        "    # The 503 pages link to the application's page in the portal: this host, the portal's port.",
+def _portal_origin_map(port: int, proto: str, hosts: tuple[str, ...]) -> list[str]:
+    """$webapps_portal_origin: the request's host on the portal's port, when the host is one the
+    portal answers to (routes.portal_origin's rule; $host is lowercase, without its port), else
+    empty."""
+    lines = [
+        "    # The 503 pages link to the application's page in the portal: this host, if the portal",
+        "    # answers to that name, on the portal's port.",
         "    map $host $webapps_portal_origin {",
         '        default "";',
-        f'        "~^(?<webapps_portal_host>{PORTAL_HOST_PATTERN})$" "{proto}://$webapps_portal_host:{port}";',
-        "    }",
     ]
+    pattern = portal_hosts_pattern(hosts)
+    if pattern:
+        regex = f"~^(?=(?:{PORTAL_HOST_PATTERN})$)(?<webapps_portal_host>{pattern})$"
+        lines.append(f'        {_quote(regex)} "{proto}://$webapps_portal_host:{port}";')
+    return [*lines, "    }"]
 
 
 def _page_location(uri: str, page: Page, fmt: str, unconnected: Page | None = None, portal: bool = False) -> list[str]:
@@ -194,6 +205,32 @@ def _cookie_maps(names: tuple[str, ...]) -> tuple[list[str], str]:
     return lines, source
 
 
+def _set_cookie_rules(mount: str, names: tuple[str, ...]) -> list[str]:
+    """What nginx 1.22 can do against an application's Set-Cookie of the portal's cookie names.
+
+    Its stock modules cannot drop one Set-Cookie line by its cookie's name (proxy_hide_header drops
+    them all; headers-more and njs are not in Debian's nginx package, and $upstream_http_set_cookie
+    holds only the first line before 1.23). What they can do, per cookie as nginx parses it:
+
+    - every cookie of the application gets a Path under its mount (proxy_cookie_path rewrites each
+      Path attribute that is not; a cookie without one gets the browser's default, the request's
+      folder, which is under the mount too), so a browser sends it back only under the mount, and
+      never to the portal's pages unless the mount is also a path of the portal's (``/admin``);
+      the portal's own cookies, at Path=/, are never overwritten, since a cookie is the name, the
+      host and the path together;
+    - the portal's names get ``SameSite=None`` without ``Secure``, which Chromium-based browsers
+      refuse outright (since Chrome 80), so for them the cookie never exists.
+
+    The asyncio front removes such lines (server.py); docs/security.md says what each guarantees.
+    """
+    lines = []
+    if mount != "/":
+        lines.append(f"            proxy_cookie_path {_quote('~^(?!' + re.escape(mount) + '(?:/|$))')} {mount};")
+    pattern = "~^(?:" + "|".join(re.escape(name) for name in names) + ")$"
+    lines.append(f"            proxy_cookie_flags {_quote(pattern)} nosecure samesite=none;")
+    return lines
+
+
 def render_http_block(
     routes: Routes,
     listen: str = "127.0.0.1:8001",
@@ -231,6 +268,11 @@ def render_http_block(
         '        "" "";',
         "    }",
     ]
+    # Paths both fronts refuse (routes.refused_path): in the path of the raw request, not its query.
+    out += ["    map $request_uri $webapps_refused_path {", '        default "";']
+    out += [f"        {_quote('~^[^?]*' + pattern.replace('(?:/|$)', '(?:[/?]|$)'))} {key};"
+            for key, (pattern, _) in REFUSED_PATHS.items()]
+    out.append("    }")
     cookie_lines, cookie_var = _cookie_maps(routes.strip_cookies)
     out += cookie_lines
     server: list[str] = [
@@ -244,7 +286,20 @@ def render_http_block(
         f"        send_timeout {idle_timeout}s;",
         "        large_client_header_buffers 4 32k;",
         "        server_tokens off;",
+        "        if ($webapps_refused_path) {",
+        "            rewrite ^ /@webapps/400-$webapps_refused_path last;",
+        "        }",
     ]
+    for key, (_, message) in REFUSED_PATHS.items():
+        server += [
+            f"        location = /@webapps/400-{key} {{",
+            "            internal;",
+            "            types { }",
+            "            default_type text/plain;",
+            "            add_header Cache-Control no-store always;",
+            f"            return 400 {_quote('400 Bad Request: ' + message + chr(10))};",
+            "        }",
+        ]
     proto = "$scheme"
     if trusted_proxies:
         server += [f"        set_real_ip_from {network};" for network in trusted_proxies]
@@ -263,7 +318,7 @@ def render_http_block(
         ]
         proto = "$webapps_proto"
     if routes.portal_port:
-        out += _portal_origin_map(routes.portal_port, proto)
+        out += _portal_origin_map(routes.portal_port, proto, routes.portal_hosts)
     if figures_log:
         # One short line per request, read by the runner for the per-app figures (metrics.py).
         out.append("    log_format webapps_figures '$webapps_app $status $request_time $upstream_header_time';")
@@ -271,7 +326,7 @@ def render_http_block(
             "        set $webapps_app -;",
             f"        access_log {_safe_path(figures_log, 'figures log')} webapps_figures buffer=16k flush=1s;",
         ]
-    has_root = False
+    has_root = has_statics = False
     for i, route in enumerate(routes.apps, 1):
         mount = route.path
         base = "/" if mount == "/" else mount + "/"
@@ -290,7 +345,18 @@ def render_http_block(
             statics = []
             page = Page(503, f"application {mount} cannot be served by nginx", mount, route.state, str(exc))
         for url, directory in statics:
-            server.append(f"        location ^~ {url}/ {{ alias {directory}; }}")
+            # The application owns the folder: no symlink under it is followed (nginx opens each
+            # component with O_NOFOLLOW), whatever it points to, so that a link swapped in for a
+            # file cannot serve the portal's files; refused as "no such static file", as the
+            # asyncio front does (webapps/front/files.py).
+            server += [
+                f"        location ^~ {url}/ {{",
+                f"            alias {directory};",
+                "            disable_symlinks on from=$document_root;",
+                f"            error_page 403 404 =404 {STATIC_404};",
+                "        }",
+            ]
+            has_statics = True
         if page is not None:
             server += [
                 f"        location {base} {{",
@@ -311,7 +377,9 @@ def render_http_block(
         server += [
             f"        location {base} {{",
             f"            set $webapps_app {mount};",
-            f"            proxy_pass http://webapps_{i};",
+            # With a URI part, nginx passes the path it routed by (decoded, normalised, escaped
+            # again), not the raw one (routes.py, "Paths"); the query as it came.
+            f"            proxy_pass http://webapps_{i}{base};",
             "            proxy_http_version 1.1;",
             "            proxy_set_header Host $http_host;",
             "            proxy_set_header X-Forwarded-For $remote_addr;",
@@ -333,6 +401,7 @@ def render_http_block(
             ]
         if routes.strip_cookies:
             server.append(f"            proxy_set_header Cookie {cookie_var};")
+            server += _set_cookie_rules(mount, routes.strip_cookies)
         server += [
             "            proxy_request_buffering off;",
             "            proxy_buffering off;",
@@ -351,6 +420,16 @@ def render_http_block(
             *_pages(f"{pages}/502", bad_gateway_page(route, "the application sent a malformed answer or closed the "
                                                             "connection"), not_answering_page(route)),
             *_pages(f"{pages}/504", gateway_timeout_page(route, idle_timeout)),
+        ]
+    if has_statics:
+        server += [
+            f"        location = {STATIC_404} {{",
+            "            internal;",
+            "            types { }",
+            "            default_type text/plain;",
+            "            add_header Cache-Control no-store always;",
+            f"            return 404 {_quote(STATIC_NOT_FOUND)};",
+            "        }",
         ]
     if not has_root:
         server += [

@@ -22,18 +22,32 @@ The portal writes one JSON file (atomically: a temporary file in the same direct
         }
       ],
       "strip_cookies": ["portal_sessionid", "portal_csrftoken"],
-      "portal_port": 8000                   # optional: the port the portal's pages answer on
+      "portal_port": 8000,                  # optional: the port the portal's pages answer on
+      "portal_hosts": ["127.0.0.1", ".example.com"]  # optional: the names the portal answers to
     }
 
 With ``portal_port`` and a route's ``portal_page``, the 503 page of an application that is not
-running links to its page in the portal: the host the request came by (validated: a host name
-or an IP address, else no link) on the portal's port, as the portal's pages link to the
-applications on the host they were reached by and the apps port (webapps.views.apps_origin).
+running links to its page in the portal: the host the request came by, on the portal's port, as
+the portal's pages link to the applications on the host they were reached by and the apps port
+(webapps.views.apps_origin); but only when that host is one of ``portal_hosts`` (the portal's
+ALLOWED_HOSTS: a name, an address, or ``.example.com`` for it and its subdomains), else no link.
+The Host header is the client's to choose: a page reached as ``evil.example`` must not send a
+visitor to ``http://evil.example:8000``, which the portal would not even answer.
 
 ``strip_cookies`` names the cookies a front removes from every forwarded request: the portal's
 own session and CSRF cookies (settings.SESSION_COOKIE_NAME and CSRF_COOKIE_NAME), so that no
-hosted code ever receives an administrator's session. A hosted Django app's ``sessionid`` and
-``csrftoken`` pass through untouched.
+hosted code ever receives an administrator's session; and an application's ``Set-Cookie`` of
+those names is removed on the way out (nginx can only confine it: nginx.py, ``_set_cookie_rules``),
+so that no hosted code sets the portal's session or CSRF token either. A hosted Django app's
+``sessionid`` and ``csrftoken`` pass through untouched.
+
+Paths, the same in both fronts: a request is routed by its path with the escapes decoded, dot
+segments resolved and slashes merged (as nginx does), and the application gets that same path,
+escaped again as nginx escapes it (``forward_path``), never the raw one: otherwise
+``/victim/..%2fprobe/`` would be routed as ``/probe/`` but reach the probe application as a path
+under ``/victim``, or the other way round. A path holding an encoded ``/`` (``%2F``) or an
+encoded dot segment (``%2E``, ``.%2E``, ``%2E%2E``...) answers 400 (``refused_path``): decoded,
+either can move the request to another application's mount, and no browser sends one.
 
 Routing, the same in both fronts: the longest mount whose path segments prefix the request path
 (``/flask`` matches ``/flask`` and ``/flask/x``, never ``/flasky``); ``/flask`` exactly answers 301
@@ -57,6 +71,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 # The state names come from the portal's one source (Django-free, like this front).
 from portal.process.states import BACKOFF, EXITED, FATAL, RUNNING, STARTING, STOPPED, STOPPING, UNKNOWN
@@ -116,6 +131,7 @@ class Routes:
     apps: tuple[Route, ...] = ()
     strip_cookies: tuple[str, ...] = ()
     portal_port: int = 0  # 0: no link to the portal
+    portal_hosts: tuple[str, ...] = ()  # the host names a link may use (none: no link)
     # Longest mount first: the first match is the longest prefix.
     ordered: tuple[Route, ...] = field(default=(), compare=False, repr=False)
 
@@ -130,6 +146,8 @@ class Routes:
         }
         if self.portal_port:
             data["portal_port"] = self.portal_port
+        if self.portal_hosts:
+            data["portal_hosts"] = list(self.portal_hosts)
         return data
 
     def match(self, path: str) -> Route | None:
@@ -212,7 +230,13 @@ def routes_from_json(data: Any) -> Routes:
     portal_port = data.get("portal_port") or 0
     if not isinstance(portal_port, int) or isinstance(portal_port, bool) or not 0 <= portal_port <= 65535:
         raise RoutesError(f"'portal_port' must be a port number, 1 to 65535, not {portal_port!r}")
-    return Routes(tuple(apps), tuple(strip), portal_port)
+    hosts = data.get("portal_hosts") or []
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and PORTAL_HOST_ENTRY.fullmatch(h) for h in hosts):
+        raise RoutesError(
+            f"'portal_hosts' must be a list of host names or addresses (e.g. [\"127.0.0.1\", \".example.com\"]), "
+            f"not {hosts!r}"
+        )
+    return Routes(tuple(apps), tuple(strip), portal_port, tuple(h.lower() for h in hosts))
 
 
 def load_routes(path: str | os.PathLike[str]) -> Routes:
@@ -229,6 +253,7 @@ def write_routes(
     apps: list[Route] | list[dict[str, Any]] | tuple[Route, ...],
     strip_cookies: list[str] | tuple[str, ...] = (),
     portal_port: int = 0,
+    portal_hosts: list[str] | tuple[str, ...] = (),
 ) -> Routes:
     """Check and write a routes file atomically (temporary file + rename); returns what was written.
 
@@ -237,7 +262,7 @@ def write_routes(
     """
     items = [a.to_json() if isinstance(a, Route) else a for a in apps]
     routes = routes_from_json({"version": VERSION, "apps": items, "strip_cookies": list(strip_cookies),
-                               "portal_port": portal_port})
+                               "portal_port": portal_port, "portal_hosts": list(portal_hosts)})
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=".routes-", suffix=".json", dir=target.parent)
     try:
@@ -248,6 +273,36 @@ def write_routes(
         os.unlink(tmp)
         raise
     return routes
+
+
+# Paths ------------------------------------------------------------------------------------------
+
+# In the path, never the query; nginx's map repeats them on $request_uri (webapps/front/nginx.py).
+ENCODED_SLASH = r"%2[fF]"
+ENCODED_DOT_SEGMENT = r"/(?:%2[eE]|\.%2[eE]|%2[eE]\.|%2[eE]%2[eE])(?:/|$)"
+REFUSED_PATHS = {
+    "slash": (ENCODED_SLASH, "an encoded '/' (%2F) in the path is refused: it could reach another application"),
+    "dot": (ENCODED_DOT_SEGMENT, "an encoded '.' or '..' segment (%2E) in the path is refused: it could reach "
+                                 "another application"),
+}
+_REFUSED = [(re.compile(pattern), message) for pattern, message in REFUSED_PATHS.values()]
+# What nginx leaves as it is when it escapes a path again (ngx_escape_uri, NGX_ESCAPE_URI): every
+# printable ASCII character but '#', '%' and '?'.
+_KEEP = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "#%?")
+
+
+def refused_path(raw: str) -> str:
+    """Why the front refuses this raw path (without its query) with 400; "" when it does not."""
+    if "%" in raw:
+        for pattern, message in _REFUSED:
+            if pattern.search(raw):
+                return message
+    return ""
+
+
+def forward_path(path: str) -> str:
+    """The routing path (decoded, normalised) as the application gets it: escaped as nginx does."""
+    return quote(path, safe=_KEEP)
 
 
 # Pages the fronts answer by themselves --------------------------------------------------------
@@ -265,20 +320,39 @@ def wants_json(accept: str) -> bool:
 
 # The pattern both fronts accept as the host of a portal link (nginx's map repeats it).
 PORTAL_HOST_PATTERN = r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\]"
+# An entry of portal_hosts: such a host, or ".example.com" (it and its subdomains, as in ALLOWED_HOSTS).
+PORTAL_HOST_ENTRY = re.compile(rf"(?:{PORTAL_HOST_PATTERN})|\.[A-Za-z0-9][A-Za-z0-9.-]{{0,252}}")
 
 
-def portal_origin(scheme: str, host_header: str | None, port: int) -> str:
+def portal_hosts_pattern(hosts: tuple[str, ...] | list[str]) -> str:
+    """A regular expression (Python's and nginx's PCRE alike) for the lowercase hosts a portal link
+    may name: each of ``hosts``, and for ``.example.com`` that name and its subdomains, as Django's
+    ALLOWED_HOSTS reads it; "" when there is none (then there is never a link)."""
+    alternatives = []
+    for host in hosts:
+        if host.startswith("."):
+            alternatives.append(r"(?:[a-z0-9-]+\.)*" + re.escape(host[1:].lower()))
+        else:
+            alternatives.append(re.escape(host.lower()))
+    return "|".join(alternatives)
+
+
+def portal_origin(scheme: str, host_header: str | None, port: int, hosts: tuple[str, ...] | list[str] = ()) -> str:
     """Where the portal's pages answer for a request that came to ``host_header`` (its Host: a
     name or an address, with or without a port): that host on ``port``; "" when there is no port
-    or the host is not a plain host name or IP address (it goes into a link: nothing else may)."""
-    if not port or not host_header:
+    or the host is not one of ``hosts`` (the names the portal answers to): the Host header is the
+    client's to write, and it goes into a link."""
+    pattern = portal_hosts_pattern(hosts)
+    if not port or not host_header or not pattern:
         return ""
-    host = host_header.strip()
+    host = host_header.strip().lower()
     if host.startswith("["):
         host = host[: host.find("]") + 1] if "]" in host else ""
     else:
         host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    if not re.fullmatch(PORTAL_HOST_PATTERN, host) or scheme not in ("http", "https"):
+    if scheme not in ("http", "https") or not re.fullmatch(PORTAL_HOST_PATTERN, host):
+        return ""
+    if not re.fullmatch(pattern, host):
         return ""
     return f"{scheme}://{host}:{port}"
 

@@ -29,6 +29,7 @@ from email.utils import formatdate
 
 from portal.process.states import RUNNING
 
+from .files import open_beneath
 from .forwarding import Network, client_address, forwarded_proto
 from .http1 import (
     CHUNK,
@@ -54,11 +55,13 @@ from .routes import (
     Routes,
     RoutesError,
     bad_gateway_page,
+    forward_path,
     gateway_timeout_page,
     load_routes,
     not_answering_page,
     not_found_page,
     portal_origin,
+    refused_path,
     unavailable_page,
 )
 from .routes import wants_json as _wants_json
@@ -294,12 +297,19 @@ class Front:
     async def serve(self, client: Stream, request: Request, ip: bytes) -> bool:
         """Answer one request; True when the client connection can carry another."""
         started = time.monotonic()
-        raw_path, _, query = request.target.decode("latin-1").partition("?")
+        raw_path, sep, query = request.target.decode("latin-1").partition("?")
+        refused = refused_path(raw_path)
+        if refused:
+            await self._error(client, HttpError(400, refused))
+            return False
         try:
             path = routing_path(raw_path)
         except (HttpError, UnicodeDecodeError) as exc:
             await self._error(client, exc if isinstance(exc, HttpError) else HttpError(400, "the path is not UTF-8"))
             return False
+        if path != raw_path or "%" in raw_path:
+            # The application gets the path the request was routed by, not the raw one (routes.py).
+            request.target = (forward_path(path) + sep + query).encode("latin-1")
         route = self.routes.match(path)
         if route is None:
             return await self._page(client, request, not_found_page(), True)
@@ -314,10 +324,11 @@ class Front:
             )
             return keep
         if route.state != RUNNING:
-            # The link to the application's page: the host the request came by, on the portal's port.
+            # The link to the application's page: the host the request came by, if the portal
+            # answers to that name, on the portal's port.
             proto = forwarded_proto(ip.decode(), request.forwarded_proto, self.trusted_proxies, self.proto).decode()
             host = request.host.decode("latin-1") if request.host is not None else None
-            portal = portal_origin(proto, host, self.routes.portal_port)
+            portal = portal_origin(proto, host, self.routes.portal_port, self.routes.portal_hosts)
             keep = await self._page(client, request, unavailable_page(route), True, portal)
             self.metrics.record(route.path, 503, time.monotonic() - started)
             return keep
@@ -331,20 +342,16 @@ class Front:
                 )
             )
             return False
-        root = os.path.realpath(directory)
-        real = os.path.realpath(os.path.join(root, rel))
-        # realpath resolves '..' and symlinks: whatever the path says, the file must be under root.
-        fh = None
-        if real.startswith(root + os.sep) and os.path.isfile(real):
-            with contextlib.suppress(OSError):
-                fh = open(real, "rb")  # closed by the with below, after streaming
-        if fh is None:
+        # One open beneath the folder that follows no symlink, then only that descriptor (files.py
+        # says why): the application owns the folder and may swap a file for a link at any moment.
+        opened = open_beneath(directory, rel)
+        if opened is None:
             keep = request.keep_alive and not request.body
             await client.send(response_bytes(404, b"404 Not Found: no such static file\n", b"text/plain", keep=keep))
             return keep
-        with fh:
-            st = os.fstat(fh.fileno())
-            ctype = mimetypes.guess_type(real)[0] or "application/octet-stream"
+        fd, st = opened
+        with open(fd, "rb") as fh:  # closed by the with, after streaming
+            ctype = mimetypes.guess_type(rel)[0] or "application/octet-stream"
             if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
                 ctype += "; charset=utf-8"
             keep = request.keep_alive and not request.body
@@ -358,9 +365,14 @@ class Front:
                 head.append(b"Connection: close")
             await client.send(b"\r\n".join(head) + b"\r\n\r\n")
             if request.method == b"GET":
-                # Plain reads rather than loop.sendfile: uvloop's transports do not offer it.
-                while data := fh.read(CHUNK):
+                # Plain reads rather than loop.sendfile: uvloop's transports do not offer it. No more
+                # than the length announced, should the application append to the file meanwhile.
+                remaining = st.st_size
+                while remaining > 0 and (data := fh.read(min(CHUNK, remaining))):
+                    remaining -= len(data)
                     await client.send(data)
+                if remaining:
+                    return False  # it shrank: the answer is short, and the connection cannot go on
         return keep
 
     def _upstream_head(self, request: Request, route: Route, ip: bytes, websocket: bool) -> bytes:
@@ -513,6 +525,8 @@ class Front:
                 if lname == b"connection" and b"close" in value.lower():
                     upstream_close = True
                 continue
+            if lname == b"set-cookie" and value.partition(b"=")[0].strip() in self.strip:
+                continue  # the portal's own cookie: an application must not set it for the portal's host
             if lname == b"content-length":
                 length = int(value.strip()) if value.strip().isdigit() else None
             elif lname == b"transfer-encoding":

@@ -35,6 +35,17 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     if last == "bighead":  # a 10 KB response head (large cookies or policies do this)
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"), ("X-Big", "b" * 10000)])
         return [b"ok"]
+    if last == "setcookies":  # the portal's cookie names among the application's own
+        cookies = [
+            "portal_sessionid=APP-CHOSEN-SESSION; Path=/",
+            "sessionid=app-session; Path=/; HttpOnly",
+            " portal_csrftoken =APP-CHOSEN-CSRF",
+            "csrftoken=app-csrf; Path=/",
+            "theme=dark",
+        ]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
+                                  *(("Set-Cookie", c) for c in cookies)])
+        return [b"ok"]
     if last == "hang":
         time.sleep(20)  # an app that does not answer for longer than the fronts' idle timeout
     if last == "download":

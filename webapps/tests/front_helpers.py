@@ -99,9 +99,10 @@ class RunningFront:
     """A front process (asyncio or nginx) following a routes file in ``directory``."""
 
     def __init__(self, kind: str, directory: Path, head_timeout: int = 10, idle_timeout: int = 300,
-                 trusted_proxies: str = "", portal_port: int = 0) -> None:
+                 trusted_proxies: str = "", portal_port: int = 0, portal_hosts: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.portal_port = portal_port
+        self.portal_hosts = portal_hosts
         self.trusted_proxies = trusted_proxies
         self.dir = directory
         self.port = free_port()
@@ -116,7 +117,7 @@ class RunningFront:
 
     def start(self, apps: list[dict[str, Any]]) -> None:
         self.apps = apps
-        write_routes(self.routes_file, self._with_marker(apps), PORTAL_COOKIES, self.portal_port)
+        write_routes(self.routes_file, self._with_marker(apps), PORTAL_COOKIES, self.portal_port, self.portal_hosts)
         listen = f"127.0.0.1:{self.port}"
         if self.kind == "asyncio":
             cmd = [sys.executable, "-m", "webapps.front", "--listen", listen, "--routes", str(self.routes_file)]
@@ -157,7 +158,7 @@ class RunningFront:
         self.apps = apps
         self.generation += 1
         started = time.monotonic()
-        write_routes(self.routes_file, self._with_marker(apps), PORTAL_COOKIES, self.portal_port)
+        write_routes(self.routes_file, self._with_marker(apps), PORTAL_COOKIES, self.portal_port, self.portal_hosts)
         self._wait_generation()
         return time.monotonic() - started
 

@@ -109,7 +109,7 @@ def front(request: pytest.FixtureRequest, backends: dict[str, Any], tmp_path_fac
     if request.param == "nginx" and find_nginx() is None:
         pytest.skip(NO_NGINX)
     running = RunningFront(request.param, tmp_path_factory.mktemp(f"front-{request.param}"), head_timeout=2,
-                           portal_port=PORTAL_PORT)
+                           portal_port=PORTAL_PORT, portal_hosts=("apps.example.test", "127.0.0.1", "[::1]"))
     try:
         running.start(base_routes(backends))
         yield running

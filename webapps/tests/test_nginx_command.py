@@ -40,7 +40,8 @@ def get(port: int, path: str, headers: dict[str, str]) -> tuple[int, str]:
 
 
 @pytest.mark.skipif(find_nginx() is None, reason=NO_NGINX)
-def test_the_printed_config_works_in_an_operators_own_nginx(tmp_path: Path) -> None:
+def test_the_printed_config_works_in_an_operators_own_nginx(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "apps.example.test"]  # the 503 page may link there
     running = make_webapp(app_dir(tmp_path), name="/flask", state=RUNNING)
     make_webapp(app_dir(tmp_path), name="/down", state="fatal", last_error="ImportError: no module named hello")
     sock = adapter.socket_path(running)
@@ -83,6 +84,9 @@ def test_the_printed_config_works_in_an_operators_own_nginx(tmp_path: Path) -> N
                 "reason": "ImportError: no module named hello",
                 "portal": "http://apps.example.test:8000/webapps/down/",  # its page, on the portal's port
             }
+            # A name the portal does not answer to never goes into the link.
+            status, body = get(port, "/down/", {"Host": "evil.example", "Accept": "application/json"})
+            assert status == 503 and "portal" not in json.loads(body)
             assert get(port, "/flask", host)[0] == 301
             assert get(port, "/elsewhere/", host)[0] == 404
         finally:

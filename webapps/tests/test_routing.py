@@ -116,6 +116,17 @@ def test_a_refused_start_is_the_reason_of_a_stopped_apps_503(routes_file: Path, 
 
 
 @pytest.mark.django_db
+def test_the_503_page_links_only_to_the_names_the_portal_answers_to(routes_file: Path, tmp_path: Path,
+                                                                     settings) -> None:  # type: ignore[no-untyped-def]
+    # ALLOWED_HOSTS, less what is no name ("*" would let any Host header into the link).
+    settings.ALLOWED_HOSTS = ["portal.example", ".Example.org", "*", "127.0.0.1", "[::1]", "bad host"]
+    make_webapp(app_dir(tmp_path))
+    routing.sync_routes()
+    assert json.loads(routes_file.read_text())["portal_hosts"] == ["portal.example", ".example.org", "127.0.0.1",
+                                                                   "[::1]"]
+
+
+@pytest.mark.django_db
 def test_the_file_is_written_only_when_its_content_changes(routes_file: Path, tmp_path: Path) -> None:
     make_webapp(app_dir(tmp_path))
     assert routing.sync_routes() is True
