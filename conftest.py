@@ -103,10 +103,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def tmp_path(tmp_path: Path) -> Iterator[Path]:
-    """pytest's tmp_path, passable by other users (0711, and the folder above it), with files and
-    folders the test makes readable to them (umask 022) for the time of the test."""
-    for folder in (tmp_path.parent, tmp_path):
-        folder.chmod(0o711)
+    """pytest's tmp_path, readable by other users (0755; the folder above it 0711), with files and
+    folders the test makes readable to them (umask 022) for the time of the test: tests often use
+    it as an application's own folder."""
+    tmp_path.parent.chmod(0o711)
+    tmp_path.chmod(0o755)
     old = os.umask(0o022)
     try:
         yield tmp_path

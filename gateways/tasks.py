@@ -82,8 +82,10 @@ def run_install(argv: list[str]) -> tuple[int | None, list[str]]:
     import subprocess
 
     try:
+        # umask 022: what it installs is for the interpreter's users, who are not the portal's
+        # (hosted code runs as users of its own), not private as the portal's own files are.
         result = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
-                                stdin=subprocess.DEVNULL, check=False)
+                                stdin=subprocess.DEVNULL, check=False, umask=0o022)
         output, code = (result.stdout + result.stderr).strip(), result.returncode
     except subprocess.TimeoutExpired as e:
         output, code = f"{e.output or ''}\nstopped after {INSTALL_TIMEOUT} s", None

@@ -276,8 +276,15 @@ def test_the_import_check_runs_the_application_s_code_in_the_sandbox_too(tmp_pat
     (folder / "web.py").write_text(WSGI_APP)
     assert check_application(python=sys.executable, directory=str(folder), module="web", callable_name="app",
                              protocol="wsgi", env={}, timeout=20) is None
-    settings.PORTAL_SANDBOX = "off"  # and the same module reads it without the sandbox: the test can fail
+    settings.PORTAL_SANDBOX = "off"
     (folder / "web.py").write_text(f"KEY = open({str(secret)!r}).read()\n" + WSGI_APP)
+    from processes.accounts import cannot_switch
+
+    if cannot_switch() is None:  # the second wall: the check runs as a user of its own, not the portal's
+        problem = check_application(python=sys.executable, directory=str(folder), module="web",
+                                    callable_name="app", protocol="wsgi", env={}, timeout=20)
+        assert problem is not None and "PermissionError" in problem.message, problem
+    settings.PORTAL_HOSTED_USERS = "off"  # and with neither wall the module reads it: the test can fail
     assert check_application(python=sys.executable, directory=str(folder), module="web", callable_name="app",
                              protocol="wsgi", env={}, timeout=20) is None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from io import StringIO
 
@@ -182,6 +183,8 @@ def test_an_env_option_without_equals_is_refused(folder):
 def test_relative_paths_are_taken_from_where_the_command_runs(folder, monkeypatch):
     (folder / "static").mkdir()
     monkeypatch.chdir(folder.parent)
+    # The python3 found first is one the application's own user may run (not pyenv's under /root).
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     run("create", "/hello", "--directory", "app", "--module", "hello", "--python", "python3",
         "--static", "/static=app/static")
     webapp = WebApp.objects.get()

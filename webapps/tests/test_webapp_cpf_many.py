@@ -25,6 +25,8 @@ def apply(text: str):  # type: ignore[no-untyped-def]
 def test_lines_importing_the_same_module_the_same_way_share_one_import_check(tmp_path: Path):
     # Each import of the module (one per check, in its own interpreter) adds a line to a file.
     count = tmp_path / "imports.txt"
+    count.touch(mode=0o666)  # the checks run as users of their own when the suite runs as root
+    count.chmod(0o666)
     (tmp_path / "app.py").write_text(f"open({str(count)!r}, 'a').write('imported\\n')\n" + WSGI_APP)
     lines = [f"CreateApplication:Name=/a{i},WSGIAppLocation={tmp_path},WSGIAppName=app" for i in range(5)]
     result = apply("[Actions]\n" + "\n".join(lines) + "\n")
