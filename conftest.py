@@ -4,6 +4,13 @@ The suite runs under portal.test_settings: a private var/ folder in /tmp, its
 own embedded Redis on a unix socket, and a test database that the worker process
 opens too: a SQLite file, or with PORTAL_DATABASE_URL=postgres://… PostgreSQL's
 test_<name> database on that server.
+
+Two programs pip cannot install: nginx (the tests marked ``needs_nginx``, or asking
+for the ``nginx`` fixture) and Chromium (the tests marked ``browser``). Without
+them those tests skip, saying so, and the end of the run counts them with the
+command that installs them. The suite finds nginx as the portal does
+(``portal.paths.find_nginx``), so ``PORTAL_NGINX=none`` runs it as on a machine
+without nginx; ``PORTAL_TEST_CHROMIUM=none`` does the same for Chromium.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from portal.roles import ADMINISTRATOR, OPERATOR, VIEWER
 ROLES = ["anonymous", "viewer", "operator", "administrator"]
 PASSWORD = "correct-horse-battery"
 CHROMIUM = "/usr/bin/chromium"
+# What the skip reasons begin with: the summary at the end counts the tests skipped for each.
+NO_NGINX = "no nginx"
+NO_CHROMIUM = "no Chromium"
 
 
 def wait_until(
@@ -262,13 +272,82 @@ def celery_worker(redis_service, django_db_setup, django_db_blocker) -> Iterator
     stop_worker(process)
 
 
+# What pip cannot install: nginx and Chromium ---------------------------------------
+
+
+def require_nginx() -> str:
+    """The nginx binary, found as the portal finds it; else the test is skipped, saying why."""
+    found = paths.find_nginx()
+    if found:
+        return found
+    if wanted := os.environ.get("PORTAL_NGINX", "").strip():
+        pytest.skip(f"{NO_NGINX}: PORTAL_NGINX={wanted!r} names no executable (unset it to use an installed nginx)")
+    pytest.skip(f"{NO_NGINX} on the PATH nor at {paths.NGINX}: `sudo apt-get install -y nginx` installs it "
+                "(.ci/run does)")
+
+
+def find_chromium() -> str | None:
+    """PORTAL_TEST_CHROMIUM when set (a path or a name on the PATH; one that names nothing: none),
+    else /usr/bin/chromium, else chromium on the PATH."""
+    if wanted := os.environ.get("PORTAL_TEST_CHROMIUM", "").strip():
+        return shutil.which(wanted)
+    return CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
+
+
+def require_chromium() -> str:
+    found = find_chromium()
+    if found:
+        return found
+    if wanted := os.environ.get("PORTAL_TEST_CHROMIUM", "").strip():
+        pytest.skip(f"{NO_CHROMIUM}: PORTAL_TEST_CHROMIUM={wanted!r} names no executable")
+    pytest.skip(f"{NO_CHROMIUM} at {CHROMIUM} nor on the PATH: `sudo apt-get install -y chromium` installs it "
+                "(.ci/run does)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture: a browser test without Chromium must not start a Celery worker first.
+    if item.get_closest_marker("needs_nginx"):
+        require_nginx()
+    if item.get_closest_marker("browser"):
+        require_chromium()
+
+
+@pytest.fixture(scope="session")
+def nginx() -> str:
+    """The nginx binary, for a test that runs it itself (skipped without one, saying why)."""
+    return require_nginx()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """Say how many tests were skipped for want of nginx or Chromium, and how to install them."""
+    missing: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        reason = reason.removeprefix("Skipped: ")
+        for program, prefix in (("nginx", NO_NGINX), ("chromium", NO_CHROMIUM)):
+            if reason.startswith(prefix):
+                missing[program] = missing.get(program, 0) + 1
+    if not missing:
+        return
+    missing = {p: missing[p] for p in ("nginx", "chromium") if p in missing}
+    counts = ", ".join(f"{n} for a missing {'Chromium' if p == 'chromium' else p}" for p, n in missing.items())
+    terminalreporter.write_sep("=", "tests skipped for a program pip cannot install", yellow=True)
+    total = sum(missing.values())
+    terminalreporter.write_line(f"{total} test{'s' if total > 1 else ''} skipped: {counts}.")
+    them = "them" if len(missing) > 1 else "it"
+    terminalreporter.write_line(f"`sudo apt-get install -y {' '.join(missing)}` installs {them} (.ci/run does).")
+    told = [name for name in ("PORTAL_NGINX", "PORTAL_TEST_CHROMIUM") if os.environ.get(name, "").strip()]
+    if told:
+        terminalreporter.write_line(f"({' and '.join(told)} set: unset to use what is installed)")
+
+
 # The browser ---------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def browser():  # type: ignore[no-untyped-def]
-    if not os.path.exists(CHROMIUM) and not shutil.which("chromium"):
-        pytest.skip(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` (.ci/run does)")
+    chromium = require_chromium()
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop running in this thread, which
@@ -276,7 +355,7 @@ def browser():  # type: ignore[no-untyped-def]
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+            executable_path=chromium,
             args=[
                 "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -11,7 +11,11 @@
 ``connect(host, port, passphrase=None, timeout=10.0, verifier=None)`` returns a Gateway, also a
 context manager. ``verifier`` is the stored ``pbkdf2_sha256$...`` string (see
 gateways.protocol.make_verifier) and replaces the passphrase without deriving the key again.
-``timeout`` (seconds, None for none) bounds every wait for the server.
+``timeout`` (seconds, None for none) bounds every wait for the server. A server whose handshake
+slots are taken for the moment (its refusal says "too many unfinished handshakes", "too many
+connections in handshake" or "handshake closed to make room") is tried again after a short
+backoff (50 ms, doubling up to 0.5 s) until ``timeout`` has passed since connect() was called (10 s
+when None); then the last refusal is raised as ProtocolError.
 
 Values and references
     None, bool, int, float, str, bytes, list, tuple and dict (exactly these types, recursively)
@@ -54,7 +58,9 @@ from __future__ import annotations
 
 import hmac
 import os
+import random
 import socket
+import time
 from typing import Any
 
 import msgpack
@@ -71,6 +77,11 @@ from gateways.protocol import (
     RemoteError,
     resolve,
 )
+
+# Refusals that say the server's handshake slots are taken for now: another try may get in.
+SLOTS_TAKEN = ("too many unfinished handshakes", "too many connections in handshake", "handshake closed to make room")
+RETRY_FIRST_DELAY = 0.05
+RETRY_MAX_DELAY = 0.5
 
 __all__ = [
     "AuthenticationError",
@@ -139,7 +150,11 @@ class Gateway(P.Endpoint):
         return super().handlers()
 
 
-def _handshake(sock: socket.socket, passphrase: str | None, verifier: str | None) -> dict:
+class _SlotsTaken(ProtocolError):
+    """A refusal worth another try (SLOTS_TAKEN); connect() raises it once its timeout is spent."""
+
+
+def _handshake(sock: socket.socket, passphrase: str | None, verifier: str | None, keys: dict | None = None) -> dict:
     fs = P.FrameSocket(sock, P.HANDSHAKE_MAX_FRAME_BYTES)
     hello_frame = bytes(fs.recv())
     try:
@@ -165,7 +180,11 @@ def _handshake(sock: socket.socket, passphrase: str | None, verifier: str | None
             if v_salt != salt or v_iter != iterations:
                 raise AuthenticationError("the verifier does not belong to this server (salt or iterations differ)")
         elif passphrase is not None:
-            key = P.derive_key(passphrase, salt, iterations)
+            # Derived once per connect(), not again for each try after a refusal.
+            keys = {} if keys is None else keys
+            key = keys.get((salt, iterations))
+            if key is None:
+                key = keys[salt, iterations] = P.derive_key(passphrase, salt, iterations)
         else:
             raise AuthenticationError("the server requires a passphrase")
         cnonce = os.urandom(32)
@@ -198,6 +217,8 @@ def _raise_refused(answer: Any) -> None:
     text = str(answer.get("error", "refused")) if type(answer) is dict else "refused"
     if "authentication" in text:
         raise AuthenticationError(text)
+    if text.startswith(SLOTS_TAKEN):
+        raise _SlotsTaken(f"the server refused the connection: {text}")
     raise ProtocolError(f"the server refused the connection: {text}")
 
 
@@ -206,15 +227,33 @@ def connect(host: str, port: int, passphrase: str | None = None, timeout: float 
     """Open and authenticate a gateway connection; see the module docstring."""
     if passphrase is not None and verifier is not None:
         raise ValueError("give either passphrase or verifier, not both")
+    deadline = time.monotonic() + (P.HANDSHAKE_TIMEOUT if timeout is None else timeout)
+    delay = RETRY_FIRST_DELAY
+    keys: dict = {}
+    while True:
+        try:
+            return _connect_once(host, port, passphrase, timeout, verifier, max_frame_bytes, keys, deadline)
+        except _SlotsTaken:
+            pause = delay * random.uniform(0.5, 1.0)  # apart from other clients refused at the same moment
+            if time.monotonic() + pause >= deadline:
+                raise
+            time.sleep(pause)
+            delay = min(2 * delay, RETRY_MAX_DELAY)
+
+
+def _connect_once(host: str, port: int, passphrase: str | None, timeout: float | None, verifier: str | None,
+                  max_frame_bytes: int, keys: dict, deadline: float) -> Gateway:
+    # A try after a refusal gets what is left of the timeout, so connect() as a whole keeps within it.
+    first_timeout = None if timeout is None else max(0.001, min(timeout, deadline - time.monotonic()))
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = socket.create_connection((host, port), timeout=first_timeout)
     except socket.timeout:
         raise GatewayTimeout(f"timed out connecting to {host}:{port}") from None
     except OSError as exc:
         raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from None
     try:
         P.tune_socket(sock)
-        hello = _handshake(sock, passphrase, verifier)
+        hello = _handshake(sock, passphrase, verifier, keys)
         P.set_recv_timeout(sock, timeout)
     except BaseException:
         sock.close()

@@ -12,7 +12,8 @@ imports Django or the portal. Options:
     --max-frame-bytes N      largest accepted frame (default 64 MiB)
     --max-connections N      authenticated connections served at once (default 100)
     --max-handshakes N       connections still in their handshake at once (default 64; one
-                             address may hold a quarter of them)
+                             address may hold a quarter of them, and a new connection from an
+                             address at its quarter closes its oldest stalled one, if any)
     --handshake-timeout S    seconds for the whole handshake (default 10)
     --idle-timeout S         close an authenticated connection that sends nothing for S seconds
                              while no call of its is running (default 3600; 0 never)
@@ -410,7 +411,8 @@ class GatewayServer:
         if n_conns >= self.max_connections:
             refusal = (f"too many connections: this server serves at most {self.max_connections} at once "
                        f"(--max-connections); try again later")
-        elif self._pending_per_peer.get(hs.key, 0) >= self.max_handshakes_per_peer:
+        elif (self._pending_per_peer.get(hs.key, 0) >= self.max_handshakes_per_peer
+              and not self._evict_own(hs.key, now)):
             refusal = f"too many unfinished handshakes from {hs.key}; finish or close them first"
         elif len(self._handshakes) >= self.max_handshakes and not self._evict_for(hs.key, now):
             refusal = "too many connections in handshake; try again later"
@@ -440,7 +442,25 @@ class GatewayServer:
                       if h.refuse_at or now - h.opened >= EVICT_AFTER or (known and h.key not in trusted)]
         if not candidates:
             return False
-        victim = min(candidates, key=lambda h: h.opened)
+        self._close_to_make_room(min(candidates, key=lambda h: h.opened))
+        return True
+
+    def _evict_own(self, key: str, now: float) -> bool:
+        """Make room for a new connection from an address at its cap by closing that address's oldest
+        stalled handshake: already refused, or open for EVICT_AFTER seconds without its auth frame
+        (bytes trickling in are no progress, or dripping would keep a slot). So idle sockets that
+        another program of the same host holds cannot lock a client of that host out, while the
+        address's count, and the server's, stay where they are. A handshake younger than that is
+        kept: a client in the middle of its own is not closed by the next connection."""
+        # The table is in the order of admission, so the first match is the address's oldest.
+        victim = next((h for h in self._handshakes.values()
+                       if h.key == key and (h.refuse_at or now - h.opened >= EVICT_AFTER)), None)
+        if victim is None:
+            return False
+        self._close_to_make_room(victim)
+        return True
+
+    def _close_to_make_room(self, victim: Handshake) -> None:
         if victim.refuse_at:
             self._refuse(victim.sock, victim.refusal)
         else:
@@ -448,7 +468,6 @@ class GatewayServer:
                              f"handshake closed to make room for a new connection peer={victim.peer}")
             self._refuse(victim.sock, "handshake closed to make room for other connections")
         self._drop(victim)
-        return True
 
     def _drop(self, hs: Handshake) -> None:
         if self._handshakes.pop(hs.sock, None) is not None:

@@ -38,7 +38,6 @@ import ipaddress
 import itertools
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -59,7 +58,6 @@ STABLE_SECONDS = 60
 LOCK_FILE = paths.VAR_DIR / "launcher.lock"
 SCHEDULE_FILE = paths.VAR_DIR / "celerybeat-schedule"
 ACCESS_LOG = paths.LOG_DIR / "access.log"
-NGINX = "/usr/sbin/nginx"
 # Secrets the launcher may be given, and who needs them: the first administrator's
 # password only `manage.py ensure_admin`; the secret key and the database URL (it may
 # hold a password) the Django processes, never Redis.
@@ -167,9 +165,12 @@ def front_kind(env: dict[str, str]) -> tuple[str, str | None]:
     wanted = env.get("PORTAL_FRONT", "auto").strip().lower() or "auto"
     if wanted not in ("auto", "nginx", "asyncio"):
         raise ValueError(f"PORTAL_FRONT={wanted!r} is not a front: use nginx, asyncio or auto (nginx when installed)")
-    # As webapps.front.nginx.find_nginx looks (portal/ imports no app): on PATH, else Debian's place.
-    nginx = (shutil.which("nginx") or (NGINX if os.access(NGINX, os.X_OK) else None)) if wanted != "asyncio" else None
+    # PORTAL_NGINX, else on PATH, else Debian's place: as the runner (webapps.front.nginx) looks.
+    nginx = paths.find_nginx(env) if wanted != "asyncio" else None
     if wanted == "nginx" and nginx is None:
+        if env.get("PORTAL_NGINX", "").strip():
+            raise ValueError(f"PORTAL_FRONT=nginx but PORTAL_NGINX={env['PORTAL_NGINX'].strip()!r} is not an "
+                             "executable: name nginx's binary there, unset it, or PORTAL_FRONT=asyncio")
         raise ValueError("PORTAL_FRONT=nginx but nginx is not installed: "
                          "apt-get install nginx, or PORTAL_FRONT=asyncio")
     if nginx and re.search(r"[\s\"'$;{}\\#]", str(paths.NGINX_DIR)):

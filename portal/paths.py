@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -84,6 +86,28 @@ def embedded_redis_url() -> str:
 def redis_url() -> str:
     """``REDIS_URL`` when set, otherwise the embedded Redis's socket, with its password."""
     return os.environ.get("REDIS_URL") or embedded_redis_url()
+
+
+# Debian's place for nginx, looked at when it is not on the PATH (sbin is not on every user's PATH).
+NGINX = "/usr/sbin/nginx"
+
+
+def find_nginx(env: Mapping[str, str] | None = None) -> str | None:
+    """The nginx binary the front runs, or None when there is none.
+
+    PORTAL_NGINX, when set, is the only place looked at: a path, or a name looked up on the PATH;
+    one that names no executable (e.g. PORTAL_NGINX=none) means that nginx is not installed, so
+    the asyncio front serves and the nginx tests skip on a machine that has it. Otherwise nginx on
+    the PATH, else /usr/sbin/nginx. The launcher, the nginx runner (webapps.front.nginx) and the
+    test suite all look here, so they agree on whether there is one. ``env`` is the environment
+    to read (default: this process's).
+    """
+    env = os.environ if env is None else env
+    search = env.get("PATH", os.defpath)
+    wanted = env.get("PORTAL_NGINX", "").strip()
+    if wanted:
+        return shutil.which(wanted, path=search)
+    return shutil.which("nginx", path=search) or (NGINX if os.access(NGINX, os.X_OK) else None)
 
 
 def this_host() -> str:

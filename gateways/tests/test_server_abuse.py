@@ -3,11 +3,13 @@ peers, frames announced but never sent. Real servers, real sockets, many loopbac
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from conftest import wait_until
 from gateways.client import GatewayError, ProtocolError, RemoteError, connect
 from gateways.protocol import KIND_AUTH, KIND_REFUSED, KIND_WELCOME, OP_GETATTR, PROTOCOL_VERSION
 from gateways.tests.abuse_helpers import Guessers, connect_from, read_frame, send_frame
-from gateways.tests.conftest import ROOT, TEST_VERIFIER, GatewayProcess, start_gateway_server
+from gateways.tests.conftest import ROOT, TEST_PASSPHRASE, TEST_VERIFIER, GatewayProcess, start_gateway_server
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) ")
 CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -155,6 +157,88 @@ def test_500_idle_sockets_keep_the_thread_count_bounded_and_a_client_still_gets_
         for s in idle:
             s.close()
         server.stop()
+
+
+def test_300_idle_sockets_from_a_clients_own_address_do_not_lock_it_out(tmp_path):
+    server = start_gateway_server(tmp_path, env_passphrase=TEST_VERIFIER)
+    idle: list[socket.socket] = []
+    try:
+        # Another program of this machine holds idle handshakes from 127.0.0.1, the client's address.
+        for _ in range(300):
+            idle.append(connect_from("127.0.0.1", server.host, server.port))
+        first_frames = [msgpack.unpackb(read_frame(s)) for s in idle]
+        refused = {answer["error"] for kind, answer in first_frames if kind == KIND_REFUSED}
+        # The address still holds no more than its quarter of the 64 slots: the rest are told why at once.
+        assert refused == {"too many unfinished handshakes from 127.0.0.1; finish or close them first"}, refused
+        for s, (kind, _) in zip(idle, first_frames, strict=True):
+            if kind == KIND_REFUSED:
+                assert s.recv(1) == b""  # and closed by the server (right after the refusal it sent)
+        proc = psutil.Process(server.proc.pid)
+        in_handshake = [c for c in proc.net_connections("tcp")
+                        if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == server.port]
+        assert len(in_handshake) <= 16 and proc.num_threads() <= 3
+        # The client, at once and within its 5 s: when its address is at its cap, its connection
+        # closes the address's oldest stalled handshake (open a second and still unfinished),
+        # and the client tries again after a refusal while its timeout lasts.
+        started = time.monotonic()
+        with connect(server.host, server.port, passphrase=TEST_PASSPHRASE, timeout=5) as gw:
+            assert gw.ping() and gw.version()["pid"] == server.proc.pid
+        assert time.monotonic() - started < 5
+        assert proc.num_threads() <= 3
+        assert "handshake closed to make room for a new connection peer=127.0.0.1:" in stopped_log(server)
+    finally:
+        for s in idle:
+            s.close()
+        server.stop()
+
+
+class Refuser:
+    """A listener that answers every connection with one refusal, as a busy server would, and counts them."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.attempts = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.attempts += 1
+            send_frame(sock, msgpack.packb([KIND_REFUSED, {"error": self.text}]))
+            sock.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way; close() alone does not
+        self.listener.close()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+def test_the_client_tries_again_after_a_busy_refusal_until_its_timeout_and_never_after_another():
+    busy = Refuser("too many unfinished handshakes from 127.0.0.1; finish or close them first")
+    full = Refuser("too many connections: this server serves at most 3 at once (--max-connections); try again later")
+    try:
+        started = time.monotonic()
+        with pytest.raises(ProtocolError, match="refused the connection: too many unfinished handshakes from 127"):
+            connect("127.0.0.1", busy.port, timeout=1.5)
+        took = time.monotonic() - started
+        # Until its timeout (give or take the last try), with a backoff (50 ms doubling to 0.5 s):
+        # a few tries, not a spin.
+        assert 0.7 <= took <= 2.5, took
+        assert 3 <= busy.attempts <= 10, busy.attempts
+        with pytest.raises(ProtocolError, match="serves at most 3 at once"):
+            connect("127.0.0.1", full.port, timeout=1.5)
+        assert full.attempts == 1
+    finally:
+        busy.close()
+        full.close()
 
 
 def test_connections_beyond_max_connections_get_a_clear_refusal(tmp_path):

@@ -126,7 +126,7 @@ def alive_in(sessions: set[int]) -> list[str]:
     return found
 
 
-def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind(portal_env, tmp_path):
+def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind(portal_env, tmp_path, nginx):
     var = Path(portal_env["PORTAL_VAR_DIR"])
     # A beat left behind by an earlier run from this folder must not make a second scheduler.
     stale_beat = subprocess.Popen(
@@ -141,7 +141,7 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
         f"http {{ access_log off; client_body_temp_path {prefix}/body; "
         f"server {{ listen 127.0.0.1:{portal_env['PORTAL_APPS_PORT']}; return 418; }} }}\n"
     )
-    stale_nginx = subprocess.Popen(["/usr/sbin/nginx", "-p", str(prefix), "-c", str(prefix / "old.conf"),
+    stale_nginx = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "old.conf"),
                                     "-g", "daemon off;"], start_new_session=True)
     wait_until(lambda: http_status(f"http://127.0.0.1:{portal_env['PORTAL_APPS_PORT']}/") == 418, timeout=10)
     stale_workers = psutil.Process(stale_nginx.pid).children()
@@ -404,12 +404,19 @@ def test_a_var_from_before_the_redis_password_is_upgraded(portal_env, tmp_path):
     ({"PORTAL_FRONT": "apache"}, "PORTAL_FRONT='apache' is not a front: use nginx, asyncio or auto"),
     ({"PORTAL_APPS_PORT": "same"}, "PORTAL_APPS_PORT and PORTAL_PORT are both"),
     ({"PORTAL_FRONT": "nginx", "PORTAL_VAR_DIR": "a space"}, "PORTAL_FRONT=nginx but nginx cannot use the folder"),
+    ({"PORTAL_FRONT": "nginx", "PORTAL_NGINX": "/nonexistent/nginx"},
+     "PORTAL_FRONT=nginx but PORTAL_NGINX='/nonexistent/nginx' is not an executable"),
 ])
 def test_a_bad_front_setting_is_refused_saying_how_to_fix_it(portal_env, env, message, tmp_path):
     if env.get("PORTAL_APPS_PORT") == "same":
         env = {"PORTAL_APPS_PORT": portal_env["PORTAL_PORT"]}
     if env.get("PORTAL_VAR_DIR"):
-        env = dict(env, PORTAL_VAR_DIR=str(tmp_path / "my var"))
+        # The folder is refused before nginx would run, so any executable stands in for it: the
+        # refusal is the same on a machine without nginx.
+        stand_in = tmp_path / "nginx"
+        stand_in.write_text("#!/bin/sh\nexit 1\n")
+        stand_in.chmod(0o700)
+        env = dict(env, PORTAL_VAR_DIR=str(tmp_path / "my var"), PORTAL_NGINX=str(stand_in))
     out = subprocess.run(
         [sys.executable, "-m", "portal.launcher"], env=dict(portal_env, **env),
         cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=False,
@@ -417,6 +424,27 @@ def test_a_bad_front_setting_is_refused_saying_how_to_fix_it(portal_env, env, me
     assert out.returncode == 1
     assert message in out.stdout
     assert "starting" not in out.stdout and "Traceback" not in out.stderr
+
+
+def test_portal_nginx_chooses_the_nginx_binary_and_one_that_names_none_means_no_nginx(tmp_path):
+    from portal.launcher import front_kind
+
+    stand_in = tmp_path / "my-nginx"
+    stand_in.write_text("#!/bin/sh\nexit 1\n")
+    stand_in.chmod(0o700)
+    path = os.environ.get("PATH", "")
+    # Told which nginx: that one, by path or by name on the PATH, and the runner finds the same.
+    assert front_kind({"PATH": path, "PORTAL_NGINX": str(stand_in)}) == ("nginx", str(stand_in))
+    assert front_kind({"PATH": f"{tmp_path}:{path}", "PORTAL_NGINX": "my-nginx"}) == ("nginx", str(stand_in))
+    found = subprocess.run([sys.executable, "-c", "from webapps.front.nginx import find_nginx; print(find_nginx())"],
+                           env=dict(os.environ, PORTAL_NGINX=str(stand_in)), cwd=settings.BASE_DIR,
+                           capture_output=True, text=True, timeout=30, check=True)
+    assert found.stdout.strip() == str(stand_in)
+    # Told a name that is no executable: no nginx, whatever is installed; the asyncio front serves.
+    for none in ("none", "/nonexistent/nginx", str(tmp_path)):
+        assert front_kind({"PATH": path, "PORTAL_NGINX": none}) == ("asyncio", None)
+    # PORTAL_FRONT=asyncio needs no nginx and looks for none.
+    assert front_kind({"PATH": path, "PORTAL_NGINX": str(stand_in), "PORTAL_FRONT": "asyncio"}) == ("asyncio", None)
 
 
 def test_without_nginx_the_asyncio_front_serves_and_a_leftover_front_is_stopped(portal_env, tmp_path):
@@ -429,12 +457,14 @@ def test_without_nginx_the_asyncio_front_serves_and_a_leftover_front_is_stopped(
          "--routes", str(var / "front" / "routes.json")], cwd=settings.BASE_DIR, start_new_session=True,
     )
     wait_until(lambda: http_status(f"{apps}/x") == 404, timeout=15, message="the stale front did not start")
-    launcher = Running(dict(portal_env, PORTAL_FRONT="asyncio"), tmp_path / "launcher.log")
+    # The portal told that there is no nginx (PORTAL_NGINX names none), as on a machine without it.
+    launcher = Running(dict(portal_env, PORTAL_NGINX="none"), tmp_path / "launcher.log")
     try:
         launcher.wait_serving()
         assert stale.wait(5) == -signal.SIGKILL
         front = launcher.part("webapps.front --listen")
         assert front is not None and "webapps.front.nginx" not in " ".join(front.cmdline())
+        assert f"served at {apps}/ by the asyncio front" in launcher.output()
         # The front needs no secret.
         assert not {"PORTAL_SECRET_KEY", "PORTAL_ADMIN_PASSWORD"} & set(front.environ())
         # The launcher wrote the routes file from the (empty) definitions before the front started.

@@ -27,7 +27,6 @@ import json
 import os
 import pwd
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from portal import paths
 from portal.process.states import RUNNING
 
 from .forwarding import Network, add_trusted_proxy_option
@@ -55,7 +55,7 @@ from .routes import (
     unavailable_page,
 )
 
-NGINX = "/usr/sbin/nginx"
+NGINX = paths.NGINX
 # Headers a client could use to tell an app it came over https, from elsewhere or under another
 # mount: removed (an empty value makes nginx drop a header), as the asyncio front drops them.
 SPOOFABLE_HEADERS = (
@@ -78,10 +78,8 @@ _UNSAFE = re.compile(r"[\s\"'$;{}\\#]")
 
 
 def find_nginx() -> str | None:
-    found = shutil.which("nginx")
-    if found:
-        return found
-    return NGINX if os.access(NGINX, os.X_OK) else None
+    """nginx as the launcher and the tests find it (PORTAL_NGINX, else the PATH, else NGINX)."""
+    return paths.find_nginx()
 
 
 def _quote(text: str) -> str:
@@ -528,7 +526,8 @@ class NginxFront:
         self.idle_timeout = idle_timeout
         self.dir = Path(directory).resolve()
         self.listen = listen
-        self.nginx = nginx or find_nginx() or NGINX
+        # When there is none, the error names what was configured (PORTAL_NGINX) or Debian's place.
+        self.nginx = nginx or find_nginx() or os.environ.get("PORTAL_NGINX", "").strip() or NGINX
         self.worker_processes = worker_processes
         self.conf = self.dir / "nginx.conf"
         self.figures_log = self.dir / "figures.log" if figures else None
@@ -660,7 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default="127.0.0.1:8001", help="what nginx listens on, e.g. 127.0.0.1:8001")
     parser.add_argument("--routes", required=True, help="the routes file the portal writes")
     parser.add_argument("--dir", help="directory for nginx.conf, the pid file, the log and temp files")
-    parser.add_argument("--nginx", default=None, help=f"the nginx binary (default: on PATH, else {NGINX})")
+    parser.add_argument(
+        "--nginx", default=None, help=f"the nginx binary (default: PORTAL_NGINX, else on PATH, else {NGINX})"
+    )
     parser.add_argument("--workers", default="1", help="worker_processes (a number or auto)")
     parser.add_argument("--head-timeout", type=int, default=10, help="seconds a request head may take")
     parser.add_argument(

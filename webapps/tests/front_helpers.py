@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from conftest import wait_until
 from webapps.front.routes import write_routes
@@ -25,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 PORTAL_COOKIES = ["portal_sessionid", "portal_csrftoken"]
-NO_NGINX = "nginx is not installed: 'apt-get install -y nginx' (as .ci/run does) runs the nginx front's tests"
+# Both fronts, for a fixture's or a test's parameters: the nginx one skips, saying why, without nginx.
+FRONTS = ["asyncio", pytest.param("nginx", marks=pytest.mark.needs_nginx)]
 
 
 def free_port() -> int:

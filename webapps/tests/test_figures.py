@@ -13,8 +13,7 @@ from django.urls import reverse
 from gateways.charts import HEIGHT
 from portal.process.states import RUNNING
 from webapps import adapter, figures
-from webapps.front.nginx import find_nginx
-from webapps.tests.front_helpers import NO_NGINX, RunningFront, gunicorn, wait_for
+from webapps.tests.front_helpers import FRONTS, RunningFront, gunicorn, wait_for
 from webapps.tests.webapp_factories import app_dir, make_webapp
 
 pytestmark = pytest.mark.django_db
@@ -27,12 +26,10 @@ def polyline_points(html: str, label: str) -> list[tuple[float, float]]:
     return [tuple(map(float, p.split(","))) for p in match.group(1).split()]  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("kind", ["asyncio", "nginx"])
+@pytest.mark.parametrize("kind", FRONTS)
 def test_the_page_draws_requests_errors_and_latency_the_front_measured(
     kind: str, tmp_path: Path, settings: Any, admin_client_: Any
 ) -> None:
-    if kind == "nginx" and find_nginx() is None:
-        pytest.skip(NO_NGINX)
     app = make_webapp(app_dir(tmp_path), name="/flask", state=RUNNING)
     sock = adapter.socket_path(app)
     sock.parent.mkdir(parents=True, exist_ok=True)

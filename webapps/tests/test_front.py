@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from webapps.front.nginx import find_nginx
-from webapps.tests.front_helpers import NO_NGINX, RunningFront, gunicorn, uvicorn, wait_for
+from webapps.tests.front_helpers import FRONTS, RunningFront, gunicorn, uvicorn, wait_for
 
 MB = 1024 * 1024
 PORTAL_PORT = 8000
@@ -104,10 +103,8 @@ def base_routes(b: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(scope="module", params=["asyncio", "nginx"])
+@pytest.fixture(scope="module", params=FRONTS)
 def front(request: pytest.FixtureRequest, backends: dict[str, Any], tmp_path_factory) -> Iterator[RunningFront]:
-    if request.param == "nginx" and find_nginx() is None:
-        pytest.skip(NO_NGINX)
     running = RunningFront(request.param, tmp_path_factory.mktemp(f"front-{request.param}"), head_timeout=2,
                            portal_port=PORTAL_PORT, portal_hosts=("apps.example.test", "127.0.0.1", "[::1]"))
     try:
@@ -551,12 +548,10 @@ def test_a_head_that_never_ends_is_cut_off(front: RunningFront) -> None:
         assert answer == b"" or answer.startswith(b"HTTP/1.1 408")  # nginx closes without answering
 
 
-@pytest.fixture(scope="module", params=["asyncio", "nginx"])
+@pytest.fixture(scope="module", params=FRONTS)
 def impatient_front(request: pytest.FixtureRequest, backends: dict[str, Any], tmp_path_factory) -> Iterator[RunningFront]:
     """A front whose idle timeout is 3 s (300 s by default), kept apart so that a slow machine
     cannot make the other tests' exchanges look stalled."""
-    if request.param == "nginx" and find_nginx() is None:
-        pytest.skip(NO_NGINX)
     running = RunningFront(request.param, tmp_path_factory.mktemp(f"idle-{request.param}"), idle_timeout=3)
     try:
         running.start(base_routes(backends))

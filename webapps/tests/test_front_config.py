@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from webapps.front.metrics import Metrics
-from webapps.front.nginx import NginxFront, find_nginx, render_nginx_config
+from webapps.front.nginx import NginxFront, render_nginx_config
 from webapps.front.routes import Route, RoutesError, Static, load_routes, write_routes
-from webapps.tests.front_helpers import NO_NGINX, ROOT
+from webapps.tests.front_helpers import ROOT
 
 STRIP = ["portal_sessionid", "portal_csrftoken"]
 
@@ -75,11 +75,7 @@ def test_two_apps_at_the_same_path_in_another_case_are_refused(tmp_path: Path) -
         write_routes(tmp_path / "r.json", [Route("/Flask", "/a.sock"), Route("/flask", "/b.sock")], STRIP)
 
 
-needs_nginx = pytest.mark.skipif(find_nginx() is None, reason=NO_NGINX)
-
-
-@needs_nginx
-def test_the_include_works_in_an_operators_own_nginx(tmp_path: Path) -> None:
+def test_the_include_works_in_an_operators_own_nginx(tmp_path: Path, nginx: str) -> None:
     routes = write_routes(
         tmp_path / "routes.json",
         [
@@ -96,7 +92,7 @@ def test_the_include_works_in_an_operators_own_nginx(tmp_path: Path) -> None:
         f"http {{\n    include {tmp_path}/webapps.conf;\n}}\n"
     )
     done = subprocess.run(
-        [find_nginx(), "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
         capture_output=True,
         text=True,
         timeout=30,
@@ -127,7 +123,7 @@ def test_latency_percentiles_come_from_the_histogram() -> None:
     assert figures["latency_ms"]["p99"] == 500.0
 
 
-@needs_nginx
+@pytest.mark.needs_nginx
 def test_the_complete_config_passes_nginx_t_and_a_refused_one_is_kept_aside(tmp_path: Path) -> None:
     routes = write_routes(
         tmp_path / "routes.json",
@@ -169,7 +165,7 @@ def test_the_history_holds_each_seconds_rates_and_percentiles() -> None:
     assert len(metrics.to_json()["history"]["/flask"]) == 120  # two minutes, no more
 
 
-@needs_nginx
+@pytest.mark.needs_nginx
 def test_the_runner_serves_the_others_when_one_apps_path_is_unusable_by_nginx(tmp_path: Path) -> None:
     routes = write_routes(
         tmp_path / "routes.json",

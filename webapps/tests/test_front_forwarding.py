@@ -17,12 +17,9 @@ import pytest
 
 from portal.launcher import trusted_proxies
 from webapps.front.forwarding import client_address, forwarded_proto, parse_trusted
-from webapps.front.nginx import find_nginx
 from webapps.runtime.engines import AppRun
-from webapps.tests.front_helpers import NO_NGINX, RunningFront
+from webapps.tests.front_helpers import FRONTS, RunningFront
 from webapps.tests.runtime_helpers import ASGI_APP, serve_python, short_dir, start_app
-
-FRONTS = ["asyncio", "nginx"]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +44,6 @@ def uvicorn_app(base: Path) -> Iterator[str]:
 
 
 def start_front(kind: str, directory: Path, sock: str, trusted: str = "") -> RunningFront:
-    if kind == "nginx" and find_nginx() is None:
-        pytest.skip(NO_NGINX)
     front = RunningFront(kind, directory, trusted_proxies=trusted)
     front.start([{"path": "/bare", "socket": sock, "protocol": "asgi"}])
     return front

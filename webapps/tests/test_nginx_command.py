@@ -16,8 +16,7 @@ from django.core.management import CommandError, call_command
 
 from portal.process.states import RUNNING
 from webapps import adapter
-from webapps.front.nginx import find_nginx
-from webapps.tests.front_helpers import NO_NGINX, free_port, gunicorn, stop, tcp_answers, wait_for
+from webapps.tests.front_helpers import free_port, gunicorn, stop, tcp_answers, wait_for
 from webapps.tests.webapp_factories import app_dir, make_webapp
 
 pytestmark = pytest.mark.django_db
@@ -39,8 +38,7 @@ def get(port: int, path: str, headers: dict[str, str]) -> tuple[int, str]:
         conn.close()
 
 
-@pytest.mark.skipif(find_nginx() is None, reason=NO_NGINX)
-def test_the_printed_config_works_in_an_operators_own_nginx(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_printed_config_works_in_an_operators_own_nginx(tmp_path: Path, nginx: str, settings) -> None:  # type: ignore[no-untyped-def]
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "apps.example.test"]  # the 503 page may link there
     running = make_webapp(app_dir(tmp_path), name="/flask", state=RUNNING)
     make_webapp(app_dir(tmp_path), name="/down", state="fatal", last_error="ImportError: no module named hello")
@@ -59,11 +57,11 @@ def test_the_printed_config_works_in_an_operators_own_nginx(tmp_path: Path, sett
         f"http {{\n    access_log off;\n    client_body_temp_path {tmp_path}/body;\n"
         f"    proxy_temp_path {tmp_path}/proxy;\n    include {tmp_path}/portal-apps.conf;\n}}\n"
     )
-    nginx = [find_nginx(), "-p", str(tmp_path), "-c", str(conf)]
-    checked = subprocess.run([*nginx, "-t"], capture_output=True, text=True, timeout=30)
+    nginx_argv = [nginx, "-p", str(tmp_path), "-c", str(conf)]
+    checked = subprocess.run([*nginx_argv, "-t"], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr
     with gunicorn(str(sock), log=tmp_path / "gunicorn.log"):
-        server = subprocess.Popen([*nginx, "-g", "daemon off;"], stderr=subprocess.PIPE)
+        server = subprocess.Popen([*nginx_argv, "-g", "daemon off;"], stderr=subprocess.PIPE)
         try:
             wait_for(lambda: tcp_answers(port), what="nginx listening")
             host = {"Host": "apps.example.test", "Cookie": "portal_sessionid=ADMIN; sessionid=app"}

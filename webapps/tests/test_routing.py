@@ -13,9 +13,8 @@ from django.conf import settings
 
 from portal.process.states import FATAL, RUNNING, STOPPED
 from webapps import adapter, routing
-from webapps.front.nginx import find_nginx
 from webapps.models import WebApp
-from webapps.tests.front_helpers import NO_NGINX, RunningFront, gunicorn, wait_for
+from webapps.tests.front_helpers import FRONTS, RunningFront, gunicorn, wait_for
 from webapps.tests.test_webapp_start_stop import webapp_processes  # noqa: F401 (a fixture)
 from webapps.tests.webapp_factories import app_dir, make_webapp
 
@@ -139,10 +138,8 @@ def test_the_file_is_written_only_when_its_content_changes(routes_file: Path, tm
 # Through a real front ---------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["asyncio", "nginx"])
+@pytest.fixture(params=FRONTS)
 def front(request: pytest.FixtureRequest, tmp_path: Path, settings) -> Any:  # type: ignore[no-untyped-def]
-    if request.param == "nginx" and find_nginx() is None:
-        pytest.skip(NO_NGINX)
     running = RunningFront(request.param, tmp_path)
     settings.WEBAPPS_ROUTES_FILE = running.routes_file
     try:
@@ -232,11 +229,9 @@ def test_both_fronts_follow_the_definitions_within_a_second_without_cutting_a_do
 # With the process layer: a real worker, real keepers, real engines ---------------------------------
 
 
-@pytest.fixture(params=["asyncio", "nginx"])
+@pytest.fixture(params=FRONTS)
 def shared_front(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     """A front following the routes file the worker writes too (the suite's var/front/routes.json)."""
-    if request.param == "nginx" and find_nginx() is None:
-        pytest.skip(NO_NGINX)
     running = RunningFront(request.param, tmp_path)
     running.routes_file = Path(settings.WEBAPPS_ROUTES_FILE)
     running.routes_file.parent.mkdir(parents=True, exist_ok=True)
