@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from webapps.front.nginx import find_nginx
-from webapps.tests.front_helpers import NO_NGINX, RunningFront, free_port, gunicorn, uvicorn
+from conftest import require_nginx
+from webapps.tests.front_helpers import RunningFront, free_port, gunicorn, uvicorn
 
 PORTAL_PORT = 8000
 SECRET = "PORTAL-PRIVATE-3f9c1e: the secret key"
@@ -62,8 +62,8 @@ def routes(a: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module", params=["asyncio", "nginx"])
 def front(request: pytest.FixtureRequest, apps: dict[str, Any], tmp_path_factory) -> Iterator[RunningFront]:
-    if request.param == "nginx" and find_nginx() is None:
-        pytest.skip(NO_NGINX)
+    if request.param == "nginx":
+        require_nginx()
     running = RunningFront(request.param, tmp_path_factory.mktemp(f"secure-{request.param}"),
                            portal_port=PORTAL_PORT, portal_hosts=PORTAL_HOSTS)
     try:
