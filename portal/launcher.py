@@ -395,9 +395,11 @@ class Launcher:
             "--access-logfile", str(ACCESS_LOG),
             "--error-logfile", "-",
             "--graceful-timeout", "5",
-            # gunicorn's default is ~/.gunicorn/gunicorn.ctl, shared by every
-            # gunicorn of this user: a second portal would take it over.
-            "--control-socket", str(paths.RUN_DIR / "gunicorn.ctl"),
+            # No control socket: whoever can connect to it may `show config`, `worker kill` or
+            # `shutdown quick`, and the sandbox does not check connect() on a unix socket, so
+            # hosted code could. Nothing of the portal uses it (its default, ~/.gunicorn, is
+            # shared by every gunicorn of the user besides).
+            "--no-control-socket",
         ]
         self.parts.append(Part("celery worker", lambda: self.popen(worker_argv, env), "its output is above"))
         build_env = dict(env, PYTHONWARNINGS=",".join(filter(None, [env.get("PYTHONWARNINGS"),

@@ -183,8 +183,7 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
             command = " ".join(process.cmdline())
             django_part = "redis-server" not in command and "webapps.front" not in command
             assert ("PORTAL_SECRET_KEY" in environ) == django_part, process.cmdline()
-        # gunicorn's control socket is this portal's, not the user's shared ~/.gunicorn one.
-        assert (var / "run" / "gunicorn.ctl").exists()
+        assert_gunicorn_has_no_control_socket(var, launcher)
 
         # A second `make run` on the same folder says so and starts nothing.
         second_env = dict(portal_env, PORTAL_PORT=str(free_port()))
@@ -217,6 +216,22 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
         launcher.kill()
         stale_beat.kill()
         stale_nginx.kill()
+
+
+def assert_gunicorn_has_no_control_socket(var: Path, launcher: Running) -> None:
+    """gunicorn's control socket (`show config`, `worker kill`, `shutdown quick` for whoever can
+    connect to it: the sandbox does not check a unix socket's connect) is off: its command line says
+    so, and no gunicorn process of the portal listens on any unix socket, here or in ~/.gunicorn."""
+    gunicorns = [p for p in psutil.Process(launcher.process.pid).children(recursive=True)
+                 if "gunicorn" in " ".join(p.cmdline())]
+    assert gunicorns
+    arbiter = launcher.part("gunicorn")
+    assert arbiter is not None and "--no-control-socket" in arbiter.cmdline()
+    assert "--control-socket" not in arbiter.cmdline()
+    for process in gunicorns:
+        assert [c.laddr for c in process.net_connections(kind="unix") if c.laddr] == [], process.cmdline()
+    assert not (var / "run" / "gunicorn.ctl").exists()
+    assert [path for path in var.rglob("*.ctl")] == []
 
 
 def assert_the_redis_password_is_kept_out_of_sight(var: Path, launcher: Running) -> None:
