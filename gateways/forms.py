@@ -327,6 +327,13 @@ class GatewayForm(forms.ModelForm):
                 "digits and _ - . %% (no spaces).",
                 params={"name": name},
             )
+        if name in (".", ".."):
+            raise forms.ValidationError(
+                "“%(name)s” cannot be a gateway name: browsers and HTTP clients remove “.” and “..” from "
+                "addresses, so its pages and API could not be reached. Choose a name with a letter or a "
+                "digit, e.g. PyGate.",
+                params={"name": name},
+            )
         if name.lower() in RESERVED_NAMES:
             raise forms.ValidationError(
                 "“%(name)s” is reserved by the portal's pages: choose another name.",
