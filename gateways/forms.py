@@ -20,6 +20,7 @@ from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html
 
 from gateways.models import Gateway
+from portal.process.checks import path_too_long
 from processes.accounts import check_run_as
 
 if TYPE_CHECKING:
@@ -329,6 +330,13 @@ class GatewayForm(forms.ModelForm):
                 "digits and _ - . %% (no spaces).",
                 params={"name": name},
             )
+        if name in (".", ".."):
+            raise forms.ValidationError(
+                "“%(name)s” cannot be a gateway name: browsers and HTTP clients remove “.” and “..” from "
+                "addresses, so its pages and API could not be reached. Choose a name with a letter or a "
+                "digit, e.g. PyGate.",
+                params={"name": name},
+            )
         if name.lower() in RESERVED_NAMES:
             raise forms.ValidationError(
                 "“%(name)s” is reserved by the portal's pages: choose another name.",
@@ -590,6 +598,9 @@ def check_python_executable(path: str) -> str:
             "not “%(path)s”.",
             params={"path": path},
         )
+    too_long = path_too_long(path)
+    if too_long:
+        raise forms.ValidationError("%(message)s.", params={"message": too_long})
     if not os.path.exists(path):
         raise forms.ValidationError(
             "%(path)s does not exist: give the full path of a Python 3.9 or newer "
@@ -613,8 +624,12 @@ def check_log_file_field(path: str, example: Path, problem: Callable[[str], Chec
             "Give the log file's full path, e.g. %(example)s, not “%(path)s”.",
             params={"path": path, "example": example},
         )
+    too_long = path_too_long(path)
+    if too_long:
+        raise forms.ValidationError("%(message)s.", params={"message": too_long})
     p = Path(path)
-    if p.is_dir() and not p.is_symlink():
+    # os.path's tests answer False on any OSError (ELOOP, EACCES, ENOTDIR); Path's raise some on 3.11.
+    if os.path.isdir(path) and not os.path.islink(path):
         raise forms.ValidationError(
             "%(path)s is a folder: add a file name, e.g. %(path)s/%(name)s.",
             params={"path": path.rstrip("/"), "name": example.name},
@@ -625,7 +640,7 @@ def check_log_file_field(path: str, example: Path, problem: Callable[[str], Chec
     if failure is not None:
         raise forms.ValidationError("%(message)s.", params={"message": failure.message})
     folder = p.parent
-    if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(p) and not os.access(p, os.W_OK)):
         raise forms.ValidationError(
             "%(path)s cannot be written by the portal's user: choose another folder or "
             "give that user write access.",

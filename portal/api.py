@@ -20,7 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from portal import roles, tokens
+from portal import lockout, roles, tokens
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,14 @@ class ApiError(Exception):
         self.status = status
         self.bad_token = bad_token
         self.extra = extra
+
+
+class Refused(Exception):
+    """A request answered before it is looked at (its address is locked out): ``response``."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        super().__init__()
+        self.response = response
 
 
 def error(status: int, message: str, *, bad_token: bool = False, **extra: Any) -> JsonResponse:
@@ -62,9 +70,13 @@ def _authenticate(request: HttpRequest) -> Any:
             raise ApiError(
                 401, "The Authorization header must be `Bearer <token>`; create a token on your profile page."
             )
+        refused = lockout.api_token_refused(request, token)
+        if refused is not None:
+            raise Refused(refused)
         try:
             return tokens.authenticate(token)
         except tokens.TokenRefused as e:
+            lockout.api_token_failed(request, token)
             raise ApiError(401, str(e), bad_token=True) from None
     user = request.user
     if not user.is_authenticated:
@@ -103,6 +115,8 @@ def api_view(*methods: str) -> Callable[[ApiView], Callable[..., HttpResponse]]:
                 if not roles.can_view(user):
                     raise PermissionDenied(NO_ROLE)
                 return view(request, user, *args, **kwargs)
+            except Refused as e:
+                return e.response
             except ApiError as e:
                 return error(e.status, str(e), bad_token=e.bad_token, **e.extra)
             except PermissionDenied as e:

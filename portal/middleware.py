@@ -35,6 +35,28 @@ class LoginRequiredEverywhere:
         return self.get_response(request)
 
 
+class ContentSecurityPolicy:
+    """Every response of the portal carries settings.CONTENT_SECURITY_POLICY (unless it set its own).
+
+    No page has inline code (scripts and styles are files under static/, htmx's indicator style
+    is in portal.css), so the policy needs no nonce and is one constant header. That is why this is
+    a few lines of the portal's own rather than a package: it behaves the same on Django 5.2 and
+    6.x, whereas Django's own CSP middleware (SECURE_CSP) exists only from 6.0 and django-csp 4.0
+    declares support up to 5.2.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        # Django's debug pages (PORTAL_DEBUG=1 only) are made of inline styles and scripts.
+        if settings.DEBUG and response.status_code in (404, 500):
+            return response
+        response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        return response
+
+
 class RejectNulCharacters:
     """Answer 400 to a request with a NUL character in its path, query, cookies or form.
 

@@ -67,7 +67,9 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 def _revoke(request: HttpRequest, value: str) -> HttpResponse:
     # Only the owner's own tokens are looked up, so another user's id finds nothing.
-    row = tokens.revoke(request.user, int(value)) if value.isdigit() else None
+    # str.isdigit() alone takes "²" and 5,000 digits, which int() and the database refuse.
+    number = int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+    row = tokens.revoke(request.user, number) if number is not None else None
     if row is None:
         messages.error(
             request,

@@ -51,6 +51,7 @@ PORTAL_PORT           The port of the portal's pages (make run serves them there
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import shlex
@@ -71,6 +72,16 @@ def _env_flag(name: str, default: bool = False) -> bool:
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _positive_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit() and 0 < int(text) <= 1_000_000):
+        raise ImproperlyConfigured(f"{name}={text[:40]!r} is not a whole number from 1 to 1000000: "
+                                   f"set it to one, e.g. {default}, or unset it for {default}.")
+    return int(text)
 
 
 def _secret_key() -> str:
@@ -121,6 +132,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "portal",
     "processes",
     "gateways",
@@ -129,6 +141,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.ContentSecurityPolicy",
     "portal.middleware.RejectNulCharacters",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -140,7 +153,24 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.LoginRequiredEverywhere",
     "portal.middleware.AdminIgnoresEmptyToField",
+    # Last, as axes asks: it turns a lockout found during the login into portal.lockout's answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Only the portal's own files run or style a page: no inline script, style or event handler, no
+# other origin, no framing (portal/tests/test_browser_csp.py loads every main page without a violation).
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
 
 ROOT_URLCONF = "portal.urls"
 
@@ -186,6 +216,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+
+# Failed logins (the login page, the admin's login, API tokens) are counted by django-axes in the
+# database, by account and address and by address (REMOTE_ADDR: the portal's gunicorn is reached
+# directly). Beyond the limits, logins from there are refused until the cool-off has passed since
+# the last failure, with a page that says when (portal/lockout.py); a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _positive_int("PORTAL_LOGIN_FAILURE_LIMIT", 5)  # per account and address
+PORTAL_LOGIN_ADDRESS_FAILURE_LIMIT = _positive_int("PORTAL_LOGIN_ADDRESS_FAILURE_LIMIT", 20)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=_positive_int("PORTAL_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "portal.lockout.Handler"
+AXES_LOCKOUT_CALLABLE = "portal.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no banner at every start of every process
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"

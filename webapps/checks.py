@@ -57,7 +57,7 @@ def missing_package(result: AppCheck, *, directory: str, requirements_file: str 
         return AppProblem("requirements_file", f"{result.message}: the virtualenv is built from {requirements_file}; "
                                                f"add the package that provides {package} to it.")
     found = Path(directory) / "requirements.txt"
-    has_file = found.is_file()
+    has_file = os.path.isfile(found)  # False on any OSError, as Path.is_file is not on 3.11
     if keys is None:
         given = f"(this directory has requirements.txt: {found})" if has_file else "that lists it"
         fix = f"give a requirements file {given} or a Python executable that has {package}"

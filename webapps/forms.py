@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from gateways.forms import check_log_file_field, check_python_executable
 from portal import paths
+from portal.process.checks import path_too_long
 from processes.accounts import check_run_as
 from webapps.models import MAX_THREADS, MAX_WORKERS, WebApp, default_python
 from webapps.runtime import engines
@@ -396,6 +397,9 @@ class WebAppForm(forms.ModelForm):
                 params={"path": path[:200]},
             )
         path = os.path.normpath(path)
+        too_long = path_too_long(path)
+        if too_long:
+            raise forms.ValidationError("%(message)s.", params={"message": too_long})
         if not os.path.exists(path):
             raise forms.ValidationError(
                 "%(path)s does not exist on this host: give the folder that holds the application's code.",
@@ -468,6 +472,9 @@ class WebAppForm(forms.ModelForm):
                 "Give the requirements file's full path, e.g. /srv/flask/requirements.txt, not “%(path)s”.",
                 params={"path": path[:200]},
             )
+        too_long = path_too_long(path)
+        if too_long:
+            raise forms.ValidationError("%(message)s.", params={"message": too_long})
         if not os.path.isfile(path):
             what = "a folder" if os.path.isdir(path) else "not there"
             raise forms.ValidationError(
@@ -546,6 +553,10 @@ class WebAppForm(forms.ModelForm):
                     "The folder for %(url)s must be a full path, e.g. %(url)s=/srv/app%(url)s, not “%(dir)s”.",
                     params={"url": url, "dir": directory[:200]},
                 )
+            too_long = path_too_long(directory)
+            if too_long:
+                raise forms.ValidationError("The folder for %(url)s: %(message)s.",
+                                            params={"url": url, "message": too_long})
             if not os.path.isdir(directory) or not os.access(directory, os.R_OK | os.X_OK):
                 raise forms.ValidationError(
                     "The folder %(dir)s for %(url)s does not exist or cannot be read by the portal's user: "

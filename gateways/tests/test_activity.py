@@ -303,7 +303,7 @@ def test_it_pages_older_and_newer_by_time_and_id(role_client) -> None:  # type: 
     add_activity(gateway, 3, at=T0 + dt.timedelta(seconds=60), message="event 60")
     client = role_client("viewer")
     first = client.get("/activity/").content.decode()
-    assert 'hx-trigger="every 5s [document.visibilityState === \'visible\']"' in first
+    assert 'hx-trigger="every 5s" data-poll="visible"' in first
     assert link(first, "prev") is None
     seen = shown_events(first)
     assert len(seen) == 50 and seen[0] == 119

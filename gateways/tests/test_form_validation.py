@@ -32,6 +32,28 @@ def test_a_name_of_allowed_characters_passes(name):
     assert "name" not in errors_for(name=name)
 
 
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_name_of_dots_only_is_refused_everywhere(name, admin_client_, tmp_path):
+    # Browsers and HTTP clients remove "." and ".." segments from an address: /gateways/../ is /,
+    # so such a gateway's pages and API could never be reached.
+    expected = f"“{name}” cannot be a gateway name"
+    assert expected in errors_for(name=name)["name"]
+    response = admin_client_.post("/gateways/new/", form_data(name=name))
+    assert expected in response.content.decode()
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError) as error:
+        call_command("gateway", "create", name, "--port", "55001")
+    assert expected in str(error.value)
+    response = admin_client_.post("/cpf/merge/", {"text": f"[Actions]\nCreateGateway:Name={name},Port=55001\n",
+                                                 "action": "apply"})
+    assert expected in response.content.decode()
+    from gateways.models import Gateway
+
+    assert not Gateway.objects.exists()
+
+
 def test_names_are_unique_regardless_of_case():
     make_gateway(name="PyGate")
     assert "A gateway named PyGate already exists" in errors_for(name="pygate", port="1")["name"]

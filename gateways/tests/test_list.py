@@ -102,4 +102,4 @@ def test_the_rows_refresh_every_second_while_a_process_is_up(role_client, states
     viewer = role_client("viewer")
     for url in ("/gateways/", "/gateways/?part=rows"):
         html = viewer.get(url).content.decode()
-        assert re.search(r'<tbody id="gateway-rows" [^>]*hx-trigger="every ' + every + ' ', html), html[:2000]
+        assert re.search(r'<tbody id="gateway-rows" [^>]*hx-trigger="every ' + every + '" data-poll="visible unannounced"', html), html[:2000]

@@ -187,3 +187,40 @@ def test_a_relative_log_file_is_refused_with_an_example_that_would_pass(log_dir)
     message = log_error("gw.log")
     assert message == f"Give the log file's full path, e.g. {log_dir / 'pygate.log'}, not “gw.log”."
     assert log_error(log_dir / "pygate.log") == ""
+
+
+# A component longer than the file system allows (255 bytes) makes os.stat and Path.exists
+# raise ENAMETOOLONG instead of answering; a loop of links raises ELOOP.
+TOO_LONG = "x" * 300 + ".log"
+
+
+def test_a_log_file_name_too_long_for_the_file_system_is_refused_with_a_message(log_dir, admin_client_):
+    for path in (log_dir / TOO_LONG, log_dir / ("d" * 300) / "gw.log"):
+        message = log_error(path)
+        assert "too long" in message and "255" in message, message
+    headers = {"HX-Request": "true", "HX-Trigger-Name": "log_file"}
+    response = admin_client_.post("/gateways/validate/", form_data(log_file=str(log_dir / TOO_LONG)), headers=headers)
+    assert response.status_code == 200 and "too long" in response.content.decode()
+    response = admin_client_.post("/gateways/new/", form_data(log_file=str(log_dir / TOO_LONG)))
+    assert response.status_code == 200 and "too long" in response.content.decode()
+    assert not Gateway.objects.exists()
+
+
+def test_a_log_file_through_a_loop_of_links_is_refused_with_a_message(log_dir):
+    loop = log_dir / "loop"
+    loop.symlink_to(loop)
+    try:
+        message = log_error(loop / "gw.log")
+        assert message, "a loop of links was accepted"
+    finally:
+        loop.unlink()
+
+
+def test_the_command_refuses_a_log_file_name_too_long_without_a_traceback(log_dir):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError) as error:
+        call_command("gateway", "create", "PyGate", "--port", "55001", "--log-file", str(log_dir / TOO_LONG))
+    assert "--log-file:" in str(error.value) and "too long" in str(error.value)
+    assert not Gateway.objects.exists()

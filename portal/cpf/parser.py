@@ -32,6 +32,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+# A merge file of 1,000 definitions is about 300 kB; ten times that is not a merge file. The Merge
+# page, POST /api/cpf/merge and `manage.py cpf merge` refuse a larger one before reading it.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+def too_large(what: str, size: int) -> str:
+    """The refusal of a merge file of ``size`` bytes (larger than MAX_FILE_BYTES)."""
+    return (f"{what} has {size:,} bytes; a merge file has at most {MAX_FILE_BYTES:,} bytes "
+            f"({MAX_FILE_BYTES // 1024 // 1024} MiB): split it into several files.")
+
 ACTIONS = "Actions"
 BOM = "\ufeff"
 

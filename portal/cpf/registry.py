@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from portal.cpf.parser import Schema, VerbSpec
+from portal.process.checks import path_too_long
 
 NAME = "Name"
 # A secret is one line; a file much larger than that is the wrong file.
@@ -39,6 +40,9 @@ def read_secret_file(path: str, what: str, refuse_under: Iterable[Path] | None =
     the content, when it cannot be used. The file is read by the portal's user, on its host."""
     if not os.path.isabs(path):
         raise ValueProblem(f"give the full path of the {what} file, not “{path}”.")
+    too_long = path_too_long(path)
+    if too_long:
+        raise ValueProblem(f"{too_long}.")
     real = Path(os.path.realpath(path))
     for root in [portal_files()] if refuse_under is None else refuse_under:
         if real == root or root in real.parents:
@@ -84,6 +88,9 @@ def integer(low: int, high: int, example: int | None = None) -> Callable[[str], 
         if not value.strip().lstrip("+-").isdigit() or not value.isascii():
             raise ValueProblem(f"{quoted(value)} is not a whole number: write a number from {low} to {high}, "
                                f"e.g. {example if example is not None else low}.")
+        # int() refuses more than 4,300 digits (ValueError); no range here needs 30.
+        if len(value.strip().lstrip("+-").lstrip("0")) > 30:
+            raise ValueProblem(f"{quoted(value.strip())} is out of range: write a number from {low} to {high}.")
         number = int(value)
         if not low <= number <= high:
             raise ValueProblem(f"{number} is out of range: write a number from {low} to {high}.")

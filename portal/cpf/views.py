@@ -13,10 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from portal import roles
 from portal.api import ApiError, api_view
 from portal.cpf import merge, registry
-from portal.cpf.parser import MergeFileError, decode
+from portal.cpf.parser import MAX_FILE_BYTES, MergeFileError, decode, too_large
 
-# A merge file of 1,000 definitions is about 300 kB; ten times that is not a merge file.
-MAX_FILE_BYTES = 4 * 1024 * 1024
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"", "0", "false", "no", "off"}
 
@@ -26,8 +24,7 @@ def _uploaded_text(request: HttpRequest) -> str:
     if upload is None:
         return request.POST.get("text", "")
     if upload.size > MAX_FILE_BYTES:
-        raise MergeFileError(f"{upload.name} has {upload.size} bytes; a merge file has at most {MAX_FILE_BYTES}: "
-                             "split it into several files.")
+        raise MergeFileError(too_large(upload.name, upload.size))
     text = decode(upload.read())
     return text[1:] if text.startswith("\ufeff") else text
 
@@ -98,8 +95,7 @@ def api_merge(request: HttpRequest, user: Any) -> JsonResponse:
             text = _uploaded_text(request)
         else:
             if len(request.body) > MAX_FILE_BYTES:
-                raise ApiError(413, f"The body has {len(request.body)} bytes; a merge file has at most "
-                                    f"{MAX_FILE_BYTES}: split it.")
+                raise ApiError(413, too_large("The body", len(request.body)))
             text = decode(request.body)
     except MergeFileError as e:
         raise ApiError(400, str(e)) from None

@@ -285,6 +285,35 @@ def check_bind_address(host: str) -> CheckFailure | None:
                         "run this gateway on a worker on that host, or use 127.0.0.1")
 
 
+# Paths a person typed --------------------------------------------------------------
+
+# Linux's limits (NAME_MAX, PATH_MAX): beyond them os.stat, realpath's lookups and open raise
+# ENAMETOOLONG, which none of the checks below expect; so a path is measured before it is looked up.
+NAME_MAX = 255
+PATH_MAX = 4096
+
+
+def shown_path(path: str, limit: int = 120) -> str:
+    """A path as a message shows it: a very long one is cut in the middle."""
+    return path if len(path) <= limit else f"{path[:limit - 30]}…{path[-25:]}"
+
+
+def path_too_long(path: str) -> str | None:
+    """Why the file system cannot even look ``path`` up (a name over 255 bytes, or the whole over
+    4,095), in words that say what to do; None when its lengths are fine."""
+    data = path.encode("utf-8", "surrogatepass")
+    if len(data) >= PATH_MAX:
+        return (f"{shown_path(path)} is too long for the file system: a path may have at most "
+                f"{PATH_MAX - 1:,} bytes and this one has {len(data):,}; choose a shorter path")
+    for name in data.split(b"/"):
+        if len(name) > NAME_MAX:
+            text = name.decode("utf-8", "replace")
+            return (f"{shown_path(path)} is too long for the file system: the name “{shown_path(text, 40)}” "
+                    f"has {len(name):,} bytes, and a file or folder name may have at most {NAME_MAX}; "
+                    "choose a shorter name")
+    return None
+
+
 # Log files ------------------------------------------------------------------------
 
 
@@ -308,6 +337,9 @@ def check_log_file(
              "PORTAL_LOG_ROOTS); leave the field blank for the default log")
     if not os.path.isabs(path):
         return CheckFailure("log-file-relative", f"{path} is not a full path: {where}")
+    too_long = path_too_long(path)
+    if too_long:
+        return CheckFailure("log-file-too-long", too_long)
     name = os.path.basename(path)
     if name in ("", ".", ".."):
         return CheckFailure("log-file-folder", f"{path} names a folder, not a file: {where}")

@@ -172,3 +172,15 @@ def test_the_api_takes_the_file_as_a_multipart_upload_too(administrator):
     assert Gateway.objects.count() == 2
     empty = client.post("/api/cpf/merge", b"", content_type="text/plain")
     assert empty.status_code == 400 and "The body is empty" in empty.json()["error"]
+
+
+@pytest.mark.parametrize("key", ["LogFile", "PythonExecutable", "PassphraseFile"])
+def test_the_api_refuses_a_path_with_a_name_too_long_with_its_key(administrator, key):
+    from portal import paths
+
+    path = paths.LOG_DIR.resolve() / ("x" * 300 + ".log")
+    text = f"[Actions]\nCreateGateway:Name=PyGate,Port=25001,{key}={path}\n"
+    response = token_client(administrator).post("/api/cpf/merge?apply=1", text, content_type="text/plain")
+    assert response.status_code == 400 and Gateway.objects.count() == 0
+    [problem] = response.json()["problems"]
+    assert problem["key"] == key and "too long" in problem["message"], problem

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateways.models import Gateway
+from portal import paths
 from portal.models import ApiToken, AuditEntry
 from processes.models import Activity, Run
 from webapps.models import WebApp
@@ -87,6 +88,7 @@ ROUTE_FIELDS = {
     "webapps:control": ["from"],
     "webapps:activity": ACTIVITY_FILTER,
     "webapps_api:resource": ["wait"],
+    "cpf:merge": ["text", "action", "restart"],
 }
 # Every field name a form or view of the portal reads, and the admin's query keys.
 FIELDS = [
@@ -97,18 +99,30 @@ FIELDS = [
     "select_across", "index", "_selected_action", "o", "p", "e", "_changelist_filters", "_popup",
     "_to_field", "all", "at__gte", "at__lt", "started_at__gte", "password1", "password2", "_save",
     "directory", "module", "callable", "protocol", "debug", "requirements_file", "engine", "workers", "threads",
-    "environment", "secret_environment", "static_files",
+    "environment", "secret_environment", "static_files", "text", "restart",
 ]
 
+# Values that once gave a 500: digits str.isdigit() takes but int() does not ("²"), more digits
+# than int() converts (4,300), and paths the file system refuses to look up (ENAMETOOLONG: a name
+# over 255 bytes, a path over 4,095; ELOOP through a link to itself).
+ODD_DIGITS = ["²", "٣", "1" * 5000, "-" + "1" * 5000]
+ODD_PATHS = [
+    str(paths.LOG_DIR.resolve() / ("x" * 300 + ".log")),
+    "/" + "d" * 300 + "/gw.log",
+    "/tmp/" + "y/" * 2100 + "gw.log",
+    "/" + "é" * 200 + "/app",  # 400 bytes in 200 characters
+    str(paths.LOG_DIR.resolve() / "fuzz-loop" / "gw.log"),
+]
 ODD_NUMBERS = st.sampled_from(
     ["1e309", "-1e309", "NaN", "nan", "inf", "-inf", "0x1F", "-5", "0", "70000", "65535", "1_000",
-     "9" * 30, "-" + "9" * 30, "1.5", " 7 ", "+3", "٣", "0" * 500, "", " ", "\x00", "1\x00"]
+     "9" * 30, "-" + "9" * 30, "1.5", " 7 ", "+3", "٣", "0" * 500, "", " ", "\x00", "1\x00", *ODD_DIGITS]
 )
 TEXT = st.one_of(
     ODD_NUMBERS,
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.text(max_size=40),
     st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=20).map(lambda s: s * 400),
+    st.sampled_from(ODD_PATHS),
     st.sampled_from(["PyGate", "Other", "127.0.0.1", "0.0.0.0", "on", "true", "csv", "rows", "start", "stop",
                      "info", "2024-05-31T14:30", "9999-12-31T23:59", "0001-01-01", "1_1", "-1_-1",
                      "99999999999999999999_1", "/etc/passwd", "../../x", "<script>", "' OR 1=1 --"]),
@@ -168,6 +182,10 @@ def world(django_user_model, make_user):  # type: ignore[no-untyped-def]
     audit.record(user=users["administrator"], action="created", obj=webapp, before=None,
                  after=audit.snapshot(webapp, WebApp.AUDITED_FIELDS), secret_fields=WebApp.SECRET_FIELDS)
     assert AuditEntry.objects.exists()
+    paths.mkdir_private(paths.LOG_DIR)
+    loop = paths.LOG_DIR / "fuzz-loop"
+    if not os.path.lexists(loop):
+        loop.symlink_to(loop)  # ELOOP for whatever is looked up through it
     return users
 
 
@@ -256,3 +274,61 @@ def test_a_nul_character_in_a_cookie_or_a_form_gets_a_clear_400(admin_client_):
     del admin_client_.cookies["portal_csrftoken"]
     response = admin_client_.post("/gateways/validate/", {"pk": "1\x00", "name": "x"})
     assert response.status_code == 400 and "NUL character" in response.content.decode()
+
+
+def _odd_merge_files() -> list[str]:
+    """Merge files with an odd value in every key of every kind."""
+    from portal.cpf import registry
+
+    files = []
+    for kind in registry.kinds():
+        for key in kind.keys:
+            for value in [*ODD_PATHS[:3], *ODD_DIGITS[:3]]:
+                name = key.name + ("ODD" if key.name.endswith(".") else "")  # Env. stands for Env.NAME
+                line = f"Create{kind.noun}:Name={'/odd' if kind.noun == 'Application' else 'Odd'},{name}={value}"
+                files.append(f"[Actions]\n{line}\n")
+    files.append("[Actions]\nCreateGateway:Name=Odd,Port=25009,PassphraseFile=" + ODD_PATHS[0] + "\n")
+    files.append("[Actions]\nCreateApplication:Name=/odd,WSGIAppLocation=/tmp,WSGIAppName=app,"
+                 f"SecretEnvFile.TOKEN={ODD_PATHS[1]}\n")
+    return files
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=str)
+@override_settings(REDIS_URL="redis+socket:///nonexistent/redis.sock")
+def test_over_long_paths_and_odd_digits_in_every_field_get_no_server_error(route: Route, world) -> None:  # type: ignore[no-untyped-def]
+    """Not left to chance: each of these values in each field the route reads (alone, and in all
+    of them at once), as GET and POST, plain and htmx, by the superuser, who passes every role check."""
+    client = Client(raise_request_exception=True)
+    client.force_login(world["superuser"])
+    path = _path(route, {p: "PyGate" if p in {"name", "path"} else ("1" if p.endswith("id") else "")
+                         for p in route.params})
+    if not path:
+        return
+    # A route's own fields one at a time (a form stops at the first bad field of a clean()); every
+    # other route gets all the names at once.
+    own = ROUTE_FIELDS.get(route.name or "")
+    for value in [*ODD_PATHS, *ODD_DIGITS]:
+        singles = [{field: value} for field in own] if own else []
+        for data in [*singles, dict.fromkeys(own or FIELDS, value)]:
+            for method in ("get", "post"):
+                for headers in ({}, {"HX-Request": "true", "HX-Trigger-Name": next(iter(data))}):
+                    response = getattr(client, method)(path, data, headers=headers)
+                    if response.status_code == 503 and route.name and "api" in route.name:
+                        assert "broker does not answer" in response.json()["error"]
+                        continue
+                    assert response.status_code < 500, (method, path, data, response.content[:2000])
+
+
+def test_odd_values_in_every_key_of_a_merge_file_get_no_server_error(world) -> None:  # type: ignore[no-untyped-def]
+    page = Client(raise_request_exception=True)
+    page.force_login(world["superuser"])
+    from portal import tokens
+
+    api = Client(raise_request_exception=True,
+                 headers={"Authorization": f"Bearer {tokens.create(world['superuser'], 'merge')[1]}"})
+    for text in _odd_merge_files():
+        response = page.post("/cpf/merge/", {"text": text, "action": "preview"})
+        assert response.status_code < 500, (text[:300], response.content[:2000])
+        response = api.post("/api/cpf/merge", text, content_type="text/plain")
+        assert response.status_code < 500, (text[:300], response.content[:2000])
+        assert response.status_code == 400 or response.json()["dry_run"], response.content[:500]

@@ -115,6 +115,18 @@ def test_revoke_makes_the_token_stop_working(operator):
     assert api.get("/api/gateways/").status_code == 401
 
 
+@pytest.mark.parametrize("value", ["²", "٣", "1" * 5000, "9" * 19, "-1", "1e3", " 1", ""])
+def test_an_odd_token_number_is_answered_with_a_message_not_an_error(operator, value):
+    # "²" and "٣" pass str.isdigit() but int() refuses them; 5,000 digits pass it but exceed
+    # int()'s limit; 19 nines exceed the database's integer.
+    client = logged_in(operator)
+    create_token(client)
+    response = client.post("/profile/", {"revoke": value}, follow=True)
+    assert response.status_code == 200
+    assert "That token is not one of your active tokens" in response.content.decode()
+    assert ApiToken.objects.get().revoked_at is None
+
+
 def test_another_users_token_cannot_be_revoked(viewer, operator):
     token = create_token(logged_in(operator))
     row = ApiToken.objects.get()

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from portal import paths
 from portal.models import AuditEntry
 from portal.roles import ADMINISTRATOR, OPERATOR, VIEWER
 from webapps.models import WebApp
@@ -191,3 +192,15 @@ def test_relative_paths_are_taken_from_where_the_command_runs(folder, monkeypatc
     assert webapp.directory == str(folder)
     assert webapp.python_executable.startswith("/") and webapp.python_executable.endswith("python3")
     assert webapp.static_files == {"/static": str(folder / "static")}
+
+
+@pytest.mark.parametrize("option", ["--log-file", "--directory", "--python", "--secret-env-file"])
+def test_a_path_with_a_name_too_long_is_refused_without_a_traceback(folder, option):
+    long_path = str(paths.LOG_DIR.resolve() / ("x" * 300))
+    args = {"--directory": str(folder), "--log-file": "", "--python": "", "--secret-env-file": ""}
+    args[option] = long_path
+    argv = ["create", "/hello", "--module", "hello", *[a for k, v in args.items() if v for a in (k, v)]]
+    with pytest.raises(CommandError) as error:
+        run(*argv)
+    assert "too long" in str(error.value), str(error.value)
+    assert not WebApp.objects.exists()

@@ -367,6 +367,21 @@ def test_a_gateways_log_folder_is_refused(folder):
     assert "each gateway's default log" in errors_for(folder, log_file=str(path))["log_file"]
 
 
+@pytest.mark.parametrize("field", ["log_file", "directory", "python_executable", "requirements_file"])
+def test_a_path_with_a_name_too_long_for_the_file_system_is_refused_with_a_message(folder, admin_client_, field):
+    # Over 255 bytes in one component, os.stat and Path.exists raise ENAMETOOLONG instead of answering.
+    path = str(paths.LOG_DIR.resolve() / ("x" * 300 + ".log"))
+    overrides = {field: path, "python_executable": ""} if field == "requirements_file" else {field: path}
+    message = errors_for(folder, **overrides).get(field, "")
+    assert "too long" in message, message
+    response = admin_client_.post("/webapps/-/validate/", form_data(folder, **overrides),
+                                  headers={"HX-Request": "true", "HX-Trigger-Name": field})
+    assert response.status_code == 200 and "too long" in response.content.decode()
+    response = admin_client_.post("/webapps/-/new/", form_data(folder, **overrides))
+    assert response.status_code == 200 and "too long" in response.content.decode()
+    assert not WebApp.objects.exists()
+
+
 def test_a_new_log_file_in_var_log_passes(folder):
     assert "log_file" not in errors_for(folder, log_file=str(paths.LOG_DIR.resolve() / "hello-app.log"))
 

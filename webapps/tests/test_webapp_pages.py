@@ -322,6 +322,6 @@ def test_an_app_without_secret_variables_has_no_secret_in_its_history(admin_clie
 def test_the_rows_refresh_every_second_while_an_application_is_up(role_client, folder):
     make_webapp(folder, name="/down")
     viewer = role_client("viewer")
-    assert 'hx-trigger="every 3s ' in viewer.get("/webapps/?part=rows").content.decode()
+    assert 'hx-trigger="every 3s" data-poll="visible unannounced"' in viewer.get("/webapps/?part=rows").content.decode()
     make_webapp(folder, name="/up", state="running")
-    assert 'hx-trigger="every 1s ' in viewer.get("/webapps/?part=rows").content.decode()
+    assert 'hx-trigger="every 1s" data-poll="visible unannounced"' in viewer.get("/webapps/?part=rows").content.decode()

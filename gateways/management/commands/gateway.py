@@ -38,6 +38,7 @@ from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import roles
 from portal.cli import actor_named
+from portal.process.checks import path_too_long
 from processes import control
 from processes.cli import add_control_parsers, control_and_report, write_status
 
@@ -129,6 +130,9 @@ class Command(BaseCommand):
         return gateway
 
     def _read_passphrase(self, path: str) -> str:
+        too_long = path_too_long(path)
+        if too_long:
+            raise CommandError(f"--passphrase-file: {too_long}.")
         try:
             if path == "-":
                 import sys

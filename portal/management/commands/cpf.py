@@ -17,6 +17,8 @@ it the local operator acts as an administrator.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from argparse import ArgumentParser
 from pathlib import Path
@@ -27,6 +29,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from portal.cli import actor_named
 from portal.cpf import merge, registry
+from portal.cpf.parser import MAX_FILE_BYTES, too_large
+from portal.process.checks import path_too_long
 
 
 def describe(result: merge.Result) -> list[str]:
@@ -79,7 +83,7 @@ class Command(BaseCommand):
     def do_merge(self, user: Any, options: dict[str, Any]) -> None:
         path = options["file"]
         try:
-            data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+            data = _read_limited(path)
         except OSError as e:
             raise CommandError(f"Cannot read {path}: {e.strerror}. Give the path of a merge file.") from None
         result = merge.merge(data, user, apply=not options["dry_run"], restart=options["restart"])
@@ -112,3 +116,24 @@ class Command(BaseCommand):
         else:
             self.stdout.write(text, ending="")
 
+
+
+def _read_limited(path: str) -> bytes:
+    """The merge file, refused as the Merge page refuses one larger than MAX_FILE_BYTES: a regular
+    file by its size before a byte is read, standard input or a pipe once one byte more has come."""
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    else:
+        too_long = path_too_long(path)
+        if too_long:
+            raise CommandError(f"{too_long}.")
+        with open(path, "rb") as f:
+            info = os.fstat(f.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > MAX_FILE_BYTES:
+                raise CommandError(too_large(path, info.st_size))
+            data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        what = "standard input" if path == "-" else path
+        raise CommandError(too_large(what, len(data)).replace(f" has {len(data):,} bytes;",
+                                                               f" has more than {MAX_FILE_BYTES:,} bytes;"))
+    return data

@@ -35,6 +35,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from portal import roles
 from portal.cli import actor_named
+from portal.process.checks import path_too_long
 from processes import control
 from processes.cli import add_control_parsers, control_and_report, write_status
 from webapps import nginx_command, services
@@ -163,6 +164,9 @@ class Command(BaseCommand):
     # Definitions ------------------------------------------------------------------------
 
     def _read_secrets(self, path: str) -> str:
+        too_long = path_too_long(path)
+        if too_long:
+            raise CommandError(f"--secret-env-file: {too_long}.")
         try:
             text = sys.stdin.read() if path == "-" else Path(path).read_text()
         except (OSError, UnicodeDecodeError) as e:
