@@ -286,6 +286,98 @@ def restrict(pol: Policy) -> int:
     return abi
 
 
+# -- the private mount namespace: when hosted code runs as the portal's own user ------------
+# Landlock checks opening, writing and listing files, not chmod, chown or connect. A process of the
+# portal's own user (the portal could not give it a user of its own: it does not run as root) may
+# chmod var/ and the files in it, which it owns, so that every local user reads them. There, the
+# wrapper also puts the process in a user and mount namespace of its own, as bubblewrap does: var/
+# is covered by an empty read-only tmpfs and the portal's installation by a read-only bind mount
+# (so chmod meets EROFS), the application's writable folders bound back as they were; a second,
+# nested user namespace then locks those mounts, so the process cannot unmount them. Unprivileged:
+# it needs only a kernel that lets users make user namespaces (most do).
+
+CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
+# statvfs's f_flag bits and the mount flags a remount must keep (a user namespace may not clear them).
+_KEPT = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
+         (os.ST_NOATIME, MS_NOATIME), (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME))
+
+
+def owns_hidden(pol: Policy) -> bool:
+    """This process's user owns a hidden folder (var/): it is the portal's own user."""
+    for path in pol.get("hidden", []):
+        try:
+            if os.stat(path).st_uid == os.geteuid():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def userns_unavailable() -> str | None:
+    """Why this kernel lets no unprivileged process make a user namespace (None: it does)."""
+    for path, bad, why in (("/proc/sys/user/max_user_namespaces", "0", "user.max_user_namespaces is 0"),
+                           ("/proc/sys/kernel/unprivileged_userns_clone", "0",
+                            "kernel.unprivileged_userns_clone is 0"),
+                           ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
+                            "AppArmor restricts unprivileged user namespaces")):
+        try:
+            with open(path) as f:
+                if f.read().strip() == bad:
+                    return why
+        except OSError:
+            continue
+    return None
+
+
+def _enter_user_namespace(libc: ctypes.CDLL) -> None:
+    uid, gid = os.geteuid(), os.getegid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0:
+        raise SandboxError(f"unshare: {os.strerror(ctypes.get_errno())}")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+
+
+def _mount(libc: ctypes.CDLL, source: str | None, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
+    def c(text: str | None) -> bytes | None:
+        return text.encode() if text is not None else None
+
+    if libc.mount(c(source), c(target), c(fstype), ctypes.c_ulong(flags), c(data)) < 0:
+        raise SandboxError(f"mount {target}: {os.strerror(ctypes.get_errno())}")
+
+
+def _kept_flags(path: str) -> int:
+    flags = os.statvfs(path).f_flag
+    return sum(ms for st, ms in _KEPT if flags & st)
+
+
+def private_mounts(pol: Policy) -> None:
+    """Enter the namespaces above: ``hidden`` folders (that hold no allowed one) covered, the
+    ``read_only`` ones bound read-only, ``writable`` folders inside them bound back writable."""
+    libc = _libc()
+    _enter_user_namespace(libc)
+    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    allowed = [_real(p) for p in (*pol.get("read_only", []), *pol.get("writable", []))]
+    hidden = [h for h in map(_real, pol.get("hidden", [])) if os.path.isdir(h)
+              and not any(a == h or _inside(a, h) for a in allowed)]
+    read_only = [r for r in map(_real, pol.get("read_only", [])) if os.path.isdir(r)]
+    # Writable folders inside a read-only one: each its own mount first, which the read-only
+    # bind of its parent then carries (a remount changes one mount, not those beneath it).
+    for path in map(_real, pol.get("writable", [])):
+        if os.path.isdir(path) and any(_inside(path, r) for r in read_only):
+            _mount(libc, path, path, None, MS_BIND | MS_REC)
+    for path in read_only:
+        _mount(libc, path, path, None, MS_BIND | MS_REC)
+        _mount(libc, None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _kept_flags(path))
+    for path in hidden:
+        _mount(libc, "none", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=000")
+    _enter_user_namespace(libc)  # nested: the mounts above are locked together, beyond its reach
+
+
 # -- what the keeper does with a Spec's sandbox ----------------------------------------------
 
 
@@ -330,6 +422,8 @@ def wrap(argv: list[str], pol: Policy) -> list[str]:
             args += [option, path]
     if pol.get("mirror_dir"):
         args += ["--mirror-dir", pol["mirror_dir"]]
+    if not pol.get("namespace", True):
+        args += ["--namespace", "off"]
     return [*args, "--", *argv]
 
 
@@ -347,6 +441,8 @@ def parse(args: list[str]) -> tuple[Policy, list[str]]:
             pol["rest"] = value
         elif option == "--mirror-dir":
             pol["mirror_dir"] = value
+        elif option == "--namespace" and value in ("on", "off"):
+            pol["namespace"] = value == "on"
         else:
             raise ValueError(f"unknown option {option} {value}")
         i += 2
@@ -390,10 +486,17 @@ def main(args: list[str]) -> int:
         pol, command = parse(args)
     except ValueError as exc:
         print(f"portal sandbox: {exc}; usage: sandbox.py [--hidden|--read-only|--writable PATH]... "
-              "[--rest read-only|writable] [--mirror-dir PATH] -- COMMAND [ARG...]", file=sys.stderr)
+              "[--rest read-only|writable] [--mirror-dir PATH] [--namespace on|off] -- COMMAND [ARG...]",
+              file=sys.stderr)
         return 2
     try:
         mirror_pythonpath(pol, os.environ)  # type: ignore[arg-type]
+        if pol.get("namespace", True) and owns_hidden(pol):
+            try:
+                private_mounts(pol)
+            except (SandboxError, OSError) as exc:  # Landlock alone, as the startup details say
+                print(f"portal sandbox: var/ not hidden by a mount namespace ({exc}); Landlock only",
+                      file=sys.stderr)
         restrict(pol)
     except (SandboxError, OSError) as exc:
         print(f"portal sandbox: cannot restrict the process: {exc}", file=sys.stderr)

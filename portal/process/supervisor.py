@@ -173,9 +173,14 @@ class Keeper:
         from portal.process.accounts import Account, portal_user
 
         account = Account.from_dict(self.spec.account)
-        if account is None:
-            return f"the portal's own user ({portal_user()}): the portal cannot switch users"
-        return account.describe()
+        if account is not None:
+            return account.describe()
+        said = f"the portal's own user ({portal_user()}): the portal cannot switch users"
+        if self.spec.sandbox is None:
+            return said
+        why = sandbox.userns_unavailable()
+        return f"{said}; var/ hidden from it by a private mount namespace too" if why is None else \
+            f"{said}; var/ not hidden by a mount namespace ({why}): it may chmod the portal's files"
 
     def account_kwargs(self) -> dict[str, Any]:
         from portal.process.accounts import Account

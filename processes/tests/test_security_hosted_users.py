@@ -30,10 +30,8 @@ from processes.adapters import adapter_of
 from processes.models import Activity, HostedUser
 
 REASON = cannot_switch()
-pytestmark = [
-    pytest.mark.worker,
-    pytest.mark.skipif(REASON is not None, reason=f"hosted users are not switched here: {REASON}"),
-]
+switched = pytest.mark.skipif(REASON is not None, reason=f"hosted users are not switched here: {REASON}")
+pytestmark = [pytest.mark.worker]
 
 
 def remote(gw, module: str, name: str, *args):  # type: ignore[no-untyped-def]
@@ -49,6 +47,7 @@ def uid_of(pid: int) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
 
 
+@switched
 def test_each_gateway_runs_as_a_user_of_its_own_and_cannot_touch_the_portal(gateway_processes, operator):
     first = start_and_wait(make_gateway(name="First", port=free_port()), operator)
     second = start_and_wait(make_gateway(name="Second", port=free_port()), operator)
@@ -78,6 +77,7 @@ def test_each_gateway_runs_as_a_user_of_its_own_and_cannot_touch_the_portal(gate
             wait_state(gateway, {"stopped"})
 
 
+@switched
 def test_without_the_sandbox_the_user_alone_keeps_var_and_the_portal_s_sockets_out_of_reach(
         gateway_processes, operator):
     # A unix socket of the portal's, as gunicorn's control socket was: in a 0700 folder of var/.
@@ -118,6 +118,7 @@ def test_without_the_sandbox_the_user_alone_keeps_var_and_the_portal_s_sockets_o
         keeper.request_stop(run_dir, trigger="test")
 
 
+@switched
 def test_run_as_names_a_user_and_root_needs_an_administrator_s_leave(gateway_processes, operator):
     nobody = accounts.nobody("/")
     named = start_and_wait(make_gateway(name="Nobody", port=free_port(), run_as="nobody"), operator)
@@ -145,6 +146,7 @@ def test_run_as_names_a_user_and_root_needs_an_administrator_s_leave(gateway_pro
         wait_state(allowed, {"stopped"})
 
 
+@switched
 @pytest.mark.django_db
 def test_the_form_asks_for_leave_to_run_as_root_and_knows_the_users():
     base = {"name": "Form", "server": "127.0.0.1", "port": 25001, "restart_policy": "on-failure",
@@ -160,3 +162,29 @@ def test_the_form_asks_for_leave_to_run_as_root_and_knows_the_users():
     assert form.is_valid(), form.errors
     assert any("There is no user 'nosuchuser' on this host" in w for w in form.warnings), form.warnings
     assert GatewayForm({**base, "run_as": "root", "allow_root": "on"}).is_valid()
+
+
+@pytest.mark.skipif(REASON is None, reason="the portal switches users here (root): run as an ordinary user")
+def test_as_the_portal_s_own_user_each_start_says_so_and_var_is_hidden_by_a_namespace(gateway_processes, operator):
+    """The portal runs as an ordinary user: hosted code runs as that user. Each start says so (why,
+    in Activity and the startup details), and where the kernel allows it the sandbox's private mount
+    namespace covers var/, so that even chmod, which Landlock does not check, cannot open it."""
+    from portal.process import sandbox
+
+    gateway = start_and_wait(make_gateway(port=free_port()), operator)
+    try:
+        assert gateway.state == "running", gateway.last_error
+        warnings = list(Activity.objects.of(gateway).filter(level="warning").values_list("message", flat=True))
+        assert any(m.startswith(f"Runs as the portal's own user ({accounts.portal_user()})") for m in warnings)
+        assert gateway.startup["account"].startswith(f"the portal's own user ({accounts.portal_user()})")
+        with connect("127.0.0.1", gateway.port) as gw:
+            assert remote(gw, "os", "getuid") == os.getuid()
+            if sandbox.userns_unavailable() is None and isinstance(sandbox.abi_version(), int):
+                assert "hidden from it by a private mount namespace" in gateway.startup["account"]
+                assert remote(gw, "os", "chmod", str(paths.VAR_DIR), 0o755) in ("OSError", "PermissionError")
+                assert remote(gw, "os", "chmod", str(settings.BASE_DIR / "manage.py"), 0o777) in (
+                    "OSError", "PermissionError")
+        assert stat.S_IMODE(os.stat(paths.VAR_DIR).st_mode) == 0o700
+    finally:
+        control.request(gateway, "stop", operator)
+        wait_state(gateway, {"stopped"})

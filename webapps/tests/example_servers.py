@@ -27,7 +27,18 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "webapps"
-VENVS = Path(os.environ.get("PORTAL_TEST_VENVS") or ROOT / "var" / "test-venvs")
+def _venvs() -> Path:
+    """var/test-venvs/, when this user may write var/ (the project's owner); else a folder of this
+    user's own in the temporary folder (the suite run as another user than the checkout's)."""
+    var = ROOT / "var"
+    if not var.exists() or os.access(var, os.W_OK | os.X_OK):
+        return var / "test-venvs"
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"portal-test-venvs-{os.geteuid()}"
+
+
+VENVS = Path(os.environ.get("PORTAL_TEST_VENVS") or _venvs())
 HOST = "localhost:8001"  # what the front passes on: the apps port of the portal's host
 
 

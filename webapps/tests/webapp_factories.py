@@ -67,7 +67,8 @@ def flask_example(base: Path) -> Path:
 
     from webapps.tests.example_servers import EXAMPLES
 
-    return Path(shutil.copytree(EXAMPLES / "flaskapp", base / "flaskapp"))
+    return Path(shutil.copytree(EXAMPLES / "flaskapp", base / "flaskapp",
+                                ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3")))
 
 
 def bare_python(base: Path) -> str:
