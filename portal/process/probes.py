@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from portal.process import nofollow
+
 PROBE_KINDS = ("tcp", "http", "unix-http", "import", "gateway")
 # Probe kinds that were spelled out before import probes existed, and the function that
 # does them now: spec.json files of existing run directories still name them.
@@ -133,7 +135,8 @@ def unix_http_probe(socket_path: str, path: str, timeout: float) -> bool:
     head = b""
     try:
         sock.settimeout(timeout)
-        sock.connect(socket_path)
+        with nofollow.socket_path(socket_path) as target:  # no link in the application's folder
+            sock.connect(target)
         sock.sendall(b"GET " + path.encode("ascii") + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         while b"\n" not in head and len(head) < 1024:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
@@ -158,8 +161,25 @@ def clear_stale_socket(socket_path: str) -> str | None:
     """
     import stat
 
+    # The folder is the application's own: no link on the way is followed (a link could make the
+    # portal remove another application's socket), and the file is removed through that folder.
+    folder, name = os.path.split(socket_path)
     try:
-        mode = os.lstat(socket_path).st_mode
+        folder_fd = nofollow.open_no_links(nofollow.AT_FDCWD, folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+                                           beneath=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"the socket's folder {folder} cannot be checked ({exc.strerror}); fix the run directory"
+    try:
+        return _clear_stale_socket(socket_path, folder_fd, name, stat)
+    finally:
+        os.close(folder_fd)
+
+
+def _clear_stale_socket(socket_path: str, folder_fd: int, name: str, stat: Any) -> str | None:
+    try:
+        mode = os.lstat(name, dir_fd=folder_fd).st_mode
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -169,7 +189,8 @@ def clear_stale_socket(socket_path: str) -> str | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(0.5)
     try:
-        sock.connect(socket_path)
+        with nofollow.socket_path(socket_path) as target:
+            sock.connect(target)
     except (ConnectionRefusedError, FileNotFoundError):
         pass  # nobody listens: the leftover of a server that is gone
     except OSError:
@@ -180,7 +201,7 @@ def clear_stale_socket(socket_path: str) -> str | None:
     finally:
         sock.close()
     try:
-        os.unlink(socket_path)
+        os.unlink(name, dir_fd=folder_fd)
     except FileNotFoundError:
         pass
     except OSError as exc:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from email.utils import formatdate
 
+from portal.process.nofollow import socket_path
 from portal.process.states import RUNNING
 
 from .files import open_beneath
@@ -94,7 +95,10 @@ class Pool:
             if now - since <= self.idle_ttl and conn.usable():
                 return conn, True
             conn.close()
-        reader, writer = await asyncio.open_unix_connection(self.path, limit=CHUNK)
+        # The socket lies in the application's own folder: a link put there must not send this
+        # connection (root's, where the portal runs as root) to another socket.
+        with socket_path(self.path) as target:
+            reader, writer = await asyncio.open_unix_connection(target, limit=CHUNK)
         return Stream(reader, writer), False
 
     def release(self, conn: Stream) -> None:

@@ -150,9 +150,10 @@ def test_a_link_in_a_static_folder_is_refused_and_its_files_still_serve(front: R
 def test_the_asyncio_fronts_open_follows_no_link_with_or_without_openat2(apps, monkeypatch, openat2) -> None:
     """Without openat2 (a kernel before 5.6, a seccomp filter) the walk of O_NOFOLLOW opens refuses
     the same: any symlink, any '..', anything but a regular file."""
+    from portal.process import nofollow
     from webapps.front import files
 
-    monkeypatch.setattr(files, "_have_openat2", openat2)
+    monkeypatch.setattr(nofollow, "_have_openat2", openat2)
     static = str(apps["static"])
     fd, st = files.open_beneath(static, "css/site.css")
     with open(fd, "rb") as fh:
