@@ -15,6 +15,7 @@ from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import audit, roles
 from processes import control
+from processes.adapters import adapter_of
 
 
 def _require_admin(user: Any, verb: str) -> None:
@@ -177,4 +178,5 @@ def delete_definition(gateway: Gateway, user: Any, actor: str | None = None) -> 
             after=None,
             secret_fields=Gateway.SECRET_FIELDS,
         )
+        adapter_of(gateway).forget_hosted_folder(gateway)
         gateway.delete()

@@ -154,6 +154,16 @@ class ProcessAdapter:
         its hosted folder; beside it, what they may only read (a virtualenv)."""
         return self.hosted_dir(obj) / "home"
 
+    def forget_hosted_folder(self, obj: Any) -> None:
+        """Its folder (virtualenvs: tens of megabytes) goes once its delete is committed. shutil.rmtree
+        removes through descriptors and follows no link, so links its user left there lead nowhere."""
+        import shutil
+
+        from django.db import transaction
+
+        folder = self.hosted_dir(obj)
+        transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
     def account(self, obj: Any) -> Account | None:
         """Who its processes run as on this host (None: the portal's own user, which cannot switch);
         AccountError says why it may not start."""

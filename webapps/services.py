@@ -7,7 +7,6 @@ stops, an Administrator defines.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -71,7 +70,6 @@ def delete_definition(webapp: WebApp, user: Any, actor: str | None = None) -> No
     webapp.refresh_from_db()
     if blocker := delete_blocker(webapp):
         raise control.ControlError(blocker)
-    root = adapter.hosted_dir(webapp)
     with transaction.atomic():
         audit.record(
             user=user,
@@ -82,12 +80,5 @@ def delete_definition(webapp: WebApp, user: Any, actor: str | None = None) -> No
             after=None,
             secret_fields=WebApp.SECRET_FIELDS,
         )
+        adapter.WebAppAdapter().forget_hosted_folder(webapp)
         webapp.delete()
-        # Its folder (its virtualenv: tens of megabytes) goes with it, once the delete is committed.
-        transaction.on_commit(lambda: _remove_virtualenv(root))
-
-
-def _remove_virtualenv(root: Path) -> None:
-    import shutil
-
-    shutil.rmtree(root, ignore_errors=True)

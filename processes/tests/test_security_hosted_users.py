@@ -188,3 +188,26 @@ def test_as_the_portal_s_own_user_each_start_says_so_and_var_is_hidden_by_a_name
     finally:
         control.request(gateway, "stop", operator)
         wait_state(gateway, {"stopped"})
+
+
+@switched
+def test_a_deleted_gateway_s_folder_goes_and_its_uid_is_never_given_again(gateway_processes, operator, administrator):
+    from gateways import services
+
+    gateway = start_and_wait(make_gateway(name="Gone", port=free_port()), operator)
+    assert gateway.state == "running", gateway.last_error
+    control.request(gateway, "stop", operator)
+    wait_state(gateway, {"stopped"})
+    home = paths.HOSTED_DIR / "gateways" / str(gateway.run_key)
+    uid = HostedUser.objects.get(object_id=gateway.pk).uid
+    assert home.is_dir()
+    services.delete_definition(gateway, administrator)
+    assert not home.exists()
+    successor = start_and_wait(make_gateway(name="Next", port=free_port()), operator)
+    try:
+        assert successor.state == "running", successor.last_error
+        assert uid_of(successor.pid) != uid
+        assert HostedUser.objects.filter(uid=uid).exists()  # kept: never given again
+    finally:
+        control.request(successor, "stop", operator)
+        wait_state(successor, {"stopped"})
