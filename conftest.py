@@ -275,15 +275,19 @@ def celery_worker(redis_service, django_db_setup, django_db_blocker) -> Iterator
 # What pip cannot install: nginx and Chromium ---------------------------------------
 
 
-def require_nginx() -> str:
-    """The nginx binary, found as the portal finds it; else the test is skipped, saying why."""
-    found = paths.find_nginx()
+def _found_or_skip(found: str | None, missing: str, variable: str, where: str, package: str) -> str:
+    """``found``; else the test is skipped, saying why: the variable that named nothing, or where
+    it was looked for and the command that installs it."""
     if found:
         return found
-    if wanted := os.environ.get("PORTAL_NGINX", "").strip():
-        pytest.skip(f"{NO_NGINX}: PORTAL_NGINX={wanted!r} names no executable (unset it to use an installed nginx)")
-    pytest.skip(f"{NO_NGINX} on the PATH nor at {paths.NGINX}: `sudo apt-get install -y nginx` installs it "
-                "(.ci/run does)")
+    if wanted := os.environ.get(variable, "").strip():
+        pytest.skip(f"{missing}: {variable}={wanted!r} names no executable (unset it to use an installed one)")
+    pytest.skip(f"{missing} {where}: `sudo apt-get install -y {package}` installs it (.ci/run does)")
+
+
+def require_nginx() -> str:
+    """The nginx binary, found as the portal finds it; else the test is skipped, saying why."""
+    return _found_or_skip(paths.find_nginx(), NO_NGINX, "PORTAL_NGINX", f"on the PATH nor at {paths.NGINX}", "nginx")
 
 
 def find_chromium() -> str | None:
@@ -295,13 +299,8 @@ def find_chromium() -> str | None:
 
 
 def require_chromium() -> str:
-    found = find_chromium()
-    if found:
-        return found
-    if wanted := os.environ.get("PORTAL_TEST_CHROMIUM", "").strip():
-        pytest.skip(f"{NO_CHROMIUM}: PORTAL_TEST_CHROMIUM={wanted!r} names no executable")
-    pytest.skip(f"{NO_CHROMIUM} at {CHROMIUM} nor on the PATH: `sudo apt-get install -y chromium` installs it "
-                "(.ci/run does)")
+    return _found_or_skip(find_chromium(), NO_CHROMIUM, "PORTAL_TEST_CHROMIUM", f"at {CHROMIUM} nor on the PATH",
+                          "chromium")
 
 
 @pytest.hookimpl(tryfirst=True)

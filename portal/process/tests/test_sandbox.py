@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(
     reason=f"needs Landlock ABI >= {sandbox.ABI_NEEDED} (here: {ABI}); run on Linux >= 6.12 with Landlock enabled",
 )
 
-CHECK = """
+# What each check script starts with: its base folder and a way to say what an action met.
+PRELUDE = """
 import errno, os, sys
 base = sys.argv[1]
 
@@ -28,7 +29,9 @@ def attempt(action):
         return "ok"
     except OSError as e:
         return errno.errorcode[e.errno]
+"""
 
+CHECK = PRELUDE + """
 import pkgx
 print("import", pkgx.NAME)
 print("secret", attempt(lambda: open(os.path.join(base, "var", "secret_key")).read()))
@@ -85,17 +88,7 @@ def test_a_bad_wrapper_command_line_says_how_to_call_it(tmp_path):
     assert "--hidden needs a value; usage: sandbox.py" in result.stderr
 
 
-CHMOD = """
-import errno, os, sys
-base = sys.argv[1]
-
-def attempt(action):
-    try:
-        action()
-        return "ok"
-    except OSError as e:
-        return errno.errorcode[e.errno]
-
+CHMOD = PRELUDE + """
 print("chmod var", attempt(lambda: os.chmod(os.path.join(base, "var"), 0o755)))
 print("chmod secret", attempt(lambda: os.chmod(os.path.join(base, "var", "secret_key"), 0o644)))
 print("chmod code", attempt(lambda: os.chmod(os.path.join(base, "pkgx", "__init__.py"), 0o666)))
