@@ -21,6 +21,7 @@ import http.cookiejar
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -275,8 +276,12 @@ class Smoke:
 
     def gateway_through_the_cli(self, opener: urllib.request.OpenerDirector) -> None:
         gateway_port = free_port()
+        # With a passphrase, as the README's first example: without one any local user could use it.
+        passphrase = self.clone.parent / "gateway-passphrase"
+        passphrase.write_text(f"{secrets.token_urlsafe(16)}\n")
+        passphrase.chmod(0o600)
         steps = [
-            ("create", GATEWAY, "--port", str(gateway_port)),
+            ("create", GATEWAY, "--port", str(gateway_port), "--passphrase-file", str(passphrase)),
             ("start", GATEWAY, "--wait", "--timeout", "60"),
         ]
         for step in steps:

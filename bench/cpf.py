@@ -65,8 +65,8 @@ class Rollback(Exception):
 
 
 def create_file(count: int) -> str:
-    lines = [f"CreateGateway:Name=G{i:04d},Port={20000 + i},PythonOptions=-X dev,RestartPolicy=always"
-             for i in range(count)]
+    lines = [f"CreateGateway:Name=G{i:04d},AllowNoPassphrase=1,Port={20000 + i},PythonOptions=-X dev,"
+             "RestartPolicy=always" for i in range(count)]
     return "[Actions]\n" + "\n".join(lines) + "\n"
 
 

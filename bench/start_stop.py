@@ -153,7 +153,7 @@ def bench_start_stop(cycles: int) -> dict[str, Any]:
     _, token = tokens.create(operator, "bench")
     api = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     port = free_port()
-    gateway = Gateway.objects.create(name="BenchGate", server="127.0.0.1", port=port)
+    gateway = Gateway.objects.create(name="BenchGate", server="127.0.0.1", port=port, allow_no_passphrase=True)
     starts: list[float] = []
     stops: list[float] = []
     for i in range(cycles):
@@ -189,7 +189,7 @@ def add_definitions(first: int, count: int, running: int) -> None:
 
     Gateway.objects.bulk_create(
         Gateway(
-            name=f"gw{n:04d}", server="127.0.0.1", port=20000 + n,
+            name=f"gw{n:04d}", server="127.0.0.1", port=20000 + n, allow_no_passphrase=True,
             state=RUNNING if n - first < running else STOPPED,
             pid=100000 + n if n - first < running else None, run_host=paths.this_host(),
             state_changed_at=T0,

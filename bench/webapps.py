@@ -383,7 +383,7 @@ def bench_pages(count: int, repeats: int) -> list[str]:
         admin = get_user_model().objects.create_user("ada", password="bench-password-1")
         admin.groups.add(Group.objects.get(name="Administrator"))
         for i in range(10):
-            Gateway.objects.create(name=f"Gate{i:02d}", server="127.0.0.1", port=20000 + i)
+            Gateway.objects.create(name=f"Gate{i:02d}", server="127.0.0.1", port=20000 + i, allow_no_passphrase=True)
         apps = [WebApp.objects.create(name=f"/app{i:02d}", directory=str(EXAMPLES / "flaskapp"), module="app",
                                       callable="app", python_executable=python, workers=1, threads=4,
                                       environment={"APP_DB_PATH": str(VAR / f"app{i:02d}.sqlite3")})

@@ -46,12 +46,18 @@ class GatewayAdapter(ProcessAdapter):
         return reverse("gateways:activity", args=[name])
 
     def launch_warning(self, obj: Gateway) -> str | None:
-        """An administrator allowed it; each start still says what it means."""
-        if not obj.open_to_network:
+        """Its definition allows it to go without a passphrase; each start still says what it means."""
+        if obj.use_passphrase:
             return None
-        return (f"{obj.name} starts on {obj.server}:{obj.port} without a passphrase, open to the "
-                "network (allowed by an administrator): anyone who can reach the port can run code as the "
-                "portal's user")
+        from processes.accounts import who
+
+        runs_as = who(self.kind, obj)
+        if obj.open_to_network:
+            return (f"{obj.name} starts on {obj.server}:{obj.port} without a passphrase, open to the "
+                    f"network (allowed by an administrator): any local user and anyone who can reach the port "
+                    f"can run code as {runs_as}")
+        return (f"{obj.name} starts on {obj.server}:{obj.port} without a passphrase (allowed on its "
+                f"definition): any local user can run code as {runs_as} through it")
 
     def status_fields(self, obj: Gateway) -> dict[str, Any]:
         return {"server": obj.server, "port": obj.port}

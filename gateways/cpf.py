@@ -30,6 +30,8 @@ KEYS = (
     Key("UsePassphrase", "use_passphrase", flag, "1: clients must prove the passphrase; 0: no passphrase."),
     Key(PASSPHRASE_FILE, "", help="Path of a file (on the portal's host) whose first line is the passphrase. "
                                   "Implies UsePassphrase=1.", secret=True),
+    Key("AllowNoPassphrase", "allow_no_passphrase", flag,
+        "1: it may run without a passphrase (any local user can then run code through it)."),
     Key("AllowUnauthenticatedNetwork", "allow_unauthenticated_network", flag,
         "1: a server beyond loopback may run without a passphrase."),
     Key("LogFile", "log_file", help="Full path of the log file; empty: var/log/gateways/NAME.log."),

@@ -178,7 +178,7 @@ class Snapshot:
 # lines mostly repeat the same values. The name, port, log file (its default depends on the
 # name) and passphrase (a secret, never kept) are checked for each form.
 VALUE_ONLY_FIELDS = frozenset({
-    "type", "server", "use_passphrase", "allow_unauthenticated_network", "python_executable",
+    "type", "server", "use_passphrase", "allow_no_passphrase", "allow_unauthenticated_network", "python_executable",
     "python_options", "connection_timeout", "init_timeout", "restart_policy", "stop_timeout",
 })
 _MEMO_TYPES = (str, int, bool, type(None))
@@ -207,6 +207,7 @@ class GatewayForm(forms.ModelForm):
             "server",
             "port",
             "use_passphrase",
+            "allow_no_passphrase",
             "allow_unauthenticated_network",
             "log_file",
             "python_executable",
@@ -448,8 +449,26 @@ class GatewayForm(forms.ModelForm):
                 )
         if server and port and not self.has_error("server") and not self.has_error("port"):
             self._warn_about_host_and_port(server, port)
+        self._check_no_passphrase(data)
         self._check_network_exposure(data)
         return data
+
+    def _check_no_passphrase(self, data: dict[str, Any]) -> None:
+        """Without a passphrase every local user can run code through it: only when ticked. The
+        tick belongs to a definition without one, so a passphrase clears it (removing the passphrase
+        later asks again)."""
+        from portal.process.checks import check_no_passphrase
+        from processes.accounts import who
+
+        if data.get("use_passphrase"):
+            data["allow_no_passphrase"] = False
+            return
+        if data.get("allow_no_passphrase") or self.has_error("allow_no_passphrase"):
+            return
+        runs_as = who("gateway", self.instance if self.instance.pk else None, data.get("run_as"))
+        failure = check_no_passphrase(data.get("server") or "", data.get("port"), False, False, runs_as)
+        if failure is not None:
+            self.add_error("allow_no_passphrase", failure.message)
 
     def _check_network_exposure(self, data: dict[str, Any]) -> None:
         """Beyond loopback a gateway needs a passphrase, unless an administrator allows it."""

@@ -30,7 +30,9 @@ RUNTIME_FIELDS = (
     "init_timeout",
     "restart_policy",
     "stop_timeout",
-    # Whether the process may listen beyond loopback without a passphrase at all.
+    # Whether the process may run without a passphrase at all (any local user can then use it),
+    # and whether it may also listen beyond loopback without one.
+    "allow_no_passphrase",
     "allow_unauthenticated_network",
     # Who it runs as (processes.accounts): changed only while it is stopped.
     "run_as",
@@ -72,6 +74,17 @@ class Gateway(ManagedProcess):
     )
     use_passphrase = models.BooleanField(
         default=False, help_text="Clients must prove they know the passphrase to connect."
+    )
+    # False by default: a definition without a passphrase needs this ticked (the form, and so the
+    # CLI, the admin and merge files, refuse it otherwise; the start checks it again).
+    allow_no_passphrase = models.BooleanField(
+        "allow any local user to run code through it (no passphrase)",
+        default=False,
+        help_text=(
+            "Without a passphrase every user of this host (and, beyond loopback, anyone who can reach the "
+            "port) can connect and run code as the user the gateway runs as. Needed when “Use passphrase” "
+            "is off."
+        ),
     )
     allow_unauthenticated_network = models.BooleanField(
         "allow connections from the network without a passphrase",
@@ -160,6 +173,11 @@ class Gateway(ManagedProcess):
 
     def get_absolute_url(self) -> str:
         return reverse("gateways:detail", args=[self.name])
+
+    @property
+    def without_passphrase(self) -> bool:
+        """Any local user can connect and run code through it (only when its definition allows it)."""
+        return not self.use_passphrase
 
     @property
     def open_to_network(self) -> bool:

@@ -20,6 +20,7 @@ from portal.process.accounts import Account
 from portal.process.checks import CheckFailure, check_log_file
 from portal.process.spec import Spec
 from portal.queues import LOCAL_NAMES, host_queue
+from processes.accounts import who
 
 PASSPHRASE_ENV = "GATEWAY_PASSPHRASE"
 
@@ -50,11 +51,21 @@ def log_file_problem(gateway: Gateway, path: str | None = None) -> CheckFailure 
     )
 
 
+def no_passphrase_problem(gateway: Gateway) -> CheckFailure | None:
+    """Without a passphrase and without the definition's leave: refused before each start, for a
+    definition changed through a path that skipped the form (the table, an older portal)."""
+    if gateway.use_passphrase or gateway.allow_no_passphrase:
+        return None
+    return checks.check_no_passphrase(gateway.server, gateway.port, False, False, who("gateway", gateway))
+
+
 def preflight(gateway: Gateway, account: Account | None = None) -> CheckFailure | None:
     """What would make a start fail, found before the start: with a message that says the fix. The
     interpreter runs as ``account``, the user the server will run as."""
     return (
-        checks.check_network_exposure(gateway.server, gateway.use_passphrase, gateway.allow_unauthenticated_network)
+        no_passphrase_problem(gateway)
+        or checks.check_network_exposure(gateway.server, gateway.use_passphrase,
+                                         gateway.allow_unauthenticated_network)
         or log_file_problem(gateway)
         or checks.check_python(gateway.python_executable, account)
         or checks.check_modules(gateway.python_executable, ["msgpack"], account)

@@ -102,6 +102,25 @@ def describe(kind: str, obj: Any) -> str:
     return "root (allowed by an Administrator)" if names_root(run_as) else run_as
 
 
+def who(kind: str, obj: Any, run_as: str | None = None) -> str:
+    """Who its code runs as, in a few words for a warning (``run_as``: a form's value, not yet saved):
+    "its own user", a user's name, "root", or the portal's user by name when it cannot switch."""
+    if cannot_switch():
+        return f"the portal's user ({accounts.portal_user()})"
+    if run_as is None:
+        run_as = obj.run_as if obj is not None else ""
+    run_as = (run_as or "").strip()
+    if run_as:
+        return "root" if names_root(run_as) else run_as
+    if obj is not None and obj.pk:
+        from processes.models import HostedUser
+
+        uid = HostedUser.objects.filter(kind=kind, object_id=obj.pk).values_list("uid", flat=True).first()
+        if uid is not None:
+            return f"its own user (uid {uid})"
+    return "its own user"
+
+
 def check_account(kind: str, obj: Any, run_as: str, home: str) -> Account | None:
     """Who a check of a definition being saved (its import) runs as: the user it will run as (its
     named user, or its dynamic user once it has one), else ``nobody``: never the portal."""

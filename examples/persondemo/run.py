@@ -3,11 +3,11 @@
     python examples/persondemo/run.py [--host 127.0.0.1] [--port 25001] [--passphrase-file F]
 
 The passphrase is the first line of --passphrase-file, else the GATEWAY_PASSPHRASE
-environment variable; with neither, none is sent (a gateway without a passphrase).
-It is never taken from the command line, where `ps` shows it to every local user.
-Run it with the portal's interpreter, which has msgpack:
+environment variable; with neither, none is sent (a gateway created without a passphrase,
+which any local user can use). It is never taken from the command line, where `ps` shows
+it to every local user. Run it with the portal's interpreter, which has msgpack:
 
-    .venv/bin/python examples/persondemo/run.py --port 25001
+    .venv/bin/python examples/persondemo/run.py --port 25001 --passphrase-file ~/.pygate-passphrase
 
 Prints:
 

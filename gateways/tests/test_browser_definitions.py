@@ -24,6 +24,11 @@ def test_an_administrator_manages_a_definition_in_the_browser(page, live_server,
     page.click("text=Create your first gateway")
     page.fill("#id_name", "PyGate")
     page.fill("#id_port", "55001")
+    # Without a passphrase, Save asks for the acknowledgement that any local user can use it.
+    page.click("button:has-text('Save')")
+    assert "Without a passphrase any local user can run code as" in page.inner_text("#feedback-allow_no_passphrase")
+    assert not Gateway.objects.exists()
+    page.check("#id_allow_no_passphrase")
     page.click("button:has-text('Save')")
     page.wait_for_url(f"{base}/gateways/")
     row = page.locator("#gateway-table tbody tr", has_text="PyGate")
@@ -34,6 +39,7 @@ def test_an_administrator_manages_a_definition_in_the_browser(page, live_server,
     page.click("text=Create gateway")
     page.fill("#id_name", "Second")
     page.fill("#id_port", "55001")
+    page.check("#id_allow_no_passphrase")
     page.press("#id_port", "Tab")
     feedback = page.locator("#feedback-port")
     feedback.get_by_text("already used by gateway PyGate").wait_for()
@@ -61,7 +67,7 @@ def test_an_administrator_manages_a_definition_in_the_browser(page, live_server,
 
 
 def test_a_viewer_sees_no_edit_or_delete_in_the_browser(page, live_server, viewer):
-    Gateway.objects.create(name="PyGate", port=55001)
+    Gateway.objects.create(name="PyGate", port=55001, allow_no_passphrase=True)
     log_in(page, live_server.url, "vera")
     page.goto(f"{live_server.url}/gateways/")
     table = page.inner_text("#gateway-table")

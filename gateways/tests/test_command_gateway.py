@@ -22,7 +22,8 @@ def run(*args: str) -> str:
 
 
 def test_create_then_list_and_show():
-    assert "Created gateway PyGate on 127.0.0.1:55001." in run("create", "PyGate", "--port", "55001")
+    assert "Created gateway PyGate on 127.0.0.1:55001." in run("create", "PyGate", "--port", "55001",
+                                                                "--allow-no-passphrase")
     assert "PyGate" in run("list")
     data = json.loads(run("list", "--json"))
     assert data[0]["name"] == "PyGate" and data[0]["port"] == 55001
@@ -96,7 +97,7 @@ def test_an_unknown_name_says_how_to_find_names():
 @pytest.mark.parametrize("role,allowed", [("viewer", False), ("operator", False), ("administrator", True)])
 def test_user_option_applies_that_users_role(role_client, role, allowed):
     role_client(role)  # creates user-<role>
-    args = ("--user", f"user-{role}", "create", "PyGate", "--port", "55001")
+    args = ("--user", f"user-{role}", "create", "PyGate", "--port", "55001", "--allow-no-passphrase")
     if allowed:
         assert "Created gateway PyGate on 127.0.0.1:55001." in run(*args)
         assert Gateway.objects.get().created_by.username == f"user-{role}"
@@ -124,6 +125,6 @@ def test_a_wildcard_without_passphrase_is_refused():
 
 def test_the_warning_for_an_allowed_wildcard_without_passphrase_goes_to_stderr():
     err = StringIO()
-    call_command("gateway", "create", "Wide", "--port", "55002", "--server", "0.0.0.0",
+    call_command("gateway", "create", "Wide", "--port", "55002", "--server", "0.0.0.0", "--allow-no-passphrase",
                  "--allow-unauthenticated-network", stdout=StringIO(), stderr=err)
     assert "accepts connections from the network without a passphrase" in err.getvalue()

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.django_db
 
 FILE = """; two gateways
 [Actions]
-CreateGateway:Name=PyGate,Port=25001,PythonOptions="-X dev",RestartPolicy=always
-CreateGateway:Name=Second,Server=localhost,Port=25002,InitTimeout=9
+CreateGateway:Name=PyGate,AllowNoPassphrase=1,Port=25001,PythonOptions="-X dev",RestartPolicy=always
+CreateGateway:Name=Second,AllowNoPassphrase=1,Server=localhost,Port=25002,InitTimeout=9
 """
 
 
@@ -70,7 +70,7 @@ def test_the_preview_lists_created_modified_field_by_field_deleted_and_unchanged
     make_gateway(name="Same", port=25004)
     before = state()
     result = preview("[Actions]\nModifyGateway:Name=pygate,Port=25011,StopTimeout=7\nDeleteGateway:Name=Old\n"
-                     "CreateGateway:Name=Same,Port=25004\nCreateGateway:Name=Fresh,Port=25005\n"
+                     "CreateGateway:Name=Same,AllowNoPassphrase=1,Port=25004\nCreateGateway:Name=Fresh,AllowNoPassphrase=1,Port=25005\n"
                      "DeleteGateway:Name=NeverWas\n")
     assert result.problems == [] and not result.applied
     assert state() == before and AuditEntry.objects.count() == 0
@@ -86,8 +86,8 @@ def test_the_preview_lists_created_modified_field_by_field_deleted_and_unchanged
 def test_a_file_with_one_bad_line_changes_nothing_and_names_the_line_key_and_fix():
     make_gateway(name="Keep", port=25009)
     before = state()
-    text = ("[Actions]\nCreateGateway:Name=A,Port=25001\nDeleteGateway:Name=Keep\n"
-            "CreateGateway:Name=B,Port=25002,Server=not a host\nCreateGateway:Name=C,Port=25003\n")
+    text = ("[Actions]\nCreateGateway:Name=A,AllowNoPassphrase=1,Port=25001\nDeleteGateway:Name=Keep\n"
+            "CreateGateway:Name=B,AllowNoPassphrase=1,Port=25002,Server=not a host\nCreateGateway:Name=C,AllowNoPassphrase=1,Port=25003\n")
     result = apply(text)
     assert not result.applied and state() == before and AuditEntry.objects.count() == 0
     (problem,) = result.problems
@@ -97,14 +97,14 @@ def test_a_file_with_one_bad_line_changes_nothing_and_names_the_line_key_and_fix
 
 def test_a_line_checks_against_the_lines_above_it():
     # Two new gateways on one port: the form refuses the second, as two saves on the page would.
-    result = apply("[Actions]\nCreateGateway:Name=A,Port=25001\nCreateGateway:Name=B,Port=25001\n")
+    result = apply("[Actions]\nCreateGateway:Name=A,AllowNoPassphrase=1,Port=25001\nCreateGateway:Name=B,AllowNoPassphrase=1,Port=25001\n")
     assert [(p.line, p.key) for p in result.problems] == [(3, "Port")]
     assert "already used by gateway A" in result.problems[0].message
     assert Gateway.objects.count() == 0
 
 
 def test_a_definition_named_twice_in_a_file_is_refused():
-    result = preview("[Actions]\nCreateGateway:Name=A,Port=25001\nModifyGateway:Name=a,Port=25002\n")
+    result = preview("[Actions]\nCreateGateway:Name=A,AllowNoPassphrase=1,Port=25001\nModifyGateway:Name=a,Port=25002\n")
     assert [(p.line, p.key) for p in result.problems] == [(3, "Name")]
     assert "already on line 2" in result.problems[0].message
 
@@ -124,7 +124,7 @@ def test_modify_of_a_missing_gateway_says_to_create_it():
     ("Server", "0.0.0.0", "passphrase"),
 ])
 def test_a_malformed_value_is_refused_with_the_forms_message_and_its_key(key, value, words):
-    values = {"Name": "PyGate", "Port": "25001", key: value}
+    values = {"Name": "PyGate", "Port": "25001", "AllowNoPassphrase": "1", key: value}
     line = "CreateGateway:" + ",".join(f"{k}={v}" for k, v in values.items())
     result = apply(f"[Actions]\n{line}\n")
     assert Gateway.objects.count() == 0
@@ -258,7 +258,7 @@ def test_export_then_merge_into_an_empty_portal_then_export_gives_the_same_file(
 
 def test_the_command_exits_1_naming_the_file_line_and_key_and_changes_nothing(tmp_path):
     file = tmp_path / "bad.cpf"
-    file.write_text("[Actions]\r\nCreateGateway:Name=A,Port=25001\r\nCreateGateway:Name=B,Port=99999\r\n")
+    file.write_text("[Actions]\r\nCreateGateway:Name=A,AllowNoPassphrase=1,Port=25001\r\nCreateGateway:Name=B,AllowNoPassphrase=1,Port=99999\r\n")
     with pytest.raises(CommandError) as error:
         run_command("merge", str(file))
     assert f"{file}: line 3, Port: 99999 is out of range: write a number from 1 to 65535." in str(error.value)
@@ -319,7 +319,7 @@ def test_a_merge_does_not_probe_whether_each_port_is_held_now():
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        result = apply(f"[Actions]\nCreateGateway:Name=Held,Port={port}\n")
+        result = apply(f"[Actions]\nCreateGateway:Name=Held,AllowNoPassphrase=1,Port={port}\n")
     assert result.problems == []
     assert not any("in use now" in w for w in result.of("created")[0].warnings)
 
@@ -345,7 +345,7 @@ def test_the_portals_own_files_are_no_passphrase_file():
 
 def test_a_line_that_reads_as_the_definition_is_already_as_asked_and_another_spelling_too():
     make_gateway(name="PyGate", server="localhost", port=25001, python_options="-X dev")
-    same = apply("[Actions]\nCreateGateway:Name=PyGate,Server=localhost,Port=25001,PythonOptions=-X dev\n")
+    same = apply("[Actions]\nCreateGateway:Name=PyGate,AllowNoPassphrase=1,Server=localhost,Port=25001,PythonOptions=-X dev\n")
     assert same.counts["unchanged"] == 1
     # Written another way: the form normalises it to what is stored, so nothing changes either.
     other = apply("[Actions]\nModifyGateway:Name=pygate,Server=LOCALHOST,Port=025001\n")

@@ -21,7 +21,7 @@ COUNT = 150
 
 
 def merge_file(path: Path, base: int, options: str) -> Path:
-    lines = [f"CreateGateway:Name=G{i:03d},Port={base + i},PythonOptions={options}" for i in range(COUNT)]
+    lines = [f"CreateGateway:Name=G{i:03d},AllowNoPassphrase=1,Port={base + i},PythonOptions={options}" for i in range(COUNT)]
     path.write_text("[Actions]\n" + "\n".join(lines) + "\n")
     return path
 
@@ -60,7 +60,7 @@ def test_two_merges_at_once_leave_one_files_state_never_a_mix(tmp_path):
 def test_a_bad_merge_beside_a_good_one_changes_nothing_of_its_own(tmp_path):
     good = merge_file(tmp_path / "good.cpf", 22000, "-O")
     bad = merge_file(tmp_path / "bad.cpf", 23000, "-u")
-    bad.write_text(bad.read_text() + "CreateGateway:Name=Broken,Port=70000\n")
+    bad.write_text(bad.read_text() + "CreateGateway:Name=Broken,AllowNoPassphrase=1,Port=70000\n")
     ok, refused = run_merges(good, bad)
     assert ok.returncode == 0, ok.stderr
     assert refused.returncode == 1 and "line 152, Port: 70000 is out of range" in refused.stderr

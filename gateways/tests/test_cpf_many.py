@@ -26,21 +26,21 @@ def apply(text: str, user=None):  # type: ignore[no-untyped-def]
 
 
 def creates(count: int = COUNT) -> list[str]:
-    return [f"CreateGateway:Name=G{i:04d},Port={20000 + i},PythonOptions=-X dev" for i in range(count)]
+    return [f"CreateGateway:Name=G{i:04d},AllowNoPassphrase=1,Port={20000 + i},PythonOptions=-X dev" for i in range(count)]
 
 
 @pytest.mark.parametrize(
     "bad, key, words",
     [
         # A value the form refuses.
-        ("CreateGateway:Name=Bad,Port=20700,PythonOptions=-m http.server", "PythonOptions",
+        ("CreateGateway:Name=Bad,AllowNoPassphrase=1,Port=20700,PythonOptions=-m http.server", "PythonOptions",
          "would run something other than the gateway server"),
         # A port that a line far above took: it is not in the database yet, only in the snapshot.
-        ("CreateGateway:Name=Bad,Port=20003", "Port", "already used by gateway G0003"),
+        ("CreateGateway:Name=Bad,AllowNoPassphrase=1,Port=20003", "Port", "already used by gateway G0003"),
         # A name that a line far above created, in another case.
-        ("CreateGateway:Name=g0010,Port=29999", "Name", "already on line 12"),
+        ("CreateGateway:Name=g0010,AllowNoPassphrase=1,Port=29999", "Name", "already on line 12"),
         # A port of a definition in the database.
-        ("CreateGateway:Name=Bad,Port=29000", "Port", "already used by gateway Existing"),
+        ("CreateGateway:Name=Bad,AllowNoPassphrase=1,Port=29000", "Port", "already used by gateway Existing"),
     ],
 )
 def test_one_bad_line_among_a_thousand_changes_nothing_and_names_that_line(bad, key, words):
@@ -97,14 +97,14 @@ def test_a_port_freed_by_a_line_above_may_be_taken_by_a_line_below():
     make_gateway(name="Old", port=25001)
     make_gateway(name="Mover", port=25002)
     result = apply("[Actions]\nDeleteGateway:Name=Old\nModifyGateway:Name=Mover,Port=25003\n"
-                   "CreateGateway:Name=New1,Port=25001\nCreateGateway:Name=New2,Port=25002\n"
-                   "CreateGateway:Name=New3,Port=25003\n")
+                   "CreateGateway:Name=New1,AllowNoPassphrase=1,Port=25001\nCreateGateway:Name=New2,AllowNoPassphrase=1,Port=25002\n"
+                   "CreateGateway:Name=New3,AllowNoPassphrase=1,Port=25003\n")
     # The last line takes the port Mover moved to: refused, as two saves on the page would be.
     assert [(p.line, p.key) for p in result.problems] == [(6, "Port")]
     assert "already used by gateway Mover" in result.problems[0].message
     assert sorted(Gateway.objects.values_list("name", "port")) == [("Mover", 25002), ("Old", 25001)]
     result = apply("[Actions]\nDeleteGateway:Name=Old\nModifyGateway:Name=Mover,Port=25003\n"
-                   "CreateGateway:Name=New1,Port=25001\nCreateGateway:Name=New2,Port=25002\n")
+                   "CreateGateway:Name=New1,AllowNoPassphrase=1,Port=25001\nCreateGateway:Name=New2,AllowNoPassphrase=1,Port=25002\n")
     assert result.applied, result.problems
     assert sorted(Gateway.objects.values_list("name", "port")) == [
         ("Mover", 25003), ("New1", 25001), ("New2", 25002)]

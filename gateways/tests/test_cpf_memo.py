@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 def data(**changes: Any) -> dict[str, Any]:
     values: dict[str, Any] = {"type": "python", "name": "PyGate", "server": "127.0.0.1", "port": 25001,
                               "connection_timeout": 5, "init_timeout": 5, "stop_timeout": 5,
-                              "restart_policy": "on-failure"}
+                              "restart_policy": "on-failure", "allow_no_passphrase": True}
     values.update(changes)
     return values
 
@@ -50,7 +50,8 @@ BAD = [
 
 
 def test_the_cases_cover_every_value_only_field_that_can_be_refused():
-    assert {field for field, _, _ in BAD} == VALUE_ONLY_FIELDS - {"use_passphrase", "allow_unauthenticated_network"}
+    assert {field for field, _, _ in BAD} == VALUE_ONLY_FIELDS - {
+        "use_passphrase", "allow_no_passphrase", "allow_unauthenticated_network"}
 
 
 @pytest.mark.parametrize(("field", "bad", "good"), BAD)
@@ -93,10 +94,10 @@ def test_remembered_values_give_the_same_cleaned_data_definition_and_warnings_as
     ("RestartPolicy", "maybe"),
 ])
 def test_a_bad_line_after_good_lines_gets_the_problem_it_gets_alone(key, value):
-    values = {"Name": "Bad", "Port": "25009", key: value}
+    values = {"Name": "Bad", "Port": "25009", "AllowNoPassphrase": "1", key: value}
     bad = "CreateGateway:" + ",".join(f"{k}={v}" for k, v in values.items())
     alone = merge.merge(f"[Actions]\n{bad}\n", CliOperator(), apply=True)
-    good = [f"CreateGateway:Name=G{i},Port={25000 + i},Server=127.0.0.1,PythonExecutable={sys.executable},"
+    good = [f"CreateGateway:Name=G{i},AllowNoPassphrase=1,Port={25000 + i},Server=127.0.0.1,PythonExecutable={sys.executable},"
             "PythonOptions=-X dev,RestartPolicy=always" for i in range(3)]
     after = merge.merge("[Actions]\n" + "\n".join([*good, bad]) + "\n", CliOperator(), apply=True)
     assert alone.problems and not after.applied and Gateway.objects.count() == 0

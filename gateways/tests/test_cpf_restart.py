@@ -40,7 +40,7 @@ def test_a_merge_with_restart_stops_changes_and_starts_a_running_gateway(pygate,
 def test_a_merge_with_restart_and_a_bad_line_stops_nothing(pygate, administrator):
     gateway = start_and_wait(pygate, administrator)
     text = f"[Actions]\nModifyGateway:Name={gateway.name},StopTimeout=9\nDeleteGateway:Name={gateway.name}x\n" \
-           f"CreateGateway:Name=Bad,Port=0\n"
+           f"CreateGateway:Name=Bad,AllowNoPassphrase=1,Port=0\n"
     result = merge.merge(text, administrator, apply=True, restart=True)
     assert result.problems and not result.applied
     assert Gateway.objects.get(pk=gateway.pk).state == "running"

@@ -393,6 +393,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+NO_PASSPHRASE_BOX = "Allow any local user to run code through it (no passphrase)"
+
+
+def check_no_passphrase(host: str, port: int | None, use_passphrase: bool, allowed: bool,
+                        who: str) -> CheckFailure | None:
+    """A gateway runs any code its clients send: without a passphrase every local user (127.0.0.1
+    is open to all of them) runs code as ``who``, which needs the definition's explicit leave."""
+    if use_passphrase or allowed:
+        return None
+    where = f"{host}:{port}" if port else host
+    reach = "any local user" if not host or is_loopback(host) else f"any local user (and anyone who can reach {where})"
+    return CheckFailure(
+        "no-passphrase",
+        f"Without a passphrase {reach} can run code as {who} through this gateway: tick “Use passphrase” "
+        f"and set one, or tick “{NO_PASSPHRASE_BOX}” to accept that.",
+    )
+
+
 def check_network_exposure(host: str, use_passphrase: bool, allowed: bool) -> CheckFailure | None:
     """A gateway runs any code its clients send: beyond loopback it needs a passphrase,
     unless an administrator allowed this definition to go without one."""

@@ -64,7 +64,7 @@ def portal_with_content(administrator):  # type: ignore[no-untyped-def]
     """Gateways with a long name, a run, activity with long messages, a log, a token: every page has content."""
     now = dt.datetime.now(dt.UTC)
     gateway = Gateway.objects.create(
-        name="PyGate", port=25001, python_options="-X dev -W error",
+        name="PyGate", port=25001, python_options="-X dev -W error", allow_no_passphrase=True,
         startup={
             "command": "/usr/bin/python3 -X dev -m gateways.server --host 127.0.0.1 --port 25001 "
                        "--log-file /var/lib/portal/log/gateways/PyGate.log",
@@ -214,7 +214,7 @@ def test_every_page_fits_the_window(browser, live_server, portal_with_content, w
 MERGE_FILE = f"""; a merge with every kind of line, long values included
 [Actions]
 ModifyGateway:Name=PyGate,PythonOptions=-X dev -X importtime -W error::DeprecationWarning -W ignore::ResourceWarning,StopTimeout=30
-CreateGateway:Name={LONG_NAME[:-1]}2,Server=127.0.0.1,Port=25003,RestartPolicy=always
+CreateGateway:Name={LONG_NAME[:-1]}2,AllowNoPassphrase=1,Server=127.0.0.1,Port=25003,RestartPolicy=always
 DeleteGateway:Name={LONG_NAME}
 DeleteGateway:Name=Gateway_that_was_never_defined_anywhere_at_all_in_this_portal_x
 """

@@ -12,8 +12,8 @@ from portal.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
-FILE = "[Actions]\nCreateGateway:Name=PyGate,Port=25001\nCreateGateway:Name=Other,Port=25002\n"
-BAD = "[Actions]\nCreateGateway:Name=PyGate,Port=25001\nCreateGateway:Name=Other,Port=x\n"
+FILE = "[Actions]\nCreateGateway:Name=PyGate,AllowNoPassphrase=1,Port=25001\nCreateGateway:Name=Other,AllowNoPassphrase=1,Port=25002\n"
+BAD = "[Actions]\nCreateGateway:Name=PyGate,AllowNoPassphrase=1,Port=25001\nCreateGateway:Name=Other,AllowNoPassphrase=1,Port=x\n"
 
 
 def token_client(user) -> Client:  # type: ignore[no-untyped-def]
@@ -81,7 +81,7 @@ def test_an_uploaded_file_with_crlf_and_a_bom_is_previewed_and_kept_for_apply(ad
     response = admin_client_.post("/cpf/merge/", {"file": upload, "text": "", "action": "preview"})
     html = response.content.decode()
     assert response.status_code == 200 and "Create" in html and "PyGate" in html
-    assert "CreateGateway:Name=PyGate,Port=25001" in html  # in the text box, for Apply
+    assert "CreateGateway:Name=PyGate,AllowNoPassphrase=1,Port=25001" in html  # in the text box, for Apply
     assert Gateway.objects.count() == 0
 
 
@@ -118,6 +118,7 @@ def test_the_export_download_is_a_merge_file_of_the_kind(role_client):
     response = viewer.get("/cpf/export/?kind=gateways")
     assert response.status_code == 200 and response["Content-Disposition"] == 'attachment; filename="gateways.cpf"'
     assert "CreateGateway:Name=PyGate,Server=127.0.0.1,Port=25001," in response.content.decode()
+    assert ",UsePassphrase=0,AllowNoPassphrase=1," in response.content.decode()  # merges again as it is
     assert viewer.get("/cpf/export/?kind=colours").status_code == 400
     assert role_client("anonymous").get("/cpf/export/").status_code == 302
 
@@ -179,7 +180,7 @@ def test_the_api_refuses_a_path_with_a_name_too_long_with_its_key(administrator,
     from portal import paths
 
     path = paths.LOG_DIR.resolve() / ("x" * 300 + ".log")
-    text = f"[Actions]\nCreateGateway:Name=PyGate,Port=25001,{key}={path}\n"
+    text = f"[Actions]\nCreateGateway:Name=PyGate,AllowNoPassphrase=1,Port=25001,{key}={path}\n"
     response = token_client(administrator).post("/api/cpf/merge?apply=1", text, content_type="text/plain")
     assert response.status_code == 400 and Gateway.objects.count() == 0
     [problem] = response.json()["problems"]

@@ -150,7 +150,7 @@ def test_run_as_names_a_user_and_root_needs_an_administrator_s_leave(gateway_pro
 @pytest.mark.django_db
 def test_the_form_asks_for_leave_to_run_as_root_and_knows_the_users():
     base = {"name": "Form", "server": "127.0.0.1", "port": 25001, "restart_policy": "on-failure",
-            "connection_timeout": 5, "init_timeout": 5, "stop_timeout": 5}
+            "connection_timeout": 5, "init_timeout": 5, "stop_timeout": 5, "allow_no_passphrase": "on"}
     form = GatewayForm({**base, "run_as": "root"})
     assert not form.is_valid()
     assert 'tick "Allow running as root"' in " ".join(form.errors["allow_root"])

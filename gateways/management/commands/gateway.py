@@ -1,7 +1,8 @@
 """``manage.py gateway``: gateway definitions from scripts.
 
     gateway create NAME --port P [--server H] [--python PATH] [--options "..."]
-                   [--log-file F] [--passphrase-file F] [--allow-unauthenticated-network]
+                   [--log-file F] [--passphrase-file F | --allow-no-passphrase]
+                   [--allow-unauthenticated-network]
     gateway list [--json]
     gateway show NAME [--json]
     gateway delete NAME
@@ -50,6 +51,8 @@ def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
         "server": gateway.server,
         "port": gateway.port,
         "use_passphrase": gateway.use_passphrase,
+        "allow_no_passphrase": gateway.allow_no_passphrase,
+        "allow_unauthenticated_network": gateway.allow_unauthenticated_network,
         "log_file": gateway.log_file,
         "python_executable": gateway.python_executable,
         "python_options": gateway.python_options,
@@ -81,6 +84,10 @@ class Command(BaseCommand):
         create.add_argument("--log-file", default="")
         create.add_argument(
             "--passphrase-file", help="file whose first line is the passphrase ('-' reads standard input)"
+        )
+        create.add_argument(
+            "--allow-no-passphrase", action="store_true",
+            help="create it without a passphrase: any local user can then run code as the user it runs as",
         )
         create.add_argument(
             "--allow-unauthenticated-network", action="store_true",
@@ -164,6 +171,8 @@ class Command(BaseCommand):
         }
         if options.get("allow_root"):
             data["allow_root"] = "on"
+        if options.get("allow_no_passphrase"):
+            data["allow_no_passphrase"] = "on"
         if options.get("allow_unauthenticated_network"):
             data["allow_unauthenticated_network"] = "on"
         if options.get("passphrase_file"):
