@@ -109,7 +109,10 @@ def installation_problem(base_dir: str, python: str | None = None) -> str | None
     if key not in _usable:
         probe = os.path.join(base_dir, "portal", "process", "sandbox.py")
         try:
-            done = run([python, "-I", "-S", "-c", "import sys; open(sys.argv[1]).close()", probe], nobody("/"),
+            # Python lists each folder of its path to import from it (gateways.server from the
+            # portal's folder), so the folder must be readable, not only passable.
+            done = run([python, "-I", "-S", "-c", "import os, sys; os.listdir(sys.argv[1]); open(sys.argv[2]).close()",
+                        base_dir, probe], nobody("/"),
                        capture_output=True, timeout=10, stdin=subprocess.DEVNULL, cwd="/")
             failed = done.returncode != 0
         except (OSError, subprocess.SubprocessError):
@@ -119,7 +122,8 @@ def installation_problem(base_dir: str, python: str | None = None) -> str | None
             share_bytecode(base_dir)
         else:
             closed = _closed_folder(os.path.realpath(python)) or _closed_folder(probe)
-            where = f"{closed} is closed to other users" if closed else "it is not readable by other users"
+            where = f"{closed} is closed to other users" if closed else \
+                f"{base_dir} is not readable by other users (chmod o+rx {base_dir})"
             _usable[key] = (f"a user of its own could not run the portal's Python ({python}) or read its code "
                             f"({base_dir}): {where}; install the portal and its Python where other users may read "
                             f"them (chmod o+x {closed or base_dir}, or make PYTHON=/usr/bin/python3)")

@@ -55,3 +55,29 @@ def test_a_folder_given_to_an_account_is_not_followed_through_a_link(tmp_path):
     accounts.own_folder(str(tmp_path / "parent" / "own"), None)
     assert stat.S_IMODE((tmp_path / "parent" / "own").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "parent").stat().st_mode) == 0o711
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can try the installation as another user")
+def test_an_installation_other_users_cannot_read_is_said_with_the_folder_to_open(tmp_path):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    source = Path(accounts.__file__).resolve().parents[2]
+    tmp_path.chmod(0o755)
+    base = tmp_path / "portal"
+    (base / "portal" / "process").mkdir(parents=True)
+    shutil.copy(source / "portal" / "process" / "sandbox.py", base / "portal" / "process" / "sandbox.py")
+    for folder in (base, base / "portal", base / "portal" / "process"):
+        folder.chmod(0o755)
+    (base / "portal" / "process" / "sandbox.py").chmod(0o644)
+    assert accounts.installation_problem(str(base), sys.executable) is None
+    accounts._usable.clear()
+    base.chmod(0o711)  # passable, not listable: `python -m gateways.server` would find no package
+    problem = accounts.installation_problem(str(base), sys.executable)
+    assert problem is not None and f"{base} is not readable by other users (chmod o+rx {base})" in problem
+    accounts._usable.clear()
+    tmp_path.chmod(0o700)
+    problem = accounts.installation_problem(str(base), sys.executable)
+    assert problem is not None and f"{tmp_path} is closed to other users" in problem
+    accounts._usable.clear()
