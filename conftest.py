@@ -109,6 +109,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     folder = getattr(config, "_portal_basetemp", None)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
+    # The run's own var/ (portal/test_settings.py makes it) and its hosted folders: the host-wide
+    # claims of its dynamic uids (portal/process/accounts.py) lapse with it.
+    if paths.VAR_DIR.name.startswith("portal-test-"):
+        shutil.rmtree(paths.HOSTED_DIR, ignore_errors=True)
+        shutil.rmtree(paths.VAR_DIR, ignore_errors=True)
 
 
 @pytest.fixture

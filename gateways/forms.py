@@ -21,7 +21,7 @@ from django.utils.html import format_html
 
 from gateways.models import Gateway
 from portal.process.checks import path_too_long
-from processes.accounts import check_run_as
+from processes.accounts import RUN_AS_ERRORS, check_run_as
 
 if TYPE_CHECKING:
     from portal.process.checks import CheckFailure
@@ -201,6 +201,7 @@ class GatewayForm(forms.ModelForm):
 
     class Meta:
         model = Gateway
+        error_messages = RUN_AS_ERRORS
         fields = [
             "type",
             "name",

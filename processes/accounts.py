@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from portal import paths
 from portal.process import accounts
 from portal.process.accounts import Account, AccountError
 
@@ -33,19 +34,38 @@ def names_root(run_as: str) -> bool:
         return False
 
 
+def in_dynamic_range(run_as: str) -> bool:
+    first, last = settings.PORTAL_HOSTED_UIDS
+    return run_as.isdigit() and first <= int(run_as) <= last
+
+
+def dynamic_range_message(run_as: str) -> str:
+    first, last = settings.PORTAL_HOSTED_UIDS
+    return (f"the uid {run_as} is one the portal gives to definitions as users of their own "
+            f"(PORTAL_HOSTED_UIDS {first}-{last}), which are never shared: leave Run as empty for one, or name "
+            "another user")
+
+
 def dynamic_uid(kind: str, object_id: int) -> int:
     """The definition's uid, allocated on first use: the lowest free one of the range."""
     from processes.models import HostedUser
 
+    owner = str(paths.VAR_DIR)
     found = HostedUser.objects.filter(kind=kind, object_id=object_id).values_list("uid", flat=True).first()
     if found is not None:
+        other = accounts.claim_uid(found, owner)
+        if other:
+            raise AccountError(f"its uid {found} is used by another portal on this host (var/ in {other}): give "
+                               "each portal its own PORTAL_HOSTED_UIDS range")
         return found
     first, last = settings.PORTAL_HOSTED_UIDS
     for _ in range(20):  # two workers allocating at once: the loser of the unique uid tries the next
         taken = set(HostedUser.objects.filter(uid__gte=first, uid__lte=last).values_list("uid", flat=True))
-        uid = next((u for u in range(first, last + 1) if u not in taken and not accounts.uid_has_entry(u)), None)
+        uid = next((u for u in range(first, last + 1) if u not in taken and not accounts.uid_has_entry(u)
+                    and accounts.claim_uid(u, owner) is None), None)
         if uid is None:
-            raise AccountError(f"every uid of PORTAL_HOSTED_UIDS ({first}-{last}) is given: widen the range")
+            raise AccountError(f"every uid of PORTAL_HOSTED_UIDS ({first}-{last}) is given (on this host, other "
+                               "portals' included): widen the range")
         try:
             with transaction.atomic():
                 HostedUser.objects.create(kind=kind, object_id=object_id, uid=uid)
@@ -81,6 +101,8 @@ def account_of(kind: str, obj: Any, home: str) -> Account | None:
         return None
     if not run_as:
         return accounts.dynamic(dynamic_uid(kind, obj.pk), home)
+    if in_dynamic_range(run_as):
+        raise AccountError(dynamic_range_message(run_as))
     account = accounts.named(run_as, home)
     if account.is_root and not obj.allow_root:
         raise AccountError(f"it is to run as {account.name}, which is root: an Administrator must tick "
@@ -142,6 +164,10 @@ def check_account(kind: str, obj: Any, run_as: str, home: str) -> Account | None
 
 
 RUN_AS_PATTERN = r"[a-z_][a-z0-9_.-]{0,30}\$?|[0-9]{1,10}"
+RUN_AS_MESSAGE = ("Run as takes a user name (at most 32 lower-case letters, digits, _ . -) or a uid, e.g. "
+                  "www-data; leave it empty for a user of its own.")
+# The forms' messages for the field (their Meta.error_messages): a name too long says what a name is.
+RUN_AS_ERRORS = {"run_as": {"max_length": RUN_AS_MESSAGE}}
 
 
 def check_run_as(form: Any, data: dict[str, Any]) -> None:
@@ -153,13 +179,16 @@ def check_run_as(form: Any, data: dict[str, Any]) -> None:
     run_as = (data.get("run_as") or "").strip()
     data["run_as"] = run_as
     if run_as and not re.fullmatch(RUN_AS_PATTERN, run_as):
-        form.add_error("run_as", "Run as takes a user name (lower-case letters, digits, _ . -) or a uid, e.g. "
-                                 "www-data; leave it empty for a user of its own.")
+        form.add_error("run_as", RUN_AS_MESSAGE)
+        return
+    if in_dynamic_range(run_as):
+        message = dynamic_range_message(run_as)
+        form.add_error("run_as", message[0].upper() + message[1:] + ".")
         return
     root = names_root(run_as)
     if root and not data.get("allow_root"):
-        form.add_error("allow_root", "Running as root lets its code do anything on this host: tick \"Allow running "
-                                     "as root\" if that is meant, or leave Run as empty for a user of its own.")
+        form.add_error("run_as", "Running as root lets its code do anything on this host: tick \"Allow running "
+                                 "as root\" if that is meant, or leave Run as empty for a user of its own.")
     elif data.get("allow_root") and not root:
         form.add_error("allow_root", "\"Allow running as root\" applies only when Run as is root: untick it, or "
                                      "set Run as to root.")
@@ -174,3 +203,21 @@ def check_run_as(form: Any, data: dict[str, Any]) -> None:
             accounts.named(run_as, "/")
         except AccountError as exc:
             form.add_warning("run_as", f"{str(exc)[0].upper()}{str(exc)[1:]}; its start is refused until then.")
+            return
+    if sharing := others_running_as(run_as, form.instance):
+        form.add_warning("run_as", f"{', '.join(sharing)} also run{'s' if len(sharing) == 1 else ''} as {run_as}: "
+                                   "processes of one user can signal each other and read each other's files; "
+                                   "leave Run as empty for a user of its own.")
+
+
+def others_running_as(run_as: str, instance: Any) -> list[str]:
+    """The other definitions (every kind) whose Run as names the same user."""
+    from processes.adapters import all_adapters
+
+    names: list[str] = []
+    for kind in all_adapters():
+        rows = kind.model.objects.filter(run_as=run_as)
+        if instance is not None and instance.pk and isinstance(instance, kind.model):
+            rows = rows.exclude(pk=instance.pk)
+        names += [f"{kind.label} {name}" for name in rows.values_list("name", flat=True)[:5]]
+    return names

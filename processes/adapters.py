@@ -172,10 +172,14 @@ class ProcessAdapter:
         return account_of(self.kind, obj, str(self.home(obj)))
 
     def prepare_account(self, obj: Any) -> Account | None:
-        """The account, with its folder and home made and given to it (0700)."""
-        from portal.process.accounts import own_folder
+        """The account, with its folder and home made and given to it (0700). A folder another user
+        owns (its Run as changed) starts again empty: what the former user left there (a
+        virtualenv, caches) is its, and a change of owner of each file could be led astray by the
+        links and hard links it made; a virtualenv is built again at the start."""
+        from portal.process.accounts import own_folder, reset_if_owned_by_another
 
         account = self.account(obj)
+        reset_if_owned_by_another(str(self.hosted_dir(obj)), account)
         own_folder(str(self.hosted_dir(obj)), account)
         own_folder(str(self.home(obj)), account)
         return account

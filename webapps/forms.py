@@ -21,7 +21,7 @@ from django.urls import reverse
 from gateways.forms import check_log_file_field, check_python_executable
 from portal import paths
 from portal.process.checks import path_too_long
-from processes.accounts import check_run_as
+from processes.accounts import RUN_AS_ERRORS, check_run_as
 from webapps.models import MAX_THREADS, MAX_WORKERS, WebApp, default_python
 from webapps.runtime import engines
 
@@ -245,6 +245,7 @@ class WebAppForm(forms.ModelForm):
 
     class Meta:
         model = WebApp
+        error_messages = RUN_AS_ERRORS
         fields = [
             "name",
             "directory",
@@ -623,7 +624,8 @@ class WebAppForm(forms.ModelForm):
     def _check_lengths(self, data: dict[str, Any]) -> None:
         for name, limit in self.limits.items():
             value = data.get(name)
-            if name != "name" and isinstance(value, str) and len(value) > limit:
+            # The name and Run as say what they may be in their own checks.
+            if name not in ("name", "run_as") and isinstance(value, str) and len(value) > limit:
                 label = self.fields[name].label or name
                 self.add_error(name, f"{label} has at most {limit} characters (this one has {len(value)}): "
                                      "shorten it, e.g. with a symbolic link to the folder.")
@@ -721,6 +723,8 @@ class WebAppForm(forms.ModelForm):
 
         if not self.instance.pk:
             return None
+        if (data.get("run_as") or "") != (self.instance.run_as or ""):
+            return None  # another user: its virtualenv is built again, as that user, at the start
         root = adapter.venv_root(self.instance)
         engine = data.get("engine") or WebApp.DEFAULT_ENGINE[WebApp.Protocol(data["protocol"])]
         try:

@@ -216,6 +216,41 @@ def uid_has_entry(uid: int) -> bool:
     return False
 
 
+# Host-wide: which installation of the portal has each dynamic uid (a file per uid holding that
+# installation's var/ folder), as systemd keeps its dynamic users in /run/systemd/dynamic-uid/. Two
+# portals on one host then never give the same uid to two definitions; a claim of an installation
+# whose var/ is gone is taken over.
+REGISTRY = os.environ.get("PORTAL_HOSTED_UIDS_REGISTRY") or "/var/lib/portal/hosted-uids"
+
+
+def claim_uid(uid: int, owner: str, registry: str = REGISTRY) -> str | None:
+    """Claim ``uid`` on this host for the installation whose var/ is ``owner``: None when it is
+    this installation's (now or already), else the var/ folder of the installation that has it."""
+    os.makedirs(registry, mode=0o700, exist_ok=True)
+    path = os.path.join(registry, str(uid))
+    holder = ""
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            with os.fdopen(fd) as f:
+                holder = f.read().strip()
+            if holder == owner:
+                return None
+            if holder and os.path.isdir(holder):
+                return holder
+            os.unlink(path)  # an installation that is gone (or a claim never finished): free
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(owner + "\n")
+        return None
+    return holder or path
+
+
 def dynamic(uid: int, home: str) -> Account:
     return Account(uid=uid, gid=uid, name=f"uid {uid}", home=home, dynamic=True)
 
@@ -233,10 +268,12 @@ def named(run_as: str, home: str) -> Account:
     """The existing user ``run_as`` (a name, or a number with an entry), with its primary group."""
     try:
         entry = pwd.getpwuid(int(run_as)) if run_as.isdigit() else pwd.getpwnam(run_as)
-    except (KeyError, ValueError):
-        raise AccountError(f"there is no user {run_as!r} on this host: create it (useradd --system "
-                           f"{run_as if not run_as.isdigit() else 'NAME'}) or leave Run as empty for a user "
-                           "of its own") from None
+    except (KeyError, ValueError, OverflowError):
+        if run_as.isdigit():
+            raise AccountError(f"no user has the uid {run_as} on this host: give an existing user's name or uid, "
+                               "or leave Run as empty for a user of its own") from None
+        raise AccountError(f"there is no user {run_as!r} on this host: create it (useradd --system {run_as}) or "
+                           "leave Run as empty for a user of its own") from None
     return Account(uid=entry.pw_uid, gid=entry.pw_gid, name=entry.pw_name, home=home, dynamic=False,
                    groups=[])
 
@@ -263,6 +300,23 @@ def own_folder(path: str, account: Account | None, mode: int = 0o700) -> None:
             os.fchmod(fd, mode)
     finally:
         os.close(fd)
+
+
+def reset_if_owned_by_another(path: str, account: Account | None) -> bool:
+    """Remove ``path`` when it is not ``account``'s (the portal's user's when None); True if it was.
+    shutil.rmtree removes through descriptors and follows no link."""
+    import shutil
+
+    try:
+        owner = os.lstat(path).st_uid
+    except FileNotFoundError:
+        return False
+    if owner == (account.uid if account is not None else os.geteuid()):
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):  # a link or a file in its place
+        os.unlink(path)
+    return True
 
 
 def _mkdirs(path: str) -> None:

@@ -153,7 +153,7 @@ def test_the_form_asks_for_leave_to_run_as_root_and_knows_the_users():
             "connection_timeout": 5, "init_timeout": 5, "stop_timeout": 5, "allow_no_passphrase": "on"}
     form = GatewayForm({**base, "run_as": "root"})
     assert not form.is_valid()
-    assert 'tick "Allow running as root"' in " ".join(form.errors["allow_root"])
+    assert 'tick "Allow running as root"' in " ".join(form.errors["run_as"])
     form = GatewayForm({**base, "allow_root": "on"})
     assert not form.is_valid() and "applies only when Run as is root" in " ".join(form.errors["allow_root"])
     form = GatewayForm({**base, "run_as": "no such user!"})
@@ -162,6 +162,17 @@ def test_the_form_asks_for_leave_to_run_as_root_and_knows_the_users():
     assert form.is_valid(), form.errors
     assert any("There is no user 'nosuchuser' on this host" in w for w in form.warnings), form.warnings
     assert GatewayForm({**base, "run_as": "root", "allow_root": "on"}).is_valid()
+    # A uid the portal gives to definitions of their own is never named: it would be shared.
+    form = GatewayForm({**base, "run_as": "40000"})
+    assert not form.is_valid() and "PORTAL_HOSTED_UIDS 40000-49999" in " ".join(form.errors["run_as"])
+    form = GatewayForm({**base, "run_as": "39999"})
+    assert form.is_valid() and any("No user has the uid 39999" in w for w in form.warnings), form.warnings
+    form = GatewayForm({**base, "run_as": "x" * 200})
+    assert not form.is_valid() and " ".join(form.errors["run_as"]).startswith("Run as takes a user name (at most 32")
+    # A user another definition runs as: they could reach each other, and the form says so.
+    make_gateway(name="Other", port=25002, run_as="nobody")
+    form = GatewayForm({**base, "run_as": "nobody"})
+    assert form.is_valid() and any(w.startswith("gateway Other also runs as nobody") for w in form.warnings)
 
 
 @pytest.mark.skipif(REASON is None, reason="the portal switches users here (root): run as an ordinary user")
@@ -211,3 +222,30 @@ def test_a_deleted_gateway_s_folder_goes_and_its_uid_is_never_given_again(gatewa
     finally:
         control.request(successor, "stop", operator)
         wait_state(successor, {"stopped"})
+
+
+@switched
+def test_a_changed_run_as_starts_in_a_fresh_folder_of_the_new_user(gateway_processes, operator):
+    """What the former user left in the folder (the mirror of the portal's path, caches, a
+    virtualenv) is not the new user's: the folder starts again empty, owned by the new one."""
+    gateway = start_and_wait(make_gateway(name="Changes", port=free_port()), operator)
+    assert gateway.state == "running", gateway.last_error
+    control.request(gateway, "stop", operator)
+    wait_state(gateway, {"stopped"})
+    folder = paths.HOSTED_DIR / "gateways" / str(gateway.run_key)
+    left = folder / "home" / "left-by-the-former-user"
+    left.write_text("x")
+    os.chown(left, uid_of_folder(folder), uid_of_folder(folder))
+    type(gateway).objects.filter(pk=gateway.pk).update(run_as="nobody")
+    gateway = start_and_wait(gateway, operator)
+    try:
+        assert gateway.state == "running", gateway.last_error
+        assert uid_of(gateway.pid) == accounts.nobody("/").uid
+        assert folder.stat().st_uid == accounts.nobody("/").uid and not left.exists()
+    finally:
+        control.request(gateway, "stop", operator)
+        wait_state(gateway, {"stopped"})
+
+
+def uid_of_folder(folder) -> int:  # type: ignore[no-untyped-def]
+    return folder.stat().st_uid

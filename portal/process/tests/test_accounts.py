@@ -81,3 +81,17 @@ def test_an_installation_other_users_cannot_read_is_said_with_the_folder_to_open
     problem = accounts.installation_problem(str(base), sys.executable)
     assert problem is not None and f"{tmp_path} is closed to other users" in problem
     accounts._usable.clear()
+
+
+def test_a_uid_is_claimed_host_wide_by_one_installation_until_its_var_is_gone(tmp_path):
+    registry = str(tmp_path / "registry")
+    first, second = tmp_path / "first-var", tmp_path / "second-var"
+    first.mkdir()
+    second.mkdir()
+    assert accounts.claim_uid(40000, str(first), registry) is None
+    assert accounts.claim_uid(40000, str(first), registry) is None  # again: still its own
+    assert accounts.claim_uid(40000, str(second), registry) == str(first)
+    assert accounts.claim_uid(40001, str(second), registry) is None
+    first.rmdir()  # that portal is gone: its claims lapse
+    assert accounts.claim_uid(40000, str(second), registry) is None
+    assert (tmp_path / "registry" / "40000").read_text() == f"{second}\n"
