@@ -486,7 +486,7 @@ class GatewayForm(forms.ModelForm):
             self.add_warning(
                 "server",
                 f"{server} accepts connections from the network without a passphrase: anyone who can "
-                "reach the port can run code as the portal's user. Tick “Use passphrase”, or use 127.0.0.1."
+                "reach the port can run code as its user. Tick “Use passphrase”, or use 127.0.0.1."
             )
 
     def _warn_about_host_and_port(self, server: str, port: int) -> None:

@@ -91,7 +91,7 @@ class Gateway(ManagedProcess):
         default=False,
         help_text=(
             "Only for a trusted network: without a passphrase, anyone who can reach the port can run code "
-            "as the portal's user. Refused unless ticked by an Administrator."
+            "as its user. Refused unless ticked by an Administrator."
         ),
     )
     # A PBKDF2 verifier ("pbkdf2_sha256$iterations$salt$key"), never the passphrase:

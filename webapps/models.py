@@ -119,7 +119,8 @@ class WebApp(ManagedProcess):
         max_length=500,
         blank=True,
         help_text="Instead of an interpreter: a requirements.txt from which the portal builds the "
-                  "application's own virtualenv under var/ (and rebuilds it when the file changes).",
+                  "application's own virtualenv, as its user, in its own folder (and rebuilds it when the file "
+                  "changes).",
     )
     engine = models.CharField(
         max_length=10,

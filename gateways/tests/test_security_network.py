@@ -33,7 +33,7 @@ def errors_for(**overrides: str) -> dict[str, str]:
 @pytest.mark.parametrize("server", ["0.0.0.0", "::", "10.0.0.5", "192.168.1.20", "gw1.example.com", "fe80::1"])
 def test_a_server_beyond_loopback_without_a_passphrase_is_refused(server):
     message = errors_for(server=server)["use_passphrase"]
-    assert "no passphrase is set: anyone who can reach the port could run code as the portal's user" in message
+    assert "no passphrase is set: anyone who can reach the port could run code as its user" in message
     assert "Tick “Use passphrase”, or listen on 127.0.0.1" in message
 
 

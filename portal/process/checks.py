@@ -420,6 +420,6 @@ def check_network_exposure(host: str, use_passphrase: bool, allowed: bool) -> Ch
     return CheckFailure(
         "open-to-network",
         f"{host or '0.0.0.0'} {where} and no passphrase is set: anyone who can reach the port could run "
-        "code as the portal's user. Tick “Use passphrase”, or listen on 127.0.0.1; an administrator who "
+        "code as its user. Tick “Use passphrase”, or listen on 127.0.0.1; an administrator who "
         "accepts the risk ticks “Allow connections from the network without a passphrase”.",
     )

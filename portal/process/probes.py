@@ -110,16 +110,22 @@ def tcp_probe(host: str | None, port: int, timeout: float) -> bool:
 
 
 def http_probe(url: str, timeout: float) -> bool:
+    status = http_status(url, timeout)
+    return status is not None and status < 500
+
+
+def http_status(url: str, timeout: float) -> int | None:
+    """The HTTP status a GET of ``url`` answered, or None (no answer)."""
     import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status < 500
+            return resp.status
     except urllib.error.HTTPError as exc:
-        return exc.code < 500
+        return exc.code
     except (OSError, ValueError):
-        return False
+        return None
 
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})[ \r]")
@@ -127,6 +133,12 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})[ \r]")
 
 def unix_http_probe(socket_path: str, path: str, timeout: float) -> bool:
     """A GET of ``path`` over the unix socket; True for any HTTP status below 500."""
+    status = unix_http_status(socket_path, path, timeout)
+    return status is not None and status < 500
+
+
+def unix_http_status(socket_path: str, path: str, timeout: float) -> int | None:
+    """The HTTP status a GET of ``path`` over the unix socket answered, or None (no answer)."""
     # By hand rather than with http.client: importing http.client (and ssl with it) cost the keeper
     # 80-120 ms of CPU on a busy machine, spent just after it starts the server, whose own start
     # then waits for the CPU (docs/benchmarks.md, (3)); readiness needs the status line alone.
@@ -145,11 +157,11 @@ def unix_http_probe(socket_path: str, path: str, timeout: float) -> bool:
                 break
             head += chunk
     except (OSError, UnicodeEncodeError):
-        return False
+        return None
     finally:
         sock.close()
     match = _STATUS_LINE.match(head)
-    return match is not None and int(match.group(1)) < 500
+    return int(match.group(1)) if match is not None else None
 
 
 def clear_stale_socket(socket_path: str) -> str | None:
@@ -226,13 +238,27 @@ def _import_probe(path: str, probe: dict[str, Any], timeout: float) -> bool:
 
 def probe_once(probe: dict[str, Any], timeout: float = 0.25) -> bool:
     """One readiness probe; True when the server answers."""
+    return probe_answer(probe, timeout)[0]
+
+
+def probe_answer(probe: dict[str, Any], timeout: float = 0.25) -> tuple[bool, str | None]:
+    """One readiness probe: (ready?, what a server that is up but not ready answered: "it answered
+    HTTP 500 to GET /flask/", else None)."""
+    kind = probe.get("kind")
+    if kind in ("http", "unix-http"):
+        path = probe["url"] if kind == "http" else probe.get("path") or "/"
+        status = http_status(probe["url"], timeout) if kind == "http" else \
+            unix_http_status(probe["socket"], path, timeout)
+        if status is not None and status >= 500:
+            return False, f"it answered HTTP {status} to GET {path}"
+        return status is not None, None
+    return _probe_once(probe, timeout), None
+
+
+def _probe_once(probe: dict[str, Any], timeout: float) -> bool:
     kind = probe.get("kind")
     if kind == "tcp":
         return tcp_probe(probe.get("host"), probe["port"], timeout)
-    if kind == "http":
-        return http_probe(probe["url"], timeout)
-    if kind == "unix-http":
-        return unix_http_probe(probe["socket"], probe.get("path") or "/", timeout)
     path = import_path(probe)
     if path is not None:
         return _import_probe(path, probe, timeout)

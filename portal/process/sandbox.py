@@ -404,7 +404,16 @@ def decide(pol: Policy | None) -> tuple[bool, str, str | None]:
 def describe(pol: Policy, abi: int) -> str:
     """The startup details' sentence: what the process may touch."""
     run_dir = pol.get("mirror_dir")
-    writable = ["its run directory" if p == run_dir else p for p in pol.get("writable", [])]
+    hidden = [_real(h) for h in pol.get("hidden", [])]
+
+    def said(path: str) -> str:
+        if path == run_dir:
+            return "its run directory"
+        if any(_inside(h, _real(path)) for h in hidden):  # the carve-out: no rule on the folder itself
+            return f"{path} (only what was in it before the start: var/ lies inside it)"
+        return path
+
+    writable = [said(p) for p in pol.get("writable", [])]
     rest = "read-only" if pol.get("rest", "read-only") == "read-only" else "writable"
     return (f"sandboxed (Landlock ABI {abi}): var/ hidden ({', '.join(pol.get('hidden', []))}), the portal's code "
             f"read-only, writable: {', '.join(writable)}, /dev/shm, /dev (null, tty, urandom…); the rest of the host "

@@ -29,6 +29,9 @@ from portal.process.spec import Spec
 from portal.process.states import State
 
 PROBE_INTERVAL = 0.02  # between readiness probes while starting
+# ... once the server answered, but with an error (HTTP 5xx): it is up but failing, and each probe
+# is a traceback in its log (37 a second at PROBE_INTERVAL: megabytes in one failed start).
+FAILING_PROBE_INTERVAL = 0.5
 DEFAULT_PROBE_TIMEOUT = 0.25  # one probe attempt, unless the probe says ("timeout")
 HOUSEKEEPING_INTERVAL = 0.5  # log rotation, descendant snapshot, first lines
 ADOPT_POLL_INTERVAL = 0.05  # an adopted process is not our child: we must poll it
@@ -67,6 +70,8 @@ class Keeper:
         self.watcher = Watcher(spec.reload) if spec.reload else None
         self.reload_file: str | None = None
         self.sandbox_noted = False
+        # What the readiness probe last got from a server that is up but not ready (HTTP 5xx).
+        self.probe_answer: str | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -305,6 +310,7 @@ class Keeper:
         start = time.monotonic() - max(0.0, time.time() - child.started_at)
         deadline = start + spec.init_timeout
         no_probe_ready = start + min(spec.quick_secs, spec.init_timeout)
+        self.probe_answer = None
         attempt = float((self.probe or {}).get("timeout") or DEFAULT_PROBE_TIMEOUT)
         while True:
             if self.stop_requested:
@@ -317,12 +323,15 @@ class Keeper:
                     return _Outcome.READY
             # One attempt may take the probe's own timeout (a gateway's connection
             # timeout): a slow but live server is not killed for answering in 0.3 s.
-            elif probes.probe_once(self.probe, timeout=max(0.05, min(attempt, deadline - now))):
-                return _Outcome.EXITED if child.has_exited() else _Outcome.READY
+            else:
+                timeout = max(0.05, min(attempt, deadline - now))
+                ready, self.probe_answer = probes.probe_answer(self.probe, timeout=timeout)
+                if ready:
+                    return _Outcome.EXITED if child.has_exited() else _Outcome.READY
             if time.monotonic() >= deadline:
                 return _Outcome.TIMEOUT
             self.housekeeping()
-            self.pause(PROBE_INTERVAL)
+            self.pause(FAILING_PROBE_INTERVAL if self.probe_answer else PROBE_INTERVAL)
 
     def wait_exit(self, child: Child) -> str:
         interval = ADOPT_POLL_INTERVAL if child.adopted else HOUSEKEEPING_INTERVAL
@@ -527,7 +536,8 @@ class Keeper:
             if child is not None:
                 if outcome == _Outcome.TIMEOUT:
                     self.kill_tree(child, min(spec.stop_timeout, 1.0))
-                    error = f"not ready within init_timeout {spec.init_timeout:g} s; killed"
+                    answer = f" ({self.probe_answer}: its log says why)" if self.probe_answer else ""
+                    error = f"not ready within init_timeout {spec.init_timeout:g} s{answer}; killed"
                 else:
                     exit_code, sig = child.exit_info()
                     self.cleanup_leftovers(child)

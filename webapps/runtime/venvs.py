@@ -1,6 +1,6 @@
 """An application's own virtualenv, built from its requirements file plus its engine.
 
-Layout under the root the portal gives (``var/venvs/<id>/``)::
+Layout under the root the portal gives (``var-hosted/webapps/<id>/venvs/``, its user's)::
 
     env-<hash>/             one virtualenv per content of the requirements file + engine + Python
     env-<hash>/portal-venv.json   the stamp, written last: a virtualenv without it is unfinished

@@ -5,7 +5,8 @@ Served as an ASGI application, natively async: module ``app``, callable ``app``.
 (``/fastapi/posts``), which is what Starlette routes on since 0.33. Where the server sets no
 root_path, ``MountFromEnvironment`` takes it from ``SCRIPT_NAME``, so the app is right under either.
 
-Environment: ``APP_DB_PATH`` (default ``fastapiapp.sqlite3`` beside this file), ``SCRIPT_NAME``,
+Environment: ``APP_DB_PATH`` (default ``fastapiapp.sqlite3`` beside this file, or in HOME when that
+folder is not writable), ``SCRIPT_NAME``,
 ``GATEWAY_HOST``, ``GATEWAY_PORT``, ``GATEWAY_PASSPHRASE`` (for ``/interop``).
 """
 
@@ -26,7 +27,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-DB_PATH = Path(os.environ.get("APP_DB_PATH") or Path(__file__).resolve().parent / "fastapiapp.sqlite3")
+HERE = Path(__file__).resolve().parent
+# Beside this file; where this folder is not the application's to write (the portal runs it as a
+# user of its own, and the folder is root's), in its home.
+DB_PATH = Path(os.environ.get("APP_DB_PATH")
+               or (HERE if os.access(HERE, os.W_OK) else Path.home()) / "fastapiapp.sqlite3")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS post (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

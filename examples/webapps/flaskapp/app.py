@@ -4,7 +4,8 @@ Served as a WSGI application: module ``app``, callable ``app``. Its mount (``/fl
 ``SCRIPT_NAME`` in the server's environment (gunicorn strips it from the path), so ``url_for``
 builds every link under the mount.
 
-Environment: ``APP_DB_PATH`` (default ``flaskapp.sqlite3`` beside this file), ``GATEWAY_HOST``,
+Environment: ``APP_DB_PATH`` (default ``flaskapp.sqlite3`` beside this file, or in HOME when that
+folder is not writable), ``GATEWAY_HOST``,
 ``GATEWAY_PORT``, ``GATEWAY_PASSPHRASE`` (for ``/interop``).
 """
 
@@ -23,7 +24,11 @@ from werkzeug.exceptions import HTTPException
 app = Flask(__name__)
 app.json.sort_keys = False
 
-DB_PATH = Path(os.environ.get("APP_DB_PATH") or Path(__file__).resolve().parent / "flaskapp.sqlite3")
+HERE = Path(__file__).resolve().parent
+# Beside this file; where this folder is not the application's to write (the portal runs it as a
+# user of its own, and the folder is root's), in its home.
+DB_PATH = Path(os.environ.get("APP_DB_PATH")
+               or (HERE if os.access(HERE, os.W_OK) else Path.home()) / "flaskapp.sqlite3")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS post (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -223,3 +223,33 @@ def test_a_probe_host_that_does_not_resolve_fails_each_start_at_once_naming_it(r
     assert "use an IP address, or fix the name" in status["error"]
     assert keeper.read_status(run_dir)["pid"] is None  # no server was ever started
     wait_until(lambda: not processes_mentioning(tag), timeout=5)  # the keeper is gone too
+
+
+FAILING_APP = """
+import socket, sys
+server = socket.socket(socket.AF_UNIX)
+server.bind(sys.argv[1])
+server.listen()
+while True:
+    conn, _ = server.accept()
+    conn.recv(1024)
+    with open(sys.argv[2], "a") as f:
+        f.write("x")
+    conn.sendall(b"HTTP/1.1 500 Internal Server Error\\r\\nContent-Length: 0\\r\\n\\r\\n")
+    conn.close()
+"""
+
+
+def test_an_app_that_answers_500_is_probed_gently_and_the_failure_says_what_it_answered(run_dir, tmp_path):
+    """Up but failing (a traceback in its log at each request): the probe slows down to one every
+    0.5 s (it asked 37 times a second, megabytes of log in one failed start), and the start's
+    failure names the answer, so that the reason is not only in the log."""
+    sock, count = tmp_path / "app.sock", tmp_path / "requests"
+    spec = Spec(name="failing", argv=[sys.executable, "-c", FAILING_APP, str(sock), str(count)],
+                probe={"kind": "unix-http", "socket": str(sock), "path": "/app/", "timeout": 1.0},
+                init_timeout=2.0, max_quick_failures=1, restart_policy="never")
+    keeper.launch(spec, run_dir)
+    status = keeper.wait_for(run_dir, {"fatal"}, timeout=15)
+    assert status["state"] == "fatal", status
+    assert "not ready within init_timeout 2 s (it answered HTTP 500 to GET /app/: its log says why)" in status["error"]
+    assert 1 <= len(count.read_text()) <= 6  # 2 s at one probe per 0.5 s (at 20 ms: about 90)

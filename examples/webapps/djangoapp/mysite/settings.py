@@ -1,6 +1,7 @@
 """Settings of the Django example, read from the environment.
 
-APP_DB_PATH                  the SQLite file (default: djangoapp.sqlite3 beside manage.py)
+APP_DB_PATH                  the SQLite file (default: djangoapp.sqlite3 beside manage.py, or in
+                             HOME when that folder is not writable)
 DJANGO_SECRET_KEY            the secret key; when unset one is generated once and kept in
                              ``<database file>.secret`` (mode 0600)
 DJANGO_DEBUG                 1 for Django's debug pages (never in production)
@@ -22,7 +23,10 @@ import secrets
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DB_PATH = Path(os.environ.get("APP_DB_PATH") or BASE_DIR / "djangoapp.sqlite3").resolve()
+# Beside manage.py; where that folder is not the application's to write (the portal runs it as a
+# user of its own, and the folder is root's), in its home.
+DB_PATH = Path(os.environ.get("APP_DB_PATH")
+               or (BASE_DIR if os.access(BASE_DIR, os.W_OK) else Path.home()) / "djangoapp.sqlite3").resolve()
 
 
 def env_list(name: str, default: str = "") -> list[str]:
