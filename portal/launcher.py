@@ -82,6 +82,24 @@ def _die_with_parent() -> None:
         pass  # not Linux: the signal handlers below still stop the children
 
 
+def hosted_users_line() -> str:
+    """Who hosted code will run as, said once at start (docs/security.md)."""
+    from portal.process import accounts
+
+    mode = os.environ.get("PORTAL_HOSTED_USERS", "auto").strip().lower() or "auto"
+    own = "gateways and web applications run as the portal's own user"
+    if mode == "off":
+        return f"{own} (PORTAL_HOSTED_USERS=off)"
+    if not accounts.can_switch():
+        return (f"{own} ({accounts.portal_user()}): the portal is not root; the sandbox and a private mount "
+                "namespace keep var/ from them")
+    problem = accounts.installation_problem(str(paths.BASE_DIR))
+    if problem:
+        return f"warning: {own} (root): {problem}"
+    uids = os.environ.get("PORTAL_HOSTED_UIDS", "").strip() or "40000-49999"
+    return f"each gateway and web application runs as a user of its own (uids {uids}; root only where allowed)"
+
+
 def _say(text: str) -> None:
     print(f"[portal] {text}", flush=True)
 
@@ -511,6 +529,7 @@ class Launcher:
         if self.stop_signal is None:
             _say(f"the portal is at {url}  (Ctrl-C stops it)")
             _say(f"web applications are served at http://{host}:{apps_port}/ by the {self.front} front")
+            _say(hosted_users_line())
             password_file = paths.VAR_DIR / "admin-password.txt"
             if password_file.exists():
                 _say(f"log in as admin; the generated password is in {password_file}")

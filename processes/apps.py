@@ -34,6 +34,23 @@ def _forget_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
         model.objects.filter(kind=kind, object_id=instance.pk).update(object_id=None)
 
 
+def check_hosted_users(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """``manage.py check --deploy``: hosted code that would run as the portal's own user."""
+    from django.core.checks import Warning
+
+    from processes.accounts import cannot_switch
+
+    reason = cannot_switch()
+    if reason is None:
+        return []
+    return [Warning(
+        f"Gateways and web applications run as the portal's own user, not as users of their own: {reason}.",
+        hint="Run the portal as root (each hosted process then gets a user of its own), or accept that hosted "
+             "code can reach what the portal's user can, outside the sandbox's walls (docs/security.md).",
+        id="processes.W001",
+    )]
+
+
 class ProcessesConfig(AppConfig):
     """Managed processes of every kind: runtime fields, runs, activity, tasks, watcher, control.
 
@@ -54,3 +71,6 @@ class ProcessesConfig(AppConfig):
         worker_ready.connect(_start_watching, weak=False, dispatch_uid="processes.watcher.start")
         worker_shutdown.connect(_stop_watching, weak=False, dispatch_uid="processes.watcher.stop")
         post_delete.connect(_forget_deleted, weak=False, dispatch_uid="processes.forget_deleted")
+        from django.core.checks import Tags, register
+
+        register(check_hosted_users, Tags.security, deploy=True)

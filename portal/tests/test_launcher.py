@@ -162,6 +162,10 @@ def test_it_serves_refuses_a_second_launcher_and_ctrl_c_leaves_no_process_behind
         assert "webapps.front.nginx" in names and "nginx: master process" in names
         assert f"web applications are served at http://127.0.0.1:{portal_env['PORTAL_APPS_PORT']}/ " \
                "by the nginx front" in launcher.output()
+        # Who hosted code runs as, said once: users of their own as root, else the portal's and why.
+        from portal.launcher import hosted_users_line
+
+        assert f"[portal] {hosted_users_line()}" in launcher.output()
         assert (var / "front" / "nginx" / "nginx.pid").exists()
         apps = f"http://127.0.0.1:{portal_env['PORTAL_APPS_PORT']}"
         status, body = http_answer(f"{apps}/nothing-here/")

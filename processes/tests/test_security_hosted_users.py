@@ -249,3 +249,14 @@ def test_a_changed_run_as_starts_in_a_fresh_folder_of_the_new_user(gateway_proce
 
 def uid_of_folder(folder) -> int:  # type: ignore[no-untyped-def]
     return folder.stat().st_uid
+
+
+def test_check_deploy_says_when_hosted_code_runs_as_the_portal_s_user(settings):
+    from django.core.checks import run_checks
+
+    settings.PORTAL_HOSTED_USERS = "off"
+    found = [m for m in run_checks(include_deployment_checks=True) if m.id == "processes.W001"]
+    assert len(found) == 1 and "run as the portal's own user" in found[0].msg and "PORTAL_HOSTED_USERS=off" in found[0].msg
+    settings.PORTAL_HOSTED_USERS = "auto"
+    found = [m for m in run_checks(include_deployment_checks=True) if m.id == "processes.W001"]
+    assert bool(found) == (cannot_switch() is not None)
