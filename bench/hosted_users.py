@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from portal.process import accounts, keeper, sandbox  # noqa: E402
 from portal.process.spec import Spec  # noqa: E402
+from portal.process.states import EXITED, FATAL, RUNNING  # noqa: E402
 
 UID = 40999
 
@@ -65,9 +66,9 @@ def one_start(base: Path, name: str, account: accounts.Account | None, namespace
     spec.sandbox["namespace"] = namespace
     t0 = time.perf_counter()
     keeper.launch(spec, run_dir, trigger="bench")
-    status = keeper.wait_for(run_dir, {"running", "fatal", "exited"}, timeout=20, interval=0.002)
+    status = keeper.wait_for(run_dir, {RUNNING, FATAL, EXITED}, timeout=20, interval=0.002)
     elapsed = time.perf_counter() - t0
-    if status.get("state") != "running":
+    if status.get("state") != RUNNING:
         raise SystemExit(f"{name} did not start: {status.get('error')}")
     keeper.request_stop(run_dir, trigger="bench")
     return elapsed

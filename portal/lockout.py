@@ -33,6 +33,20 @@ def _token_account(token: str) -> str:
     return f"(API token {token.strip()[:8]}…)"
 
 
+# AccessAttempt.username is a varchar(255); no account's name is longer than Django's 150.
+USERNAME_LENGTH = 150
+
+
+def username(request: HttpRequest, credentials: dict | None = None) -> str:
+    """The name a failure is counted under, as axes reads it (credentials first, then the form),
+    cut to what an account's name can be: a 5,000-character name is no account, and on
+    PostgreSQL it would not fit its column (a 500 instead of the login page's message)."""
+    name = (credentials or {}).get(settings.AXES_USERNAME_FORM_FIELD) if credentials else None
+    if name is None:
+        name = request.POST.get(settings.AXES_USERNAME_FORM_FIELD, "") if request.method == "POST" else ""
+    return str(name)[:USERNAME_LENGTH]
+
+
 class Handler(AxesDatabaseHandler):
     """Axes's database handler, with a limit of its own for the address alone.
 

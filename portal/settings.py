@@ -230,6 +230,7 @@ PORTAL_LOGIN_ADDRESS_FAILURE_LIMIT = _positive_int("PORTAL_LOGIN_ADDRESS_FAILURE
 AXES_COOLOFF_TIME = dt.timedelta(minutes=_positive_int("PORTAL_LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_HANDLER = "portal.lockout.Handler"
+AXES_USERNAME_CALLABLE = "portal.lockout.username"
 AXES_LOCKOUT_CALLABLE = "portal.lockout.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_RESET_ON_SUCCESS = True
