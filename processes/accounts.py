@@ -12,6 +12,7 @@ The rule, the same for every kind:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +35,19 @@ def names_root(run_as: str) -> bool:
         return False
 
 
+def own_uid(kind: str, obj: Any) -> int | None:
+    """The dynamic uid the definition has been given, if any."""
+    if obj is None or not obj.pk:
+        return None
+    from processes.models import HostedUser
+
+    return HostedUser.objects.filter(kind=kind, object_id=obj.pk).values_list("uid", flat=True).first()
+
+
+def is_portal_user(run_as: str) -> bool:
+    return run_as in (accounts.portal_user(), str(os.geteuid()))
+
+
 def in_dynamic_range(run_as: str) -> bool:
     first, last = settings.PORTAL_HOSTED_UIDS
     return run_as.isdigit() and first <= int(run_as) <= last
@@ -52,7 +66,7 @@ def dynamic_uid(kind: str, object_id: int) -> int:
 
     owner = str(paths.VAR_DIR)
     found = HostedUser.objects.filter(kind=kind, object_id=object_id).values_list("uid", flat=True).first()
-    if found is not None:
+    if found is not None:  # given before: still this installation's on this host?
         other = accounts.claim_uid(found, owner)
         if other:
             raise AccountError(f"its uid {found} is used by another portal on this host (var/ in {other}): give "
@@ -95,7 +109,7 @@ def account_of(kind: str, obj: Any, home: str) -> Account | None:
         raise AccountError(f"it would run as the portal's own user ({reason}); PORTAL_HOSTED_USERS=required refuses "
                            "that (set it to auto to start it all the same)")
     if reason:
-        if run_as and run_as not in (accounts.portal_user(), str(accounts.os.geteuid())):
+        if run_as and not is_portal_user(run_as):
             raise AccountError(f"it is to run as {run_as}, but it can only run as the portal's own user "
                                f"({accounts.portal_user()}): {reason}; leave Run as empty, or let the portal switch")
         return None
@@ -117,9 +131,7 @@ def describe(kind: str, obj: Any) -> str:
     if reason:
         return f"the portal's own user ({accounts.portal_user()}): {reason}"
     if not run_as:
-        from processes.models import HostedUser
-
-        uid = HostedUser.objects.filter(kind=kind, object_id=obj.pk).values_list("uid", flat=True).first()
+        uid = own_uid(kind, obj)
         return f"its own user (uid {uid})" if uid is not None else "its own user (a uid is given at its first start)"
     return "root (allowed by an Administrator)" if names_root(run_as) else run_as
 
@@ -134,13 +146,8 @@ def who(kind: str, obj: Any, run_as: str | None = None) -> str:
     run_as = (run_as or "").strip()
     if run_as:
         return "root" if names_root(run_as) else run_as
-    if obj is not None and obj.pk:
-        from processes.models import HostedUser
-
-        uid = HostedUser.objects.filter(kind=kind, object_id=obj.pk).values_list("uid", flat=True).first()
-        if uid is not None:
-            return f"its own user (uid {uid})"
-    return "its own user"
+    uid = own_uid(kind, obj)
+    return f"its own user (uid {uid})" if uid is not None else "its own user"
 
 
 def check_account(kind: str, obj: Any, run_as: str, home: str) -> Account | None:
@@ -154,12 +161,8 @@ def check_account(kind: str, obj: Any, run_as: str, home: str) -> Account | None
             return accounts.named(run_as, home)
         except AccountError:
             pass  # the form says the user is unknown; the check runs as nobody meanwhile
-    elif obj is not None and obj.pk:
-        from processes.models import HostedUser
-
-        uid = HostedUser.objects.filter(kind=kind, object_id=obj.pk).values_list("uid", flat=True).first()
-        if uid is not None:
-            return accounts.dynamic(uid, home)
+    elif (uid := own_uid(kind, obj)) is not None:
+        return accounts.dynamic(uid, home)
     return accounts.nobody(home)
 
 
@@ -195,7 +198,7 @@ def check_run_as(form: Any, data: dict[str, Any]) -> None:
     if not run_as:
         return
     reason = cannot_switch()
-    if reason and run_as not in (accounts.portal_user(), str(accounts.os.geteuid())):
+    if reason and not is_portal_user(run_as):
         form.add_warning("run_as", f"It cannot run as {run_as} here: {reason}. Its start will be refused until "
                                    "the portal can switch users.")
     elif not root:

@@ -61,6 +61,7 @@ and may override (the default in brackets):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -187,13 +188,20 @@ class ProcessAdapter:
     def sandbox_policy(self, obj: Any, writable: list[str] = [], read_only: list[str] = [],  # noqa: B006
                        rest: str = "read-only") -> dict[str, Any]:
         """The policy of PORTAL_SANDBOX and PORTAL_SANDBOX_WRITABLE for ``obj``, plus ``writable``,
-        ``read_only`` (folders inside var/ it may read) and ``rest`` (the rest of the host)."""
-        from portal.process.sandbox import portal_policy
+        ``read_only`` (folders inside its hosted folder it may read) and ``rest`` (the rest of the host)."""
+        return hosted_sandbox(str(self.home(obj)), writable=writable, read_only=read_only, rest=rest)
 
-        return portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(settings.BASE_DIR),
-                             run_dir=str(self.home(obj)), writable=writable, read_only=read_only, rest=rest,
-                             mode=settings.PORTAL_SANDBOX, extra_writable=settings.PORTAL_SANDBOX_WRITABLE,
-                             hidden=[str(paths.HOSTED_DIR)])
+
+def hosted_sandbox(run_dir: str, writable: Sequence[str] = (), read_only: Sequence[str] = (),
+                   rest: str = "read-only") -> dict[str, Any]:
+    """The Landlock policy of a process the portal starts for a definition, its check or its build:
+    var/ and the hosted folders hidden but for ``run_dir`` (its own, writable), the portal's code
+    read-only, with the settings PORTAL_SANDBOX and PORTAL_SANDBOX_WRITABLE."""
+    from portal.process.sandbox import portal_policy
+
+    return portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(settings.BASE_DIR), run_dir=run_dir,
+                         writable=writable, read_only=read_only, rest=rest, mode=settings.PORTAL_SANDBOX,
+                         extra_writable=settings.PORTAL_SANDBOX_WRITABLE, hidden=[str(paths.HOSTED_DIR)])
 
 
 _BY_KIND: dict[str, ProcessAdapter] = {}

@@ -21,7 +21,7 @@ from portal.process.spec import Spec
 
 if TYPE_CHECKING:
     from portal.process.accounts import Account
-from processes.adapters import ProcessAdapter
+from processes.adapters import ProcessAdapter, hosted_sandbox
 from webapps.models import RUNTIME_FIELDS, WebApp
 from webapps.runtime import engines
 
@@ -259,10 +259,8 @@ def build_virtualenv(webapp: WebApp, account: Account | None, progress: Any) -> 
     from webapps.runtime.venvs import PIP_ENV_PREFIXES, VenvError, build_as
 
     home = hosted_dir(webapp)  # the whole of its folder: the build writes the virtualenvs beside its home
-    policy = landlock.portal_policy(
-        var_dir=str(paths.VAR_DIR), base_dir=str(settings.BASE_DIR), run_dir=str(home),
-        writable=[webapp.directory, os.path.dirname(os.path.abspath(webapp.requirements_file))],
-        hidden=[str(paths.HOSTED_DIR)], mode=settings.PORTAL_SANDBOX, extra_writable=settings.PORTAL_SANDBOX_WRITABLE)
+    policy = hosted_sandbox(str(home), writable=[webapp.directory,
+                                                 os.path.dirname(os.path.abspath(webapp.requirements_file))])
     confined, _, refused = landlock.decide(policy)
     if refused:
         raise VenvError(refused)

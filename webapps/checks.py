@@ -92,16 +92,12 @@ def check_sandbox(python: str, directory: str, scratch: str) -> dict[str, Any]:
     """The sandbox of an application's check (its code runs when it is imported): its engine's,
     with ``scratch`` (a folder of its own for the check) as its run directory, and the interpreter's
     virtualenv readable when it is one the portal built (in its folder under PORTAL_HOSTED_DIR)."""
-    from django.conf import settings
-
     from portal import paths
-    from portal.process.sandbox import portal_policy
+    from processes.adapters import hosted_sandbox
 
     venv = os.path.realpath(os.path.dirname(os.path.dirname(python)))
     read_only = [venv] if venv.startswith(str(paths.HOSTED_DIR) + os.sep) else []
-    return portal_policy(var_dir=str(paths.VAR_DIR), base_dir=str(settings.BASE_DIR), run_dir=scratch,
-                         writable=[directory], read_only=read_only, mode=settings.PORTAL_SANDBOX,
-                         extra_writable=settings.PORTAL_SANDBOX_WRITABLE, hidden=[str(paths.HOSTED_DIR)])
+    return hosted_sandbox(scratch, writable=[directory], read_only=read_only)
 
 
 def check_application(*, python: str, directory: str, module: str, callable_name: str, protocol: str,
