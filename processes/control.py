@@ -213,6 +213,10 @@ def status_of(obj: ManagedProcess) -> dict[str, Any]:
         "pid": obj.pid,
         **kind.status_fields(obj),
         "host": obj.run_host or kind.host_of(obj),
+        # Who its processes run as (processes/accounts.py), and whether root was allowed.
+        "run_as": obj.run_as or None,
+        "runs_as": obj.runs_as,
+        "runs_as_root": obj.runs_as_root,
         "since": obj.state_changed_at.isoformat() if obj.state_changed_at else None,
         "in_transition": obj.in_transition,
         # The last request (start, stop or restart) and its number: the state settles where it leads.

@@ -26,7 +26,7 @@ from processes.models import Activity
 REMOTE = "192.0.2.10"  # TEST-NET-1, no host here: its queue has no worker, requests are sent, nothing starts
 STATUS_KEYS = {
     "name", "state", "pid", "server", "port", "host", "since", "in_transition", "last_error", "time_to_ready",
-    "restarts", "requested", "request_seq", "reported_state",
+    "restarts", "requested", "request_seq", "reported_state", "run_as", "runs_as", "runs_as_root",
 }
 
 

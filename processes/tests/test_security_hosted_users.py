@@ -141,6 +141,9 @@ def test_run_as_names_a_user_and_root_needs_an_administrator_s_leave(gateway_pro
         warning = Activity.objects.of(allowed).filter(level="warning").values_list("message", flat=True)
         assert any("Runs as root" in m for m in warning)
         assert allowed.runs_as_root and allowed.runs_as == "root (allowed by an Administrator)"
+        status = control.status_of(allowed)  # the CLI and the API say it too
+        assert (status["run_as"], status["runs_as"], status["runs_as_root"]) == (
+            "root", "root (allowed by an Administrator)", True)
     finally:
         control.request(allowed, "stop", operator)
         wait_state(allowed, {"stopped"})
