@@ -130,10 +130,11 @@ def installation_problem(base_dir: str, python: str | None = None) -> str | None
     return _usable[key]
 
 
-# The portal's packages whose code hosted processes run (the sandbox's wrapper, a gateway's server,
-# the application check, the uvicorn launcher, the virtualenv build) and the folders never walked.
-SHARED_PACKAGES = ("portal", "processes", "gateways", "webapps")
-_NOT_WALKED = {".git", ".venv", "var", "node_modules"}
+# The portal's code that hosted processes import (a gateway's server and its client, the virtualenv
+# build, the uvicorn launcher, the application check): the folders, not walked below, and the
+# packages' __init__ files beside them. Nothing else of the portal runs as a hosted user.
+SHARED_FOLDERS = ("portal", "portal/process", "gateways", "gateways/protocol", "webapps", "webapps/runtime",
+                  "webapps/runtime/serve", "webapps/runtime/serve_granian")
 
 
 def share_bytecode(base_dir: str) -> None:
@@ -148,16 +149,19 @@ def share_bytecode(base_dir: str) -> None:
 
     old = os.umask(0o022)
     try:
-        for package in SHARED_PACKAGES:
-            compileall.compile_dir(os.path.join(base_dir, package), quiet=2)
+        for folder in SHARED_FOLDERS:
+            if os.path.isdir(os.path.join(base_dir, folder)):
+                compileall.compile_dir(os.path.join(base_dir, folder), maxlevels=0, quiet=2)
     finally:
         os.umask(old)
-    for folder, subfolders, files in os.walk(base_dir):
-        subfolders[:] = [s for s in subfolders if s not in _NOT_WALKED and not s.endswith("-hosted")]
-        if os.path.basename(folder) != "__pycache__":
+    for folder in SHARED_FOLDERS:
+        cache = os.path.join(base_dir, folder, "__pycache__")
+        try:
+            names = os.listdir(cache)
+        except OSError:
             continue
-        for name in files:
-            path = os.path.join(folder, name)
+        for name in names:
+            path = os.path.join(cache, name)
             try:
                 info = os.lstat(path)
                 if stat.S_ISREG(info.st_mode) and info.st_mode & 0o044 != 0o044:
