@@ -416,6 +416,14 @@ class GatewayForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         check_run_as(self, data)
+        python = data.get("python_executable")
+        if python and not self.has_error("python_executable"):
+            from processes.forms import interpreter_problem
+
+            memo = self.snapshot.memo if self.snapshot is not None else None
+            problem = interpreter_problem("gateway", python, self.instance, data.get("run_as") or "", memo)
+            if problem:
+                self.add_error("python_executable", problem)
         server, port = data.get("server"), data.get("port")
         if server and port:
             if self.snapshot is not None:
@@ -436,7 +444,14 @@ class GatewayForm(forms.ModelForm):
                     break
         use_passphrase = data.get("use_passphrase")
         passphrase = data.get("passphrase") or ""
-        if use_passphrase:
+        if passphrase and not use_passphrase:
+            # Saved as it is, the definition would drop the passphrase and run without one.
+            self.add_error(
+                "passphrase",
+                "A passphrase is typed but “Use passphrase” is unticked, so it would not be used: tick “Use "
+                "passphrase” to protect the gateway with it, or clear the passphrase field.",
+            )
+        elif use_passphrase:
             has_current = bool(self.instance.pk and self.instance.passphrase_verifier)
             if not passphrase and not has_current:
                 self.add_error(

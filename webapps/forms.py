@@ -604,6 +604,8 @@ class WebAppForm(forms.ModelForm):
             )
         elif not requirements and "python_executable" not in self.errors:
             data["python_executable"] = python or default_python()
+            if python and self.check_app:
+                self._check_interpreter(python, data)
         self._check_engine(data)
         self._check_overlapping_paths(data)
         plain, secret = data.get("environment") or {}, data.get("secret_environment") or {}
@@ -620,6 +622,15 @@ class WebAppForm(forms.ModelForm):
                 data.get("module"):
             self._check_application(data)
         return data
+
+    def _check_interpreter(self, python: str, data: dict[str, Any]) -> None:
+        """It is a Python interpreter the application's user can run (not /bin/ls): said before the import
+        check, whose answer would only be that it ended without one."""
+        from processes.forms import interpreter_problem
+
+        problem = interpreter_problem("webapp", python, self.instance, data.get("run_as") or "", self.app_checks)
+        if problem:
+            self.add_error("python_executable", problem)
 
     def _check_lengths(self, data: dict[str, Any]) -> None:
         for name, limit in self.limits.items():

@@ -62,13 +62,23 @@ def check_python(path: str, account: Account | None = None) -> CheckFailure | No
         return CheckFailure("python-not-runnable", f"{path} cannot be run: {exc.strerror or exc}")
     version = _parse_version(proc.stdout) if proc.returncode == 0 else None
     if version is None:
-        return CheckFailure("not-python", f"{path} does not behave like a Python interpreter "
-                            f"(exit {proc.returncode}); enter the path of a Python 3.9 or newer")
+        return CheckFailure("not-python", f"{path} is not a Python interpreter (asked its version with -c, it "
+                            f"{_how_it_answered(proc)}): enter the path of a Python 3.9 or newer, e.g. "
+                            "/usr/bin/python3 or a virtualenv's bin/python")
     if version < MIN_PYTHON:
         shown = ".".join(map(str, version))
         return CheckFailure("python-too-old", f"{path} is Python {shown}; Python 3.9 or newer is needed: "
                             "choose a newer interpreter")
     return None
+
+
+def _how_it_answered(proc: subprocess.CompletedProcess[str]) -> str:
+    """What a program that is not Python did when asked its version, in a few words."""
+    said = (proc.stderr or proc.stdout or "").strip().splitlines()
+    first = f": {said[0][:120]}" if said else ""
+    if proc.returncode == 0:
+        return f"printed no version{first}"
+    return f"ended with exit code {proc.returncode}{first}"
 
 
 def _parse_version(text: str) -> tuple[int, ...] | None:

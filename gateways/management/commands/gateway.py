@@ -42,6 +42,10 @@ from portal.cli import actor_named
 from portal.process.checks import path_too_long
 from processes import control
 from processes.cli import add_control_parsers, control_and_report, write_status
+from processes.forms import error_lines, options_of
+
+# The fields this command fills from other options than their own.
+FILLED_BY = {"passphrase": "--passphrase-file", "use_passphrase": "--passphrase-file"}
 
 
 def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
@@ -76,6 +80,7 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
         create = sub.add_parser("create", help="create a definition")
+        self.parsers = {"create": create}
         create.add_argument("name")
         create.add_argument("--port", required=True, help="TCP port, 1 to 65535")
         create.add_argument("--server", default="127.0.0.1", help="IP address or host name")
@@ -180,11 +185,7 @@ class Command(BaseCommand):
             data["passphrase"] = self._read_passphrase(options["passphrase_file"])
         form = GatewayForm(data)
         if not form.is_valid():
-            lines = []
-            for field, errors in form.errors.items():
-                label = "--" + field.replace("_", "-") if field != "__all__" else ""
-                for error in errors:
-                    lines.append(f"{label}: {error}" if label else error)
+            lines = error_lines(form, options_of(self.parsers["create"], **FILLED_BY))
             raise CommandError("The gateway was not created:\n  " + "\n  ".join(lines))
         gateway = services.save_definition(form, self.actor, actor=self.actor.get_username())
         for warning in form.warnings:
