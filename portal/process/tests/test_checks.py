@@ -38,7 +38,11 @@ def test_a_non_executable_python_is_refused(tmp_path):
 def test_a_program_that_is_not_python_is_refused(tmp_path):
     failure = check_python("/bin/true")
     assert failure.code == "not-python"
-    assert "does not behave like a Python interpreter" in failure.message
+    assert failure.message.startswith("/bin/true is not a Python interpreter (asked its version with -c, it "
+                                      "printed no version)")
+    failure = check_python("/bin/ls")
+    assert failure.message.startswith("/bin/ls is not a Python interpreter (asked its version with -c, it ended "
+                                      "with exit code 2: /bin/ls: cannot access")
 
 
 @pytest.mark.parametrize("minor", ["2.7", "3.6"])

@@ -1,0 +1,99 @@
+"""The import check sees what the engine will see, and its messages keep code as written.
+
+Real interpreters and a real engine: the plugin test serves the application with gunicorn (the
+portal's interpreter has it) under a keeper, as the portal does, after the form's check passed it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from webapps.forms import WebAppForm
+from webapps.runtime.appcheck import check_app
+from webapps.runtime.engines import AppRun
+from webapps.tests.runtime_helpers import short_dir, started, wait_for_answer
+from webapps.tests.webapp_factories import app_dir, form_data
+
+pytestmark = pytest.mark.django_db
+
+# A plugin registered by a .pth file on the application's PYTHONPATH, which a sitecustomize there
+# makes Python read (site.addsitedir): what an application's engine runs when it starts.
+REGISTRY = "names = []\n"
+SITECUSTOMIZE = "import os, site\nsite.addsitedir(os.path.dirname(os.path.abspath(__file__)))\n"
+PTH = "import plugins; plugins.names.append('greeting')\n"
+PLUGGED_APP = '''\
+import plugins
+
+if "greeting" not in plugins.names:
+    raise RuntimeError("the greeting plugin is not registered")
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("plugins: " + ",".join(plugins.names)).encode()]
+'''
+
+
+def plugged_app(base: Path) -> tuple[Path, Path]:
+    """(the application's folder, the folder its PYTHONPATH names)."""
+    lib = base / "lib"
+    lib.mkdir(parents=True)
+    (lib / "plugins.py").write_text(REGISTRY)
+    (lib / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (lib / "greeting.pth").write_text(PTH)
+    folder = base / "app"
+    folder.mkdir()
+    (folder / "web.py").write_text(PLUGGED_APP)
+    return folder, lib
+
+
+def errors_for(folder, **overrides) -> dict[str, str]:
+    form = WebAppForm(form_data(folder, **overrides))
+    form.is_valid()
+    return {field: " ".join(errors) for field, errors in form.errors.items()}
+
+
+def test_an_application_whose_plugin_registers_through_its_pythonpath_passes_and_is_served(tmp_path: Path) -> None:
+    folder, lib = plugged_app(tmp_path)
+    python = sys.executable  # the portal's, which has gunicorn (and other users may run)
+    # The form's check, as the page's Save runs it.
+    assert errors_for(folder, module="web", python_executable=python, environment=f"PYTHONPATH={lib}") == {}
+    # The engine serves it, so the check was right to pass it.
+    run = short_dir("plugin")  # the socket's path must fit a unix socket address
+    try:
+        app = AppRun(mount="/plugged", directory=str(folder), module="web", socket=str(run / "app.sock"),
+                     python=python, env={"PYTHONPATH": str(lib)})
+        with started(app, run / "run") as running:
+            wait_for_answer(running, "/", "plugins: greeting", timeout=30)
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def test_the_portals_own_environment_does_not_reach_the_check(tmp_path: Path, monkeypatch) -> None:
+    # The portal's PYTHONPATH names the plugin's folder: the application's does not, so its check
+    # must not see it (nor any other variable of the portal's), as its engine would not.
+    folder, lib = plugged_app(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(lib))
+    monkeypatch.setenv("PYTHONSTARTUP", str(lib / "sitecustomize.py"))
+    errors = errors_for(folder, module="web")
+    assert "lacks the package 'plugins' that web.py imports" in errors["python_executable"], errors
+
+
+def test_messages_keep_the_applications_names_as_written(tmp_path: Path) -> None:
+    folder = app_dir(tmp_path, "import json\n\ndef app(environ, start_response):\n    return []\n")
+    missing = errors_for(folder, callable="nothere")["callable"]
+    assert missing.startswith("hello has no 'nothere'"), missing
+    not_an_app = errors_for(folder, callable="json")["callable"]
+    assert not_an_app.startswith("hello:json is a module, not an application"), not_an_app
+    # A message that starts with words is still a sentence.
+    assert errors_for(folder, module="gone")["module"].startswith("There is no module gone")
+
+
+def test_a_program_that_is_not_python_is_named_so(tmp_path: Path) -> None:
+    message = errors_for(app_dir(tmp_path), python_executable="/bin/ls")["python_executable"]
+    assert message.startswith("/bin/ls is not a Python interpreter"), message
+    assert "ended without an answer" not in message
