@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from webapps.forms import WebAppForm
-from webapps.runtime.appcheck import check_app
 from webapps.runtime.engines import AppRun
 from webapps.tests.runtime_helpers import short_dir, started, wait_for_answer
 from webapps.tests.webapp_factories import app_dir, form_data
