@@ -165,6 +165,11 @@ def preflight(webapp: WebApp, account: Account | None = None) -> CheckFailure | 
     failure = engines.check_engine(python, webapp.engine_name, account)
     if failure is not None:
         return failure
+    from processes import sync
+
+    for warning in engines.engine_warnings(python, webapp.engine_name, account):
+        sync.record(webapp, message=f"Starting all the same: {warning}", trigger="system", level="warning",
+                    host=settings.PORTAL_HOST_NAME)
     problems = app_run(webapp).problems()
     if problems:
         return CheckFailure("definition", "; ".join(problems))

@@ -95,9 +95,15 @@ def check_modules(path: str, modules: list[str] | None = None, account: Account 
     modules = ["msgpack"] if modules is None else modules
     if not modules:
         return None
-    probe = ("import importlib.util, sys\n"
+    # The second line: whether pip may install into it. A distribution's own Python (Debian 12,
+    # Ubuntu 23.04 and later) refuses with "externally-managed-environment" (PEP 668); a
+    # virtualenv made from it does not.
+    probe = ("import importlib.util, os, sys, sysconfig\n"
              "missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]\n"
-             "print(' '.join(missing))")
+             "print(' '.join(missing))\n"
+             "marker = os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')\n"
+             "print('managed' if sys.prefix == getattr(sys, 'base_prefix', sys.prefix) "
+             "and os.path.exists(marker) else '')")
     try:
         proc = accounts.run([path, "-c", probe, *modules], account, capture_output=True, text=True,
                             timeout=_VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
@@ -106,14 +112,29 @@ def check_modules(path: str, modules: list[str] | None = None, account: Account 
     if proc.returncode != 0:
         return CheckFailure("modules-unknown", f"{path} could not check its modules: "
                             f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
-    missing = proc.stdout.split()
+    answer = proc.stdout.splitlines()
+    missing = answer[0].split() if answer else []
     if not missing:
         return None
+    names = ", ".join(missing)
+    if len(answer) > 1 and answer[1].strip() == "managed":
+        fix = externally_managed_fix(path, missing)
+        return CheckFailure("modules-missing", f"{path} cannot import {names}, and pip may not install into it: "
+                            f"{path} is the distribution's own Python, whose packages the distribution manages "
+                            f"(pip refuses with externally-managed-environment). {fix}.")
     argv = [path, "-m", "pip", "install", *missing]
     command = " ".join(argv)
-    names = ", ".join(missing)
     return CheckFailure("modules-missing", f"{path} cannot import {names}; install with: {command}",
                         fix=command, fix_argv=argv)
+
+
+def externally_managed_fix(path: str, modules: list[str]) -> str:
+    """What gives a distribution's own Python (PEP 668) ``modules``: its packages, or a virtualenv."""
+    venv = "/opt/python-venv"
+    packages = " ".join(f"python3-{m}" for m in modules)
+    return (f"Install the distribution's package (Debian and Ubuntu: apt-get install {packages}), or make a "
+            f"virtualenv of your own and use its interpreter: {path} -m venv {venv} && "
+            f"{venv}/bin/pip install {' '.join(modules)}, then give {venv}/bin/python as the Python executable")
 
 
 def _is_wildcard(host: str) -> bool:
