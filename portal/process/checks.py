@@ -27,6 +27,8 @@ class CheckFailure:
     message: str
     fix: str | None = None  # what to do, in words
     fix_argv: list[str] | None = field(default=None)  # a command a button may run
+    # The whole output of what failed (a build's pip), for the detail page: the message says only its cause.
+    output: list[str] | None = field(default=None)
 
     def __str__(self) -> str:
         return self.message
