@@ -533,14 +533,26 @@ class GatewayForm(forms.ModelForm):
         local = server in WILDCARDS or bool(addresses & (checks.local_addresses() | {"127.0.0.1", "::1"}))
         if own or not local:
             return
-        holder = checks.port_holder(server if server in WILDCARDS else sorted(addresses)[0], port)
+        from gateways.runtime import defined_ports, portal_ports
+
+        host = server if server in WILDCARDS else sorted(addresses)[0]
+        reserved = portal_ports(server)
+        if port in reserved:
+            # Whether or not the portal runs now: make run listens there whenever it does.
+            self.add_warning(
+                "port",
+                f"Port {port} on {server} is {reserved[port]}: the gateway cannot start while the portal runs. "
+                f"{checks.port_advice(host, port, defined_ports() | set(reserved)).capitalize()}.",
+            )
+            return
+        holder = checks.port_holder(host, port)
         if holder is not None:
             pid, name = holder
             who = f"pid {pid} ({name})" if pid is not None else "a program the portal cannot see"
             self.add_warning(
                 "port",
                 f"Port {port} on {server} is in use now by {who}: the gateway cannot start while it is. "
-                "Stop that program, or choose another port.",
+                f"Stop that program, or {checks.port_advice(host, port, defined_ports() | set(reserved))}.",
             )
 
     def _clean_fields(self) -> None:

@@ -1,5 +1,6 @@
 """Messages of the gateway form and command that said too little or named what does not exist."""
 
+import socket
 from io import StringIO
 
 import pytest
@@ -8,7 +9,8 @@ from django.core.management.base import CommandError
 
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
-from gateways.tests.factories import form_data
+from gateways.tests.factories import form_data, make_gateway
+from gateways.tests.test_form_warnings import a_free_port_below_the_ephemeral_range
 
 pytestmark = pytest.mark.django_db
 
@@ -55,3 +57,47 @@ def test_the_commands_messages_name_only_options_it_has():
     assert "--options: “-c” would run something other than the gateway server" in message
     for wrong in ("--name", "--python-options"):
         assert wrong not in message
+
+
+@pytest.fixture
+def front(settings):
+    """A real listener standing for the portal's front on the apps port (PORTAL_APPS_PORT), with the
+    port after it held too, so that a suggestion must look further."""
+    with socket.socket() as sock, socket.socket() as next_one:
+        sock.bind(("127.0.0.1", a_free_port_below_the_ephemeral_range()))
+        sock.listen()
+        port = sock.getsockname()[1]
+        try:
+            next_one.bind(("127.0.0.1", port + 1))
+            next_one.listen()
+        except OSError:
+            pass  # taken already
+        settings.PORTAL_APPS_PORT = port
+        yield port
+
+
+def test_a_gateway_on_the_apps_port_is_told_it_is_the_portals_front_with_a_free_port(front):
+    make_gateway(name="Other", port=front + 2)  # a definition's port is never suggested either
+    form = GatewayForm(form_data(port=str(front)))
+    assert form.is_valid()  # a warning: the front may listen elsewhere (PORTAL_HOST) when the gateway starts
+    [warning] = form.field_warnings["port"]
+    assert warning.startswith(f"Port {front} on 127.0.0.1 is the portal's own front for web applications "
+                              "(PORTAL_APPS_PORT): the gateway cannot start while the portal runs. Choose another "
+                              "port, e.g. ")
+    assert "Stop that program" not in warning and "pid" not in warning
+    suggested = int(warning.rstrip(".").rsplit(" ", 1)[1])
+    assert suggested > front + 2
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", suggested))  # free
+
+
+def test_its_start_is_refused_saying_the_port_is_the_portals_own(front):
+    from gateways import runtime
+
+    gateway = make_gateway(port=front)
+    failure = runtime.preflight(gateway)
+    assert failure is not None and failure.code == "port-in-use"
+    assert failure.message.startswith(f"port {front} on 127.0.0.1 is the portal's own front for web applications "
+                                      "(PORTAL_APPS_PORT), which the portal itself listens on: choose another "
+                                      "port, e.g. ")
+    assert "stop that process" not in failure.message

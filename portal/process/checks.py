@@ -280,15 +280,39 @@ def _bind_free(host: str, port: int) -> bool:
     return True
 
 
-def check_port_free(host: str, port: int) -> CheckFailure | None:
-    """The port is not already in use on ``host``."""
+def free_port(host: str, start: int, avoid: set[int] | frozenset[int] = frozenset(), tries: int = 200) -> int | None:
+    """The first port from ``start`` up that nothing listens on at ``host`` now and that is not in
+    ``avoid`` (ports promised to others: the portal's own, other definitions'); None if none of
+    ``tries`` is. For a suggestion in a message: a bind test, so it costs a socket per port."""
+    for port in range(max(start, 1), min(start + tries, 65536)):
+        if port not in avoid and _bind_free(host, port):
+            return port
+    return None
+
+
+def port_advice(host: str, port: int, avoid: set[int] | frozenset[int] = frozenset()) -> str:
+    """"choose another port, e.g. 25002" with a port that is free now."""
+    other = free_port(host, port + 1, avoid | {port})
+    return f"choose another port, e.g. {other}" if other else "choose another port"
+
+
+def check_port_free(host: str, port: int, reserved: dict[int, str] | None = None,
+                    avoid: set[int] | frozenset[int] = frozenset()) -> CheckFailure | None:
+    """The port is not already in use on ``host``. ``reserved``: ports the portal keeps for its own
+    parts, by what holds them ("the portal's front for web applications (PORTAL_APPS_PORT)"), said as
+    such rather than as another program to stop; ``avoid``: ports a suggestion must not name."""
     holder = port_holder(host, port)
     if holder is None:
         return None
+    avoid = set(avoid) | set(reserved or {})
+    own = (reserved or {}).get(port)
+    if own:
+        return CheckFailure("port-in-use", f"port {port} on {host or '0.0.0.0'} is {own}, which the portal itself "
+                            f"listens on: {port_advice(host, port, avoid)}")
     pid, name = holder
     who = f"by pid {pid} ({name})" if pid is not None else "(held by a process we cannot see, e.g. of another user)"
     return CheckFailure("port-in-use", f"port {port} on {host or '0.0.0.0'} is already in use {who}; "
-                        "stop that process or choose another port")
+                        f"stop that process or {port_advice(host, port, avoid)}")
 
 
 def local_addresses() -> set[str]:
