@@ -469,9 +469,19 @@ class WebAppForm(forms.ModelForm):
         if not path:
             return ""
         if not os.path.isabs(path):
+            # A page has no working directory to resolve it in (the CLI resolves it in its own), so it
+            # is refused; the message names the file it most likely means: in the application's
+            # directory or above it (examples/webapps/flaskapp/requirements.txt from the project's root).
+            directory = self.cleaned_data.get("directory") or ""
+            example = os.path.join(directory or "/srv/flask", "requirements.txt")
+            folder = directory
+            while folder and not os.path.isfile(os.path.join(folder, path)) and folder != os.path.dirname(folder):
+                folder = os.path.dirname(folder)
+            if folder and os.path.isfile(os.path.join(folder, path)):
+                example = os.path.normpath(os.path.join(folder, path))
             raise forms.ValidationError(
-                "Give the requirements file's full path, e.g. /srv/flask/requirements.txt, not “%(path)s”.",
-                params={"path": path[:200]},
+                "Give the requirements file's full path, e.g. %(example)s, not “%(path)s”.",
+                params={"path": path[:200], "example": example},
             )
         too_long = path_too_long(path)
         if too_long:

@@ -96,3 +96,27 @@ def test_a_program_that_is_not_python_is_named_so(tmp_path: Path) -> None:
     message = errors_for(app_dir(tmp_path), python_executable="/bin/ls")["python_executable"]
     assert message.startswith("/bin/ls is not a Python interpreter"), message
     assert "ended without an answer" not in message
+
+
+def test_a_relative_requirements_file_is_refused_naming_the_full_path_it_means(tmp_path: Path) -> None:
+    project = tmp_path / "portal"
+    folder = project / "examples" / "webapps" / "flaskapp"
+    folder.mkdir(parents=True)
+    (folder / "app.py").write_text("def app(environ, start_response):\n    return []\n")
+    (folder / "requirements.txt").write_text("flask\n")
+    # As the README's tour wrote it (relative to the project), and as a person in the folder would.
+    for given in ("examples/webapps/flaskapp/requirements.txt", "requirements.txt"):
+        errors = errors_for(folder, module="app", requirements_file=given)
+        assert errors["requirements_file"] == (f"Give the requirements file's full path, e.g. "
+                                               f"{folder / 'requirements.txt'}, not “{given}”.")
+    # A file that is nowhere near: the example is where it would be.
+    errors = errors_for(folder, module="app", requirements_file="elsewhere/reqs.txt")
+    assert f"e.g. {folder / 'requirements.txt'}, not “elsewhere/reqs.txt”" in errors["requirements_file"]
+
+
+def test_the_readme_tour_gives_full_paths_for_the_first_application() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    tour = readme[readme.index("### Web applications"):]
+    first = tour[:tour.index("2. **Start**")]
+    assert "requirements file `examples/webapps/flaskapp/requirements.txt`" not in first
+    assert "/examples/webapps/flaskapp/requirements.txt`" in first
