@@ -26,7 +26,8 @@ def interpreter_problem(kind: str, python: str, instance: Any, run_as: str,
     from portal.process.checks import check_python
     from processes.accounts import check_account
 
-    key = ("interpreter", kind, python, (run_as or "").strip(), getattr(instance, "pk", None))
+    # Not by definition: whether a Python runs is the same for every user of its own (all "others").
+    key = ("interpreter", kind, python, (run_as or "").strip())
     if memo is not None and key in memo:
         return memo[key]
     with tempfile.TemporaryDirectory(prefix="pythoncheck-") as home:

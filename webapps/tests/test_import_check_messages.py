@@ -120,3 +120,21 @@ def test_the_readme_tour_gives_full_paths_for_the_first_application() -> None:
     first = tour[:tour.index("2. **Start**")]
     assert "requirements file `examples/webapps/flaskapp/requirements.txt`" not in first
     assert "/examples/webapps/flaskapp/requirements.txt`" in first
+
+
+def test_the_command_names_its_real_options_in_the_forms_messages(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    folder = app_dir(tmp_path)
+    with pytest.raises(CommandError) as error:
+        call_command("webapp", "create", "/hello", "--directory", str(folder), "--module", "hello",
+                     "--python", "/bin/ls", "--workers", "0", "--type", "asgi", "--threads", "4",
+                     stdout=StringIO(), stderr=StringIO())
+    message = str(error.value)
+    assert "--python: /bin/ls is not a Python interpreter" in message
+    assert "--workers: 0 is out of range" in message
+    assert "--threads: An ASGI application runs on one event loop per worker" in message
+    assert "--python-executable" not in message and "--protocol" not in message
