@@ -53,8 +53,9 @@ def options_of(parser: ArgumentParser, **overrides: str) -> dict[str, str]:
         if action.dest in ("help", "==SUPPRESS=="):
             continue
         if action.option_strings:
-            longest = max(action.option_strings, key=len)
-            found.setdefault(action.dest, longest)
+            # Its first long form: --debug of --debug/--no-debug, --verbose of -v/--verbose.
+            long = [o for o in action.option_strings if o.startswith("--")]
+            found.setdefault(action.dest, (long or action.option_strings)[0])
         else:
             found.setdefault(action.dest, str(action.metavar or action.dest.upper()))
     return {**found, **overrides}

@@ -138,3 +138,16 @@ def test_the_command_names_its_real_options_in_the_forms_messages(tmp_path: Path
     assert "--workers: 0 is out of range" in message
     assert "--threads: An ASGI application runs on one event loop per worker" in message
     assert "--python-executable" not in message and "--protocol" not in message
+
+
+def test_each_field_is_named_by_the_option_that_sets_it() -> None:
+    from processes.forms import options_of
+    from webapps.management.commands.webapp import FILLED_BY, Command
+
+    command = Command()
+    command.create_parser("manage.py", "webapp")
+    options = options_of(command.parsers["edit"], **FILLED_BY)
+    assert options["python_executable"] == "--python" and options["protocol"] == "--type"
+    assert options["requirements_file"] == "--requirements" and options["name"] == "PATH"
+    assert options["debug"] == "--debug" and options["allow_root"] == "--allow-root"
+    assert options["secret_environment"] == "--secret-env-file" and options["static_files"] == "--static"
