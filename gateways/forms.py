@@ -525,6 +525,23 @@ class GatewayForm(forms.ModelForm):
                 f"{EPHEMERAL_RANGE_FILE}): any program's outgoing connection may hold it when the gateway "
                 f"starts. Prefer a port below {span[0]}.",
             )
+        from gateways.runtime import defined_ports, portal_ports
+
+        host = server if server in WILDCARDS or not addresses else sorted(addresses)[0]
+        reserved = portal_ports(server)
+
+        def taken() -> set[int]:
+            """What a suggested port is not: the definitions' ports and the portal's (it is also free now)."""
+            return (set(self.snapshot.ports) if self.snapshot is not None else defined_ports()) | set(reserved)
+
+        if port in reserved:
+            # Whether or not the portal runs now (and in a merge too): make run listens there whenever it does.
+            self.add_warning(
+                "port",
+                f"Port {port} on {server} is {reserved[port]}: the gateway cannot start while the portal runs. "
+                f"{checks.port_advice(host, port, taken()).capitalize()}.",
+            )
+            return
         if not self.check_ports:
             return
         # Its own running server holds the port: that is no conflict.
@@ -533,18 +550,6 @@ class GatewayForm(forms.ModelForm):
         local = server in WILDCARDS or bool(addresses & (checks.local_addresses() | {"127.0.0.1", "::1"}))
         if own or not local:
             return
-        from gateways.runtime import defined_ports, portal_ports
-
-        host = server if server in WILDCARDS else sorted(addresses)[0]
-        reserved = portal_ports(server)
-        if port in reserved:
-            # Whether or not the portal runs now: make run listens there whenever it does.
-            self.add_warning(
-                "port",
-                f"Port {port} on {server} is {reserved[port]}: the gateway cannot start while the portal runs. "
-                f"{checks.port_advice(host, port, defined_ports() | set(reserved)).capitalize()}.",
-            )
-            return
         holder = checks.port_holder(host, port)
         if holder is not None:
             pid, name = holder
@@ -552,7 +557,7 @@ class GatewayForm(forms.ModelForm):
             self.add_warning(
                 "port",
                 f"Port {port} on {server} is in use now by {who}: the gateway cannot start while it is. "
-                f"Stop that program, or {checks.port_advice(host, port, defined_ports() | set(reserved))}.",
+                f"Stop that program, or {checks.port_advice(host, port, taken())}.",
             )
 
     def _clean_fields(self) -> None:

@@ -101,3 +101,13 @@ def test_its_start_is_refused_saying_the_port_is_the_portals_own(front):
                                       "(PORTAL_APPS_PORT), which the portal itself listens on: choose another "
                                       "port, e.g. ")
     assert "stop that process" not in failure.message
+
+
+def test_a_merge_line_on_the_apps_port_is_warned_about_too(front):
+    from portal.cli import CliOperator
+    from portal.cpf import merge
+
+    result = merge.merge(f"[Actions]\nCreateGateway:Name=OnFront,AllowNoPassphrase=1,Port={front}\n", CliOperator())
+    assert not result.problems
+    [change] = result.changes
+    assert any("the portal's own front for web applications (PORTAL_APPS_PORT)" in w for w in change.warnings)
