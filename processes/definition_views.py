@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
@@ -70,6 +71,9 @@ def edit(request: HttpRequest, obj: Any, form_class: type, services: ModuleType,
     if request.method == "POST" and form.is_valid():
         try:
             saved = editing.save(form, request.user, services, then=request.POST.get("then", ""))
+        except PermissionDenied as e:
+            # Save and restart by one who may not restart: nothing saved, and what was typed stays on the page.
+            form.add_error(None, str(e))
         except control.ControlError as e:
             message = str(e)
             if editing.restart_offered(request.user, obj):

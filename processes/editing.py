@@ -122,9 +122,11 @@ def save(form: Any, user: Any, services: ModuleType, *, then: str = "", actor: s
         try:
             control.request(obj, "restart", user, channel=channel)
         except (control.ControlError, PermissionDenied) as e:
-            saved.not_restarted = (
-                f"{e} {obj.name} still runs its former definition: restart it to apply the change."
-            )
+            reason = str(e)
+            if reason.startswith("The "):  # read after a colon: "saved, but not restarted: the restart of …"
+                reason = "t" + reason[1:]
+            saved.not_restarted = (f"{reason} {obj.name} still runs its former definition: restart it to apply "
+                                   "the change.")
         else:
             saved.restarted = True
     return saved

@@ -162,7 +162,7 @@ def test_a_restart_that_cannot_be_sent_leaves_the_change_saved_and_says_so(api):
     assert data["restart"]["requested"] is False
     assert "the task broker does not answer" in data["restart"]["reason"]
     assert data["restart"]["reason"].endswith("PyGate still runs its former definition: restart it to apply the change.")
-    assert data["message"].startswith("Gateway PyGate was saved, but not restarted: The restart of PyGate was not sent")
+    assert data["message"].startswith("Gateway PyGate was saved, but not restarted: the restart of PyGate was not sent")
     assert Gateway.objects.get().port == 55025
 
 

@@ -87,7 +87,7 @@ def test_a_restart_not_sent_exits_1_saying_the_change_is_saved():
     running_gateway()
     with pytest.raises(CommandError) as error:
         run("edit", "PyGate", "--port", "55057", "--restart")
-    assert str(error.value).startswith("Gateway PyGate was saved, but not restarted: The restart of PyGate was not sent")
+    assert str(error.value).startswith("Gateway PyGate was saved, but not restarted: the restart of PyGate was not sent")
     assert Gateway.objects.get().port == 55057
 
 
