@@ -158,6 +158,9 @@ def form_data(payload: dict[str, Any], form: forms.BaseForm, base: dict[str, Any
                 continue
             data[key] = "on" if value else ""
         elif isinstance(value, dict):
+            if not _takes_assignments(kind, key):
+                errors[key] = ["Give a string or a number, not an object."]
+                continue
             bad = [name for name, v in value.items() if v is not None and not isinstance(v, (str, int, float))]
             if bad:
                 errors[key] = [f"The value of {', '.join(bad)} must be a string (or null to keep a secret's value)."]
@@ -168,6 +171,17 @@ def form_data(payload: dict[str, Any], form: forms.BaseForm, base: dict[str, Any
         else:
             data[key] = "" if value is None else str(value)
     return data, errors
+
+
+def _takes_assignments(kind: ApiKind, key: str) -> bool:
+    """Whether the field holds NAME=value pairs (a JSON field of the model): an object is its value."""
+    from django.core.exceptions import FieldDoesNotExist
+    from django.db.models import JSONField
+
+    try:
+        return isinstance(kind.model._meta.get_field(key), JSONField)
+    except FieldDoesNotExist:
+        return False
 
 
 def form_errors(form: forms.BaseForm) -> dict[str, list[str]]:

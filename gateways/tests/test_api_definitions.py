@@ -84,10 +84,13 @@ def test_the_forms_rules_answer_per_field_and_nothing_is_created(api):
 
 def test_unknown_fields_and_wrong_types_are_refused_by_name(api):
     response = send(api("administrator", "token"), "post", "/api/gateways/",
-                    {"name": "Other", "port": 55016, "colour": "red", "use_passphrase": "yes", "allow_root": 1})
+                    {"name": "Other", "port": {"a": "1"}, "colour": "red", "use_passphrase": "yes", "allow_root": 1,
+                     "server": ["127.0.0.1"]})
     assert response.status_code == 400
     errors = body(response)["errors"]
-    assert set(errors) == {"colour", "use_passphrase", "allow_root"}
+    assert set(errors) == {"colour", "use_passphrase", "allow_root", "port", "server"}
+    assert errors["port"] == ["Give a string or a number, not an object."]
+    assert errors["server"] == ["Give a string or a number, not a list."]
     assert errors["colour"][0].startswith("There is no field 'colour': a gateway has type, name, server, port,")
     assert errors["use_passphrase"] == ["Give true or false, not a string."]
     assert not Gateway.objects.exists()
