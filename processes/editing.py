@@ -100,6 +100,19 @@ def require_restart_role(user: Any, obj: Any) -> None:
         )
 
 
+def _require_same_host(current: Any, changed: Any) -> None:
+    """A restart is sent to the host where the definition will run, whose worker stops what runs
+    there: a change that moves it to another host (a gateway's server) would leave the running
+    process where it is, out of the portal's hands."""
+    kind = adapter_of(current)
+    here, there = current.run_host or kind.host_of(current), kind.host_of(changed)
+    if here != there:
+        raise control.ControlError(
+            f"{current.name} runs on host {here}, and the change moves it to host {there}: a restart cannot "
+            f"move it. Stop {current.name}, save the change, then start it."
+        )
+
+
 def save(form: Any, user: Any, services: ModuleType, *, then: str = "", actor: str | None = None,
          channel: str = "web") -> Saved:
     """Save a valid ``form`` through the kind's ``services`` and, with ``then="restart"`` and the
@@ -108,10 +121,11 @@ def save(form: Any, user: Any, services: ModuleType, *, then: str = "", actor: s
     if then not in THEN:
         raise control.ControlError(f"Unknown step after a save: {then!r}; use restart, or nothing.")
     creating = form.instance.pk is None
-    restarting = bool(then == RESTART and not creating and is_running(type(form.instance).objects.get(
-        pk=form.instance.pk)))
+    current = None if creating else type(form.instance).objects.get(pk=form.instance.pk)
+    restarting = bool(then == RESTART and current is not None and is_running(current))
     if restarting:
         require_restart_role(user, form.instance)
+        _require_same_host(current, form.instance)
     obj = services.save_definition(form, user, actor, restarting=restarting)
     saved = Saved(obj=obj, created=creating, restart_asked=then == RESTART, warnings=list(form.warnings))
     if then == RESTART and not creating and not restarting:

@@ -156,6 +156,18 @@ def test_restart_1_saves_and_requests_the_restart(api, redis_service):
     assert AuditEntry.objects.get().changes == {"port": {"before": 55022, "after": 55023}}
 
 
+def test_restart_1_cannot_move_a_running_gateway_to_another_host(api, redis_service):
+    make_gateway(port=55033, state="running", pid=4242, run_host="portal-test-host")
+    response = send(api("administrator", "token"), "patch", "/api/gateways/PyGate/?restart=1",
+                    {"server": REMOTE, "allow_unauthenticated_network": True})
+    assert response.status_code == 409
+    assert body(response)["error"] == (
+        f"Nothing was saved: PyGate runs on host portal-test-host, and the change moves it to host {REMOTE}: a "
+        "restart cannot move it. Stop PyGate, save the change, then start it.")
+    gateway = Gateway.objects.get()
+    assert gateway.server == "127.0.0.1" and gateway.intent == "" and not Activity.objects.exists()
+
+
 @override_settings(REDIS_URL=NO_BROKER)
 def test_a_restart_that_cannot_be_sent_leaves_the_change_saved_and_says_so(api):
     make_gateway(server=REMOTE, port=55024, state="running", pid=4242, allow_unauthenticated_network=True)
