@@ -92,3 +92,9 @@ def test_an_operator_cannot_use_it_to_edit(role_client):
     running_gateway()
     assert post(role_client("operator"), port="55045", then="restart").status_code == 403
     assert Gateway.objects.get().port == 55041
+
+
+def test_an_error_of_the_type_is_marked_where_the_top_says(admin_client_):
+    html = admin_client_.post("/gateways/new/", form_data(type="dotnet")).content.decode()
+    assert "The definition was not saved: correct the field marked below." in html
+    assert '<p class="field-error" role="alert">Select a valid choice. dotnet is not one of the available choices.</p>' in html
