@@ -71,8 +71,10 @@ def test_a_passphrase_is_read_from_a_file_and_removed_only_with_the_acknowledgem
 
 def test_a_running_gateway_is_changed_only_with_restart(redis_service):
     running_gateway()
-    with pytest.raises(CommandError, match="PyGate is running: stop PyGate first, then change port"):
+    with pytest.raises(CommandError) as refused:
         run("edit", "PyGate", "--port", "55056")
+    assert str(refused.value).startswith("PyGate is running: stop PyGate first, then change port.")
+    assert str(refused.value).endswith("Or add --restart: the change is saved and PyGate restarted with it.")
     assert Gateway.objects.get().port == 55051
     output = run("edit", "PyGate", "--port", "55056", "--restart")
     assert output == ("Gateway PyGate was saved, and its restart was requested: it runs the new definition once "
