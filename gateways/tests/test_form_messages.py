@@ -111,3 +111,15 @@ def test_a_merge_line_on_the_apps_port_is_warned_about_too(front):
     assert not result.problems
     [change] = result.changes
     assert any("the portal's own front for web applications (PORTAL_APPS_PORT)" in w for w in change.warnings)
+
+
+def test_the_edit_commands_messages_name_its_options_too():
+    make_gateway()
+    with pytest.raises(CommandError) as error:
+        call_command("gateway", "edit", "PyGate", "--python", "/bin/ls", "--options", "-c x", "--port", "0",
+                     stdout=StringIO(), stderr=StringIO())
+    message = str(error.value)
+    assert "--python: /bin/ls is not a Python interpreter" in message
+    assert "--options: “-c” would run something other than the gateway server" in message
+    assert "--port: Port 0 is out of range" in message
+    assert "--python-executable" not in message and "--python-options" not in message

@@ -6,6 +6,7 @@
                   [--static SUBPATH=DIR]... [--log-file F] [--restart-policy P]
                   [--init-timeout S] [--stop-timeout S]
     webapp edit PATH [the same options] [--no-debug] [--unset-env NAME]... [--unset-static SUBPATH]...
+                [--restart]
     webapp list [--json]
     webapp show PATH [--json]
     webapp delete PATH
@@ -37,7 +38,7 @@ from portal import roles
 from portal.cli import actor_named
 from portal.process.checks import path_too_long
 from processes import control
-from processes.cli import add_control_parsers, control_and_report, write_status
+from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
 from processes.forms import error_lines, options_of
 from webapps import nginx_command, services
 from webapps.checks import FixKeys
@@ -122,6 +123,7 @@ def _definition_options(parser: ArgumentParser, creating: bool) -> None:
                             help="remove a variable, plain or secret (repeat for more)")
         parser.add_argument("--unset-static", action="append", default=[], metavar="SUBPATH",
                             help="remove a static mapping (repeat for more)")
+        add_restart_option(parser, "web application")
 
 
 class Command(BaseCommand):
@@ -238,8 +240,10 @@ class Command(BaseCommand):
         webapp = self._get(options["path"])
         services.require_admin(self.actor, "edit")
         data = self._form_data(options, WebAppForm(instance=webapp).as_data())
-        self._save(WebAppForm(data, instance=webapp, fix_keys=FIX_KEYS), "saved")
-        self.stdout.write(f"Saved web application {webapp.name}.")
+        form = WebAppForm(data, instance=webapp, fix_keys=FIX_KEYS)
+        if not form.is_valid():
+            self._save(form, "saved")  # says what is wrong (exit code 1)
+        save_and_report(self, form, services, options, f"Saved web application {webapp.name}.")
 
     def do_list(self, options: dict[str, Any]) -> None:
         if not roles.can_view(self.actor):
