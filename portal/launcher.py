@@ -201,8 +201,10 @@ def front_kind(env: dict[str, str]) -> tuple[str, str | None]:
     return ("nginx", nginx) if nginx else ("asyncio", None)
 
 
-def port_in_use(host: str, port: str, what: str = "the web server", variable: str = "PORTAL_PORT") -> str | None:
-    """Why ``what`` could not listen on host:port, or None when it can.
+def port_in_use(host: str, port: str, what: str = "the web server", variable: str = "PORTAL_PORT",
+                avoid: frozenset[int] = frozenset()) -> str | None:
+    """Why ``what`` could not listen on host:port, or None when it can; the advice names a port that
+    is free now and not in ``avoid`` (the portal's other port).
 
     Checked before anything starts: gunicorn alone would retry for five seconds
     and exit, and the launcher would restart it until it gives up.
@@ -219,9 +221,25 @@ def port_in_use(host: str, port: str, what: str = "the web server", variable: st
         try:
             s.bind(address)
         except OSError as exc:
-            return (f"{what} cannot listen on {host}:{port} ({exc.strerror}): another program "
-                    f"holds it; stop that program, or choose another port, e.g. {variable}={int(port) + 1} make run")
-    return None
+            problem = exc.strerror
+        else:
+            return None
+    from portal.process import checks
+
+    holder = checks.port_holder(host, int(port))
+    who = f"pid {holder[0]} ({holder[1]})" if holder and holder[0] is not None else "another program"
+    return (f"{what} cannot listen on {host}:{port} ({problem}): {who} holds it; stop that program, or "
+            f"{suggest_port(host, int(port), variable, avoid)}")
+
+
+def suggest_port(host: str, port: int, variable: str, avoid: frozenset[int] = frozenset()) -> str:
+    """"choose another port, e.g. PORTAL_PORT=8002 make run", with a port free now (not only the next)."""
+    from portal.process import checks
+
+    other = checks.free_port(host, port + 1, set(avoid) | {port})
+    if other is None:
+        return f"choose another port with {variable}=PORT make run"
+    return f"choose another port, e.g. {variable}={other} make run"
 
 
 def _without(env: dict[str, str], *names: str) -> dict[str, str]:
@@ -505,11 +523,13 @@ class Launcher:
         except ValueError as exc:
             _say(str(exc))
             return 1
-        problem = port_in_use(host, port)
+        others = frozenset(int(p) for p in (port, apps_port) if p.isdigit())
+        problem = port_in_use(host, port, avoid=others)
         if problem is None and apps_port == port:
             problem = (f"PORTAL_APPS_PORT and PORTAL_PORT are both {port}: the applications need a port of their "
-                       f"own (so that they never share the portal's origin), e.g. PORTAL_APPS_PORT={int(port) + 1}")
-        problem = problem or port_in_use(host, apps_port, "the applications' front", "PORTAL_APPS_PORT")
+                       f"own (so that they never share the portal's origin); "
+                       f"{suggest_port(host, int(port), 'PORTAL_APPS_PORT', others)}")
+        problem = problem or port_in_use(host, apps_port, "the applications' front", "PORTAL_APPS_PORT", others)
         if problem:
             _say(problem)
             return 1

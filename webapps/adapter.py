@@ -165,6 +165,11 @@ def preflight(webapp: WebApp, account: Account | None = None) -> CheckFailure | 
     failure = engines.check_engine(python, webapp.engine_name, account)
     if failure is not None:
         return failure
+    from processes import sync
+
+    for warning in engines.engine_warnings(python, webapp.engine_name, account):
+        sync.record(webapp, message=f"Starting all the same: {warning}", trigger="system", level="warning",
+                    host=settings.PORTAL_HOST_NAME)
     problems = app_run(webapp).problems()
     if problems:
         return CheckFailure("definition", "; ".join(problems))
@@ -239,10 +244,11 @@ def ensure_virtualenv(webapp: WebApp, account: Account | None = None) -> CheckFa
     try:
         venv = build_virtualenv(webapp, account, progress)
     except VenvError as e:
-        last = " | ".join(e.lines[-5:])
-        message = f"the virtualenv from {webapp.requirements_file} could not be built: {e}{': ' + last if last else ''}"
+        # pip's ERROR: lines (in the error) say the cause; its whole output goes to the detail page.
+        output = f"; pip's whole output is under “Last start” on {webapp.name}'s page" if e.lines else ""
+        message = f"the virtualenv from {webapp.requirements_file} could not be built: {e}{output}"
         sync.record(webapp, message=f"Virtualenv not built: {message}", trigger="system", level="error", host=host)
-        return CheckFailure("venv-failed", message)
+        return CheckFailure("venv-failed", message, output=e.lines)
     sync.record(webapp, message=f"Virtualenv {venv.path} ready in {time.monotonic() - started:.1f} s",
                 trigger="system", host=host)
     return None

@@ -69,12 +69,14 @@ def missing_package(result: AppCheck, *, directory: str, requirements_file: str 
 
 
 def describe(result: AppCheck, *, directory: str, requirements_file: str = "",
-             keys: FixKeys | None = None) -> AppProblem:
-    """The check's answer (not ok) as a sentence on the field to fix."""
+             keys: FixKeys | None = None, module: str = "") -> AppProblem:
+    """The check's answer (not ok) as a sentence on the field to fix. ``module``: the module as the
+    definition names it; an answer that starts with it (``app:json is a module``) keeps it as written."""
     if result.code == "package-missing":
         return missing_package(result, directory=directory, requirements_file=requirements_file, keys=keys)
     message = result.message.rstrip(".") + "."
-    message = message[:1].upper() + message[1:]  # a sentence on the form ("There is no module ...")
+    if not module or not message.startswith(module):
+        message = message[:1].upper() + message[1:]  # a sentence on the form ("There is no module ...")
     if result.traceback and result.code in SHOW_TRACEBACK:
         # The last lines of the traceback (the application's frames only): the error and where it was raised.
         message += " The end of the traceback: " + " | ".join(
@@ -117,4 +119,4 @@ def check_application(*, python: str, directory: str, module: str, callable_name
                            timeout=timeout, sandbox=check_sandbox(python, directory, scratch), account=account)
     if result.ok:
         return None
-    return describe(result, directory=directory, requirements_file=requirements_file, keys=keys)
+    return describe(result, directory=directory, requirements_file=requirements_file, keys=keys, module=module)

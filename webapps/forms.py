@@ -469,9 +469,19 @@ class WebAppForm(forms.ModelForm):
         if not path:
             return ""
         if not os.path.isabs(path):
+            # A page has no working directory to resolve it in (the CLI resolves it in its own), so it
+            # is refused; the message names the file it most likely means: in the application's
+            # directory or above it (examples/webapps/flaskapp/requirements.txt from the project's root).
+            directory = self.cleaned_data.get("directory") or ""
+            example = os.path.join(directory or "/srv/flask", "requirements.txt")
+            folder = directory
+            while folder and not os.path.isfile(os.path.join(folder, path)) and folder != os.path.dirname(folder):
+                folder = os.path.dirname(folder)
+            if folder and os.path.isfile(os.path.join(folder, path)):
+                example = os.path.normpath(os.path.join(folder, path))
             raise forms.ValidationError(
-                "Give the requirements file's full path, e.g. /srv/flask/requirements.txt, not “%(path)s”.",
-                params={"path": path[:200]},
+                "Give the requirements file's full path, e.g. %(example)s, not “%(path)s”.",
+                params={"path": path[:200], "example": example},
             )
         too_long = path_too_long(path)
         if too_long:
@@ -604,6 +614,8 @@ class WebAppForm(forms.ModelForm):
             )
         elif not requirements and "python_executable" not in self.errors:
             data["python_executable"] = python or default_python()
+            if python and self.check_app:
+                self._check_interpreter(python, data)
         self._check_engine(data)
         self._check_overlapping_paths(data)
         plain, secret = data.get("environment") or {}, data.get("secret_environment") or {}
@@ -620,6 +632,15 @@ class WebAppForm(forms.ModelForm):
                 data.get("module"):
             self._check_application(data)
         return data
+
+    def _check_interpreter(self, python: str, data: dict[str, Any]) -> None:
+        """It is a Python interpreter the application's user can run (not /bin/ls): said before the import
+        check, whose answer would only be that it ended without one."""
+        from processes.forms import interpreter_problem
+
+        problem = interpreter_problem("webapp", python, self.instance, data.get("run_as") or "", self.app_checks)
+        if problem:
+            self.add_error("python_executable", problem)
 
     def _check_lengths(self, data: dict[str, Any]) -> None:
         for name, limit in self.limits.items():

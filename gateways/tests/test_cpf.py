@@ -363,3 +363,21 @@ def test_the_command_reads_standard_input_and_answers_json(monkeypatch):
     assert answer["dry_run"] is True and answer["applied"] is False
     assert [c["name"] for c in answer["created"]] == ["PyGate", "Second"]
     assert Gateway.objects.count() == 0
+
+
+def test_a_file_with_syntax_errors_lists_its_other_problems_in_the_same_pass():
+    make_gateway(name="Keep", port=25009)
+    before = state()
+    text = ("[Actions]\n"
+            "CreateGateway:Name=A,AllowNoPassphrase=1,Port=99999\n"        # 2: a bad value (the form's)
+            "CreateGateway:Name=B,,Port=25002\n"                           # 3: a syntax error
+            "ModifyGateway:Name=Nobody,Port=25004\n"                       # 4: no such gateway
+            "CreateGateway:Name=C,AllowNoPassphrase=1,Nope=1,Port=25005\n"  # 5: an unknown key
+            "CreateGateway:Name=D,AllowNoPassphrase=1,Port=25006\n")       # 6: fine
+    for result in (apply(text), preview(text)):
+        assert not result.applied and state() == before and AuditEntry.objects.count() == 0
+        lines = [(p.line, p.key) for p in result.problems]
+        assert lines == [(2, "Port"), (3, ""), (4, "Name"), (5, "Nope")], result.problems
+        assert "out of range" in result.problems[0].message
+        assert "there is no gateway named Nobody" in result.problems[2].message
+        assert not Gateway.objects.filter(name__in=["A", "C", "D"]).exists()

@@ -115,8 +115,15 @@ def _web_applications(now: dt.datetime) -> None:
                  "trigger": "ada", "time_to_ready": 0.812,
                  "first_lines": ["[INFO] Starting granian (main PID: 42000) " + "z" * 160]},
     )
+    # A start refused by a failed build: the cause, then pip's whole output with long lines.
+    refused = ("Start refused: the virtualenv could not be built: pip failed (exit code 1): ERROR: No matching "
+               "distribution found for nightly_settlement_reporting_toolkit_for_the_eastern_region==1.0")
     WebApp.objects.create(name=LONG_PATH, directory=folder, module="app", protocol="asgi",
-                          python_executable="/usr/bin/python3", last_error="Start refused: " + "w" * 200)
+                          python_executable="/usr/bin/python3", last_error="Start refused: " + "w" * 200,
+                          startup={"error": refused, "check": "venv-failed", "output": [
+                              "Looking in links: /opt/wheels",
+                              "ERROR: Could not find a version that satisfies the requirement " + "y" * 200,
+                              "ERROR: No matching distribution found for " + "z" * 200]})
     for i in range(4):
         Activity.objects.create(kind="webapp", object_id=webapp.pk, name="/flask", at=now - dt.timedelta(minutes=i),
                                 from_state="starting", to_state="running", pid=42000 + i, trigger="ada",

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -348,17 +349,28 @@ def test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything(port
     ("PORTAL_PORT", "the web server"), ("PORTAL_APPS_PORT", "the applications' front"),
 ])
 def test_a_port_held_by_another_program_is_refused_before_anything_starts(portal_env, variable, what):
-    with socket.socket() as holder:
+    with socket.socket() as holder, socket.socket() as next_one:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
+        try:  # the next port is taken too: the advice must not suggest it
+            next_one.bind(("127.0.0.1", port + 1))
+            next_one.listen()
+        except OSError:
+            pass  # taken already
         out = subprocess.run(
             [sys.executable, "-m", "portal.launcher"], env=dict(portal_env, **{variable: str(port)}),
             cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=False,
         )
-    assert out.returncode == 1
-    assert f"{what} cannot listen on 127.0.0.1:{port} (Address already in use)" in out.stdout
-    assert f"{variable}={port + 1} make run" in out.stdout
+        assert out.returncode == 1
+        assert (f"{what} cannot listen on 127.0.0.1:{port} (Address already in use): pid {os.getpid()} "
+                f"({psutil.Process().name()}) holds it") in out.stdout
+        suggested = re.search(rf"{variable}=(\d+) make run", out.stdout)
+        assert suggested is not None, out.stdout
+        free = int(suggested.group(1))
+        assert free not in (port, port + 1)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", free))  # it was free
     assert "starting" not in out.stdout and "Traceback" not in out.stderr
     assert not (Path(portal_env["PORTAL_VAR_DIR"]) / "redis" / "redis.sock").exists()
 

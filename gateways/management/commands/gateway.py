@@ -47,13 +47,14 @@ from portal.process.checks import path_too_long
 from processes import control
 from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
 from processes.editing import form_data_of
+from processes.forms import error_lines, options_of
 
-# What ``edit`` may change, by the form's field names (its options' dest), and the option that sets
-# each field, for the messages.
+# What ``edit`` may change, by the form's field names (its options' dest).
 EDIT_FIELDS = ("server", "port", "python_executable", "python_options", "log_file", "connection_timeout",
                "init_timeout", "stop_timeout", "restart_policy", "run_as")
-EDIT_OPTION_OF_FIELD = {"python_executable": "--python", "python_options": "--options",
-                        "use_passphrase": "--passphrase-file", "passphrase": "--passphrase-file"}
+# The fields ``create`` and ``edit`` fill from other options than their own (the rest: the option
+# whose dest is the field, read from the parser by processes.forms.options_of).
+FILLED_BY = {"passphrase": "--passphrase-file", "use_passphrase": "--passphrase-file"}
 
 
 def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
@@ -113,6 +114,7 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
         create = sub.add_parser("create", help="create a definition")
+        self.parsers = {"create": create}
         create.add_argument("name")
         create.add_argument("--port", required=True, help="TCP port, 1 to 65535")
         create.add_argument("--server", default="127.0.0.1", help="IP address or host name")
@@ -144,7 +146,8 @@ class Command(BaseCommand):
             choices=[c.value for c in Gateway.RestartPolicy],
         )
 
-        _edit_options(sub.add_parser("edit", help="change a definition (the options given; the rest is kept)"))
+        self.parsers["edit"] = sub.add_parser("edit", help="change a definition (the options given; the rest is kept)")
+        _edit_options(self.parsers["edit"])
 
         listing = sub.add_parser("list", help="list definitions")
         listing.add_argument("--json", action="store_true")
@@ -219,11 +222,7 @@ class Command(BaseCommand):
             data["passphrase"] = self._read_passphrase(options["passphrase_file"])
         form = GatewayForm(data)
         if not form.is_valid():
-            lines = []
-            for field, errors in form.errors.items():
-                label = "--" + field.replace("_", "-") if field != "__all__" else ""
-                for error in errors:
-                    lines.append(f"{label}: {error}" if label else error)
+            lines = error_lines(form, options_of(self.parsers["create"], **FILLED_BY))
             raise CommandError("The gateway was not created:\n  " + "\n  ".join(lines))
         gateway = services.save_definition(form, self.actor, actor=self.actor.get_username())
         for warning in form.warnings:
@@ -251,10 +250,7 @@ class Command(BaseCommand):
             data["passphrase"] = self._read_passphrase(options["passphrase_file"])
         form = GatewayForm(data, instance=gateway)
         if not form.is_valid():
-            lines = []
-            for field, errors in form.errors.items():
-                label = EDIT_OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-")) if field != "__all__" else ""
-                lines += [f"{label}: {error}" if label else error for error in errors]
+            lines = error_lines(form, options_of(self.parsers["edit"], **FILLED_BY))
             raise CommandError("The gateway was not saved:\n  " + "\n  ".join(lines))
         save_and_report(self, form, services, options, f"Saved gateway {gateway.name}.")
 

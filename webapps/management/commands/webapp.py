@@ -39,25 +39,23 @@ from portal.cli import actor_named
 from portal.process.checks import path_too_long
 from processes import control
 from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
+from processes.forms import error_lines, options_of
 from webapps import nginx_command, services
 from webapps.checks import FixKeys
 from webapps.forms import WebAppForm, format_assignments
 from webapps.models import WebApp
 
-# The option that sets each form field, for the messages.
-OPTION_OF_FIELD = {
+# The fields this command fills from options of other names (the rest: processes.forms.options_of
+# reads each option's field from the parser).
+FILLED_BY = {
     "name": "PATH",
-    "protocol": "--type",
-    "python_executable": "--python",
-    "requirements_file": "--requirements",
     "environment": "--env",
     "secret_environment": "--secret-env-file",
     "static_files": "--static",
 }
 CONTROL_ACTIONS = control.ACTIONS
 # How the import check's messages name the options that give the application its packages.
-FIX_KEYS = FixKeys(requirements_file=f"{OPTION_OF_FIELD['requirements_file']} ",
-                   python_executable=f"{OPTION_OF_FIELD['python_executable']} ")
+FIX_KEYS = FixKeys(requirements_file="--requirements ", python_executable="--python ")
 
 
 def webapp_as_dict(webapp: WebApp) -> dict[str, Any]:
@@ -134,8 +132,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--user", help="act as this portal user, with that user's role")
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        _definition_options(sub.add_parser("create", help="create a definition"), creating=True)
-        _definition_options(sub.add_parser("edit", help="change a definition"), creating=False)
+        self.parsers = {"create": sub.add_parser("create", help="create a definition"),
+                        "edit": sub.add_parser("edit", help="change a definition")}
+        _definition_options(self.parsers["create"], creating=True)
+        _definition_options(self.parsers["edit"], creating=False)
         listing = sub.add_parser("list", help="list definitions")
         listing.add_argument("--json", action="store_true")
         show = sub.add_parser("show", help="show one definition")
@@ -221,10 +221,8 @@ class Command(BaseCommand):
 
     def _save(self, form: WebAppForm, verb: str) -> WebApp:
         if not form.is_valid():
-            lines = []
-            for field, errors in form.errors.items():
-                label = OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-")) if field != "__all__" else ""
-                lines += [f"{label}: {error}" if label else error for error in errors]
+            lines = error_lines(form, options_of(self.parsers["create" if verb == "created" else "edit"],
+                                                 **FILLED_BY))
             raise CommandError(f"The web application was not {verb}:\n  " + "\n  ".join(lines))
         webapp = services.save_definition(form, self.actor, actor=self.actor.get_username())
         for warning in form.warnings:
