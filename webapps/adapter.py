@@ -265,9 +265,7 @@ def build_virtualenv(webapp: WebApp, account: Account | None, progress: Any) -> 
     (PORTAL_PACKAGE_INDEX, PORTAL_PACKAGE_FIND_LINKS) reach it."""
 
     from portal.process import sandbox as landlock
-    from portal.process.spec import inherited_env
-    from processes.adapters import package_environment
-    from webapps.runtime.venvs import PIP_ENV_PREFIXES, VenvError, build_as
+    from webapps.runtime.venvs import VenvError, build_as
 
     home = hosted_dir(webapp)  # the whole of its folder: the build writes the virtualenvs beside its home
     requirements = webapp.requirements
@@ -276,12 +274,22 @@ def build_virtualenv(webapp: WebApp, account: Account | None, progress: Any) -> 
     if refused:
         raise VenvError(refused)
     prefix = landlock.wrap([], policy) if confined else []  # the wrapper and its arguments, up to "--"
-    # The site's package index and wheel folders (PORTAL_PACKAGE_*) over pip's own settings.
-    env = {**inherited_env(), **{k: v for k, v in os.environ.items() if k.startswith(PIP_ENV_PREFIXES)},
-           **package_environment(), "HOME": str(home), "PYTHONPATH": str(settings.BASE_DIR),
-           **(account.env() if account else {})}
-    return build_as(venv_root(webapp), requirements, webapp.engine_name, argv_prefix=prefix, env=env,
-                    cwd=str(home), popen_kwargs=account.popen_kwargs() if account else {}, progress=progress)
+    return build_as(venv_root(webapp), requirements, webapp.engine_name, argv_prefix=prefix,
+                    cwd=str(home), popen_kwargs=account.popen_kwargs() if account else {}, progress=progress,
+                    env=build_environment(webapp, account))
+
+
+def build_environment(webapp: WebApp, account: Account | None) -> dict[str, str]:
+    """The build's environment: the allowlist, pip's own settings of the portal's environment
+    (PIP_*, proxies) under the site's package index and wheel folders (PORTAL_PACKAGE_*), its
+    home, and the portal's code for ``-m webapps.runtime.venvs``. Never the application's."""
+    from portal.process.spec import inherited_env
+    from processes.adapters import package_environment
+    from webapps.runtime.venvs import PIP_ENV_PREFIXES
+
+    return {**inherited_env(), **{k: v for k, v in os.environ.items() if k.startswith(PIP_ENV_PREFIXES)},
+            **package_environment(), "HOME": str(hosted_dir(webapp)), "PYTHONPATH": str(settings.BASE_DIR),
+            **(account.env() if account else {})}
 
 
 class WebAppAdapter(ProcessAdapter):
