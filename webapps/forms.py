@@ -642,12 +642,13 @@ class WebAppForm(forms.ModelForm):
             return
         keys = self.fix_keys
         python = f"{keys.python_executable}/path/to/python" if keys else "a Python executable"
-        self.add_warning(
-            "requirements_file",
-            f"No interpreter or requirements file is given, and the application directory has {found}: the portal "
-            "builds the application's own virtualenv from it at its start (and again whenever the file changes). "
-            f"To run it with an interpreter of your own instead, give {python}.",
-        )
+        message = (f"No interpreter or requirements file is given, and the application directory has {found}: the "
+                   "portal builds the application's own virtualenv from it at its start (and again whenever the file "
+                   f"changes). To run it with an interpreter of your own instead, give {python}.")
+        # Said once (Save's messages, a merge's preview), beside each of the three fields that decide it.
+        self.warnings.append(message)
+        for field in ("directory", "python_executable", "requirements_file"):
+            self.field_warnings.setdefault(field, []).append(message)
 
     def _check_lengths(self, data: dict[str, Any]) -> None:
         for name, limit in self.limits.items():
