@@ -9,6 +9,7 @@ width is kept in test-artifacts/layout/ (ignored by git) for a person to look at
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -115,8 +116,12 @@ def _web_applications(now: dt.datetime) -> None:
                  "trigger": "ada", "time_to_ready": 0.812,
                  "first_lines": ["[INFO] Starting granian (main PID: 42000) " + "z" * 160]},
     )
-    WebApp.objects.create(name=LONG_PATH, directory=folder, module="app", protocol="asgi",
-                          python_executable="/usr/bin/python3", last_error="Start refused: " + "w" * 200)
+    # Neither an interpreter nor a requirements file, and a folder with a requirements.txt: the page
+    # names the file it found there.
+    found = Path(tempfile.mkdtemp(prefix="settlement-eastern-region-nightly-batch-reporting-current-"))
+    (found / "requirements.txt").write_text("flask\n")
+    WebApp.objects.create(name=LONG_PATH, directory=str(found), module="app", protocol="asgi",
+                          python_executable="", last_error="Start refused: " + "w" * 200)
     for i in range(4):
         Activity.objects.create(kind="webapp", object_id=webapp.pk, name="/flask", at=now - dt.timedelta(minutes=i),
                                 from_state="starting", to_state="running", pid=42000 + i, trigger="ada",
