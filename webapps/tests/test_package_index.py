@@ -132,3 +132,26 @@ def test_the_settings_module_refuses_a_bad_index(monkeypatch):
     monkeypatch.setenv("PORTAL_PACKAGE_FIND_LINKS", "/srv/a /srv/b https://example.com/wheels/")
     assert portal_settings._package_env() == {"PIP_NO_INDEX": "1",
                                               "PIP_FIND_LINKS": "/srv/a /srv/b https://example.com/wheels/"}
+
+
+def test_make_builds_the_portals_own_virtualenv_from_the_same_index_without_a_command_line_token():
+    """The Makefile's recipes (pip install -r requirements.txt) get pip's variables in their
+    environment, and make prints no recipe line that holds them."""
+    import os
+
+    from django.conf import settings as django_settings
+
+    probe = "show-pip: ; @env | grep ^PIP_ | sort"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PORTAL_PACKAGE_", "MAKE"))}
+    offline = subprocess.run(["make", "-s", "--eval", probe, "show-pip"], cwd=django_settings.BASE_DIR,
+                             env={**env, "PORTAL_PACKAGE_INDEX": "none", "PORTAL_PACKAGE_FIND_LINKS": "/srv/wheelhouse"},
+                             capture_output=True, text=True, check=True)
+    assert offline.stdout.split() == ["PIP_FIND_LINKS=/srv/wheelhouse", "PIP_NO_INDEX=1"]
+    url = "https://build:s3cret@pypi.example.com/simple"
+    # What make prints of the recipes that install the portal's requirements (-n: printed, not run).
+    recipes = subprocess.run(["make", "-n", "-B", ".venv/.installed"], cwd=django_settings.BASE_DIR,
+                             env={**env, "PORTAL_PACKAGE_INDEX": url}, capture_output=True, text=True, check=True)
+    assert "pip install --quiet -r requirements.txt" in recipes.stdout and "s3cret" not in recipes.stdout
+    shown = subprocess.run(["make", "-s", "--eval", probe, "show-pip"], cwd=django_settings.BASE_DIR,
+                           env={**env, "PORTAL_PACKAGE_INDEX": url}, capture_output=True, text=True, check=True)
+    assert shown.stdout.split() == [f"PIP_INDEX_URL={url}"]
