@@ -94,7 +94,8 @@ def test_an_interpreter_without_the_apps_package_names_the_options_that_give_it_
     assert str(error.value) == (
         "The web application was not created:\n"
         f"  --requirements: {python} lacks the package 'flask' that app.py imports: add --requirements "
-        f"{folder}/requirements.txt (this directory's requirements.txt) or --python /path/to/python (an "
+        f"{folder}/requirements.txt (this directory's requirements.txt) instead of --python, or --python "
+        "/path/to/python (an "
         "interpreter that has flask).")
     assert WebApp.objects.count() == 0
 
