@@ -23,7 +23,7 @@ from gateways.forms import check_log_file_field, check_python_executable
 from portal import paths
 from portal.process.checks import path_too_long
 from processes.accounts import RUN_AS_ERRORS, check_run_as
-from webapps.models import DEFAULT_THREADS, DEFAULT_WORKERS, FOLDER_REQUIREMENTS, MAX_THREADS, MAX_WORKERS, WebApp
+from webapps.models import DEFAULT_THREADS, DEFAULT_WORKERS, MAX_THREADS, MAX_WORKERS, WebApp, folder_requirements
 from webapps.runtime import engines
 
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
@@ -629,12 +629,10 @@ class WebAppForm(forms.ModelForm):
     def found_requirements(self, data: dict[str, Any]) -> str:
         """The directory's requirements.txt, used when neither an interpreter nor a requirements file
         is given (WebApp.found_requirements: the same rule at each start)."""
-        directory = data.get("directory")
-        if data.get("python_executable") or data.get("requirements_file") or not directory \
-                or any(f in self.errors for f in ("directory", "python_executable", "requirements_file")):
+        if any(f in self.errors for f in ("directory", "python_executable", "requirements_file")):
             return ""
-        path = os.path.join(directory, FOLDER_REQUIREMENTS)
-        return path if os.path.isfile(path) else ""
+        return folder_requirements(data.get("directory") or "", data.get("python_executable") or "",
+                                   data.get("requirements_file") or "")
 
     def _note_found_requirements(self, data: dict[str, Any]) -> None:
         found = self.found_requirements(data)

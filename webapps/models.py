@@ -65,6 +65,16 @@ def default_python() -> str:
     return sys.executable
 
 
+def folder_requirements(directory: str, python_executable: str, requirements_file: str) -> str:
+    """The application directory's requirements.txt when a definition names neither an interpreter
+    nor a requirements file and the folder has one, else "": the form, the merge preview, the pages
+    and each start ask this one rule (WebApp.found_requirements)."""
+    if python_executable or requirements_file or not directory:
+        return ""
+    path = os.path.join(directory, FOLDER_REQUIREMENTS)
+    return path if os.path.isfile(path) else ""
+
+
 class WebApp(ManagedProcess):
     """A web application; its runtime fields (state, pid, intent, run_key...) are the process layer's."""
 
@@ -224,10 +234,7 @@ class WebApp(ManagedProcess):
         interpreter nor a requirements file and the folder has one: its virtualenv is built from
         it, as a PaaS does. Looked up at each start (and on each page), so a file added later is
         used from the next start on, and one removed leaves the portal's own interpreter."""
-        if self.python_executable or self.requirements_file or not self.directory:
-            return ""
-        path = os.path.join(self.directory, FOLDER_REQUIREMENTS)
-        return path if os.path.isfile(path) else ""
+        return folder_requirements(self.directory, self.python_executable, self.requirements_file)
 
     @property
     def requirements(self) -> str:
