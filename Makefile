@@ -13,6 +13,19 @@ PYTHON ?= $(shell for p in $(PYTHONS); do \
 VENV := .venv
 PY := $(VENV)/bin/python
 
+# A site without internet names its package index or wheel folder once (PORTAL_PACKAGE_INDEX,
+# PORTAL_PACKAGE_FIND_LINKS: docs/operations.md); the portal's own virtualenv is built from it too.
+# Exported as pip's own variables, so that an index URL with a token is never in a command line
+# (make prints each recipe's, and ps shows them). The portal gives them to its builds itself.
+ifeq ($(strip $(PORTAL_PACKAGE_INDEX)),none)
+export PIP_NO_INDEX := 1
+else ifneq ($(strip $(PORTAL_PACKAGE_INDEX)),)
+export PIP_INDEX_URL := $(strip $(PORTAL_PACKAGE_INDEX))
+endif
+ifneq ($(strip $(PORTAL_PACKAGE_FIND_LINKS)),)
+export PIP_FIND_LINKS := $(strip $(PORTAL_PACKAGE_FIND_LINKS))
+endif
+
 .PHONY: run test bench setup lint clean-var check-python
 
 check-python:

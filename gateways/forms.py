@@ -374,7 +374,7 @@ class GatewayForm(forms.ModelForm):
     def clean_python_executable(self) -> str:
         path = (self.cleaned_data.get("python_executable") or "").strip()
         if not path:
-            return Gateway._meta.get_field("python_executable").get_default()
+            return ""  # the portal's own, resolved at each start (ManagedProcess.interpreter)
         if self.snapshot is not None:
             return self.snapshot.once(("python_executable", path), lambda: check_python_executable(path))
         return check_python_executable(path)

@@ -88,8 +88,8 @@ def preflight(gateway: Gateway, account: Account | None = None) -> CheckFailure 
         or checks.check_network_exposure(gateway.server, gateway.use_passphrase,
                                          gateway.allow_unauthenticated_network)
         or log_file_problem(gateway)
-        or checks.check_python(gateway.python_executable, account)
-        or checks.check_modules(gateway.python_executable, ["msgpack"], account)
+        or checks.check_python(gateway.interpreter, account)
+        or checks.check_modules(gateway.interpreter, ["msgpack"], account)
         or checks.check_bind_address(gateway.server)
         or checks.check_port_free(gateway.server, gateway.port, reserved=portal_ports(gateway.server),
                                   avoid=defined_ports())
@@ -119,7 +119,7 @@ def build_spec(gateway: Gateway) -> Spec:
     """The command as an argument list (never a shell); the verifier only in the environment."""
     log = log_path(gateway)
     argv = [
-        gateway.python_executable,
+        gateway.interpreter,
         *shlex.split(gateway.python_options),
         "-m",
         "gateways.server",

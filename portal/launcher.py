@@ -21,7 +21,7 @@ another: stopped one after the other they took the sum of their times, ~7 s), th
 Redis, which the workers need until they are gone. Gateways and web applications
 started from the portal are not the launcher's: their keepers are detached on purpose
 (own session) and keep running; the next start re-adopts them. The closing message
-counts those whose keeper is alive now.
+counts those whose keeper is alive now, and the next start's message those it found.
 
 Written by hand rather than with a Procfile runner or supervisord because the
 start order matters (Redis must answer before the worker starts), the children
@@ -516,6 +516,8 @@ class Launcher:
 
         if not self.take_lock(url):
             return 1
+        # Counted before anything starts: what an earlier run left running on purpose.
+        found = still_kept()
         self.stop_leftovers()
         try:
             front_kind(env)
@@ -550,6 +552,8 @@ class Launcher:
             _say(f"the portal is at {url}  (Ctrl-C stops it)")
             _say(f"web applications are served at http://{host}:{apps_port}/ by the {self.front} front")
             _say(hosted_users_line())
+            if any(found.values()):
+                _say(found_message(found))
             password_file = paths.VAR_DIR / "admin-password.txt"
             if password_file.exists():
                 _say(f"log in as admin; the generated password is in {password_file}")
@@ -597,6 +601,17 @@ def closing_message(counts: dict[str, int]) -> str:
     text = f"stopped; {' and '.join(kept)} started from the portal {verb} running: stop {them} in the portal"
     if counts.get("webapps"):
         text += "; the web applications answer again when the portal and its front are back"
+    return text
+
+
+def found_message(counts: dict[str, int]) -> str:
+    """What an earlier run left running, counted as the closing message counts it, said at start."""
+    kept = [f"{n} {KEPT_KINDS[folder][0 if n == 1 else 1]}" for folder, n in counts.items() if n]
+    verb, them, are = ("is", "it", "it is") if sum(counts.values()) == 1 else ("are", "them", "they are")
+    text = f"{' and '.join(kept)} started from the portal before {verb} still running: the portal takes {them} " \
+           f"back as {are}"
+    if counts.get("webapps"):
+        text += "; the web applications answer again once the front is up"
     return text
 
 

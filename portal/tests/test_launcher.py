@@ -514,3 +514,34 @@ def test_without_nginx_the_asyncio_front_serves_and_a_leftover_front_is_stopped(
     finally:
         launcher.kill()
         stale.kill()
+
+
+def test_a_restart_says_how_many_gateways_and_applications_it_found_still_running(portal_env, tmp_path):
+    """Keepers an earlier run left running (alive, with their pid files in var/run/), counted at start
+    as the Ctrl-C line counts them; they are not the launcher's, so they outlive it again."""
+    from portal.tests.test_launcher_stop import keeper_dir
+
+    var = Path(portal_env["PORTAL_VAR_DIR"])
+    keepers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+               for _ in range(3)]
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for folder, process in (("gateways", keepers[0]), ("gateways", keepers[1]), ("webapps", keepers[2]),
+                            ("webapps", gone)):
+        keeper_dir(var / "run", folder, process.pid)
+    launcher = Running(dict(portal_env, PORTAL_NGINX="none"), tmp_path / "launcher.log")
+    try:
+        launcher.wait_serving()
+        wait_until(lambda: "still running" in launcher.output(), timeout=10)
+        assert "[portal] 2 gateways and 1 web application started from the portal before are still running: the " \
+               "portal takes them back as they are" in launcher.output()
+        assert launcher.ctrl_c() == 0
+        assert launcher.output().rstrip().splitlines()[-1] == (
+            "[portal] stopped; 2 gateways and 1 web application started from the portal keep running: stop them in "
+            "the portal; the web applications answer again when the portal and its front are back")
+        assert all(process.poll() is None for process in keepers)
+    finally:
+        launcher.kill()
+        for process in keepers:
+            process.kill()
+            process.wait()

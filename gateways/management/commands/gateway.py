@@ -68,6 +68,7 @@ def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
         "allow_unauthenticated_network": gateway.allow_unauthenticated_network,
         "log_file": gateway.log_file,
         "python_executable": gateway.python_executable,
+        "interpreter": gateway.interpreter,  # the one that runs it: the portal's own when the above is empty
         "python_options": gateway.python_options,
         "connection_timeout": gateway.connection_timeout,
         "init_timeout": gateway.init_timeout,

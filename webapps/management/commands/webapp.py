@@ -41,6 +41,7 @@ from processes import control
 from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
 from processes.forms import error_lines, options_of
 from webapps import nginx_command, services
+from webapps.adapter import python_of
 from webapps.checks import FixKeys
 from webapps.forms import WebAppForm, format_assignments
 from webapps.models import WebApp
@@ -69,6 +70,10 @@ def webapp_as_dict(webapp: WebApp) -> dict[str, Any]:
         "debug": webapp.debug,
         "python_executable": webapp.python_executable,
         "requirements_file": webapp.requirements_file,
+        # What runs it: the file its virtualenv is built from (the folder's requirements.txt when
+        # none is named) and the interpreter (that virtualenv's, the one named, or the portal's).
+        "requirements": webapp.requirements,
+        "interpreter": python_of(webapp),
         "engine": webapp.engine_name,
         "workers": webapp.workers,
         "threads": webapp.threads,
