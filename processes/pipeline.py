@@ -1,30 +1,49 @@
-"""Celery tasks that start, stop and restart managed processes on their host, and reconcile.
+"""The start pipeline, and stop and restart: what the tasks (processes/tasks.py) do on a host.
 
-Each task takes the kind (an adapter's ``kind``, e.g. "gateway") and a primary key,
-re-reads the row, and is safe to run twice: a double click, a redelivered message or
-twenty concurrent starts give one process, because (1) the task claims the start
-with a conditional UPDATE that only one can win, and (2) the keeper holds an
-exclusive lock on the run directory, so a second keeper for the same process
-cannot exist. Where kinds differ (the checks before a start, the spec) the task
-asks the kind's adapter (processes/adapters.py).
+A start is one straight pipeline, under the process's control lock on its host:
+
+1. re-read the row (``sync.sync``); give up if a later request replaced this one;
+2. wait for a stop under way; nothing to do if it already runs;
+3. its account and its home (``adapter.prepare_account``);
+4. the steps its kind declares (``adapter.start_steps``, processes/adapters.py), in order:
+   for a web application the virtualenv build, then the checks (its import, its engine);
+   for a gateway the checks. Between two steps, and every few tenths of a second during a
+   long one (a build), the last-request rule is asked again: a later request (a Stop) makes
+   this start give up, and a long step is stopped where it is;
+5. the claim (a conditional UPDATE only one task wins), then the keeper's launch.
+
+Each start, stop or restart is safe to run twice: a double click, a redelivered message or
+twenty concurrent starts give one process, because (1) the claim is a conditional UPDATE
+that only one can win, and (2) the keeper holds an exclusive lock on the run directory, so
+a second keeper for the same process cannot exist. Where kinds differ (the steps, the
+spec) the pipeline asks the kind's adapter.
+
+A start whose kind has a long step with work to do now (a virtualenv to build) is sent to
+the host's build queue (``queue_for``), served by a worker of its own: a build of minutes
+never holds the slots that the starts and stops of other definitions need. Its stop still
+goes to the host's queue, and wins: the build notices within ``CANCEL_POLL`` and stops.
+
+No Celery here: ``send`` names the tasks, so that the watcher (which restarts by policy)
+and processes/tasks.py (which runs the watcher's reconcile) import this module, never each other.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from typing import Any
 
-from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
 from portal.process import accounts, checks, keeper, lock
-from portal.process.accounts import AccountError
+from portal.process.accounts import Account, AccountError
 from portal.process.states import DOWN, STARTABLE, STARTING, STOPPED, STOPPING
+from portal.queues import build_queue
 from processes import sync
 from processes.accounts import cannot_switch
-from processes.adapters import ProcessAdapter, adapter_of, all_adapters
+from processes.adapters import ProcessAdapter, StartStep, adapter_of
 from processes.models import ManagedProcess
 
 log = logging.getLogger(__name__)
@@ -33,6 +52,11 @@ log = logging.getLogger(__name__)
 LOCK_WAIT = 120.0
 # How long a stop task waits for the keeper to stop before leaving the rest to the watcher.
 STOP_WAIT = 3.0
+# How often a long step (a virtualenv build) asks whether a later request replaced its start.
+CANCEL_POLL = 0.2
+# The tasks of processes/tasks.py, by action: sent by name (see the module's docstring).
+TASK_NAMES = {"start": "processes.tasks.start_process", "stop": "processes.tasks.stop_process",
+              "restart": "processes.tasks.restart_process"}
 
 
 def _now() -> dt.datetime:
@@ -95,6 +119,66 @@ def _warn(obj: ManagedProcess, trigger: str, message: str) -> None:
                 user=sync.user_of(trigger))
 
 
+# A step's answer when a later request stopped it: not a refusal, the later request has the row.
+CANCELLED = checks.CheckFailure("superseded", "a later request replaced this start")
+
+
+def _run_step(kind: ProcessAdapter, obj: ManagedProcess, step: StartStep, account: Account | None,
+              seq: int | None) -> checks.CheckFailure | None:
+    """Run one step of the start; a long one is watched, and told to stop (``cancel``) as soon
+    as a later request exists. Returns the step's failure, None, or CANCELLED."""
+    cancel = threading.Event()
+    if not step.long or seq is None:
+        return step.run(obj, account, cancel)
+    finished = threading.Event()
+
+    def watch() -> None:
+        from django.db import connection
+
+        try:
+            while not finished.wait(CANCEL_POLL):
+                if not _latest(kind, obj.pk, seq):
+                    cancel.set()
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+    watcher = threading.Thread(target=watch, name=f"cancel-{kind.kind}-{obj.pk}", daemon=True)
+    watcher.start()
+    try:
+        failure = step.run(obj, account, cancel)
+    finally:
+        finished.set()
+        watcher.join()
+    if cancel.is_set() or not _latest(kind, obj.pk, seq):
+        return CANCELLED
+    return failure
+
+
+def needs_long_work(kind: ProcessAdapter, obj: ManagedProcess) -> bool:
+    """Has a long step of its start work to do now (a virtualenv to build)?"""
+    return any(step.long and step.needed(obj) for step in kind.start_steps(obj))
+
+
+def queue_for(action: str, obj: ManagedProcess) -> str:
+    """Where the task of ``action`` goes: the host's queue, or its build queue for a start (or a
+    restart) with long work to do, so that the host's start slots stay free meanwhile."""
+    kind = adapter_of(obj)
+    if action != "stop" and needs_long_work(kind, obj):
+        return build_queue(kind.host_of(obj))
+    return kind.queue_of(obj)
+
+
+def send(action: str, obj: ManagedProcess, trigger: str, seq: int | None, **options: Any) -> str:
+    """Send the task of ``action`` for ``obj`` (by name: processes/tasks.py); returns its queue."""
+    from celery import current_app
+
+    queue = queue_for(action, obj)
+    current_app.send_task(TASK_NAMES[action], args=[adapter_of(obj).kind, obj.pk, trigger, seq], queue=queue,
+                          **options)
+    return queue
+
+
 def _serialized(kind: ProcessAdapter, obj: ManagedProcess, work: Any) -> Any:
     """Run ``work()`` holding the process's control lock on this host: one launch or stop at a time."""
     try:
@@ -147,13 +231,16 @@ def _start_locked(kind: ProcessAdapter, pk: int, trigger: str, seq: int | None) 
         failure = checks.CheckFailure("account", f"its folder {kind.hosted_dir(obj)} cannot be made "
                                                  f"({e.strerror or e}): check PORTAL_HOSTED_DIR")
         return refuse_start(obj, trigger, failure, seq)
-    deferred = kind.defer_start(obj, trigger, seq)
-    if deferred:
-        # The request stays in flight (its intent): the deferred work starts it, or refuses it.
-        return {"state": obj.state, "note": deferred}
-    failure = kind.preflight(obj)
-    if failure:
-        return refuse_start(obj, trigger, failure, seq)
+    for step in kind.start_steps(obj):
+        if not _latest(kind, pk, seq):
+            return SUPERSEDED
+        failure = _run_step(kind, obj, step, account, seq)
+        if failure is CANCELLED:
+            sync.record(obj, message=f"Start given up during {step.name}: a later request replaced it",
+                        trigger=trigger, host=host)
+            return SUPERSEDED
+        if failure is not None:
+            return refuse_start(obj, trigger, failure, seq)
     with transaction.atomic():
         # The claim, and the last check that this request is still the latest one.
         claimed = _of_request(kind, pk, seq).filter(state__in=STARTABLE).update(
@@ -237,43 +324,3 @@ def restart(kind: str | ProcessAdapter, pk: int, trigger: str = "system", seq: i
     if result is SUPERSEDED or result.get("error"):
         return result
     return start(kind, pk, trigger, seq)
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def start_process(kind: str, pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
-    return start(kind, pk, trigger, seq)
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def stop_process(kind: str, pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
-    return stop(kind, pk, trigger, seq)
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def restart_process(kind: str, pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
-    return restart(kind, pk, trigger, seq)
-
-
-TASKS = {"start": start_process, "stop": stop_process, "restart": restart_process}
-
-
-@shared_task(ignore_result=True)
-def reconcile_all() -> int:
-    """Beat's job: ask every host that runs managed processes (of every kind) to reconcile its own."""
-    from portal.queues import host_queue
-
-    hosts = {settings.PORTAL_HOST_NAME}
-    for kind in all_adapters():
-        hosts |= set(kind.model.objects.exclude(run_host="").values_list("run_host", flat=True))
-    for host in hosts:
-        # expires: a host without a worker must not pile up reconciles for later.
-        reconcile_host.apply_async(args=[host], queue=host_queue(host), expires=10)
-    return len(hosts)
-
-
-@shared_task(ignore_result=True)
-def reconcile_host(host: str | None = None) -> dict[str, int]:
-    """Make the database true for this host's processes; adopt orphans; restart the dead by policy."""
-    from processes.watcher import reconcile_local
-
-    return reconcile_local(host or settings.PORTAL_HOST_NAME)
