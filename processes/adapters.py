@@ -76,6 +76,7 @@ from django.conf import settings
 
 from portal import paths
 from portal.queues import host_queue
+from processes.kinds import adapter_for, adapter_of, all_adapters, kinds_text, register  # noqa: F401  (their home for callers)
 
 if TYPE_CHECKING:
     from portal.process.accounts import Account
@@ -249,43 +250,3 @@ def package_environment() -> dict[str, str]:
     PORTAL_PACKAGE_FIND_LINKS: portal/process/packages.py), for whatever the portal builds or
     installs for a definition of any kind; never part of a running process's environment."""
     return dict(settings.PORTAL_PACKAGE_ENV)
-
-
-_BY_KIND: dict[str, ProcessAdapter] = {}
-
-
-def register(adapter: ProcessAdapter) -> ProcessAdapter:
-    """Make ``adapter`` the one of its kind (registering it again replaces it: ready() may run twice)."""
-    for name in ("kind", "label", "label_plural", "model", "run_folder"):
-        if not getattr(adapter, name, None):
-            raise TypeError(f"{type(adapter).__name__} has no {name}: see processes/adapters.py")
-    _BY_KIND[adapter.kind] = adapter
-    return adapter
-
-
-def adapter_for(kind: str) -> ProcessAdapter:
-    try:
-        return _BY_KIND[kind]
-    except KeyError:
-        known = ", ".join(sorted(_BY_KIND)) or "none"
-        raise LookupError(f"No adapter for the kind {kind!r} (registered: {known}).") from None
-
-
-def adapter_of(obj: Any) -> ProcessAdapter:
-    """The adapter of a definition row (or of its model class)."""
-    model = obj if isinstance(obj, type) else type(obj)
-    model = model._meta.concrete_model
-    for adapter in _BY_KIND.values():
-        if adapter.model is model:
-            return adapter
-    raise LookupError(f"No adapter for {model.__name__}: register one in its app's ready().")
-
-
-def all_adapters() -> list[ProcessAdapter]:
-    return list(_BY_KIND.values())
-
-
-def kinds_text(conjunction: str = "and", plural: bool = False) -> str:
-    """The registered kinds in words, for headings: "gateway", "gateway or web application"."""
-    labels = [k.label_plural if plural else k.label for k in _BY_KIND.values()]
-    return f" {conjunction} ".join(labels) or "process"

@@ -185,6 +185,13 @@ def webapp_control(request: HttpRequest, name: str, action: str) -> HttpResponse
 
 
 @login_required
+def webapp_figures(request: HttpRequest, name: str) -> HttpResponse:
+    """The detail page's live figures, polled by htmx."""
+    webapp = _get_webapp(request, name)
+    return render(request, "webapps/htmx/figures.html", {"webapp": webapp, **figures.figures_context(webapp)})
+
+
+@login_required
 def webapp_activity(request: HttpRequest, name: str) -> HttpResponse:
     """The application's Activity page: the one page every kind shares (processes/activity_views.py)."""
     from processes import activity_views
