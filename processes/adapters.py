@@ -76,7 +76,7 @@ from django.conf import settings
 
 from portal import paths
 from portal.queues import host_queue
-from processes.kinds import adapter_for, adapter_of, all_adapters, kinds_text, register  # noqa: F401  (their home for callers)
+from processes.kinds import adapter_for, adapter_of, all_adapters, kinds_text, register  # noqa: F401  (callers')
 
 if TYPE_CHECKING:
     from portal.process.accounts import Account

@@ -295,7 +295,10 @@ def _reconcile_one(kind: ProcessAdapter, obj: Any, host: str, counts: dict[str, 
                 # Tied to the latest request: a Stop recorded meanwhile makes it do nothing. A start
                 # with a virtualenv to build goes to the build worker; the others start here, now.
                 if pipeline.needs_long_work(kind, obj):
-                    pipeline.send("start", obj, "reconcile", obj.request_seq)
+                    try:
+                        pipeline.send("start", obj, "reconcile", obj.request_seq)
+                    except Exception as e:  # the broker: the next reconcile tries again
+                        log.warning("could not send the restart of %s: %s", obj.name, e)
                 else:
                     pipeline.start(kind, obj.pk, "reconcile", obj.request_seq)
             return
