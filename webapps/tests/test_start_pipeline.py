@@ -17,6 +17,7 @@ from django.conf import settings
 
 from conftest import wait_until
 from gateways.tests.factories import make_gateway
+from portal import paths
 from portal.queues import build_queue, host_queue
 from processes import pipeline
 from processes.adapters import adapter_of
@@ -68,8 +69,14 @@ def test_a_stop_during_the_virtualenv_build_wins_at_once_and_ends_the_build(weba
     run("create", "/slow", "--directory", str(app_dir(tmp_path)), "--module", "hello",
         "--requirements", str(requirements))
     webapp = WebApp.objects.get(name="/slow")
+    build_log = paths.VAR_DIR / "build-worker.log"
+    before = build_log.stat().st_size
     run("start", "/slow")
     wait_until(lambda: build_processes(webapp), timeout=30, message="the build did not begin")
+    # The start task itself went to the build worker (no second task for the build).
+    with open(build_log, errors="replace") as f:
+        f.seek(before)
+        assert "processes.tasks.start_process" in f.read()
     webapp.refresh_from_db()
     assert webapp.startup.get("venv", {}).get("state") == "building" and webapp.shown_state == "starting"
 
