@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from portal import roles
 from processes import control
-from processes.adapters import all_adapters, kinds_text
+from processes.adapters import adapter_for, all_adapters, kinds_text
 from processes.models import STATE_CHOICES, Activity, Run
 
 
@@ -104,16 +104,28 @@ class KindFilter(admin.SimpleListFilter):
         return queryset.filter(kind=self.value()) if self.value() else queryset
 
 
+def kind_label(kind: str) -> str:
+    """The kind as the filter and the pages name it ("web application"), not its key ("webapp")."""
+    try:
+        return adapter_for(kind).label
+    except LookupError:  # the rows of a kind no longer installed keep their key
+        return kind
+
+
 @admin.register(Run)
 class RunAdmin(ReadOnlyAuditAdmin):
     list_display = (
-        "name", "kind", "requested_by", "trigger", "host", "pid", "started_at", "ready_at", "stopped_at",
+        "name", "kind_shown", "requested_by", "trigger", "host", "pid", "started_at", "ready_at", "stopped_at",
         "duration_seconds", "outcome", "exit",
     )
     list_filter = (KindFilter, ("name", NameFilter), "requested_by", "outcome", "started_at")
     list_select_related = ("requested_by",)
     search_fields = ("name", "trigger", "host")
     date_hierarchy = "started_at"
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_shown(self, obj: Run) -> str:
+        return kind_label(obj.kind)
 
     @admin.display(description="duration")
     def duration_seconds(self, obj: Run) -> str:
@@ -159,7 +171,7 @@ class TriggerFilter(admin.SimpleListFilter):
 @admin.register(Activity)
 class ActivityAdmin(ReadOnlyAuditAdmin):
     list_display = (
-        "at", "name", "kind", "from_state", "to_state", "pid", "port", "exit", "expected", "trigger", "level",
+        "at", "name", "kind_shown", "from_state", "to_state", "pid", "port", "exit", "expected", "trigger", "level",
         "host", "message",
     )
     list_filter = ("level", ToStateFilter, TriggerFilter, "at")
@@ -168,6 +180,10 @@ class ActivityAdmin(ReadOnlyAuditAdmin):
     search_fields = ("name", "trigger")
     # No date_hierarchy: on a million rows its list of years and months is a
     # scan of the whole table on every page; the "at" filter costs nothing.
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_shown(self, obj: Activity) -> str:
+        return kind_label(obj.kind)
 
     @admin.display(description="exit")
     def exit(self, obj: Activity) -> str:
