@@ -144,8 +144,8 @@ def portal_with_content(administrator, redis_service):  # type: ignore[no-untype
     Gateway.objects.create(name=LONG_NAME, server="gw-settlement-east.example.com", port=25002)
     # A name with hyphens, and an error under its row whose fix comes at its end.
     held = Gateway.objects.create(
-        name="HeldGateway-for-payments-eu", port=25003, state="fatal", allow_no_passphrase=True,
-        last_error="The server exited before it was ready: port 25003 is used by another process on this host; "
+        name="HeldGateway-for-payments-eu", port=25013, state="fatal", allow_no_passphrase=True,
+        last_error="The server exited before it was ready: port 25013 is used by another process on this host; "
                    "stop that process or give HeldGateway-for-payments-eu another port.",
     )
     run = Run.objects.create(kind="gateway", object_id=gateway.pk, name="PyGate", trigger="ada", host="portal-host-1",
@@ -166,7 +166,7 @@ def portal_with_content(administrator, redis_service):  # type: ignore[no-untype
         Activity.objects.create(
             kind="gateway", object_id=held.pk, name=held.name, at=now - dt.timedelta(seconds=30 + i),
             from_state="starting", to_state="fatal", trigger="cli:root", level="error", host="portal-host-1.example.com",
-            message="Start refused: /usr/bin/python3 -X dev -m gateways.server --host 127.0.0.1 --port 25003 "
+            message="Start refused: /usr/bin/python3 -X dev -m gateways.server --host 127.0.0.1 --port 25013 "
                     "exited with code 1 (see /var/lib/portal/log/gateways/HeldGateway-for-payments-eu.log)",
         )
         Run.objects.create(kind="gateway", object_id=held.pk, name=held.name, trigger="cli:root",
