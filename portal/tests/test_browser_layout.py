@@ -173,6 +173,13 @@ def portal_with_content(administrator, redis_service):  # type: ignore[no-untype
                            host="portal-host-1.example.com", started_at=now - dt.timedelta(minutes=i + 1),
                            ready_at=now - dt.timedelta(minutes=i + 1), stopped_at=now - dt.timedelta(minutes=i),
                            outcome="exited", exit_code=1)
+    # Its history, as the CLI and a merge write it: on its page and in the dashboard's latest changes.
+    from portal import audit
+
+    audit.record(user=None, actor="cli:root", action="created", obj=held, before=None,
+                 after=audit.snapshot(held, ["name", "port", "server"]))
+    audit.record(user=None, actor="cli:root", action="changed", obj=held, before={"python_options": ""},
+                 after={"python_options": "-X dev -X importtime -W error::DeprecationWarning -W ignore::ResourceWarning"})
     tokens.create(administrator, "deploy script on the build server")
     _web_applications(now)
     return gateway
@@ -255,6 +262,7 @@ PAGES = [
     ("create", "/gateways/new/"),
     ("detail", "/gateways/PyGate/"),
     ("detail-long-name", f"/gateways/{LONG_NAME}/"),
+    ("detail-held", "/gateways/HeldGateway-for-payments-eu/"),
     ("edit", "/gateways/PyGate/edit/"),
     ("edit-long-name", f"/gateways/{LONG_NAME}/edit/"),
     ("delete", "/gateways/PyGate/delete/"),
