@@ -106,6 +106,14 @@ READING = """() => {
       }
     }
   }
+  // The buttons of a page's head keep their distance from what follows (a search box, the filters).
+  for (const head of document.querySelectorAll('.pagehead')) {
+    const next = head.nextElementSibling;
+    const buttons = [...head.querySelectorAll('a.button, button')].filter(b => b.offsetWidth);
+    if (!next || !next.offsetHeight || !buttons.length) continue;
+    const bottom = Math.max(...buttons.map(b => b.getBoundingClientRect().bottom));
+    if (bottom > next.getBoundingClientRect().top - 3) problems.push(`the buttons of the page's head touch ${where(next)}`);
+  }
   // A chart spans most of its card.
   for (const svg of document.querySelectorAll('figure.chart svg')) {
     const card = svg.closest('.card');
