@@ -13,6 +13,19 @@ PYTHON ?= $(shell for p in $(PYTHONS); do \
 VENV := .venv
 PY := $(VENV)/bin/python
 
+# A site without internet names its package index or wheel folder once (PORTAL_PACKAGE_INDEX,
+# PORTAL_PACKAGE_FIND_LINKS: docs/operations.md); the portal's own virtualenv is built from it too.
+# Exported as pip's own variables, so that an index URL with a token is never in a command line
+# (make prints each recipe's, and ps shows them). The portal gives them to its builds itself.
+ifeq ($(strip $(PORTAL_PACKAGE_INDEX)),none)
+export PIP_NO_INDEX := 1
+else ifneq ($(strip $(PORTAL_PACKAGE_INDEX)),)
+export PIP_INDEX_URL := $(strip $(PORTAL_PACKAGE_INDEX))
+endif
+ifneq ($(strip $(PORTAL_PACKAGE_FIND_LINKS)),)
+export PIP_FIND_LINKS := $(strip $(PORTAL_PACKAGE_FIND_LINKS))
+endif
+
 .PHONY: run test bench setup lint clean-var check-python
 
 check-python:
@@ -43,9 +56,14 @@ setup: $(VENV)/.installed
 run: $(VENV)/.installed
 	exec $(PY) -m portal.launcher
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each a suite of its own (its own var/,
+# database, Redis and Celery workers), one test file per process at a time: most of a test's time
+# is spent waiting for real processes and sockets, so three at once on two cores take about half
+# the time of one after the other. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
 # pytest's exit code 5 means it ran no test: a broken selection or collection, never a pass.
 test: $(VENV)/.installed-dev
-	@echo "$(PY) -m pytest $(PYTEST_ARGS)"; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@echo "$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)"; $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc = 5 ]; then echo "make test: pytest ran no test (exit code 5); check PYTEST_ARGS, testpaths in pytest.ini and the test file names" >&2; fi; \
 	exit $$rc
 

@@ -102,6 +102,8 @@ def pytest_configure(config: pytest.Config) -> None:
         import tempfile
 
         config.option.basetemp = tempfile.mkdtemp(prefix="portal-pytest-")
+        # pytest-xdist's workers inherit it, and use <it>/popen-gwN.
+        os.environ["PORTAL_TEST_BASETEMP"] = config.option.basetemp
         config._portal_basetemp = config.option.basetemp  # type: ignore[attr-defined]
 
 
@@ -117,11 +119,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def tmp_path(tmp_path: Path) -> Iterator[Path]:
-    """pytest's tmp_path, readable by other users (0755; the folder above it 0711), with files and
-    folders the test makes readable to them (umask 022) for the time of the test: tests often use
-    it as an application's own folder."""
-    tmp_path.parent.chmod(0o711)
+def tmp_path(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """pytest's tmp_path, readable by other users (0755; the folders above it up to the run's own
+    base folder 0711), with files and folders the test makes readable to them (umask 022) for the
+    time of the test: tests often use it as an application's own folder."""
+    base = Path(os.environ.get("PORTAL_TEST_BASETEMP") or request.config.option.basetemp).resolve()
+    folder = tmp_path.parent
+    while folder == base or base in folder.parents:  # under pytest-xdist: <base>/popen-gwN/<test>
+        folder.chmod(0o711)
+        folder = folder.parent
     tmp_path.chmod(0o755)
     old = os.umask(0o022)
     try:

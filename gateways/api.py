@@ -1,8 +1,14 @@
-"""The JSON API: read gateways and their state; start, stop and restart them.
+"""The JSON API: read gateways and their state; create, change and delete them; start, stop and restart them.
 
-    GET  /api/gateways/                       {"gateways": [status, ...]}
-    GET  /api/gateways/NAME/                  status
-    POST /api/gateways/NAME/start|stop|restart[?wait=1]
+    GET    /api/gateways/                       {"gateways": [status, ...]}
+    POST   /api/gateways/                       create: {"name": …, "port": …, …} -> 201 status + definition
+    GET    /api/gateways/NAME/                  status + definition
+    PATCH  /api/gateways/NAME/[?restart=1]      change the fields given (and restart it when running)
+    DELETE /api/gateways/NAME/                  delete (409 while it runs: stop it first)
+    POST   /api/gateways/NAME/start|stop|restart[?wait=1]
+
+Creating, changing and deleting validate with the page's form and save through the page's
+services (processes/definition_api.py).
 
 Authentication (session or ``Authorization: Bearer <token>``), the role check and
 the JSON errors are the portal's, shared by every app's API (portal/api.py).
@@ -14,10 +20,12 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, JsonResponse
 
+from gateways import services
+from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal.api import ApiError, api_view
 from portal.process.states import GOAL
-from processes import control
+from processes import control, definition_api
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -34,14 +42,24 @@ def status(gateway: Gateway) -> dict[str, Any]:
     return {**control.status_of(gateway), "type": gateway.type}
 
 
-@api_view("GET")
+KIND = definition_api.ApiKind(form_class=GatewayForm, services=services, status=status)
+
+
+@api_view("GET", "POST")
 def gateway_list(request: HttpRequest, user: Any) -> JsonResponse:
+    if request.method == "POST":
+        return definition_api.create(request, user, KIND)
     return JsonResponse({"gateways": [status(g) for g in Gateway.objects.all()]})
 
 
-@api_view("GET")
+@api_view("GET", "PATCH", "DELETE")
 def gateway_detail(request: HttpRequest, user: Any, name: str) -> JsonResponse:
-    return JsonResponse(status(_get(name)))
+    gateway = _get(name)
+    if request.method == "PATCH":
+        return definition_api.update(request, user, gateway, KIND)
+    if request.method == "DELETE":
+        return definition_api.delete(request, user, gateway, KIND)
+    return JsonResponse(definition_api.answer(gateway, KIND))
 
 
 @api_view("POST")
@@ -80,6 +98,6 @@ def act(request: HttpRequest, user: Any, obj: Any, action: str, status: Any) -> 
 @api_view("GET", "POST")
 def not_found(request: HttpRequest, user: Any, path: str = "") -> JsonResponse:
     raise Http404(
-        f"There is no API at {request.path}: use /api/gateways/, /api/gateways/NAME/, "
-        "POST /api/gateways/NAME/start, stop or restart, or /api/webapps/."
+        f"There is no API at {request.path}: use /api/gateways/ (GET, POST), /api/gateways/NAME/ (GET, PATCH, "
+        "DELETE), POST /api/gateways/NAME/start, stop or restart, or /api/webapps/."
     )

@@ -374,7 +374,7 @@ class GatewayForm(forms.ModelForm):
     def clean_python_executable(self) -> str:
         path = (self.cleaned_data.get("python_executable") or "").strip()
         if not path:
-            return Gateway._meta.get_field("python_executable").get_default()
+            return ""  # the portal's own, resolved at each start (ManagedProcess.interpreter)
         if self.snapshot is not None:
             return self.snapshot.once(("python_executable", path), lambda: check_python_executable(path))
         return check_python_executable(path)
@@ -416,6 +416,14 @@ class GatewayForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         check_run_as(self, data)
+        python = data.get("python_executable")
+        if python and not self.has_error("python_executable"):
+            from processes.forms import interpreter_problem
+
+            memo = self.snapshot.memo if self.snapshot is not None else None
+            problem = interpreter_problem("gateway", python, self.instance, data.get("run_as") or "", memo)
+            if problem:
+                self.add_error("python_executable", problem)
         server, port = data.get("server"), data.get("port")
         if server and port:
             if self.snapshot is not None:
@@ -436,7 +444,14 @@ class GatewayForm(forms.ModelForm):
                     break
         use_passphrase = data.get("use_passphrase")
         passphrase = data.get("passphrase") or ""
-        if use_passphrase:
+        if passphrase and not use_passphrase:
+            # Saved as it is, the definition would drop the passphrase and run without one.
+            self.add_error(
+                "passphrase",
+                "A passphrase is typed but “Use passphrase” is unticked, so it would not be used: tick “Use "
+                "passphrase” to protect the gateway with it, or clear the passphrase field.",
+            )
+        elif use_passphrase:
             has_current = bool(self.instance.pk and self.instance.passphrase_verifier)
             if not passphrase and not has_current:
                 self.add_error(
@@ -510,6 +525,23 @@ class GatewayForm(forms.ModelForm):
                 f"{EPHEMERAL_RANGE_FILE}): any program's outgoing connection may hold it when the gateway "
                 f"starts. Prefer a port below {span[0]}.",
             )
+        from gateways.runtime import defined_ports, portal_ports
+
+        host = server if server in WILDCARDS or not addresses else sorted(addresses)[0]
+        reserved = portal_ports(server)
+
+        def taken() -> set[int]:
+            """What a suggested port is not: the definitions' ports and the portal's (it is also free now)."""
+            return (set(self.snapshot.ports) if self.snapshot is not None else defined_ports()) | set(reserved)
+
+        if port in reserved:
+            # Whether or not the portal runs now (and in a merge too): make run listens there whenever it does.
+            self.add_warning(
+                "port",
+                f"Port {port} on {server} is {reserved[port]}: the gateway cannot start while the portal runs. "
+                f"{checks.port_advice(host, port, taken()).capitalize()}.",
+            )
+            return
         if not self.check_ports:
             return
         # Its own running server holds the port: that is no conflict.
@@ -518,14 +550,14 @@ class GatewayForm(forms.ModelForm):
         local = server in WILDCARDS or bool(addresses & (checks.local_addresses() | {"127.0.0.1", "::1"}))
         if own or not local:
             return
-        holder = checks.port_holder(server if server in WILDCARDS else sorted(addresses)[0], port)
+        holder = checks.port_holder(host, port)
         if holder is not None:
             pid, name = holder
             who = f"pid {pid} ({name})" if pid is not None else "a program the portal cannot see"
             self.add_warning(
                 "port",
                 f"Port {port} on {server} is in use now by {who}: the gateway cannot start while it is. "
-                "Stop that program, or choose another port.",
+                f"Stop that program, or {checks.port_advice(host, port, taken())}.",
             )
 
     def _clean_fields(self) -> None:

@@ -41,7 +41,8 @@ RUNTIME_FIELDS = (
 
 
 def default_python() -> str:
-    """The portal's own interpreter: it has everything the server needs."""
+    """The portal's own interpreter. Kept for migration 0001, which names it; a definition now
+    stores an empty path for it (ManagedProcess.interpreter resolves it at each start)."""
     return sys.executable
 
 
@@ -109,8 +110,10 @@ class Gateway(ManagedProcess):
     python_executable = models.CharField(
         "Python executable path",
         max_length=500,
-        default=default_python,
-        help_text="Python 3.9 or newer. Default: the portal's own interpreter.",
+        blank=True,
+        default="",
+        help_text="Python 3.9 or newer, with msgpack. Blank: the portal's own interpreter, wherever the portal "
+                  "runs (an export then names none, so it works on another host).",
     )
     python_options = models.CharField(
         max_length=500,

@@ -59,6 +59,27 @@ def no_passphrase_problem(gateway: Gateway) -> CheckFailure | None:
     return checks.check_no_passphrase(gateway.server, gateway.port, False, False, who("gateway", gateway))
 
 
+def portal_ports(server: str) -> dict[int, str]:
+    """The ports the portal's own parts listen on (make run) that a gateway on ``server`` would
+    compete for, each with what holds it: a holder there is the portal, not a program to stop."""
+    import os
+
+    from gateways.forms import servers_overlap
+
+    host = os.environ.get("PORTAL_HOST", "127.0.0.1")  # where the launcher listens (portal/launcher.py)
+    if not servers_overlap(server, host):
+        return {}
+    ports = {settings.PORTAL_APPS_PORT: "the portal's own front for web applications (PORTAL_APPS_PORT)"}
+    if settings.PORTAL_PORT:
+        ports[settings.PORTAL_PORT] = "the portal's own pages (PORTAL_PORT)"
+    return ports
+
+
+def defined_ports() -> set[int]:
+    """The ports of every gateway definition: a suggested port is none of them."""
+    return set(Gateway.objects.values_list("port", flat=True))
+
+
 def preflight(gateway: Gateway, account: Account | None = None) -> CheckFailure | None:
     """What would make a start fail, found before the start: with a message that says the fix. The
     interpreter runs as ``account``, the user the server will run as."""
@@ -67,10 +88,11 @@ def preflight(gateway: Gateway, account: Account | None = None) -> CheckFailure 
         or checks.check_network_exposure(gateway.server, gateway.use_passphrase,
                                          gateway.allow_unauthenticated_network)
         or log_file_problem(gateway)
-        or checks.check_python(gateway.python_executable, account)
-        or checks.check_modules(gateway.python_executable, ["msgpack"], account)
+        or checks.check_python(gateway.interpreter, account)
+        or checks.check_modules(gateway.interpreter, ["msgpack"], account)
         or checks.check_bind_address(gateway.server)
-        or checks.check_port_free(gateway.server, gateway.port)
+        or checks.check_port_free(gateway.server, gateway.port, reserved=portal_ports(gateway.server),
+                                  avoid=defined_ports())
     )
 
 
@@ -97,7 +119,7 @@ def build_spec(gateway: Gateway) -> Spec:
     """The command as an argument list (never a shell); the verifier only in the environment."""
     log = log_path(gateway)
     argv = [
-        gateway.python_executable,
+        gateway.interpreter,
         *shlex.split(gateway.python_options),
         "-m",
         "gateways.server",

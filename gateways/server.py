@@ -678,8 +678,20 @@ def _refuse_ext(code: int, data: bytes) -> Any:
 
 
 def _msgpack_missing_message() -> str:
-    return (f"gateways.server: the msgpack package is not installed for {sys.executable}.\n"
-            f"Install it with:\n    {sys.executable} -m pip install msgpack")
+    import sysconfig
+
+    python = sys.executable
+    # A distribution's own Python (PEP 668: Debian 12's /usr/bin/python3) refuses pip's installs
+    # with "externally-managed-environment"; a virtualenv made from it does not.
+    marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+    if sys.prefix == getattr(sys, "base_prefix", sys.prefix) and os.path.exists(marker):
+        return (f"gateways.server: the msgpack package is not installed for {python}, the distribution's own "
+                "Python, which pip may not install into (externally-managed-environment).\n"
+                "Install the distribution's package (Debian and Ubuntu):\n    apt-get install python3-msgpack\n"
+                f"or make a virtualenv and run the server with its interpreter:\n    {python} -m venv "
+                "/opt/python-venv && /opt/python-venv/bin/pip install msgpack")
+    return (f"gateways.server: the msgpack package is not installed for {python}.\n"
+            f"Install it with:\n    {python} -m pip install msgpack")
 
 
 def _read_secret(args: argparse.Namespace) -> tuple | None:

@@ -111,11 +111,13 @@ class Batch:
 
 
 def save_definition(form: GatewayForm, user: Any, actor: str | None = None, *,
-                    current: Gateway | None = None, batch: Batch | None = None) -> Gateway:
+                    current: Gateway | None = None, batch: Batch | None = None,
+                    restarting: bool = False) -> Gateway:
     """Create or change a definition from a valid form and record the history.
 
     ``current``: the definition as stored, when the caller has just read it (a merge, under its
-    lock); ``batch``: write the row and its history with the batch's (see :class:`Batch`)."""
+    lock); ``batch``: write the row and its history with the batch's (see :class:`Batch`);
+    ``restarting``: a restart follows (processes.editing), so a running server's runtime fields may change."""
     creating = form.instance.pk is None
     _require_admin(user, "create" if creating else "edit")
     if not creating and current is None:
@@ -123,7 +125,7 @@ def save_definition(form: GatewayForm, user: Any, actor: str | None = None, *,
     before = None if creating else audit.snapshot(current, Gateway.AUDITED_FIELDS)
     if batch is not None:
         gateway = form.save(commit=False)
-        _prepare(gateway, user, current, before)
+        _prepare(gateway, user, current, before, restarting)
         args = {"user": user, "actor": actor, "action": "created" if creating else "changed"}
         if creating:
             batch.created.append((gateway, args))
@@ -132,7 +134,7 @@ def save_definition(form: GatewayForm, user: Any, actor: str | None = None, *,
         return gateway
     with transaction.atomic():
         gateway = form.save(commit=False)
-        _prepare(gateway, user, current, before)
+        _prepare(gateway, user, current, before, restarting)
         gateway.save()
         audit.record(
             user=user,
@@ -146,9 +148,11 @@ def save_definition(form: GatewayForm, user: Any, actor: str | None = None, *,
     return gateway
 
 
-def _prepare(gateway: Gateway, user: Any, current: Gateway | None, before: dict[str, Any] | None) -> None:
-    """Refuse a change the running server would not follow; set who created and changed it."""
-    if current is not None:
+def _prepare(gateway: Gateway, user: Any, current: Gateway | None, before: dict[str, Any] | None,
+             restarting: bool = False) -> None:
+    """Refuse a change the running server would not follow (unless a restart follows); set who
+    created and changed it."""
+    if current is not None and not restarting:
         after = audit.snapshot(gateway, Gateway.AUDITED_FIELDS)
         changed = [f for f in Gateway.AUDITED_FIELDS if before and before[f] != after[f]]
         control.check_definition_change(current, changed)

@@ -79,13 +79,18 @@ def set_install(gateway_pk: int, install: dict[str, Any] | None, **fields: Any) 
 def run_install(argv: list[str]) -> tuple[int | None, list[str]]:
     """Run an install command (never through a shell): its exit code (None when it did not
     finish) and its last lines of output. The web applications' engine install uses it too."""
+    import os
     import subprocess
+
+    from processes.adapters import package_environment
 
     try:
         # umask 022: what it installs is for the interpreter's users, who are not the portal's
         # (hosted code runs as users of its own), not private as the portal's own files are.
+        # The site's package index (PORTAL_PACKAGE_*) in pip's environment, never in argv.
         result = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
-                                stdin=subprocess.DEVNULL, check=False, umask=0o022)
+                                stdin=subprocess.DEVNULL, check=False, umask=0o022,
+                                env={**os.environ, **package_environment()})
         output, code = (result.stdout + result.stderr).strip(), result.returncode
     except subprocess.TimeoutExpired as e:
         output, code = f"{e.output or ''}\nstopped after {INSTALL_TIMEOUT} s", None
@@ -105,7 +110,7 @@ def install_server_requirements(gateway_pk: int, trigger: str = "system") -> dic
     if gateway is None:
         return {"error": "the definition was deleted"}
     host = settings.PORTAL_HOST_NAME
-    python = gateway.python_executable
+    python = gateway.interpreter
     failure = checks.check_modules(python, ["msgpack"])
     if failure is None or not failure.fix_argv:
         message = (f"Nothing to install: {python} already imports msgpack" if failure is None

@@ -210,7 +210,7 @@ def _request_install(gateway: Gateway, user: Any) -> None:
     install = gateway.startup.get("install") or {}
     if install.get("state") == "installing":
         raise control.ControlError(f"An install for {gateway.name} is already running: wait for its outcome below.")
-    command = gateway.startup.get("fix") or f"{gateway.python_executable} -m pip install msgpack"
+    command = gateway.startup.get("fix") or f"{gateway.interpreter} -m pip install msgpack"
     now = dt.datetime.now(dt.UTC)
     trigger = control.trigger_for(user)
     try:

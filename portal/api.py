@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
@@ -123,6 +123,10 @@ def api_view(*methods: str) -> Callable[[ApiView], Callable[..., HttpResponse]]:
                 return error(403, str(e) or "You may not do this: ask an administrator for a role that may.")
             except Http404 as e:
                 return error(404, str(e) or "Not found.")
+            except RequestDataTooBig:
+                from portal.middleware import too_big_message
+
+                return error(413, too_big_message(request))
             except Exception:
                 # A traceback helps the person who runs the portal, not the caller.
                 log.exception("API error on %s %s", request.method, request.path)

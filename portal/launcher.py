@@ -21,7 +21,7 @@ another: stopped one after the other they took the sum of their times, ~7 s), th
 Redis, which the workers need until they are gone. Gateways and web applications
 started from the portal are not the launcher's: their keepers are detached on purpose
 (own session) and keep running; the next start re-adopts them. The closing message
-counts those whose keeper is alive now.
+counts those whose keeper is alive now, and the next start's message those it found.
 
 Written by hand rather than with a Procfile runner or supervisord because the
 start order matters (Redis must answer before the worker starts), the children
@@ -201,8 +201,10 @@ def front_kind(env: dict[str, str]) -> tuple[str, str | None]:
     return ("nginx", nginx) if nginx else ("asyncio", None)
 
 
-def port_in_use(host: str, port: str, what: str = "the web server", variable: str = "PORTAL_PORT") -> str | None:
-    """Why ``what`` could not listen on host:port, or None when it can.
+def port_in_use(host: str, port: str, what: str = "the web server", variable: str = "PORTAL_PORT",
+                avoid: frozenset[int] = frozenset()) -> str | None:
+    """Why ``what`` could not listen on host:port, or None when it can; the advice names a port that
+    is free now and not in ``avoid`` (the portal's other port).
 
     Checked before anything starts: gunicorn alone would retry for five seconds
     and exit, and the launcher would restart it until it gives up.
@@ -219,9 +221,25 @@ def port_in_use(host: str, port: str, what: str = "the web server", variable: st
         try:
             s.bind(address)
         except OSError as exc:
-            return (f"{what} cannot listen on {host}:{port} ({exc.strerror}): another program "
-                    f"holds it; stop that program, or choose another port, e.g. {variable}={int(port) + 1} make run")
-    return None
+            problem = exc.strerror
+        else:
+            return None
+    from portal.process import checks
+
+    holder = checks.port_holder(host, int(port))
+    who = f"pid {holder[0]} ({holder[1]})" if holder and holder[0] is not None else "another program"
+    return (f"{what} cannot listen on {host}:{port} ({problem}): {who} holds it; stop that program, or "
+            f"{suggest_port(host, int(port), variable, avoid)}")
+
+
+def suggest_port(host: str, port: int, variable: str, avoid: frozenset[int] = frozenset()) -> str:
+    """"choose another port, e.g. PORTAL_PORT=8002 make run", with a port free now (not only the next)."""
+    from portal.process import checks
+
+    other = checks.free_port(host, port + 1, set(avoid) | {port})
+    if other is None:
+        return f"choose another port with {variable}=PORT make run"
+    return f"choose another port, e.g. {variable}={other} make run"
 
 
 def _without(env: dict[str, str], *names: str) -> dict[str, str]:
@@ -498,6 +516,8 @@ class Launcher:
 
         if not self.take_lock(url):
             return 1
+        # Counted before anything starts: what an earlier run left running on purpose.
+        found = still_kept()
         self.stop_leftovers()
         try:
             front_kind(env)
@@ -505,11 +525,13 @@ class Launcher:
         except ValueError as exc:
             _say(str(exc))
             return 1
-        problem = port_in_use(host, port)
+        others = frozenset(int(p) for p in (port, apps_port) if p.isdigit())
+        problem = port_in_use(host, port, avoid=others)
         if problem is None and apps_port == port:
             problem = (f"PORTAL_APPS_PORT and PORTAL_PORT are both {port}: the applications need a port of their "
-                       f"own (so that they never share the portal's origin), e.g. PORTAL_APPS_PORT={int(port) + 1}")
-        problem = problem or port_in_use(host, apps_port, "the applications' front", "PORTAL_APPS_PORT")
+                       f"own (so that they never share the portal's origin); "
+                       f"{suggest_port(host, int(port), 'PORTAL_APPS_PORT', others)}")
+        problem = problem or port_in_use(host, apps_port, "the applications' front", "PORTAL_APPS_PORT", others)
         if problem:
             _say(problem)
             return 1
@@ -530,6 +552,8 @@ class Launcher:
             _say(f"the portal is at {url}  (Ctrl-C stops it)")
             _say(f"web applications are served at http://{host}:{apps_port}/ by the {self.front} front")
             _say(hosted_users_line())
+            if any(found.values()):
+                _say(found_message(found))
             password_file = paths.VAR_DIR / "admin-password.txt"
             if password_file.exists():
                 _say(f"log in as admin; the generated password is in {password_file}")
@@ -577,6 +601,17 @@ def closing_message(counts: dict[str, int]) -> str:
     text = f"stopped; {' and '.join(kept)} started from the portal {verb} running: stop {them} in the portal"
     if counts.get("webapps"):
         text += "; the web applications answer again when the portal and its front are back"
+    return text
+
+
+def found_message(counts: dict[str, int]) -> str:
+    """What an earlier run left running, counted as the closing message counts it, said at start."""
+    kept = [f"{n} {KEPT_KINDS[folder][0 if n == 1 else 1]}" for folder, n in counts.items() if n]
+    verb, them, are = ("is", "it", "it is") if sum(counts.values()) == 1 else ("are", "them", "they are")
+    text = f"{' and '.join(kept)} started from the portal before {verb} still running: the portal takes {them} " \
+           f"back as {are}"
+    if counts.get("webapps"):
+        text += "; the web applications answer again once the front is up"
     return text
 
 

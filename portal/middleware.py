@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.debug import SafeExceptionReporterFilter as _DjangoReporterFilter
 
@@ -73,10 +74,14 @@ class RejectNulCharacters:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if self._has_nul(request):
-            if request.path.startswith("/api/"):
-                return JsonResponse({"error": self.MESSAGE}, status=400)
-            return HttpResponse(self.MESSAGE, status=400, content_type="text/plain; charset=utf-8")
+        api = request.path.startswith("/api/")
+        try:
+            found = self._has_nul(request)
+        except RequestDataTooBig:
+            # Django's answer would be a bare "Bad Request (400)" page and a traceback in the log.
+            return _refuse(api, 413, too_big_message(request))
+        if found:
+            return _refuse(api, 400, self.MESSAGE)
         return self.get_response(request)
 
     @staticmethod
@@ -85,10 +90,31 @@ class RejectNulCharacters:
             return True
         if any("\x00" in key or "\x00" in value for key, value in request.COOKIES.items()):
             return True
+        # The API's views read their bodies themselves (JSON, a merge file sent as it is, whatever
+        # type the client gave it) and say what is wrong with one; read as a form, a merge file
+        # sent by `curl --data-binary` was refused for its bytes as if they were in the address.
+        if request.path.startswith("/api/"):
+            return False
         if request.method == "POST" and request.content_type in ("application/x-www-form-urlencoded",
                                                                  "multipart/form-data"):
             return any("\x00" in key or any("\x00" in v for v in values) for key, values in request.POST.lists())
         return False
+
+
+def too_big_message(request: HttpRequest) -> str:
+    """Why a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE was refused, and what to do."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    size = request.META.get("CONTENT_LENGTH") or "more"
+    size = f"{int(size):,}" if str(size).isdigit() else size
+    return (f"The request sent {size} bytes of fields; the portal accepts at most {limit:,} bytes of them "
+            f"({limit / 1024 / 1024:g} MiB). Send a large file as a file (a merge file: Choose file on the merge "
+            "page, or POST it as the body of /api/cpf/merge), not as a form field.")
+
+
+def _refuse(api: bool, status: int, message: str) -> HttpResponse:
+    if api:
+        return JsonResponse({"error": message}, status=status)
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
 class AdminIgnoresEmptyToField:

@@ -44,6 +44,14 @@ PORTAL_HOSTED_UIDS    When the portal runs as root, each gateway and web applica
 PORTAL_HOSTED_DIR     The folder of the hosted processes' own files (each one's
                       home: its socket, virtualenv, caches), outside var/.
                       Default: var-hosted/ beside var/.
+PORTAL_PACKAGE_INDEX  The package index every build asks (an application's virtualenv,
+                      a gateway's msgpack install): a URL such as
+                      https://pypi.example.com/simple (it may carry a token), or
+                      "none" for PORTAL_PACKAGE_FIND_LINKS alone. Given to pip in the
+                      build's environment, never to an application. Default: pip's own.
+PORTAL_PACKAGE_FIND_LINKS
+                      Wheel folders (a wheelhouse) or pages of links pip also looks
+                      in, separated by spaces. Default: none.
 PORTAL_PORT           The port of the portal's pages (make run serves them there);
                       the front's 503 page of a stopped application links to its
                       page on that port. Default: 8000.
@@ -379,6 +387,20 @@ def _hosted_users(text: str) -> str:
                                    "leave it unset for auto.")
     return text
 
+
+def _package_env() -> dict[str, str]:
+    from portal.process.packages import index_environment
+
+    try:
+        return index_environment(os.environ.get("PORTAL_PACKAGE_INDEX", ""),
+                                 os.environ.get("PORTAL_PACKAGE_FIND_LINKS", ""))
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
+
+# Where pip finds packages for the builds (portal/process/packages.py): pip's variables, added to
+# a build's environment only.
+PORTAL_PACKAGE_ENV = _package_env()
 
 # Who hosted code runs as (portal/process/accounts.py).
 PORTAL_HOSTED_USERS = _hosted_users(os.environ.get("PORTAL_HOSTED_USERS", "auto").strip().lower() or "auto")

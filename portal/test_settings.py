@@ -9,7 +9,13 @@ Django's usual test_<name> database on the same server.
 import os
 import tempfile
 
-os.environ.setdefault("PORTAL_VAR_DIR", tempfile.mkdtemp(prefix="portal-test-"))
+# Under pytest-xdist each worker process is a suite of its own (its own var/, database, Redis and
+# Celery workers): a var/ the suite made for another process (the controlling one) is replaced.
+# The processes a worker starts (Celery workers, manage.py) inherit its var/ and keep it.
+_owner = os.environ.get("PYTEST_XDIST_WORKER", "")
+if not os.environ.get("PORTAL_VAR_DIR") or os.environ.get("PORTAL_TEST_VAR_OF", _owner) != _owner:
+    os.environ["PORTAL_VAR_DIR"] = tempfile.mkdtemp(prefix=f"portal-test-{_owner + '-' if _owner else ''}")
+    os.environ["PORTAL_TEST_VAR_OF"] = _owner
 # The suite always uses its own embedded Redis: a developer's REDIS_URL may be
 # served by a running portal's worker, which would take the tests' tasks.
 os.environ.pop("REDIS_URL", None)

@@ -204,6 +204,13 @@ def hosted_sandbox(run_dir: str, writable: Sequence[str] = (), read_only: Sequen
                          extra_writable=settings.PORTAL_SANDBOX_WRITABLE, hidden=[str(paths.HOSTED_DIR)])
 
 
+def package_environment() -> dict[str, str]:
+    """pip's variables for the site's package index and wheel folders (PORTAL_PACKAGE_INDEX,
+    PORTAL_PACKAGE_FIND_LINKS: portal/process/packages.py), for whatever the portal builds or
+    installs for a definition of any kind; never part of a running process's environment."""
+    return dict(settings.PORTAL_PACKAGE_ENV)
+
+
 _BY_KIND: dict[str, ProcessAdapter] = {}
 
 

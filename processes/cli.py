@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from portal.process.states import GOAL, RUNNING
-from processes import control
+from processes import control, editing
 from processes.adapters import adapter_of
 
 
@@ -76,3 +76,32 @@ def write_status(command: Any, obj: Any, options: dict[str, Any]) -> None:
         return
     for key, value in data.items():
         command.stdout.write(f"{key.replace('_', ' ')}: {'' if value is None else value}")
+
+
+def add_restart_option(parser: Any, label: str) -> None:
+    """``edit --restart``: save, then restart a running definition with it (processes.editing)."""
+    parser.add_argument(
+        "--restart", action="store_true",
+        help=f"when the {label} is running, restart it with the saved definition (without it a change of a "
+             f"running {label}'s runtime fields is refused)",
+    )
+
+
+def save_and_report(command: Any, form: Any, services: Any, options: dict[str, Any], done: str) -> Any:
+    """Save a valid ``form`` (with ``--restart``, restart it too) and say what was done (``done``
+    without a restart); a restart asked for but not sent exits 1 after saying that the change is saved."""
+    restart = bool(options.get("restart"))
+    try:
+        saved = editing.save(form, command.actor, services, then=editing.RESTART if restart else "",
+                             actor=command.actor.get_username(), channel="cli")
+    except control.ControlError as e:
+        hint = ""
+        if not restart and editing.restart_offered(command.actor, form.instance):
+            hint = f" Or add --restart: the change is saved and {form.instance.name} restarted with it."
+        raise CommandError(f"{e}{hint}") from None
+    for warning in saved.warnings:
+        command.stderr.write(command.style.WARNING(f"Warning: {warning}"))
+    if saved.not_restarted and saved.obj.pk and editing.is_running(saved.obj):
+        raise CommandError(saved.message)
+    command.stdout.write(saved.message if saved.restart_asked else done)
+    return saved.obj

@@ -14,13 +14,14 @@ from types import ModuleType
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.text import capfirst
 
-from processes import control
+from processes import control, editing
 from processes.adapters import adapter_of
 from processes.models import STATE_CHOICES
 from processes.state import SHOWN_STATE
@@ -63,20 +64,31 @@ def list_page(request: HttpRequest, model: type, app: str, search: tuple[str, ..
 
 
 def edit(request: HttpRequest, obj: Any, form_class: type, services: ModuleType, app: str) -> HttpResponse:
-    """The edit form; a valid POST saves through the service and goes back to the definition's page."""
+    """The edit form; a valid POST saves through the service (with "Save and restart", restarts it:
+    processes.editing) and goes back to the definition's page."""
     kind = adapter_of(obj)
     form = form_class(request.POST or None, instance=obj)
     if request.method == "POST" and form.is_valid():
         try:
-            services.save_definition(form, request.user)
-        except control.ControlError as e:
+            saved = editing.save(form, request.user, services, then=request.POST.get("then", ""))
+        except PermissionDenied as e:
+            # Save and restart by one who may not restart: nothing saved, and what was typed stays on the page.
             form.add_error(None, str(e))
+        except control.ControlError as e:
+            message = str(e)
+            if editing.restart_offered(request.user, obj):
+                message += f" Or press Save and restart: the change is saved and {obj.name} restarted with it."
+            form.add_error(None, message)
         else:
-            messages.success(request, f"{capfirst(kind.label)} {obj.name} was saved.")
-            for warning in form.warnings:
+            if saved.not_restarted:
+                messages.warning(request, saved.message)
+            else:
+                messages.success(request, saved.message)
+            for warning in saved.warnings:
                 messages.warning(request, warning)
             return redirect(obj)
-    return render(request, f"{app}/form.html", {"form": form, kind.kind: obj})
+    context = {"form": form, kind.kind: obj, "restart_offered": editing.restart_offered(request.user, obj)}
+    return render(request, f"{app}/form.html", context)
 
 
 def delete(request: HttpRequest, obj: Any, services: ModuleType, app: str) -> HttpResponse:

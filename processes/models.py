@@ -10,6 +10,7 @@ of the gateways' tables did).
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import Any
 
@@ -21,6 +22,35 @@ from portal.process.states import RUNNING, STARTING, STOPPED, STOPPING
 
 STATE_CHOICES = states.CHOICES
 NAME_LENGTH = 200
+
+
+def is_portal_python(path: str) -> bool:
+    """Is ``path`` the portal's own interpreter, as forms before empty meant it wrote it in full?
+    Only the very file the portal runs, or another name for it in the same folder (a virtualenv's
+    bin/python and bin/python3); not the base Python a virtualenv links to, which lacks the
+    portal's packages. Used by the migrations that make such definitions empty."""
+    import os
+
+    if not path:
+        return False
+    if path == sys.executable:
+        return True
+    try:
+        same_folder = os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(sys.executable))
+        return same_folder and os.path.samefile(path, sys.executable)
+    except OSError:
+        return False
+
+
+def forget_portal_python(model: Any, unless: Any = None) -> int:
+    """Empty ``python_executable`` where it names the portal's own interpreter (is_portal_python):
+    empty means the same on this host, and the definition then moves to another. ``unless(row)``:
+    rows to leave as they are (where empty would mean something else). Returns how many changed."""
+    changed = 0
+    for row in model.objects.exclude(python_executable="").iterator():
+        if is_portal_python(row.python_executable) and not (unless and unless(row)):
+            changed += model.objects.filter(pk=row.pk).update(python_executable="")
+    return changed
 
 
 class ManagedProcess(models.Model):
@@ -72,6 +102,18 @@ class ManagedProcess(models.Model):
         from processes.adapters import adapter_of
 
         return describe(adapter_of(self).kind, self)
+
+    @property
+    def uses_portal_python(self) -> bool:
+        """Its definition names no interpreter: it runs with the portal's own, wherever that is."""
+        return not getattr(self, "python_executable", "")
+
+    @property
+    def interpreter(self) -> str:
+        """The Python that runs it: the one its definition names, or (empty) the portal's own.
+        Empty is kept empty, not filled in with today's path, so that an export or a merge file
+        moves between portals and hosts whose interpreters live elsewhere."""
+        return getattr(self, "python_executable", "") or sys.executable
 
     @property
     def runs_as_root(self) -> bool:

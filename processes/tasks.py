@@ -83,6 +83,7 @@ def refuse_start(obj: ManagedProcess, trigger: str, failure: checks.CheckFailure
                 "fix": failure.fix,
                 "fix_argv": failure.fix_argv,
                 "command": kind.display_command(obj),
+                **({"output": failure.output} if failure.output else {}),
             },
         )
     return {"state": obj.state, "error": message}

@@ -94,12 +94,13 @@ def venv_root(webapp: WebApp) -> Path:
 
 
 def python_of(webapp: WebApp) -> str:
-    """The interpreter that runs the engine: the application's virtualenv, or the one given."""
-    if webapp.requirements_file:
+    """The interpreter that runs the engine: the application's virtualenv (from its requirements
+    file, or its folder's requirements.txt), or the one given, or the portal's own."""
+    if webapp.requirements:
         from webapps.runtime.venvs import CURRENT
 
         return str(venv_root(webapp) / CURRENT / "bin" / "python")
-    return webapp.python_executable
+    return webapp.interpreter
 
 
 def app_environment(webapp: WebApp) -> dict[str, str]:
@@ -154,7 +155,7 @@ def preflight(webapp: WebApp, account: Account | None = None) -> CheckFailure | 
     failure = log_file_problem(webapp)
     if failure is not None:
         return failure
-    if webapp.requirements_file:
+    if webapp.requirements:
         failure = ensure_virtualenv(webapp, account)
         if failure is not None:
             return failure
@@ -165,6 +166,11 @@ def preflight(webapp: WebApp, account: Account | None = None) -> CheckFailure | 
     failure = engines.check_engine(python, webapp.engine_name, account)
     if failure is not None:
         return failure
+    from processes import sync
+
+    for warning in engines.engine_warnings(python, webapp.engine_name, account):
+        sync.record(webapp, message=f"Starting all the same: {warning}", trigger="system", level="warning",
+                    host=settings.PORTAL_HOST_NAME)
     problems = app_run(webapp).problems()
     if problems:
         return CheckFailure("definition", "; ".join(problems))
@@ -182,7 +188,7 @@ def preflight(webapp: WebApp, account: Account | None = None) -> CheckFailure | 
     if result.ok:
         return None
     if result.code == "package-missing":
-        problem = missing_package(result, directory=webapp.directory, requirements_file=webapp.requirements_file)
+        problem = missing_package(result, directory=webapp.directory, requirements_file=webapp.requirements)
         return CheckFailure(f"app-{result.code}", problem.message.rstrip("."))
     tail = f" ({result.traceback[-1].strip()})" if result.traceback and result.code == "import-failed" else ""
     return CheckFailure(f"app-{result.code}", f"{result.message}{tail}")
@@ -195,10 +201,10 @@ def defer_build(webapp: WebApp, trigger: str, seq: int | None) -> str | None:
     from portal.queues import build_queue
     from webapps.runtime.venvs import VenvError, venv_state
 
-    if not webapp.requirements_file:
+    if not webapp.requirements:
         return None
     try:
-        if venv_state(venv_root(webapp), webapp.requirements_file, webapp.engine_name) == "current":
+        if venv_state(venv_root(webapp), webapp.requirements, webapp.engine_name) == "current":
             return None
     except VenvError:
         return None
@@ -219,8 +225,9 @@ def ensure_virtualenv(webapp: WebApp, account: Account | None = None) -> CheckFa
     from processes import sync
     from webapps.runtime.venvs import VenvError, venv_state
 
+    requirements = webapp.requirements
     try:
-        state = venv_state(venv_root(webapp), webapp.requirements_file, webapp.engine_name)
+        state = venv_state(venv_root(webapp), requirements, webapp.engine_name)
     except VenvError as e:
         return CheckFailure("venv-failed", f"the virtualenv cannot be built: {e}")
     if state == "current":
@@ -234,15 +241,23 @@ def ensure_virtualenv(webapp: WebApp, account: Account | None = None) -> CheckFa
         WebApp.objects.filter(pk=webapp.pk).update(startup={"venv": {"state": "building", "lines": lines[-20:]}})
 
     host = settings.PORTAL_HOST_NAME
-    sync.record(webapp, message=f"{what} the virtualenv from {webapp.requirements_file} with {webapp.engine_name}",
+    from portal.process.packages import describe
+    from processes.adapters import package_environment
+
+    found = " (its folder's: the definition names neither an interpreter nor a requirements file)" \
+        if not webapp.requirements_file else ""
+    index = package_environment()
+    where = f", packages from {describe(index)}" if index else ""
+    sync.record(webapp, message=f"{what} the virtualenv from {requirements}{found} with {webapp.engine_name}{where}",
                 trigger="system", host=host)
     try:
         venv = build_virtualenv(webapp, account, progress)
     except VenvError as e:
-        last = " | ".join(e.lines[-5:])
-        message = f"the virtualenv from {webapp.requirements_file} could not be built: {e}{': ' + last if last else ''}"
+        # pip's ERROR: lines (in the error) say the cause; its whole output goes to the detail page.
+        output = f"; pip's whole output is under “Last start” on {webapp.name}'s page" if e.lines else ""
+        message = f"the virtualenv from {requirements} could not be built: {e}{output}"
         sync.record(webapp, message=f"Virtualenv not built: {message}", trigger="system", level="error", host=host)
-        return CheckFailure("venv-failed", message)
+        return CheckFailure("venv-failed", message, output=e.lines)
     sync.record(webapp, message=f"Virtualenv {venv.path} ready in {time.monotonic() - started:.1f} s",
                 trigger="system", host=host)
     return None
@@ -252,23 +267,35 @@ def build_virtualenv(webapp: WebApp, account: Account | None, progress: Any) -> 
     """webapps.runtime.venvs.build_as for ``webapp``: as its user, in a sandbox where var/ and the
     other applications' folders are hidden, the portal's installation read-only, its own folder,
     its application's folder (a local package builds in place) and /tmp writable. Only pip's own
-    settings (PIP_*, proxies) of the portal's environment reach it."""
+    settings (PIP_*, proxies) of the portal's environment and the site's package index
+    (PORTAL_PACKAGE_INDEX, PORTAL_PACKAGE_FIND_LINKS) reach it."""
 
     from portal.process import sandbox as landlock
-    from portal.process.spec import inherited_env
-    from webapps.runtime.venvs import PIP_ENV_PREFIXES, VenvError, build_as
+    from webapps.runtime.venvs import VenvError, build_as
 
     home = hosted_dir(webapp)  # the whole of its folder: the build writes the virtualenvs beside its home
-    policy = hosted_sandbox(str(home), writable=[webapp.directory,
-                                                 os.path.dirname(os.path.abspath(webapp.requirements_file))])
+    requirements = webapp.requirements
+    policy = hosted_sandbox(str(home), writable=[webapp.directory, os.path.dirname(os.path.abspath(requirements))])
     confined, _, refused = landlock.decide(policy)
     if refused:
         raise VenvError(refused)
     prefix = landlock.wrap([], policy) if confined else []  # the wrapper and its arguments, up to "--"
-    env = {**inherited_env(), **{k: v for k, v in os.environ.items() if k.startswith(PIP_ENV_PREFIXES)},
-           "HOME": str(home), "PYTHONPATH": str(settings.BASE_DIR), **(account.env() if account else {})}
-    return build_as(venv_root(webapp), webapp.requirements_file, webapp.engine_name, argv_prefix=prefix, env=env,
-                    cwd=str(home), popen_kwargs=account.popen_kwargs() if account else {}, progress=progress)
+    return build_as(venv_root(webapp), requirements, webapp.engine_name, argv_prefix=prefix,
+                    cwd=str(home), popen_kwargs=account.popen_kwargs() if account else {}, progress=progress,
+                    env=build_environment(webapp, account))
+
+
+def build_environment(webapp: WebApp, account: Account | None) -> dict[str, str]:
+    """The build's environment: the allowlist, pip's own settings of the portal's environment
+    (PIP_*, proxies) under the site's package index and wheel folders (PORTAL_PACKAGE_*), its
+    home, and the portal's code for ``-m webapps.runtime.venvs``. Never the application's."""
+    from portal.process.spec import inherited_env
+    from processes.adapters import package_environment
+    from webapps.runtime.venvs import PIP_ENV_PREFIXES
+
+    return {**inherited_env(), **{k: v for k, v in os.environ.items() if k.startswith(PIP_ENV_PREFIXES)},
+            **package_environment(), "HOME": str(hosted_dir(webapp)), "PYTHONPATH": str(settings.BASE_DIR),
+            **(account.env() if account else {})}
 
 
 class WebAppAdapter(ProcessAdapter):
@@ -288,7 +315,7 @@ class WebAppAdapter(ProcessAdapter):
     def sandbox(self, obj: WebApp) -> dict[str, Any]:
         """Its own folder writable (the examples keep their SQLite file there), its virtualenv readable."""
         return self.sandbox_policy(obj, writable=[obj.directory],
-                                   read_only=[str(venv_root(obj))] if obj.requirements_file else [])
+                                   read_only=[str(venv_root(obj))] if obj.requirements else [])
 
     def hosted_dir(self, obj: WebApp) -> Path:
         return hosted_dir(obj)

@@ -58,23 +58,30 @@ def missing_package(result: AppCheck, *, directory: str, requirements_file: str 
                                                f"add the package that provides {package} to it.")
     found = Path(directory) / "requirements.txt"
     has_file = os.path.isfile(found)  # False on any OSError, as Path.is_file is not on 3.11
+    # With the folder's requirements.txt there, an interpreter was named (else that file is used,
+    # WebApp.found_requirements): the fix that uses the file names the interpreter to take away.
     if keys is None:
-        given = f"(this directory has requirements.txt: {found})" if has_file else "that lists it"
+        given = f"(this directory has requirements.txt: {found}; with no Python executable it is used)" \
+            if has_file else "that lists it"
         fix = f"give a requirements file {given} or a Python executable that has {package}"
     else:
-        requirements = (f"{keys.requirements_file}{found} (this directory's requirements.txt)" if has_file
+        requirements = (f"{keys.requirements_file}{found} (this directory's requirements.txt) instead of "
+                        f"{keys.python_executable.strip()}" if has_file
                         else f"{keys.requirements_file}/path/to/requirements.txt (one that lists {package})")
-        fix = f"add {requirements} or {keys.python_executable}/path/to/python (an interpreter that has {package})"
+        fix = f"add {requirements}{',' if has_file else ''} or {keys.python_executable}/path/to/python (an " \
+              f"interpreter that has {package})"
     return AppProblem("requirements_file" if has_file else "python_executable", f"{result.message}: {fix}.")
 
 
 def describe(result: AppCheck, *, directory: str, requirements_file: str = "",
-             keys: FixKeys | None = None) -> AppProblem:
-    """The check's answer (not ok) as a sentence on the field to fix."""
+             keys: FixKeys | None = None, module: str = "") -> AppProblem:
+    """The check's answer (not ok) as a sentence on the field to fix. ``module``: the module as the
+    definition names it; an answer that starts with it (``app:json is a module``) keeps it as written."""
     if result.code == "package-missing":
         return missing_package(result, directory=directory, requirements_file=requirements_file, keys=keys)
     message = result.message.rstrip(".") + "."
-    message = message[:1].upper() + message[1:]  # a sentence on the form ("There is no module ...")
+    if not module or not message.startswith(module):
+        message = message[:1].upper() + message[1:]  # a sentence on the form ("There is no module ...")
     if result.traceback and result.code in SHOW_TRACEBACK:
         # The last lines of the traceback (the application's frames only): the error and where it was raised.
         message += " The end of the traceback: " + " | ".join(
@@ -117,4 +124,4 @@ def check_application(*, python: str, directory: str, module: str, callable_name
                            timeout=timeout, sandbox=check_sandbox(python, directory, scratch), account=account)
     if result.ok:
         return None
-    return describe(result, directory=directory, requirements_file=requirements_file, keys=keys)
+    return describe(result, directory=directory, requirements_file=requirements_file, keys=keys, module=module)

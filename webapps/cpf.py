@@ -76,10 +76,12 @@ KEYS = (
     Key("WSGIDebug", "debug", flag, "1: reload when a file changes; 0: not."),
     Key("WSGIType", "protocol", choice(WSGI_TYPES), "0: WSGI, 1: ASGI."),
     Key("Engine", "engine", choice(ENGINES), "gunicorn, uvicorn or granian; empty: by protocol."),
-    Key("PythonExecutable", "python_executable", help="Full path of the interpreter; empty: the portal's."),
-    Key("RequirementsFile", "requirements_file", help="A requirements.txt to build the app's virtualenv from."),
-    Key("Workers", "workers", integer(1, 32, 2), "Worker processes, 1 to 32."),
-    Key("Threads", "threads", integer(1, 64, 4), "Threads per worker, 1 to 64."),
+    Key("PythonExecutable", "python_executable", help="Full path of the interpreter; empty: the portal's own "
+                                                      "(or the virtualenv of the folder's requirements.txt)."),
+    Key("RequirementsFile", "requirements_file", help="A requirements.txt to build the app's virtualenv from; "
+                                                      "empty, with no PythonExecutable: the folder's, if any."),
+    Key("Workers", "workers", integer(1, 32, 2), "Worker processes, 1 to 32 (default 2)."),
+    Key("Threads", "threads", integer(1, 64, 4), "Threads per worker, 1 to 64 (default 2 for WSGI, 1 for ASGI)."),
     Key("LogFile", "log_file", help="Full path of the log file; empty: var/log/webapps/PATH.log."),
     Key("RestartPolicy", "restart_policy", choice(RESTART_POLICIES), "never, on-failure or always."),
     Key("InitTimeout", "init_timeout", integer(2, 300, 30), "Seconds, 2 to 300."),
@@ -159,7 +161,8 @@ class ApplicationAdapter(Adapter):
         # which names each definition on one line only) is the "before".
         instance = copy.copy(obj) if obj is not None else None
         data: dict[str, Any] = definition_data(instance) if instance is not None else {
-            "protocol": "wsgi", "workers": "1", "threads": "1", "restart_policy": "on-failure",
+            # Workers and Threads left out take the form's defaults (DEFAULT_WORKERS, DEFAULT_THREADS).
+            "protocol": "wsgi", "restart_policy": "on-failure",
             "init_timeout": "30", "stop_timeout": "10", "callable": "app",
         }
         for key in KEYS:

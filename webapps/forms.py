@@ -11,6 +11,7 @@ import bisect
 import keyword
 import os
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,7 +23,7 @@ from gateways.forms import check_log_file_field, check_python_executable
 from portal import paths
 from portal.process.checks import path_too_long
 from processes.accounts import RUN_AS_ERRORS, check_run_as
-from webapps.models import MAX_THREADS, MAX_WORKERS, WebApp, default_python
+from webapps.models import DEFAULT_THREADS, DEFAULT_WORKERS, MAX_THREADS, MAX_WORKERS, WebApp, folder_requirements
 from webapps.runtime import engines
 
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
@@ -296,6 +297,8 @@ class WebAppForm(forms.ModelForm):
         self.app_problem: Any = None
         self.warnings: list[str] = []
         self.field_warnings: dict[str, list[str]] = {}
+        if not self.instance.pk and "threads" not in kwargs.get("initial", {}):
+            self.initial["threads"] = None  # blank: the protocol's default (DEFAULT_THREADS), set on save
         if self.instance.pk:
             self.initial["environment"] = format_assignments(self.instance.environment or {})
             # Names only: a secret's value is never sent to a browser again.
@@ -349,6 +352,8 @@ class WebAppForm(forms.ModelForm):
             field.required = False
             field.widget.attrs.update({"min": low, "max": high})
             field.error_messages["invalid"] = f"Enter a whole number from {low} to {high}."
+        self.fields["threads"].widget.attrs["placeholder"] = \
+            f"{DEFAULT_THREADS['wsgi']} for WSGI, {DEFAULT_THREADS['asgi']} for ASGI"
         if self.instance.pk:
             self.fields["name"].disabled = True
             if self.instance.secret_environment:
@@ -469,9 +474,19 @@ class WebAppForm(forms.ModelForm):
         if not path:
             return ""
         if not os.path.isabs(path):
+            # A page has no working directory to resolve it in (the CLI resolves it in its own), so it
+            # is refused; the message names the file it most likely means: in the application's
+            # directory or above it (examples/webapps/flaskapp/requirements.txt from the project's root).
+            directory = self.cleaned_data.get("directory") or ""
+            example = os.path.join(directory or "/srv/flask", "requirements.txt")
+            folder = directory
+            while folder and not os.path.isfile(os.path.join(folder, path)) and folder != os.path.dirname(folder):
+                folder = os.path.dirname(folder)
+            if folder and os.path.isfile(os.path.join(folder, path)):
+                example = os.path.normpath(os.path.join(folder, path))
             raise forms.ValidationError(
-                "Give the requirements file's full path, e.g. /srv/flask/requirements.txt, not “%(path)s”.",
-                params={"path": path[:200]},
+                "Give the requirements file's full path, e.g. %(example)s, not “%(path)s”.",
+                params={"path": path[:200], "example": example},
             )
         too_long = path_too_long(path)
         if too_long:
@@ -489,7 +504,7 @@ class WebAppForm(forms.ModelForm):
             )
         return path
 
-    def _check_range(self, name: str, low: int, high: int, default: int, unit: str) -> int:
+    def _check_range(self, name: str, low: int, high: int, default: Any, unit: str) -> Any:
         value = self.cleaned_data.get(name)
         if value is None:
             return default
@@ -501,10 +516,11 @@ class WebAppForm(forms.ModelForm):
         return value
 
     def clean_workers(self) -> int:
-        return self._check_range("workers", 1, MAX_WORKERS, 1, "worker processes")
+        return self._check_range("workers", 1, MAX_WORKERS, DEFAULT_WORKERS, "worker processes")
 
-    def clean_threads(self) -> int:
-        return self._check_range("threads", 1, MAX_THREADS, 1, "threads per worker")
+    def clean_threads(self) -> int | None:
+        # None (blank) becomes the protocol's default in _check_engine, which knows the protocol.
+        return self._check_range("threads", 1, MAX_THREADS, None, "threads per worker")
 
     def clean_init_timeout(self) -> int:
         return self._check_range("init_timeout", 2, 300, 30, "seconds")
@@ -602,8 +618,9 @@ class WebAppForm(forms.ModelForm):
                 "Give either a Python executable or a requirements file, not both: with a requirements file the "
                 "portal builds the application's own virtualenv. Clear one of the two.",
             )
-        elif not requirements and "python_executable" not in self.errors:
-            data["python_executable"] = python or default_python()
+        elif python and not requirements and self.check_app and "python_executable" not in self.errors:
+            self._check_interpreter(python, data)
+        self._note_found_requirements(data)
         self._check_engine(data)
         self._check_overlapping_paths(data)
         plain, secret = data.get("environment") or {}, data.get("secret_environment") or {}
@@ -620,6 +637,37 @@ class WebAppForm(forms.ModelForm):
                 data.get("module"):
             self._check_application(data)
         return data
+
+    def _check_interpreter(self, python: str, data: dict[str, Any]) -> None:
+        """It is a Python interpreter the application's user can run (not /bin/ls): said before the import
+        check, whose answer would only be that it ended without one."""
+        from processes.forms import interpreter_problem
+
+        problem = interpreter_problem("webapp", python, self.instance, data.get("run_as") or "", self.app_checks)
+        if problem:
+            self.add_error("python_executable", problem)
+
+    def found_requirements(self, data: dict[str, Any]) -> str:
+        """The directory's requirements.txt, used when neither an interpreter nor a requirements file
+        is given (WebApp.found_requirements: the same rule at each start)."""
+        if any(f in self.errors for f in ("directory", "python_executable", "requirements_file")):
+            return ""
+        return folder_requirements(data.get("directory") or "", data.get("python_executable") or "",
+                                   data.get("requirements_file") or "")
+
+    def _note_found_requirements(self, data: dict[str, Any]) -> None:
+        found = self.found_requirements(data)
+        if not found:
+            return
+        keys = self.fix_keys
+        python = f"{keys.python_executable}/path/to/python" if keys else "a Python executable"
+        message = (f"No interpreter or requirements file is given, and the application directory has {found}: the "
+                   "portal builds the application's own virtualenv from it at its start (and again whenever the file "
+                   f"changes). To run it with an interpreter of your own instead, give {python}.")
+        # Said once (Save's messages, a merge's preview), beside each of the three fields that decide it.
+        self.warnings.append(message)
+        for field in ("directory", "python_executable", "requirements_file"):
+            self.field_warnings.setdefault(field, []).append(message)
 
     def _check_lengths(self, data: dict[str, Any]) -> None:
         for name, limit in self.limits.items():
@@ -643,6 +691,8 @@ class WebAppForm(forms.ModelForm):
                 f"{engine} serves only {'WSGI' if engine == 'gunicorn' else 'ASGI'} applications and this one is "
                 f"{protocol.upper()}: choose {other} or granian (granian serves both), or change the protocol type.",
             )
+        if data.get("threads") is None and "threads" not in self.errors:
+            data["threads"] = DEFAULT_THREADS[protocol]  # blank: the protocol's default
         threads = data.get("threads") or 1
         if protocol == WebApp.Protocol.ASGI and threads > 1:
             self.add_error(
@@ -672,9 +722,10 @@ class WebAppForm(forms.ModelForm):
     def _check_application(self, data: dict[str, Any]) -> None:
         """Does the module import and is the callable what the protocol says, in the application's own
         interpreter (a subprocess with a timeout)?"""
-        python = data.get("python_executable")
-        if data.get("requirements_file"):
-            python = self._built_python(data)
+        python = data.get("python_executable") or sys.executable  # blank: the portal's own
+        requirements_file = data.get("requirements_file") or self.found_requirements(data)
+        if requirements_file:
+            python = self._built_python(data, requirements_file)
             if python is None:
                 self.add_warning(
                     "module",
@@ -685,7 +736,6 @@ class WebAppForm(forms.ModelForm):
         from webapps import checks
 
         env = {**(data.get("environment") or {}), **(data.get("secret_environment") or {})}
-        requirements_file = data.get("requirements_file") or ""
         # In a merge, lines that import the same module from the same folder with the same
         # interpreter, callable, protocol and variables share one check (a subprocess each, the
         # slowest part of a line). Only the mount (SCRIPT_NAME) differs between them: the check is
@@ -715,7 +765,7 @@ class WebAppForm(forms.ModelForm):
             self.app_problem = problem
             self.add_error(problem.field, problem.message)
 
-    def _built_python(self, data: dict[str, Any]) -> str | None:
+    def _built_python(self, data: dict[str, Any], requirements_file: str) -> str | None:
         """The interpreter of the application's virtualenv when it is built from this very
         requirements file, engine and Python (an edit after a start), else None."""
         from webapps import adapter
@@ -728,7 +778,7 @@ class WebAppForm(forms.ModelForm):
         root = adapter.venv_root(self.instance)
         engine = data.get("engine") or WebApp.DEFAULT_ENGINE[WebApp.Protocol(data["protocol"])]
         try:
-            if venv_state(root, data["requirements_file"], engine) != "current":
+            if venv_state(root, requirements_file, engine) != "current":
                 return None
         except VenvError:
             return None

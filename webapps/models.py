@@ -7,6 +7,7 @@ turns the rows into its routes file.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from django.conf import settings
@@ -46,11 +47,32 @@ RUNTIME_FIELDS = (
 )
 MAX_WORKERS = 32
 MAX_THREADS = 64
+# What a gunicorn user sets for a small site, not gunicorn's bare 1 x 1: two workers, so that a
+# reload (debug) or a crashed worker never leaves the application without one that answers (a
+# reload replaces them one after the other), and two threads each for WSGI, so that one slow
+# request does not hold up the next. Not gunicorn's (2 x cores) + 1 either: the portal hosts many
+# applications on one machine (20 on 2 cores in docs/benchmarks.md, (4)), and each worker costs
+# its memory whether the application is busy or not. An ASGI worker is one event loop: 1 thread.
+DEFAULT_WORKERS = 2
+DEFAULT_THREADS = {"wsgi": 2, "asgi": 1}
+# The file a folder's requirements are found in when a definition names neither an interpreter
+# nor a requirements file (WebApp.found_requirements), as a PaaS looks for it.
+FOLDER_REQUIREMENTS = "requirements.txt"
 
 
 def default_python() -> str:
     """The portal's own interpreter."""
     return sys.executable
+
+
+def folder_requirements(directory: str, python_executable: str, requirements_file: str) -> str:
+    """The application directory's requirements.txt when a definition names neither an interpreter
+    nor a requirements file and the folder has one, else "": the form, the merge preview, the pages
+    and each start ask this one rule (WebApp.found_requirements)."""
+    if python_executable or requirements_file or not directory:
+        return ""
+    path = os.path.join(directory, FOLDER_REQUIREMENTS)
+    return path if os.path.isfile(path) else ""
 
 
 class WebApp(ManagedProcess):
@@ -112,15 +134,16 @@ class WebApp(ManagedProcess):
         "Python executable path",
         max_length=500,
         blank=True,
-        help_text="The interpreter that runs the application. Blank: the portal's own, unless a requirements "
-                  "file is given.",
+        help_text="The interpreter that runs the application. Blank: the portal's own (wherever the portal runs), "
+                  "unless a requirements file is given or the application directory has a requirements.txt.",
     )
     requirements_file = models.CharField(
         max_length=500,
         blank=True,
         help_text="Instead of an interpreter: a requirements.txt from which the portal builds the "
                   "application's own virtualenv, as its user, in its own folder (and rebuilds it when the file "
-                  "changes).",
+                  "changes). Blank, with no interpreter either: the application directory's requirements.txt, "
+                  "when it has one.",
     )
     engine = models.CharField(
         max_length=10,
@@ -128,20 +151,19 @@ class WebApp(ManagedProcess):
         blank=True,
         help_text="The server that runs the application. Blank: gunicorn for WSGI, uvicorn for ASGI.",
     )
-    # One by default, not one per CPU: a user's own `gunicorn app:app` runs one worker too, and the
-    # portal hosts many applications on one machine (20 on 2 cores in docs/benchmarks.md, (4)); a
-    # worker per CPU for each would multiply their memory for traffic most of them never see. An
-    # application that needs more sets more (up to MAX_WORKERS); threads overlap its waits.
+    # DEFAULT_WORKERS x DEFAULT_THREADS (see there); the form fills in the threads by protocol.
     workers = models.PositiveSmallIntegerField(
-        default=1,
+        default=DEFAULT_WORKERS,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_WORKERS)],
-        help_text=f"Worker processes, 1 to {MAX_WORKERS}.",
+        help_text=f"Worker processes, 1 to {MAX_WORKERS}. Default {DEFAULT_WORKERS}: with two or more, a reload "
+                  "or a crashed worker loses no request; each costs the application's memory once more.",
     )
     threads = models.PositiveSmallIntegerField(
-        default=1,
+        default=DEFAULT_THREADS["wsgi"],
         validators=[MinValueValidator(1), MaxValueValidator(MAX_THREADS)],
-        help_text=f"Threads per worker for a WSGI application, 1 to {MAX_THREADS}; an ASGI application "
-                  "uses one event loop per worker.",
+        help_text=f"Threads per worker for a WSGI application, 1 to {MAX_THREADS}. Blank: "
+                  f"{DEFAULT_THREADS['wsgi']} for WSGI, {DEFAULT_THREADS['asgi']} for ASGI (one event loop per "
+                  "worker).",
     )
     # {"NAME": "value"}: shown on pages and in the history.
     environment = models.JSONField("environment variables", default=dict, blank=True)
@@ -205,6 +227,19 @@ class WebApp(ManagedProcess):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def found_requirements(self) -> str:
+        """The application directory's requirements.txt, when the definition names neither an
+        interpreter nor a requirements file and the folder has one: its virtualenv is built from
+        it, as a PaaS does. Looked up at each start (and on each page), so a file added later is
+        used from the next start on, and one removed leaves the portal's own interpreter."""
+        return folder_requirements(self.directory, self.python_executable, self.requirements_file)
+
+    @property
+    def requirements(self) -> str:
+        """The file its virtualenv is built from: the one named, or the folder's; empty: none."""
+        return self.requirements_file or self.found_requirements
 
     @property
     def slug(self) -> str:

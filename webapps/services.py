@@ -27,10 +27,11 @@ def require_admin(user: Any, verb: str) -> None:
 
 
 def save_definition(form: WebAppForm, user: Any, actor: str | None = None, *,
-                    current: WebApp | None = None) -> WebApp:
+                    current: WebApp | None = None, restarting: bool = False) -> WebApp:
     """Create or change a definition from a valid form and record the history (secrets as "changed").
 
-    ``current``: the definition as stored, when the caller has just read it (a merge, under its lock)."""
+    ``current``: the definition as stored, when the caller has just read it (a merge, under its lock);
+    ``restarting``: a restart follows (processes.editing), so a running application's runtime fields may change."""
     creating = form.instance.pk is None
     require_admin(user, "create" if creating else "edit")
     if creating:
@@ -40,7 +41,7 @@ def save_definition(form: WebAppForm, user: Any, actor: str | None = None, *,
     before = None if current is None else audit.snapshot(current, WebApp.AUDITED_FIELDS)
     with transaction.atomic():
         webapp = form.save(commit=False)
-        if current is not None:
+        if current is not None and not restarting:
             after = audit.snapshot(webapp, WebApp.AUDITED_FIELDS)
             changed = [f for f in WebApp.AUDITED_FIELDS if before and before[f] != after[f]]
             control.check_definition_change(current, changed)

@@ -53,8 +53,9 @@ def main(argv: list | None = None) -> int:
     passphrase = os.environ.get("GATEWAY_PASSPHRASE") or None
     source = "GATEWAY_PASSPHRASE"
     if args.passphrase_file:
-        with open(args.passphrase_file, encoding="utf-8") as f:
-            passphrase = f.read().rstrip("\r\n")
+        passphrase = read_passphrase(args.passphrase_file)
+        if passphrase is None:
+            return 2
         source = args.passphrase_file
     try:
         gateway = connect(args.host, args.port, passphrase=passphrase)
@@ -83,6 +84,27 @@ def main(argv: list | None = None) -> int:
     return 0
 
 
+def read_passphrase(path: str) -> str | None:
+    """The first line of ``path``, or None after saying on stderr why it cannot be the passphrase."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        print(f"run.py: cannot read the passphrase file {path}: {exc.strerror or exc}; give --passphrase-file "
+              "a file whose first line is the gateway's passphrase (or set GATEWAY_PASSPHRASE).", file=sys.stderr)
+        return None
+    except UnicodeDecodeError:
+        print(f"run.py: the passphrase file {path} is not UTF-8 text: write the passphrase on its first line.",
+              file=sys.stderr)
+        return None
+    passphrase = text.splitlines()[0] if text else ""
+    if not passphrase:
+        print(f"run.py: the passphrase file {path} is empty: write the gateway's passphrase on its first line.",
+              file=sys.stderr)
+        return None
+    return passphrase
+
+
 def authentication_advice(error: str, passphrase: str | None, source: str) -> str:
     """What went wrong in the handshake, in the terms of how the passphrase was given."""
     if passphrase is None:
@@ -92,6 +114,7 @@ def authentication_advice(error: str, passphrase: str | None, source: str) -> st
         return (f"authentication failed: this gateway has no passphrase, but {source} gave one; "
                 "run without --passphrase-file and GATEWAY_PASSPHRASE.")
     return f"authentication failed: the passphrase in {source} is not this gateway's."
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -62,3 +62,10 @@ def duration(seconds: float | None) -> str:
 def field_warnings(field: BoundField) -> list[str]:
     """The warnings a form (GatewayForm.add_warning) has for this field; they do not block a save."""
     return getattr(field.form, "field_warnings", {}).get(field.name, [])
+
+
+@register.filter
+def marked_fields(form: Any) -> int:
+    """How many fields carry an error beside them: an error of the whole definition (a running
+    server's change refused, say) is not one, and is shown at the top on its own."""
+    return sum(1 for name in form.errors if name in form.fields)

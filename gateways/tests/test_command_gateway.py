@@ -128,3 +128,13 @@ def test_the_warning_for_an_allowed_wildcard_without_passphrase_goes_to_stderr()
     call_command("gateway", "create", "Wide", "--port", "55002", "--server", "0.0.0.0", "--allow-no-passphrase",
                  "--allow-unauthenticated-network", stdout=StringIO(), stderr=err)
     assert "accepts connections from the network without a passphrase" in err.getvalue()
+
+
+def test_show_names_the_interpreter_that_runs_a_gateway_with_none_given():
+    import sys
+
+    make_gateway(name="Blank", python_executable="")
+    out = StringIO()
+    call_command("gateway", "show", "Blank", "--json", stdout=out)
+    shown = json.loads(out.getvalue())
+    assert (shown["python_executable"], shown["interpreter"]) == ("", sys.executable)

@@ -7,6 +7,7 @@ round trip export → merge into an empty portal → export.
 from __future__ import annotations
 
 import os
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -363,3 +364,49 @@ def test_the_command_reads_standard_input_and_answers_json(monkeypatch):
     assert answer["dry_run"] is True and answer["applied"] is False
     assert [c["name"] for c in answer["created"]] == ["PyGate", "Second"]
     assert Gateway.objects.count() == 0
+
+
+def test_a_file_with_syntax_errors_lists_its_other_problems_in_the_same_pass():
+    make_gateway(name="Keep", port=25009)
+    before = state()
+    text = ("[Actions]\n"
+            "CreateGateway:Name=A,AllowNoPassphrase=1,Port=99999\n"        # 2: a bad value (the form's)
+            "CreateGateway:Name=B,,Port=25002\n"                           # 3: a syntax error
+            "ModifyGateway:Name=Nobody,Port=25004\n"                       # 4: no such gateway
+            "CreateGateway:Name=C,AllowNoPassphrase=1,Nope=1,Port=25005\n"  # 5: an unknown key
+            "CreateGateway:Name=D,AllowNoPassphrase=1,Port=25006\n")       # 6: fine
+    for result in (apply(text), preview(text)):
+        assert not result.applied and state() == before and AuditEntry.objects.count() == 0
+        lines = [(p.line, p.key) for p in result.problems]
+        assert lines == [(2, "Port"), (3, ""), (4, "Name"), (5, "Nope")], result.problems
+        assert "out of range" in result.problems[0].message
+        assert "there is no gateway named Nobody" in result.problems[2].message
+        assert not Gateway.objects.filter(name__in=["A", "C", "D"]).exists()
+
+
+def test_a_gateway_with_the_portals_interpreter_is_exported_without_a_path_and_runs_with_the_portals(tmp_path):
+    # The form's blank Python executable is kept blank: an export names no interpreter of this host.
+    from gateways.forms import GatewayForm
+    from gateways.runtime import build_spec
+
+    form = GatewayForm({"name": "Portable", "server": "127.0.0.1", "port": "25009", "allow_no_passphrase": "on",
+                        "python_executable": "", "connection_timeout": "5", "init_timeout": "5",
+                        "restart_policy": "on-failure", "stop_timeout": "5"}, check_ports=False)
+    assert form.is_valid(), form.errors
+    gateway = form.save()
+    assert gateway.python_executable == "" and gateway.interpreter == sys.executable
+    assert build_spec(gateway).argv[0] == sys.executable
+    exported = run_command("export", "--gateways")
+    assert "PythonExecutable=," in exported and sys.executable not in exported
+    # Merged into an empty portal (another host's, as far as the file knows): blank again.
+    Gateway.objects.all().delete()
+    file = tmp_path / "export.cpf"
+    file.write_text(exported)
+    run_command("merge", str(file))
+    assert Gateway.objects.get().python_executable == ""
+    page = Client()
+    from django.contrib.auth.models import User
+
+    page.force_login(User.objects.create_superuser("root-admin"))
+    body = page.get("/gateways/Portable/").content.decode()
+    assert "The portal's own" in body and sys.executable in body

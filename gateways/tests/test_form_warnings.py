@@ -77,7 +77,7 @@ def test_a_port_another_program_holds_is_warned_about_when_saved(admin_client_, 
     assert Gateway.objects.filter(port=listener).exists()
     html = response.content.decode()
     assert f"Port {listener} on 127.0.0.1 is in use now by pid {os.getpid()}" in html
-    assert "Stop that program, or choose another port." in html
+    assert "Stop that program, or choose another port, e.g. " in html
 
 
 def test_a_held_port_is_warned_about_inline(admin_client_, listener):

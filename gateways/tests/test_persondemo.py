@@ -66,3 +66,26 @@ def test_run_py_without_msgpack_says_which_interpreter_to_use(tmp_path):
     assert "lacks the module 'msgpack'" in out.stderr
     command = f"{ROOT / '.venv/bin/python'} {ROOT / 'examples/persondemo/run.py'} --port 55001"
     assert command in out.stderr
+
+
+def test_run_py_says_what_is_wrong_with_a_passphrase_file_it_cannot_use(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe\x00")
+    cases = {
+        str(tmp_path / "missing"): f"run.py: cannot read the passphrase file {tmp_path / 'missing'}: No such file "
+                                   "or directory; give --passphrase-file a file whose first line is the gateway's "
+                                   "passphrase (or set GATEWAY_PASSPHRASE).",
+        str(tmp_path): f"run.py: cannot read the passphrase file {tmp_path}: Is a directory;",
+        str(empty): f"run.py: the passphrase file {empty} is empty: write the gateway's passphrase on its first line.",
+        str(binary): f"run.py: the passphrase file {binary} is not UTF-8 text",
+    }
+    for path, said in cases.items():
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "examples/persondemo/run.py"), "--port", "9", "--passphrase-file", path],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+        )
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith(said), out.stderr
+        assert "Traceback" not in out.stderr

@@ -166,3 +166,20 @@ def test_the_max_frame_bytes_option_limits_frames(tmp_path):
         server.wait_for_log("exceeds the limit of 4096 bytes")
     finally:
         server.stop()
+
+
+def test_missing_msgpack_in_a_distributions_own_python_names_what_works_there():
+    python = "/usr/bin/python3"
+    probe = subprocess.run([python, "-c", "import os, sys, sysconfig; print(int(os.path.exists(os.path.join("
+                            "sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED'))))"],
+                           capture_output=True, text=True, check=False) if os.path.exists(python) else None
+    lacks = probe is not None and subprocess.run([python, "-c", "import msgpack"], capture_output=True,
+                                                 check=False).returncode != 0
+    if probe is None or probe.stdout.strip() != "1" or not lacks:
+        pytest.skip(f"{python} is not a distribution-managed Python without msgpack here (Debian 12's is)")
+    out = run_server("--port", "0", python=python)
+    assert out.returncode == 3
+    assert "externally-managed-environment" in out.stderr
+    assert "apt-get install python3-msgpack" in out.stderr
+    assert f"{python} -m venv /opt/python-venv && /opt/python-venv/bin/pip install msgpack" in out.stderr
+    assert f"{python} -m pip install msgpack" not in out.stderr

@@ -121,7 +121,12 @@ def merge(data: bytes | str, user: Any, *, apply: bool = False, restart: bool = 
     except MergeFileError as e:
         return Result(problems=[Problem(1, str(e))])
     if document.problems:
-        return Result(problems=document.problems)
+        # Every problem in one pass: the lines that read well are checked as a dry run would check
+        # them (the lines with a problem of form are left out: their values are not what was meant,
+        # and would only add problems of their own), and nothing is applied.
+        bad = {p.line for p in document.problems}
+        checked = _run([a for a in document.actions if a.line not in bad], user, restart=restart, commit=False)
+        return Result(problems=sorted([*document.problems, *checked.problems], key=lambda p: p.line))
     if not apply:
         return _run(document.actions, user, restart=restart, commit=False)
     if not restart:

@@ -99,13 +99,23 @@ class MergeFileError(ValueError):
 
 def decode(data: bytes | str) -> str:
     if isinstance(data, str):
-        return data
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
+        text = data
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise MergeFileError(
+                f"The file is not UTF-8 text (byte {e.start} is 0x{data[e.start]:02x}): save it as UTF-8."
+            ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        # No key or value may hold one (PostgreSQL refuses them in text); a file with one is not a merge file.
+        line = text.count("\n", 0, nul) + 1
         raise MergeFileError(
-            f"The file is not UTF-8 text (byte {e.start} is 0x{data[e.start]:02x}): save it as UTF-8."
-        ) from None
+            f"The file holds a NUL character (line {line}): it is not a text file. Send the merge file itself, "
+            "saved as UTF-8 text."
+        )
+    return text
 
 
 def _split_values(text: str, line: int) -> tuple[list[tuple[str, str]], list[Problem]]:

@@ -27,6 +27,8 @@ class CheckFailure:
     message: str
     fix: str | None = None  # what to do, in words
     fix_argv: list[str] | None = field(default=None)  # a command a button may run
+    # The whole output of what failed (a build's pip), for the detail page: the message says only its cause.
+    output: list[str] | None = field(default=None)
 
     def __str__(self) -> str:
         return self.message
@@ -62,13 +64,23 @@ def check_python(path: str, account: Account | None = None) -> CheckFailure | No
         return CheckFailure("python-not-runnable", f"{path} cannot be run: {exc.strerror or exc}")
     version = _parse_version(proc.stdout) if proc.returncode == 0 else None
     if version is None:
-        return CheckFailure("not-python", f"{path} does not behave like a Python interpreter "
-                            f"(exit {proc.returncode}); enter the path of a Python 3.9 or newer")
+        return CheckFailure("not-python", f"{path} is not a Python interpreter (asked its version with -c, it "
+                            f"{_how_it_answered(proc)}): enter the path of a Python 3.9 or newer, e.g. "
+                            "/usr/bin/python3 or a virtualenv's bin/python")
     if version < MIN_PYTHON:
         shown = ".".join(map(str, version))
         return CheckFailure("python-too-old", f"{path} is Python {shown}; Python 3.9 or newer is needed: "
                             "choose a newer interpreter")
     return None
+
+
+def _how_it_answered(proc: subprocess.CompletedProcess[str]) -> str:
+    """What a program that is not Python did when asked its version, in a few words."""
+    said = (proc.stderr or proc.stdout or "").strip().splitlines()
+    first = f": {said[0][:120]}" if said else ""
+    if proc.returncode == 0:
+        return f"printed no version{first}"
+    return f"ended with exit code {proc.returncode}{first}"
 
 
 def _parse_version(text: str) -> tuple[int, ...] | None:
@@ -85,9 +97,15 @@ def check_modules(path: str, modules: list[str] | None = None, account: Account 
     modules = ["msgpack"] if modules is None else modules
     if not modules:
         return None
-    probe = ("import importlib.util, sys\n"
+    # The second line: whether pip may install into it. A distribution's own Python (Debian 12,
+    # Ubuntu 23.04 and later) refuses with "externally-managed-environment" (PEP 668); a
+    # virtualenv made from it does not.
+    probe = ("import importlib.util, os, sys, sysconfig\n"
              "missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]\n"
-             "print(' '.join(missing))")
+             "print(' '.join(missing))\n"
+             "marker = os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')\n"
+             "print('managed' if sys.prefix == getattr(sys, 'base_prefix', sys.prefix) "
+             "and os.path.exists(marker) else '')")
     try:
         proc = accounts.run([path, "-c", probe, *modules], account, capture_output=True, text=True,
                             timeout=_VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
@@ -96,14 +114,29 @@ def check_modules(path: str, modules: list[str] | None = None, account: Account 
     if proc.returncode != 0:
         return CheckFailure("modules-unknown", f"{path} could not check its modules: "
                             f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
-    missing = proc.stdout.split()
+    answer = proc.stdout.splitlines()
+    missing = answer[0].split() if answer else []
     if not missing:
         return None
+    names = ", ".join(missing)
+    if len(answer) > 1 and answer[1].strip() == "managed":
+        fix = externally_managed_fix(path, missing)
+        return CheckFailure("modules-missing", f"{path} cannot import {names}, and pip may not install into it: "
+                            f"{path} is the distribution's own Python, whose packages the distribution manages "
+                            f"(pip refuses with externally-managed-environment). {fix}.")
     argv = [path, "-m", "pip", "install", *missing]
     command = " ".join(argv)
-    names = ", ".join(missing)
     return CheckFailure("modules-missing", f"{path} cannot import {names}; install with: {command}",
                         fix=command, fix_argv=argv)
+
+
+def externally_managed_fix(path: str, modules: list[str]) -> str:
+    """What gives a distribution's own Python (PEP 668) ``modules``: its packages, or a virtualenv."""
+    venv = "/opt/python-venv"
+    packages = " ".join(f"python3-{m}" for m in modules)
+    return (f"Install the distribution's package (Debian and Ubuntu: apt-get install {packages}), or make a "
+            f"virtualenv of your own and use its interpreter: {path} -m venv {venv} && "
+            f"{venv}/bin/pip install {' '.join(modules)}, then give {venv}/bin/python as the Python executable")
 
 
 def _is_wildcard(host: str) -> bool:
@@ -247,15 +280,39 @@ def _bind_free(host: str, port: int) -> bool:
     return True
 
 
-def check_port_free(host: str, port: int) -> CheckFailure | None:
-    """The port is not already in use on ``host``."""
+def free_port(host: str, start: int, avoid: set[int] | frozenset[int] = frozenset(), tries: int = 200) -> int | None:
+    """The first port from ``start`` up that nothing listens on at ``host`` now and that is not in
+    ``avoid`` (ports promised to others: the portal's own, other definitions'); None if none of
+    ``tries`` is. For a suggestion in a message: a bind test, so it costs a socket per port."""
+    for port in range(max(start, 1), min(start + tries, 65536)):
+        if port not in avoid and _bind_free(host, port):
+            return port
+    return None
+
+
+def port_advice(host: str, port: int, avoid: set[int] | frozenset[int] = frozenset()) -> str:
+    """"choose another port, e.g. 25002" with a port that is free now."""
+    other = free_port(host, port + 1, avoid | {port})
+    return f"choose another port, e.g. {other}" if other else "choose another port"
+
+
+def check_port_free(host: str, port: int, reserved: dict[int, str] | None = None,
+                    avoid: set[int] | frozenset[int] = frozenset()) -> CheckFailure | None:
+    """The port is not already in use on ``host``. ``reserved``: ports the portal keeps for its own
+    parts, by what holds them ("the portal's front for web applications (PORTAL_APPS_PORT)"), said as
+    such rather than as another program to stop; ``avoid``: ports a suggestion must not name."""
     holder = port_holder(host, port)
     if holder is None:
         return None
+    avoid = set(avoid) | set(reserved or {})
+    own = (reserved or {}).get(port)
+    if own:
+        return CheckFailure("port-in-use", f"port {port} on {host or '0.0.0.0'} is {own}, which the portal itself "
+                            f"listens on: {port_advice(host, port, avoid)}")
     pid, name = holder
     who = f"by pid {pid} ({name})" if pid is not None else "(held by a process we cannot see, e.g. of another user)"
     return CheckFailure("port-in-use", f"port {port} on {host or '0.0.0.0'} is already in use {who}; "
-                        "stop that process or choose another port")
+                        f"stop that process or {port_advice(host, port, avoid)}")
 
 
 def local_addresses() -> set[str]:

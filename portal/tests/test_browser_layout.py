@@ -11,6 +11,7 @@ by git) for a person to look at.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -214,8 +215,19 @@ def _web_applications(now: dt.datetime) -> None:
                  "trigger": "ada", "time_to_ready": 0.812,
                  "first_lines": ["[INFO] Starting granian (main PID: 42000) " + "z" * 160]},
     )
-    WebApp.objects.create(name=LONG_PATH, directory=folder, module="app", protocol="asgi",
-                          python_executable="/usr/bin/python3", last_error="Start refused: " + "w" * 200)
+    # Neither an interpreter nor a requirements file, and a folder with a requirements.txt: the page
+    # names the file it found there. Its start was refused by a failed build: the cause, then pip's
+    # whole output with long lines.
+    found = Path(tempfile.mkdtemp(prefix="settlement-eastern-region-nightly-batch-reporting-current-"))
+    (found / "requirements.txt").write_text("flask\n")
+    refused = ("Start refused: the virtualenv could not be built: pip failed (exit code 1): ERROR: No matching "
+               "distribution found for nightly_settlement_reporting_toolkit_for_the_eastern_region==1.0")
+    WebApp.objects.create(name=LONG_PATH, directory=str(found), module="app", protocol="asgi",
+                          python_executable="", last_error="Start refused: " + "w" * 200,
+                          startup={"error": refused, "check": "venv-failed", "output": [
+                              "Looking in links: /opt/wheels",
+                              "ERROR: Could not find a version that satisfies the requirement " + "y" * 200,
+                              "ERROR: No matching distribution found for " + "z" * 200]})
     reports = WebApp.objects.create(
         name="/csp/sys/xyz/reports", directory="/srv/csp/sys/xyz", module="reports.wsgi", state="fatal",
         python_executable="/usr/bin/python3",

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -348,17 +349,28 @@ def test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything(port
     ("PORTAL_PORT", "the web server"), ("PORTAL_APPS_PORT", "the applications' front"),
 ])
 def test_a_port_held_by_another_program_is_refused_before_anything_starts(portal_env, variable, what):
-    with socket.socket() as holder:
+    with socket.socket() as holder, socket.socket() as next_one:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
+        try:  # the next port is taken too: the advice must not suggest it
+            next_one.bind(("127.0.0.1", port + 1))
+            next_one.listen()
+        except OSError:
+            pass  # taken already
         out = subprocess.run(
             [sys.executable, "-m", "portal.launcher"], env=dict(portal_env, **{variable: str(port)}),
             cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=False,
         )
-    assert out.returncode == 1
-    assert f"{what} cannot listen on 127.0.0.1:{port} (Address already in use)" in out.stdout
-    assert f"{variable}={port + 1} make run" in out.stdout
+        assert out.returncode == 1
+        assert (f"{what} cannot listen on 127.0.0.1:{port} (Address already in use): pid {os.getpid()} "
+                f"({psutil.Process().name()}) holds it") in out.stdout
+        suggested = re.search(rf"{variable}=(\d+) make run", out.stdout)
+        assert suggested is not None, out.stdout
+        free = int(suggested.group(1))
+        assert free not in (port, port + 1)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", free))  # it was free
     assert "starting" not in out.stdout and "Traceback" not in out.stderr
     assert not (Path(portal_env["PORTAL_VAR_DIR"]) / "redis" / "redis.sock").exists()
 
@@ -502,3 +514,34 @@ def test_without_nginx_the_asyncio_front_serves_and_a_leftover_front_is_stopped(
     finally:
         launcher.kill()
         stale.kill()
+
+
+def test_a_restart_says_how_many_gateways_and_applications_it_found_still_running(portal_env, tmp_path):
+    """Keepers an earlier run left running (alive, with their pid files in var/run/), counted at start
+    as the Ctrl-C line counts them; they are not the launcher's, so they outlive it again."""
+    from portal.tests.test_launcher_stop import keeper_dir
+
+    var = Path(portal_env["PORTAL_VAR_DIR"])
+    keepers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+               for _ in range(3)]
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for folder, process in (("gateways", keepers[0]), ("gateways", keepers[1]), ("webapps", keepers[2]),
+                            ("webapps", gone)):
+        keeper_dir(var / "run", folder, process.pid)
+    launcher = Running(dict(portal_env, PORTAL_NGINX="none"), tmp_path / "launcher.log")
+    try:
+        launcher.wait_serving()
+        wait_until(lambda: "still running" in launcher.output(), timeout=10)
+        assert "[portal] 2 gateways and 1 web application started from the portal before are still running: the " \
+               "portal takes them back as they are" in launcher.output()
+        assert launcher.ctrl_c() == 0
+        assert launcher.output().rstrip().splitlines()[-1] == (
+            "[portal] stopped; 2 gateways and 1 web application started from the portal keep running: stop them in "
+            "the portal; the web applications answer again when the portal and its front are back")
+        assert all(process.poll() is None for process in keepers)
+    finally:
+        launcher.kill()
+        for process in keepers:
+            process.kill()
+            process.wait()

@@ -82,3 +82,11 @@ def test_the_closing_message_names_only_what_keeps_running():
     assert launcher.closing_message({"gateways": 2, "webapps": 1}) == (
         "stopped; 2 gateways and 1 web application started from the portal keep running: stop them in the "
         "portal; the web applications answer again when the portal and its front are back")
+
+
+def test_the_start_message_names_what_an_earlier_run_left_running():
+    assert launcher.found_message({"gateways": 1, "webapps": 0}) == (
+        "1 gateway started from the portal before is still running: the portal takes it back as it is")
+    assert launcher.found_message({"gateways": 2, "webapps": 1}) == (
+        "2 gateways and 1 web application started from the portal before are still running: the portal takes "
+        "them back as they are; the web applications answer again once the front is up")

@@ -1,9 +1,15 @@
 """Check an application before it is saved or started: it imports, and it is WSGI or ASGI as declared.
 
-The check runs in the application's own interpreter (``check_app.py``, run by path with ``-I``),
-in a subprocess of its own session with a timeout, with the application's environment: an import
-that hangs or crashes the interpreter cannot hurt the portal, and what the check sees is what the
-engine will see.
+The check runs in the application's own interpreter, in a subprocess of its own session with a
+timeout, with the application's environment: an import that hangs or crashes the interpreter cannot
+hurt the portal, and what the check sees is what the engine will see. So the interpreter starts as
+the engine's does, without ``-I``: its ``site`` runs, with the application's ``PYTHONPATH`` already on
+``sys.path``, so a ``sitecustomize`` there (and the ``.pth`` files it adds, or the user's site of the
+user it runs as) registers what it registers for the engine. The portal's own environment stays out
+all the same: the environment is built whole (:func:`webapps.checks.check_environment`: the
+allowlist and the application's variables), never inherited. ``check_app.py`` is run through
+:data:`BOOTSTRAP` rather than by path, so that its folder (the portal's code) is not put first on
+``sys.path`` where a module of the application's could be shadowed by one of the portal's.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from webapps.runtime.check_app import MARKER
 
 CHECK_SCRIPT = Path(__file__).resolve().parent / "check_app.py"
 DEFAULT_TIMEOUT = 20.0
+# Runs check_app.py (argv[1]) as __main__ from ``-c``: the interpreter puts only "" (the working
+# directory, the application's) on sys.path for it, where a script's run by path would put its folder.
+BOOTSTRAP = ("import sys; path = sys.argv[1]; del sys.argv[1]; "
+             "exec(compile(open(path, 'rb').read(), path, 'exec'), {'__name__': '__main__', '__file__': path})")
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ def check_app(python: str, directory: str, module: str, callable_name: str = "ap
     """
     if env is None:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    argv = [python, "-I", str(CHECK_SCRIPT), directory, module, callable_name, protocol]
+    argv = [python, "-c", BOOTSTRAP, str(CHECK_SCRIPT), directory, module, callable_name, protocol]
     if sandbox is not None:
         from portal.process import sandbox as landlock
 
@@ -105,7 +115,7 @@ def without_check_frames(lines: list[str]) -> list[str]:
         if skipping_indent is not None and indent > skipping_indent and line.strip():
             continue
         skipping_indent = None
-        if line.strip().startswith(f'File "{CHECK_SCRIPT}"'):
+        if line.strip().startswith((f'File "{CHECK_SCRIPT}"', 'File "<string>", line 1, in <module>')):
             skipping_indent = indent
             continue
         kept.append(line)

@@ -1,11 +1,11 @@
 """Run by the application's own interpreter: does the module import, and is the callable WSGI or ASGI?
 
-    python -I check_app.py DIRECTORY MODULE CALLABLE wsgi|asgi
+    python -c BOOTSTRAP check_app.py DIRECTORY MODULE CALLABLE wsgi|asgi
 
 Standard library only and no import of the portal: the interpreter is any Python 3.9+ the
-operator chose. ``-I`` keeps this file's folder (and the user's site) off ``sys.path``; the
-application directory goes first, then the entries of ``PYTHONPATH`` from the application's
-environment, as the engine would see them. The answer is one line on stdout starting with
+operator chose. It runs as the engine does (``site`` and the application's ``PYTHONPATH`` with it,
+see appcheck.py), started from ``-c`` (appcheck.BOOTSTRAP) so that this file's folder is not on
+``sys.path``; the application directory goes first. The answer is one line on stdout starting with
 :data:`MARKER`, then JSON: ``{"ok": bool, "code": str, "message": str, "kind": str | null,
 "traceback": [lines], "package": str | null, "importer": str | null}``; ``package`` and
 ``importer`` for a "package-missing" answer: the module the interpreter lacks, and the file that
@@ -122,7 +122,12 @@ def main(argv):
         sys.exit("usage: check_app.py DIRECTORY MODULE CALLABLE wsgi|asgi")
     directory, module_name, callable_path, protocol = argv
     os.chdir(directory)
-    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # "" (the working directory, from -c) becomes the directory itself, as gunicorn's --chdir and
+    # granian's --working-dir put it. PYTHONPATH is on sys.path already, as site put it; an
+    # isolated interpreter (-I, as this file was once run) ignored it, so it is added by hand then.
+    if sys.path and sys.path[0] == "":
+        del sys.path[0]
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p] if sys.flags.isolated else []
     sys.path[:0] = [directory, *extra]
     try:
         __import__(module_name)

@@ -55,7 +55,11 @@ ENGINE_REQUIREMENTS = {
     "granian": "granian==2.8.7",
 }
 # The modules the interpreter must import to run each engine.
-ENGINE_MODULES = {"gunicorn": ["gunicorn"], "uvicorn": ["uvicorn", "websockets"], "granian": ["granian"]}
+ENGINE_MODULES = {"gunicorn": ["gunicorn"], "uvicorn": ["uvicorn"], "granian": ["granian"]}
+# Modules an engine runs without, losing something: a start goes on, with a warning that says what.
+ENGINE_EXTRAS = {
+    "uvicorn": {"websockets": "uvicorn serves HTTP without it, but answers every websocket upgrade with 404"},
+}
 SOCKET_MODE = 0o660
 SOCKET_NAME = "app.sock"
 UVICORN_LAUNCHER = Path(__file__).resolve().parent / "serve" / "portal_uvicorn.py"
@@ -181,11 +185,29 @@ def check_engine(python: str, engine: str, account: Any = None) -> Any:
     failure = check_modules(python, engine_module(engine), account=account)
     if failure is None or failure.code != "modules-missing":
         return failure
+    if not failure.fix_argv:  # a distribution's own Python: pip may not install into it
+        return CheckFailure("engine-missing", failure.message)
     missing = ", ".join((failure.fix_argv or [])[4:])  # [python, -m, pip, install, *missing]
     argv = install_argv(python, engine)
     command = shlex.join(argv)
     message = f"{python} cannot run {engine} ({missing} missing); install it with: {command}"
     return CheckFailure("engine-missing", message, fix=command, fix_argv=argv)
+
+
+def engine_warnings(python: str, engine: str, account: Any = None) -> list[str]:
+    """What ``engine`` will lack under ``python`` though it runs (uvicorn without websockets), each
+    with what it means and how to add it; [] when nothing is missing (or the check cannot tell)."""
+    from portal.process.checks import check_modules, externally_managed_fix
+
+    warnings = []
+    for module, without in ENGINE_EXTRAS.get(engine, {}).items():  # one module so far: one run each
+        failure = check_modules(python, [module], account=account)
+        if failure is not None and failure.code == "modules-missing":
+            if failure.fix_argv:
+                warnings.append(f"{python} lacks {module}: {without}. Add it with: {install_command(python, engine)}")
+            else:
+                warnings.append(f"{python} lacks {module}: {without}. {externally_managed_fix(python, [module])}")
+    return warnings
 
 
 # Command lines ---------------------------------------------------------------------------

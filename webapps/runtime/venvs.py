@@ -40,6 +40,9 @@ STAMP_FILE = "portal-venv.json"
 CURRENT = "current"
 BUILD_TIMEOUT = 1800.0
 ERROR_LINES = 15
+# pip's output kept for the detail page after a failed build: all of it, up to this many lines (the
+# last ones: pip's errors come at the end).
+OUTPUT_LINES = 2000
 # What pip needs from the portal's environment besides the allowlist: its own settings (index,
 # find-links, certificates) and the proxies. Nothing else: pip runs third-party build code, and
 # the portal's secrets stay out of it.
@@ -50,11 +53,23 @@ Progress = Callable[[str], None]
 
 
 class VenvError(Exception):
-    """The virtualenv could not be built; the message says why, with pip's last lines, and what to do."""
+    """The virtualenv could not be built; the message says why (pip's ``ERROR:`` lines) and what to
+    do; ``lines``: the whole output (up to OUTPUT_LINES), for the detail page."""
 
     def __init__(self, message: str, lines: list[str] | None = None) -> None:
         super().__init__(message)
         self.lines = lines or []
+
+
+def pip_errors(lines: list[str]) -> list[str]:
+    """pip's own ``ERROR:`` lines, each once, in order: the cause ("No matching distribution found
+    for ..."), without the warnings and the progress around it."""
+    found: list[str] = []
+    for line in lines:
+        line = line.strip()
+        if line.startswith("ERROR:") and line not in found:
+            found.append(line)
+    return found
 
 
 @dataclass(frozen=True)
@@ -192,7 +207,7 @@ def _build(target: Path, requirements: Path, text: bytes, engine: str | None, ba
 def _run(argv: list[str], say: Progress, deadline: float, what: str, cwd: Path) -> None:
     env = inherited_env(dict(os.environ))
     env.update({k: v for k, v in os.environ.items() if k.startswith(PIP_ENV_PREFIXES)})
-    last: collections.deque[str] = collections.deque(maxlen=ERROR_LINES)
+    last: collections.deque[str] = collections.deque(maxlen=OUTPUT_LINES)
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
@@ -215,9 +230,11 @@ def _run(argv: list[str], say: Progress, deadline: float, what: str, cwd: Path) 
     if time.monotonic() >= deadline:
         raise VenvError(f"{what} did not finish in time; try again, or build the virtualenv by hand", list(last))
     if rc:
-        tail = "\n".join(last) or "(no output)"
-        raise VenvError(f"{what} failed (exit code {rc}); fix the requirements file and save it again. "
-                        f"Last lines:\n{tail}", list(last))
+        errors = pip_errors(list(last))
+        # Its ERROR: lines say the cause; without any (a crash), its last line is the best clue.
+        said = " ".join(errors) or (f"its last line: {last[-1]}" if last else "no output")
+        raise VenvError(f"{what} failed (exit code {rc}): {said.rstrip('.')}. Fix the requirements file and save "
+                        "it again", list(last))
 
 
 def _switch(root: Path, target: Path) -> None:

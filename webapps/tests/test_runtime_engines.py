@@ -130,6 +130,6 @@ def test_a_missing_engine_is_refused_with_the_exact_pip_command() -> None:
     assert failure.fix_argv == [sys.executable, "-m", "pip", "install", "granian==2.8.7"]
     assert "install it with: " + failure.fix in failure.message and "granian missing" in failure.message
     assert check_engine(sys.executable, "gunicorn") is None
-    assert engine_module("uvicorn") == ["uvicorn", "websockets"]
+    assert engine_module("uvicorn") == ["uvicorn"]  # websockets: a warning (engine_warnings), not a refusal
     with pytest.raises(ValueError, match="unknown engine"):
         install_command(sys.executable, "waitress")

@@ -36,7 +36,7 @@ def test_the_admin_saves_through_the_form_and_records_the_history(superuser_clie
 
 def test_the_admin_refuses_to_change_a_running_application(superuser_client, tmp_path):
     folder = app_dir(tmp_path)
-    webapp = make_webapp(folder, state="running", pid=1, python_executable=__import__("sys").executable)
+    webapp = make_webapp(folder, state="running", pid=1, python_executable="")
     response = superuser_client.post(f"/admin/webapps/webapp/{webapp.pk}/change/", form_data(folder, workers="5"))
     assert "stop /hello first, then change workers" in response.content.decode()
     assert WebApp.objects.get().workers == 1
@@ -66,7 +66,7 @@ def test_a_refused_admin_save_never_sends_a_secrets_value_back(superuser_client,
                                      form_data("/nope", secret_environment="TOKEN=verysecret999"))
     html = response.content.decode()
     assert "/nope does not exist" in html and "TOKEN=" in html and "verysecret999" not in html
-    webapp = make_webapp(folder, state="running", pid=1, python_executable=__import__("sys").executable)
+    webapp = make_webapp(folder, state="running", pid=1, python_executable="")
     response = superuser_client.post(f"/admin/webapps/webapp/{webapp.pk}/change/",
                                      form_data(folder, secret_environment="TOKEN=verysecret999"))
     html = response.content.decode()

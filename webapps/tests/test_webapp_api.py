@@ -101,5 +101,5 @@ def test_a_session_post_needs_the_csrf_token(make_user, webapp):
 
 
 def test_a_method_that_is_not_allowed_says_which_are(api, webapp):
-    response = api("viewer").delete("/api/webapps/shop/api/")
-    assert response.status_code == 405 and response["Allow"] == "GET, POST"
+    response = api("viewer").put("/api/webapps/shop/api/")
+    assert response.status_code == 405 and response["Allow"] == "GET, POST, PATCH, DELETE"

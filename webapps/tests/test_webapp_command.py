@@ -94,7 +94,8 @@ def test_an_interpreter_without_the_apps_package_names_the_options_that_give_it_
     assert str(error.value) == (
         "The web application was not created:\n"
         f"  --requirements: {python} lacks the package 'flask' that app.py imports: add --requirements "
-        f"{folder}/requirements.txt (this directory's requirements.txt) or --python /path/to/python (an "
+        f"{folder}/requirements.txt (this directory's requirements.txt) instead of --python, or --python "
+        "/path/to/python (an "
         "interpreter that has flask).")
     assert WebApp.objects.count() == 0
 
@@ -204,3 +205,17 @@ def test_a_path_with_a_name_too_long_is_refused_without_a_traceback(folder, opti
         run(*argv)
     assert "too long" in str(error.value), str(error.value)
     assert not WebApp.objects.exists()
+
+
+def test_show_says_what_runs_a_definition_that_names_no_interpreter(folder):
+    import json
+
+    (folder / "requirements.txt").write_text("# nothing\n")
+    make_webapp(folder, python_executable="")
+    shown = json.loads(run("show", "/hello", "--json"))
+    assert (shown["python_executable"], shown["requirements_file"]) == ("", "")
+    assert shown["requirements"] == f"{folder}/requirements.txt"
+    assert shown["interpreter"].endswith("/venvs/current/bin/python")
+    (folder / "requirements.txt").unlink()
+    shown = json.loads(run("show", "/hello", "--json"))
+    assert (shown["requirements"], shown["interpreter"]) == ("", sys.executable)

@@ -169,21 +169,42 @@ def test_the_import_check_runs_in_the_applications_interpreter_and_names_its_key
     assert "add RequirementsFile=/path/to/requirements.txt" in result.problems[0].message
 
 
-def test_the_seeds_line_for_the_flask_example_names_the_key_and_the_requirements_file_to_add(tmp_path):
-    # A fresh clone: the portal's interpreter has no Flask, and the seed's line names no interpreter.
+def test_the_seeds_line_for_the_flask_example_works_as_it_stands_with_the_folders_requirements_txt(tmp_path):
+    # A fresh clone: the portal's interpreter has no Flask, and the seed's line names no interpreter
+    # and no requirements file. The folder carries its requirements.txt: that is used, as a PaaS does.
+    portal_python_lacks("flask")
+    folder = flask_example(tmp_path)
+    line = SEED.replace("/irisdev/app/community/", f"{folder}/")
+    preview = merge.merge(line, CliOperator(), apply=False)
+    assert preview.problems == []
+    (change,) = preview.changes
+    assert change.warnings == [
+        f"No interpreter or requirements file is given, and the application directory has {folder}/requirements.txt: "
+        "the portal builds the application's own virtualenv from it at its start (and again whenever the file "
+        "changes). To run it with an interpreter of your own instead, give PythonExecutable=/path/to/python."]
+    assert apply(line).problems == []
+    app = WebApp.objects.get()
+    assert (app.python_executable, app.requirements_file) == ("", "")
+    assert app.requirements == f"{folder}/requirements.txt"
+    # Exported, it names neither: it moves to another portal as it came.
+    exported = run_command("export", "--applications")
+    assert "PythonExecutable=," in exported and "RequirementsFile=," in exported
+
+
+def test_without_a_requirements_txt_the_seeds_line_names_the_keys_to_add(tmp_path):
     python = portal_python_lacks("flask")
     folder = flask_example(tmp_path)
+    (folder / "requirements.txt").rename(folder / "deps.txt")
     result = apply(SEED.replace("/irisdev/app/community/", f"{folder}/"))
     assert WebApp.objects.count() == 0
     (problem,) = result.problems
-    assert (problem.line, problem.key) == (2, "RequirementsFile")
+    assert (problem.line, problem.key) == (2, "PythonExecutable")
     assert problem.message == (
-        f"{python} lacks the package 'flask' that app.py imports: add RequirementsFile={folder}/requirements.txt "
-        "(this directory's requirements.txt) or PythonExecutable=/path/to/python (an interpreter that has flask).")
-    # The key it names makes the line pass (the import waits for the virtualenv's build at the start).
+        f"{python} lacks the package 'flask' that app.py imports: add RequirementsFile=/path/to/requirements.txt "
+        "(one that lists flask) or PythonExecutable=/path/to/python (an interpreter that has flask).")
     fixed = SEED.replace("/irisdev/app/community/", f"{folder}/").replace(
-        "WSGIType=0", f"WSGIType=0,RequirementsFile={folder}/requirements.txt")
-    assert apply(fixed).problems == [] and WebApp.objects.get().requirements_file == f"{folder}/requirements.txt"
+        "WSGIType=0", f"WSGIType=0,RequirementsFile={folder}/deps.txt")
+    assert apply(fixed).problems == [] and WebApp.objects.get().requirements_file == f"{folder}/deps.txt"
 
 
 def test_a_failing_import_shows_the_applications_traceback_without_the_portals_frames(community):

@@ -21,7 +21,7 @@ def test_a_merge_with_restart_stops_changes_and_starts_a_running_application(tmp
     assert created.problems == []
     assert "/hello is running" in run("start", "/hello", "--wait", "--timeout", "40")
     old_pid = WebApp.objects.get().pid
-    text = "[Actions]\nModifyApplication:Name=/hello,Workers=2,NameSpace=USER\n"
+    text = "[Actions]\nModifyApplication:Name=/hello,Workers=3,NameSpace=USER\n"
 
     refused = merge.merge(text, administrator, apply=True)
     assert refused.problems[0].key == "Workers" and "is running: stop it first" in refused.problems[0].message
@@ -30,7 +30,7 @@ def test_a_merge_with_restart_stops_changes_and_starts_a_running_application(tmp
     assert result.problems == [] and result.restarted == ["/hello"]
     webapp = wait_until(lambda: WebApp.objects.filter(state="running", intent="").exclude(pid=old_pid).first(),
                         timeout=40, message="/hello did not run again")
-    assert (webapp.workers, webapp.namespace) == (2, "USER")
+    assert (webapp.workers, webapp.namespace) == (3, "USER")
     assert get_over_socket(webapp, "/hello/") == (200, b"hello from /hello")
     asked = list(Activity.objects.of(webapp).filter(message__in=["Stop requested", "Start requested"])
                  .order_by("id").values_list("message", "trigger"))

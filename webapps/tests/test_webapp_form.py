@@ -39,7 +39,10 @@ def test_a_valid_definition_passes_and_gets_the_defaults(folder):
     form = WebAppForm(form_data(folder, callable="", python_executable="", engine=""))
     assert form.is_valid(), form.errors
     webapp = form.save()
-    assert (webapp.name, webapp.callable, webapp.python_executable) == ("/hello", "app", sys.executable)
+    # No interpreter named: the portal's own, kept empty (so an export moves to another host) and
+    # resolved where it runs.
+    assert (webapp.name, webapp.callable, webapp.python_executable) == ("/hello", "app", "")
+    assert webapp.interpreter == sys.executable and webapp.requirements == ""
     assert webapp.engine_name == "gunicorn"
 
 
@@ -391,8 +394,30 @@ def test_defaults_fill_blank_numbers_and_choices(folder):
                                 restart_policy=""))
     assert form.is_valid(), form.errors
     webapp = form.save()
-    assert (webapp.workers, webapp.threads, webapp.init_timeout, webapp.stop_timeout) == (1, 1, 30, 10)
+    # Two workers, so that a reload loses no request; two threads each for WSGI.
+    assert (webapp.workers, webapp.threads, webapp.init_timeout, webapp.stop_timeout) == (2, 2, 30, 10)
     assert (webapp.protocol, webapp.restart_policy) == (WebApp.Protocol.WSGI, "on-failure")
+
+
+def test_an_asgi_application_left_at_the_defaults_gets_one_thread_per_worker(folder):
+    (folder / "asgi.py").write_text(ASGI_APP)
+    form = WebAppForm(form_data(folder, name="/a", module="asgi", protocol="asgi", workers="", threads=""))
+    assert form.is_valid(), form.errors
+    assert (form.save().workers, form.instance.threads) == (2, 1)
+
+
+def test_the_new_form_offers_two_workers_and_leaves_threads_to_the_protocol(admin_client_):
+    page = admin_client_.get("/webapps/-/new/").content.decode()
+    assert 'name="workers" value="2"' in page
+    assert 'placeholder="2 for WSGI, 1 for ASGI"' in page and 'name="threads" value=' not in page
+    assert "a reload or a crashed worker loses no request" in page
+
+
+def test_an_existing_definition_keeps_its_workers_and_threads(folder):
+    webapp = make_webapp(folder, workers=1, threads=1)
+    form = WebAppForm(WebAppForm(instance=webapp).as_data(), instance=webapp)
+    assert form.is_valid(), form.errors
+    assert (form.save().workers, webapp.threads) == (1, 1)
 
 
 # The import check, in the application's own interpreter ------------------------------------
@@ -468,14 +493,37 @@ def test_a_static_folder_that_would_serve_the_portals_private_files_is_refused(f
     assert "anyone who reaches the applications' port could read them" in message
 
 
-def test_an_interpreter_without_the_apps_framework_is_named_with_the_requirements_file_to_give(tmp_path):
-    # The trial's case: the Flask example, no requirements file, the portal's own interpreter (no Flask).
+def test_no_interpreter_and_a_folder_with_requirements_txt_uses_that_file_and_says_so(tmp_path):
+    # The trial's case: the Flask example, no requirements file, no interpreter (the portal's has no
+    # Flask). As a PaaS does, the folder's requirements.txt is used; the form says so.
+    portal_python_lacks("flask")
+    folder = flask_example(tmp_path)
+    form = WebAppForm(form_data(folder, name="/flask", module="app", python_executable=""))
+    assert form.is_valid(), form.errors
+    assert form.field_warnings["requirements_file"] == [
+        f"No interpreter or requirements file is given, and the application directory has {folder}/requirements.txt: "
+        "the portal builds the application's own virtualenv from it at its start (and again whenever the file "
+        "changes). To run it with an interpreter of your own instead, give a Python executable."]
+    webapp = form.save()
+    assert (webapp.python_executable, webapp.requirements_file) == ("", "")
+    assert webapp.found_requirements == webapp.requirements == f"{folder}/requirements.txt"
+
+
+def test_without_its_requirements_txt_the_portals_interpreter_is_checked_and_named(tmp_path):
     python = portal_python_lacks("flask")
     folder = flask_example(tmp_path)
+    (folder / "requirements.txt").unlink()
     errors = errors_for(folder, name="/flask", module="app", python_executable="")
-    assert errors == {"requirements_file": (
-        f"{python} lacks the package 'flask' that app.py imports: give a requirements file (this directory has "
-        f"requirements.txt: {folder}/requirements.txt) or a Python executable that has flask.")}
+    assert errors == {"python_executable": (
+        f"{python} lacks the package 'flask' that app.py imports: give a requirements file that lists it or a "
+        "Python executable that has flask.")}
+
+
+def test_a_named_interpreter_is_not_replaced_by_the_folders_requirements_txt(tmp_path):
+    folder = flask_example(tmp_path)
+    form = WebAppForm(form_data(folder, name="/flask", module="app", python_executable=bare_python(tmp_path)))
+    assert not form.is_valid()
+    assert "requirements_file" not in form.field_warnings
 
 
 def test_a_given_interpreter_without_the_package_and_no_requirements_txt_is_named_on_its_field(tmp_path):

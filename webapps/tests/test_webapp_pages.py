@@ -145,7 +145,7 @@ def test_a_bad_definition_is_shown_again_with_every_message(admin_client_, folde
 
 
 def test_the_edit_form_shows_secret_names_only_and_a_blank_keeps_them(admin_client_, folder):
-    make_webapp(folder, secret_environment={"API_TOKEN": "t0p-s3cret"}, python_executable=__import__("sys").executable)
+    make_webapp(folder, secret_environment={"API_TOKEN": "t0p-s3cret"}, python_executable="")
     html = admin_client_.get("/webapps/hello/-/edit/").content.decode()
     assert "API_TOKEN=" in html and "t0p-s3cret" not in html
     response = admin_client_.post("/webapps/hello/-/edit/", form_data(folder, secret_environment="API_TOKEN=",
@@ -158,7 +158,7 @@ def test_the_edit_form_shows_secret_names_only_and_a_blank_keeps_them(admin_clie
 
 
 def test_a_changed_secret_shows_as_changed_in_the_history(admin_client_, folder):
-    make_webapp(folder, secret_environment={"API_TOKEN": "old-s3cret"}, python_executable=__import__("sys").executable)
+    make_webapp(folder, secret_environment={"API_TOKEN": "old-s3cret"}, python_executable="")
     admin_client_.post("/webapps/hello/-/edit/", form_data(folder, secret_environment="API_TOKEN=new-s3cret"))
     html = admin_client_.get("/webapps/hello/").content.decode()
     assert "Secret environment variables</span>: changed" in html
@@ -177,7 +177,7 @@ def test_nobody_but_an_administrator_edits_or_deletes(role_client, role, folder)
 
 
 def test_editing_a_running_applications_runtime_fields_says_stop_it_first(admin_client_, folder):
-    make_webapp(folder, state="running", pid=1, python_executable=__import__("sys").executable)
+    make_webapp(folder, state="running", pid=1, python_executable="")
     response = admin_client_.post("/webapps/hello/-/edit/", form_data(folder, workers="4"))
     assert "/hello is running: stop /hello first, then change workers" in response.content.decode()
     assert WebApp.objects.get().workers == 1
@@ -219,16 +219,28 @@ def test_the_inline_check_of_the_directory_runs_the_import_check(admin_client_, 
 def test_the_inline_check_of_the_module_names_the_package_the_interpreter_lacks(admin_client_, tmp_path):
     python = portal_python_lacks("flask")
     folder = flask_example(tmp_path)
+    (folder / "requirements.txt").unlink()
     response = admin_client_.post("/webapps/-/validate/", form_data(folder, name="/flask", module="app"),
                                   headers={"HX-Request": "true", "HX-Trigger-Name": "module"})
     html = response.content.decode()
-    assert f"{python} lacks the package &#x27;flask&#x27; that app.py imports: give a requirements file (this " \
-           f"directory has requirements.txt: {folder}/requirements.txt)" in html
+    assert f"{python} lacks the package &#x27;flask&#x27; that app.py imports: give a requirements file that lists " \
+           "it or a Python executable that has flask." in html
     assert "check_app.py" not in html and "Traceback" not in html
 
 
+def test_the_inline_check_of_the_directory_says_its_requirements_txt_will_be_used(admin_client_, tmp_path):
+    portal_python_lacks("flask")
+    folder = flask_example(tmp_path)
+    response = admin_client_.post("/webapps/-/validate/", form_data(folder, name="/flask", module="app"),
+                                  headers={"HX-Request": "true", "HX-Trigger-Name": "directory"})
+    html = response.content.decode()
+    assert f"the application directory has {folder}/requirements.txt: the portal builds the application&#x27;s " \
+           "own virtualenv from it" in html
+    assert "field-error" not in html
+
+
 def test_the_inline_check_of_a_secret_on_edit_keeps_the_blank(admin_client_, folder):
-    webapp = make_webapp(folder, secret_environment={"API_TOKEN": "x"}, python_executable=__import__("sys").executable)
+    webapp = make_webapp(folder, secret_environment={"API_TOKEN": "x"}, python_executable="")
     response = admin_client_.post("/webapps/-/validate/", {**form_data(folder, secret_environment="API_TOKEN="),
                                                           "pk": str(webapp.pk)},
                                   headers={"HX-Request": "true", "HX-Trigger-Name": "secret_environment"})
@@ -276,7 +288,7 @@ def test_a_refused_create_keeps_the_secrets_names_not_their_values(admin_client_
 
 
 def test_a_refused_edit_of_a_running_application_keeps_the_secrets_names_only(admin_client_, folder):
-    make_webapp(folder, state="running", pid=1, python_executable=__import__("sys").executable)
+    make_webapp(folder, state="running", pid=1, python_executable="")
     response = admin_client_.post("/webapps/hello/-/edit/", form_data(folder, secret_environment="TOKEN=verysecret999"))
     html = response.content.decode()
     assert "stop /hello first" in html

@@ -146,7 +146,8 @@ def test_a_start_in_an_interpreter_without_the_apps_package_says_which_and_how_t
     assert webapp.state == "stopped" and body["state"] == "stopped", body
     assert webapp.last_error == (
         f"Start refused: {python} lacks the package 'flask' that app.py imports: give a requirements file (this "
-        f"directory has requirements.txt: {folder}/requirements.txt) or a Python executable that has flask")
+        f"directory has requirements.txt: {folder}/requirements.txt; with no Python executable it is used) or a "
+        "Python executable that has flask")
     assert "check_app.py" not in json.dumps(body)
 
 

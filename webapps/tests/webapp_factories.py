@@ -56,7 +56,7 @@ def form_data(folder: Path | str, **overrides: Any) -> dict[str, Any]:
 
 def make_webapp(directory: Path | str, **fields: Any) -> WebApp:
     values: dict[str, Any] = {"name": "/hello", "directory": str(directory), "module": "hello",
-                              "python_executable": "/usr/bin/python3"}
+                              "python_executable": "/usr/bin/python3", "workers": 1, "threads": 1}
     values.update(fields)
     return WebApp.objects.create(**values)
 

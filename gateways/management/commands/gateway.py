@@ -3,6 +3,10 @@
     gateway create NAME --port P [--server H] [--python PATH] [--options "..."]
                    [--log-file F] [--passphrase-file F | --allow-no-passphrase]
                    [--allow-unauthenticated-network]
+    gateway edit NAME [--port P] [--server H] [--python PATH] [--options "..."] [--log-file F]
+                 [--passphrase-file F | --no-passphrase] [--[no-]allow-no-passphrase]
+                 [--[no-]allow-unauthenticated-network] [--init-timeout S] [--connection-timeout S]
+                 [--stop-timeout S] [--restart-policy P] [--run-as USER] [--[no-]allow-root] [--restart]
     gateway list [--json]
     gateway show NAME [--json]
     gateway delete NAME
@@ -27,7 +31,7 @@ until the state settles and exits 1 when the server did not end where asked.
 from __future__ import annotations
 
 import json
-from argparse import ArgumentParser
+from argparse import ArgumentParser, BooleanOptionalAction
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +45,16 @@ from portal import roles
 from portal.cli import actor_named
 from portal.process.checks import path_too_long
 from processes import control
-from processes.cli import add_control_parsers, control_and_report, write_status
+from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
+from processes.editing import form_data_of
+from processes.forms import error_lines, options_of
+
+# What ``edit`` may change, by the form's field names (its options' dest).
+EDIT_FIELDS = ("server", "port", "python_executable", "python_options", "log_file", "connection_timeout",
+               "init_timeout", "stop_timeout", "restart_policy", "run_as")
+# The fields ``create`` and ``edit`` fill from other options than their own (the rest: the option
+# whose dest is the field, read from the parser by processes.forms.options_of).
+FILLED_BY = {"passphrase": "--passphrase-file", "use_passphrase": "--passphrase-file"}
 
 
 def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
@@ -55,6 +68,7 @@ def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
         "allow_unauthenticated_network": gateway.allow_unauthenticated_network,
         "log_file": gateway.log_file,
         "python_executable": gateway.python_executable,
+        "interpreter": gateway.interpreter,  # the one that runs it: the portal's own when the above is empty
         "python_options": gateway.python_options,
         "connection_timeout": gateway.connection_timeout,
         "init_timeout": gateway.init_timeout,
@@ -68,14 +82,40 @@ def gateway_as_dict(gateway: Gateway) -> dict[str, Any]:
     }
 
 
+def _edit_options(edit: ArgumentParser) -> None:
+    """``edit``: every option of ``create``, none required, none with a default (what is not given is kept)."""
+    edit.add_argument("name")
+    edit.add_argument("--port", help="TCP port, 1 to 65535")
+    edit.add_argument("--server", help="IP address or host name")
+    edit.add_argument("--python", dest="python_executable", help="Python executable path")
+    edit.add_argument("--options", dest="python_options", help="Python options, as shell words ('' for none)")
+    edit.add_argument("--log-file")
+    edit.add_argument("--passphrase-file",
+                      help="a new passphrase: the first line of this file ('-' reads standard input)")
+    edit.add_argument("--no-passphrase", action="store_true",
+                      help="remove the passphrase (with --allow-no-passphrase: any local user can then run code)")
+    edit.add_argument("--allow-no-passphrase", action=BooleanOptionalAction, default=None,
+                      help="acknowledge that without a passphrase any local user can run code through it")
+    edit.add_argument("--allow-unauthenticated-network", action=BooleanOptionalAction, default=None,
+                      help="let a server beyond loopback run without a passphrase")
+    edit.add_argument("--init-timeout")
+    edit.add_argument("--connection-timeout")
+    edit.add_argument("--stop-timeout")
+    edit.add_argument("--restart-policy", choices=[c.value for c in Gateway.RestartPolicy])
+    edit.add_argument("--run-as", metavar="USER", help="the user it runs as ('' for a user of its own)")
+    edit.add_argument("--allow-root", action=BooleanOptionalAction, default=None, help="let --run-as be root")
+    add_restart_option(edit, "gateway")
+
+
 class Command(BaseCommand):
-    help = "Create, list, show and delete gateway definitions; start, stop and restart gateways."
+    help = "Create, edit, list, show and delete gateway definitions; start, stop and restart gateways."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--user", help="act as this portal user, with that user's role")
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
         create = sub.add_parser("create", help="create a definition")
+        self.parsers = {"create": create}
         create.add_argument("name")
         create.add_argument("--port", required=True, help="TCP port, 1 to 65535")
         create.add_argument("--server", default="127.0.0.1", help="IP address or host name")
@@ -106,6 +146,9 @@ class Command(BaseCommand):
             "--restart-policy", default=Gateway.RestartPolicy.ON_FAILURE,
             choices=[c.value for c in Gateway.RestartPolicy],
         )
+
+        self.parsers["edit"] = sub.add_parser("edit", help="change a definition (the options given; the rest is kept)")
+        _edit_options(self.parsers["edit"])
 
         listing = sub.add_parser("list", help="list definitions")
         listing.add_argument("--json", action="store_true")
@@ -180,16 +223,37 @@ class Command(BaseCommand):
             data["passphrase"] = self._read_passphrase(options["passphrase_file"])
         form = GatewayForm(data)
         if not form.is_valid():
-            lines = []
-            for field, errors in form.errors.items():
-                label = "--" + field.replace("_", "-") if field != "__all__" else ""
-                for error in errors:
-                    lines.append(f"{label}: {error}" if label else error)
+            lines = error_lines(form, options_of(self.parsers["create"], **FILLED_BY))
             raise CommandError("The gateway was not created:\n  " + "\n  ".join(lines))
         gateway = services.save_definition(form, self.actor, actor=self.actor.get_username())
         for warning in form.warnings:
             self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
         self.stdout.write(f"Created gateway {gateway.name} on {gateway.server}:{gateway.port}.")
+
+    def do_edit(self, options: dict[str, Any]) -> None:
+        gateway = self._get(options["name"])
+        if not roles.can_administer(self.actor):
+            raise PermissionDenied("Only an Administrator may edit gateway definitions; ask an administrator "
+                                   "for that role.")
+        if options.get("passphrase_file") and options.get("no_passphrase"):
+            raise CommandError("Give --passphrase-file or --no-passphrase, not both.")
+        data = form_data_of(GatewayForm, gateway)
+        for option in EDIT_FIELDS:
+            if options.get(option) is not None:
+                data[option] = options[option]
+        for flag in ("allow_no_passphrase", "allow_unauthenticated_network", "allow_root"):
+            if options.get(flag) is not None:
+                data[flag] = "on" if options[flag] else ""
+        if options.get("no_passphrase"):
+            data["use_passphrase"] = ""
+        if options.get("passphrase_file"):
+            data["use_passphrase"] = "on"
+            data["passphrase"] = self._read_passphrase(options["passphrase_file"])
+        form = GatewayForm(data, instance=gateway)
+        if not form.is_valid():
+            lines = error_lines(form, options_of(self.parsers["edit"], **FILLED_BY))
+            raise CommandError("The gateway was not saved:\n  " + "\n  ".join(lines))
+        save_and_report(self, form, services, options, f"Saved gateway {gateway.name}.")
 
     def do_list(self, options: dict[str, Any]) -> None:
         gateways = list(Gateway.objects.all())

@@ -38,7 +38,11 @@ def test_a_non_executable_python_is_refused(tmp_path):
 def test_a_program_that_is_not_python_is_refused(tmp_path):
     failure = check_python("/bin/true")
     assert failure.code == "not-python"
-    assert "does not behave like a Python interpreter" in failure.message
+    assert failure.message.startswith("/bin/true is not a Python interpreter (asked its version with -c, it "
+                                      "printed no version)")
+    failure = check_python("/bin/ls")
+    assert failure.message.startswith("/bin/ls is not a Python interpreter (asked its version with -c, it ended "
+                                      "with exit code 2: /bin/ls: cannot access")
 
 
 @pytest.mark.parametrize("minor", ["2.7", "3.6"])
@@ -68,8 +72,32 @@ def test_a_held_port_names_its_holder_pid_and_name():
         assert port_holder("0.0.0.0", port) == (os.getpid(), me.name())
         failure = check_port_free("127.0.0.1", port)
     assert failure.code == "port-in-use"
-    assert failure.message == (f"port {port} on 127.0.0.1 is already in use by pid {os.getpid()} ({me.name()}); "
-                               "stop that process or choose another port")
+    advice = f"port {port} on 127.0.0.1 is already in use by pid {os.getpid()} ({me.name()}); stop that process or "
+    assert failure.message.startswith(advice + "choose another port, e.g. ")
+    suggested = int(failure.message.rsplit(" ", 1)[1])
+    assert suggested > port and check_port_free("127.0.0.1", suggested) is None
+
+
+def test_a_port_the_portal_keeps_for_itself_is_said_to_be_the_portals_with_a_free_one_suggested():
+    with socket.socket() as front, socket.socket() as next_one:
+        front.bind(("127.0.0.1", 0))
+        front.listen()
+        port = front.getsockname()[1]
+        taken = port + 1
+        try:
+            next_one.bind(("127.0.0.1", taken))
+            next_one.listen()
+        except OSError:
+            pass  # held by another program already: taken all the same
+        failure = check_port_free("127.0.0.1", port, reserved={port: "the portal's own front (PORTAL_APPS_PORT)"},
+                                  avoid={port + 2})
+        assert failure is not None
+        assert failure.message.startswith(f"port {port} on 127.0.0.1 is the portal's own front (PORTAL_APPS_PORT), "
+                                          "which the portal itself listens on: choose another port, e.g. ")
+        assert "stop" not in failure.message and "pid" not in failure.message
+        suggested = int(failure.message.rsplit(" ", 1)[1])
+        assert suggested > port + 2
+    assert check_port_free("127.0.0.1", suggested) is None
 
 
 def test_a_free_port_passes():

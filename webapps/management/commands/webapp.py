@@ -6,6 +6,7 @@
                   [--static SUBPATH=DIR]... [--log-file F] [--restart-policy P]
                   [--init-timeout S] [--stop-timeout S]
     webapp edit PATH [the same options] [--no-debug] [--unset-env NAME]... [--unset-static SUBPATH]...
+                [--restart]
     webapp list [--json]
     webapp show PATH [--json]
     webapp delete PATH
@@ -37,26 +38,25 @@ from portal import roles
 from portal.cli import actor_named
 from portal.process.checks import path_too_long
 from processes import control
-from processes.cli import add_control_parsers, control_and_report, write_status
+from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
+from processes.forms import error_lines, options_of
 from webapps import nginx_command, services
+from webapps.adapter import python_of
 from webapps.checks import FixKeys
 from webapps.forms import WebAppForm, format_assignments
 from webapps.models import WebApp
 
-# The option that sets each form field, for the messages.
-OPTION_OF_FIELD = {
+# The fields this command fills from options of other names (the rest: processes.forms.options_of
+# reads each option's field from the parser).
+FILLED_BY = {
     "name": "PATH",
-    "protocol": "--type",
-    "python_executable": "--python",
-    "requirements_file": "--requirements",
     "environment": "--env",
     "secret_environment": "--secret-env-file",
     "static_files": "--static",
 }
 CONTROL_ACTIONS = control.ACTIONS
 # How the import check's messages name the options that give the application its packages.
-FIX_KEYS = FixKeys(requirements_file=f"{OPTION_OF_FIELD['requirements_file']} ",
-                   python_executable=f"{OPTION_OF_FIELD['python_executable']} ")
+FIX_KEYS = FixKeys(requirements_file="--requirements ", python_executable="--python ")
 
 
 def webapp_as_dict(webapp: WebApp) -> dict[str, Any]:
@@ -70,6 +70,10 @@ def webapp_as_dict(webapp: WebApp) -> dict[str, Any]:
         "debug": webapp.debug,
         "python_executable": webapp.python_executable,
         "requirements_file": webapp.requirements_file,
+        # What runs it: the file its virtualenv is built from (the folder's requirements.txt when
+        # none is named) and the interpreter (that virtualenv's, the one named, or the portal's).
+        "requirements": webapp.requirements,
+        "interpreter": python_of(webapp),
         "engine": webapp.engine_name,
         "workers": webapp.workers,
         "threads": webapp.threads,
@@ -124,6 +128,7 @@ def _definition_options(parser: ArgumentParser, creating: bool) -> None:
                             help="remove a variable, plain or secret (repeat for more)")
         parser.add_argument("--unset-static", action="append", default=[], metavar="SUBPATH",
                             help="remove a static mapping (repeat for more)")
+        add_restart_option(parser, "web application")
 
 
 class Command(BaseCommand):
@@ -132,8 +137,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--user", help="act as this portal user, with that user's role")
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        _definition_options(sub.add_parser("create", help="create a definition"), creating=True)
-        _definition_options(sub.add_parser("edit", help="change a definition"), creating=False)
+        self.parsers = {"create": sub.add_parser("create", help="create a definition"),
+                        "edit": sub.add_parser("edit", help="change a definition")}
+        _definition_options(self.parsers["create"], creating=True)
+        _definition_options(self.parsers["edit"], creating=False)
         listing = sub.add_parser("list", help="list definitions")
         listing.add_argument("--json", action="store_true")
         show = sub.add_parser("show", help="show one definition")
@@ -219,10 +226,8 @@ class Command(BaseCommand):
 
     def _save(self, form: WebAppForm, verb: str) -> WebApp:
         if not form.is_valid():
-            lines = []
-            for field, errors in form.errors.items():
-                label = OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-")) if field != "__all__" else ""
-                lines += [f"{label}: {error}" if label else error for error in errors]
+            lines = error_lines(form, options_of(self.parsers["create" if verb == "created" else "edit"],
+                                                 **FILLED_BY))
             raise CommandError(f"The web application was not {verb}:\n  " + "\n  ".join(lines))
         webapp = services.save_definition(form, self.actor, actor=self.actor.get_username())
         for warning in form.warnings:
@@ -240,8 +245,10 @@ class Command(BaseCommand):
         webapp = self._get(options["path"])
         services.require_admin(self.actor, "edit")
         data = self._form_data(options, WebAppForm(instance=webapp).as_data())
-        self._save(WebAppForm(data, instance=webapp, fix_keys=FIX_KEYS), "saved")
-        self.stdout.write(f"Saved web application {webapp.name}.")
+        form = WebAppForm(data, instance=webapp, fix_keys=FIX_KEYS)
+        if not form.is_valid():
+            self._save(form, "saved")  # says what is wrong (exit code 1)
+        save_and_report(self, form, services, options, f"Saved web application {webapp.name}.")
 
     def do_list(self, options: dict[str, Any]) -> None:
         if not roles.can_view(self.actor):

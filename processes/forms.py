@@ -1,0 +1,78 @@
+"""What the definition forms of every kind share: the interpreter check of a save, and how a command
+line names a form's fields in its messages.
+
+Kind-generic: each kind's form calls these with its kind, its instance and its own fields; each
+command with its own parser.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from argparse import ArgumentParser
+from typing import Any
+
+from django import forms
+
+
+def interpreter_problem(kind: str, python: str, instance: Any, run_as: str,
+                        memo: dict[Any, str | None] | None = None) -> str | None:
+    """Why ``python`` cannot be a definition's interpreter (it does not run, it is no Python, or an
+    old one), asked of the interpreter itself as the user the definition will run as (a virtualenv's
+    interpreter runs its .pth files: hosted code, never run as the portal); None when it is fine.
+
+    ``memo``: answers of a merge's earlier forms, by interpreter and user.
+    """
+    from portal.process.accounts import own_folder
+    from portal.process.checks import check_python
+    from processes.accounts import check_account
+
+    # Not by definition: whether a Python runs is the same for every user of its own (all "others").
+    key = ("interpreter", kind, python, (run_as or "").strip())
+    if memo is not None and key in memo:
+        return memo[key]
+    with tempfile.TemporaryDirectory(prefix="pythoncheck-") as home:
+        account = check_account(kind, instance if getattr(instance, "pk", None) else None, run_as, home)
+        own_folder(home, account)
+        failure = check_python(python, account)
+    problem = None if failure is None else failure.message[:1].upper() + failure.message[1:].rstrip(".") + "."
+    if memo is not None:
+        memo[key] = problem
+    return problem
+
+
+# Command lines ---------------------------------------------------------------------------------
+
+
+def options_of(parser: ArgumentParser, **overrides: str) -> dict[str, str]:
+    """The option that sets each form field on ``parser``'s command line, by field name: read from the
+    parser itself (an option's ``dest`` is the field it fills: ``--python`` for python_executable, a
+    positional by its metavar: NAME), so a message never names an option the command lacks.
+    ``overrides``: the fields a command fills another way (the passphrase from ``--passphrase-file``)."""
+    found: dict[str, str] = {}
+    for action in parser._actions:  # argparse has no public list of a parser's arguments
+        if action.dest in ("help", "==SUPPRESS=="):
+            continue
+        if action.option_strings:
+            # Its first long form: --debug of --debug/--no-debug, --verbose of -v/--verbose.
+            long = [o for o in action.option_strings if o.startswith("--")]
+            found.setdefault(action.dest, (long or action.option_strings)[0])
+        else:
+            found.setdefault(action.dest, str(action.metavar or action.dest.upper()))
+    return {**found, **overrides}
+
+
+def error_lines(form: forms.BaseForm, options: dict[str, str]) -> list[str]:
+    """A form's errors as a command's lines, each led by the option to change (``options``, from
+    :func:`options_of`): a field the command has no option for is named by its label on the page."""
+    lines = []
+    for field, errors in form.errors.items():
+        if field == "__all__":
+            label = ""
+        elif field in options:
+            label = options[field]
+        elif field in form.fields:
+            label = str(form.fields[field].label or field.replace("_", " ").capitalize())
+        else:
+            label = field.replace("_", " ")
+        lines += [f"{label}: {error}" if label else str(error) for error in errors]
+    return lines
