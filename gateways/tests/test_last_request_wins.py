@@ -16,7 +16,7 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from conftest import wait_until
+from conftest import wait_until, wait_worker_idle
 from gateways import tasks
 from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
@@ -100,20 +100,24 @@ def test_mixed_concurrent_requests_settle_on_the_last_one(gateway_processes, ope
     last_seq, last_action = max(sent)
     gateway = settled(gateway)
     assert gateway.request_seq == last_seq and gateway.requested == last_action
-    # Tasks of older requests may still be in the queue: give them time to (not) act.
-    time.sleep(3)
+    # Tasks of older requests may still be in the queue: every one is run, and must not act.
+    wait_worker_idle(gateway_processes)
     gateway = settled(gateway)
     assert gateway.state == GOAL[last_action], (plan, sent, gateway.last_error)
     assert os_state(gateway.port) == GOAL[last_action], (plan, sent)
 
-    # An old task delivered again (a redelivered message) does nothing, whatever it asks.
+    # An old task delivered again (a redelivered message) does nothing, whatever it asks: the same
+    # server process (or none) before and after, and no new request.
     oldest_seq, _ = min(sent)
+    servers = {p.pid for p in server_processes(gateway.port)}
     stale = tasks.stop_gateway if GOAL[last_action] == "running" else tasks.start_gateway
     assert stale(gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
     assert tasks.restart_gateway(gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
-    time.sleep(1)
+    wait_worker_idle(gateway_processes)
     gateway = settled(gateway)
+    assert gateway.request_seq == last_seq
     assert gateway.state == GOAL[last_action] and os_state(gateway.port) == GOAL[last_action]
+    assert {p.pid for p in server_processes(gateway.port)} == servers, "a stale task restarted or started the server"
 
 
 def test_four_quick_restarts_then_stop_with_wait_answers_stopped_and_it_stays_stopped(gateway_processes, operator):
