@@ -102,9 +102,11 @@ def test_a_keeper_killed_with_sigkill_is_replaced_and_its_server_adopted(gateway
     assert server_processes(gateway.port) == []
 
 
-# An unrelated process: it says when it is ready, and answers SIGUSR2 as long as it lives.
+# An unrelated process: it says when it is ready, and answers SIGUSR2 as long as it lives. Every
+# other signal keeps its default action (SIGINT too, which Python would turn into an exception).
 STRANGER = (
     "import signal, time\n"
+    "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
     "signal.signal(signal.SIGUSR2, lambda *_: print('still here', flush=True))\n"
     "print('ready', flush=True)\n"
     "time.sleep(60)\n"
@@ -139,6 +141,7 @@ def test_a_reused_pid_is_never_signalled(gateway_processes, operator):
     finally:
         stranger.kill()
         stranger.wait()
+        stranger.stdout.close()
 
 
 def test_two_hosts_each_start_their_own_gateways(gateway_processes, operator, settings):
