@@ -16,8 +16,8 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from conftest import wait_until, wait_worker_idle
-from gateways import tasks
+from conftest import wait_until, wait_worker_idle, worker_idle
+from gateways import runtime, tasks
 from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port, server_processes
@@ -148,3 +148,15 @@ def test_a_wait_overtaken_by_a_later_request_says_so_and_reports_the_truth(gatew
         f"A later stop request replaced this start of {gateway.name}; it is now stopped. "
         "See its Activity page for who asked."
     )
+
+
+def test_the_worker_counts_as_idle_only_once_every_task_sent_has_run(gateway_processes):
+    """What the waits above rely on: a task held for later, then run, keeps the worker busy."""
+    gateway = make_gateway(port=free_port())
+    wait_worker_idle(gateway_processes)
+    sent = time.monotonic()
+    # An old request's number: the task does nothing when it runs, two seconds from now.
+    tasks.start_gateway.apply_async(args=[gateway.pk, "otto", -1], queue=runtime.queue_of(gateway), countdown=2)
+    assert not worker_idle(gateway_processes)
+    wait_worker_idle(gateway_processes)
+    assert time.monotonic() - sent >= 2, "idle before the task held for later had run"
