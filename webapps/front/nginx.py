@@ -110,7 +110,6 @@ _TEMPLATES = jinja2.Environment(
     keep_trailing_newline=True,
 )
 _TEMPLATES.filters["quote"] = _quote
-_TEMPLATES.filters["regex"] = re.escape
 _TEMPLATES.globals["page_body"] = _page_body
 
 
@@ -132,6 +131,7 @@ class _App:
     socket: str
     statics: tuple[_Static, ...]
     unavailable: Page | None  # answered with this 503 page instead of being proxied to
+    outside_mount_regex: str  # a cookie Path that is not under the mount
     bad_gateway: Page | None = None
     not_answering: Page | None = None
     gateway_timeout: Page | None = None
@@ -156,6 +156,7 @@ def _apps(routes: Routes, idle_timeout: int, lenient: bool) -> list[_App]:
             n=n,
             mount=mount,
             base="/" if mount == "/" else mount + "/",
+            outside_mount_regex=f"~^(?!{re.escape(mount)}(?:/|$))",
             protocol=route.protocol,
             state=route.state,
             socket=route.socket,
@@ -179,11 +180,13 @@ def _cookie_maps(names: tuple[str, ...]) -> tuple[list[dict[str, str]], str]:
             raise RoutesError(f"cookie name {name!r} cannot be stripped by nginx: use letters, digits, - and _")
         for _ in range(2):
             n = len(maps) + 1
-            maps.append({"source": source, "target": f"$webapps_cookie_{n}", "name": name,
-                         "before": f"webapps_c{n}a", "after": f"webapps_c{n}b"})
+            before, after = f"webapps_c{n}a", f"webapps_c{n}b"
+            pattern = rf"~^(?<{before}>|.*?;\s*){re.escape(name)}=[^;]*(?:;\s*)?(?<{after}>.*)$"
+            maps.append({"source": source, "target": f"$webapps_cookie_{n}", "pattern": pattern,
+                         "before": before, "after": after})
             source = maps[-1]["target"]
     if maps:
-        maps.append({"source": source, "target": f"$webapps_cookie_{len(maps) + 1}", "name": ""})
+        maps.append({"source": source, "target": f"$webapps_cookie_{len(maps) + 1}", "pattern": ""})
         source = maps[-1]["target"]
     return maps, source
 
@@ -221,6 +224,7 @@ def render_nginx_config(
     makes that application answer 503 saying so.
     """
     apps = _apps(routes, idle_timeout, lenient)
+    hosts = portal_hosts_pattern(routes.portal_hosts)
     cookie_maps, cookie_var = _cookie_maps(routes.strip_cookies)
     context = {
         "include": include,
@@ -237,13 +241,14 @@ def render_nginx_config(
         ],
         "cookie_maps": cookie_maps,
         "cookie_var": cookie_var if cookie_maps else "",
-        "strip_cookies": routes.strip_cookies,
+        "portal_cookie_regex": "~^(?:" + "|".join(re.escape(name) for name in routes.strip_cookies) + ")$",
         "trusted_proxies": [str(network) for network in trusted_proxies],
         # A trusted proxy's X-Forwarded-Proto is believed through this map (nginx.conf.j2).
         "proto": "$webapps_proto" if trusted_proxies else "$scheme",
         "portal_port": routes.portal_port,
-        "portal_hosts_pattern": portal_hosts_pattern(routes.portal_hosts),
-        "portal_host_syntax": PORTAL_HOST_PATTERN,
+        # A host the portal answers to (routes.portal_origin's rule; $host is lowercase, without
+        # its port), captured for the link.
+        "portal_host_regex": f"~^(?=(?:{PORTAL_HOST_PATTERN})$)(?<webapps_portal_host>{hosts})$" if hosts else "",
         "figures_log": _safe_path(figures_log, "figures log") if figures_log else "",
         "static_not_found": STATIC_NOT_FOUND,
         "not_found": not_found_page(),
