@@ -141,6 +141,20 @@ def test_a_figures_log_or_folder_nginx_cannot_name_is_refused(tmp_path: Path) ->
         render_nginx_config(routes, prefix=tmp_path / "a;b")
 
 
+@pytest.mark.parametrize("name", ["it's", "a b", "a;b", "a=b", ""])
+def test_a_cookie_name_nginx_cannot_match_is_refused(name: str) -> None:
+    routes = Routes(apps=(Route("/a", "/run/a.sock"),), strip_cookies=("portal_sessionid", name))
+    with pytest.raises(RoutesError, match="cannot be stripped by nginx: use letters, digits, - and _"):
+        render_nginx_config(routes, include=True)
+
+
+def test_a_mime_types_file_nginx_cannot_name_is_refused(tmp_path: Path) -> None:
+    mime = tmp_path / "mime;types"
+    mime.write_text("types { }\n")
+    with pytest.raises(RoutesError, match="mime types file"):
+        render_nginx_config(Routes(), prefix=tmp_path, mime_types=str(mime))
+
+
 def write_all() -> None:
     import tempfile
 
