@@ -341,3 +341,35 @@ def test_a_virtualenv_build_does_not_delay_the_start_of_another_application(weba
     finally:
         release.set()
         index.shutdown()
+
+
+# An application that keeps a file in its HOME from its import on, as the examples keep their
+# database there when their folder is not theirs to write (it is root's here).
+HOME_WRITER = '''
+import os
+
+with open(os.path.join(os.environ["HOME"], "made-at-import"), "w") as f:
+    f.write("x")
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [open(os.path.join(os.environ["HOME"], "made-at-import")).read().encode()]
+'''
+
+
+def test_an_application_writing_its_home_at_import_passes_the_start_s_check_as_its_own_user(webapp_processes,
+                                                                                             tmp_path):
+    from processes.accounts import cannot_switch
+
+    if reason := cannot_switch():
+        pytest.skip(f"hosted users are not switched here: {reason}")
+    folder = app_dir(tmp_path, HOME_WRITER)
+    run("create", "/homely", "--directory", str(folder), "--module", "hello")
+    out = run("start", "/homely", "--wait", "--timeout", "40")
+    assert "/homely is running (pid" in out, out
+    webapp = WebApp.objects.get()
+    assert get_over_socket(webapp, "/homely/") == (200, b"x")
+    # Written by its own user, in its own home, at the check and again by the engine.
+    home = adapter.home(webapp)
+    assert (home / "made-at-import").stat().st_uid == home.stat().st_uid != 0
