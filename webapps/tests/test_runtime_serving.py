@@ -112,9 +112,14 @@ def test_uvicorn_takes_the_fronts_forwarded_headers(running: Callable[[str], Run
 
 
 @pytest.mark.parametrize("name", list(APPS))
-def test_the_socket_is_0660(running: Callable[[str], RunningApp], name: str) -> None:
-    mode = os.stat(running(name).socket).st_mode
-    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660, oct(mode)
+def test_the_socket_is_the_keeper_s_0600_in_its_run_directory(running: Callable[[str], RunningApp],
+                                                               name: str) -> None:
+    """The keeper binds it and hands the engine the descriptor: the engine never binds a path."""
+    app = running(name)
+    info = os.lstat(app.socket)
+    assert stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600, oct(info.st_mode)
+    assert info.st_uid == os.getuid() and app.socket.parent == app.run_dir.resolve()
+    assert stat.S_IMODE(os.stat(app.run_dir).st_mode) == 0o700
 
 
 @pytest.mark.parametrize("name", ["bare-uvicorn", "bare-granian"])
