@@ -46,14 +46,13 @@ def validate_listen(listen: dict[str, Any]) -> None:
         raise ValueError(f"unknown listen fields: {', '.join(sorted(unknown))}")
 
 
-def is_bound_at(sock: socket.socket, path: str) -> bool:
-    """True while ``path`` is still the file of ``sock`` (same inode, a socket, not a link)."""
+def file_id(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the socket file at ``path`` (never through a link); None if there is none."""
     try:
-        there = os.lstat(path)
-        mine = os.fstat(sock.fileno())
+        info = os.lstat(path)
     except OSError:
-        return False
-    return stat.S_ISSOCK(there.st_mode) and (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISSOCK(info.st_mode) else None
 
 
 class Listener:
@@ -64,6 +63,9 @@ class Listener:
         self.path = str(listen["path"])
         self.mode = int(listen.get("mode", DEFAULT_MODE))
         self.sock: socket.socket | None = None
+        # The file bind() made. fstat() of a socket gives its inode in sockfs, not the file's:
+        # the file is known by what lstat() said right after the bind, in the keeper's own folder.
+        self.file: tuple[int, int] | None = None
 
     def fileno(self) -> int:
         assert self.sock is not None
@@ -76,9 +78,13 @@ class Listener:
         file went (removed, or replaced: by an engine that unlinks its socket when it stops) is
         closed and bound again, so that the fronts never connect to anything but ours.
         """
-        if self.sock is not None and is_bound_at(self.sock, self.path):
+        if self.sock is not None and self.file is not None and file_id(self.path) == self.file:
             return None
         self.close(unlink=False)
+        if os.path.islink(self.path):  # nothing of ours: the keeper's folder is no one else's to write
+            log.warning("removed a link put in place of the socket %s", self.path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
         # A file left by a killed keeper is removed; one a live server holds is an error.
         busy = probes.clear_stale_socket(self.path)
         if busy:
@@ -86,6 +92,7 @@ class Listener:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(self.path)
+            self.file = file_id(self.path)
             os.chmod(self.path, self.mode)  # the keeper's umask 077 made it 0600 already
             sock.listen(BACKLOG)
         except OSError as exc:
@@ -103,9 +110,10 @@ class Listener:
     def close(self, unlink: bool = True) -> None:
         """Close the socket; with ``unlink``, remove its file if it still is ours."""
         sock, self.sock = self.sock, None
+        mine, self.file = self.file, None
         if sock is None:
             return
-        if unlink and is_bound_at(sock, self.path):
+        if unlink and mine is not None and file_id(self.path) == mine:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
         sock.close()

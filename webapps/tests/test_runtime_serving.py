@@ -105,7 +105,7 @@ def test_asgi_gets_the_mount_as_root_path_and_the_whole_path(running: Callable[[
 
 
 def test_uvicorn_takes_the_fronts_forwarded_headers(running: Callable[[str], RunningApp]) -> None:
-    # Only the front can reach the socket (0660 in a 0700 run directory), so its headers are trusted.
+    # Only the front can reach the socket (0600 in the keeper's 0700 run directory), so its headers are trusted.
     answer = running("bare-uvicorn").get("/whoami", headers={"X-Forwarded-Proto": "https",
                                                              "X-Forwarded-For": "203.0.113.7"})
     assert answer.text == "https 203.0.113.7"
