@@ -9,11 +9,12 @@ portal's own folder (0700), mode 0600, so that the fronts (the portal's user) al
 the application, which never learns more than the descriptor, cannot put a link in its place.
 The keeper keeps it open across the engine's restarts.
 
-* **gunicorn** (WSGI, ``gthread`` workers): ``--bind fd://N``. gunicorn removes a unix socket's
-  file when it stops; it cannot here (the folder is not the application's), and the keeper binds
-  again whenever its file is gone. The mount is ``SCRIPT_NAME`` from the process environment:
-  gunicorn strips it from PATH_INFO, and since gunicorn 22 it ignores a ``SCRIPT_NAME`` request
-  header.
+* **gunicorn** (WSGI, ``gthread`` workers): under the launcher
+  ``serve_gunicorn_launch/portal_gunicorn_launch.py``, which hands it the descriptor through
+  systemd's socket-activation protocol (with ``--bind fd://N`` gunicorn would try to remove the
+  socket's file when it stops, and fail: the folder is not the application's). The mount is
+  ``SCRIPT_NAME`` from the process environment: gunicorn strips it from PATH_INFO, and since
+  gunicorn 22 it ignores a ``SCRIPT_NAME`` request header.
 * **uvicorn** (ASGI, natively async): under the launcher ``serve/portal_uvicorn.py``, which hands
   the descriptor to uvicorn with ``--fd``. uvicorn's ``--root-path`` doubles the prefix behind a
   front that passes the full path, so the launcher sets ``root_path`` from ``SCRIPT_NAME`` in each
@@ -68,6 +69,7 @@ ENGINE_EXTRAS = {
 }
 SOCKET_MODE = 0o600  # the portal's user (the fronts) alone: the engine has the descriptor
 SOCKET_NAME = "app.sock"
+GUNICORN_LAUNCHER = Path(__file__).resolve().parent / "serve_gunicorn_launch" / "portal_gunicorn_launch.py"
 UVICORN_LAUNCHER = Path(__file__).resolve().parent / "serve" / "portal_uvicorn.py"
 GRANIAN_WSGI = Path(__file__).resolve().parent / "serve_granian" / "portal_granian.py"
 GRANIAN_LAUNCHER = Path(__file__).resolve().parent / "serve_granian_launch" / "portal_granian_launch.py"
@@ -228,8 +230,8 @@ def engine_argv(app: AppRun) -> list[str]:
         raise ValueError("; ".join(problems))
     if app.engine == "gunicorn":
         return [
-            app.python, "-m", "gunicorn",
-            "--bind", f"fd://{LISTEN_FD}",  # bound by the keeper (portal.process.listener)
+            # The keeper's socket, through systemd's protocol (see the launcher): no --bind.
+            app.python, str(GUNICORN_LAUNCHER), "--fd", LISTEN_FD, "--",
             "--worker-class", "gthread", "--workers", str(app.workers), "--threads", str(app.threads),
             "--chdir", app.directory,
             # Only the front reaches the socket; it sets X-Forwarded-For/-Proto/-Host.

@@ -11,6 +11,7 @@ from portal.process.listener import LISTEN_FD
 from portal.process.spec import Spec
 from webapps.runtime.engines import (
     GRANIAN_LAUNCHER,
+    GUNICORN_LAUNCHER,
     UVICORN_LAUNCHER,
     AppRun,
     build_spec,
@@ -31,9 +32,9 @@ def app_run(**fields) -> AppRun:  # type: ignore[no-untyped-def]
 
 def test_gunicorn_serves_wsgi_with_gthread_on_the_keeper_s_socket() -> None:
     argv = engine_argv(app_run(workers=2, threads=8))
-    assert argv[:3] == ["/opt/py/bin/python", "-m", "gunicorn"]
-    assert argv[argv.index("--bind") + 1] == f"fd://{LISTEN_FD}"  # never a path it would bind itself
-    assert "/run/w/app.sock" not in argv
+    assert argv[:5] == ["/opt/py/bin/python", str(GUNICORN_LAUNCHER), "--fd", LISTEN_FD, "--"]
+    assert "--bind" not in argv and "/run/w/app.sock" not in argv  # never a path it would bind itself
+    assert [p.name for p in GUNICORN_LAUNCHER.parent.glob("*.py")] == ["portal_gunicorn_launch.py"]
     assert argv[argv.index("--worker-class") + 1] == "gthread"
     assert argv[argv.index("--workers") + 1] == "2" and argv[argv.index("--threads") + 1] == "8"
     assert argv[argv.index("--chdir") + 1] == "/srv/flask"
