@@ -1,8 +1,6 @@
-"""A gateway's own task (the install button), and the task names of older portals.
+"""A gateway's own task: the install button.
 
-Start, stop, restart and reconcile are processes/tasks.py's, for every kind. The
-names below are the ones an older portal queued: a task sent before an upgrade
-still runs after it, through the shared task.
+Start, stop, restart and reconcile are processes/tasks.py's, for every kind.
 """
 
 from __future__ import annotations
@@ -17,44 +15,12 @@ from django.db import transaction
 from gateways import runtime
 from gateways.models import Gateway
 from portal.process import checks
-from processes import sync, tasks
-from processes.tasks import SUPERSEDED, preflight, refuse_start  # noqa: F401  (the names older code used)
-
-KIND = "gateway"
+from processes import sync
+from processes.tasks import run_install
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def start_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
-    return tasks.start(KIND, gateway_pk, trigger, seq)
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def stop_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
-    return tasks.stop(KIND, gateway_pk, trigger, seq)
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def restart_gateway(gateway_pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
-    return tasks.restart(KIND, gateway_pk, trigger, seq)
-
-
-@shared_task(ignore_result=True)
-def reconcile_all() -> int:
-    return tasks.reconcile_all()
-
-
-@shared_task(ignore_result=True)
-def reconcile_host(host: str | None = None) -> dict[str, int]:
-    return tasks.reconcile_host(host)
-
-
-# The install button: seconds the command may take (pip may build from source).
-INSTALL_TIMEOUT = 600
-INSTALL_TAIL = 5  # lines of output kept when it fails
 
 
 def set_install(gateway_pk: int, install: dict[str, Any] | None, **fields: Any) -> None:
@@ -74,29 +40,6 @@ def set_install(gateway_pk: int, install: dict[str, Any] | None, **fields: Any) 
         for name, value in fields.items():
             setattr(gateway, name, value)
         gateway.save(update_fields=["startup", *fields])
-
-
-def run_install(argv: list[str]) -> tuple[int | None, list[str]]:
-    """Run an install command (never through a shell): its exit code (None when it did not
-    finish) and its last lines of output. The web applications' engine install uses it too."""
-    import os
-    import subprocess
-
-    from processes.adapters import package_environment
-
-    try:
-        # umask 022: what it installs is for the interpreter's users, who are not the portal's
-        # (hosted code runs as users of its own), not private as the portal's own files are.
-        # The site's package index (PORTAL_PACKAGE_*) in pip's environment, never in argv.
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
-                                stdin=subprocess.DEVNULL, check=False, umask=0o022,
-                                env={**os.environ, **package_environment()})
-        output, code = (result.stdout + result.stderr).strip(), result.returncode
-    except subprocess.TimeoutExpired as e:
-        output, code = f"{e.output or ''}\nstopped after {INSTALL_TIMEOUT} s", None
-    except OSError as e:
-        output, code = str(e), None
-    return code, [line for line in output.splitlines() if line.strip()][-INSTALL_TAIL:]
 
 
 @shared_task(ignore_result=True)

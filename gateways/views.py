@@ -13,12 +13,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from gateways import charts, runtime, services
+from gateways import runtime, services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import audit, health, roles
 from portal.process.states import RUNNING
-from processes import control, control_views, definition_views
+from processes import charts, control, control_views, definition_views
 from processes.control_views import HTMX_STOP_POLLING
 
 

@@ -31,7 +31,9 @@ from processes import sync
 from processes.adapters import adapter_of
 from processes.models import ManagedProcess
 
-ACTIONS = ("start", "stop", "restart")
+# What a user may ask of a process: the one spelling of each (code, URLs, the API, templates).
+START, STOP, RESTART = "start", "stop", "restart"
+ACTIONS = (START, STOP, RESTART)
 
 
 class ControlError(Exception):

@@ -277,3 +277,31 @@ def reconcile_host(host: str | None = None) -> dict[str, int]:
     from processes.watcher import reconcile_local
 
     return reconcile_local(host or settings.PORTAL_HOST_NAME)
+
+
+# The install button: seconds the command may take (pip may build from source).
+INSTALL_TIMEOUT = 600
+INSTALL_TAIL = 5  # lines of output kept when it fails
+
+
+def run_install(argv: list[str]) -> tuple[int | None, list[str]]:
+    """Run an install command (never through a shell): its exit code (None when it did not
+    finish) and its last lines of output. Every kind's install buttons use it."""
+    import os
+    import subprocess
+
+    from processes.adapters import package_environment
+
+    try:
+        # umask 022: what it installs is for the interpreter's users, who are not the portal's
+        # (hosted code runs as users of its own), not private as the portal's own files are.
+        # The site's package index (PORTAL_PACKAGE_*) in pip's environment, never in argv.
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
+                                stdin=subprocess.DEVNULL, check=False, umask=0o022,
+                                env={**os.environ, **package_environment()})
+        output, code = (result.stdout + result.stderr).strip(), result.returncode
+    except subprocess.TimeoutExpired as e:
+        output, code = f"{e.output or ''}\nstopped after {INSTALL_TIMEOUT} s", None
+    except OSError as e:
+        output, code = str(e), None
+    return code, [line for line in output.splitlines() if line.strip()][-INSTALL_TAIL:]

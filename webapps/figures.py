@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from gateways.charts import HEIGHT, WIDTH, points
+from processes.charts import HEIGHT, WIDTH, points
 
 # The front rewrites its file every second; older than this, it is not running.
 STALE_SECONDS = 5.0

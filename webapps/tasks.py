@@ -12,8 +12,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from gateways.tasks import run_install
 from processes import sync
+from processes.tasks import run_install
 from webapps import adapter
 from webapps.models import WebApp
 from webapps.runtime import engines

@@ -17,12 +17,11 @@ from django.db import connections
 from django.test import Client
 
 from conftest import wait_until
-from gateways import tasks
 from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port, server_processes
 from portal import tokens
-from processes import control
+from processes import control, tasks
 
 pytestmark = [pytest.mark.worker]
 
@@ -108,9 +107,9 @@ def test_mixed_concurrent_requests_settle_on_the_last_one(gateway_processes, ope
 
     # An old task delivered again (a redelivered message) does nothing, whatever it asks.
     oldest_seq, _ = min(sent)
-    stale = tasks.stop_gateway if GOAL[last_action] == "running" else tasks.start_gateway
-    assert stale(gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
-    assert tasks.restart_gateway(gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
+    stale = tasks.stop_process if GOAL[last_action] == "running" else tasks.start_process
+    assert stale("gateway", gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
+    assert tasks.restart_process("gateway", gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
     time.sleep(1)
     gateway = settled(gateway)
     assert gateway.state == GOAL[last_action] and os_state(gateway.port) == GOAL[last_action]

@@ -157,13 +157,14 @@ def test_two_hosts_each_start_their_own_gateways(gateway_processes, operator, se
 def test_the_routine_reconcile_does_not_flood_the_workers_log(gateway_processes):
     """A reconcile every 5 s from beat: its INFO lines are dropped, other tasks' kept."""
     from gateways import tasks
+    from processes.tasks import reconcile_host
 
     log = paths.VAR_DIR / "worker.log"
     before = log.stat().st_size
     host = paths.this_host()
     from portal.queues import host_queue
 
-    tasks.reconcile_host.apply_async(args=[host], queue=host_queue(host)).forget()
+    reconcile_host.apply_async(args=[host], queue=host_queue(host)).forget()
     tasks.install_server_requirements.apply_async(args=[0], queue=host_queue(host))  # a row that does not exist
 
     def logged() -> str:

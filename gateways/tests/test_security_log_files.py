@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from gateways import tasks
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from gateways.tests.factories import form_data, make_gateway
 from gateways.tests.process_helpers import server_processes, start_and_wait
 from portal import paths
+from processes import tasks
 
 pytestmark = pytest.mark.django_db
 
