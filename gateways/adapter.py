@@ -20,6 +20,8 @@ class GatewayAdapter(ProcessAdapter):
     label_plural = "gateways"
     model = Gateway
     run_folder = "gateways"
+    # The server and its protocol run as the gateway's user.
+    hosted_code = ("gateways", "gateways/protocol")
     runtime_fields = RUNTIME_FIELDS
 
     def preflight(self, obj: Gateway) -> checks.CheckFailure | None:

@@ -469,7 +469,7 @@ class GatewayForm(forms.ModelForm):
         """Without a passphrase every local user can run code through it: only when ticked. The
         tick belongs to a definition without one, so a passphrase clears it (removing the passphrase
         later asks again)."""
-        from portal.process.checks import check_no_passphrase
+        from gateways.exposure import check_no_passphrase
         from processes.accounts import who
 
         if data.get("use_passphrase"):
@@ -484,7 +484,7 @@ class GatewayForm(forms.ModelForm):
 
     def _check_network_exposure(self, data: dict[str, Any]) -> None:
         """Beyond loopback a gateway needs a passphrase, unless an administrator allows it."""
-        from portal.process.checks import check_network_exposure
+        from gateways.exposure import check_network_exposure
 
         server = data.get("server")
         if not server:

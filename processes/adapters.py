@@ -27,6 +27,9 @@ and may override (the default in brackets):
 
 ``runtime_fields``        names of the definition's fields that may change only while it is
                           stopped [()]; ``control.check_definition_change`` refuses the rest.
+``hosted_code``           the folders of the portal (relative to it, not walked below) whose modules
+                          its hosted processes import, whose bytecode is opened to hosted users
+                          (portal.process.accounts.share_bytecode) [()].
 ``run_dir(obj)``          -> Path: the keeper's run directory [RUN_DIR/run_folder/run_key]; the
                           watcher finds run directories as ``run_root()/run_key``, so an
                           override must keep that place.
@@ -86,6 +89,7 @@ class ProcessAdapter:
     model: ClassVar[type[ManagedProcess]]
     run_folder: ClassVar[str]
     runtime_fields: ClassVar[tuple[str, ...]] = ()
+    hosted_code: ClassVar[tuple[str, ...]] = ()
 
     # --- must be given -----------------------------------------------------------------------
 
