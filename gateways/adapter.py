@@ -30,6 +30,9 @@ class GatewayAdapter(ProcessAdapter):
     def build_spec(self, obj: Gateway) -> Spec:
         return runtime.build_spec(obj)
 
+    def log_folder(self) -> Path:
+        return runtime.log_folder()
+
     def run_dir(self, obj: Gateway) -> Path:
         return runtime.run_dir(obj)
 

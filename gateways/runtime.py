@@ -22,6 +22,7 @@ from portal.process.checks import CheckFailure, check_log_file
 from portal.process.spec import Spec
 from portal.queues import LOCAL_NAMES, host_queue
 from processes.accounts import who
+from processes.adapters import default_log_folders
 
 PASSPHRASE_ENV = "GATEWAY_PASSPHRASE"
 
@@ -54,7 +55,7 @@ def log_file_problem(gateway: Gateway, path: str | None = None) -> CheckFailure 
         var_dir=str(paths.VAR_DIR),
         run_dir=str(run_dir(gateway)),
         own_default=str(default_log_path(gateway)),
-        defaults_folder=str(log_folder()),
+        default_folders=default_log_folders(),
         label="gateway",
     )
 

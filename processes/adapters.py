@@ -27,6 +27,8 @@ and may override (the default in brackets):
 
 ``runtime_fields``        names of the definition's fields that may change only while it is
                           stopped [()]; ``control.check_definition_change`` refuses the rest.
+``log_folder()``          -> Path | None: the folder of every definition's default log file, where
+                          no definition of any kind may choose its own (check_log_file) [None].
 ``hosted_code``           the folders of the portal (relative to it, not walked below) whose modules
                           its hosted processes import, whose bytecode is opened to hosted users
                           (portal.process.accounts.share_bytecode) [()].
@@ -135,6 +137,9 @@ class ProcessAdapter:
         return float(getattr(obj, "stop_timeout", 5))
 
     def launch_warning(self, obj: Any) -> str | None:
+        return None
+
+    def log_folder(self) -> Path | None:
         return None
 
     def defer_start(self, obj: Any, trigger: str, seq: int | None) -> str | None:
@@ -247,6 +252,12 @@ def adapter_of(obj: Any) -> ProcessAdapter:
 
 def all_adapters() -> list[ProcessAdapter]:
     return list(_BY_KIND.values())
+
+
+def default_log_folders() -> dict[str, str]:
+    """The folder of each kind's default logs, with what one of that kind is called: a definition may
+    choose none of them for its log file (but its own default), so that it never writes into another's."""
+    return {str(folder): kind.label for kind in _BY_KIND.values() if (folder := kind.log_folder()) is not None}
 
 
 def kinds_text(conjunction: str = "and", plural: bool = False) -> str:

@@ -21,7 +21,7 @@ from portal.process.spec import Spec
 
 if TYPE_CHECKING:
     from portal.process.accounts import Account
-from processes.adapters import ProcessAdapter, hosted_sandbox
+from processes.adapters import ProcessAdapter, default_log_folders, hosted_sandbox
 from webapps.models import RUNTIME_FIELDS, WebApp
 from webapps.runtime import engines
 
@@ -75,7 +75,7 @@ def log_file_problem(webapp: WebApp, path: str | None = None) -> CheckFailure | 
         var_dir=str(paths.VAR_DIR),
         run_dir=str(run_dir(webapp)),
         own_default=str(default_log_path(webapp)),
-        defaults_folder=str(log_folder()),
+        default_folders=default_log_folders(),
         label="web application",
     )
 
@@ -318,6 +318,9 @@ class WebAppAdapter(ProcessAdapter):
 
     def defer_start(self, obj: WebApp, trigger: str, seq: int | None) -> str | None:
         return defer_build(obj, trigger, seq)
+
+    def log_folder(self) -> Path:
+        return log_folder()
 
     def run_dir(self, obj: WebApp) -> Path:
         return run_dir(obj)

@@ -58,6 +58,15 @@ def test_a_log_file_outside_the_log_folders_is_refused_with_where_logs_may_go(lo
     assert "PORTAL_LOG_ROOTS" in message
 
 
+@pytest.mark.parametrize("folder, kind", [("gateways", "gateway"), ("webapps", "web application")])
+def test_a_log_file_in_the_default_log_folder_of_any_kind_is_refused(log_dir, folder, kind):
+    # Each kind's folder of default logs holds the files the portal made for its definitions: a
+    # gateway writing there could append to (and rotate) a web application's log, or another gateway's.
+    message = log_error(paths.LOG_DIR.resolve() / folder / "shop.log")
+    assert f"{paths.LOG_DIR.resolve() / folder}, which holds each {kind}'s default log" in message
+    assert WHERE in message
+
+
 def test_a_path_inside_var_outside_var_log_is_refused_even_when_a_root_covers_var(log_dir, settings):
     settings.PORTAL_LOG_ROOTS = [*settings.PORTAL_LOG_ROOTS, str(paths.VAR_DIR)]
     assert "inside the portal's private folder" in log_error(paths.VAR_DIR / "secret_key")

@@ -376,7 +376,7 @@ def path_too_long(path: str) -> str | None:
 
 def check_log_file(
     path: str, roots: list[str], *, var_dir: str, run_dir: str | None = None, own_default: str | None = None,
-    defaults_folder: str | None = None, label: str = "process",
+    default_folders: dict[str, str] | None = None, label: str = "process",
 ) -> CheckFailure | None:
     """A definition's log file may be read by every Viewer and is appended to and
     rotated by the keeper: it must be a regular file of the portal's own, in a
@@ -385,9 +385,10 @@ def check_log_file(
     ``roots`` are the resolved log folders (var/log/ and PORTAL_LOG_ROOTS);
     ``run_dir`` is the keeper's run directory, whose record names the log files
     that keeper created; ``own_default`` is the definition's default log file,
-    which is the portal's by construction, in ``defaults_folder``, the folder of
-    its kind's default logs, which no other file of that folder may be;
-    ``label`` names the kind in messages ("gateway").
+    which is the portal's by construction; ``default_folders`` are the folders of
+    every kind's default logs, each with what its kind is called ("gateway"), where
+    no definition may choose a log file but its own default; ``label`` names the
+    definition's own kind in messages.
     """
     import stat
 
@@ -411,10 +412,11 @@ def check_log_file(
         via = f" (through a symbolic link, it is {real})" if os.path.normpath(path) != real else ""
         what = "inside the portal's private folder" if private else "outside the log folders"
         return CheckFailure("log-file-outside", f"{path}{via} is {what}: {where}")
-    defaults = os.path.realpath(defaults_folder) if defaults_folder else None
-    if defaults and within(real, defaults) and real != own_default:
-        return CheckFailure("log-file-other-default", f"{path} is in {defaults}, which holds each {label}'s "
-                            f"default log: {where}")
+    for defaults, kind in (default_folders or {}).items():
+        defaults = os.path.realpath(defaults)
+        if within(real, defaults) and real != own_default:
+            return CheckFailure("log-file-other-default", f"{path} is in {defaults}, which holds each {kind}'s "
+                                f"default log: {where}")
     if real == own_default and not os.path.lexists(real):
         return None  # the keeper makes the portal's own folder for it
     if not os.path.isdir(folder):
