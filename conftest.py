@@ -292,6 +292,37 @@ def celery_worker(redis_service, django_db_setup, django_db_blocker) -> Iterator
     stop_worker(process)
 
 
+def worker_idle(node: str) -> bool:
+    """True when no task for the worker ``node`` (``test@HOST``) waits or runs: its queues in the
+    broker are empty and the worker holds none (running, prefetched or held for an ETA)."""
+    from portal.celery import app
+    from portal.health import redis_client
+    from portal.queues import worker_queues
+
+    host = node.split("@", 1)[1]
+    # kombu's Redis transport keeps a queue as a list of that name; a message the worker has taken
+    # is in its reserved() or active() answer until it is done.
+    if any(redis_client(2.0).llen(queue) for queue in worker_queues(host)):
+        return False
+    inspect = app.control.inspect(destination=[node], timeout=1.0)
+    for answer in (inspect.active(), inspect.reserved(), inspect.scheduled()):
+        if not answer or node not in answer or answer[node]:  # no answer is no proof of idleness
+            return False
+    return True
+
+
+def wait_worker_idle(node: str, timeout: float = 60.0) -> None:
+    """Wait until every task sent so far has been run by the worker ``node``: idle twice in a row,
+    since a message leaves the broker's list a moment before the worker lists it as reserved."""
+    seen: list[bool] = []
+
+    def twice() -> bool:
+        seen.append(worker_idle(node))
+        return seen[-2:] == [True, True]
+
+    wait_until(twice, timeout=timeout, interval=0.1, message=f"the worker {node} still had tasks after {timeout} s")
+
+
 # What pip cannot install: nginx and Chromium ---------------------------------------
 
 

@@ -39,7 +39,7 @@ class GatewayAdmin(DefinitionAdmin):
     services = services
     # The verifier is not editable (and so not shown); the form keeps the name once saved.
     form = AdminGatewayForm
-    list_display = ["name", "type", "server", "port", "use_passphrase", "open", "state", "restart_policy",
+    list_display = ["name_shown", "type", "server", "port", "use_passphrase", "open", "state", "restart_policy",
                     "changed_at"]
     search_fields = ["name", "server"]
     list_filter = ["type", "restart_policy", "use_passphrase"]

@@ -53,11 +53,10 @@ def gateway_activity(request: HttpRequest, name: str) -> HttpResponse:
 def gateway_detail(request: HttpRequest, name: str) -> HttpResponse:
     gateway = _get_gateway(request, name)
     history = audit.history_of(gateway).select_related("actor")[:50]
-    created = audit.history_of(gateway).filter(action="created").last()
     context = {
         "gateway": gateway,
         "history": history,
-        "created_by_name": created.actor_name if created else "system",
+        **audit.authorship(gateway),
         **live_context(gateway),
     }
     return render(request, "gateways/detail.html", context)

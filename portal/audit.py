@@ -85,3 +85,27 @@ def entry(
 
 def history_of(obj: models.Model) -> models.QuerySet[AuditEntry]:
     return AuditEntry.objects.filter(object_type=obj._meta.model_name, object_id=obj.pk)
+
+
+
+def authorship(obj: Any) -> dict[str, Any]:
+    """Who created a definition and who last changed it, for its page, from its history.
+
+    A definition created or changed from the CLI or a merge has no account in ``created_by`` or
+    ``changed_by``, yet its history names the operator ("cli:root"): the history is the truth.
+    ``changed_at`` is None while nothing changed the definition since its creation, so a page does
+    not show the creation a second time as a change "by system". A definition with no history (made
+    before the portal kept one) falls back on its own fields."""
+    created = history_of(obj).filter(action=AuditEntry.Action.CREATED).order_by("at", "id").first()
+    changed = history_of(obj).filter(action=AuditEntry.Action.CHANGED).first()
+    if changed is not None:
+        changed_at, changed_by = changed.at, changed.actor_name
+    elif created is not None:
+        changed_at, changed_by = None, None
+    else:
+        changed_at, changed_by = obj.changed_at, actor_name(obj.changed_by)
+    return {
+        "created_by_name": created.actor_name if created else actor_name(obj.created_by),
+        "changed_at": changed_at,
+        "changed_by_name": changed_by,
+    }

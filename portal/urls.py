@@ -7,6 +7,9 @@ from portal import api, profile_views, views
 from portal.cpf import views as cpf_views
 
 admin.site.site_header = "Gateway Portal administration"
+# No sidebar of every model beside each page: the home page lists the few there are, and a
+# changelist needs the width (a run has twelve columns, which a laptop cannot show beside it).
+admin.site.enable_nav_sidebar = False
 admin.site.site_title = "Gateway Portal"
 
 urlpatterns = [

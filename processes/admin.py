@@ -9,10 +9,14 @@ from django.contrib.auth import get_user_model
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from portal import roles
+from portal.templatetags.layout import breakable
 from processes import control
-from processes.adapters import all_adapters, kinds_text
+from processes.adapters import adapter_for, all_adapters, kinds_text
 from processes.models import STATE_CHOICES, Activity, Run
 
 
@@ -23,10 +27,16 @@ class DefinitionAdmin(admin.ModelAdmin):
     ``delete_definition``."""
 
     services: Any
+    list_display_links = ["name_shown"]
     readonly_fields = [
         "state", "state_changed_at", "pid", "pid_create_time", "run_host", "intent", "intent_at", "last_error",
         "startup", "last_seq", "created_at", "created_by", "changed_at", "changed_by",
     ]
+
+    @admin.display(description="name", ordering="name")
+    def name_shown(self, obj: Any) -> SafeString:
+        # A name breaks at its separators, not mid-word nor wider than the window (portal.templatetags.layout).
+        return breakable(obj.name)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # The bulk delete deletes rows without the service's checks.
@@ -104,16 +114,53 @@ class KindFilter(admin.SimpleListFilter):
         return queryset.filter(kind=self.value()) if self.value() else queryset
 
 
+def when(value: Any) -> SafeString | str:
+    """A time as its date over its time of day: a changelist of runs has three of them, and on one
+    line each they alone make the table wider than a laptop's window (the date never breaks at its
+    hyphens)."""
+    if value is None:
+        return "—"
+    value = timezone.localtime(value)
+    return format_html('<span class="nowrap">{}</span> <span class="nowrap">{}</span>',
+                       f"{value:%Y-%m-%d}", f"{value:%H:%M:%S}")
+
+
+def kind_label(kind: str) -> str:
+    """The kind as the filter and the pages name it ("web application"), not its key ("webapp")."""
+    try:
+        return adapter_for(kind).label
+    except LookupError:  # the rows of a kind no longer installed keep their key
+        return kind
+
+
 @admin.register(Run)
 class RunAdmin(ReadOnlyAuditAdmin):
+    # The trigger names who asked ("ada", "cli:root", "auto-restart"); the account is a filter.
     list_display = (
-        "name", "kind", "requested_by", "trigger", "host", "pid", "started_at", "ready_at", "stopped_at",
-        "duration_seconds", "outcome", "exit",
+        "name", "kind_shown", "trigger", "host", "pid", "started", "ready", "stopped", "duration_seconds", "outcome",
+        "exit",
     )
     list_filter = (KindFilter, ("name", NameFilter), "requested_by", "outcome", "started_at")
-    list_select_related = ("requested_by",)
+    # No column shows the account (the trigger names it), so no join is needed.
+    list_select_related = False
     search_fields = ("name", "trigger", "host")
     date_hierarchy = "started_at"
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_shown(self, obj: Run) -> str:
+        return kind_label(obj.kind)
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, obj: Run) -> SafeString | str:
+        return when(obj.started_at)
+
+    @admin.display(description="ready", ordering="ready_at")
+    def ready(self, obj: Run) -> SafeString | str:
+        return when(obj.ready_at)
+
+    @admin.display(description="stopped", ordering="stopped_at")
+    def stopped(self, obj: Run) -> SafeString | str:
+        return when(obj.stopped_at)
 
     @admin.display(description="duration")
     def duration_seconds(self, obj: Run) -> str:
@@ -159,8 +206,8 @@ class TriggerFilter(admin.SimpleListFilter):
 @admin.register(Activity)
 class ActivityAdmin(ReadOnlyAuditAdmin):
     list_display = (
-        "at", "name", "kind", "from_state", "to_state", "pid", "port", "exit", "expected", "trigger", "level",
-        "host", "message",
+        "when", "name", "kind_shown", "states", "pid", "port", "exit", "expected", "trigger", "level",
+        "host", "message_shown",
     )
     list_filter = ("level", ToStateFilter, TriggerFilter, "at")
     # No foreign key is shown (the trigger names the user), so no join is needed.
@@ -168,6 +215,22 @@ class ActivityAdmin(ReadOnlyAuditAdmin):
     search_fields = ("name", "trigger")
     # No date_hierarchy: on a million rows its list of years and months is a
     # scan of the whole table on every page; the "at" filter costs nothing.
+
+    @admin.display(description="at", ordering="at")
+    def when(self, obj: Activity) -> SafeString | str:
+        return when(obj.at)
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_shown(self, obj: Activity) -> str:
+        return kind_label(obj.kind)
+
+    @admin.display(description="message")
+    def message_shown(self, obj: Activity) -> SafeString:
+        return breakable(obj.message)
+
+    @admin.display(description="from → to")
+    def states(self, obj: Activity) -> str:
+        return f"{obj.from_state or '—'} → {obj.to_state or '—'}"
 
     @admin.display(description="exit")
     def exit(self, obj: Activity) -> str:

@@ -33,6 +33,6 @@ class WebAppAdmin(DefinitionAdmin):
 
     services = services
     form = AdminWebAppForm
-    list_display = ["name", "protocol", "engine", "directory", "state", "restart_policy", "changed_at"]
+    list_display = ["name_shown", "protocol", "engine", "directory", "state", "restart_policy", "changed_at"]
     search_fields = ["name", "directory"]
     list_filter = ["protocol", "engine", "debug"]

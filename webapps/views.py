@@ -90,11 +90,10 @@ def live_context(webapp: WebApp) -> dict[str, Any]:
 def webapp_detail(request: HttpRequest, name: str) -> HttpResponse:
     webapp = _get_webapp(request, name)
     history = audit.history_of(webapp).select_related("actor")[:50]
-    created = audit.history_of(webapp).filter(action="created").last()
     context = {
         "webapp": webapp,
         "history": history,
-        "created_by_name": created.actor_name if created else "system",
+        **audit.authorship(webapp),
         "environment": environment_rows(webapp),
         "apps_origin": apps_origin(request),
         **live_context(webapp),

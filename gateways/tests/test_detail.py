@@ -43,13 +43,14 @@ def test_the_log_file_is_shown_as_the_path_the_log_is_written_to(role_client, tm
     from gateways import runtime
 
     gateway = make_gateway()
-    html = role_client("viewer").get("/gateways/PyGate/").content.decode()
+    # (Paths carry <wbr> at their separators: portal.templatetags.layout.breakable.)
+    html = role_client("viewer").get("/gateways/PyGate/").content.decode().replace("<wbr>", "")
     assert "(the portal's default log)" not in html
     assert f'<dt>Log file</dt><dd><code class="path">{runtime.log_path(gateway)}</code>' in html
     assert "none set: the portal's default place" in html
     gateway.log_file = str(tmp_path / "pygate.log")
     gateway.save()
-    html = role_client("operator").get("/gateways/PyGate/").content.decode()
+    html = role_client("operator").get("/gateways/PyGate/").content.decode().replace("<wbr>", "")
     assert f'<dd><code class="path">{tmp_path / "pygate.log"}</code></dd>' in html
 
 
@@ -62,3 +63,33 @@ def test_a_missing_favicon_is_no_404(client):
 def test_every_page_names_its_icon(role_client):
     html = role_client("viewer").get("/").content.decode()
     assert 'rel="icon" href="/static/favicon.ico"' in html and 'href="/static/favicon.svg"' in html
+
+
+def _props(html: str) -> str:
+    start = html.index("<dt>Created</dt>")
+    return html[start:html.index("</dl>", start)]
+
+
+def test_a_definition_created_from_the_cli_names_the_operator_and_no_change(admin_client_):
+    import getpass
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("gateway", "create", "PyGate", "--port", "55001", "--allow-no-passphrase", stdout=StringIO())
+    props = _props(admin_client_.get("/gateways/PyGate/").content.decode())
+    assert f"by cli:{getpass.getuser()}" in props
+    # The creation is not shown a second time as a change, nor as one made by "system".
+    assert "by system" not in props and "not since it was created" in props
+
+
+def test_the_last_change_is_dated_and_signed_from_the_history(admin_client_):
+    from django.utils import timezone
+
+    from portal.models import AuditEntry
+
+    admin_client_.post("/gateways/new/", form_data())
+    admin_client_.post("/gateways/PyGate/edit/", form_data(port="55009"))
+    change = AuditEntry.objects.get(action="changed")
+    props = _props(admin_client_.get("/gateways/PyGate/").content.decode())
+    assert f"<dt>Changed</dt><dd>{timezone.localtime(change.at):%Y-%m-%d %H:%M:%S} by ada</dd>" in props

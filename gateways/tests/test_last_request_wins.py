@@ -16,7 +16,8 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from conftest import wait_until
+from conftest import wait_until, wait_worker_idle, worker_idle
+from gateways import runtime
 from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port, server_processes
@@ -99,20 +100,24 @@ def test_mixed_concurrent_requests_settle_on_the_last_one(gateway_processes, ope
     last_seq, last_action = max(sent)
     gateway = settled(gateway)
     assert gateway.request_seq == last_seq and gateway.requested == last_action
-    # Tasks of older requests may still be in the queue: give them time to (not) act.
-    time.sleep(3)
+    # Tasks of older requests may still be in the queue: every one is run, and must not act.
+    wait_worker_idle(gateway_processes)
     gateway = settled(gateway)
     assert gateway.state == GOAL[last_action], (plan, sent, gateway.last_error)
     assert os_state(gateway.port) == GOAL[last_action], (plan, sent)
 
-    # An old task delivered again (a redelivered message) does nothing, whatever it asks.
+    # An old task delivered again (a redelivered message) does nothing, whatever it asks: the same
+    # server process (or none) before and after, and no new request.
     oldest_seq, _ = min(sent)
+    servers = {p.pid for p in server_processes(gateway.port)}
     stale = tasks.stop_process if GOAL[last_action] == "running" else tasks.start_process
     assert stale("gateway", gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
     assert tasks.restart_process("gateway", gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
-    time.sleep(1)
+    wait_worker_idle(gateway_processes)
     gateway = settled(gateway)
+    assert gateway.request_seq == last_seq
     assert gateway.state == GOAL[last_action] and os_state(gateway.port) == GOAL[last_action]
+    assert {p.pid for p in server_processes(gateway.port)} == servers, "a stale task restarted or started the server"
 
 
 def test_four_quick_restarts_then_stop_with_wait_answers_stopped_and_it_stays_stopped(gateway_processes, operator):
@@ -143,3 +148,16 @@ def test_a_wait_overtaken_by_a_later_request_says_so_and_reports_the_truth(gatew
         f"A later stop request replaced this start of {gateway.name}; it is now stopped. "
         "See its Activity page for who asked."
     )
+
+
+def test_the_worker_counts_as_idle_only_once_every_task_sent_has_run(gateway_processes):
+    """What the waits above rely on: a task held for later, then run, keeps the worker busy."""
+    gateway = make_gateway(port=free_port())
+    wait_worker_idle(gateway_processes)
+    sent = time.monotonic()
+    # An old request's number: the task does nothing when it runs, two seconds from now.
+    tasks.start_process.apply_async(args=["gateway", gateway.pk, "otto", -1], queue=runtime.queue_of(gateway),
+                                    countdown=2)
+    assert not worker_idle(gateway_processes)
+    wait_worker_idle(gateway_processes)
+    assert time.monotonic() - sent >= 2, "idle before the task held for later had run"

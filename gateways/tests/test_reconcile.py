@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
@@ -103,6 +102,17 @@ def test_a_keeper_killed_with_sigkill_is_replaced_and_its_server_adopted(gateway
     assert server_processes(gateway.port) == []
 
 
+# An unrelated process: it says when it is ready, and answers SIGUSR2 as long as it lives. Every
+# other signal keeps its default action (SIGINT too, which Python would turn into an exception).
+STRANGER = (
+    "import signal, time\n"
+    "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+    "signal.signal(signal.SIGUSR2, lambda *_: print('still here', flush=True))\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
 def test_a_reused_pid_is_never_signalled(gateway_processes, operator):
     gateway = make_gateway(port=free_port())
     control.request(gateway, "start", operator)
@@ -114,20 +124,24 @@ def test_a_reused_pid_is_never_signalled(gateway_processes, operator):
     os.kill(gateway.pid, signal.SIGKILL)
     wait_until(lambda: not psutil.pid_exists(gateway.pid) or
                psutil.Process(gateway.pid).status() == psutil.STATUS_ZOMBIE, timeout=5)
-    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stranger = subprocess.Popen([sys.executable, "-c", STRANGER], stdout=subprocess.PIPE, text=True)
+    assert stranger.stdout is not None and stranger.stdout.readline() == "ready\n"
     try:
         status = keeper.read_status(run_dir)
         status["pid"] = stranger.pid  # same pid as far as the journal knows, another create_time
         (run_dir / "status.json").write_text(__import__("json").dumps(status))
         Gateway.objects.filter(pk=gateway.pk).update(restart_policy="never")
         reconcile_local(gateway.run_host)
-        time.sleep(0.2)
-        assert stranger.poll() is None, "a process that is not ours was signalled"
+        # A signal that ends a process takes effect as it is sent, so one sent by the reconciliation
+        # would leave this one unanswered: the stranger answers it only if it is still there.
+        stranger.send_signal(signal.SIGUSR2)
+        assert stranger.stdout.readline() == "still here\n", "a process that is not ours was signalled"
         gateway.refresh_from_db()
         assert gateway.state == "exited"
     finally:
         stranger.kill()
         stranger.wait()
+        stranger.stdout.close()
 
 
 def test_two_hosts_each_start_their_own_gateways(gateway_processes, operator, settings):

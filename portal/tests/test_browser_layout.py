@@ -1,9 +1,11 @@
 """Every page fits a 390 px phone, a 1280 px laptop and a 1920 px screen, in a real Chromium.
 
-Nothing scrolls sideways, the header's links stay inside the dark bar, and a
-table is never wider than its box on a laptop or a big screen (on a phone a
-wide table may scroll inside its own box). A screenshot of each page at each
-width is kept in test-artifacts/layout/ (ignored by git) for a person to look at.
+Nothing scrolls sideways, the header's links stay inside the dark bar, no table is
+wider than its box (no column hidden behind a scroll, the admin's changelists
+included), no word of a name, path or message is broken across two lines, no
+placeholder is cut by its field, no two controls touch, and a chart spans its card.
+A screenshot of each page at each width is kept in test-artifacts/layout/ (ignored
+by git) for a person to look at.
 """
 
 from __future__ import annotations
@@ -47,21 +49,94 @@ OVERFLOW = """(checkTables) => {
       }
     }
   }
-  if (checkTables) {
-    // The portal's own tables; the admin's changelists scroll inside their own box by Django's design.
-    for (const t of document.querySelectorAll('main.page table')) {
-      const box = t.parentElement;
-      if (t.offsetWidth > box.clientWidth + 1) {
-        problems.push(`table ${t.id || t.className} is ${t.offsetWidth} px in a ${box.clientWidth} px box`);
+  // Every table, the admin's changelists too: a column behind a scroll inside the table's box is
+  // as hidden as one off the page.
+  for (const t of document.querySelectorAll('main.page table, #content table')) {
+    const box = t.parentElement;
+    if (t.offsetWidth && t.offsetWidth > box.clientWidth + 1) {
+      problems.push(`table ${t.id || t.className} is ${t.offsetWidth} px in a ${box.clientWidth} px box`);
+    }
+  }
+  return problems;
+}"""
+
+# What reads badly: a word broken across two lines, a placeholder cut by its field, two controls
+# touching, a chart narrower than its card, a text cut with an ellipsis.
+READING = """() => {
+  const problems = [];
+  const where = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
+  // A word (letters and digits; a break at "/", "-", "_" or "." is between words) whose parts lie on
+  // different lines. Logs and output (pre) are shown as written and break where their line ends;
+  // a "word" of more than 30 characters (a token of test filler, a hash) cannot fit a phone's line.
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  const broken = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (!n.parentElement || n.parentElement.closest('pre, textarea, script, style, select, datalist, title')) continue;
+    for (const m of n.data.matchAll(/[\\p{L}\\p{N}]+/gu)) {
+      if (m[0].length < 2 || m[0].length > 30) continue;
+      range.setStart(n, m.index);
+      range.setEnd(n, m.index + m[0].length);
+      const rects = [...range.getClientRects()].filter(r => r.width > 0);
+      if (rects.length > 1 && Math.max(...rects.map(r => r.top)) - Math.min(...rects.map(r => r.top)) > 4) {
+        broken.push(`“${m[0]}” in ${where(n.parentElement)}`);
       }
     }
+  }
+  if (broken.length) problems.push(`words broken across lines: ${broken.slice(0, 8).join(', ')}`);
+  // A placeholder wider than its field is cut where its hint ends.
+  const canvas = document.createElement('canvas').getContext('2d');
+  for (const input of document.querySelectorAll('input[placeholder]')) {
+    if (!input.offsetWidth) continue;
+    const style = getComputedStyle(input);
+    canvas.font = style.font;
+    const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const text = canvas.measureText(input.placeholder).width;
+    if (text > room + 1) problems.push(`the placeholder “${input.placeholder}” needs ${Math.ceil(text)} px in a ${room} px field`);
+  }
+  // Controls closer than 3 px: a thumb hits the wrong one, and they read as one.
+  const controls = [...document.querySelectorAll('main a.button, main button, main input:not([type=hidden]):not([type=checkbox]):not([type=radio]), main select, main textarea, #content input[type=submit], #content input[type=text], #content input[type=search], #content select')]
+    .filter(e => e.offsetWidth && !e.closest('dialog:not([open]), details:not([open]) > :not(summary)'))
+    .map(e => [e, e.getBoundingClientRect()]);
+  for (let i = 0; i < controls.length; i++) {
+    for (let j = i + 1; j < controls.length; j++) {
+      const [a, r] = controls[i], [b, q] = controls[j];
+      if (a.contains(b) || b.contains(a)) continue;
+      if (r.left < q.right + 3 && q.left < r.right + 3 && r.top < q.bottom + 3 && q.top < r.bottom + 3) {
+        problems.push(`${where(a)} “${(a.textContent || a.placeholder || a.name).trim()}” touches ${where(b)} “${(b.textContent || b.placeholder || b.name).trim()}”`);
+      }
+    }
+  }
+  // The buttons of a page's head keep their distance from what follows (a search box, the filters).
+  for (const head of document.querySelectorAll('.pagehead')) {
+    const next = head.nextElementSibling;
+    const buttons = [...head.querySelectorAll('a.button, button')].filter(b => b.offsetWidth);
+    if (!next || !next.offsetHeight || !buttons.length) continue;
+    const bottom = Math.max(...buttons.map(b => b.getBoundingClientRect().bottom));
+    if (bottom > next.getBoundingClientRect().top - 3) problems.push(`the buttons of the page's head touch ${where(next)}`);
+  }
+  // A chart spans most of its card.
+  for (const svg of document.querySelectorAll('figure.chart svg')) {
+    const card = svg.closest('.card');
+    const style = getComputedStyle(card);
+    const room = card.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    if (svg.getBoundingClientRect().width < 0.9 * room) {
+      problems.push(`a chart is ${Math.round(svg.getBoundingClientRect().width)} px wide in a card with ${room} px of room`);
+    }
+  }
+  // A text cut with an ellipsis, by CSS or on the server.
+  for (const e of document.querySelectorAll('main *, #content *')) {
+    if (getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1) problems.push(`${where(e)} is cut with an ellipsis`);
+  }
+  for (const e of document.querySelectorAll('.rowerror, .message, td.msg')) {
+    if (/\\S…$/.test(e.textContent.trim())) problems.push(`${where(e)} ends cut: “${e.textContent.trim().slice(-40)}”`);
   }
   return problems;
 }"""
 
 
 @pytest.fixture
-def portal_with_content(administrator):  # type: ignore[no-untyped-def]
+def portal_with_content(administrator, redis_service):  # type: ignore[no-untyped-def]
     """Gateways with a long name, a run, activity with long messages, a log, a token: every page has content."""
     now = dt.datetime.now(dt.UTC)
     gateway = Gateway.objects.create(
@@ -76,6 +151,12 @@ def portal_with_content(administrator):  # type: ignore[no-untyped-def]
         },
     )
     Gateway.objects.create(name=LONG_NAME, server="gw-settlement-east.example.com", port=25002)
+    # A name with hyphens, and an error under its row whose fix comes at its end.
+    held = Gateway.objects.create(
+        name="HeldGateway-for-payments-eu", port=25013, state="fatal", allow_no_passphrase=True,
+        last_error="The server exited before it was ready: port 25013 is used by another process on this host; "
+                   "stop that process or give HeldGateway-for-payments-eu another port.",
+    )
     run = Run.objects.create(kind="gateway", object_id=gateway.pk, name="PyGate", trigger="ada", host="portal-host-1",
                              started_at=now, stopped_at=now, outcome="exited", exit_code=1)
     for i in range(8):
@@ -90,6 +171,24 @@ def portal_with_content(administrator):  # type: ignore[no-untyped-def]
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("".join(f"2026-11-30 01:{i % 60:02d}:00 INFO line {i} " + "y" * (i % 3 * 70) + "\n"
                            for i in range(120)))
+    for i in range(30):
+        Activity.objects.create(
+            kind="gateway", object_id=held.pk, name=held.name, at=now - dt.timedelta(seconds=30 + i),
+            from_state="starting", to_state="fatal", trigger="cli:root", level="error", host="portal-host-1.example.com",
+            message="Start refused: /usr/bin/python3 -X dev -m gateways.server --host 127.0.0.1 --port 25013 "
+                    "exited with code 1 (see /var/lib/portal/log/gateways/HeldGateway-for-payments-eu.log)",
+        )
+        Run.objects.create(kind="gateway", object_id=held.pk, name=held.name, trigger="cli:root",
+                           host="portal-host-1.example.com", started_at=now - dt.timedelta(minutes=i + 1),
+                           ready_at=now - dt.timedelta(minutes=i + 1), stopped_at=now - dt.timedelta(minutes=i),
+                           outcome="exited", exit_code=1)
+    # Its history, as the CLI and a merge write it: on its page and in the dashboard's latest changes.
+    from portal import audit
+
+    audit.record(user=None, actor="cli:root", action="created", obj=held, before=None,
+                 after=audit.snapshot(held, ["name", "port", "server"]))
+    audit.record(user=None, actor="cli:root", action="changed", obj=held, before={"python_options": ""},
+                 after={"python_options": "-X dev -X importtime -W error::DeprecationWarning -W ignore::ResourceWarning"})
     tokens.create(administrator, "deploy script on the build server")
     _web_applications(now)
     return gateway
@@ -129,6 +228,30 @@ def _web_applications(now: dt.datetime) -> None:
                               "Looking in links: /opt/wheels",
                               "ERROR: Could not find a version that satisfies the requirement " + "y" * 200,
                               "ERROR: No matching distribution found for " + "z" * 200]})
+    reports = WebApp.objects.create(
+        name="/csp/sys/xyz/reports", directory="/srv/csp/sys/xyz", module="reports.wsgi", state="fatal",
+        python_executable="/usr/bin/python3",
+        last_error="The application did not answer within 30 s: ModuleNotFoundError: No module named 'reports'; "
+                   "set the application's directory to the folder that holds the reports package.",
+    )
+    Run.objects.create(kind="webapp", object_id=reports.pk, name=reports.name, trigger="ada", host="portal-host-1",
+                       started_at=now, stopped_at=now, outcome="failed")
+    # Two minutes of CPU and memory of a real process (this one), sampled as the watcher samples them,
+    # where the watcher keeps them: the live panel's charts.
+    import json
+    import os
+
+    import psutil
+
+    from portal.health import redis_client
+    from processes.watcher import TreeSampler, metrics_key
+
+    sampler = TreeSampler()
+    me = psutil.Process()
+    client = redis_client(1.0)
+    client.delete(metrics_key("webapp", webapp.pk))
+    for _ in range(5):
+        client.rpush(metrics_key("webapp", webapp.pk), json.dumps(sampler.sample(os.getpid(), me.create_time())))
     for i in range(4):
         Activity.objects.create(kind="webapp", object_id=webapp.pk, name="/flask", at=now - dt.timedelta(minutes=i),
                                 from_state="starting", to_state="running", pid=42000 + i, trigger="ada",
@@ -159,6 +282,7 @@ PAGES = [
     ("create", "/gateways/new/"),
     ("detail", "/gateways/PyGate/"),
     ("detail-long-name", f"/gateways/{LONG_NAME}/"),
+    ("detail-held", "/gateways/HeldGateway-for-payments-eu/"),
     ("edit", "/gateways/PyGate/edit/"),
     ("edit-long-name", f"/gateways/{LONG_NAME}/edit/"),
     ("delete", "/gateways/PyGate/delete/"),
@@ -171,6 +295,7 @@ PAGES = [
     ("admin-gateway", "/admin/gateways/gateway/1/change/"),
     ("admin-activity", "/admin/gateways/activity/"),
     ("admin-history", "/admin/portal/auditentry/"),
+    ("admin-runs", "/admin/processes/run/"),
     ("webapps", "/webapps/"),
     ("webapp-create", "/webapps/-/new/"),
     ("webapp-detail", "/webapps/flask/"),
@@ -185,7 +310,9 @@ def check(page, name: str, width: int) -> list[str]:  # type: ignore[no-untyped-
     folder = ARTIFACTS / str(width)
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-    return [f"{name} at {width} px: {p}" for p in page.evaluate(OVERFLOW, width >= 1280)]
+    page.screenshot(path=str(folder / f"{name}-top.png"))
+    found = page.evaluate(OVERFLOW, width >= 1280) + page.evaluate(READING)
+    return [f"{name} at {width} px: {p}" for p in found]
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -311,7 +311,7 @@ def test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything(port
 
         # The restarted worker serves again through the restarted Redis.
         password = (var / "redis_password").read_text()
-        app = Celery(broker=f"redis+socket://:{password}@{var / 'redis' / 'redis.sock'}")
+        app = Celery(broker=f"redis+socket://:{password}@{var / 'redis' / 'redis.sock'}", set_as_current=False)
         wait_until(lambda: app.control.ping(timeout=1), timeout=60, interval=0.5,
                    message=f"the restarted worker does not answer:\n{launcher.output()[-2000:]}")
         assert http_status(f"http://127.0.0.1:{launcher.port}/login/") == 200
@@ -419,7 +419,7 @@ def test_a_var_from_before_the_redis_password_is_upgraded(portal_env, tmp_path):
             with pytest.raises(redis.AuthenticationError):
                 redis.Redis(unix_socket_path=str(sock)).ping()
             assert redis.Redis(unix_socket_path=str(sock), password=password).get("from-before") == b"kept"
-            app = Celery(broker=f"redis+socket://:{password}@{sock}")
+            app = Celery(broker=f"redis+socket://:{password}@{sock}", set_as_current=False)
             wait_until(lambda: app.control.ping(timeout=1), timeout=60, interval=0.5,
                        message=f"the worker does not answer:\n{launcher.output()[-2000:]}")
             assert launcher.ctrl_c() == 0

@@ -8,7 +8,9 @@ with the same behaviour:
 - ``python -m webapps.front --listen HOST:PORT --routes FILE [--metrics FILE]``: the lean asyncio
   front (``server.py``);
 - ``python -m webapps.front.nginx --listen HOST:PORT --routes FILE --dir DIR``: nginx, with its
-  config rendered by ``nginx.render_nginx_config`` and reloaded on every change (``nginx.py``).
+  config rendered by ``nginx.render_nginx_config`` from the template ``nginx.conf.j2`` (Jinja2,
+  the one package the front needs beyond the standard library) and reloaded on every change
+  (``nginx.py``).
 """
 
 from .routes import Route, Routes, RoutesError, Static, load_routes, write_routes

@@ -1,13 +1,14 @@
 """nginx as the front: a config rendered from the routes file, and a runner that keeps it current.
 
-``render_nginx_config(routes, listen=...)`` gives a complete nginx.conf (or, with
-``include=True``, the maps, upstreams and server block to include in an operator's own ``http {}``)
-that behaves as the asyncio front does (routes.py's docstring): longest-prefix locations, the
-slash redirect, keep-alive upstreams on each app's unix socket, streaming both ways (no request or
-response buffering), websocket upgrade headers for ASGI apps, ``Host $http_host`` (``$host``
-drops the port), X-Forwarded-*, the portal's cookies removed by a chain of ``map``s (and an
-application's Set-Cookie of them confined: ``_set_cookie_rules``), the normalised path passed on
-and encoded slashes and dot segments refused, static aliases that follow no symlink, and
+``render_nginx_config(routes, listen=...)`` renders the template ``nginx.conf.j2`` beside this
+file (Jinja2) into a complete nginx.conf (or, with ``include=True``, the maps, upstreams and server
+block to include in an operator's own ``http {}``) that behaves as the asyncio front does
+(routes.py's docstring): longest-prefix locations, the slash redirect, keep-alive upstreams on each
+app's unix socket, streaming both ways (no request or response buffering), websocket upgrade
+headers for ASGI apps, ``Host $http_host`` (``$host`` drops the port), X-Forwarded-*, the portal's
+cookies removed by a chain of ``map``s (and an application's Set-Cookie of them confined: the
+template says how, at ``proxy_cookie_flags``), the normalised path passed on and encoded slashes
+and dot segments refused, static aliases that follow no symlink, and
 generated 404/502/503 pages (HTML, or JSON by Accept).
 
 ``python -m webapps.front.nginx --listen HOST:PORT --routes FILE --dir DIR`` runs nginx as a
@@ -32,8 +33,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+import jinja2
 
 from portal import paths
 from portal.process.states import RUNNING
@@ -56,25 +60,11 @@ from .routes import (
 )
 
 NGINX = paths.NGINX
-# Headers a client could use to tell an app it came over https, from elsewhere or under another
-# mount: removed (an empty value makes nginx drop a header), as the asyncio front drops them.
-SPOOFABLE_HEADERS = (
-    "Forwarded",
-    "X-Forwarded-Ssl",
-    "X-Forwarded-Protocol",
-    "X-Forwarded-Scheme",
-    "X-Forwarded-Port",
-    "X-Forwarded-Prefix",
-    "X-Scheme",
-    "X-Url-Scheme",
-    "X-Real-Ip",
-    "Front-End-Https",
-)
 MIME_TYPES = "/etc/nginx/mime.types"
-PROXY_BUFFER = "64k"  # the asyncio front's CHUNK (http1.py): its pieces, and its limit of a response head
-STATIC_404 = "/@webapps/static-404"
 STATIC_NOT_FOUND = "404 Not Found: no such static file\n"  # the asyncio front's words
 _UNSAFE = re.compile(r"[\s\"'$;{}\\#]")
+# A cookie name (RFC 6265's token) less "'": each goes into a regex of nginx's, in quotes.
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9!#%&*+.^_`|~-]+")
 
 
 def find_nginx() -> str | None:
@@ -109,336 +99,96 @@ def _page_body(page: Page, fmt: str, portal: bool = False) -> str:
     return body.replace(PORTAL_ORIGIN_MARK, "${webapps_portal_origin}")
 
 
-def _portal_origin_map(port: int, proto: str, hosts: tuple[str, ...]) -> list[str]:
-    """$webapps_portal_origin: the request's host on the portal's port, when the host is one the
-    portal answers to (routes.portal_origin's rule; $host is lowercase, without its port), else
-    empty."""
-    lines = [
-        "    # The 503 pages link to the application's page in the portal: this host, if the portal",
-        "    # answers to that name, on the portal's port.",
-        "    map $host $webapps_portal_origin {",
-        '        default "";',
-    ]
-    pattern = portal_hosts_pattern(hosts)
-    if pattern:
-        regex = f"~^(?=(?:{PORTAL_HOST_PATTERN})$)(?<webapps_portal_host>{pattern})$"
-        lines.append(f'        {_quote(regex)} "{proto}://$webapps_portal_host:{port}";')
-    return [*lines, "    }"]
+# nginx.conf.j2 beside this file is the config; nginx's syntax is no HTML, so nothing is escaped
+# for it automatically: what comes from the routes file goes through |quote or _safe_path.
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent),
+    autoescape=False,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_TEMPLATES.filters["quote"] = _quote
+_TEMPLATES.globals["page_body"] = _page_body
 
 
-def _page_location(uri: str, page: Page, fmt: str, unconnected: Page | None = None, portal: bool = False) -> list[str]:
-    """The internal location that answers ``page``; with ``unconnected``, that page instead when
-    not a byte came from the application (the socket is missing or refuses, or it closed at once
-    as a dying worker does), which nginx reports as 502 like a malformed answer."""
-    body = _page_body(page, fmt, portal)
-    ctype = "application/json" if fmt == "json" else "text/html; charset=utf-8"
-    lines = [
-        f"        location = {uri} {{",
-        "            internal;",
-        f"            set $webapps_app {page.application or '-'};",
-        "            types { }",
-        f"            default_type {_quote(ctype)};",
-        "            add_header Cache-Control no-store always;",
-    ]
-    if unconnected is not None:
-        # "if" holding only add_header and return is safe in a location (nginx's "If is evil" page).
-        lines += [
-            '            if ($upstream_bytes_received ~ "^[-0, :]*$") {',
-            "                add_header Cache-Control no-store always;",
-            *([f"                add_header Retry-After {unconnected.retry_after} always;"]
-              if unconnected.retry_after else []),
-            f"                return {unconnected.status} {_quote(_page_body(unconnected, fmt))};",
-            "            }",
-        ]
-    if portal:
-        # A host that is no plain name or address gets no link, as in the asyncio front.
-        lines += [
-            '            if ($webapps_portal_origin = "") {',
-            "                add_header Cache-Control no-store always;",
-            *([f"                add_header Retry-After {page.retry_after} always;"] if page.retry_after else []),
-            f"                return {page.status} {_quote(_page_body(page, fmt))};",
-            "            }",
-        ]
-    if page.retry_after:
-        lines.append(f"            add_header Retry-After {page.retry_after} always;")
-    lines += [f"            return {page.status} {_quote(body)};", "        }"]
-    return lines
+@dataclass(frozen=True)
+class _Static:
+    url: str
+    dir: str  # with its trailing slash, as alias wants
 
 
-def _pages(uri_base: str, page: Page, unconnected: Page | None = None, portal: bool = False) -> list[str]:
-    return (_page_location(uri_base + ".html", page, "html", unconnected, portal)
-            + _page_location(uri_base + ".json", page, "json", unconnected, portal))
+@dataclass(frozen=True)
+class _App:
+    """One route as the template uses it: ``n`` numbers its upstream and its pages."""
+
+    n: int
+    mount: str
+    base: str  # the mount with a trailing slash: the prefix its location matches
+    protocol: str
+    state: str
+    socket: str
+    statics: tuple[_Static, ...]
+    unavailable: Page | None  # answered with this 503 page instead of being proxied to
+    outside_mount_regex: str  # a cookie Path that is not under the mount
+    bad_gateway: Page | None = None
+    not_answering: Page | None = None
+    gateway_timeout: Page | None = None
 
 
-def _cookie_maps(names: tuple[str, ...]) -> tuple[list[str], str]:
-    """Maps that remove each named cookie (twice, for a duplicate) and tidy the separators left."""
-    lines: list[str] = []
-    source = "$http_cookie"
-    n = 0
-    for name in names:
-        if not re.fullmatch(r"[A-Za-z0-9!#%&'*+.^_`|~-]+", name) or "'" in name:
-            raise RoutesError(f"cookie name {name!r} cannot be stripped by nginx: use letters, digits, - and _")
-        for _ in range(2):
-            n += 1
-            target = f"$webapps_cookie_{n}"
-            a, b = f"webapps_c{n}a", f"webapps_c{n}b"
-            pattern = rf"~^(?<{a}>|.*?;\s*){re.escape(name)}=[^;]*(?:;\s*)?(?<{b}>.*)$"
-            lines += [
-                f"    map {source} {target} {{",
-                f'        {_quote(pattern)} "${a}${b}";',
-                f"        default {source};",
-                "    }",
-            ]
-            source = target
-    if n:
-        n += 1
-        target = f"$webapps_cookie_{n}"
-        lines += [
-            f"    map {source} {target} {{",
-            r'        "~^(?<webapps_ctidy>.*?)[;\s]+$" "$webapps_ctidy";',
-            f"        default {source};",
-            "    }",
-        ]
-        source = target
-    return lines, source
-
-
-def _set_cookie_rules(mount: str, names: tuple[str, ...]) -> list[str]:
-    """What nginx 1.22 can do against an application's Set-Cookie of the portal's cookie names.
-
-    Its stock modules cannot drop one Set-Cookie line by its cookie's name (proxy_hide_header drops
-    them all; headers-more and njs are not in Debian's nginx package, and $upstream_http_set_cookie
-    holds only the first line before 1.23). What they can do, per cookie as nginx parses it:
-
-    - every cookie of the application gets a Path under its mount (proxy_cookie_path rewrites each
-      Path attribute that is not; a cookie without one gets the browser's default, the request's
-      folder, which is under the mount too), so a browser sends it back only under the mount, and
-      never to the portal's pages unless the mount is also a path of the portal's (``/admin``);
-      the portal's own cookies, at Path=/, are never overwritten, since a cookie is the name, the
-      host and the path together;
-    - the portal's names get ``SameSite=None`` without ``Secure``, which Chromium-based browsers
-      refuse outright (since Chrome 80), so for them the cookie never exists.
-
-    The asyncio front removes such lines (server.py); docs/security.md says what each guarantees.
-    """
-    lines = []
-    if mount != "/":
-        lines.append(f"            proxy_cookie_path {_quote('~^(?!' + re.escape(mount) + '(?:/|$))')} {mount};")
-    pattern = "~^(?:" + "|".join(re.escape(name) for name in names) + ")$"
-    lines.append(f"            proxy_cookie_flags {_quote(pattern)} nosecure samesite=none;")
-    return lines
-
-
-def render_http_block(
-    routes: Routes,
-    listen: str = "127.0.0.1:8001",
-    *,
-    server_name: str = "_",
-    keepalive: int = 16,
-    head_timeout: int = 10,
-    figures_log: str | None = None,
-    idle_timeout: int = 300,
-    lenient: bool = False,
-    trusted_proxies: Sequence[Network] = (),
-) -> str:
-    """The part that goes inside ``http { }``: maps, upstreams and the apps' server.
-
-    Applications get one address in ``X-Forwarded-For``: ``$remote_addr``, which the realip module
-    takes from the ``X-Forwarded-For`` of a proxy in ``trusted_proxies`` (webapps/front/forwarding.py).
-
-    ``idle_timeout`` bounds the silence of a transfer either way (a stalled upload, an app that does
-    not answer, a client that stops reading), as the asyncio front's own ``idle_timeout`` does.
-    A socket or static folder whose path nginx cannot use raises RoutesError, or with
-    ``lenient`` (the runner's choice: one such application must not stop the others' changes)
-    makes that application answer 503 saying so.
-    """
-    out: list[str] = [
-        "    # Generated from the portal's routes file by webapps.front.nginx; do not edit by hand.",
-        "    # JSON error pages when Accept names application/json before text/html.",
-        "    map $http_accept $webapps_fmt {",
-        "        default html;",
-        '        "~*text/html.*application/json" html;',
-        '        "~*application/json" json;',
-        "    }",
-        "    # Connection: upgrade only when the client asks for a websocket (ASGI apps).",
-        "    map $http_upgrade $webapps_connection {",
-        "        default upgrade;",
-        '        "" "";',
-        "    }",
-    ]
-    # Paths both fronts refuse (routes.refused_path): in the path of the raw request, not its query.
-    out += ["    map $request_uri $webapps_refused_path {", '        default "";']
-    out += [f"        {_quote('~^[^?]*' + pattern.replace('(?:/|$)', '(?:[/?]|$)'))} {key};"
-            for key, (pattern, _) in REFUSED_PATHS.items()]
-    out.append("    }")
-    cookie_lines, cookie_var = _cookie_maps(routes.strip_cookies)
-    out += cookie_lines
-    server: list[str] = [
-        "    server {",
-        f"        listen {listen};",
-        f"        server_name {server_name};",
-        "        absolute_redirect off;",
-        "        client_max_body_size 0;",
-        f"        client_header_timeout {head_timeout}s;",
-        f"        client_body_timeout {idle_timeout}s;",
-        f"        send_timeout {idle_timeout}s;",
-        "        large_client_header_buffers 4 32k;",
-        "        server_tokens off;",
-        "        if ($webapps_refused_path) {",
-        "            rewrite ^ /@webapps/400-$webapps_refused_path last;",
-        "        }",
-    ]
-    for key, (_, message) in REFUSED_PATHS.items():
-        server += [
-            f"        location = /@webapps/400-{key} {{",
-            "            internal;",
-            "            types { }",
-            "            default_type text/plain;",
-            "            add_header Cache-Control no-store always;",
-            f"            return 400 {_quote('400 Bad Request: ' + message + chr(10))};",
-            "        }",
-        ]
-    proto = "$scheme"
-    if trusted_proxies:
-        server += [f"        set_real_ip_from {network};" for network in trusted_proxies]
-        server += ["        real_ip_header X-Forwarded-For;", "        real_ip_recursive on;"]
-        # A trusted proxy's X-Forwarded-Proto (http or https) is believed; anyone else's is not.
-        out += [
-            "    geo $realip_remote_addr $webapps_from_proxy {",
-            "        default 0;",
-            *(f"        {network} 1;" for network in trusted_proxies),
-            "    }",
-            '    map "$webapps_from_proxy:$http_x_forwarded_proto" $webapps_proto {',
-            "        default $scheme;",
-            '        "1:https" https;',
-            '        "1:http" http;',
-            "    }",
-        ]
-        proto = "$webapps_proto"
-    if routes.portal_port:
-        out += _portal_origin_map(routes.portal_port, proto, routes.portal_hosts)
-    if figures_log:
-        # One short line per request, read by the runner for the per-app figures (metrics.py).
-        out.append("    log_format webapps_figures '$webapps_app $status $request_time $upstream_header_time';")
-        server += [
-            "        set $webapps_app -;",
-            f"        access_log {_safe_path(figures_log, 'figures log')} webapps_figures buffer=16k flush=1s;",
-        ]
-    has_root = has_statics = False
-    for i, route in enumerate(routes.apps, 1):
+def _apps(routes: Routes, idle_timeout: int, lenient: bool) -> list[_App]:
+    apps = []
+    for n, route in enumerate(routes.apps, 1):
         mount = route.path
-        base = "/" if mount == "/" else mount + "/"
-        has_root = has_root or mount == "/"
-        pages = f"/@webapps/{i}"
-        server.append(f"        # {mount}: {route.protocol}, {route.state}")
-        if mount != "/":
-            server.append(f"        location = {mount} {{ return 301 {base}$is_args$args; }}")
         page = unavailable_page(route) if route.state != RUNNING else None
         try:
-            statics = [(s.url, _safe_path(s.dir.rstrip("/") + "/", f"static dir of {mount}")) for s in route.static]
+            statics = tuple(_Static(s.url, _safe_path(s.dir.rstrip("/") + "/", f"static dir of {mount}"))
+                            for s in route.static)
             _safe_path(route.socket, f"socket of {mount}")
         except RoutesError as exc:
             if not lenient:
                 raise
-            statics = []
+            statics = ()
             page = Page(503, f"application {mount} cannot be served by nginx", mount, route.state, str(exc))
-        for url, directory in statics:
-            # The application owns the folder: no symlink under it is followed (nginx opens each
-            # component with O_NOFOLLOW), whatever it points to, so that a link swapped in for a
-            # file cannot serve the portal's files; refused as "no such static file", as the
-            # asyncio front does (webapps/front/files.py).
-            server += [
-                f"        location ^~ {url}/ {{",
-                f"            alias {directory};",
-                "            disable_symlinks on from=$document_root;",
-                f"            error_page 403 404 =404 {STATIC_404};",
-                "        }",
-            ]
-            has_statics = True
-        if page is not None:
-            server += [
-                f"        location {base} {{",
-                f"            set $webapps_app {mount};",
-                f"            error_page 503 {pages}/503.$webapps_fmt;",
-                "            return 503;",
-                "        }",
-                *_pages(f"{pages}/503", page, portal=bool(routes.portal_port)),
-            ]
-            continue
-        sock = _safe_path(route.socket, f"socket of {mount}")
-        out += [
-            f"    upstream webapps_{i} {{",
-            f"        server unix:{sock};",
-            f"        keepalive {keepalive};",
-            "    }",
-        ]
-        server += [
-            f"        location {base} {{",
-            f"            set $webapps_app {mount};",
-            # With a URI part, nginx passes the path it routed by (decoded, normalised, escaped
-            # again), not the raw one (routes.py, "Paths"); the query as it came.
-            f"            proxy_pass http://webapps_{i}{base};",
-            "            proxy_http_version 1.1;",
-            "            proxy_set_header Host $http_host;",
-            "            proxy_set_header X-Forwarded-For $remote_addr;",
-            f"            proxy_set_header X-Forwarded-Proto {proto};",
-            "            proxy_set_header X-Forwarded-Host $http_host;",
-            *(f'            proxy_set_header {name} "";' for name in SPOOFABLE_HEADERS),
-        ]
-        if route.protocol == "asgi":
-            server += [
-                "            proxy_set_header Upgrade $http_upgrade;",
-                "            proxy_set_header Connection $webapps_connection;",
-                "            proxy_read_timeout 1h;",
-            ]
-        else:
-            server += [
-                '            proxy_set_header Connection "";',
-                f"            proxy_read_timeout {idle_timeout}s;",
-                f"            proxy_send_timeout {idle_timeout}s;",
-            ]
-        if routes.strip_cookies:
-            server.append(f"            proxy_set_header Cookie {cookie_var};")
-            server += _set_cookie_rules(mount, routes.strip_cookies)
-        server += [
-            "            proxy_request_buffering off;",
-            "            proxy_buffering off;",
-            # The one buffer of an unbuffered proxy: an answer up to this size is read in one piece
-            # and sent to the client in one write (at the default 4k page, a 6 KB answer took two of
-            # each, each waking the client); and a head up to it is accepted, as the asyncio front
-            # accepts one up to 64 KiB (the default answered a head over 4k with a 502).
-            f"            proxy_buffer_size {PROXY_BUFFER};",
-            # Used only if an app turns buffering on (X-Accel-Buffering: yes); set because nginx -t
-            # wants the busy buffers (2 x proxy_buffer_size) under the sum of these less one.
-            f"            proxy_buffers 4 {PROXY_BUFFER};",
-            # "=": the page's own status, which is 503 when no connection could be made (_page_location).
-            f"            error_page 502 = {pages}/502.$webapps_fmt;",
-            f"            error_page 504 {pages}/504.$webapps_fmt;",
-            "        }",
-            *_pages(f"{pages}/502", bad_gateway_page(route, "the application sent a malformed answer or closed the "
-                                                            "connection"), not_answering_page(route)),
-            *_pages(f"{pages}/504", gateway_timeout_page(route, idle_timeout)),
-        ]
-    if has_statics:
-        server += [
-            f"        location = {STATIC_404} {{",
-            "            internal;",
-            "            types { }",
-            "            default_type text/plain;",
-            "            add_header Cache-Control no-store always;",
-            f"            return 404 {_quote(STATIC_NOT_FOUND)};",
-            "        }",
-        ]
-    if not has_root:
-        server += [
-            "        location / {",
-            "            error_page 404 /@webapps/404.$webapps_fmt;",
-            "            return 404;",
-            "        }",
-            *_pages("/@webapps/404", not_found_page()),
-        ]
-    server.append("    }")
-    return "\n".join(out + server) + "\n"
+        served = page is None
+        apps.append(_App(
+            n=n,
+            mount=mount,
+            base="/" if mount == "/" else mount + "/",
+            outside_mount_regex=f"~^(?!{re.escape(mount)}(?:/|$))",
+            protocol=route.protocol,
+            state=route.state,
+            socket=route.socket,
+            statics=statics,
+            unavailable=page,
+            bad_gateway=bad_gateway_page(route, "the application sent a malformed answer or closed the connection")
+            if served else None,
+            not_answering=not_answering_page(route) if served else None,
+            gateway_timeout=gateway_timeout_page(route, idle_timeout) if served else None,
+        ))
+    return apps
+
+
+def _cookie_maps(names: tuple[str, ...]) -> tuple[list[dict[str, str]], str]:
+    """The chain of maps that removes each named cookie (twice, for a duplicate) from the Cookie
+    header, then tidies the separators left; and the variable at the end of the chain."""
+    maps: list[dict[str, str]] = []
+    source = "$http_cookie"
+    for name in names:
+        if not _COOKIE_NAME.fullmatch(name):
+            raise RoutesError(f"cookie name {name!r} cannot be stripped by nginx: use letters, digits, - and _")
+        for _ in range(2):
+            n = len(maps) + 1
+            before, after = f"webapps_c{n}a", f"webapps_c{n}b"
+            pattern = rf"~^(?<{before}>|.*?;\s*){re.escape(name)}=[^;]*(?:;\s*)?(?<{after}>.*)$"
+            maps.append({"source": source, "target": f"$webapps_cookie_{n}", "pattern": pattern,
+                         "before": before, "after": after})
+            source = maps[-1]["target"]
+    if maps:
+        maps.append({"source": source, "target": f"$webapps_cookie_{len(maps) + 1}", "pattern": ""})
+        source = maps[-1]["target"]
+    return maps, source
 
 
 def render_nginx_config(
@@ -458,53 +208,59 @@ def render_nginx_config(
     lenient: bool = False,
     trusted_proxies: Sequence[Network] = (),
 ) -> str:
-    """A complete nginx.conf for the routes (or only the http-block part when ``include``).
+    """A complete nginx.conf for the routes, rendered from nginx.conf.j2; with ``include``, only
+    the maps, upstreams and the apps' server, to include in an operator's own ``http { }``.
 
     ``prefix`` is the directory holding the pid file, the error log and the temp paths; ``user``
     the account the workers run as when nginx starts as root (the owner of the apps' sockets).
+
+    Applications get one address in ``X-Forwarded-For``: ``$remote_addr``, which the realip module
+    takes from the ``X-Forwarded-For`` of a proxy in ``trusted_proxies`` (webapps/front/forwarding.py).
+
+    ``idle_timeout`` bounds the silence of a transfer either way (a stalled upload, an app that does
+    not answer, a client that stops reading), as the asyncio front's own ``idle_timeout`` does.
+    A socket or static folder whose path nginx cannot use raises RoutesError, or with
+    ``lenient`` (the runner's choice: one such application must not stop the others' changes)
+    makes that application answer 503 saying so.
     """
-    block = render_http_block(
-        routes,
-        listen,
-        server_name=server_name,
-        keepalive=keepalive,
-        head_timeout=head_timeout,
-        figures_log=figures_log,
-        idle_timeout=idle_timeout,
-        lenient=lenient,
-        trusted_proxies=trusted_proxies,
-    )
-    if include:
-        return block
-    d = _safe_path(str(Path(prefix).resolve()), "nginx directory")
-    head = [
-        "# Generated by webapps.front.nginx from the portal's routes file; do not edit by hand.",
-        f"worker_processes {worker_processes};",
-        f"pid {d}/nginx.pid;",
-        f"error_log {d}/error.log warn;",
-    ]
-    if user:
-        head.append(f"user {user};")
-    types = (
-        f"    include {mime_types};" if os.path.exists(mime_types) else "    types { text/html html; text/css css; }"
-    )
-    http = [
-        "events { worker_connections 1024; }",
-        "http {",
-        types,
-        "    default_type application/octet-stream;",
-        "    access_log off;",
-        "    sendfile on;",
-        "    tcp_nodelay on;",
-        "    keepalive_timeout 75s;",
-        "    keepalive_requests 10000;",
-        f"    client_body_temp_path {d}/tmp/body;",
-        f"    proxy_temp_path {d}/tmp/proxy;",
-        f"    fastcgi_temp_path {d}/tmp/fastcgi;",
-        f"    uwsgi_temp_path {d}/tmp/uwsgi;",
-        f"    scgi_temp_path {d}/tmp/scgi;",
-    ]
-    return "\n".join(head + http) + "\n" + block + "}\n"
+    apps = _apps(routes, idle_timeout, lenient)
+    hosts = portal_hosts_pattern(routes.portal_hosts)
+    cookie_maps, cookie_var = _cookie_maps(routes.strip_cookies)
+    context = {
+        "include": include,
+        "listen": listen,
+        "server_name": server_name,
+        "keepalive": keepalive,
+        "head_timeout": head_timeout,
+        "idle_timeout": idle_timeout,
+        "apps": apps,
+        "refused_paths": [
+            {"key": key, "message": message,
+             "request_uri": "~^[^?]*" + pattern.replace("(?:/|$)", "(?:[/?]|$)")}
+            for key, (pattern, message) in REFUSED_PATHS.items()
+        ],
+        "cookie_maps": cookie_maps,
+        "cookie_var": cookie_var if cookie_maps else "",
+        "portal_cookie_regex": "~^(?:" + "|".join(re.escape(name) for name in routes.strip_cookies) + ")$",
+        "trusted_proxies": [str(network) for network in trusted_proxies],
+        # A trusted proxy's X-Forwarded-Proto is believed through this map (nginx.conf.j2).
+        "proto": "$webapps_proto" if trusted_proxies else "$scheme",
+        "portal_port": routes.portal_port,
+        # A host the portal answers to (routes.portal_origin's rule; $host is lowercase, without
+        # its port), captured for the link.
+        "portal_host_regex": f"~^(?=(?:{PORTAL_HOST_PATTERN})$)(?<webapps_portal_host>{hosts})$" if hosts else "",
+        "figures_log": _safe_path(figures_log, "figures log") if figures_log else "",
+        "static_not_found": STATIC_NOT_FOUND,
+        "not_found": not_found_page(),
+    }
+    if not include:
+        context.update(
+            prefix=_safe_path(str(Path(prefix).resolve()), "nginx directory"),
+            user=user or "",
+            worker_processes=worker_processes,
+            mime_types=_safe_path(mime_types, "mime types file") if os.path.exists(mime_types) else "",
+        )
+    return _TEMPLATES.get_template("nginx.conf.j2").render(context)
 
 
 class NginxFront:

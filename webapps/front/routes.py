@@ -37,8 +37,8 @@ visitor to ``http://evil.example:8000``, which the portal would not even answer.
 ``strip_cookies`` names the cookies a front removes from every forwarded request: the portal's
 own session and CSRF cookies (settings.SESSION_COOKIE_NAME and CSRF_COOKIE_NAME), so that no
 hosted code ever receives an administrator's session; and an application's ``Set-Cookie`` of
-those names is removed on the way out (nginx can only confine it: nginx.py, ``_set_cookie_rules``),
-so that no hosted code sets the portal's session or CSRF token either. A hosted Django app's
+those names is removed on the way out (nginx can only confine it: webapps/front/nginx.conf.j2,
+at ``proxy_cookie_flags``), so that no hosted code sets the portal's session or CSRF token either. A hosted Django app's
 ``sessionid`` and ``csrftoken`` pass through untouched.
 
 Paths, the same in both fronts: a request is routed by its path with the escapes decoded, dot
@@ -277,7 +277,7 @@ def write_routes(
 
 # Paths ------------------------------------------------------------------------------------------
 
-# In the path, never the query; nginx's map repeats them on $request_uri (webapps/front/nginx.py).
+# In the path, never the query; nginx's map repeats them on $request_uri (webapps/front/nginx.conf.j2).
 ENCODED_SLASH = r"%2[fF]"
 ENCODED_DOT_SEGMENT = r"/(?:%2[eE]|\.%2[eE]|%2[eE]\.|%2[eE]%2[eE])(?:/|$)"
 REFUSED_PATHS = {

@@ -112,6 +112,9 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "websocket.send", "bytes": message["bytes"]})
     path = scope["path"]
     if path.endswith("/sleep"):
+        # ?started=FILE: the file is made when the request has reached the app, for a test to wait on.
+        for started in parse_qs(scope.get("query_string", b"").decode()).get("started", []):
+            open(started, "w").close()
         await asyncio.sleep(1)
     while (await receive()).get("more_body"):
         pass

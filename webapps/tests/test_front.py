@@ -100,6 +100,8 @@ def base_routes(b: dict[str, Any]) -> list[dict[str, Any]]:
         {"path": "/refused", "socket": b["refused"]},
         {"path": "/garbage", "socket": str(b["dir"] / "garbage.sock")},
         {"path": "/silent", "socket": str(b["dir"] / "silent.sock")},
+        # Asked for by the figures test alone: its count tells when earlier requests are counted.
+        {"path": "/figures-mark", "socket": b["wsgi"], "state": "stopped"},
     ]
 
 
@@ -374,8 +376,9 @@ def test_ten_asgi_requests_that_each_sleep_a_second_finish_in_about_a_second(fro
 
 
 def test_a_routes_change_applies_within_a_second_without_dropping_an_in_flight_request(
-    front: RunningFront, backends: dict[str, Any]
+    front: RunningFront, backends: dict[str, Any], tmp_path: Path
 ) -> None:
+    started = tmp_path / "sleep-started"
     conn = front.connection()
     conn.request("GET", "/a/x")
     first = conn.getresponse()
@@ -385,7 +388,7 @@ def test_a_routes_change_applies_within_a_second_without_dropping_an_in_flight_r
     result: dict[str, Any] = {}
 
     def slow() -> None:
-        conn.request("GET", "/a/sleep")  # the same kept-alive connection
+        conn.request("GET", f"/a/sleep?started={started}")  # the same kept-alive connection
         response = conn.getresponse()
         result["status"] = response.status
         result["body"] = json.loads(response.read())
@@ -393,7 +396,7 @@ def test_a_routes_change_applies_within_a_second_without_dropping_an_in_flight_r
 
     thread = threading.Thread(target=slow)
     thread.start()
-    time.sleep(0.2)
+    wait_for(started.exists, timeout=10, what="the slow request at the app")  # in flight across the change
     took = front.set_routes([*base_routes(backends), {"path": "/added", "socket": backends["wsgi"]}])
     thread.join(10)
     assert result["status"] == 200 and result["body"]["path"] == "/a/sleep"
@@ -594,13 +597,14 @@ def test_the_front_counts_requests_errors_and_latency_per_app(front: RunningFron
         except (OSError, ValueError):
             return {}
 
-    def settled() -> dict[str, Any] | None:
-        # nginx's log is flushed each second: wait until earlier tests' requests are all counted.
-        first = figures()
-        time.sleep(1.5)
-        return first if first and figures() == first else None
-
-    start = wait_for(settled, what="figures settled")
+    # Earlier tests' requests must all be counted before the baseline is taken. Each front counts
+    # requests in the order they end (nginx: its worker's log, flushed when a worker retires, read in
+    # order), so once one request to /figures-mark, which no other test asks for, is counted, every
+    # earlier request is too.
+    front.wait_old_workers_gone()
+    assert front.get("/figures-mark/")[0] == 503
+    start = wait_for(lambda: (f := figures()).get("/figures-mark", {}).get("requests") == 1 and f,
+                     what="the marker request counted")
     before = start.get("/w", {"requests": 0, "errors_5xx": 0})
     stopped_before = start.get("/stopped", {"errors_5xx": 0})["errors_5xx"]
     assert front.get("/stopped/")[0] == 503
@@ -619,8 +623,11 @@ def test_the_front_counts_requests_errors_and_latency_per_app(front: RunningFron
 
 
 def test_a_broken_routes_file_keeps_the_routes_in_force(front: RunningFront, backends: dict[str, Any]) -> None:
+    said = front.log.stat().st_size
     front.routes_file.write_text("{not json")
-    time.sleep(1.0)  # longer than either front's poll: the broken file has been seen
+    # The front has read the broken file: it says it keeps the routes in force.
+    wait_for(lambda: "keeping the current routes" in front.log.read_bytes()[said:].decode("utf-8", "replace"),
+             timeout=10, what="the front saying it keeps its routes")
     assert front.get_json("/w/still")[1]["path"] == "/w/still"
     assert front.process.poll() is None
     front.set_routes(base_routes(backends))

@@ -194,6 +194,7 @@ def test_both_fronts_follow_the_definitions_within_a_second_without_cutting_a_do
         # A long download keeps going while a definition is added, and the new one is served
         # within a second.
         result: dict[str, Any] = {}
+        flowing = threading.Event()  # the first piece of the download has arrived
 
         def download() -> None:
             conn = front.connection()
@@ -202,13 +203,14 @@ def test_both_fronts_follow_the_definitions_within_a_second_without_cutting_a_do
             got = 0
             while piece := response.read(256 * 1024):
                 got += len(piece)
+                flowing.set()
                 time.sleep(0.05)  # a slow reader (about 4 s): the download spans the change
             result["status"], result["bytes"] = response.status, got
             conn.close()
 
-        thread = threading.Thread(target=download)
+        thread = threading.Thread(target=download, daemon=True)
         thread.start()
-        time.sleep(0.3)
+        assert flowing.wait(10), f"the download did not start within 10 s: {result}"
         started = time.monotonic()
         WebApp.objects.create(name="/added", directory=str(tmp_path), module="hello", protocol="asgi")
         wait_for(lambda: state_of(front, "/added/")[1].get("application") == "/added", timeout=5,

@@ -38,8 +38,9 @@ def test_a_user_without_a_role_is_refused(client, make_user, folder):
 @pytest.mark.parametrize("role", ROLES[1:])
 def test_every_role_reads_the_list_with_its_columns(role_client, role, folder):
     make_webapp(folder, name="/shop/api", protocol="asgi")
-    html = role_client(role).get("/webapps/", HTTP_HOST="localhost:8000").content.decode()
-    # The path links to the application on the applications' port of the same host.
+    # (Paths carry <wbr> at their separators: portal.templatetags.layout.breakable.)
+    html = role_client(role).get("/webapps/", HTTP_HOST="localhost:8000").content.decode().replace("<wbr>", "")
+    # "Open" links to the application on the applications' port of the same host.
     assert 'href="http://localhost:8001/shop/api/"' in html
     assert "ASGI" in html and "uvicorn" in html and str(folder) in html and "Stopped" in html
     assert 'href="/webapps/shop/api/-/activity/"' in html
@@ -47,6 +48,24 @@ def test_every_role_reads_the_list_with_its_columns(role_client, role, folder):
     assert ('/webapps/shop/api/-/edit/' in html) == (role == "administrator")
     assert ('/webapps/shop/api/-/delete/' in html) == (role == "administrator")
     assert ("/webapps/-/new/" in html) == (role == "administrator")
+
+
+def test_the_name_opens_the_applications_page_and_open_opens_the_application(role_client, folder):
+    make_webapp(folder, name="/shop/api")
+    html = role_client("viewer").get("/webapps/", HTTP_HOST="localhost:8000").content.decode()
+    start = html.index('<th scope="row">')
+    name_cell = html[start:html.index("</th>", start)]
+    # The path breaks before its slashes only (<wbr>), never inside "shop" or "api".
+    assert '<a href="/webapps/shop/api/" class="path">/shop<wbr>/api</a>' in name_cell
+    assert '<a href="http://localhost:8001/shop/api/" class="small open"' in name_cell and ">Open</a>" in name_cell
+
+
+def test_a_rows_error_is_shown_whole_with_its_fix(role_client, folder):
+    fix = "install the missing package in its virtualenv and start it again"
+    make_webapp(folder)
+    WebApp.objects.update(last_error="The application did not answer within 30 seconds because " * 3 + fix)
+    html = role_client("viewer").get("/webapps/").content.decode()
+    assert fix + "</div>" in html and "…" not in html
 
 
 @override_settings(PORTAL_APPS_PORT=9123)
@@ -73,7 +92,7 @@ def test_the_empty_list_invites_an_administrator_to_create_one(role_client):
 def test_the_detail_page_masks_secrets_and_shows_the_definition(role_client, folder):
     make_webapp(folder, environment={"APP_MODE": "demo"}, secret_environment={"API_TOKEN": "t0p-s3cret"},
                 static_files={"/static": str(folder)})
-    html = role_client("viewer").get("/webapps/hello/").content.decode()
+    html = role_client("viewer").get("/webapps/hello/").content.decode().replace("<wbr>", "")
     assert "APP_MODE=demo" in html and "API_TOKEN=" in html
     assert "t0p-s3cret" not in html
     assert "hello:app" in html and "gunicorn" in html and "/hello/static" in html

@@ -157,7 +157,11 @@ def test_a_log_file_swapped_for_a_fifo_while_running_does_not_block_the_keeper(t
     assert keeper.wait_for(run_dir, {"running"}, timeout=10)["state"] == "running"
     log_file.rename(tmp_path / "gw.log.moved")
     os.mkfifo(log_file)
-    time.sleep(1.0)  # two housekeeping rounds: first lines and rotation read the log again
+    # The keeper's housekeeping (first lines, then rotation) has met the FIFO and come back:
+    # rotation says it cannot rotate what is not a regular file.
+    keeper_log = run_dir / "keeper.log"
+    wait_until(lambda: f"cannot rotate {log_file}" in keeper_log.read_text(errors="replace"), timeout=10,
+               message=f"the keeper never came back from the FIFO's housekeeping (see {keeper_log})")
     started = time.monotonic()
     assert keeper.request_stop(run_dir, timeout=10)
     assert time.monotonic() - started < 5
