@@ -11,7 +11,7 @@ from gateways import runtime
 from gateways.models import RUNTIME_FIELDS, Gateway
 from portal.process import checks
 from portal.process.spec import Spec
-from processes.adapters import ProcessAdapter
+from processes.adapters import InstallPlan, ProcessAdapter
 
 
 class GatewayAdapter(ProcessAdapter):
@@ -32,6 +32,12 @@ class GatewayAdapter(ProcessAdapter):
 
     def log_folder(self) -> Path:
         return runtime.log_folder()
+
+    def install_of(self, obj: Gateway) -> InstallPlan | None:
+        """msgpack, which the server imports, into the gateway's interpreter."""
+        python = obj.interpreter
+        return InstallPlan(what="msgpack", python=python, has="imports msgpack", refusal="modules-missing",
+                           check=lambda: checks.check_modules(python, ["msgpack"]), command=runtime.shell_words)
 
     def run_dir(self, obj: Gateway) -> Path:
         return runtime.run_dir(obj)

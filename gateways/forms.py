@@ -19,6 +19,7 @@ from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html
 
 from gateways.models import Gateway
+from gateways.runtime import WILDCARDS, servers_overlap
 from processes.accounts import RUN_AS_ERRORS, check_run_as
 from processes.forms import check_log_file_field, check_python_executable
 
@@ -27,8 +28,6 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_\-.%]+$")
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
-WILDCARDS = {"0.0.0.0", "::"}
-LOCAL_NAMES = {"127.0.0.1", "localhost", "::1"}
 MIN_PASSPHRASE = 8
 # Path segments of the gateway pages that a gateway's name must not shadow.
 RESERVED_NAMES = {"new", "validate", "rows"}
@@ -67,20 +66,6 @@ def ephemeral_range(path: str = EPHEMERAL_RANGE_FILE) -> tuple[int, int] | None:
     except (OSError, ValueError):
         return None
     return low, high
-
-
-def servers_overlap(a: str, b: str) -> bool:
-    """Would listeners on a and b compete for the same port?
-
-    The same server, or a wildcard (0.0.0.0 binds every local address) beside
-    a local address. Host names are compared as written: a definition cannot
-    know whether db1 and 10.0.0.5 are the same machine.
-    """
-    a, b = a.lower(), b.lower()
-    if a == b:
-        return True
-    local = WILDCARDS | LOCAL_NAMES
-    return (a in WILDCARDS and b in local) or (b in WILDCARDS and a in local)
 
 
 # The interpreter's flags that take no argument and leave the program alone (python --help);

@@ -68,12 +68,28 @@ def no_passphrase_problem(gateway: Gateway) -> CheckFailure | None:
     return exposure.check_no_passphrase(gateway.server, gateway.port, False, False, who("gateway", gateway))
 
 
+# The servers that bind every local address.
+WILDCARDS = {"0.0.0.0", "::"}
+
+
+def servers_overlap(a: str, b: str) -> bool:
+    """Would listeners on a and b compete for the same port?
+
+    The same server, or a wildcard (0.0.0.0 binds every local address) beside
+    a local address. Host names are compared as written: a definition cannot
+    know whether db1 and 10.0.0.5 are the same machine.
+    """
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return True
+    local = WILDCARDS | {"127.0.0.1", "localhost", "::1"}
+    return (a in WILDCARDS and b in local) or (b in WILDCARDS and a in local)
+
+
 def portal_ports(server: str) -> dict[int, str]:
     """The ports the portal's own parts listen on (make run) that a gateway on ``server`` would
     compete for, each with what holds it: a holder there is the portal, not a program to stop."""
     import os
-
-    from gateways.forms import servers_overlap
 
     host = os.environ.get("PORTAL_HOST", "127.0.0.1")  # where the launcher listens (portal/launcher.py)
     if not servers_overlap(server, host):

@@ -10,13 +10,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from kombu.exceptions import OperationalError
-from redis.exceptions import RedisError
 
 from gateways import runtime, services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
-from portal import audit, health, roles
+from portal import audit, roles
 from portal.process.states import RUNNING
 from processes import charts, control, control_views, definition_views
 from processes.control_views import HTMX_STOP_POLLING
@@ -191,42 +189,10 @@ def gateway_install(request: HttpRequest, name: str) -> HttpResponse:
         return response
     gateway = _get_gateway(request, name, admin=True)
     try:
-        _request_install(gateway, request.user)
+        control.request_install(gateway, request.user)
     except control.ControlError as e:
         messages.error(request, str(e))
     else:
         messages.info(request, f"Install of msgpack for {gateway.name} requested: it runs on host "
                                f"{runtime.host_of(gateway)}; its outcome shows here and in the Activity.")
     return redirect(gateway)
-
-
-def _request_install(gateway: Gateway, user: Any) -> None:
-    """Mark the install in flight on the row, send the task to the gateway's host, record the request."""
-    import datetime as dt
-
-    from gateways import tasks
-    from processes import sync
-
-    install = gateway.startup.get("install") or {}
-    if install.get("state") == "installing":
-        raise control.ControlError(f"An install for {gateway.name} is already running: wait for its outcome below.")
-    command = gateway.startup.get("fix") or f"{gateway.interpreter} -m pip install msgpack"
-    now = dt.datetime.now(dt.UTC)
-    trigger = control.trigger_for(user)
-    try:
-        # Ask the broker first, briefly, as a Start does: Celery's own reconnects take minutes.
-        health.redis_client(1.0).ping()
-        # In flight before the task is sent: a quick task's outcome is never overwritten by it.
-        tasks.set_install(gateway.pk, {"state": "installing", "command": command, "at": now.isoformat()})
-        tasks.install_server_requirements.apply_async(
-            args=[gateway.pk, trigger], queue=runtime.queue_of(gateway),
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
-        )
-    except (OperationalError, RedisError, RuntimeError) as e:
-        tasks.set_install(gateway.pk, None)
-        raise control.ControlError(
-            f"The install was not sent: the task broker does not answer ({e}). "
-            "Check that Redis and a worker run (`make run` starts both), then press the button again."
-        ) from None
-    sync.record(gateway, message=f"Install of msgpack requested: {command}", trigger=trigger,
-                user=audit.account_of(user), host=runtime.host_of(gateway), at=now)

@@ -35,11 +35,19 @@ def names_root(run_as: str) -> bool:
         return False
 
 
+def hosted_users() -> Any:
+    """The HostedUser model, from the app registry: the models ask this module who a definition
+    runs as (``ManagedProcess.runs_as``), so importing them here would close a cycle."""
+    from django.apps import apps
+
+    return apps.get_model("processes", "HostedUser")
+
+
 def own_uid(kind: str, obj: Any) -> int | None:
     """The dynamic uid the definition has been given, if any."""
     if obj is None or not obj.pk:
         return None
-    from processes.models import HostedUser
+    HostedUser = hosted_users()
 
     return HostedUser.objects.filter(kind=kind, object_id=obj.pk).values_list("uid", flat=True).first()
 
@@ -62,7 +70,7 @@ def dynamic_range_message(run_as: str) -> str:
 
 def dynamic_uid(kind: str, object_id: int) -> int:
     """The definition's uid, allocated on first use: the lowest free one of the range."""
-    from processes.models import HostedUser
+    HostedUser = hosted_users()
 
     owner = str(paths.VAR_DIR)
     found = HostedUser.objects.filter(kind=kind, object_id=object_id).values_list("uid", flat=True).first()
@@ -97,7 +105,7 @@ def cannot_switch() -> str | None:
         return "PORTAL_HOSTED_USERS=off"
     if not accounts.can_switch():
         return f"the portal runs as {accounts.portal_user()}, not as root, so it cannot switch users"
-    from processes.adapters import all_adapters
+    from processes.kinds import all_adapters
 
     shared = [folder for kind in all_adapters() for folder in kind.hosted_code]
     return accounts.installation_problem(str(settings.BASE_DIR), shared=shared)
@@ -218,7 +226,7 @@ def check_run_as(form: Any, data: dict[str, Any]) -> None:
 
 def others_running_as(run_as: str, instance: Any) -> list[str]:
     """The other definitions (every kind) whose Run as names the same user."""
-    from processes.adapters import all_adapters
+    from processes.kinds import all_adapters
 
     names: list[str] = []
     for kind in all_adapters():

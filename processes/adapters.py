@@ -47,10 +47,15 @@ and may override (the default in brackets):
                           process that died unseen [obj.restart_policy, or "never"].
 ``stop_timeout(obj)``     -> float: seconds between asking it to stop and killing it
                           [obj.stop_timeout, or 5].
-``defer_start(obj, trigger, seq)`` -> str | None: the start needs long work first (a web
-                          application's virtualenv build), which the adapter has sent elsewhere
-                          and which starts it when done; the start task returns at once, the
-                          request stays in flight [None: start now].
+``start_steps(obj)``      -> list[StartStep]: what its start does before the launch, in order,
+                          each giving a CheckFailure to refuse the start; the pipeline
+                          (processes/pipeline.py) runs them under the control lock and gives up
+                          between them once a later request exists. A step marked ``long``
+                          (a web application's virtualenv build) sends the start, when it has
+                          work to do, to the host's build queue, and is told to stop (its
+                          ``cancel`` event) when a later request comes [the preflight alone].
+``install_of(obj)``       -> InstallPlan | None: what the install button beside a refused start
+                          installs into its interpreter (msgpack, an engine) [None: no button].
 ``launch_warning(obj)``   -> str | None: a warning logged and written to Activity at each
                           start (a gateway open to the network) [None].
 ``status_fields(obj)``    -> dict: the kind's own fields in ``control.status_of`` (the CLI and
@@ -66,7 +71,9 @@ and may override (the default in brackets):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -74,12 +81,43 @@ from django.conf import settings
 
 from portal import paths
 from portal.queues import host_queue
+from processes.kinds import adapter_for, adapter_of, all_adapters, kinds_text, register  # noqa: F401  (callers')
 
 if TYPE_CHECKING:
     from portal.process.accounts import Account
     from portal.process.checks import CheckFailure
     from portal.process.spec import Spec
     from processes.models import ManagedProcess
+
+
+def _always(obj: Any) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class StartStep:
+    """One thing a start does before its launch (``ProcessAdapter.start_steps``)."""
+
+    name: str  # in words, for the Activity: "the virtualenv build"
+    # (obj, account, cancel) -> None to go on, or the failure that refuses the start. ``cancel`` is
+    # set when a later request replaced this start: a long step stops its work and returns.
+    run: Callable[[Any, Account | None, threading.Event], CheckFailure | None]
+    # May take minutes: its start then runs on the host's build worker (processes/pipeline.py).
+    long: bool = False
+    # Has it work to do now? Asked when the task is sent, to pick the queue; a step always runs.
+    needed: Callable[[Any], bool] = _always
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    """What the install button installs (``ProcessAdapter.install_of``), run by processes.tasks."""
+
+    what: str  # what it installs, in words: "msgpack", "gunicorn"
+    python: str  # the interpreter it installs into
+    has: str  # what it can do once installed, after "<python> now": "imports msgpack"
+    check: Callable[[], CheckFailure | None]  # what is missing now, with the command (fix_argv)
+    command: Callable[[list[str]], str]  # that command, as the messages show it
+    refusal: str  # the code of the start's refusal that the install answers ("modules-missing")
 
 
 class ProcessAdapter:
@@ -142,7 +180,10 @@ class ProcessAdapter:
     def log_folder(self) -> Path | None:
         return None
 
-    def defer_start(self, obj: Any, trigger: str, seq: int | None) -> str | None:
+    def start_steps(self, obj: Any) -> list[StartStep]:
+        return [StartStep("the checks", lambda obj, account, cancel: self.preflight(obj))]
+
+    def install_of(self, obj: Any) -> InstallPlan | None:
         return None
 
     def status_fields(self, obj: Any) -> dict[str, Any]:
@@ -220,47 +261,7 @@ def package_environment() -> dict[str, str]:
     return dict(settings.PORTAL_PACKAGE_ENV)
 
 
-_BY_KIND: dict[str, ProcessAdapter] = {}
-
-
-def register(adapter: ProcessAdapter) -> ProcessAdapter:
-    """Make ``adapter`` the one of its kind (registering it again replaces it: ready() may run twice)."""
-    for name in ("kind", "label", "label_plural", "model", "run_folder"):
-        if not getattr(adapter, name, None):
-            raise TypeError(f"{type(adapter).__name__} has no {name}: see processes/adapters.py")
-    _BY_KIND[adapter.kind] = adapter
-    return adapter
-
-
-def adapter_for(kind: str) -> ProcessAdapter:
-    try:
-        return _BY_KIND[kind]
-    except KeyError:
-        known = ", ".join(sorted(_BY_KIND)) or "none"
-        raise LookupError(f"No adapter for the kind {kind!r} (registered: {known}).") from None
-
-
-def adapter_of(obj: Any) -> ProcessAdapter:
-    """The adapter of a definition row (or of its model class)."""
-    model = obj if isinstance(obj, type) else type(obj)
-    model = model._meta.concrete_model
-    for adapter in _BY_KIND.values():
-        if adapter.model is model:
-            return adapter
-    raise LookupError(f"No adapter for {model.__name__}: register one in its app's ready().")
-
-
-def all_adapters() -> list[ProcessAdapter]:
-    return list(_BY_KIND.values())
-
-
 def default_log_folders() -> dict[str, str]:
     """The folder of each kind's default logs, with what one of that kind is called: a definition may
     choose none of them for its log file (but its own default), so that it never writes into another's."""
-    return {str(folder): kind.label for kind in _BY_KIND.values() if (folder := kind.log_folder()) is not None}
-
-
-def kinds_text(conjunction: str = "and", plural: bool = False) -> str:
-    """The registered kinds in words, for headings: "gateway", "gateway or web application"."""
-    labels = [k.label_plural if plural else k.label for k in _BY_KIND.values()]
-    return f" {conjunction} ".join(labels) or "process"
+    return {str(folder): kind.label for kind in all_adapters() if (folder := kind.log_folder()) is not None}

@@ -57,8 +57,9 @@ def _require_operator(user: Any, label_plural: str) -> None:
 
 
 def request(obj: ManagedProcess, action: str, user: Any, channel: str = "web") -> Any:
-    """Record the intent and send the task to the process's host. Returns the updated row."""
-    from processes import tasks
+    """Record the intent and send the task to the process's host (a start with a virtualenv to
+    build: to its build worker, processes.pipeline.queue_for). Returns the updated row."""
+    from processes import pipeline
 
     kind = adapter_of(obj)
     if action not in ACTIONS:
@@ -71,15 +72,11 @@ def request(obj: ManagedProcess, action: str, user: Any, channel: str = "web") -
     unknown = kind.unknown_host(obj)
     if unknown is not None:
         return _answer_at_once(obj, action, trigger, user, now, seq, unknown)
-    task = tasks.TASKS[action]
     try:
         # Ask the broker first, briefly: Celery's own retries would keep the user waiting.
         health.redis_client(1.0).ping()
-        task.apply_async(
-            args=[kind.kind, obj.pk, trigger, seq],
-            queue=kind.queue_of(obj),
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
-        )
+        pipeline.send(action, obj, trigger, seq,
+                      retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2})
     except (OperationalError, RedisError) as e:
         # Not sent: nothing is requested (the number stays used, so older tasks still yield).
         type(obj).objects.filter(pk=obj.pk, request_seq=seq).update(intent="", requested="")
@@ -100,11 +97,47 @@ def request(obj: ManagedProcess, action: str, user: Any, channel: str = "web") -
     return obj
 
 
+def request_install(obj: ManagedProcess, user: Any) -> str:
+    """The install button (an Administrator's: the view checks): mark the install in flight on the
+    row, send processes.tasks.install_requirements to the process's host, record the request.
+    Returns the command it runs, as shown."""
+    from processes import tasks
+
+    kind = adapter_of(obj)
+    plan = kind.install_of(obj)
+    if plan is None:
+        raise ControlError(f"A {kind.label} has nothing to install: its page names what its start needs.")
+    if (obj.startup.get("install") or {}).get("state") == "installing":
+        raise ControlError(f"An install for {obj.name} is already running: wait for its outcome below.")
+    # The command as the refusal named it; the task runs the one its check computes then.
+    command = obj.startup.get("fix") or plan.command([plan.python, "-m", "pip", "install", plan.what])
+    now = dt.datetime.now(dt.UTC)
+    trigger = trigger_for(user)
+    try:
+        # Ask the broker first, briefly, as a Start does: Celery's own reconnects take minutes.
+        health.redis_client(1.0).ping()
+        # In flight before the task is sent: a quick task's outcome is never overwritten by it.
+        tasks.set_install(kind.kind, obj.pk, {"state": "installing", "command": command, "at": now.isoformat()})
+        tasks.install_requirements.apply_async(
+            args=[kind.kind, obj.pk, trigger], queue=kind.queue_of(obj),
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        )
+    except (OperationalError, RedisError, RuntimeError) as e:
+        tasks.set_install(kind.kind, obj.pk, None)
+        raise ControlError(
+            f"The install was not sent: the task broker does not answer ({e}). "
+            "Check that Redis and a worker run (`make run` starts both), then press the button again."
+        ) from None
+    sync.record(obj, message=f"Install of {plan.what} requested: {command}", trigger=trigger,
+                user=audit.account_of(user), host=kind.host_of(obj), at=now)
+    return command
+
+
 def _answer_at_once(obj: ManagedProcess, action: str, trigger: str, user: Any, now: dt.datetime, seq: int,
                     failure: checks.CheckFailure) -> Any:
     """The process's host does not exist (``adapter.unknown_host``): no worker would ever take
     the task, so the request is answered here, at once."""
-    from processes import tasks
+    from processes import pipeline
 
     rows = type(obj).objects.filter(pk=obj.pk, request_seq=seq)
 
@@ -117,7 +150,7 @@ def _answer_at_once(obj: ManagedProcess, action: str, trigger: str, user: Any, n
         sync.record(obj, message=f"Stop not sent: {failure.message}", trigger=trigger, level="error",
                     host=settings.PORTAL_HOST_NAME, user=audit.account_of(user))
     else:
-        tasks.refuse_start(obj, trigger, failure, seq)
+        pipeline.refuse_start(obj, trigger, failure, seq)
     obj.refresh_from_db()
     obj.sent_seq = seq
     return obj

@@ -19,6 +19,8 @@ from django.db import models
 
 from portal.process import states
 from portal.process.states import RUNNING, STARTING, STOPPED, STOPPING
+from processes.accounts import describe, names_root
+from processes.kinds import adapter_for, adapter_of
 
 STATE_CHOICES = states.CHOICES
 NAME_LENGTH = 200
@@ -98,9 +100,6 @@ class ManagedProcess(models.Model):
     @property
     def runs_as(self) -> str:
         """Who its processes run as on this host, in words (processes/accounts.py)."""
-        from processes.accounts import describe
-        from processes.adapters import adapter_of
-
         return describe(adapter_of(self).kind, self)
 
     @property
@@ -117,8 +116,6 @@ class ManagedProcess(models.Model):
 
     @property
     def runs_as_root(self) -> bool:
-        from processes.accounts import names_root
-
         return bool(self.allow_root and names_root(self.run_as))
 
     @property
@@ -153,8 +150,6 @@ class ManagedProcess(models.Model):
 class OfProcessQuerySet(models.QuerySet):
     def of(self, obj: Any) -> OfProcessQuerySet:
         """The rows of one process (a Gateway, a WebApp...); none for a row not (or no longer) saved."""
-        from processes.adapters import adapter_of
-
         if obj.pk is None:
             return self.none()
         return self.filter(kind=adapter_of(obj).kind, object_id=obj.pk)
@@ -270,8 +265,6 @@ class Activity(models.Model):
         """The Activity page of the process this row is about, while it exists."""
         if self.object_id is None:
             return None
-        from processes.adapters import adapter_for
-
         try:
             return adapter_for(self.kind).activity_url(self.name)
         except LookupError:
@@ -279,8 +272,6 @@ class Activity(models.Model):
 
     def as_row(self) -> dict[str, Any]:
         """One CSV line: ``kind`` says what the process is ("gateway", "web application"), ``name`` which."""
-        from processes.adapters import adapter_for
-
         try:
             kind = adapter_for(self.kind).label
         except LookupError:  # a kind no longer installed: its stored name

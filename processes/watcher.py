@@ -29,7 +29,7 @@ import psutil
 from django.db import close_old_connections
 
 from portal.process import identity, keeper, states
-from processes import sync
+from processes import pipeline, sync
 from processes.adapters import ProcessAdapter, all_adapters
 
 log = logging.getLogger(__name__)
@@ -266,8 +266,6 @@ def reconcile_local(host: str) -> dict[str, int]:
 
 
 def _reconcile_one(kind: ProcessAdapter, obj: Any, host: str, counts: dict[str, int]) -> None:
-    from processes import tasks
-
     counts["checked"] += 1
     rd = kind.run_dir(obj)
     status = keeper.read_status(rd)
@@ -294,7 +292,14 @@ def _reconcile_one(kind: ProcessAdapter, obj: Any, host: str, counts: dict[str, 
             if (obj and kind.restart_policy(obj) != "never"
                     and obj.intent != "stop" and obj.requested != "stop"):
                 counts["restarted"] += 1
-                # Tied to the latest request: a Stop recorded meanwhile makes it do nothing.
-                tasks.start(kind, obj.pk, "reconcile", obj.request_seq)
+                # Tied to the latest request: a Stop recorded meanwhile makes it do nothing. A start
+                # with a virtualenv to build goes to the build worker; the others start here, now.
+                if pipeline.needs_long_work(kind, obj):
+                    try:
+                        pipeline.send("start", obj, "reconcile", obj.request_seq)
+                    except Exception as e:  # the broker: the next reconcile tries again
+                        log.warning("could not send the restart of %s: %s", obj.name, e)
+                else:
+                    pipeline.start(kind, obj.pk, "reconcile", obj.request_seq)
             return
     sync.sync(kind, obj.pk, host)

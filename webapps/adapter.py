@@ -8,6 +8,7 @@ turns a WebApp row into their arguments.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from portal.process.spec import Spec
 
 if TYPE_CHECKING:
     from portal.process.accounts import Account
-from processes.adapters import ProcessAdapter, default_log_folders, hosted_sandbox
+from processes.adapters import InstallPlan, ProcessAdapter, StartStep, default_log_folders, hosted_sandbox
 from webapps.models import RUNTIME_FIELDS, WebApp
 from webapps.runtime import engines
 
@@ -137,16 +138,17 @@ def build_spec(webapp: WebApp) -> Spec:
     return spec
 
 
-def preflight(webapp: WebApp, account: Account | None = None) -> CheckFailure | None:
+def preflight(webapp: WebApp, account: Account | None = None, build: bool = True) -> CheckFailure | None:
     """What would make a start fail, said before the start, each with its fix. Whatever runs the
-    application's interpreter runs as ``account``, the user its engine will run as."""
+    application's interpreter runs as ``account``, the user its engine will run as. ``build``:
+    build its virtualenv first (a start has done so in the step before: False)."""
     if not os.path.isdir(webapp.directory):
         return CheckFailure("directory-missing", f"the application directory {webapp.directory} does not exist "
                             "on this host; create it, or edit the definition")
     failure = log_file_problem(webapp)
     if failure is not None:
         return failure
-    if webapp.requirements:
+    if webapp.requirements and build:
         failure = ensure_virtualenv(webapp, account)
         if failure is not None:
             return failure
@@ -185,32 +187,27 @@ def preflight(webapp: WebApp, account: Account | None = None) -> CheckFailure | 
     return CheckFailure(f"app-{result.code}", f"{result.message}{tail}")
 
 
-def defer_build(webapp: WebApp, trigger: str, seq: int | None) -> str | None:
-    """A start whose virtualenv is missing or stale: send its build to the host's build worker
-    (webapps.tasks.build_virtualenv, which starts the application when it is built) and say so,
-    or None when the virtualenv is current (or cannot be checked: preflight then says why)."""
-    from portal.queues import build_queue
+def venv_needs_build(webapp: WebApp) -> bool:
+    """Is its virtualenv missing or stale (False when it is current, or cannot be checked: the
+    build step then says why at once)?"""
     from webapps.runtime.venvs import VenvError, venv_state
 
     if not webapp.requirements:
-        return None
+        return False
     try:
-        if venv_state(venv_root(webapp), webapp.requirements, webapp.engine_name) == "current":
-            return None
+        return venv_state(venv_root(webapp), webapp.requirements, webapp.engine_name) != "current"
     except VenvError:
-        return None
-    from webapps import tasks
-
-    WebApp.objects.filter(pk=webapp.pk).update(startup={"venv": {"state": "building", "lines": []}})
-    tasks.build_virtualenv.apply_async(args=[webapp.pk, trigger, seq], queue=build_queue(settings.PORTAL_HOST_NAME))
-    return "building its virtualenv"
+        return False
 
 
-def ensure_virtualenv(webapp: WebApp, account: Account | None = None) -> CheckFailure | None:
+def ensure_virtualenv(webapp: WebApp, account: Account | None = None,
+                      cancel: threading.Event | None = None) -> CheckFailure | None:
     """Build (or rebuild, when the requirements file changed) the application's virtualenv, with its
-    engine, in the build worker's task (defer_build). pip's lines go to the row's startup details as they come (the
-    page polls them), its outcome to the Activity. The build (pip, and whatever build code a
-    requirement runs) runs as ``account``, in the application's sandbox: :func:`build_virtualenv`."""
+    engine: the first step of its start (WebAppAdapter.start_steps), on the host's build worker.
+    pip's lines go to the row's startup details as they come (the page polls them), its outcome to
+    the Activity. The build (pip, and whatever build code a requirement runs) runs as ``account``,
+    in the application's sandbox: :func:`build_virtualenv`. ``cancel`` set (a later request, a
+    Stop) stops the build where it is; the half-built virtualenv is never used (runtime/venvs.py)."""
     import time
 
     from processes import sync
@@ -223,6 +220,8 @@ def ensure_virtualenv(webapp: WebApp, account: Account | None = None) -> CheckFa
         return CheckFailure("venv-failed", f"the virtualenv cannot be built: {e}")
     if state == "current":
         return None
+    # At once, before pip's first line: the pages say "building its virtualenv" from now on.
+    WebApp.objects.filter(pk=webapp.pk).update(startup={"venv": {"state": "building", "lines": []}})
     lines: list[str] = []
     started = time.monotonic()
     what = "Rebuilding" if state == "stale" else "Building"
@@ -242,8 +241,13 @@ def ensure_virtualenv(webapp: WebApp, account: Account | None = None) -> CheckFa
     sync.record(webapp, message=f"{what} the virtualenv from {requirements}{found} with {webapp.engine_name}{where}",
                 trigger="system", host=host)
     try:
-        venv = build_virtualenv(webapp, account, progress)
+        venv = build_virtualenv(webapp, account, progress, cancel)
     except VenvError as e:
+        if cancel is not None and cancel.is_set():
+            sync.record(webapp, message=f"Virtualenv build stopped after {time.monotonic() - started:.1f} s: "
+                                        "a later request replaced its start", trigger="system", host=host)
+            WebApp.objects.filter(pk=webapp.pk).update(startup={"venv": {"state": "stopped", "lines": lines[-20:]}})
+            return CheckFailure("venv-stopped", "the virtualenv build was stopped by a later request")
         # pip's ERROR: lines (in the error) say the cause; its whole output goes to the detail page.
         output = f"; pip's whole output is under “Last start” on {webapp.name}'s page" if e.lines else ""
         message = f"the virtualenv from {requirements} could not be built: {e}{output}"
@@ -254,7 +258,8 @@ def ensure_virtualenv(webapp: WebApp, account: Account | None = None) -> CheckFa
     return None
 
 
-def build_virtualenv(webapp: WebApp, account: Account | None, progress: Any) -> Any:
+def build_virtualenv(webapp: WebApp, account: Account | None, progress: Any,
+                     cancel: threading.Event | None = None) -> Any:
     """webapps.runtime.venvs.build_as for ``webapp``: as its user, in a sandbox where var/ and the
     other applications' folders are hidden, the portal's installation read-only, its own folder,
     its application's folder (a local package builds in place) and /tmp writable. Only pip's own
@@ -273,7 +278,7 @@ def build_virtualenv(webapp: WebApp, account: Account | None, progress: Any) -> 
     prefix = landlock.wrap([], policy) if confined else []  # the wrapper and its arguments, up to "--"
     return build_as(venv_root(webapp), requirements, webapp.engine_name, argv_prefix=prefix,
                     cwd=str(home), popen_kwargs=account.popen_kwargs() if account else {}, progress=progress,
-                    env=build_environment(webapp, account))
+                    env=build_environment(webapp, account), cancel=cancel)
 
 
 def build_environment(webapp: WebApp, account: Account | None) -> dict[str, str]:
@@ -302,6 +307,21 @@ class WebAppAdapter(ProcessAdapter):
     def preflight(self, obj: WebApp) -> CheckFailure | None:
         return preflight(obj, self.account(obj))
 
+    def start_steps(self, obj: WebApp) -> list[StartStep]:
+        """Its virtualenv (when it has a requirements file), built on the host's build worker;
+        then the checks, which run the application's import in that virtualenv."""
+        steps = [StartStep("the checks", lambda obj, account, cancel: preflight(obj, account, build=False))]
+        if obj.requirements:
+            steps.insert(0, StartStep("the virtualenv build", ensure_virtualenv, long=True, needed=venv_needs_build))
+        return steps
+
+    def install_of(self, obj: WebApp) -> InstallPlan | None:
+        """Its engine, into the interpreter that runs it: ``python -m pip install <engine>``."""
+        python, engine = python_of(obj), obj.engine_name
+        return InstallPlan(what=engine, python=python, has=f"runs {engine}", refusal="engine-missing",
+                           check=lambda: engines.check_engine(python, engine),
+                           command=lambda argv: engines.install_command(python, engine))
+
     def build_spec(self, obj: WebApp) -> Spec:
         return build_spec(obj)
 
@@ -315,9 +335,6 @@ class WebAppAdapter(ProcessAdapter):
 
     def home(self, obj: WebApp) -> Path:
         return home(obj)
-
-    def defer_start(self, obj: WebApp, trigger: str, seq: int | None) -> str | None:
-        return defer_build(obj, trigger, seq)
 
     def log_folder(self) -> Path:
         return log_folder()

@@ -6,7 +6,7 @@ second for the last two minutes, so the page draws them without keeping anything
 memory over the application's whole process tree are the worker's samples (processes/watcher.py),
 drawn by the live panel next to this one.
 
-The partial (``webapp_figures``) is polled by htmx every 2 s while the page is visible.
+The partial (``webapps.views.webapp_figures``) is polled by htmx every 2 s while the page is visible.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.urls import reverse
 
 from processes.charts import HEIGHT, WIDTH, points
@@ -82,12 +79,3 @@ def figures(webapp: Any) -> dict[str, Any]:
 def figures_context(webapp: Any) -> dict[str, Any]:
     """What the detail page passes to templates/webapps/htmx/figures.html."""
     return {"f": figures(webapp), "figures_url": reverse("webapps:figures", args=[webapp.slug])}
-
-
-@login_required
-def webapp_figures(request: HttpRequest, name: str) -> HttpResponse:
-    """The detail page's live figures, polled by htmx."""
-    from webapps.views import _get_webapp
-
-    webapp = _get_webapp(request, name)
-    return render(request, "webapps/htmx/figures.html", {"webapp": webapp, **figures_context(webapp)})

@@ -4,7 +4,7 @@ follow it after a "-" segment, which a path cannot have (as GitLab's /-/ does)."
 
 from django.urls import path, re_path
 
-from webapps import figures, views
+from webapps import views
 
 app_name = "webapps"
 
@@ -15,7 +15,7 @@ urlpatterns = [
     path("<path:name>/-/edit/", views.webapp_edit, name="edit"),
     path("<path:name>/-/delete/", views.webapp_delete, name="delete"),
     path("<path:name>/-/live/", views.webapp_live, name="live"),
-    path("<path:name>/-/figures/", figures.webapp_figures, name="figures"),
+    path("<path:name>/-/figures/", views.webapp_figures, name="figures"),
     path("<path:name>/-/row/", views.webapp_row, name="row"),
     path("<path:name>/-/install/", views.webapp_install, name="install"),
     path("<path:name>/-/activity/", views.webapp_activity, name="activity"),

@@ -184,6 +184,13 @@ def webapp_control(request: HttpRequest, name: str, action: str) -> HttpResponse
 
 
 @login_required
+def webapp_figures(request: HttpRequest, name: str) -> HttpResponse:
+    """The detail page's live figures, polled by htmx."""
+    webapp = _get_webapp(request, name)
+    return render(request, "webapps/htmx/figures.html", {"webapp": webapp, **figures.figures_context(webapp)})
+
+
+@login_required
 def webapp_activity(request: HttpRequest, name: str) -> HttpResponse:
     """The application's Activity page: the one page every kind shares (processes/activity_views.py)."""
     from processes import activity_views
@@ -205,45 +212,10 @@ def webapp_install(request: HttpRequest, name: str) -> HttpResponse:
         return response
     webapp = _get_webapp(request, name, admin=True)
     try:
-        _request_install(webapp, request.user)
+        control.request_install(webapp, request.user)
     except control.ControlError as e:
         messages.error(request, str(e))
     else:
         messages.info(request, f"Install of {webapp.engine_name} for {webapp.name} requested: its outcome shows "
                                "here and in the Activity.")
     return redirect(webapp)
-
-
-def _request_install(webapp: WebApp, user: Any) -> None:
-    import datetime as dt
-
-    from kombu.exceptions import OperationalError
-    from redis.exceptions import RedisError
-
-    from portal import health
-    from processes import sync
-    from processes.adapters import adapter_of
-    from webapps import tasks
-    from webapps.runtime import engines
-
-    if (webapp.startup.get("install") or {}).get("state") == "installing":
-        raise control.ControlError(f"An install for {webapp.name} is already running: wait for its outcome below.")
-    command = engines.install_command(adapter.python_of(webapp), webapp.engine_name)
-    now = dt.datetime.now(dt.UTC)
-    trigger = control.trigger_for(user)
-    try:
-        # Ask the broker first, briefly, as a Start does: Celery's own reconnects take minutes.
-        health.redis_client(1.0).ping()
-        tasks.set_install(webapp.pk, {"state": "installing", "command": command, "at": now.isoformat()})
-        tasks.install_engine.apply_async(
-            args=[webapp.pk, trigger], queue=adapter_of(webapp).queue_of(webapp),
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
-        )
-    except (OperationalError, RedisError, RuntimeError) as e:
-        tasks.set_install(webapp.pk, None)
-        raise control.ControlError(
-            f"The install was not sent: the task broker does not answer ({e}). "
-            "Check that Redis and a worker run (`make run` starts both), then press the button again."
-        ) from None
-    sync.record(webapp, message=f"Install of {webapp.engine_name} requested: {command}", trigger=trigger,
-                user=audit.account_of(user), host=settings.PORTAL_HOST_NAME, at=now)

@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from conftest import start_worker, stop_worker, wait_until
-from gateways import tasks
 from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port, start_and_wait
 from portal import paths
 from processes import control
+from processes import tasks as process_tasks
 from processes.models import Activity
 
 pytestmark = [pytest.mark.worker]
@@ -162,7 +162,8 @@ def test_a_failing_install_shows_the_last_lines_of_its_output(pip_worker, operat
 @pytest.mark.django_db
 def test_the_page_polls_while_installing_and_stops_when_done(admin_client_, viewer, client):
     gateway = make_gateway()
-    tasks.set_install(gateway.pk, {"state": "installing", "command": "py -m pip install msgpack", "at": "now"})
+    process_tasks.set_install("gateway", gateway.pk,
+                              {"state": "installing", "command": "py -m pip install msgpack", "at": "now"})
     client.force_login(viewer)
     polling = client.get(f"/gateways/{gateway.name}/install/")
     html = polling.content.decode()
@@ -172,7 +173,8 @@ def test_the_page_polls_while_installing_and_stops_when_done(admin_client_, view
     # A second press while it runs is refused with a word, not sent again.
     response = admin_client_.post(f"/gateways/{gateway.name}/install/", follow=True)
     assert "An install for PyGate is already running" in response.content.decode()
-    tasks.set_install(gateway.pk, {"state": "failed", "message": "py -m pip install msgpack failed (exit 1): x"})
+    process_tasks.set_install("gateway", gateway.pk,
+                              {"state": "failed", "message": "py -m pip install msgpack failed (exit 1): x"})
     done = client.get(f"/gateways/{gateway.name}/install/")
     assert done.status_code == 286 and "failed (exit 1): x" in done.content.decode()
     assert "hx-trigger" not in done.content.decode()

@@ -12,6 +12,8 @@
   a set of state names written out anywhere else is a second source that will drift. In
   templates, a state or an action (start, stop, restart) is never spelled: they compare
   and link with ``STATE.RUNNING`` and ``ACTION.STOP`` (processes/context_processors.py).
+- No two modules import each other, directly or round a longer loop, not even from inside a
+  function: such a cycle works only by the order of imports, and hides which layer serves which.
 
 Python is read with ``ast``, templates with Django's own lexer, over the files as they are,
 so a new module or template is covered without being listed here.
@@ -35,8 +37,8 @@ TEMPLATES = ROOT / "templates"
 ACTION_NAMES = {"start", "stop", "restart"}
 
 
-def _is_test_or_migration(path: Path) -> bool:
-    parts = path.relative_to(ROOT).parts
+def _is_test_or_migration(path: Path, root: Path = ROOT) -> bool:
+    parts = path.relative_to(root).parts
     return (
         "tests" in parts
         or "migrations" in parts
@@ -267,6 +269,150 @@ def test_the_core_names_no_kind():
     assert found == {}, (
         "portal/process/ and processes/ name no kind: let the kind declare what is its own (its adapter's "
         f"hooks, the spec it builds, an argument it passes). Found at lines: {found}"
+    )
+
+
+# --- no import cycles ------------------------------------------------------------------------
+
+PACKAGES = ("portal", "processes", "gateways", "webapps")
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imported_modules(source: str, name: str, is_package: bool, known: set[str]) -> set[str]:
+    """The modules of ``known`` that module ``name`` imports when it runs: at its top and inside its
+    functions and classes alike, relative or absolute; ``from a import b`` imports the module
+    ``a.b`` when there is one, else ``a``. What ``if TYPE_CHECKING:`` imports never runs: left out."""
+    found: set[str] = set()
+    package = name.split(".") if is_package else name.split(".")[:-1]
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                for other in child.orelse:
+                    visit_one(other)
+                continue
+            visit_one(child)
+
+    def visit_one(node: ast.AST) -> None:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            found.update(f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module
+                         for alias in node.names)
+        visit(node)
+
+    visit(ast.parse(source))
+    return {module for module in found if module in known and module != name}
+
+
+def import_graph(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
+    """Each module of ``packages`` (tests and migrations aside) and the project's modules it imports."""
+    paths = {_module_name(path, root): path for folder in packages for path in (root / folder).rglob("*.py")
+             if not _is_test_or_migration(path, root)}
+    return {name: imported_modules(path.read_text(), name, path.name == "__init__.py", set(paths))
+            for name, path in paths.items()}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each cycle of ``graph`` as a loop of modules, the first one again at its end ("a -> b -> a"):
+    one per strongly connected group of two or more (Tarjan's algorithm, written with an explicit
+    stack: a chain of imports may be deeper than Python's recursion allows)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    groups.append(group)
+    return [_loop_in(group, graph) for group in groups]
+
+
+def _loop_in(group: set[str], graph: dict[str, set[str]]) -> list[str]:
+    """One loop through the group's first module, found breadth first (the shortest)."""
+    first = min(group)
+    paths = {first: [first]}
+    queue = [first]
+    while queue:
+        node = queue.pop(0)
+        for child in sorted(graph[node] & group):
+            if child == first:
+                return [*paths[node], first]
+            if child not in paths:
+                paths[child] = [*paths[node], child]
+                queue.append(child)
+    raise AssertionError(f"no loop through {first} in {sorted(group)}")
+
+
+def test_the_check_finds_a_cycle_through_imports_in_functions_and_names_it(tmp_path: Path):
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/tasks.py": "from pkg import models\ndef reconcile():\n    from pkg.watcher import scan\n",
+        "pkg/watcher.py": "def restart():\n    from . import tasks\n",
+        "pkg/models.py": "import json\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.views import x\n",
+        "pkg/views.py": "from pkg.models import Row\nfrom pkg import helpers\n",
+        "pkg/helpers.py": "def page():\n    import pkg.views\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    graph = import_graph(tmp_path, ("pkg",))
+    assert graph["pkg.tasks"] == {"pkg.models", "pkg.watcher"}
+    assert graph["pkg.models"] == set(), "what only a type checker reads is no import at run time"
+    assert sorted(import_cycles(graph)) == [["pkg.helpers", "pkg.views", "pkg.helpers"],
+                                           ["pkg.tasks", "pkg.watcher", "pkg.tasks"]]
+
+
+def test_no_module_of_the_project_imports_itself_round_a_cycle():
+    graph = import_graph(ROOT)
+    assert {"processes.tasks", "processes.pipeline", "webapps.adapter", "gateways.forms"} <= set(graph)
+    assert "processes.adapters" in graph["processes.pipeline"]
+    cycles = [" -> ".join(loop) for loop in import_cycles(graph)]
+    assert cycles == [], (
+        "Modules that import each other (inside a function too): move what both need into a module "
+        "below them both, or let the lower one be told (a hook, a registry) instead of importing "
+        f"the upper one: {cycles}"
     )
 
 

@@ -286,9 +286,11 @@ def main(args: list[str] | None = None) -> int:
 
 def build_as(root: Path | str, requirements: Path | str, engine: str | None, *, argv_prefix: list[str],
              env: dict[str, str], cwd: str, popen_kwargs: dict, progress: Progress | None = None,
-             timeout: float = BUILD_TIMEOUT) -> Venv:
+             timeout: float = BUILD_TIMEOUT, cancel: threading.Event | None = None) -> Venv:
     """Run :func:`main` in a process of its own (``argv_prefix``: the sandbox's wrapper, or nothing;
-    ``popen_kwargs``: the user to run as) and give its outcome as :func:`ensure_venv` does."""
+    ``popen_kwargs``: the user to run as) and give its outcome as :func:`ensure_venv` does.
+    ``cancel`` set: the build's whole session is killed at once, and VenvError says so (an
+    unfinished virtualenv has no stamp, so it is never current, and the next build removes it)."""
     say = progress or (lambda line: None)
     argv = [*argv_prefix, sys.executable, "-m", "webapps.runtime.venvs", str(root), str(requirements), engine or ""]
     try:
@@ -300,6 +302,18 @@ def build_as(root: Path | str, requirements: Path | str, engine: str | None, *, 
     assert proc.stdout is not None
     watchdog = threading.Timer(timeout, lambda: _kill_session(proc))
     watchdog.start()
+    ended = threading.Event()
+
+    def stop_when_cancelled() -> None:
+        # Polled rather than one cancel.wait(): the thread must also end when the build does.
+        while not ended.wait(0.05):
+            if cancel is not None and cancel.is_set():
+                _kill_session(proc)
+                return
+
+    canceller = threading.Thread(target=stop_when_cancelled, daemon=True)
+    if cancel is not None:
+        canceller.start()
     outcome: dict | None = None
     other: collections.deque[str] = collections.deque(maxlen=ERROR_LINES)
     try:
@@ -320,6 +334,9 @@ def build_as(root: Path | str, requirements: Path | str, engine: str | None, *, 
         rc = proc.wait()
     finally:
         watchdog.cancel()
+        ended.set()
+    if cancel is not None and cancel.is_set():
+        raise VenvError("the build was stopped: a later request replaced its start", list(other))
     if outcome is None:
         raise VenvError(f"the build ended without an answer (exit code {rc})", list(other))
     if not outcome.get("ok"):
