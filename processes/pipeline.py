@@ -207,13 +207,21 @@ def start(kind: str | ProcessAdapter, pk: int, trigger: str = "system", seq: int
     return result
 
 
+def _current(kind: ProcessAdapter, pk: int, seq: int | None) -> tuple[Any, dict[str, Any] | None]:
+    """The definition as this host sees it now, or why the request ends here (deleted, superseded)."""
+    obj = sync.sync(kind, pk, settings.PORTAL_HOST_NAME)
+    if obj is None:
+        return None, {"error": "the definition was deleted"}
+    if not _latest(kind, pk, seq):
+        return None, SUPERSEDED
+    return obj, None
+
+
 def _start_locked(kind: ProcessAdapter, pk: int, trigger: str, seq: int | None) -> dict[str, Any]:
     host = settings.PORTAL_HOST_NAME
-    obj = sync.sync(kind, pk, host)
-    if obj is None:
-        return {"error": "the definition was deleted"}
-    if not _latest(kind, pk, seq):
-        return SUPERSEDED
+    obj, ended = _current(kind, pk, seq)
+    if ended is not None:
+        return ended
     rd = kind.run_dir(obj)
     if obj.state == STOPPING:
         # A stop that is not ours is still under way (its keeper ends it): let it finish, then start.
@@ -295,11 +303,9 @@ def stop(kind: str | ProcessAdapter, pk: int, trigger: str = "system", seq: int 
 
 def _stop_locked(kind: ProcessAdapter, pk: int, trigger: str, seq: int | None, finish: bool) -> dict[str, Any]:
     host = settings.PORTAL_HOST_NAME
-    obj = sync.sync(kind, pk, host)
-    if obj is None:
-        return {"error": "the definition was deleted"}
-    if not _latest(kind, pk, seq):
-        return SUPERSEDED
+    obj, ended = _current(kind, pk, seq)
+    if ended is not None:
+        return ended
     rd = kind.run_dir(obj)
     if keeper.read_status(rd) is None:
         _of_request(kind, pk, seq).update(state=STOPPED, **({"intent": ""} if finish else {}))

@@ -175,9 +175,11 @@ def preflight(webapp: WebApp, account: Account | None = None, build: bool = True
 
     with tempfile.TemporaryDirectory(prefix="appcheck-") as scratch:
         own_folder(scratch, account)
+        # Its HOME (its user's) writable as its engine has it: what its import does at start, it does here.
+        own_home = account.home if account else ""
         env = {**check_environment(webapp.name, app_environment(webapp)), **(account.env() if account else {})}
-        result = check_app(python, webapp.directory, webapp.module, webapp.callable, webapp.protocol,
-                           env=env, sandbox=check_sandbox(python, webapp.directory, scratch), account=account)
+        result = check_app(python, webapp.directory, webapp.module, webapp.callable, webapp.protocol, env=env,
+                           sandbox=check_sandbox(python, webapp.directory, scratch, home=own_home), account=account)
     if result.ok:
         return None
     if result.code == "package-missing":

@@ -95,16 +95,18 @@ def check_environment(mount: str, env: dict[str, str]) -> dict[str, str]:
     return {**inherited_env(), **env, "SCRIPT_NAME": mount}
 
 
-def check_sandbox(python: str, directory: str, scratch: str) -> dict[str, Any]:
+def check_sandbox(python: str, directory: str, scratch: str, home: str = "") -> dict[str, Any]:
     """The sandbox of an application's check (its code runs when it is imported): its engine's,
-    with ``scratch`` (a folder of its own for the check) as its run directory, and the interpreter's
-    virtualenv readable when it is one the portal built (in its folder under PORTAL_HOSTED_DIR)."""
+    with ``scratch`` (a folder of its own for the check) as its run directory, the interpreter's
+    virtualenv readable when it is one the portal built (in its folder under PORTAL_HOSTED_DIR), and
+    at a start its ``home`` writable, as its engine has it (an application may keep files there
+    from its import on, as the examples keep their database where their folder is not theirs)."""
     from portal import paths
     from processes.adapters import hosted_sandbox
 
     venv = os.path.realpath(os.path.dirname(os.path.dirname(python)))
     read_only = [venv] if venv.startswith(str(paths.HOSTED_DIR) + os.sep) else []
-    return hosted_sandbox(scratch, writable=[directory], read_only=read_only)
+    return hosted_sandbox(scratch, writable=[directory, *([home] if home else [])], read_only=read_only)
 
 
 def check_application(*, python: str, directory: str, module: str, callable_name: str, protocol: str,

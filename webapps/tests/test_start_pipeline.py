@@ -5,10 +5,7 @@ keeper and pip, against a package index that holds every request until the test 
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
@@ -24,30 +21,8 @@ from processes.adapters import adapter_of
 from processes.models import Activity
 from webapps import adapter
 from webapps.models import WebApp
-from webapps.tests.test_webapp_start_stop import run, webapp_processes  # noqa: F401
+from webapps.tests.test_webapp_start_stop import run, slow_index, webapp_processes  # noqa: F401
 from webapps.tests.webapp_factories import app_dir, make_webapp
-
-
-@pytest.fixture
-def slow_index() -> Iterator[tuple[str, threading.Event]]:
-    """A package index that answers nothing until the event is set (then 404 to all)."""
-    release = threading.Event()
-
-    class SlowIndex(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            release.wait(120)
-            self.send_error(404)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    index = ThreadingHTTPServer(("127.0.0.1", 0), SlowIndex)
-    threading.Thread(target=index.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{index.server_address[1]}/simple/", release
-    finally:
-        release.set()
-        index.shutdown()
 
 
 def build_processes(webapp: WebApp) -> list[psutil.Process]:
@@ -61,8 +36,8 @@ def build_processes(webapp: WebApp) -> list[psutil.Process]:
 
 
 @pytest.mark.worker
-def test_a_stop_during_the_virtualenv_build_wins_at_once_and_ends_the_build(webapp_processes, tmp_path,  # noqa: F811
-                                                                              slow_index):
+def test_a_stop_during_the_virtualenv_build_wins_at_once_and_ends_the_build(
+        webapp_processes, tmp_path, slow_index):  # noqa: F811 (fixtures)
     url, release = slow_index
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(f"--index-url {url}\nslowpkg\n")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 
 import psutil
@@ -55,6 +58,28 @@ def webapp_processes(celery_worker, transactional_db):  # type: ignore[no-untype
     for run_dir in root.iterdir() if root.exists() else []:
         if keeper.keeper_alive(run_dir):
             keeper.request_stop(run_dir, timeout=15, trigger="test")
+
+
+@pytest.fixture
+def slow_index() -> Iterator[tuple[str, threading.Event]]:
+    """A package index that answers nothing until the event is set (then 404 to all)."""
+    release = threading.Event()
+
+    class SlowIndex(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(120)
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    index = ThreadingHTTPServer(("127.0.0.1", 0), SlowIndex)
+    threading.Thread(target=index.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{index.server_address[1]}/simple/", release
+    finally:
+        release.set()
+        index.shutdown()
 
 
 def run(*args: str) -> str:
@@ -290,28 +315,14 @@ def test_kill_9_of_an_application_is_restarted_by_its_policy(webapp_processes, t
     run("stop", "/hello", "--wait")
 
 
-def test_a_virtualenv_build_does_not_delay_the_start_of_another_application(webapp_processes, tmp_path):
+def test_a_virtualenv_build_does_not_delay_the_start_of_another_application(webapp_processes, tmp_path, slow_index):
     """Two applications whose virtualenvs take long to build (their package index holds every
-    request until the test ends) are started, then a plain one: the plain one runs at once, its
+    request until the test lets it go) are started, then a plain one: the plain one runs at once, its
     start is not queued behind the builds, and the rows say the others are building."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    release = threading.Event()
-
-    class SlowIndex(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            release.wait(120)
-            self.send_error(404)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    index = ThreadingHTTPServer(("127.0.0.1", 0), SlowIndex)
-    threading.Thread(target=index.serve_forever, daemon=True).start()
+    url, release = slow_index
     try:
         requirements = tmp_path / "requirements.txt"
-        requirements.write_text(f"--index-url http://127.0.0.1:{index.server_address[1]}/simple/\nslowpkg\n")
+        requirements.write_text(f"--index-url {url}\nslowpkg\n")
         plain = app_dir(tmp_path)
         for name in ("/slow1", "/slow2"):
             run("create", name, "--directory", str(plain), "--module", "hello", "--requirements", str(requirements))
@@ -340,4 +351,35 @@ def test_a_virtualenv_build_does_not_delay_the_start_of_another_application(weba
         assert not WebApp.objects.filter(name__startswith="/slow").exclude(intent="").exists()
     finally:
         release.set()
-        index.shutdown()
+
+
+# An application that keeps a file in its HOME from its import on, as the examples keep their
+# database there when their folder is not theirs to write (it is root's here).
+HOME_WRITER = '''
+import os
+
+with open(os.path.join(os.environ["HOME"], "made-at-import"), "w") as f:
+    f.write("x")
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [open(os.path.join(os.environ["HOME"], "made-at-import")).read().encode()]
+'''
+
+
+def test_an_application_writing_its_home_at_import_passes_the_start_s_check_as_its_own_user(webapp_processes,
+                                                                                             tmp_path):
+    from processes.accounts import cannot_switch
+
+    if reason := cannot_switch():
+        pytest.skip(f"hosted users are not switched here: {reason}")
+    folder = app_dir(tmp_path, HOME_WRITER)
+    run("create", "/homely", "--directory", str(folder), "--module", "hello")
+    out = run("start", "/homely", "--wait", "--timeout", "40")
+    assert "/homely is running (pid" in out, out
+    webapp = WebApp.objects.get()
+    assert get_over_socket(webapp, "/homely/") == (200, b"x")
+    # Written by its own user, in its own home, at the check and again by the engine.
+    home = adapter.home(webapp)
+    assert (home / "made-at-import").stat().st_uid == home.stat().st_uid != 0
