@@ -55,6 +55,15 @@ def wait_until(
         time.sleep(interval)
 
 
+def log_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
+    """Log ``username`` (a user of the role fixtures) in through the login page of a real browser."""
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
 # The database between tests ---------------------------------------------------
 
 

@@ -82,7 +82,8 @@ def main() -> int:
     if not accounts.can_switch():
         print("hosted_users: skipped, the portal switches users only as root (run it as root)")
         return 0
-    problem = accounts.installation_problem(str(ROOT))  # as the start task does: shares the bytecode too
+    # As the start task does: shares the bytecode too, the gateway's server's (GatewayAdapter.hosted_code) with it.
+    problem = accounts.installation_problem(str(ROOT), shared=("gateways", "gateways/protocol"))
     if problem:
         print(f"hosted_users: skipped, {problem}")
         return 0

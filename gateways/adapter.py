@@ -20,6 +20,8 @@ class GatewayAdapter(ProcessAdapter):
     label_plural = "gateways"
     model = Gateway
     run_folder = "gateways"
+    # The server and its protocol run as the gateway's user.
+    hosted_code = ("gateways", "gateways/protocol")
     runtime_fields = RUNTIME_FIELDS
 
     def preflight(self, obj: Gateway) -> checks.CheckFailure | None:
@@ -27,6 +29,9 @@ class GatewayAdapter(ProcessAdapter):
 
     def build_spec(self, obj: Gateway) -> Spec:
         return runtime.build_spec(obj)
+
+    def log_folder(self) -> Path:
+        return runtime.log_folder()
 
     def install_of(self, obj: Gateway) -> InstallPlan | None:
         """msgpack, which the server imports, into the gateway's interpreter."""

@@ -23,11 +23,8 @@ from django.http import Http404, HttpRequest, JsonResponse
 from gateways import services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
-from portal.api import ApiError, api_view
-from portal.process.states import GOAL
+from portal.api import api_view
 from processes import control, definition_api
-
-TRUE_WORDS = {"1", "true", "yes", "on"}
 
 
 def _get(name: str) -> Gateway:
@@ -64,40 +61,4 @@ def gateway_detail(request: HttpRequest, user: Any, name: str) -> JsonResponse:
 
 @api_view("POST")
 def gateway_action(request: HttpRequest, user: Any, name: str, action: str) -> JsonResponse:
-    return act(request, user, _get(name), action, status)
-
-
-def act(request: HttpRequest, user: Any, obj: Any, action: str, status: Any) -> JsonResponse:
-    """Start, stop or restart a managed process of any kind (web applications' API too): 202 once
-    sent, or with ?wait=1 the settled state, 409 when it did not end where asked."""
-    wait = request.GET.get("wait", "").strip().lower()
-    if wait and wait not in TRUE_WORDS | {"0", "false", "no", "off"}:
-        raise ApiError(400, f"wait={wait} is not understood: use wait=1 to wait until it settles, or leave it out.")
-    try:
-        obj = control.request(obj, action, user, channel="api")
-    except control.ControlError as e:
-        # The only failures of a request are that the broker did not take the task.
-        raise ApiError(503, str(e), **status(obj)) from None
-    mine = {"request": {"action": action, "seq": obj.sent_seq}}
-    if wait not in TRUE_WORDS:
-        return JsonResponse({**status(obj), **mine}, status=202)
-    timeout = obj.init_timeout + obj.stop_timeout + 5
-    try:
-        obj = control.wait_settled(obj, action, timeout)
-    except control.ControlError as e:
-        raise ApiError(503, str(e), **status(obj), **mine) from None
-    replaced = control.superseded(obj, action)
-    if replaced:
-        raise ApiError(409, replaced, **status(obj), **mine)
-    if obj.state not in GOAL[action]:
-        detail = f": {obj.last_error}" if obj.last_error else ""
-        raise ApiError(409, f"The {action} of {obj.name} ended {obj.state}{detail}", **status(obj), **mine)
-    return JsonResponse({**status(obj), **mine})
-
-
-@api_view("GET", "POST")
-def not_found(request: HttpRequest, user: Any, path: str = "") -> JsonResponse:
-    raise Http404(
-        f"There is no API at {request.path}: use /api/gateways/ (GET, POST), /api/gateways/NAME/ (GET, PATCH, "
-        "DELETE), POST /api/gateways/NAME/start, stop or restart, or /api/webapps/."
-    )
+    return definition_api.act(request, user, _get(name), action, status)

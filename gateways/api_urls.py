@@ -11,6 +11,4 @@ urlpatterns = [
     path("gateways/<str:name>/", api.gateway_detail, name="gateway"),
     # With or without the trailing slash: scripts write both, and a POST cannot be redirected.
     re_path(r"^gateways/(?P<name>[^/]+)/(?P<action>start|stop|restart)/?$", api.gateway_action, name="action"),
-    # Anything else under /api/ answers in JSON too, not with the HTML 404 page.
-    re_path(r"^(?P<path>.*)$", api.not_found),
 ]

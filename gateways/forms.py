@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import ipaddress
-import os
 import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django import forms
 from django.core.validators import MaxLengthValidator
@@ -21,11 +20,8 @@ from django.utils.html import format_html
 
 from gateways.models import Gateway
 from gateways.runtime import WILDCARDS, servers_overlap
-from portal.process.checks import path_too_long
 from processes.accounts import RUN_AS_ERRORS, check_run_as
-
-if TYPE_CHECKING:
-    from portal.process.checks import CheckFailure
+from processes.forms import check_log_file_field, check_python_executable
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_\-.%]+$")
 # RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
@@ -458,7 +454,7 @@ class GatewayForm(forms.ModelForm):
         """Without a passphrase every local user can run code through it: only when ticked. The
         tick belongs to a definition without one, so a passphrase clears it (removing the passphrase
         later asks again)."""
-        from portal.process.checks import check_no_passphrase
+        from gateways.exposure import check_no_passphrase
         from processes.accounts import who
 
         if data.get("use_passphrase"):
@@ -473,7 +469,7 @@ class GatewayForm(forms.ModelForm):
 
     def _check_network_exposure(self, data: dict[str, Any]) -> None:
         """Beyond loopback a gateway needs a passphrase, unless an administrator allows it."""
-        from portal.process.checks import check_network_exposure
+        from gateways.exposure import check_network_exposure
 
         server = data.get("server")
         if not server:
@@ -622,65 +618,3 @@ class GatewayForm(forms.ModelForm):
         if commit:
             gateway.save()
         return gateway
-
-
-# Checks that the web application form shares ---------------------------------------
-
-
-def check_python_executable(path: str) -> str:
-    """``path`` when it is an interpreter that can be run; else a message that says how to fix it."""
-    if not os.path.isabs(path):
-        raise forms.ValidationError(
-            "Give the full path of the Python executable, e.g. /usr/bin/python3, "
-            "not “%(path)s”.",
-            params={"path": path},
-        )
-    too_long = path_too_long(path)
-    if too_long:
-        raise forms.ValidationError("%(message)s.", params={"message": too_long})
-    if not os.path.exists(path):
-        raise forms.ValidationError(
-            "%(path)s does not exist: give the full path of a Python 3.9 or newer "
-            "interpreter on this host, e.g. /usr/bin/python3.",
-            params={"path": path},
-        )
-    if os.path.isdir(path) or not os.access(path, os.X_OK):
-        raise forms.ValidationError(
-            "%(path)s is not an executable file: give the path of the python "
-            "interpreter itself (e.g. /opt/venv/bin/python), or make it executable.",
-            params={"path": path},
-        )
-    return path
-
-
-def check_log_file_field(path: str, example: Path, problem: Callable[[str], CheckFailure | None]) -> str:
-    """``path`` when the portal may write and show it as a log file; ``problem`` is the
-    definition's own check (its log folders, its run directory, its default file)."""
-    if not os.path.isabs(path):
-        raise forms.ValidationError(
-            "Give the log file's full path, e.g. %(example)s, not “%(path)s”.",
-            params={"path": path, "example": example},
-        )
-    too_long = path_too_long(path)
-    if too_long:
-        raise forms.ValidationError("%(message)s.", params={"message": too_long})
-    p = Path(path)
-    # os.path's tests answer False on any OSError (ELOOP, EACCES, ENOTDIR); Path's raise some on 3.11.
-    if os.path.isdir(path) and not os.path.islink(path):
-        raise forms.ValidationError(
-            "%(path)s is a folder: add a file name, e.g. %(path)s/%(name)s.",
-            params={"path": path.rstrip("/"), "name": example.name},
-        )
-    # Where logs may be, links resolved; only regular files the portal created.
-    # The same check runs again before each start (the disk may change meanwhile).
-    failure = problem(path)
-    if failure is not None:
-        raise forms.ValidationError("%(message)s.", params={"message": failure.message})
-    folder = p.parent
-    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(p) and not os.access(p, os.W_OK)):
-        raise forms.ValidationError(
-            "%(path)s cannot be written by the portal's user: choose another folder or "
-            "give that user write access.",
-            params={"path": path},
-        )
-    return path

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from gateways import exposure
 from gateways.models import Gateway
 from gateways.probe import PATH as PROBE_PATH
 from portal import paths
@@ -21,6 +22,7 @@ from portal.process.checks import CheckFailure, check_log_file
 from portal.process.spec import Spec
 from portal.queues import LOCAL_NAMES, host_queue
 from processes.accounts import who
+from processes.adapters import default_log_folders
 
 PASSPHRASE_ENV = "GATEWAY_PASSPHRASE"
 
@@ -29,8 +31,13 @@ def run_dir(gateway: Gateway) -> Path:
     return paths.RUN_DIR / "gateways" / str(gateway.run_key)
 
 
+def log_folder() -> Path:
+    """The folder of every gateway's default log: no gateway may choose another's."""
+    return paths.LOG_DIR.resolve() / "gateways"
+
+
 def default_log_path(gateway: Gateway) -> Path:
-    return paths.LOG_DIR.resolve() / "gateways" / f"{gateway.name}.log"
+    return log_folder() / f"{gateway.name}.log"
 
 
 def log_path(gateway: Gateway) -> Path:
@@ -48,6 +55,8 @@ def log_file_problem(gateway: Gateway, path: str | None = None) -> CheckFailure 
         var_dir=str(paths.VAR_DIR),
         run_dir=str(run_dir(gateway)),
         own_default=str(default_log_path(gateway)),
+        default_folders=default_log_folders(),
+        label="gateway",
     )
 
 
@@ -56,7 +65,7 @@ def no_passphrase_problem(gateway: Gateway) -> CheckFailure | None:
     definition changed through a path that skipped the form (the table, an older portal)."""
     if gateway.use_passphrase or gateway.allow_no_passphrase:
         return None
-    return checks.check_no_passphrase(gateway.server, gateway.port, False, False, who("gateway", gateway))
+    return exposure.check_no_passphrase(gateway.server, gateway.port, False, False, who("gateway", gateway))
 
 
 # The servers that bind every local address.
@@ -101,8 +110,8 @@ def preflight(gateway: Gateway, account: Account | None = None) -> CheckFailure 
     interpreter runs as ``account``, the user the server will run as."""
     return (
         no_passphrase_problem(gateway)
-        or checks.check_network_exposure(gateway.server, gateway.use_passphrase,
-                                         gateway.allow_unauthenticated_network)
+        or exposure.check_network_exposure(gateway.server, gateway.use_passphrase,
+                                           gateway.allow_unauthenticated_network)
         or log_file_problem(gateway)
         or checks.check_python(gateway.interpreter, account)
         or checks.check_modules(gateway.interpreter, ["msgpack"], account)

@@ -11,12 +11,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gateways import charts, runtime, services
+from gateways import runtime, services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import audit, roles
 from portal.process.states import RUNNING
-from processes import control, control_views, definition_views
+from processes import charts, control, control_views, definition_views
 from processes.control_views import HTMX_STOP_POLLING
 
 

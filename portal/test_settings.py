@@ -20,8 +20,8 @@ if not os.environ.get("PORTAL_VAR_DIR") or os.environ.get("PORTAL_TEST_VAR_OF", 
 # served by a running portal's worker, which would take the tests' tasks.
 os.environ.pop("REDIS_URL", None)
 
-from portal.settings import *  # noqa: F403
-from portal.settings import DATABASES, VAR_DIR
+from portal.settings import *  # noqa: E402, F403 (after the var/ above is chosen)
+from portal.settings import DATABASES, VAR_DIR  # noqa: E402
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}

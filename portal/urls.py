@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
-from portal import profile_views, views
+from portal import api, profile_views, views
 from portal.cpf import views as cpf_views
 
 admin.site.site_header = "Gateway Portal administration"
@@ -24,10 +24,11 @@ urlpatterns = [
     path("activity/", include("processes.activity_urls")),
     path("profile/", profile_views.profile, name="profile"),
     path("cpf/", include("portal.cpf.urls")),
-    # Before the apps' API, whose last pattern answers every other /api/ path.
     re_path(r"^api/cpf/merge/?$", cpf_views.api_merge, name="api-cpf-merge"),
     path("api/webapps/", include("webapps.api_urls")),
     path("api/", include("gateways.api_urls")),
+    # Any other path under /api/ answers in JSON too, not with the HTML 404 page.
+    re_path(r"^api/(?P<path>.*)$", api.not_found),
     # Runs and activity of every kind of process moved from the gateways app's admin to processes'.
     re_path(r"^admin/gateways/(?P<model>run|activity)/(?P<rest>.*)$",
             RedirectView.as_view(url="/admin/processes/%(model)s/%(rest)s", query_string=True)),

@@ -105,7 +105,10 @@ def cannot_switch() -> str | None:
         return "PORTAL_HOSTED_USERS=off"
     if not accounts.can_switch():
         return f"the portal runs as {accounts.portal_user()}, not as root, so it cannot switch users"
-    return accounts.installation_problem(str(settings.BASE_DIR))
+    from processes.kinds import all_adapters
+
+    shared = [folder for kind in all_adapters() for folder in kind.hosted_code]
+    return accounts.installation_problem(str(settings.BASE_DIR), shared=shared)
 
 
 def account_of(kind: str, obj: Any, home: str) -> Account | None:

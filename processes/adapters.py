@@ -27,6 +27,11 @@ and may override (the default in brackets):
 
 ``runtime_fields``        names of the definition's fields that may change only while it is
                           stopped [()]; ``control.check_definition_change`` refuses the rest.
+``log_folder()``          -> Path | None: the folder of every definition's default log file, where
+                          no definition of any kind may choose its own (check_log_file) [None].
+``hosted_code``           the folders of the portal (relative to it, not walked below) whose modules
+                          its hosted processes import, whose bytecode is opened to hosted users
+                          (portal.process.accounts.share_bytecode) [()].
 ``run_dir(obj)``          -> Path: the keeper's run directory [RUN_DIR/run_folder/run_key]; the
                           watcher finds run directories as ``run_root()/run_key``, so an
                           override must keep that place.
@@ -124,6 +129,7 @@ class ProcessAdapter:
     model: ClassVar[type[ManagedProcess]]
     run_folder: ClassVar[str]
     runtime_fields: ClassVar[tuple[str, ...]] = ()
+    hosted_code: ClassVar[tuple[str, ...]] = ()
 
     # --- must be given -----------------------------------------------------------------------
 
@@ -169,6 +175,9 @@ class ProcessAdapter:
         return float(getattr(obj, "stop_timeout", 5))
 
     def launch_warning(self, obj: Any) -> str | None:
+        return None
+
+    def log_folder(self) -> Path | None:
         return None
 
     def start_steps(self, obj: Any) -> list[StartStep]:
@@ -250,3 +259,9 @@ def package_environment() -> dict[str, str]:
     PORTAL_PACKAGE_FIND_LINKS: portal/process/packages.py), for whatever the portal builds or
     installs for a definition of any kind; never part of a running process's environment."""
     return dict(settings.PORTAL_PACKAGE_ENV)
+
+
+def default_log_folders() -> dict[str, str]:
+    """The folder of each kind's default logs, with what one of that kind is called: a definition may
+    choose none of them for its log file (but its own default), so that it never writes into another's."""
+    return {str(folder): kind.label for kind in all_adapters() if (folder := kind.log_folder()) is not None}

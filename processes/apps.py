@@ -39,12 +39,13 @@ def check_hosted_users(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     from django.core.checks import Warning
 
     from processes.accounts import cannot_switch
+    from processes.adapters import kinds_text
 
     reason = cannot_switch()
     if reason is None:
         return []
     return [Warning(
-        f"Gateways and web applications run as the portal's own user, not as users of their own: {reason}.",
+        f"{kinds_text(plural=True).capitalize()} run as the portal's own user, not as users of their own: {reason}.",
         hint="Run the portal as root (each hosted process then gets a user of its own), or accept that hosted "
              "code can reach what the portal's user can, outside the sandbox's walls (docs/security.md).",
         id="processes.W001",

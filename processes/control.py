@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
@@ -31,7 +31,9 @@ from processes import sync
 from processes.adapters import adapter_of
 from processes.models import ManagedProcess
 
-ACTIONS = ("start", "stop", "restart")
+# What a user may ask of a process: the one spelling of each (code, URLs, the API, templates).
+START, STOP, RESTART = "start", "stop", "restart"
+ACTIONS = (START, STOP, RESTART)
 
 
 class ControlError(Exception):
@@ -192,11 +194,6 @@ def delete_blocker(obj: ManagedProcess) -> str:
         state = states.STARTING if obj.intent == "start" and not obj.is_active else obj.state
         return f"{obj.name} is {state}: stop {obj.name} first, then delete it."
     return ""
-
-
-def active_on(model: type[ManagedProcess], host: str) -> Any:
-    """The rows of ``model`` active on ``host``, or on their way to be."""
-    return model.objects.filter(Q(run_host=host) & (Q(state__in=states.ACTIVE) | Q(intent="start")))
 
 
 def wait_settled(obj: ManagedProcess, action: str, timeout: float) -> Any:

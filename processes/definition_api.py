@@ -1,4 +1,4 @@
-"""Create, change and delete definitions over the JSON API: the same for every kind.
+"""Create, change, delete, start, stop and restart definitions over the JSON API: the same for every kind.
 
 A kind's API view finds the definition (its own 404) and calls these with its :class:`ApiKind`:
 the form the pages use (no second copy of the rules), its ``services`` module (the permission,
@@ -30,6 +30,7 @@ from django.http import HttpRequest, JsonResponse
 
 from portal import roles
 from portal.api import ApiError
+from portal.process.states import GOAL
 from processes import control, editing
 from processes.adapters import adapter_of
 
@@ -252,3 +253,31 @@ def delete(request: HttpRequest, user: Any, obj: Any, kind: ApiKind) -> JsonResp
     except control.ControlError as e:
         raise ApiError(409, str(e), **kind.status(obj)) from None
     return JsonResponse({"deleted": obj.name, "message": f"{kind.label.capitalize()} {obj.name} was deleted."})
+
+
+def act(request: HttpRequest, user: Any, obj: Any, action: str, status: Any) -> JsonResponse:
+    """Start, stop or restart a definition of any kind: 202 once sent, or with ?wait=1 the settled
+    state, 409 when it did not end where asked; ``status`` is the kind's status of one."""
+    wait = request.GET.get("wait", "").strip().lower()
+    if wait not in TRUE_WORDS | FALSE_WORDS:
+        raise ApiError(400, f"wait={wait} is not understood: use wait=1 to wait until it settles, or leave it out.")
+    try:
+        obj = control.request(obj, action, user, channel="api")
+    except control.ControlError as e:
+        # The only failures of a request are that the broker did not take the task.
+        raise ApiError(503, str(e), **status(obj)) from None
+    mine = {"request": {"action": action, "seq": obj.sent_seq}}
+    if wait not in TRUE_WORDS:
+        return JsonResponse({**status(obj), **mine}, status=202)
+    timeout = obj.init_timeout + obj.stop_timeout + 5
+    try:
+        obj = control.wait_settled(obj, action, timeout)
+    except control.ControlError as e:
+        raise ApiError(503, str(e), **status(obj), **mine) from None
+    replaced = control.superseded(obj, action)
+    if replaced:
+        raise ApiError(409, replaced, **status(obj), **mine)
+    if obj.state not in GOAL[action]:
+        detail = f": {obj.last_error}" if obj.last_error else ""
+        raise ApiError(409, f"The {action} of {obj.name} ended {obj.state}{detail}", **status(obj), **mine)
+    return JsonResponse({**status(obj), **mine})

@@ -30,7 +30,7 @@ from portal import roles
 from processes import control
 from processes.adapters import adapter_of
 
-RESTART = "restart"
+RESTART = control.RESTART
 # What a save may be followed by: "" (nothing) or a restart.
 THEN = ("", RESTART)
 
@@ -134,7 +134,7 @@ def save(form: Any, user: Any, services: ModuleType, *, then: str = "", actor: s
         return saved
     if restarting:
         try:
-            control.request(obj, "restart", user, channel=channel)
+            control.request(obj, RESTART, user, channel=channel)
         except (control.ControlError, PermissionDenied) as e:
             reason = str(e)
             if reason.startswith("The "):  # read after a colon: "saved, but not restarted: the restart of …"

@@ -1,5 +1,5 @@
-"""What the definition forms of every kind share: the interpreter check of a save, and how a command
-line names a form's fields in its messages.
+"""What the definition forms of every kind share: the interpreter check of a save, the checks of an
+interpreter's and a log file's path, and how a command line names a form's fields in its messages.
 
 Kind-generic: each kind's form calls these with its kind, its instance and its own fields; each
 command with its own parser.
@@ -7,11 +7,19 @@ command with its own parser.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from argparse import ArgumentParser
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django import forms
+
+from portal.process.checks import path_too_long
+
+if TYPE_CHECKING:
+    from portal.process.checks import CheckFailure
 
 
 def interpreter_problem(kind: str, python: str, instance: Any, run_as: str,
@@ -76,3 +84,65 @@ def error_lines(form: forms.BaseForm, options: dict[str, str]) -> list[str]:
             label = field.replace("_", " ")
         lines += [f"{label}: {error}" if label else str(error) for error in errors]
     return lines
+
+
+# Checks of the fields every kind has -------------------------------------------------
+
+
+def check_python_executable(path: str) -> str:
+    """``path`` when it is an interpreter that can be run; else a message that says how to fix it."""
+    if not os.path.isabs(path):
+        raise forms.ValidationError(
+            "Give the full path of the Python executable, e.g. /usr/bin/python3, "
+            "not “%(path)s”.",
+            params={"path": path},
+        )
+    too_long = path_too_long(path)
+    if too_long:
+        raise forms.ValidationError("%(message)s.", params={"message": too_long})
+    if not os.path.exists(path):
+        raise forms.ValidationError(
+            "%(path)s does not exist: give the full path of a Python 3.9 or newer "
+            "interpreter on this host, e.g. /usr/bin/python3.",
+            params={"path": path},
+        )
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise forms.ValidationError(
+            "%(path)s is not an executable file: give the path of the python "
+            "interpreter itself (e.g. /opt/venv/bin/python), or make it executable.",
+            params={"path": path},
+        )
+    return path
+
+
+def check_log_file_field(path: str, example: Path, problem: Callable[[str], CheckFailure | None]) -> str:
+    """``path`` when the portal may write and show it as a log file; ``problem`` is the
+    definition's own check (its log folders, its run directory, its default file)."""
+    if not os.path.isabs(path):
+        raise forms.ValidationError(
+            "Give the log file's full path, e.g. %(example)s, not “%(path)s”.",
+            params={"path": path, "example": example},
+        )
+    too_long = path_too_long(path)
+    if too_long:
+        raise forms.ValidationError("%(message)s.", params={"message": too_long})
+    p = Path(path)
+    # os.path's tests answer False on any OSError (ELOOP, EACCES, ENOTDIR); Path's raise some on 3.11.
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise forms.ValidationError(
+            "%(path)s is a folder: add a file name, e.g. %(path)s/%(name)s.",
+            params={"path": path.rstrip("/"), "name": example.name},
+        )
+    # Where logs may be, links resolved; only regular files the portal created.
+    # The same check runs again before each start (the disk may change meanwhile).
+    failure = problem(path)
+    if failure is not None:
+        raise forms.ValidationError("%(message)s.", params={"message": failure.message})
+    folder = p.parent
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(p) and not os.access(p, os.W_OK)):
+        raise forms.ValidationError(
+            "%(path)s cannot be written by the portal's user: choose another folder or "
+            "give that user write access.",
+            params={"path": path},
+        )
+    return path

@@ -22,7 +22,7 @@ from portal.process.spec import Spec
 
 if TYPE_CHECKING:
     from portal.process.accounts import Account
-from processes.adapters import InstallPlan, ProcessAdapter, StartStep, hosted_sandbox
+from processes.adapters import InstallPlan, ProcessAdapter, StartStep, default_log_folders, hosted_sandbox
 from webapps.models import RUNTIME_FIELDS, WebApp
 from webapps.runtime import engines
 
@@ -72,23 +72,14 @@ def log_path(webapp: WebApp) -> Path:
 
 def log_file_problem(webapp: WebApp, path: str | None = None) -> CheckFailure | None:
     """Why this application may not write or show ``path`` (default: its log file), or None."""
-    path = path or str(log_path(webapp))
-    own = str(default_log_path(webapp))
-    real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
-    folder = str(log_folder())
-    if real != own and (real == folder or real.startswith(folder + os.sep)):
-        return CheckFailure(
-            "log-file-other-webapp",
-            f"{path} is in {folder}, which holds each web application's default log: choose another folder "
-            "(log files may be in var/log/ or a folder set in PORTAL_LOG_ROOTS), or leave the field blank "
-            "for the default log",
-        )
     return check_log_file(
-        path,
+        path or str(log_path(webapp)),
         settings.PORTAL_LOG_ROOTS,
         var_dir=str(paths.VAR_DIR),
         run_dir=str(run_dir(webapp)),
-        own_default=own,
+        own_default=str(default_log_path(webapp)),
+        default_folders=default_log_folders(),
+        label="web application",
     )
 
 
@@ -313,6 +304,8 @@ class WebAppAdapter(ProcessAdapter):
     label_plural = "web applications"
     model = WebApp
     run_folder = "webapps"
+    # The engines' launchers, the virtualenv build and the application check run as its user.
+    hosted_code = ("webapps", "webapps/runtime", "webapps/runtime/serve", "webapps/runtime/serve_granian")
     runtime_fields = RUNTIME_FIELDS
 
     def preflight(self, obj: WebApp) -> CheckFailure | None:
@@ -346,6 +339,9 @@ class WebAppAdapter(ProcessAdapter):
 
     def home(self, obj: WebApp) -> Path:
         return home(obj)
+
+    def log_folder(self) -> Path:
+        return log_folder()
 
     def run_dir(self, obj: WebApp) -> Path:
         return run_dir(obj)

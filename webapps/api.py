@@ -12,7 +12,7 @@ A path may have several segments, so the action is the last one of a POST; a GET
 and a DELETE name the application at the whole path. Creating, changing and deleting validate
 with the page's form and save through the page's services (processes/definition_api.py).
 Authentication, roles and JSON errors are the portal's (portal/api.py); starting and waiting
-are the gateways' API's (gateways.api.act).
+are every kind's (processes/definition_api.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, JsonResponse
 
-from gateways.api import act
 from portal.api import api_view
 from processes import control, definition_api
 from webapps import services
@@ -80,4 +79,4 @@ def webapp_resource(request: HttpRequest, user: Any, path: str) -> JsonResponse:
     rest, _, action = path.strip("/").rpartition("/")
     if action not in control.ACTIONS or not rest:
         raise Http404(f"There is no API at POST {request.path}: use POST /api/webapps/PATH/start, stop or restart.")
-    return act(request, user, _get(rest), action, status)
+    return definition_api.act(request, user, _get(rest), action, status)

@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 
-from gateways.charts import HEIGHT, WIDTH, points
+from processes.charts import HEIGHT, WIDTH, points
 
 # The front rewrites its file every second; older than this, it is not running.
 STALE_SECONDS = 5.0

@@ -19,10 +19,10 @@ from django import forms
 from django.core.validators import MaxLengthValidator
 from django.urls import reverse
 
-from gateways.forms import check_log_file_field, check_python_executable
 from portal import paths
 from portal.process.checks import path_too_long
 from processes.accounts import RUN_AS_ERRORS, check_run_as
+from processes.forms import check_log_file_field, check_python_executable
 from webapps.models import DEFAULT_THREADS, DEFAULT_WORKERS, MAX_THREADS, MAX_WORKERS, WebApp, folder_requirements
 from webapps.runtime import engines
 

@@ -57,9 +57,9 @@ def environment_rows(webapp: WebApp) -> list[tuple[str, str, bool]]:
 
 def live_context(webapp: WebApp) -> dict[str, Any]:
     """What the live panel of the detail page shows: the process's figures, the startup details
-    and the log tail (the gateway's code: portal.process.logtail and the watcher's samples)."""
-    from gateways import charts
+    and the log tail (the shared code: portal.process.logtail and the watcher's samples)."""
     from portal.process.logtail import tail
+    from processes import charts
     from processes.watcher import read_metrics
 
     samples = read_metrics("webapp", webapp.pk) if webapp.state == RUNNING else []

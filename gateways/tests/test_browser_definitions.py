@@ -2,18 +2,10 @@
 
 import pytest
 
-from conftest import PASSWORD
+from conftest import log_in
 from gateways.models import Gateway
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 def test_an_administrator_manages_a_definition_in_the_browser(page, live_server, administrator):

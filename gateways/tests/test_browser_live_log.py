@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import log_in
 from gateways import runtime
 from gateways.tests.factories import make_gateway
-from gateways.tests.test_browser_definitions import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

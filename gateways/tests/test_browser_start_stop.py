@@ -2,10 +2,10 @@
 
 import pytest
 
+from conftest import log_in
 from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port
-from gateways.tests.test_browser_definitions import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

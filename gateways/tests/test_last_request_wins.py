@@ -17,12 +17,12 @@ from django.db import connections
 from django.test import Client
 
 from conftest import wait_until, wait_worker_idle, worker_idle
-from gateways import runtime, tasks
+from gateways import runtime
 from gateways.models import Gateway
 from gateways.tests.factories import make_gateway
 from gateways.tests.process_helpers import free_port, server_processes
 from portal import tokens
-from processes import control
+from processes import control, tasks
 
 pytestmark = [pytest.mark.worker]
 
@@ -110,9 +110,9 @@ def test_mixed_concurrent_requests_settle_on_the_last_one(gateway_processes, ope
     # server process (or none) before and after, and no new request.
     oldest_seq, _ = min(sent)
     servers = {p.pid for p in server_processes(gateway.port)}
-    stale = tasks.stop_gateway if GOAL[last_action] == "running" else tasks.start_gateway
-    assert stale(gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
-    assert tasks.restart_gateway(gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
+    stale = tasks.stop_process if GOAL[last_action] == "running" else tasks.start_process
+    assert stale("gateway", gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
+    assert tasks.restart_process("gateway", gateway.pk, "otto", oldest_seq) == tasks.SUPERSEDED
     wait_worker_idle(gateway_processes)
     gateway = settled(gateway)
     assert gateway.request_seq == last_seq
@@ -156,7 +156,8 @@ def test_the_worker_counts_as_idle_only_once_every_task_sent_has_run(gateway_pro
     wait_worker_idle(gateway_processes)
     sent = time.monotonic()
     # An old request's number: the task does nothing when it runs, two seconds from now.
-    tasks.start_gateway.apply_async(args=[gateway.pk, "otto", -1], queue=runtime.queue_of(gateway), countdown=2)
+    tasks.start_process.apply_async(args=["gateway", gateway.pk, "otto", -1], queue=runtime.queue_of(gateway),
+                                    countdown=2)
     assert not worker_idle(gateway_processes)
     wait_worker_idle(gateway_processes)
     assert time.monotonic() - sent >= 2, "idle before the task held for later had run"

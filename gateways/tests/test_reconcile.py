@@ -170,21 +170,21 @@ def test_two_hosts_each_start_their_own_gateways(gateway_processes, operator, se
 
 def test_the_routine_reconcile_does_not_flood_the_workers_log(gateway_processes):
     """A reconcile every 5 s from beat: its INFO lines are dropped, other tasks' kept."""
-    from gateways import tasks
+    from processes.tasks import install_requirements, reconcile_host
 
     log = paths.VAR_DIR / "worker.log"
     before = log.stat().st_size
     host = paths.this_host()
     from portal.queues import host_queue
 
-    tasks.reconcile_host.apply_async(args=[host], queue=host_queue(host)).forget()
-    tasks.install_server_requirements.apply_async(args=[0], queue=host_queue(host))  # a row that does not exist
+    reconcile_host.apply_async(args=[host], queue=host_queue(host)).forget()
+    install_requirements.apply_async(args=["gateway", 0], queue=host_queue(host))  # a row that does not exist
 
     def logged() -> str:
         with open(log, errors="replace") as f:
             f.seek(before)
             text = f.read()
-        return text if "install_server_requirements" in text and "succeeded" in text else ""
+        return text if "install_requirements" in text and "succeeded" in text else ""
 
     text = wait_until(logged, timeout=20, message="the worker did not log the other task")
     assert "reconcile_host" not in text

@@ -17,7 +17,6 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from gateways import tasks
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from gateways.tests.factories import form_data, make_gateway
@@ -26,6 +25,7 @@ from portal.cli import CliOperator
 from portal.cpf import merge
 from portal.models import AuditEntry
 from portal.process.accounts import portal_user
+from processes import tasks
 from processes.accounts import who
 from processes.models import Activity
 

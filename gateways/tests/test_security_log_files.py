@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from gateways import tasks
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from gateways.tests.factories import form_data, make_gateway
 from gateways.tests.process_helpers import server_processes, start_and_wait
 from portal import paths
+from processes import tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -56,6 +56,15 @@ def test_a_log_file_outside_the_log_folders_is_refused_with_where_logs_may_go(lo
     assert message, f"{target} was accepted"
     assert f"{WHERE} {paths.LOG_DIR}" in message
     assert "PORTAL_LOG_ROOTS" in message
+
+
+@pytest.mark.parametrize("folder, kind", [("gateways", "gateway"), ("webapps", "web application")])
+def test_a_log_file_in_the_default_log_folder_of_any_kind_is_refused(log_dir, folder, kind):
+    # Each kind's folder of default logs holds the files the portal made for its definitions: a
+    # gateway writing there could append to (and rotate) a web application's log, or another gateway's.
+    message = log_error(paths.LOG_DIR.resolve() / folder / "shop.log")
+    assert f"{paths.LOG_DIR.resolve() / folder}, which holds each {kind}'s default log" in message
+    assert WHERE in message
 
 
 def test_a_path_inside_var_outside_var_log_is_refused_even_when_a_root_covers_var(log_dir, settings):

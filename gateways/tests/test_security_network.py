@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateways import tasks
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from gateways.tests.factories import form_data, make_gateway
 from gateways.tests.process_helpers import server_processes, start_and_wait
 from portal.models import AuditEntry
 from portal.process.checks import is_loopback
+from processes import tasks
 from processes.models import Activity
 
 pytestmark = pytest.mark.django_db

@@ -32,6 +32,7 @@ import pwd
 import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -94,18 +95,20 @@ def can_switch() -> bool:
     return os.geteuid() == ROOT
 
 
-_usable: dict[tuple[str, str], str | None] = {}
+_usable: dict[tuple[str, str, tuple[str, ...]], str | None] = {}
 
 
-def installation_problem(base_dir: str, python: str | None = None) -> str | None:
+def installation_problem(base_dir: str, python: str | None = None, shared: Sequence[str] = ()) -> str | None:
     """Why a user of its own could not use the portal's installation (None: it can).
 
     Every process the portal starts runs a little of the portal first (the sandbox's wrapper; a
     gateway's server; pip for a build) with the portal's interpreter: both must be open to other
-    users. Tried once per process, by running the interpreter as ``nobody``.
+    users. Tried once per process, by running the interpreter as ``nobody``. ``shared``: the
+    folders of the kinds' code that their hosted processes import (see :func:`share_bytecode`).
     """
     python = python or sys.executable
-    key = (base_dir, python)
+    shared = tuple(shared)
+    key = (base_dir, python, shared)
     if key not in _usable:
         probe = os.path.join(base_dir, "portal", "process", "sandbox.py")
         try:
@@ -119,7 +122,7 @@ def installation_problem(base_dir: str, python: str | None = None) -> str | None
             failed = True
         if not failed:
             _usable[key] = None
-            share_bytecode(base_dir)
+            share_bytecode(base_dir, shared)
         else:
             closed = _closed_folder(os.path.realpath(python)) or _closed_folder(probe)
             where = f"{closed} is closed to other users" if closed else \
@@ -130,14 +133,14 @@ def installation_problem(base_dir: str, python: str | None = None) -> str | None
     return _usable[key]
 
 
-# The portal's code that hosted processes import (a gateway's server and its client, the virtualenv
-# build, the uvicorn launcher, the application check): the folders, not walked below, and the
-# packages' __init__ files beside them. Nothing else of the portal runs as a hosted user.
-SHARED_FOLDERS = ("portal", "portal/process", "gateways", "gateways/protocol", "webapps", "webapps/runtime",
-                  "webapps/runtime/serve", "webapps/runtime/serve_granian")
+# The portal's own code that hosted processes import (the sandbox's wrapper, the keeper's helpers):
+# the folders, not walked below, and the packages' __init__ files beside them. Each kind adds the
+# folders of its own hosted code (a gateway's server, a web application's launcher) through its
+# adapter's ``hosted_code``. Nothing else of the portal runs as a hosted user.
+SHARED_FOLDERS = ("portal", "portal/process")
 
 
-def share_bytecode(base_dir: str) -> None:
+def share_bytecode(base_dir: str, shared: Sequence[str] = ()) -> None:
     """Make the portal's compiled modules readable by the hosted users.
 
     The portal's processes write ``__pycache__`` under its private umask (077): a hosted user could
@@ -149,12 +152,12 @@ def share_bytecode(base_dir: str) -> None:
 
     old = os.umask(0o022)
     try:
-        for folder in SHARED_FOLDERS:
+        for folder in (*SHARED_FOLDERS, *shared):
             if os.path.isdir(os.path.join(base_dir, folder)):
                 compileall.compile_dir(os.path.join(base_dir, folder), maxlevels=0, quiet=2)
     finally:
         os.umask(old)
-    for folder in SHARED_FOLDERS:
+    for folder in (*SHARED_FOLDERS, *shared):
         cache = os.path.join(base_dir, folder, "__pycache__")
         try:
             names = os.listdir(cache)

@@ -139,7 +139,7 @@ def externally_managed_fix(path: str, modules: list[str]) -> str:
             f"{venv}/bin/pip install {' '.join(modules)}, then give {venv}/bin/python as the Python executable")
 
 
-def _is_wildcard(host: str) -> bool:
+def is_wildcard(host: str) -> bool:
     return host in ("", "0.0.0.0", "::")
 
 
@@ -205,7 +205,7 @@ def check_host_resolves(host: str, timeout: float = RESOLVE_TIMEOUT) -> CheckFai
     code "address-unknown" when the name does not exist, "resolver-unavailable" when
     the name service did not answer (a warning rather than a refusal may fit then).
     """
-    if _is_wildcard(host):
+    if is_wildcard(host):
         return None
     try:
         resolve_host(host, timeout)
@@ -215,7 +215,7 @@ def check_host_resolves(host: str, timeout: float = RESOLVE_TIMEOUT) -> CheckFai
 
 
 def _unresolved(exc: ResolveError) -> CheckFailure:
-    fix = (f"correct the server name {exc.host}, or enter an IP address of the host where the gateway "
+    fix = (f"correct the server name {exc.host}, or enter an IP address of the host where the server "
            "should listen (127.0.0.1 for this host)")
     if exc.definite:
         return CheckFailure("address-unknown", f"the server name {exc.host} does not resolve ({exc.reason}): {fix}",
@@ -242,7 +242,7 @@ def port_holder(host: str, port: int) -> tuple[int | None, str] | None:
     import psutil
 
     try:
-        wanted = {str(ipaddress.ip_address(a)) for a in _addresses_of(host)} if not _is_wildcard(host) else set()
+        wanted = {str(ipaddress.ip_address(a)) for a in _addresses_of(host)} if not is_wildcard(host) else set()
     except (socket.gaierror, ValueError):
         wanted = set()
     try:
@@ -255,7 +255,7 @@ def port_holder(host: str, port: int) -> tuple[int | None, str] | None:
         addr = conn.laddr.ip
         # A wildcard listener holds the port on every address, and a wildcard bind
         # collides with any listener of that port.
-        if _is_wildcard(host) or _is_wildcard(addr) or addr in wanted:
+        if is_wildcard(host) or is_wildcard(addr) or addr in wanted:
             if conn.pid is None:
                 return (None, "held by a process we cannot see")
             try:
@@ -328,7 +328,7 @@ def local_addresses() -> set[str]:
 
 def check_bind_address(host: str) -> CheckFailure | None:
     """``host`` (a name is resolved) is an address of this machine, or a wildcard."""
-    if _is_wildcard(host):
+    if is_wildcard(host):
         return None
     try:
         resolved = resolve_host(host)
@@ -339,7 +339,7 @@ def check_bind_address(host: str) -> CheckFailure | None:
         return None
     shown = host if host in resolved else f"{host} ({', '.join(sorted(resolved))})"
     return CheckFailure("address-not-local", f"{shown} is not an address of this host ({socket.gethostname()}): "
-                        "run this gateway on a worker on that host, or use 127.0.0.1")
+                        "run this server on a worker on that host, or use 127.0.0.1")
 
 
 # Paths a person typed --------------------------------------------------------------
@@ -375,16 +375,20 @@ def path_too_long(path: str) -> str | None:
 
 
 def check_log_file(
-    path: str, roots: list[str], *, var_dir: str, run_dir: str | None = None, own_default: str | None = None
+    path: str, roots: list[str], *, var_dir: str, run_dir: str | None = None, own_default: str | None = None,
+    default_folders: dict[str, str] | None = None, label: str = "process",
 ) -> CheckFailure | None:
-    """A gateway's log file may be read by every Viewer and is appended to and
+    """A definition's log file may be read by every Viewer and is appended to and
     rotated by the keeper: it must be a regular file of the portal's own, in a
     log folder.
 
     ``roots`` are the resolved log folders (var/log/ and PORTAL_LOG_ROOTS);
     ``run_dir`` is the keeper's run directory, whose record names the log files
-    that keeper created; ``own_default`` is the gateway's default log file
-    (var/log/gateways/NAME.log), which is the portal's by construction.
+    that keeper created; ``own_default`` is the definition's default log file,
+    which is the portal's by construction; ``default_folders`` are the folders of
+    every kind's default logs, each with what its kind is called ("gateway"), where
+    no definition may choose a log file but its own default; ``label`` names the
+    definition's own kind in messages.
     """
     import stat
 
@@ -408,10 +412,11 @@ def check_log_file(
         via = f" (through a symbolic link, it is {real})" if os.path.normpath(path) != real else ""
         what = "inside the portal's private folder" if private else "outside the log folders"
         return CheckFailure("log-file-outside", f"{path}{via} is {what}: {where}")
-    gateway_logs = os.path.join(var_dir, "log", "gateways")
-    if within(real, gateway_logs) and real != own_default:
-        return CheckFailure("log-file-other-gateway", f"{path} is in {gateway_logs}, which holds each gateway's "
-                            f"default log: {where}")
+    for defaults, kind in (default_folders or {}).items():
+        defaults = os.path.realpath(defaults)
+        if within(real, defaults) and real != own_default:
+            return CheckFailure("log-file-other-default", f"{path} is in {defaults}, which holds each {kind}'s "
+                                f"default log: {where}")
     if real == own_default and not os.path.lexists(real):
         return None  # the keeper makes the portal's own folder for it
     if not os.path.isdir(folder):
@@ -431,7 +436,7 @@ def check_log_file(
     if real == own_default or (run_dir and created_here(run_dir, real, st)):
         return None
     return CheckFailure("log-file-not-ours", f"{path} already exists and the portal did not create it for this "
-                        "gateway: the portal takes over only a log file it created, so that it never appends to, "
+                        f"{label}: the portal takes over only a log file it created, so that it never appends to, "
                         "rotates or shows another program's file. Choose a file name that does not exist yet "
                         "(the portal creates it at the first start), or remove that file")
 
@@ -448,35 +453,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip()).is_loopback
     except ValueError:
         return False
-
-
-NO_PASSPHRASE_BOX = "Allow any local user to run code through it (no passphrase)"
-
-
-def check_no_passphrase(host: str, port: int | None, use_passphrase: bool, allowed: bool,
-                        who: str) -> CheckFailure | None:
-    """A gateway runs any code its clients send: without a passphrase every local user (127.0.0.1
-    is open to all of them) runs code as ``who``, which needs the definition's explicit leave."""
-    if use_passphrase or allowed:
-        return None
-    where = f"{host}:{port}" if port else host
-    reach = "any local user" if not host or is_loopback(host) else f"any local user (and anyone who can reach {where})"
-    return CheckFailure(
-        "no-passphrase",
-        f"Without a passphrase {reach} can run code as {who} through this gateway: tick “Use passphrase” "
-        f"and set one, or tick “{NO_PASSPHRASE_BOX}” to accept that.",
-    )
-
-
-def check_network_exposure(host: str, use_passphrase: bool, allowed: bool) -> CheckFailure | None:
-    """A gateway runs any code its clients send: beyond loopback it needs a passphrase,
-    unless an administrator allowed this definition to go without one."""
-    if use_passphrase or allowed or is_loopback(host):
-        return None
-    where = "listens on every address of the host" if _is_wildcard(host) else "is not a loopback address"
-    return CheckFailure(
-        "open-to-network",
-        f"{host or '0.0.0.0'} {where} and no passphrase is set: anyone who can reach the port could run "
-        "code as its user. Tick “Use passphrase”, or listen on 127.0.0.1; an administrator who "
-        "accepts the risk ticks “Allow connections from the network without a passphrase”.",
-    )

@@ -10,10 +10,8 @@ while the process starts, and the start is ready once it answers. Kinds:
 * ``{"kind": "import", "path": "package.module:function", ...}`` - ``function(probe,
   timeout)`` returns True when ready; the dict carries whatever it needs (``host`` and
   ``port``, when given, are resolved and checked free before the start as for tcp).
-  This is how a kind of server the core does not know (a gateway's protocol ping) is
-  probed without the core importing it;
-* ``{"kind": "gateway", ...}`` - what run directories written before import probes
-  hold: the import probe :data:`LEGACY_IMPORTS` names.
+  This is how a kind of server the core does not know (its own protocol's ping) is
+  probed without the core importing it: the kind names its function in the spec.
 
 A probe may say ``"timeout"``: seconds one attempt may take.
 """
@@ -32,10 +30,7 @@ from typing import Any
 
 from portal.process import nofollow
 
-PROBE_KINDS = ("tcp", "http", "unix-http", "import", "gateway")
-# Probe kinds that were spelled out before import probes existed, and the function that
-# does them now: spec.json files of existing run directories still name them.
-LEGACY_IMPORTS = {"gateway": "gateways.probe:ping"}
+PROBE_KINDS = ("tcp", "http", "unix-http", "import")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 log = logging.getLogger("portal.process.keeper")
@@ -46,7 +41,7 @@ def validate_probe(probe: dict[str, Any]) -> None:
     kind = probe.get("kind")
     if kind not in PROBE_KINDS:
         raise ValueError(f"probe kind {kind!r} is not one of {', '.join(PROBE_KINDS)}")
-    if kind in ("gateway", "tcp") and not probe.get("port"):
+    if kind == "tcp" and not probe.get("port"):
         raise ValueError(f"a {kind} probe needs a port")
     if kind == "http" and not probe.get("url"):
         raise ValueError("an http probe needs a url")
@@ -73,18 +68,17 @@ def probe_host(host: str | None) -> str:
 
 
 def tcp_port(probe: dict[str, Any] | None) -> int | None:
-    """The TCP port the server listens on, when the probe names one (tcp, import, gateway)."""
-    if not probe or probe.get("kind") not in ("tcp", "import", "gateway") or not probe.get("port"):
+    """The TCP port the server listens on, when the probe names one (tcp, import)."""
+    if not probe or probe.get("kind") not in ("tcp", "import") or not probe.get("port"):
         return None
     return int(probe["port"])
 
 
 def import_path(probe: dict[str, Any] | None) -> str | None:
-    """``package.module:function`` of an import probe (or of a legacy kind), else None."""
-    if not probe:
+    """``package.module:function`` of an import probe, else None."""
+    if not probe or probe.get("kind") != "import":
         return None
-    kind = probe.get("kind")
-    return str(probe.get("path")) if kind == "import" else LEGACY_IMPORTS.get(str(kind))
+    return str(probe.get("path"))
 
 
 @functools.cache

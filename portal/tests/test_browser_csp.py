@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateways.tests.test_browser_definitions import log_in
+from conftest import log_in
 from portal.tests.test_browser_layout import portal_with_content  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

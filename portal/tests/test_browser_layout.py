@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import log_in
 from gateways import runtime
 from gateways.models import Gateway
-from gateways.tests.test_browser_definitions import log_in
 from portal import tokens
 from processes.models import Activity, Run
 

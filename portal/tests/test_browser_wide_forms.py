@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from conftest import log_in
 from gateways.tests.factories import form_data
-from gateways.tests.test_browser_definitions import log_in
 from portal.tests.test_browser_layout import OVERFLOW, portal_with_content  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

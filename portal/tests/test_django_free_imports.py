@@ -31,6 +31,7 @@ def django_free_modules() -> list[str]:
         "gateways.server_guard",
         "gateways.client",
         "gateways.probe",  # imported by the keeper
+        "gateways.exposure",
         *_modules_in("gateways/protocol"),
         *_modules_in("portal/process"),
     ]

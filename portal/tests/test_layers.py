@@ -3,18 +3,26 @@
 - The project package (``portal/``) imports no app (``gateways``, ``webapps``): the apps
   import the portal (API authentication, roles, the dashboard's summaries), and the
   apps start what is theirs from the app registry (the processes app's watcher).
+- A kind never imports another kind, templates included (``{% include %}``, ``{% extends %}``,
+  ``{% load %}``): what both use lives in the shared layer (processes/, templates/processes/,
+  the process_tags library).
+- The core (portal/process/ and processes/) names no kind: what is a kind's own (its folders,
+  its probe, its rules) comes from what the kind declares (its adapter, its spec).
 - The names and the sets of process states are spelled once, in portal/process/states.py:
-  a set of state names written out anywhere else is a second source that will drift.
+  a set of state names written out anywhere else is a second source that will drift. In
+  templates, a state or an action (start, stop, restart) is never spelled: they compare
+  and link with ``STATE.RUNNING`` and ``ACTION.STOP`` (processes/context_processors.py).
 - No two modules import each other, directly or round a longer loop, not even from inside a
   function: such a cycle works only by the order of imports, and hides which layer serves which.
 
-Both are checked with ``ast`` over the files as they are, so a new module is covered
-without being listed here.
+Python is read with ``ast``, templates with Django's own lexer, over the files as they are,
+so a new module or template is covered without being listed here.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 APPS = {"gateways", "webapps"}
 STATE_NAMES = set(states.ALL)
 STATES_MODULE = ROOT / "portal" / "process" / "states.py"
+TEMPLATES = ROOT / "templates"
+ACTION_NAMES = {"start", "stop", "restart"}
 
 
 def _is_test_or_migration(path: Path, root: Path = ROOT) -> bool:
@@ -123,6 +133,143 @@ def test_the_dashboard_shows_the_summaries_the_apps_register():
 
     # Registered by GatewaysConfig.ready(); the dashboard tests show it drawn.
     assert summaries._summaries["gateways"].template == "gateways/_dashboard_tile.html"
+
+
+# --- a kind imports no other kind -------------------------------------------------------------
+
+
+def _kind_of(path: Path) -> str | None:
+    """The kind whose code or templates ``path`` is (None: the shared layer or the project)."""
+    parts = path.relative_to(ROOT).parts
+    if parts[0] == "templates":
+        parts = parts[1:]
+    return parts[0] if len(parts) > 1 and parts[0] in APPS else None
+
+
+def test_no_kind_imports_another_kind():
+    for kind in APPS:
+        assert (ROOT / kind / "views.py") in _sources(kind)
+    found = {
+        str(path.relative_to(ROOT)): others
+        for kind in sorted(APPS)
+        for path in _sources(kind)
+        if (others := [m for m in app_imports(path.read_text()) if m.split(".")[0] != kind])
+    }
+    assert found == {}, (
+        "A kind imports no other kind: move what both use into processes/ (Django code) or "
+        f"portal/process/ (Django-free) and import it from there: {found}"
+    )
+
+
+def tag_libraries() -> dict[str, str]:
+    """Each template tag library of the project, and the app (its top folder) that holds it."""
+    return {
+        path.stem: path.relative_to(ROOT).parts[0]
+        for path in ROOT.glob("*/templatetags/*.py")
+        if path.name != "__init__.py"
+    }
+
+
+def template_references(text: str, libraries: dict[str, str]) -> list[str]:
+    """The folders (``gateways``) or apps whose templates or tag libraries ``text`` uses, as
+    ``{% include %}``, ``{% extends %}`` (literal names only) and ``{% load %}`` say."""
+    from django.template.base import Lexer, TokenType
+
+    found = []
+    for token in Lexer(text).tokenize():
+        if token.token_type != TokenType.BLOCK:
+            continue
+        bits = token.split_contents()
+        if bits[0] in ("include", "extends") and len(bits) > 1 and bits[1][:1] in "\"'":
+            name = bits[1][1:-1]
+            if "/" in name:
+                found.append(name.split("/")[0])
+        elif bits[0] == "load":
+            names = bits[1:bits.index("from")] if "from" in bits else bits[1:]
+            libs = bits[bits.index("from") + 1:] if "from" in bits else names
+            found += [libraries[lib] for lib in libs if lib in libraries]
+    return found
+
+
+def test_the_check_finds_every_template_reference_to_a_kind():
+    libraries = {"gateway_tags": "gateways", "process_tags": "processes", "static": "django"}
+    text = (
+        '{% extends "gateways/base.html" %}{% load gateway_tags process_tags %}'
+        "{% include 'webapps/_field.html' with field=form.name %}{% load state_badge from gateway_tags %}"
+        # Not references to a kind: a template named by a variable, a shared one, plain text.
+        '{% include tile.template %}{% include "processes/_field.html" %}<p>see "gateways/_field.html"</p>'
+        '{% extends "base.html" %}'
+    )
+    assert template_references(text, libraries) == ["gateways", "gateways", "processes", "webapps", "gateways",
+                                                    "processes"]
+
+
+def test_no_template_uses_another_kinds_templates_or_tags_and_shared_ones_use_none():
+    libraries = tag_libraries()
+    assert libraries.get("process_tags") == "processes"
+    templates = sorted(TEMPLATES.rglob("*.html"))
+    assert TEMPLATES / "webapps" / "form.html" in templates
+    found = {}
+    for path in templates:
+        kind = _kind_of(path)
+        others = [ref for ref in template_references(path.read_text(), libraries) if ref in APPS and ref != kind]
+        if others:
+            found[str(path.relative_to(ROOT))] = others
+    assert found == {}, (
+        "A template uses only its own kind's templates and tags, or the shared ones: move what kinds share to "
+        f"templates/processes/ and its tags to processes/templatetags/process_tags.py: {found}"
+    )
+
+
+# --- the core names no kind -------------------------------------------------------------------
+
+KIND_WORD = re.compile(r"\b(?:" + "|".join(sorted(APPS)) + r")\b")
+
+
+def kind_names(source: str) -> list[int]:
+    """Lines where ``source`` names a kind's package or folder in a string (not in a docstring:
+    prose may give a kind as an example): "gateways.probe:ping", "log/gateways"."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+    }
+    return sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+        and KIND_WORD.search(node.value)
+    )
+
+
+def test_the_check_finds_a_kind_named_in_a_string_and_not_in_prose():
+    source = (
+        '"""Shared by gateways and webapps."""\n'
+        'PROBE = "gateways.probe:ping"\n'  # 2
+        'folder = os.path.join(var, "log", "gateways")\n'  # 3
+        'x = f"{var}/webapps/{name}"\n'  # 4
+        "def f():\n"
+        '    """Like webapps do."""\n'
+        # Not a kind's package or folder: the word of one, a longer name, a comment.
+        '    return "gateway" + "webapps_extra"  # gateways\n'
+    )
+    assert kind_names(source) == [2, 3, 4]
+
+
+def test_the_core_names_no_kind():
+    sources = _sources("portal/process", "processes")
+    assert ROOT / "portal" / "process" / "probes.py" in sources and ROOT / "processes" / "adapters.py" in sources
+    found = {
+        str(path.relative_to(ROOT)): lines
+        for path in sources
+        if (lines := kind_names(path.read_text()) + [f"import {m}" for m in app_imports(path.read_text())])
+    }
+    assert found == {}, (
+        "portal/process/ and processes/ name no kind: let the kind declare what is its own (its adapter's "
+        f"hooks, the spec it builds, an argument it passes). Found at lines: {found}"
+    )
 
 
 # --- no import cycles ------------------------------------------------------------------------
@@ -328,3 +475,64 @@ def test_the_state_field_offers_the_states_of_portal_process_states():
     assert list(field.choices) == states.CHOICES
     assert [value for value, _ in field.choices] == [s.value for s in states.State]
     assert field.default == states.STOPPED
+
+
+# --- templates spell no state and no action ---------------------------------------------------
+
+_QUOTED = re.compile(r"""(["'])([a-z]+)\1""")
+_ACTION_VALUE = re.compile(r"""\bvalue=(["'])(""" + "|".join(sorted(ACTION_NAMES)) + r""")\1""")
+
+
+def spelled_names(text: str) -> list[tuple[int, str]]:
+    """(line, name) where a template spells a state or an action: quoted in a tag or a variable
+    (``{% if obj.state == "running" %}``, ``{% url 'gateways:control' gateway.name 'stop' %}``),
+    or as the value of a button or an input (``value="restart"``)."""
+    from django.template.base import Lexer, TokenType
+
+    found = []
+    for token in Lexer(text).tokenize():
+        if token.token_type in (TokenType.BLOCK, TokenType.VAR):
+            found += [(token.lineno, m.group(2)) for m in _QUOTED.finditer(token.contents)
+                      if m.group(2) in STATE_NAMES | ACTION_NAMES]
+        elif token.token_type == TokenType.TEXT:
+            found += [(token.lineno + token.contents[:m.start()].count("\n"), m.group(2))
+                      for m in _ACTION_VALUE.finditer(token.contents)]
+    return found
+
+
+def test_the_check_finds_states_and_actions_spelled_in_a_template():
+    text = (
+        '{% if webapp.state == "running" %}\n'  # 1
+        "{% url 'gateways:control' gateway.name 'stop' as stop_url %}\n"  # 2
+        '{{ obj.state|default:"unknown" }}\n'  # 3
+        '<button name="then" value="restart">Save and restart</button>\n'  # 4
+        # Not states or actions spelled: the shared names, other words, a field named restart, prose.
+        "{% if webapp.state == STATE.RUNNING %}{% url 'gateways:control' gateway.name ACTION.STOP %}\n"
+        '{% include "x.html" with where="list" %}{% if venv.state == "building" %}{% endif %}\n'
+        '<input type="checkbox" name="restart"> <p>Stop it, then start it: "running" is shown.</p>\n'
+    )
+    assert spelled_names(text) == [(1, "running"), (2, "stop"), (3, "unknown"), (4, "restart")]
+
+
+def test_templates_take_state_and_action_names_from_the_shared_names():
+    templates = sorted(TEMPLATES.rglob("*.html"))
+    assert TEMPLATES / "processes" / "_control_buttons.html" in templates
+    found = {
+        str(path.relative_to(ROOT)): names
+        for path in templates
+        if (names := spelled_names(path.read_text()))
+    }
+    assert found == {}, (
+        "Templates compare and link with STATE.RUNNING and ACTION.STOP (processes/context_processors.py), "
+        f"never the words themselves: {found}"
+    )
+
+
+def test_the_shared_names_are_the_states_and_actions_of_their_one_place():
+    from processes import context_processors, control
+
+    names = context_processors.names(None)
+    assert names["STATE"] == {state.name: state.value for state in states.State}
+    assert names["STATE"]["RUNNING"] == states.RUNNING
+    assert set(names["ACTION"].values()) == set(control.ACTIONS) == ACTION_NAMES
+    assert names["ACTION"]["STOP"] == control.STOP

@@ -1,32 +1,8 @@
-"""What an older portal left behind still works: tasks queued under the gateway task names,
-and the admin's links to runs and activity."""
+"""What an older portal left behind still works: the admin's links to runs and activity."""
 
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-
-from gateways.tests.factories import make_gateway
-from gateways.tests.process_helpers import free_port, server_processes, wait_state
-from portal.celery import app
-from portal.queues import host_queue
-from processes.models import Activity
-
-
-@pytest.mark.worker
-def test_a_start_and_a_stop_queued_under_the_old_task_names_still_run(gateway_processes) -> None:  # type: ignore[no-untyped-def]
-    port = free_port()
-    gateway = make_gateway(port=port)
-    queue = host_queue(settings.PORTAL_HOST_NAME)
-    # As an older portal sent them: by name, the gateway's pk, a trigger, no request number.
-    app.send_task("gateways.tasks.start_gateway", args=[gateway.pk, "ada"], queue=queue)
-    gateway = wait_state(gateway, {"running"}, timeout=30)
-    assert server_processes(port)
-    app.send_task("gateways.tasks.stop_gateway", args=[gateway.pk, "ada"], queue=queue)
-    gateway = wait_state(gateway, {"stopped"}, timeout=30)
-    assert server_processes(port) == []
-    trail = [s for s in Activity.objects.of(gateway).order_by("id").values_list("to_state", flat=True) if s]
-    assert trail == ["starting", "running", "stopping", "stopped"]
 
 
 @pytest.mark.django_db

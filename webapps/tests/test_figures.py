@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from gateways.charts import HEIGHT
 from portal.process.states import RUNNING
+from processes.charts import HEIGHT
 from webapps import adapter, figures
 from webapps.tests.front_helpers import FRONTS, RunningFront, gunicorn, wait_for
 from webapps.tests.webapp_factories import app_dir, make_webapp

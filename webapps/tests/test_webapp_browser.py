@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateways.tests.test_browser_definitions import log_in
+from conftest import log_in
 from webapps.models import WebApp
 from webapps.tests.test_webapp_start_stop import get_over_socket, webapp_processes  # noqa: F401  (a fixture)
 from webapps.tests.webapp_factories import app_dir

@@ -38,6 +38,9 @@ def test_the_portal_s_bytecode_is_made_readable_and_missing_bytecode_compiled(tm
     old = os.umask(0o077)
     try:
         accounts.share_bytecode(str(tmp_path))
+        # The kind's folder is shared only once its adapter names it (hosted_code).
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+        accounts.share_bytecode(str(tmp_path), shared=["gateways"])
     finally:
         os.umask(old)
     assert stat.S_IMODE(private.stat().st_mode) == 0o644

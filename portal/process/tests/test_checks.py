@@ -116,11 +116,11 @@ def test_a_non_local_address_is_refused():
     failure = check_bind_address("192.0.2.10")  # TEST-NET-1: never assigned to a real host
     assert failure.code == "address-not-local"
     assert failure.message.startswith(f"192.0.2.10 is not an address of this host ({socket.gethostname()})")
-    assert "run this gateway on a worker on that host, or use 127.0.0.1" in failure.message
+    assert "run this server on a worker on that host, or use 127.0.0.1" in failure.message
 
 
 def test_an_unresolvable_name_is_refused():
     failure = check_bind_address("no-such-host.invalid")
     assert failure.code == "address-unknown"
     assert failure.message.startswith("the server name no-such-host.invalid does not resolve (")
-    assert "enter an IP address of the host where the gateway should listen (127.0.0.1" in failure.message
+    assert "enter an IP address of the host where the server should listen (127.0.0.1" in failure.message

@@ -141,7 +141,8 @@ def test_the_gateway_probe_pings_a_real_gateway_server(run_dir, port, tag):
         env={"GATEWAY_PASSPHRASE": verifier, "TEST_TAG": tag},
         secret_env=["GATEWAY_PASSPHRASE"],
         cwd=str(ROOT),
-        probe={"kind": "gateway", "host": "127.0.0.1", "port": port, "verifier": verifier},
+        probe={"kind": "import", "path": "gateways.probe:ping", "host": "127.0.0.1", "port": port,
+               "verifier": verifier},
         stop_timeout=3.0,
     )
     keeper.launch(spec, run_dir)
@@ -162,7 +163,8 @@ def test_the_gateway_probe_is_not_fooled_by_a_plain_tcp_listener(port):
         listener.bind(("127.0.0.1", port))
         listener.listen()
         assert keeper.probe_once({"kind": "tcp", "host": "127.0.0.1", "port": port}, timeout=0.5)
-        assert not keeper.probe_once({"kind": "gateway", "host": "127.0.0.1", "port": port}, timeout=0.5)
+        assert not keeper.probe_once({"kind": "import", "path": "gateways.probe:ping", "host": "127.0.0.1",
+                                      "port": port}, timeout=0.5)
 
 
 def test_an_http_probe_waits_for_a_web_server_to_answer(run_dir, port, tag):

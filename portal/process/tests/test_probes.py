@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -164,18 +163,6 @@ def test_an_import_probe_of_a_gateway_is_not_fooled_by_a_plain_tcp_listener(port
         listener.listen()
         assert not probe_once({"kind": "import", "path": "gateways.probe:ping", "host": "127.0.0.1",
                                "port": port}, timeout=0.5)
-
-
-def test_a_run_dir_written_with_the_gateway_kind_still_starts(run_dir, port, tag):
-    # spec.json as written before import probes: {"kind": "gateway", ...}.
-    spec = Spec(name="old", argv=[sys.executable, "-m", "gateways.server", "--host", "127.0.0.1", "--port", str(port),
-                                  "--log-file", f"{tag}/gateway.log"],
-                cwd=str(ROOT), probe={"kind": "gateway", "host": "127.0.0.1", "port": port})
-    keeper.launch(spec, run_dir)
-    assert json.loads((run_dir / "spec.json").read_text())["probe"]["kind"] == "gateway"
-    status = keeper.wait_for(run_dir, {"running", "fatal", "exited"}, timeout=10)
-    assert status["state"] == "running", status["error"]
-    assert keeper.request_stop(run_dir, timeout=10)
 
 
 @pytest.mark.parametrize("probe, message", [

@@ -6,7 +6,7 @@ from portal.process.spec import Spec
 def gateway_spec(**fields) -> Spec:
     return Spec(name="gw", argv=["python3", "-m", "gateways.server", "--port", "55001"],
                 env={"GATEWAY_PASSPHRASE": "s3cret", "OTHER": "visible"}, secret_env=["GATEWAY_PASSPHRASE"],
-                probe={"kind": "gateway", "host": "127.0.0.1", "port": 55001, "verifier": "pbkdf2_sha256$x"},
+                probe={"kind": "import", "path": "gateways.probe:ping", "host": "127.0.0.1", "port": 55001, "verifier": "pbkdf2_sha256$x"},
                 **fields)
 
 

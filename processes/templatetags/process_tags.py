@@ -1,3 +1,6 @@
+"""What the pages of every kind use: the state badge, the rows' refresh, figures and durations,
+and the warnings and errors beside a form's fields."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -7,18 +10,18 @@ from django import template
 from django.forms import BoundField
 from django.utils.html import format_html
 
-from gateways.models import STATE_CHOICES, Gateway
-from portal.process.states import RUNNING
+from portal.process.states import LABELS, RUNNING, State
+from processes.models import ManagedProcess
 
 register = template.Library()
 
 
 @register.simple_tag
-def state_badge(gateway: Gateway) -> str:
+def state_badge(obj: ManagedProcess) -> str:
     """The state as the keeper reports it; "Starting…" while a start request is still on its way."""
-    state = gateway.shown_state
-    label = dict(STATE_CHOICES)[state]
-    restarts = (gateway.startup or {}).get("restarts") or 0
+    state = obj.shown_state
+    label = LABELS[State(state)]
+    restarts = (obj.startup or {}).get("restarts") or 0
     extra = ""
     if restarts and state == RUNNING:
         extra = format_html(
@@ -60,7 +63,7 @@ def duration(seconds: float | None) -> str:
 
 @register.filter
 def field_warnings(field: BoundField) -> list[str]:
-    """The warnings a form (GatewayForm.add_warning) has for this field; they do not block a save."""
+    """The warnings a form (a definition form's add_warning) has for this field; they do not block a save."""
     return getattr(field.form, "field_warnings", {}).get(field.name, [])
 
 
