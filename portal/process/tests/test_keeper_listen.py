@@ -86,6 +86,20 @@ def test_the_socket_outlives_a_kill_9_and_the_next_process_serves_it(run_dir: Pa
     keeper.request_stop(run_dir, timeout=10)
 
 
+def test_a_request_sent_while_the_process_is_replaced_waits_for_the_next_one(run_dir: Path, tag: str) -> None:
+    """Between a kill -9 and the restart, a connection waits in the keeper's backlog (an engine
+    that bound its own socket would have left none: refused, a 503 from the front)."""
+    # A run shorter than quick_secs is a quick failure: the restart waits backoff_base (1 s).
+    first = started(run_dir, fd_spec(run_dir, tag, quick_secs=30.0, backoff_base=1.0))
+    path = run_dir / "app.sock"
+    os.kill(first["pid"], signal.SIGKILL)
+    wait_until(lambda: (keeper.read_status(run_dir) or {}).get("state") == "exited", timeout=10)
+    answer = ask(path)  # sent while no process runs
+    assert answer["pid"] != first["pid"]
+    assert answer["pid"] == keeper.read_status(run_dir)["pid"]
+    keeper.request_stop(run_dir, timeout=10)
+
+
 def test_a_socket_whose_file_went_is_bound_again_at_the_next_start(run_dir: Path, tag: str) -> None:
     """As gunicorn removes its socket's file when it stops (where it may)."""
     first = started(run_dir, fd_spec(run_dir, tag, "--unlink-at-term", restart_policy="always"))
