@@ -1,4 +1,4 @@
-"""Run uvicorn for one ASGI application on a unix socket of mode 0660, mounted at SCRIPT_NAME.
+"""Run uvicorn for one ASGI application on a unix socket (the keeper's, or one of mode 0660), mounted at SCRIPT_NAME.
 
 Run by path with the application's own interpreter (never imports the portal)::
 
