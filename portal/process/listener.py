@@ -108,10 +108,13 @@ class Listener:
         return [arg.replace(LISTEN_FD, fd) for arg in argv]
 
     def close(self, unlink: bool = True) -> None:
-        """Close the socket; with ``unlink``, remove its file if it still is ours."""
+        """Close the socket; with ``unlink``, remove its file if it still is ours (or, for a keeper
+        that adopted its process and never held the socket, if nobody listens on it any more)."""
         sock, self.sock = self.sock, None
         mine, self.file = self.file, None
         if sock is None:
+            if unlink and not os.path.islink(self.path):
+                probes.clear_stale_socket(self.path)  # a live listener is left alone
             return
         if unlink and mine is not None and file_id(self.path) == mine:
             with contextlib.suppress(OSError):

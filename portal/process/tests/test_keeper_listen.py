@@ -130,6 +130,18 @@ def test_a_link_put_at_the_path_is_never_served_through(run_dir: Path, tag: str,
     keeper.request_stop(run_dir, timeout=10)
 
 
+def test_a_keeper_that_adopted_the_process_removes_the_socket_at_the_stop(run_dir: Path, tag: str) -> None:
+    first = started(run_dir, fd_spec(run_dir, tag))
+    path = run_dir / "app.sock"
+    os.kill(first["keeper_pid"], signal.SIGKILL)  # the process lives on, serving the socket
+    wait_until(lambda: not keeper.keeper_alive(run_dir), timeout=10)
+    keeper.adopt(run_dir)
+    assert keeper.wait_for(run_dir, {"running"}, timeout=10)["pid"] == first["pid"]
+    assert ask(path)["pid"] == first["pid"]
+    keeper.request_stop(run_dir, timeout=10)
+    assert not path.exists(), "nobody listens on it any more: removed"
+
+
 def test_a_live_server_at_the_path_refuses_the_start_saying_so(run_dir: Path, tag: str) -> None:
     run_dir.mkdir(mode=0o700)
     path = run_dir / "app.sock"
