@@ -195,13 +195,19 @@ class RunningFront:
         must be gone (an old worker may not have been told to retire yet when the new routes
         already answer); else those that say they are shutting down."""
         def retiring() -> bool:
+            live = 0
             for worker in self.processes():
                 with contextlib.suppress(psutil.Error):
-                    if worker.pid in (before or ()) and worker.status() != psutil.STATUS_ZOMBIE:
+                    if worker.status() == psutil.STATUS_ZOMBIE:
+                        continue
+                    live += 1
+                    if worker.pid in (before or ()):
                         return True
                     if "shutting down" in " ".join(worker.cmdline()):
                         return True
-            return False
+            # nginx runs one worker here (worker_processes 1): two alive are an old one not told to
+            # retire yet beside the new one, which may still accept a connection and close it.
+            return live > 1
 
         if self.kind == "nginx":
             wait_for(lambda: not retiring(), timeout=30, what="nginx's old workers gone")
