@@ -168,7 +168,7 @@ def fix_modes(root: Path | None = None) -> list[str]:
     Returns one line per path it fixed (or could not fix), for the caller to
     show. Symbolic links are neither followed nor changed: a link's target is
     not var/'s to fix. Two things are left as they are: a unix socket (an
-    application's is 0660 on purpose, for the front; the 0700 folders above it
+    application's is its keeper's, for the fronts; the 0700 folders above it
     keep everyone else out), and what lies inside a virtualenv (any folder with
     a pyvenv.cfg: thousands of files whose modes pip chose; the virtualenv's own
     folder is made private, which closes it). Every Django process runs this at

@@ -36,18 +36,20 @@ def run_dir(webapp: WebApp) -> Path:
 
 
 def hosted_dir(webapp: WebApp) -> Path:
-    """Its home, owned by the user it runs as: socket, virtualenvs, caches (outside var/)."""
+    """Its home, owned by the user it runs as: virtualenvs, caches (outside var/)."""
     return paths.HOSTED_DIR / "webapps" / str(webapp.run_key)
 
 
 def home(webapp: WebApp) -> Path:
-    """The folder its processes may write (HOME, the socket); its virtualenvs are beside it."""
+    """The folder its processes may write (HOME); its virtualenvs are beside it."""
     return hosted_dir(webapp) / "home"
 
 
 def socket_path(webapp: WebApp) -> Path:
-    """The unix socket the engine listens on, which the front connects to."""
-    return home(webapp) / SOCKET_NAME
+    """The unix socket the front connects to: bound by the keeper in the run directory (the
+    portal's, 0700) and handed to the engine, never in the home the application can write,
+    where it could put a link in its place."""
+    return run_dir(webapp) / SOCKET_NAME
 
 
 def log_folder() -> Path:

@@ -22,6 +22,8 @@ Run directory layout (the directory is 0700, files with secrets 0600)::
       stop_request.json  transient: who asked for the stop that the next SIGTERM means
       output.log         the child's stdout+stderr (unless spec.log_file says otherwise),
       output.log.1 ..N   rotated by size with copytruncate
+      app.sock           with Spec.listen: the socket the keeper binds (0600) and hands the child
+                         by descriptor, kept across restarts (portal.process.listener)
 
 Lifecycle (supervisor's states, see states.py)::
 

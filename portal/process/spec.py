@@ -53,6 +53,9 @@ class Spec:
     answer) before the keeper gives it up and tries again, still within init_timeout.
     Default 0.25 s.
 
+    ``listen`` (None: off) makes the keeper bind a unix socket in a folder of its own and hand
+    the process its descriptor (:mod:`portal.process.listener`).
+
     ``reload`` (None: off) makes the keeper watch files and reload the process when one
     changes, by a signal (graceful) or by a restart: :mod:`portal.process.reload`.
     """
@@ -83,6 +86,9 @@ class Spec:
     sandbox: dict[str, Any] | None = None
     # Who the process runs as (portal.process.accounts.Account.to_dict()); None: the keeper's user.
     account: dict[str, Any] | None = None
+    # A unix socket the keeper binds and hands down ({"path", "mode"}; argv names it as
+    # "{listen_fd}"): portal.process.listener. None: the process binds its own, if any.
+    listen: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -101,6 +107,10 @@ class Spec:
             validate_probe(self.probe)
         if self.reload is not None:
             validate_reload(self.reload)
+        if self.listen is not None:
+            from portal.process.listener import validate_listen
+
+            validate_listen(self.listen)
         for name in ("init_timeout", "stop_timeout", "backoff_base", "backoff_max", "quick_secs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")

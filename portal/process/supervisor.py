@@ -22,6 +22,7 @@ from portal.process import identity, probes, sandbox
 from portal.process.child import Child, describe_exit, group_members
 from portal.process.identity import ProcessIdentity
 from portal.process.journal import Journal
+from portal.process.listener import Listener
 from portal.process.logtail import open_for_append, open_regular, rotate_copytruncate, within
 from portal.process.reload import Watcher
 from portal.process.rundir import PID_FILE, STOP_REQUEST_FILE, log_file_of, read_json, write_atomic
@@ -72,6 +73,8 @@ class Keeper:
         self.sandbox_noted = False
         # What the readiness probe last got from a server that is up but not ready (HTTP 5xx).
         self.probe_answer: str | None = None
+        # The socket the keeper binds for the process and keeps across its restarts (or None).
+        self.listener = Listener(spec.listen) if spec.listen else None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -244,6 +247,8 @@ class Keeper:
     def stale_socket_error(self) -> str | None:
         """A unix socket left by a killed run is removed; one that a live server holds is an error."""
         probe = self.probe
+        if self.listener is not None:
+            return self.listener.ensure()  # clears a stale file, keeps our own socket
         if not probe or probe.get("kind") != "unix-http":
             return None
         return probes.clear_stale_socket(str(probe["socket"]))
@@ -261,7 +266,9 @@ class Keeper:
         if refused:
             return refused
         # The keeper has threads (the child's wait thread): no preexec_fn, an exec wrapper.
-        argv = sandbox.wrap(self.spec.argv, self.spec.sandbox) if confined else self.spec.argv  # type: ignore[arg-type]
+        argv = self.listener.argv(self.spec.argv) if self.listener is not None else self.spec.argv
+        argv = sandbox.wrap(argv, self.spec.sandbox) if confined else argv  # type: ignore[arg-type]
+        pass_fds = (self.listener.fileno(),) if self.listener is not None else ()
         roots = self.spec.log_roots
         folder = os.path.realpath(self.log_path.parent)
         if roots is None or any(within(folder, root) for root in roots):
@@ -283,6 +290,7 @@ class Keeper:
                 stdout=fd,  # straight to the file: the child never blocks on a pipe
                 stderr=subprocess.STDOUT,
                 close_fds=True,
+                pass_fds=pass_fds,  # the listening socket, at the number argv names
                 start_new_session=True,  # own group: SIGTERM/SIGKILL reach its whole tree
                 umask=0o077,
                 # Its own user (portal.process.accounts): set by CPython between fork and exec.
@@ -446,6 +454,14 @@ class Keeper:
     # -- the loop ----------------------------------------------------------------------
 
     def run(self, adopted: Child | None = None) -> int:
+        """:meth:`keep`, then close the socket the keeper bound (its file goes with it)."""
+        try:
+            return self.keep(adopted)
+        finally:
+            if self.listener is not None:
+                self.listener.close()
+
+    def keep(self, adopted: Child | None = None) -> int:
         """Keep the process until it is stopped, gives up (fatal) or exits for good.
 
         Without ``adopted``, the journal is already in state starting.

@@ -1,6 +1,6 @@
 """Who the client is, as the front tells an application: one address in ``X-Forwarded-For``.
 
-The front is the applications' only way in (their sockets are 0660 in 0700 folders), so the
+The front is the applications' only way in (their sockets are 0600 in the keepers' 0700 folders), so the
 engines trust its headers: uvicorn (``--forwarded-allow-ips *``) takes the *first* address of
 ``X-Forwarded-For`` as the client, and so would a Flask ``ProxyFix`` that counts every hop. A front
 that appends to what the client sent (the usual ``$proxy_add_x_forwarded_for``) would let any

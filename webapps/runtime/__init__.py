@@ -20,7 +20,7 @@ API for the Django side::
     result = check_app(python, directory, module, callable_name, protocol, env=child_env, timeout=20)
     result.ok, result.code, result.message, result.kind, result.traceback
 
-    # 3. The keeper's Spec: engine command, SCRIPT_NAME, unix socket 0660, probe, debug reload.
+    # 3. The keeper's Spec: engine command, SCRIPT_NAME, the socket the keeper binds (0600), probe, debug reload.
     app = AppRun(mount="/flask", directory=..., module="app", callable="app", protocol="wsgi",
                  engine="gunicorn", workers=1, threads=4, debug=False, python=python,
                  env={...}, secret_env=[...], socket=str(run_dir / "app.sock"), log_file=...)

@@ -3,23 +3,29 @@
 Never imports Django: the portal builds a :class:`~portal.process.spec.Spec` from an
 :class:`AppRun` and hands it to a keeper (``portal.process.keeper.launch``).
 
-Every engine listens on a unix socket in the run directory, mode 0660 (the front, in the same
-user or group, is the only client):
+Every engine serves a unix socket that its keeper binds and hands down by descriptor
+(``Spec.listen``, :mod:`portal.process.listener`): the socket lies in the run directory, the
+portal's own folder (0700), mode 0600, so that the fronts (the portal's user) alone connect and
+the application, which never learns more than the descriptor, cannot put a link in its place.
+The keeper keeps it open across the engine's restarts.
 
-* **gunicorn** (WSGI, ``gthread`` workers): ``--umask 0o117`` - gunicorn applies its umask around
-  the bind of a unix socket (gunicorn/sock.py), so the socket is born 0660. The mount is
+* **gunicorn** (WSGI, ``gthread`` workers): under the launcher
+  ``serve_gunicorn_launch/portal_gunicorn_launch.py``, which hands it the descriptor through
+  systemd's socket-activation protocol (with ``--bind fd://N`` gunicorn would try to remove the
+  socket's file when it stops, and fail: the folder is not the application's). The mount is
   ``SCRIPT_NAME`` from the process environment: gunicorn strips it from PATH_INFO, and since
   gunicorn 22 it ignores a ``SCRIPT_NAME`` request header.
-* **uvicorn** (ASGI, natively async): uvicorn has no option for the socket's mode and chmods
-  ``--uds`` to 0666, so it runs under the launcher ``serve/portal_uvicorn.py``, which binds the
-  socket under umask 0o117, chmods it 0660 and hands it over with ``--fd``. uvicorn's
-  ``--root-path`` doubles the prefix behind a front that passes the full path, so the launcher
-  sets ``root_path`` from ``SCRIPT_NAME`` in each scope instead (see that file).
-* **granian** (WSGI or ASGI): ``--uds-permissions 0o660``; ``--url-path-prefix`` gives WSGI its
-  SCRIPT_NAME (PATH_INFO stripped) and ASGI its root_path (path left whole: no doubling). A WSGI
-  application is served through ``serve_granian/portal_granian.py``, which returns an answer of
-  known length up to 256 KiB in one piece (granian streams any other iterable: the head, then each
-  chunk, each a write that wakes the front and the client again; see that file).
+* **uvicorn** (ASGI, natively async): under the launcher ``serve/portal_uvicorn.py``, which hands
+  the descriptor to uvicorn with ``--fd``. uvicorn's ``--root-path`` doubles the prefix behind a
+  front that passes the full path, so the launcher sets ``root_path`` from ``SCRIPT_NAME`` in each
+  scope instead (see that file).
+* **granian** (WSGI or ASGI): granian has no option for a descriptor, so it runs under the
+  launcher ``serve_granian_launch/portal_granian_launch.py``, which makes granian's shared socket
+  of it (see that file). ``--url-path-prefix`` gives WSGI its SCRIPT_NAME (PATH_INFO stripped) and
+  ASGI its root_path (path left whole: no doubling). A WSGI application is served through
+  ``serve_granian/portal_granian.py``, which returns an answer of known length up to 256 KiB in one
+  piece (granian streams any other iterable: the head, then each chunk, each a write that wakes the
+  front and the client again; see that file).
 
 Reloads (debug): gunicorn replaces its workers on SIGHUP and loads the app anew (it is not
 preloaded); granian respawns its workers on SIGHUP ("gracefully respawning workers"), the
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from portal.process.listener import LISTEN_FD
 from portal.process.spec import Spec
 
 ENGINES = ("gunicorn", "uvicorn", "granian")
@@ -60,10 +67,12 @@ ENGINE_MODULES = {"gunicorn": ["gunicorn"], "uvicorn": ["uvicorn"], "granian": [
 ENGINE_EXTRAS = {
     "uvicorn": {"websockets": "uvicorn serves HTTP without it, but answers every websocket upgrade with 404"},
 }
-SOCKET_MODE = 0o660
+SOCKET_MODE = 0o600  # the portal's user (the fronts) alone: the engine has the descriptor
 SOCKET_NAME = "app.sock"
+GUNICORN_LAUNCHER = Path(__file__).resolve().parent / "serve_gunicorn_launch" / "portal_gunicorn_launch.py"
 UVICORN_LAUNCHER = Path(__file__).resolve().parent / "serve" / "portal_uvicorn.py"
 GRANIAN_WSGI = Path(__file__).resolve().parent / "serve_granian" / "portal_granian.py"
+GRANIAN_LAUNCHER = Path(__file__).resolve().parent / "serve_granian_launch" / "portal_granian_launch.py"
 TARGET_ENV = "WEBAPP_TARGET"  # read by the uvicorn launcher and granian's WSGI wrapper
 # Names a definition's environment may not set: the runtime sets them for the engine.
 RESERVED_ENV = frozenset({"SCRIPT_NAME", TARGET_ENV})
@@ -89,7 +98,8 @@ class AppRun:
     ``callable``: ``mysite.wsgi`` and ``application``. ``python``: the interpreter that runs
     the engine (the app's virtualenv or the portal's own). ``env``: the definition's variables,
     ``secret_env`` the names among them whose values are secret. ``socket``: the unix socket
-    path, in the run directory. ``log_file``: None for the keeper's default.
+    path the keeper binds and the fronts connect to, in the run directory (never the
+    application's folder). ``log_file``: None for the keeper's default.
     """
 
     mount: str
@@ -220,9 +230,8 @@ def engine_argv(app: AppRun) -> list[str]:
         raise ValueError("; ".join(problems))
     if app.engine == "gunicorn":
         return [
-            app.python, "-m", "gunicorn",
-            "--bind", f"unix:{app.socket}",
-            "--umask", "0o117",  # the socket is created 0660 (gunicorn sets it around the bind)
+            # The keeper's socket, through systemd's protocol (see the launcher): no --bind.
+            app.python, str(GUNICORN_LAUNCHER), "--fd", LISTEN_FD, "--",
             "--worker-class", "gthread", "--workers", str(app.workers), "--threads", str(app.threads),
             "--chdir", app.directory,
             # Only the front reaches the socket; it sets X-Forwarded-For/-Proto/-Host.
@@ -237,7 +246,7 @@ def engine_argv(app: AppRun) -> list[str]:
         ]
     if app.engine == "uvicorn":
         return [
-            app.python, str(UVICORN_LAUNCHER), "--uds", app.socket, "--",
+            app.python, str(UVICORN_LAUNCHER), "--fd", LISTEN_FD, "--",
             "--app-dir", app.directory,
             "--workers", str(app.workers),
             "--forwarded-allow-ips", "*",
@@ -245,9 +254,9 @@ def engine_argv(app: AppRun) -> list[str]:
         ]
     assert app.engine == "granian"
     argv = [
-        app.python, "-m", "granian",
+        app.python, str(GRANIAN_LAUNCHER), "--fd", LISTEN_FD, "--",
         "--interface", app.protocol,
-        "--uds", app.socket, "--uds-permissions", "0o660",
+        "--uds", app.socket,  # for granian's messages: the launcher serves the descriptor
         "--workers", str(app.workers),
         "--working-dir", app.directory,
         "--respawn-interval", "0.1",  # a reload retires the old worker 0.1 s after the new one starts
@@ -287,13 +296,15 @@ def reload_settings(app: AppRun, ignore: list[str] | None = None) -> dict[str, A
 def build_spec(app: AppRun, name: str | None = None, log_roots: list[str] | None = None,
                restart_policy: str = "on-failure", init_timeout: float = INIT_TIMEOUT,
                pass_env: list[str] | None = None) -> Spec:
-    """The keeper's :class:`Spec` for ``app``: ready once the app answers over its socket.
+    """The keeper's :class:`Spec` for ``app``: ready once the app answers over its socket,
+    which the keeper binds at ``app.socket`` and hands down (``listen``).
 
     The probe asks for the mount's own page (``/flask/``) over the socket; any status below 500
     is an answer (a 404, a 400 for a host the app does not allow, or a redirect is a live app).
     In debug mode the keeper watches the application directory (``Spec.reload``).
     """
     probe = {"kind": "unix-http", "socket": app.socket, "path": (app.mount or "") + "/", "timeout": 2.0}
+    listen = {"path": app.socket, "mode": SOCKET_MODE}
     ignore = []
     if app.log_file:
         ignore.append(os.path.dirname(app.log_file))
@@ -311,4 +322,5 @@ def build_spec(app: AppRun, name: str | None = None, log_roots: list[str] | None
         restart_policy=restart_policy,
         stop_timeout=STOP_TIMEOUT,
         reload=reload_settings(app, ignore) if app.debug else None,
+        listen=listen,
     )

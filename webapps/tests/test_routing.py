@@ -265,7 +265,9 @@ def test_a_stopped_app_answers_503_and_a_killed_one_503_until_its_restart(
     app.refresh_from_db()
     old_pid = app.pid
 
-    # kill -9: the front answers 503 (backoff, starting) in between, and the app again once restarted.
+    # kill -9: in between, the front answers 503 (backoff, starting) where the routes say so, or
+    # the request waits in the backlog of the socket the keeper holds and the restarted app
+    # answers it; then the app answers again.
     psutil.Process(old_pid).kill()
     seen: list[int] = []
 
@@ -273,12 +275,11 @@ def test_a_stopped_app_answers_503_and_a_killed_one_503_until_its_restart(
         status = front.get("/hello/")[0]
         if not seen or seen[-1] != status:
             seen.append(status)
-        return status == 200 and 503 in seen
+        app.refresh_from_db()
+        return status == 200 and app.pid not in (None, old_pid)
 
     wait_for(back, timeout=60, what="the restarted app through the front")
     print(f"{front.kind}: statuses after kill -9: {seen}")
-    # The front may see the new process answer a moment before the watcher records its pid.
-    wait_for(lambda: (app.refresh_from_db(), app.pid != old_pid)[1], timeout=10, what="the new pid recorded")
     # Never a 502: before the keeper has seen the exit the app is still "running" but its socket
     # refuses, which the front answers 503 (Retry-After: 1) as it does a restart in progress.
     assert set(seen) <= {200, 503}, seen

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from portal.process.listener import LISTEN_FD
 from portal.process.spec import Spec
 from webapps.runtime.engines import (
+    GRANIAN_LAUNCHER,
+    GUNICORN_LAUNCHER,
     UVICORN_LAUNCHER,
     AppRun,
     build_spec,
@@ -27,11 +30,11 @@ def app_run(**fields) -> AppRun:  # type: ignore[no-untyped-def]
     return AppRun(**{**values, **fields})
 
 
-def test_gunicorn_serves_wsgi_with_gthread_on_a_0660_socket() -> None:
+def test_gunicorn_serves_wsgi_with_gthread_on_the_keeper_s_socket() -> None:
     argv = engine_argv(app_run(workers=2, threads=8))
-    assert argv[:3] == ["/opt/py/bin/python", "-m", "gunicorn"]
-    assert argv[argv.index("--bind") + 1] == "unix:/run/w/app.sock"
-    assert argv[argv.index("--umask") + 1] == "0o117"  # 0666 & ~0117 = 0660
+    assert argv[:5] == ["/opt/py/bin/python", str(GUNICORN_LAUNCHER), "--fd", LISTEN_FD, "--"]
+    assert "--bind" not in argv and "/run/w/app.sock" not in argv  # never a path it would bind itself
+    assert [p.name for p in GUNICORN_LAUNCHER.parent.glob("*.py")] == ["portal_gunicorn_launch.py"]
     assert argv[argv.index("--worker-class") + 1] == "gthread"
     assert argv[argv.index("--workers") + 1] == "2" and argv[argv.index("--threads") + 1] == "8"
     assert argv[argv.index("--chdir") + 1] == "/srv/flask"
@@ -43,7 +46,7 @@ def test_uvicorn_runs_through_the_launcher_without_root_path() -> None:
     app = app_run(mount="/fastapi/", protocol="asgi", module="main", callable="api")
     argv = engine_argv(app)
     assert argv[:2] == ["/opt/py/bin/python", str(UVICORN_LAUNCHER)]
-    assert argv[argv.index("--uds") + 1] == "/run/w/app.sock"
+    assert argv[argv.index("--fd") + 1] == LISTEN_FD and "--uds" not in argv
     assert "--root-path" not in argv, "uvicorn's --root-path doubles the prefix behind a front passing the full path"
     env = engine_env(app)
     assert env["SCRIPT_NAME"] == "/fastapi" and env["WEBAPP_TARGET"] == "main:api"
@@ -52,12 +55,14 @@ def test_uvicorn_runs_through_the_launcher_without_root_path() -> None:
 
 
 @pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
-def test_granian_serves_both_with_its_prefix_and_socket_mode(protocol: str) -> None:
+def test_granian_serves_both_with_its_prefix_on_the_keeper_s_socket(protocol: str) -> None:
     argv = engine_argv(app_run(engine="granian", protocol=protocol))
-    assert argv[:3] == ["/opt/py/bin/python", "-m", "granian"]
+    assert argv[:5] == ["/opt/py/bin/python", str(GRANIAN_LAUNCHER), "--fd", LISTEN_FD, "--"]
     assert argv[argv.index("--interface") + 1] == protocol
-    assert argv[argv.index("--uds") + 1] == "/run/w/app.sock"
-    assert argv[argv.index("--uds-permissions") + 1] == "0o660"
+    assert argv[argv.index("--uds") + 1] == "/run/w/app.sock"  # granian's messages name it; the launcher serves the fd
+    assert "--uds-permissions" not in argv
+    assert [p.name for p in GRANIAN_LAUNCHER.parent.glob("*.py")] == ["portal_granian_launch.py"], \
+        "the launcher's folder becomes sys.path[0]: it must hold nothing else"
     assert argv[argv.index("--url-path-prefix") + 1] == "/flask"
     assert ("--blocking-threads" in argv) == (protocol == "wsgi")
 
@@ -103,6 +108,7 @@ def test_the_spec_probes_the_mount_over_the_socket_and_hides_secrets(tmp_path: P
     spec = build_spec(app, log_roots=[str(tmp_path)])
     assert spec.cwd == str(tmp_path) and spec.log_file == str(tmp_path / "logs" / "app.log")
     assert spec.probe == {"kind": "unix-http", "socket": "/run/w/app.sock", "path": "/flask/", "timeout": 2.0}
+    assert spec.listen == {"path": "/run/w/app.sock", "mode": 0o600}  # the keeper binds it, the probe and fronts use it
     assert spec.secret_env == ["API_TOKEN"] and spec.reload is None
     assert "tok-123456" not in spec.display_command() and "tok-123456" not in str(spec.redacted_dict())
     assert Spec.from_json(spec.to_json()) == spec

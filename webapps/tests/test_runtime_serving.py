@@ -105,16 +105,21 @@ def test_asgi_gets_the_mount_as_root_path_and_the_whole_path(running: Callable[[
 
 
 def test_uvicorn_takes_the_fronts_forwarded_headers(running: Callable[[str], RunningApp]) -> None:
-    # Only the front can reach the socket (0660 in a 0700 run directory), so its headers are trusted.
+    # Only the front can reach the socket (0600 in the keeper's 0700 run directory), so its headers are trusted.
     answer = running("bare-uvicorn").get("/whoami", headers={"X-Forwarded-Proto": "https",
                                                              "X-Forwarded-For": "203.0.113.7"})
     assert answer.text == "https 203.0.113.7"
 
 
 @pytest.mark.parametrize("name", list(APPS))
-def test_the_socket_is_0660(running: Callable[[str], RunningApp], name: str) -> None:
-    mode = os.stat(running(name).socket).st_mode
-    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660, oct(mode)
+def test_the_socket_is_the_keeper_s_0600_in_its_run_directory(running: Callable[[str], RunningApp],
+                                                               name: str) -> None:
+    """The keeper binds it and hands the engine the descriptor: the engine never binds a path."""
+    app = running(name)
+    info = os.lstat(app.socket)
+    assert stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600, oct(info.st_mode)
+    assert info.st_uid == os.getuid() and app.socket.parent == app.run_dir.resolve()
+    assert stat.S_IMODE(os.stat(app.run_dir).st_mode) == 0o700
 
 
 @pytest.mark.parametrize("name", ["bare-uvicorn", "bare-granian"])

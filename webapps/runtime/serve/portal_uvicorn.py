@@ -1,8 +1,9 @@
-"""Run uvicorn for one ASGI application on a unix socket of mode 0660, mounted at SCRIPT_NAME.
+"""Run uvicorn for one ASGI application on a unix socket (the keeper's, or one of mode 0660), mounted at SCRIPT_NAME.
 
 Run by path with the application's own interpreter (never imports the portal)::
 
-    python portal_uvicorn.py --uds RUN/app.sock -- --app-dir DIR --workers N
+    python portal_uvicorn.py --fd N -- --app-dir DIR --workers N      (a socket bound by the keeper)
+    python portal_uvicorn.py --uds PATH -- --app-dir DIR --workers N  (bound here, by hand)
 
 The application is ``WEBAPP_TARGET`` (``module:callable``) from the environment; its mount is
 ``SCRIPT_NAME``. This file's folder holds this file alone: it becomes ``sys.path[0]`` and must
@@ -10,7 +11,8 @@ shadow none of the application's modules.
 
 Why a launcher, written by hand:
 
-* **The socket's mode.** uvicorn has no option for it: ``--uds`` binds and then chmods the socket
+* **The socket's mode** (``--uds``, by hand; the portal's keeper binds the socket itself and
+  passes ``--fd``). uvicorn has no option for it: ``--uds`` binds and then chmods the socket
   to 0666 (uvicorn/config.py, ``bind_socket``), so any local user could talk to the app behind the
   front's back. Here the socket is bound first, under umask 0o117 and chmod 0660 once bound, and
   handed to uvicorn with ``--fd`` (which neither chmods nor re-binds; it works with ``--workers``).
@@ -126,15 +128,17 @@ def bind(path: str) -> socket.socket:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) < 2 or argv[0] != "--uds":
-        sys.exit("usage: portal_uvicorn.py --uds SOCKET [-- UVICORN OPTIONS]")
+    if len(argv) < 2 or argv[0] not in ("--fd", "--uds") or (argv[0] == "--fd" and not argv[1].isdigit()):
+        sys.exit("usage: portal_uvicorn.py (--fd N | --uds SOCKET) [-- UVICORN OPTIONS]")
     rest = argv[2:]
     if rest[:1] == ["--"]:
         rest = rest[1:]
-    sock = bind(argv[1])
+    # The portal's keeper binds the socket and hands it down (--fd); --uds binds one here.
+    fd = int(argv[1]) if argv[0] == "--fd" else bind(argv[1]).fileno()
+    os.set_inheritable(fd, True)  # the workers get it (multiprocessing spawn passes the fd)
     from uvicorn.main import main as uvicorn_main
 
-    sys.argv = ["uvicorn", "--fd", str(sock.fileno()), *rest, "portal_uvicorn:app"]
+    sys.argv = ["uvicorn", "--fd", str(fd), *rest, "portal_uvicorn:app"]
     uvicorn_main()
 
 
