@@ -246,7 +246,7 @@ def shared_front(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 @pytest.mark.worker
 @pytest.mark.usefixtures("webapp_processes")
-def test_a_stopped_app_answers_503_and_a_killed_one_503_until_its_restart(
+def test_a_stopped_app_answers_503_and_a_killed_one_waits_or_503_until_its_restart(
     shared_front: RunningFront, tmp_path: Path, operator: Any
 ) -> None:
     import sys
