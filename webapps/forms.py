@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.urls import reverse
 
@@ -398,9 +399,14 @@ class WebAppForm(forms.ModelForm):
     def clean_directory(self) -> str:
         path = (self.cleaned_data.get("directory") or "").strip()
         if not os.path.isabs(path):
+            # A page has no working directory to resolve it in: the example is the folder it most
+            # likely means, the one of that name in the portal's own installation (the README's tour
+            # names examples/webapps/flaskapp from there), else a typical one.
+            beside = os.path.normpath(os.path.join(settings.BASE_DIR, path)) if path else ""
+            example = beside if beside and os.path.isdir(beside) else "/srv/flask"
             raise forms.ValidationError(
-                "Give the application directory's full path, e.g. /srv/flask, not “%(path)s”.",
-                params={"path": path[:200]},
+                "Give the application directory's full path, e.g. %(example)s, not “%(path)s”.",
+                params={"path": path[:200], "example": example},
             )
         path = os.path.normpath(path)
         too_long = path_too_long(path)

@@ -151,3 +151,16 @@ def test_each_field_is_named_by_the_option_that_sets_it() -> None:
     assert options["requirements_file"] == "--requirements" and options["name"] == "PATH"
     assert options["debug"] == "--debug" and options["allow_root"] == "--allow-root"
     assert options["secret_environment"] == "--secret-env-file" and options["static_files"] == "--static"
+
+
+def test_a_relative_directory_is_refused_naming_the_folder_it_means_in_the_portal_s_installation() -> None:
+    from django.conf import settings
+
+    # As the README's tour names the example, from the portal's own folder.
+    errors = errors_for("examples/webapps/flaskapp", module="app")
+    assert errors["directory"] == (f"Give the application directory's full path, e.g. "
+                                   f"{settings.BASE_DIR / 'examples' / 'webapps' / 'flaskapp'}, "
+                                   "not “examples/webapps/flaskapp”.")
+    # A folder that is nowhere near: a typical full path.
+    errors = errors_for("elsewhere/app", module="app")
+    assert errors["directory"] == "Give the application directory's full path, e.g. /srv/flask, not “elsewhere/app”."
