@@ -22,7 +22,9 @@ from processes.models import Activity
 
 pytestmark = [pytest.mark.worker]
 
-SLOW_READY = 4.0  # seconds before the slow servers even listen
+# Seconds before the slow servers even listen: long beside a start on a loaded machine (2 to 3 s
+# when three test runs share two cores), so that "the fast one ran first" cannot be a race.
+SLOW_READY = 8.0
 
 
 def slow_gateway(name: str) -> Gateway:
