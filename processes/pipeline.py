@@ -193,11 +193,9 @@ def _serialized(kind: ProcessAdapter, obj: ManagedProcess, work: Any) -> Any:
 def start(kind: str | ProcessAdapter, pk: int, trigger: str = "system", seq: int | None = None) -> dict[str, Any]:
     """Launch the process's keeper on this host, unless a later request replaced this one."""
     kind = sync.adapter(kind)
-    obj = kind.model.objects.filter(pk=pk).first()
-    if obj is None:
-        return {"error": "the definition was deleted"}
-    if not _latest(kind, pk, seq):
-        return SUPERSEDED
+    obj, ended = _current(kind, pk, seq, synced=False)
+    if ended is not None:
+        return ended
     result = _serialized(kind, obj, lambda: _start_locked(kind, pk, trigger, seq))
     if result.get("launched"):
         # Not waited for: the process may take up to its init timeout (300 s) to be ready, and
@@ -207,9 +205,11 @@ def start(kind: str | ProcessAdapter, pk: int, trigger: str = "system", seq: int
     return result
 
 
-def _current(kind: ProcessAdapter, pk: int, seq: int | None) -> tuple[Any, dict[str, Any] | None]:
-    """The definition as this host sees it now, or why the request ends here (deleted, superseded)."""
-    obj = sync.sync(kind, pk, settings.PORTAL_HOST_NAME)
+def _current(kind: ProcessAdapter, pk: int, seq: int | None,
+             synced: bool = True) -> tuple[Any, dict[str, Any] | None]:
+    """The definition (as this host sees it now when ``synced``; else its row as it stands, before
+    the lock), or why the request ends here (deleted, superseded)."""
+    obj = sync.sync(kind, pk, settings.PORTAL_HOST_NAME) if synced else kind.model.objects.filter(pk=pk).first()
     if obj is None:
         return None, {"error": "the definition was deleted"}
     if not _latest(kind, pk, seq):
@@ -293,11 +293,9 @@ def stop(kind: str | ProcessAdapter, pk: int, trigger: str = "system", seq: int 
          finish: bool = True) -> dict[str, Any]:
     """Ask the process's keeper to stop it; ``finish=False`` (a restart's stop) waits in full."""
     kind = sync.adapter(kind)
-    obj = kind.model.objects.filter(pk=pk).first()
-    if obj is None:
-        return {"error": "the definition was deleted"}
-    if not _latest(kind, pk, seq):
-        return SUPERSEDED
+    obj, ended = _current(kind, pk, seq, synced=False)
+    if ended is not None:
+        return ended
     return _serialized(kind, obj, lambda: _stop_locked(kind, pk, trigger, seq, finish))
 
 
