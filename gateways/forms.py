@@ -183,6 +183,8 @@ class GatewayForm(forms.ModelForm):
     class Meta:
         model = Gateway
         error_messages = RUN_AS_ERRORS
+        help_texts = {"log_file": "Full path of a new file in var/log/ (or a folder set in PORTAL_LOG_ROOTS). "
+                                  "Blank: var/log/gateways/NAME.log."}
         fields = [
             "type",
             "name",

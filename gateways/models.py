@@ -11,7 +11,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 
 from portal.process import states
-from processes.models import ManagedProcess
+from processes.models import Definition, seconds_field
 
 # The state field's choices (the names and the sets of states are in portal/process/states.py).
 STATE_CHOICES = states.CHOICES
@@ -46,14 +46,9 @@ def default_python() -> str:
     return sys.executable
 
 
-class Gateway(ManagedProcess):
+class Gateway(Definition):
     class Type(models.TextChoices):
         PYTHON = "python", "Python"
-
-    class RestartPolicy(models.TextChoices):
-        NEVER = "never", "Never"
-        ON_FAILURE = "on-failure", "On unexpected exit"
-        ALWAYS = "always", "Always"
 
     timeout_validators = [MinValueValidator(2), MaxValueValidator(300)]
 
@@ -99,14 +94,6 @@ class Gateway(ManagedProcess):
     # the server checks an HMAC challenge with the derived key, so the plain
     # passphrase is not needed after the form is saved. See docs/architecture.md.
     passphrase_verifier = models.CharField(max_length=255, blank=True, editable=False)
-    log_file = models.CharField(
-        max_length=500,
-        blank=True,
-        help_text=(
-            "Full path of a new file in var/log/ (or a folder set in PORTAL_LOG_ROOTS). "
-            "Blank: var/log/gateways/NAME.log."
-        ),
-    )
     python_executable = models.CharField(
         "Python executable path",
         max_length=500,
@@ -130,31 +117,12 @@ class Gateway(ManagedProcess):
             "check at start), 2 to 300."
         ),
     )
-    init_timeout = models.PositiveSmallIntegerField(
-        "initialization timeout",
-        default=5,
-        validators=timeout_validators,
-        help_text="Seconds the server has to answer its first ping, 2 to 300.",
-    )
-    restart_policy = models.CharField(
-        max_length=12, choices=RestartPolicy.choices, default=RestartPolicy.ON_FAILURE
-    )
-    stop_timeout = models.PositiveSmallIntegerField(
-        default=5,
-        validators=[MinValueValidator(1), MaxValueValidator(300)],
-        help_text="Seconds between asking the server to stop and killing it, 1 to 300.",
-    )
+    init_timeout = seconds_field("initialization timeout", 5, 2,
+                                 "Seconds the server has to answer its first ping, 2 to 300.")
+    stop_timeout = seconds_field("stop timeout", 5, 1,
+                                 "Seconds between asking the server to stop and killing it, 1 to 300.")
 
     # The runtime fields (state, pid, intent, request_seq, run_key...) are ManagedProcess's.
-
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    changed_at = models.DateTimeField(auto_now=True)
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
 
     # Fields whose values go into the history; the verifier is recorded only as "changed".
     AUDITED_FIELDS = ("type", "name", *RUNTIME_FIELDS)
@@ -170,9 +138,6 @@ class Gateway(ManagedProcess):
             models.UniqueConstraint(Lower("name"), name="gateway_name_unique_regardless_of_case"),
         ]
         permissions = [("operate_gateway", "Can start, stop and restart gateways")]
-
-    def __str__(self) -> str:
-        return self.name
 
     def get_absolute_url(self) -> str:
         return reverse("gateways:detail", args=[self.name])

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from portal.process import states
@@ -145,6 +146,76 @@ class ManagedProcess(models.Model):
     def _intent_unseen(self) -> bool:
         # An intent newer than the last state change has not been acted on yet.
         return bool(self.intent_at and (not self.state_changed_at or self.intent_at > self.state_changed_at))
+
+
+class RestartPolicy(models.TextChoices):
+    """Whether reconcile starts a process again that died unseen (processes/sync.py)."""
+
+    NEVER = "never", "Never"
+    ON_FAILURE = "on-failure", "On unexpected exit"
+    ALWAYS = "always", "Always"
+
+
+def seconds_field(verbose_name: str, default: int, low: int, help_text: str) -> models.PositiveSmallIntegerField:
+    """A definition's timeout: whole seconds, ``low`` to 300."""
+    return models.PositiveSmallIntegerField(
+        verbose_name, default=default, help_text=help_text,
+        validators=[MinValueValidator(low), MaxValueValidator(300)],
+    )
+
+
+class Definition(ManagedProcess):
+    """What an operator defines for every kind, beside the runtime fields: how it is supervised
+    (restart policy, timeouts), where it logs, and who created and last changed it.
+
+    A kind's model subclasses it with its own fields, and may declare a field here again where its
+    default or words differ (a gateway's initialization timeout is 5 s). The history and the
+    services read the class attributes below; the shared pages find a definition by
+    ``lookup(name)`` and name it in their URLs by ``url_arg``.
+    """
+
+    RestartPolicy = RestartPolicy
+
+    restart_policy = models.CharField(max_length=12, choices=RestartPolicy.choices, default=RestartPolicy.ON_FAILURE)
+    init_timeout = seconds_field("start timeout", 30, 2, "Seconds it has to become ready, 2 to 300.")
+    stop_timeout = seconds_field("stop timeout", 10, 1, "Seconds between asking it to stop and killing it, 1 to 300.")
+    log_file = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Full path of a new file in var/log/ (or a folder set in PORTAL_LOG_ROOTS). Blank: a file "
+                  "named after it in its kind's folder of var/log/.",
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # Fields whose values go into the history (portal/audit.py); those in SECRET_FIELDS are
+    # recorded only as "changed". SUMMARY_FIELDS: what a creation's one-line summary names.
+    AUDITED_FIELDS: tuple[str, ...] = ()
+    SECRET_FIELDS: tuple[str, ...] = ()
+    SUMMARY_FIELDS: tuple[str, ...] = ()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def url_arg(self) -> str:
+        """What names it in the portal's URLs (a web application's path without its first slash)."""
+        return self.name
+
+    @classmethod
+    def lookup(cls, name: str) -> dict[str, Any]:
+        """The filter that finds the definition a URL names (``url_arg``)."""
+        return {"name": name}
 
 
 class OfProcessQuerySet(models.QuerySet):

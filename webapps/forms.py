@@ -248,6 +248,8 @@ class WebAppForm(forms.ModelForm):
     class Meta:
         model = WebApp
         error_messages = RUN_AS_ERRORS
+        help_texts = {"log_file": "Full path of a new file in var/log/ (or a folder set in PORTAL_LOG_ROOTS). "
+                                  "Blank: var/log/webapps/PATH.log."}
         fields = [
             "name",
             "directory",

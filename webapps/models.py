@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -16,7 +17,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
 
-from processes.models import STATE_CHOICES, ManagedProcess
+from processes.models import STATE_CHOICES, Definition, seconds_field
 
 __all__ = ["STATE_CHOICES", "WebApp"]
 
@@ -75,7 +76,7 @@ def folder_requirements(directory: str, python_executable: str, requirements_fil
     return path if os.path.isfile(path) else ""
 
 
-class WebApp(ManagedProcess):
+class WebApp(Definition):
     """A web application; its runtime fields (state, pid, intent, run_key...) are the process layer's."""
 
     class Protocol(models.TextChoices):
@@ -86,11 +87,6 @@ class WebApp(ManagedProcess):
         GUNICORN = "gunicorn", "gunicorn (WSGI)"
         UVICORN = "uvicorn", "uvicorn (ASGI)"
         GRANIAN = "granian", "granian (WSGI or ASGI)"
-
-    class RestartPolicy(models.TextChoices):
-        NEVER = "never", "Never"
-        ON_FAILURE = "on-failure", "On unexpected exit"
-        ALWAYS = "always", "Always"
 
     # Which engine serves which protocol: gunicorn is WSGI only, uvicorn ASGI only.
     ENGINE_PROTOCOLS = {
@@ -171,26 +167,10 @@ class WebApp(ManagedProcess):
     secret_environment = models.JSONField("secret environment variables", default=dict, blank=True)
     # {"/static": "/abs/dir"}: sub-paths of the application the front serves from a directory.
     static_files = models.JSONField(default=dict, blank=True)
-    log_file = models.CharField(
-        max_length=500,
-        blank=True,
-        help_text="Full path of a new file in var/log/ (or a folder set in PORTAL_LOG_ROOTS). "
-                  "Blank: var/log/webapps/PATH.log.",
-    )
-    restart_policy = models.CharField(
-        max_length=12, choices=RestartPolicy.choices, default=RestartPolicy.ON_FAILURE
-    )
-    init_timeout = models.PositiveSmallIntegerField(
-        "start timeout",
-        default=30,
-        validators=[MinValueValidator(2), MaxValueValidator(300)],
-        help_text="Seconds the application has to answer its first HTTP request, 2 to 300.",
-    )
-    stop_timeout = models.PositiveSmallIntegerField(
-        default=10,
-        validators=[MinValueValidator(1), MaxValueValidator(300)],
-        help_text="Seconds between asking the application to stop and killing it, 1 to 300.",
-    )
+    init_timeout = seconds_field("start timeout", 30, 2,
+                                 "Seconds the application has to answer its first HTTP request, 2 to 300.")
+    stop_timeout = seconds_field("stop timeout", 10, 1,
+                                 "Seconds between asking the application to stop and killing it, 1 to 300.")
     # Kept from a CPF merge file (NameSpace=, MatchRoles=) and shown as written: the portal
     # has no namespaces and no IRIS roles, so neither changes what it does.
     namespace = models.CharField(
@@ -201,15 +181,6 @@ class WebApp(ManagedProcess):
         "match roles (IRIS)", max_length=500, blank=True,
         help_text="Kept for IRIS configuration files (MatchRoles, e.g. :%ALL); the portal's roles are its own "
                   "and this changes no access.",
-    )
-
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    changed_at = models.DateTimeField(auto_now=True)
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
     # Fields whose values go into the history; secret variables are recorded only as "changed".
@@ -224,9 +195,6 @@ class WebApp(ManagedProcess):
         constraints = [
             models.UniqueConstraint(Lower("name"), name="webapp_path_unique_regardless_of_case"),
         ]
-
-    def __str__(self) -> str:
-        return self.name
 
     @property
     def found_requirements(self) -> str:
@@ -245,6 +213,13 @@ class WebApp(ManagedProcess):
     def slug(self) -> str:
         """The path without its leading slash, as it appears in the portal's own URLs."""
         return self.name.lstrip("/")
+
+    url_arg = slug
+
+    @classmethod
+    def lookup(cls, name: str) -> dict[str, Any]:
+        """The application at /name, whatever the case and the slashes around it."""
+        return {"name__iexact": "/" + name.strip("/")}
 
     def get_absolute_url(self) -> str:
         return reverse("webapps:detail", args=[self.slug])
