@@ -431,3 +431,72 @@ def gateway_processes(celery_worker, transactional_db):  # type: ignore[no-untyp
 
     yield celery_worker
     stop_every_keeper()
+
+
+# The order of the files under pytest-xdist ------------------------------------------------------
+# `make test` hands out whole files to its workers (--dist loadfile), by default the files with the
+# most tests first: a file of a few slow tests (the launcher's, the browsers') could then start last
+# and hold one worker for minutes after the others are done. They are handed out longest first
+# instead (the seconds each took in a whole run, from `--durations=0`; refresh them when a file
+# grows much slower), then the files not listed, most tests first, as before. The fuzz file, long
+# and made of independent tests, is handed out test by test at the very end, to fill the gaps.
+FILE_SECONDS = {
+    "portal/tests/test_launcher.py": 122, "portal/tests/test_browser_layout.py": 119,
+    "portal/tests/test_setup.py": 25, "webapps/tests/test_front.py": 48, "portal/tests/test_browser_csp.py": 43,
+    "webapps/tests/test_runtime_reload.py": 40, "gateways/tests/test_nonblocking_start.py": 40,
+    "gateways/tests/test_server_abuse.py": 35, "webapps/tests/test_webapp_start_stop.py": 35,
+    "portal/tests/test_security_files.py": 34, "gateways/tests/test_reconcile.py": 32,
+    "portal/tests/test_browser_wide_forms.py": 29, "gateways/tests/test_install_button.py": 29,
+    "gateways/tests/test_browser_start_stop.py": 26, "processes/tests/test_data_migration.py": 24,
+    "webapps/tests/test_routing.py": 24, "portal/tests/test_migrations.py": 23,
+    "gateways/tests/test_start_failures.py": 22, "webapps/tests/test_examples.py": 22,
+    "gateways/tests/test_start_stop.py": 20, "webapps/tests/test_webapp_browser.py": 19,
+    "webapps/tests/test_webapp_form.py": 19, "gateways/tests/test_last_request_wins.py": 18,
+    "portal/tests/test_redis_auth.py": 16, "webapps/tests/test_security_socket.py": 16,
+    "gateways/tests/test_cpf_concurrent.py": 16, "gateways/tests/test_browser_live_log.py": 13,
+    "webapps/tests/test_figures.py": 13, "processes/tests/test_security_hosted_users.py": 12,
+    "webapps/tests/test_runtime_appcheck.py": 11, "gateways/tests/test_control_views.py": 11,
+    "portal/process/tests/test_keeper_restart.py": 11, "webapps/tests/test_folder_requirements.py": 10,
+    "gateways/tests/test_server_cli.py": 10, "gateways/tests/test_command_gateway_control.py": 10,
+    "gateways/tests/test_browser_definitions.py": 10, "webapps/tests/test_runtime_serving.py": 9,
+    "gateways/tests/test_gateway_environment.py": 9, "gateways/tests/test_api.py": 9,
+    "webapps/tests/test_sandbox.py": 9, "webapps/tests/test_security_front.py": 8,
+    "portal/process/tests/test_security_logs.py": 8,
+}
+HANDED_OUT_TEST_BY_TEST = {"portal/tests/test_no_server_error.py"}
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In each xdist worker (they must all collect the same order): the slow files first."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # one process: the files in their usual order
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[_file_of(item.nodeid)] = counts.get(_file_of(item.nodeid), 0) + 1
+
+    def weight(item: pytest.Item) -> tuple[float, int]:
+        file = _file_of(item.nodeid)
+        if file in HANDED_OUT_TEST_BY_TEST:
+            return (-1, 0)
+        return (FILE_SECONDS.get(file, 0), counts[file])
+
+    items[:] = sorted(items, key=weight, reverse=True)  # stable: each file keeps its own order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
+    """xdist's file scheduler, keeping the workers' order, with the fuzz file's tests one unit each."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongestFirst(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if _file_of(nodeid) in HANDED_OUT_TEST_BY_TEST else super()._split_scope(nodeid)
+
+    config.option.loadscopereorder = False  # the order the workers collected, longest first
+    return LongestFirst(config, log)

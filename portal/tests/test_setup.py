@@ -32,8 +32,9 @@ def test_make_test_fails_when_pytest_runs_no_test():
     """pytest's exit code 5 (nothing collected or all deselected) is a failure of `make test`, with a message."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "DJANGO_", "MAKE"))}
     out = subprocess.run(
-        # -o: take the virtualenv as installed; this test is about the exit code only.
-        ["make", "-o", ".venv/.installed-dev", "test",
+        # -o: take the virtualenv as installed; this test is about the exit code only, so one pytest
+        # process (TEST_WORKERS=0) rather than three workers that each set up Django to collect nothing.
+        ["make", "-o", ".venv/.installed-dev", "test", "TEST_WORKERS=0",
          "PYTEST_ARGS=portal/tests/test_setup.py -k no_such_test_anywhere -q"],
         env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120, check=False,
     )
