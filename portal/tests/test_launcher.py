@@ -389,48 +389,6 @@ def test_a_second_redis_on_the_same_folder_is_refused(portal_env):
         first.wait(10)
 
 
-def test_a_var_from_before_the_redis_password_is_upgraded(portal_env, tmp_path):
-    # That the file is kept and used again: portal/tests/test_redis_auth.py, and the restart of a
-    # killed Redis with it: test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything.
-    from celery import Celery
-
-    from portal import redis_server
-
-    var = Path(portal_env["PORTAL_VAR_DIR"])
-    redis_dir, sock = var / "redis", var / "redis" / "redis.sock"
-    redis_dir.mkdir(parents=True)
-    # The redis-server an earlier portal started, as it started it (no password), left running,
-    # with the data of that run.
-    old = subprocess.Popen(
-        [redis_server.find_redis_server(), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-         "--dir", str(redis_dir), "--dbfilename", "dump.rdb", "--appendonly", "yes", "--daemonize", "no",
-         "--logfile", str(var / "old-redis.log")], start_new_session=True,
-    )
-    try:
-        wait_until(lambda: redis_server.listening(sock), timeout=15)
-        redis.Redis(unix_socket_path=str(sock)).set("from-before", "kept")
-        assert not (var / "redis_password").exists()
-        launcher = Running(portal_env, tmp_path / "launcher.log")
-        try:
-            launcher.wait_serving()
-            assert old.wait(10) == -signal.SIGKILL  # stopped as a leftover of an earlier run
-            password = (var / "redis_password").read_text()
-            assert stat.S_IMODE((var / "redis_password").stat().st_mode) == 0o600
-            with pytest.raises(redis.AuthenticationError):
-                redis.Redis(unix_socket_path=str(sock)).ping()
-            assert redis.Redis(unix_socket_path=str(sock), password=password).get("from-before") == b"kept"
-            app = Celery(broker=f"redis+socket://:{password}@{sock}", set_as_current=False)
-            wait_until(lambda: app.control.ping(timeout=1), timeout=60, interval=0.5,
-                       message=f"the worker does not answer:\n{launcher.output()[-2000:]}")
-            assert launcher.ctrl_c() == 0
-        finally:
-            launcher.kill()
-
-    finally:
-        old.kill()
-        old.wait()
-
-
 @pytest.mark.parametrize(("env", "message"), [
     ({"PORTAL_FRONT": "apache"}, "PORTAL_FRONT='apache' is not a front: use nginx, asyncio or auto"),
     ({"PORTAL_APPS_PORT": "same"}, "PORTAL_APPS_PORT and PORTAL_PORT are both"),
@@ -478,21 +436,70 @@ def test_portal_nginx_chooses_the_nginx_binary_and_one_that_names_none_means_no_
     assert front_kind({"PATH": path, "PORTAL_NGINX": str(stand_in), "PORTAL_FRONT": "asyncio"}) == ("asyncio", None)
 
 
-def test_without_nginx_the_asyncio_front_serves_and_a_leftover_front_is_stopped(portal_env, tmp_path):
+def test_an_earlier_runs_leftovers_are_stopped_upgraded_or_counted_and_without_nginx_asyncio_serves(
+        portal_env, tmp_path):
+    """One start of the launcher (each takes seconds) over what an earlier run left in its var/: its
+    front holding the apps port (stopped), its redis-server from before the Redis password with its
+    data (stopped; the data served again behind a password), keepers still running (counted, and
+    left running at the end). Told that there is no nginx, it serves with the asyncio front."""
+    # That the password file is kept and used again: portal/tests/test_redis_auth.py, and the restart
+    # of a killed Redis with it: test_a_killed_part_is_restarted_alone_and_a_crash_loop_stops_everything.
+    from celery import Celery
+
+    from portal import redis_server
+    from portal.tests.test_launcher_stop import keeper_dir
+
     var = Path(portal_env["PORTAL_VAR_DIR"])
     apps = f"http://127.0.0.1:{portal_env['PORTAL_APPS_PORT']}"
-    # A front left behind by an earlier run from this folder, holding the apps port.
+    redis_dir, sock = var / "redis", var / "redis" / "redis.sock"
+    redis_dir.mkdir(parents=True)
     (var / "front").mkdir(parents=True)
+    # The redis-server an earlier portal started, as it started it (no password), with the data of
+    # that run; its front, holding the apps port; keepers of two gateways and an application.
+    old = subprocess.Popen(
+        [redis_server.find_redis_server(), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--dir", str(redis_dir), "--dbfilename", "dump.rdb", "--appendonly", "yes", "--daemonize", "no",
+         "--logfile", str(var / "old-redis.log")], start_new_session=True,
+    )
     stale = subprocess.Popen(
         [sys.executable, "-m", "webapps.front", "--listen", f"127.0.0.1:{portal_env['PORTAL_APPS_PORT']}",
          "--routes", str(var / "front" / "routes.json")], cwd=settings.BASE_DIR, start_new_session=True,
     )
-    wait_until(lambda: http_status(f"{apps}/x") == 404, timeout=15, message="the stale front did not start")
-    # The portal told that there is no nginx (PORTAL_NGINX names none), as on a machine without it.
-    launcher = Running(dict(portal_env, PORTAL_NGINX="none"), tmp_path / "launcher.log")
+    keepers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+               for _ in range(3)]
+    launcher = None
     try:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        for folder, process in (("gateways", keepers[0]), ("gateways", keepers[1]), ("webapps", keepers[2]),
+                                ("webapps", gone)):
+            keeper_dir(var / "run", folder, process.pid)
+        wait_until(lambda: redis_server.listening(sock), timeout=15)
+        redis.Redis(unix_socket_path=str(sock)).set("from-before", "kept")
+        assert not (var / "redis_password").exists()
+        wait_until(lambda: http_status(f"{apps}/x") == 404, timeout=15, message="the stale front did not start")
+
+        # The portal told that there is no nginx (PORTAL_NGINX names none), as on a machine without it.
+        launcher = Running(dict(portal_env, PORTAL_NGINX="none"), tmp_path / "launcher.log")
         launcher.wait_serving()
+        # The earlier run's Redis and front: stopped as leftovers.
+        assert old.wait(10) == -signal.SIGKILL
         assert stale.wait(5) == -signal.SIGKILL
+        # Its keepers: counted (the one whose process is gone is not), and not the launcher's.
+        wait_until(lambda: "still running" in launcher.output(), timeout=10)
+        assert "[portal] 2 gateways and 1 web application started from the portal before are still running: the " \
+               "portal takes them back as they are" in launcher.output()
+        # Its Redis data, behind the password now made.
+        password = (var / "redis_password").read_text()
+        assert stat.S_IMODE((var / "redis_password").stat().st_mode) == 0o600
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(unix_socket_path=str(sock)).ping()
+        assert redis.Redis(unix_socket_path=str(sock), password=password).get("from-before") == b"kept"
+        app = Celery(broker=f"redis+socket://:{password}@{sock}", set_as_current=False)
+        wait_until(lambda: app.control.ping(timeout=1), timeout=60, interval=0.5,
+                   message=f"the worker does not answer:\n{launcher.output()[-2000:]}")
+
+        # The asyncio front.
         front = launcher.part("webapps.front --listen")
         assert front is not None and "webapps.front.nginx" not in " ".join(front.cmdline())
         assert f"served at {apps}/ by the asyncio front" in launcher.output()
@@ -506,42 +513,19 @@ def test_without_nginx_the_asyncio_front_serves_and_a_leftover_front_is_stopped(
         wait_until(lambda: (p := launcher.part("webapps.front --listen")) and p.pid != front.pid, timeout=20,
                    message=f"the front was not restarted:\n{launcher.output()[-2000:]}")
         wait_until(lambda: http_answer(f"{apps}/flask/")[0] == 404, timeout=10, message="the front is not back")
+
         sessions = launcher.sessions()
         assert launcher.ctrl_c() == 0
         assert "stopping front (asyncio)" in launcher.output()
         assert alive_in(sessions) == []
         assert http_status(f"{apps}/flask/") is None
-    finally:
-        launcher.kill()
-        stale.kill()
-
-
-def test_a_restart_says_how_many_gateways_and_applications_it_found_still_running(portal_env, tmp_path):
-    """Keepers an earlier run left running (alive, with their pid files in var/run/), counted at start
-    as the Ctrl-C line counts them; they are not the launcher's, so they outlive it again."""
-    from portal.tests.test_launcher_stop import keeper_dir
-
-    var = Path(portal_env["PORTAL_VAR_DIR"])
-    keepers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
-               for _ in range(3)]
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    for folder, process in (("gateways", keepers[0]), ("gateways", keepers[1]), ("webapps", keepers[2]),
-                            ("webapps", gone)):
-        keeper_dir(var / "run", folder, process.pid)
-    launcher = Running(dict(portal_env, PORTAL_NGINX="none"), tmp_path / "launcher.log")
-    try:
-        launcher.wait_serving()
-        wait_until(lambda: "still running" in launcher.output(), timeout=10)
-        assert "[portal] 2 gateways and 1 web application started from the portal before are still running: the " \
-               "portal takes them back as they are" in launcher.output()
-        assert launcher.ctrl_c() == 0
         assert launcher.output().rstrip().splitlines()[-1] == (
             "[portal] stopped; 2 gateways and 1 web application started from the portal keep running: stop them in "
             "the portal; the web applications answer again when the portal and its front are back")
         assert all(process.poll() is None for process in keepers)
     finally:
-        launcher.kill()
-        for process in keepers:
+        if launcher:
+            launcher.kill()
+        for process in [old, stale, *keepers]:
             process.kill()
             process.wait()
