@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +38,18 @@ def test_the_page_draws_requests_errors_and_latency_the_front_measured(
     with gunicorn(str(sock), log=tmp_path / "gunicorn.log"):
         front.start([{"path": "/flask", "socket": str(sock)}])
         try:
-            for second in range(3):  # three seconds of traffic: 20 answers and 5 errors each
+            def counted(requests: int) -> bool:
+                totals = figures.front_history("/flask")[1] or {}
+                return totals.get("requests") == requests
+
+            # Three points of the front's history (it writes one about once a second) with traffic:
+            # 20 answers and 5 errors each; the next burst waits until the front has written this one's.
+            for burst in range(1, 4):
                 for _ in range(20):
                     assert front.get("/flask/x")[0] == 200
                 for _ in range(5):
                     assert front.get("/flask/x?fail=1")[0] == 500
-                if second < 2:
-                    time.sleep(1.1)
-
-            def counted() -> bool:
-                totals = figures.front_history("/flask")[1] or {}
-                return totals.get("requests") == 75
-
-            wait_for(counted, what="the front's figures written")
+                wait_for(lambda n=25 * burst: counted(n), what=f"the front's figures of burst {burst} written")
             history, totals, why = figures.front_history("/flask")
             page = admin_client_.get(reverse("webapps:detail", args=["flask"]))
             partial = admin_client_.get(reverse("webapps:figures", args=["flask"]))
