@@ -20,7 +20,6 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, JsonResponse
 
-from gateways import services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal.api import api_view
@@ -39,7 +38,7 @@ def status(gateway: Gateway) -> dict[str, Any]:
     return {**control.status_of(gateway), "type": gateway.type}
 
 
-KIND = definition_api.ApiKind(form_class=GatewayForm, services=services, status=status)
+KIND = definition_api.ApiKind(form_class=GatewayForm, status=status)
 
 
 @api_view("GET", "POST")

@@ -2,7 +2,7 @@
 
 The keys are this portal's own, named after the fields of the gateway form (the product's
 "External Language Server" page names them the same way). A merge validates through
-GatewayForm and saves through gateways.services, so it gets the form's checks and the
+GatewayForm and saves through processes.services, so it gets the form's checks and the
 history; starting and stopping for ``--restart`` go through processes.control.
 
 A passphrase never appears in a merge file: ``PassphraseFile=PATH`` names a file whose first
@@ -72,7 +72,7 @@ class Session:
     saves write together at its end."""
 
     snapshot: Any  # gateways.forms.Snapshot
-    batch: Any  # gateways.services.Batch
+    batch: Any  # processes.services.Batch
     defaults: dict[str, Any]  # a new definition's form data before its line's keys
 
 
@@ -108,9 +108,9 @@ class GatewayAdapter(Adapter):
 
     def session(self) -> Session:
         from gateways.forms import Snapshot
-        from gateways.services import Batch
+        from processes.services import Batch
 
-        return Session(Snapshot.read(), Batch(), _defaults())
+        return Session(Snapshot.read(), Batch(Gateway), _defaults())
 
     def finish(self, session: Session) -> None:
         session.batch.write()
@@ -179,13 +179,12 @@ class GatewayAdapter(Adapter):
         return obj.is_active or obj.intent == "start"
 
     def delete_blocker(self, obj: Gateway) -> str:
-        from gateways import services
+        from processes import services
 
         return services.delete_blocker(obj)
 
     def save(self, form: Any, user: Any, actor: str, session: Session | None = None) -> Gateway:
-        from gateways import services
-        from processes import control
+        from processes import control, services
 
         if session is None:
             try:
@@ -202,8 +201,7 @@ class GatewayAdapter(Adapter):
         return gateway
 
     def delete(self, obj: Gateway, user: Any, actor: str, session: Session | None = None) -> None:
-        from gateways import services
-        from processes import control
+        from processes import control, services
 
         try:
             services.delete_definition(obj, user, actor=actor)

@@ -11,12 +11,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gateways import runtime, services
+from gateways import runtime
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import audit, roles
 from portal.process.states import RUNNING
-from processes import charts, control, control_views, definition_views
+from processes import charts, control, control_views, definition_views, services
 from processes.control_views import HTMX_STOP_POLLING
 
 
@@ -84,7 +84,7 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def gateway_edit(request: HttpRequest, name: str) -> HttpResponse:
     gateway = _get_gateway(request, name, admin=True)
-    return definition_views.edit(request, gateway, GatewayForm, services, "gateways")
+    return definition_views.edit(request, gateway, GatewayForm, "gateways")
 
 
 @login_required
@@ -118,7 +118,7 @@ def gateway_validate(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def gateway_delete(request: HttpRequest, name: str) -> HttpResponse:
-    return definition_views.delete(request, _get_gateway(request, name, admin=True), services, "gateways")
+    return definition_views.delete(request, _get_gateway(request, name, admin=True), "gateways")
 
 
 # Process control ------------------------------------------------------------

@@ -87,12 +87,12 @@ def add_restart_option(parser: Any, label: str) -> None:
     )
 
 
-def save_and_report(command: Any, form: Any, services: Any, options: dict[str, Any], done: str) -> Any:
+def save_and_report(command: Any, form: Any, options: dict[str, Any], done: str) -> Any:
     """Save a valid ``form`` (with ``--restart``, restart it too) and say what was done (``done``
     without a restart); a restart asked for but not sent exits 1 after saying that the change is saved."""
     restart = bool(options.get("restart"))
     try:
-        saved = editing.save(form, command.actor, services, then=editing.RESTART if restart else "",
+        saved = editing.save(form, command.actor, then=editing.RESTART if restart else "",
                              actor=command.actor.get_username(), channel="cli")
     except control.ControlError as e:
         hint = ""

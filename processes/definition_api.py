@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from django import forms
@@ -31,7 +30,7 @@ from django.http import HttpRequest, JsonResponse
 from portal import roles
 from portal.api import ApiError
 from portal.process.states import GOAL
-from processes import control, editing
+from processes import control, editing, services
 from processes.adapters import adapter_of
 
 # A definition is a few hundred bytes; a secret variables' list at most a few hundred kilobytes.
@@ -46,7 +45,6 @@ class ApiKind:
     """What the shared views need of a kind."""
 
     form_class: type[forms.ModelForm]
-    services: ModuleType
     status: Callable[[Any], dict[str, Any]]
     # Extra arguments of the form (a web application's messages name the API's keys).
     form_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -211,7 +209,7 @@ def create(request: HttpRequest, user: Any, kind: ApiKind) -> JsonResponse:
     form = kind.form_class(data, **kind.form_kwargs)
     if not form.is_valid():
         raise _refused(kind, "created", form_errors(form))
-    saved = editing.save(form, user, kind.services, actor=control.trigger_for(user, "api"), channel="api")
+    saved = editing.save(form, user, actor=control.trigger_for(user, "api"), channel="api")
     return JsonResponse(answer(saved.obj, kind, message=saved.message, warnings=saved.warnings), status=201)
 
 
@@ -229,7 +227,7 @@ def update(request: HttpRequest, user: Any, obj: Any, kind: ApiKind) -> JsonResp
     if not form.is_valid():
         raise _refused(kind, "saved", form_errors(form))
     try:
-        saved = editing.save(form, user, kind.services, then=editing.RESTART if restart else "",
+        saved = editing.save(form, user, then=editing.RESTART if restart else "",
                              actor=control.trigger_for(user, "api"), channel="api")
     except control.ControlError as e:
         hint = ""
@@ -249,7 +247,7 @@ def delete(request: HttpRequest, user: Any, obj: Any, kind: ApiKind) -> JsonResp
     """DELETE on a definition: as the page's Delete, refused while it runs (stop it first)."""
     _require_admin(user, kind, "delete")
     try:
-        kind.services.delete_definition(obj, user, actor=control.trigger_for(user, "api"))
+        services.delete_definition(obj, user, actor=control.trigger_for(user, "api"))
     except control.ControlError as e:
         raise ApiError(409, str(e), **kind.status(obj)) from None
     return JsonResponse({"deleted": obj.name, "message": f"{kind.label.capitalize()} {obj.name} was deleted."})

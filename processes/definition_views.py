@@ -10,7 +10,6 @@ name the kind by its adapter's label; the templates see the definition under the
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 from django.contrib import messages
@@ -21,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.text import capfirst
 
-from processes import control, editing
+from processes import control, editing, services
 from processes.adapters import adapter_of
 from processes.models import STATE_CHOICES
 from processes.state import SHOWN_STATE
@@ -63,14 +62,14 @@ def list_page(request: HttpRequest, model: type, app: str, search: tuple[str, ..
     return render(request, f"{app}/list.html", context)
 
 
-def edit(request: HttpRequest, obj: Any, form_class: type, services: ModuleType, app: str) -> HttpResponse:
+def edit(request: HttpRequest, obj: Any, form_class: type, app: str) -> HttpResponse:
     """The edit form; a valid POST saves through the service (with "Save and restart", restarts it:
     processes.editing) and goes back to the definition's page."""
     kind = adapter_of(obj)
     form = form_class(request.POST or None, instance=obj)
     if request.method == "POST" and form.is_valid():
         try:
-            saved = editing.save(form, request.user, services, then=request.POST.get("then", ""))
+            saved = editing.save(form, request.user, then=request.POST.get("then", ""))
         except PermissionDenied as e:
             # Save and restart by one who may not restart: nothing saved, and what was typed stays on the page.
             form.add_error(None, str(e))
@@ -91,7 +90,7 @@ def edit(request: HttpRequest, obj: Any, form_class: type, services: ModuleType,
     return render(request, f"{app}/form.html", context)
 
 
-def delete(request: HttpRequest, obj: Any, services: ModuleType, app: str) -> HttpResponse:
+def delete(request: HttpRequest, obj: Any, app: str) -> HttpResponse:
     """GET: the confirmation (a dialog for htmx), saying what blocks the delete; POST: delete it."""
     kind = adapter_of(obj)
     if request.method == "POST":

@@ -23,7 +23,6 @@ from django.http import Http404, HttpRequest, JsonResponse
 
 from portal.api import api_view
 from processes import control, definition_api
-from webapps import services
 from webapps.checks import FixKeys
 from webapps.forms import WebAppForm
 from webapps.models import WebApp
@@ -55,7 +54,7 @@ def status(webapp: WebApp) -> dict[str, Any]:
 
 # The import check's advice names the keys of the API's body.
 KIND = definition_api.ApiKind(
-    form_class=WebAppForm, services=services, status=status,
+    form_class=WebAppForm, status=status,
     form_kwargs={"fix_keys": FixKeys(requirements_file='"requirements_file": ',
                                      python_executable='"python_executable": ')},
 )

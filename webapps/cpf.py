@@ -13,7 +13,7 @@ workers, threads, environment, static files, log, timeouts). One key per entry o
 secret variable, whose value is the first line of that file (never written in a merge file).
 
 The table of keys imports no Django; the adapter (further down) validates through the web
-application form and saves through webapps.services.
+application form and saves through processes.services.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _text(value: Any) -> str:
 
 
 class ApplicationAdapter(Adapter):
-    """Through WebAppForm (with its import check) and webapps.services, as the pages do."""
+    """Through WebAppForm (with its import check) and processes.services, as the pages do."""
 
     def find(self, name: str) -> Any:
         from django import forms
@@ -252,13 +252,12 @@ class ApplicationAdapter(Adapter):
         return obj.is_active or obj.intent == "start"
 
     def delete_blocker(self, obj: Any) -> str:
-        from webapps import services
+        from processes import services
 
         return services.delete_blocker(obj)
 
     def save(self, form: Any, user: Any, actor: str, session: Any = None) -> Any:
-        from processes import control
-        from webapps import services
+        from processes import control, services
 
         try:
             # The definition was read in this transaction, under the merge's lock (find_many).
@@ -270,8 +269,7 @@ class ApplicationAdapter(Adapter):
         return webapp
 
     def delete(self, obj: Any, user: Any, actor: str, session: Any = None) -> None:
-        from processes import control
-        from webapps import services
+        from processes import control, services
 
         try:
             services.delete_definition(obj, user, actor=actor)

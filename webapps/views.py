@@ -14,9 +14,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import audit, roles
 from portal.process.states import RUNNING
-from processes import control, control_views, definition_views
+from processes import control, control_views, definition_views, services
 from processes.control_views import HTMX_STOP_POLLING
-from webapps import adapter, figures, services
+from webapps import adapter, figures
 from webapps.forms import APP_CHECK_FIELDS, WebAppForm
 from webapps.models import WebApp
 
@@ -133,7 +133,7 @@ def webapp_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def webapp_edit(request: HttpRequest, name: str) -> HttpResponse:
     webapp = _get_webapp(request, name, admin=True)
-    return definition_views.edit(request, webapp, WebAppForm, services, "webapps")
+    return definition_views.edit(request, webapp, WebAppForm, "webapps")
 
 
 @login_required
@@ -161,7 +161,7 @@ def webapp_validate(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def webapp_delete(request: HttpRequest, name: str) -> HttpResponse:
-    return definition_views.delete(request, _get_webapp(request, name, admin=True), services, "webapps")
+    return definition_views.delete(request, _get_webapp(request, name, admin=True), "webapps")
 
 
 # Process control ------------------------------------------------------------------

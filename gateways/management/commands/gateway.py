@@ -38,13 +38,12 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from gateways import services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import roles
 from portal.cli import actor_named
 from portal.process.checks import path_too_long
-from processes import control
+from processes import control, services
 from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
 from processes.editing import form_data_of
 from processes.forms import error_lines, options_of
@@ -253,7 +252,7 @@ class Command(BaseCommand):
         if not form.is_valid():
             lines = error_lines(form, options_of(self.parsers["edit"], **FILLED_BY))
             raise CommandError("The gateway was not saved:\n  " + "\n  ".join(lines))
-        save_and_report(self, form, services, options, f"Saved gateway {gateway.name}.")
+        save_and_report(self, form, options, f"Saved gateway {gateway.name}.")
 
     def do_list(self, options: dict[str, Any]) -> None:
         gateways = list(Gateway.objects.all())

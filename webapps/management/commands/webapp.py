@@ -37,10 +37,10 @@ from django.core.management.base import BaseCommand, CommandError
 from portal import roles
 from portal.cli import actor_named
 from portal.process.checks import path_too_long
-from processes import control
+from processes import control, services
 from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
 from processes.forms import error_lines, options_of
-from webapps import nginx_command, services
+from webapps import nginx_command
 from webapps.adapter import python_of
 from webapps.checks import FixKeys
 from webapps.forms import WebAppForm, format_assignments
@@ -235,7 +235,7 @@ class Command(BaseCommand):
         return webapp
 
     def do_create(self, options: dict[str, Any]) -> None:
-        services.require_admin(self.actor, "create")
+        services.require_admin(self.actor, "create", WebApp)
         data = self._form_data(options, {"name": options["path"]})
         webapp = self._save(WebAppForm(data, fix_keys=FIX_KEYS), "created")
         self.stdout.write(f"Created web application {webapp.name} ({webapp.module}:{webapp.callable}, "
@@ -243,12 +243,12 @@ class Command(BaseCommand):
 
     def do_edit(self, options: dict[str, Any]) -> None:
         webapp = self._get(options["path"])
-        services.require_admin(self.actor, "edit")
+        services.require_admin(self.actor, "edit", WebApp)
         data = self._form_data(options, WebAppForm(instance=webapp).as_data())
         form = WebAppForm(data, instance=webapp, fix_keys=FIX_KEYS)
         if not form.is_valid():
             self._save(form, "saved")  # says what is wrong (exit code 1)
-        save_and_report(self, form, services, options, f"Saved web application {webapp.name}.")
+        save_and_report(self, form, options, f"Saved web application {webapp.name}.")
 
     def do_list(self, options: dict[str, Any]) -> None:
         if not roles.can_view(self.actor):
