@@ -23,7 +23,7 @@ from django.urls import reverse
 from portal import paths
 from portal.process.checks import path_too_long
 from processes.accounts import RUN_AS_ERRORS, check_run_as
-from processes.forms import check_log_file_field, check_python_executable
+from processes.forms import FieldFeedback, check_log_file_field, check_python_executable
 from webapps.models import DEFAULT_THREADS, DEFAULT_WORKERS, MAX_THREADS, MAX_WORKERS, WebApp, folder_requirements
 from webapps.runtime import engines
 
@@ -221,7 +221,7 @@ SECRET_HELP = ("One NAME=value per line, for passwords and keys: given to the ap
                "again. After an error only the names come back: their values must be entered again.")
 
 
-class WebAppForm(forms.ModelForm):
+class WebAppForm(FieldFeedback, forms.ModelForm):
     environment = forms.CharField(
         label="Environment variables",
         required=False,
@@ -274,6 +274,19 @@ class WebAppForm(forms.ModelForm):
             "run_as",
             "allow_root",
         ]
+
+    @classmethod
+    def validation_kwargs(cls, field: str) -> dict[str, Any]:
+        # The import check starts the application's interpreter: only for the fields it depends on.
+        return {"check_app": field in APP_CHECK_FIELDS}
+
+    def feedback(self, field: str) -> tuple[list[str], list[str]]:
+        errors, warnings = super().feedback(field)
+        problem = self.app_problem
+        if field in APP_CHECK_FIELDS and problem is not None and problem.field != field:
+            # The import check's answer concerns the field just changed too (e.g. the directory).
+            errors = [*errors, problem.message]
+        return list(dict.fromkeys(errors)), warnings
 
     def __init__(self, *args: Any, check_app: bool = True, app_checks: dict[Any, Any] | None = None,
                  mounts: Mounts | None = None, fix_keys: Any = None, **kwargs: Any) -> None:

@@ -72,3 +72,65 @@ def marked_fields(form: Any) -> int:
     """How many fields carry an error beside them: an error of the whole definition (a running
     server's change refused, say) is not one, and is shown at the top on its own."""
     return sum(1 for name in form.errors if name in form.fields)
+
+
+# --- the shared definition pages (templates/processes/definitions/) ------------------------------
+
+
+@register.filter
+def field_label(model: Any, name: str) -> str:
+    """A model field's name as its forms call it: "Start timeout"."""
+    from django.utils.text import capfirst
+
+    return capfirst(model._meta.get_field(name).verbose_name)
+
+
+@register.filter
+def attribute_of(obj: Any, name: str) -> Any:
+    """``obj.<name>``, or its choice's label (``get_<name>_display``) when the field has choices."""
+    display = getattr(obj, f"get_{name}_display", None)
+    return display() if callable(display) else getattr(obj, name, "")
+
+
+@register.filter
+def main_fields(form: Any, advanced: Iterable[str]) -> list[BoundField]:
+    """The form's fields that are not under "Advanced settings", in the form's order."""
+    return [form[name] for name in form.fields if name not in advanced]
+
+
+@register.filter
+def advanced_fields(form: Any, advanced: Iterable[str]) -> list[BoundField]:
+    return [form[name] for name in form.fields if name in advanced]
+
+
+@register.filter
+def with_errors(fields: Iterable[BoundField]) -> bool:
+    return any(field.errors for field in fields)
+
+
+# The definition's fields the shared part of the detail page shows itself (detail.html).
+SHOWN_BY_ALL = {"name", "log_file", "restart_policy", "init_timeout", "stop_timeout", "run_as", "allow_root"}
+
+
+@register.filter
+def own_fields(obj: Any) -> list[tuple[str, Any, bool]]:
+    """(label, value, secret) of the kind's own fields, in its form's order: a choice by its label,
+    a secret mapping by its names only (its values are never shown)."""
+    from django.utils.text import capfirst
+
+    from processes.kinds import adapter_of
+
+    form_class = adapter_of(obj).form_class()
+    secret = set(getattr(obj, "SECRET_FIELDS", ()))
+    rows = []
+    for name in form_class._meta.fields:
+        if name in SHOWN_BY_ALL:
+            continue
+        field = obj._meta.get_field(name)
+        value = attribute_of(obj, name)
+        if name in secret:
+            value = sorted(value or {})
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        rows.append((capfirst(field.verbose_name), value, name in secret))
+    return rows
