@@ -32,11 +32,6 @@ class GatewayAdapter(ProcessAdapter):
     # Back to the list, where the new gateway shows Stopped beside the others (as IRIS's page does).
     after_create = "list"
 
-    def form_class(self) -> type:
-        from gateways.forms import GatewayForm
-
-        return GatewayForm
-
     def list_lead(self, request: Any) -> str:
         return ("External Python Servers: each definition starts one server process that programs connect to and "
                 "drive Python objects in.")

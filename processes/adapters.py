@@ -72,7 +72,6 @@ and, for the pages every kind shares (processes/definition_views.py, templates/p
 
 ``app``                   the kind's app: the namespace of its URLs, the folder of its templates
                           and the list's name in the templates ("gateways").
-``form_class()``          -> the ModelForm of its definitions (pages, CLI, API and merges alike).
 ``search_fields``         the fields the list's search looks in [("name",)]; ``search_hint``
                           says them in words for the search box ["name"].
 ``list_lead(request)``    -> str: the list page's first line; ``empty_text``: what one is, on an
@@ -205,9 +204,6 @@ class ProcessAdapter:
         return reverse(f"{self.app}:activity", args=[name.lstrip("/")])
 
     # --- the pages ---------------------------------------------------------------------------
-
-    def form_class(self) -> type:
-        raise NotImplementedError
 
     def describe(self, obj: Any) -> str:
         return capfirst(self.label)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -48,10 +49,12 @@ FRAGMENTS = ("_list_head.html", "_row_cells.html", "_badges.html", "_definition.
 
 
 class DefinitionViews:
-    """The pages of one kind; ``views = DefinitionViews("gateway")`` in its urls.py."""
+    """The pages of one kind: ``DefinitionViews("gateway", GatewayForm)`` in its urls.py, with the
+    form its definitions are made with (the pages', the CLI's, the API's and the merges' alike)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, form: type[forms.ModelForm]) -> None:
         self.kind_name = kind
+        self.form = form
 
     @property
     def kind(self) -> ProcessAdapter:
@@ -179,6 +182,7 @@ class DefinitionViews:
         context = self.context(
             request, obj,
             history=audit.history_of(obj).select_related("actor")[:50],
+            own_fields=own_fields(obj),
             **audit.authorship(obj),
             **self.live_context(obj),
             **self.kind.detail_context(request, obj),
@@ -254,7 +258,7 @@ class DefinitionViews:
     def create(self, request: HttpRequest) -> HttpResponse:
         kind = self.kind
         roles.require(roles.can_administer(request.user), f"Only an Administrator may create {kind.label} definitions.")
-        form = kind.form_class()(request.POST or None)
+        form = self.form(request.POST or None)
         if request.method == "POST" and form.is_valid():
             obj = services.save_definition(form, request.user)
             messages.success(request, f"{capfirst(kind.label)} {obj.name} was created.")
@@ -267,7 +271,7 @@ class DefinitionViews:
         """The edit form; a valid POST saves (with "Save and restart", restarts it too:
         processes.editing) and goes back to the definition's page."""
         obj = self.get(request, name, admin=True)
-        form = self.kind.form_class()(request.POST or None, instance=obj)
+        form = self.form(request.POST or None, instance=obj)
         if request.method == "POST" and form.is_valid():
             try:
                 saved = editing.save(form, request.user, then=request.POST.get("then", ""))
@@ -298,8 +302,7 @@ class DefinitionViews:
         if pk.isascii() and pk.isdigit() and len(pk) < 19:
             instance = kind.model.objects.filter(pk=int(pk)).first()
         field = request.headers.get("HX-Trigger-Name") or request.GET.get("field", "")
-        form_class = kind.form_class()
-        form = form_class(request.POST, instance=instance, **form_class.validation_kwargs(field))
+        form = self.form(request.POST, instance=instance, **self.form.validation_kwargs(field))
         errors, warnings = form.feedback(field)
         context = {"errors": errors, "warnings": warnings, "field": field}
         return self.render(request, "htmx/field_feedback.html", context)
@@ -317,6 +320,29 @@ class DefinitionViews:
             return redirect(f"{self.kind.app}:list")
         template = "htmx/delete_dialog.html" if request.htmx else "confirm_delete.html"
         return self.render(request, template, self.context(request, obj, blocker=control.delete_blocker(obj)))
+
+
+# The definition's fields the shared part of the detail page shows itself (detail.html).
+SHOWN_BY_ALL = {"name", "log_file", "restart_policy", "init_timeout", "stop_timeout", "run_as", "allow_root"}
+
+
+def own_fields(obj: Any) -> list[tuple[str, Any, bool]]:
+    """(label, value, secret) of the kind's own fields (its AUDITED_FIELDS but the shared ones), for
+    a kind without a ``_definition.html`` of its own: a choice by its label, a mapping as NAME=value
+    lines, a secret mapping by its names only and a secret text as "set" (values are never shown)."""
+    secret = set(obj.SECRET_FIELDS)
+    rows = []
+    for name in obj.AUDITED_FIELDS:
+        if name in SHOWN_BY_ALL:
+            continue
+        display = getattr(obj, f"get_{name}_display", None)
+        value = display() if callable(display) else getattr(obj, name)
+        if name in secret:
+            value = sorted(value) if isinstance(value, dict) else ("set" if value else "")
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        rows.append((capfirst(obj._meta.get_field(name).verbose_name), value, name in secret))
+    return rows
 
 
 def definition_urls(views: DefinitionViews, *, name: str = "<str:name>/", pages: str = "",

@@ -329,11 +329,6 @@ class WebAppAdapter(ProcessAdapter):
     process_title = "Process group"
     delete_note = "the application's files stay where they are"
 
-    def form_class(self) -> type:
-        from webapps.forms import WebAppForm
-
-        return WebAppForm
-
     def list_lead(self, request: Any) -> str:
         return (f"Python WSGI and ASGI applications, each served at its path on the applications' port "
                 f"({apps_origin(request)}) by a process group of its own.")

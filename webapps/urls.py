@@ -5,12 +5,12 @@ path cannot have (as GitLab's /-/ does)."""
 
 from django.urls import path
 
-from processes.definition_views import DefinitionViews, definition_urls
+from processes.definition_views import definition_urls
 from webapps import views
 
 app_name = "webapps"
 
 urlpatterns = definition_urls(
-    DefinitionViews("webapp"), name="<path:name>/", pages="-/",
+    views.PAGES, name="<path:name>/", pages="-/",
     extra=[path("<path:name>/-/figures/", views.webapp_figures, name="figures")],
 )

@@ -9,8 +9,9 @@ from django.shortcuts import render
 
 from processes.definition_views import DefinitionViews
 from webapps import figures
+from webapps.forms import WebAppForm
 
-PAGES = DefinitionViews("webapp")
+PAGES = DefinitionViews("webapp", WebAppForm)
 
 
 @login_required

@@ -106,31 +106,3 @@ def advanced_fields(form: Any, advanced: Iterable[str]) -> list[BoundField]:
 @register.filter
 def with_errors(fields: Iterable[BoundField]) -> bool:
     return any(field.errors for field in fields)
-
-
-# The definition's fields the shared part of the detail page shows itself (detail.html).
-SHOWN_BY_ALL = {"name", "log_file", "restart_policy", "init_timeout", "stop_timeout", "run_as", "allow_root"}
-
-
-@register.filter
-def own_fields(obj: Any) -> list[tuple[str, Any, bool]]:
-    """(label, value, secret) of the kind's own fields, in its form's order: a choice by its label,
-    a secret mapping by its names only (its values are never shown)."""
-    from django.utils.text import capfirst
-
-    from processes.kinds import adapter_of
-
-    form_class = adapter_of(obj).form_class()
-    secret = set(getattr(obj, "SECRET_FIELDS", ()))
-    rows = []
-    for name in form_class._meta.fields:
-        if name in SHOWN_BY_ALL:
-            continue
-        field = obj._meta.get_field(name)
-        value = attribute_of(obj, name)
-        if name in secret:
-            value = sorted(value or {})
-        elif isinstance(value, bool):
-            value = "yes" if value else "no"
-        rows.append((capfirst(field.verbose_name), value, name in secret))
-    return rows
