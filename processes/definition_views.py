@@ -27,6 +27,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import select_template
 from django.urls import URLPattern, path, re_path
 from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -71,10 +72,12 @@ class DefinitionViews:
                           f"Only an Administrator may change {self.kind.label} definitions.")
         return get_object_or_404(self.kind.model, **self.kind.model.lookup(name))
 
-    def templates(self) -> dict[str, list[str]]:
-        """Each fragment: the kind's own template when it has one, else the shared one."""
+    def templates(self) -> dict[str, Any]:
+        """Each fragment: the kind's own template when it has one, else the shared one; found once
+        per page rather than once per row (a list's page draws a hundred rows)."""
         app = self.kind.app
-        return {name[1:-5]: [f"{app}/{name}", f"processes/definitions/{name}"] for name in FRAGMENTS}
+        return {name[1:-5]: select_template([f"{app}/{name}", f"processes/definitions/{name}"])
+                for name in FRAGMENTS}
 
     def context(self, request: HttpRequest, obj: Any = None, **extra: Any) -> dict[str, Any]:
         """What every template of the kind gets: the adapter (``kind``), the fragments, the kind's
