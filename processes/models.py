@@ -214,8 +214,9 @@ class Definition(ManagedProcess):
 
     @classmethod
     def lookup(cls, name: str) -> dict[str, Any]:
-        """The filter that finds the definition a URL names (``url_arg``)."""
-        return {"name": name}
+        """The filter that finds the definition a URL or a command line names (``url_arg``): names
+        are unique regardless of case, so any case finds it, as the CLI and the API always did."""
+        return {"name__iexact": name}
 
 
 class OfProcessQuerySet(models.QuerySet):
