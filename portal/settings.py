@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "processes",
     "gateways",
     "webapps",
+    "programs",
 ]
 
 MIDDLEWARE = [
