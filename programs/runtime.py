@@ -42,10 +42,10 @@ def split_command(command: str) -> list[str]:
     try:
         words = shlex.split(command)
     except ValueError as e:
-        raise ValueError(f"it cannot be read as shell words ({str(e).lower()}): close the quote, or escape it "
+        raise ValueError(f"cannot be read as shell words ({str(e).lower()}): close the quote, or escape it "
                          "with a backslash") from None
     if not words:
-        raise ValueError("it is empty: write the program and its arguments, e.g. /usr/bin/python3 -m http.server")
+        raise ValueError("is empty: write the program and its arguments, e.g. /usr/bin/python3 -m http.server")
     return words
 
 
