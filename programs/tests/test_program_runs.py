@@ -218,3 +218,29 @@ def test_python_unbuffered_output_goes_to_its_log(program_processes, operator, t
     control.request(program, "stop", operator)
     wait_state(program, {"stopped"})
 
+
+
+def test_reconcile_restarts_it_when_it_and_its_keeper_died_unseen(program_processes, operator):
+    from processes.watcher import reconcile_local
+
+    program = make_program(name="orphan", command="sleep 300", restart_policy="on-failure")
+    control.request(program, "start", operator)
+    program = wait_state(program, {"running"})
+    run_dir = ProgramAdapter().run_dir(program)
+    first = program.pid
+    # A kill -9 of both, as an OOM kill of the keeper's group would do: nobody saw the exit.
+    os.kill(keeper.read_keeper_identity(run_dir).pid, signal.SIGKILL)
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: not keeper.keeper_alive(run_dir) and (
+        not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE), timeout=5)
+    counts = reconcile_local(program.run_host)
+    assert counts["died"] == 1 and counts["restarted"] == 1
+
+    def running_again() -> bool:
+        program.refresh_from_db()
+        return program.state == "running" and program.pid != first
+
+    wait_until(running_again, timeout=15)
+    assert Run.objects.of(program).filter(trigger="reconcile").exists()
+    control.request(program, "stop", operator)
+    wait_state(program, {"stopped"})
