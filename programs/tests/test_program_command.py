@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from io import StringIO
 
@@ -67,7 +68,7 @@ def test_a_bad_value_is_refused_naming_the_option_to_fix():
     assert "--command: /no/such/program does not exist on this host" in message
     assert "--probe: Port 99999 is out of range: use a port from 1 to 65535." in message
     assert "--start-timeout: 0 is out of range" in message
-    with pytest.raises(CommandError, match="--probe: “smoke:signals” is not a probe: write tcp:127.0.0.1:8000"):
+    with pytest.raises(CommandError, match=re.escape("--probe: “smoke:signals” is not a probe: write tcp:127.0.0.1:8000")):
         run("create", "w", "--command", "sleep 9", "--probe", "smoke:signals")
 
 
@@ -89,7 +90,7 @@ def test_list_show_and_delete():
     out, _ = run("list")
     assert out.splitlines()[0].split() == ["NAME", "STATE", "COMMAND"] and "job" in out.splitlines()[1]
     assert json.loads(run("list", "--json")[0])[0]["start_timeout"] == 1
-    with pytest.raises(CommandError, match="There is no program named 'nope': `manage.py program list`"):
+    with pytest.raises(CommandError, match=re.escape("There is no program named 'nope': `manage.py program list`")):
         run("show", "nope")
     assert run("delete", "job")[0] == "Deleted program job.\n"
     assert not Program.objects.exists()
@@ -114,8 +115,8 @@ def test_start_wait_status_and_stop_wait(program_processes):
     status = json.loads(run("status", "web", "--json")[0])
     assert status["state"] == "running" and status["probe"] == f"tcp 127.0.0.1:{port}"
     assert status["command"] == f"/usr/bin/python3 -m http.server {port} --bind 127.0.0.1"
-    with pytest.raises(CommandError, match="web is running: stop web first, then change stop timeout.*Or add "
-                                           "--restart"):
+    with pytest.raises(CommandError, match=r"web is running: stop web first, then change stop timeout\..*Or add "
+                                           r"--restart"):
         run("edit", "web", "--stop-timeout", "4")
     pid = Program.objects.get().pid
     out, _ = run("edit", "web", "--stop-timeout", "4", "--restart")
