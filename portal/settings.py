@@ -316,6 +316,7 @@ LOGGING = {
         "portal": {"level": "INFO"},
         "gateways": {"level": "INFO"},
         "webapps": {"level": "INFO"},
+        "programs": {"level": "INFO"},
     },
 }
 PORTAL_LOG_DIR = LOG_DIR
