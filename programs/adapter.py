@@ -40,8 +40,13 @@ class ProgramAdapter(ProcessAdapter):
         return self.sandbox_policy(obj, rest="writable")
 
     def port_of(self, obj: Program) -> int | None:
-        probe = runtime.parse_probe(obj.probe, obj.probe_target) if obj.probe == "tcp" else None
-        return probe["port"] if probe else None
+        """The port its TCP probe names (written on its Activity rows), if any."""
+        if obj.probe != "tcp":
+            return None
+        try:
+            return runtime.parse_probe(obj.probe, obj.probe_target)["port"]  # type: ignore[index]
+        except ValueError:
+            return None  # a target changed outside the form: the start says what is wrong with it
 
     def list_url(self) -> str | None:
         return reverse("programs:list")
