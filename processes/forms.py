@@ -252,3 +252,23 @@ def secret_help(owner: str) -> str:
 SECRET_KEPT_HELP = ("The values are not shown: leave NAME= as it is to keep a value, write NAME=new value to "
                     "change it, remove the line to remove the variable. After an error a new value must be entered "
                     "again.")
+
+
+class FieldFeedback:
+    """What a definition's form says of one field while it is typed (the pages' inline validation,
+    processes.definition_views): its errors and warnings (``field_warnings``, filled by the
+    kind's checks). A kind's form mixes this in and may say more (a gateway's warnings of the
+    whole definition, a web application's import check)."""
+
+    @classmethod
+    def validation_kwargs(cls, field: str) -> dict[str, Any]:
+        """What the form is made with to check ``field`` alone (a slow check only where it matters)."""
+        return {}
+
+    def feedback(self, field: str) -> tuple[list[str], list[str]]:
+        self.is_valid()  # type: ignore[attr-defined]
+        if field not in self.fields:  # type: ignore[attr-defined]
+            return [], []
+        errors = list(self.errors.get(field, []))  # type: ignore[attr-defined]
+        warnings = list(getattr(self, "field_warnings", {}).get(field, []))
+        return errors, warnings

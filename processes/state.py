@@ -27,3 +27,26 @@ SHOWN_STATE = Case(
 )
 
 
+
+
+def states_summary(model: type) -> list[tuple[str, str, int]]:
+    """(state, label, count) of a kind's definitions, in the state machine's order; one query.
+    Counted by the state shown: one whose start is on its way counts as starting."""
+    from django.db.models import Count
+
+    rows = model.objects.annotate(shown=SHOWN_STATE).values("shown").annotate(n=Count("pk"))
+    counts = {row["shown"]: row["n"] for row in rows}
+    return [(state, LABELS[state], counts[state]) for state in ORDER if counts.get(state)]
+
+
+def register_dashboard_tile(kind: str) -> None:
+    """The dashboard's tile of a kind (its definitions by state), from its AppConfig.ready()."""
+    from portal import summaries
+    from processes.kinds import adapter_for
+
+    def summary() -> dict[str, object]:
+        adapter = adapter_for(kind)
+        by_state = states_summary(adapter.model)
+        return {"kind": adapter, "by_state": by_state, "count": sum(n for _, _, n in by_state)}
+
+    summaries.register_summary(kind, "processes/definitions/_dashboard_tile.html", summary)

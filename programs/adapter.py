@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-from django.urls import reverse
 
 from portal.process import checks
 from portal.process.spec import Spec
@@ -21,15 +18,28 @@ class ProgramAdapter(ProcessAdapter):
     model = Program
     run_folder = "programs"
     runtime_fields = RUNTIME_FIELDS
+    # The pages (processes/definition_views.py).
+    app = "programs"
+    export_kind = "programs"
+    search_fields = ("name", "command")
+    search_hint = "name or command"
+    empty_text = ("A program is any command line the portal keeps running, as supervisor does: a queue worker, a "
+                  "scheduler, a small server. Create one to give it a name and its command.")
+    list_columns = (("Command", "command"),)
+    advanced_fields = ("restart_policy", "init_timeout", "stop_signal", "stop_timeout", "run_as", "allow_root")
+
+    def describe(self, obj: Program) -> str:
+        probe = f", ready when {obj.probe} {obj.probe_target} answers" if obj.probe else ""
+        return f"Program{probe}"
+
+    def summary(self, obj: Program) -> str:
+        return obj.command
 
     def preflight(self, obj: Program) -> checks.CheckFailure | None:
-        return runtime.preflight(obj, self.account(obj), self.home(obj))
+        return self.log_file_problem(obj) or runtime.preflight(obj, self.account(obj))
 
     def build_spec(self, obj: Program) -> Spec:
-        return runtime.build_spec(obj, self.home(obj))
-
-    def log_folder(self) -> Path:
-        return runtime.log_folder()
+        return runtime.build_spec(obj, self.home(obj), self.log_path(obj))
 
     def sandbox(self, obj: Program) -> dict[str, Any]:
         """As a gateway's: a program is whatever its operator needs run (a queue worker writing its
@@ -47,12 +57,6 @@ class ProgramAdapter(ProcessAdapter):
             return runtime.parse_probe(obj.probe, obj.probe_target)["port"]  # type: ignore[index]
         except ValueError:
             return None  # a target changed outside the form: the start says what is wrong with it
-
-    def list_url(self) -> str | None:
-        return reverse("programs:list")
-
-    def activity_url(self, name: str) -> str | None:
-        return reverse("programs:activity", args=[name])
 
     def status_fields(self, obj: Program) -> dict[str, Any]:
         # A command holds no secret (those are in the secret variables): shown as saved.

@@ -11,6 +11,7 @@ from django.db.models.functions import Lower
 from processes.accounts import RUN_AS_ERRORS, check_run_as
 from processes.forms import (
     SECRET_KEPT_HELP,
+    FieldFeedback,
     SecretAssignmentsTextarea,
     check_assignments,
     check_log_file_field,
@@ -28,7 +29,7 @@ MAX_DIRECTORY = Program._meta.get_field("directory").max_length
 TIMEOUTS = {"init_timeout": (1, 300, 1), "stop_timeout": (1, 300, 10)}
 
 
-class ProgramForm(forms.ModelForm):
+class ProgramForm(FieldFeedback, forms.ModelForm):
     environment = forms.CharField(
         label="Environment variables",
         required=False,
@@ -220,8 +221,11 @@ class ProgramForm(forms.ModelForm):
         path = (self.cleaned_data.get("log_file") or "").strip()
         if not path:
             return ""
-        example = runtime.log_folder().parent / "worker.log"  # var/log/worker.log
-        return check_log_file_field(path, example, lambda p: runtime.log_file_problem(self._with_name(), p))
+        from programs.adapter import ProgramAdapter
+
+        kind = ProgramAdapter()
+        example = kind.log_folder().parent / "worker.log"  # var/log/worker.log
+        return check_log_file_field(path, example, lambda p: kind.log_file_problem(self._with_name(), p))
 
     def _with_name(self) -> Program:
         # The default log's name depends on the name, which a new definition has only now.

@@ -19,9 +19,8 @@ from django.conf import settings
 
 from portal import paths
 from portal.process import checks
-from portal.process.checks import CheckFailure, check_log_file
+from portal.process.checks import CheckFailure
 from portal.process.spec import Spec
-from processes.adapters import default_log_folders
 
 if TYPE_CHECKING:
     from portal.process.accounts import Account
@@ -122,37 +121,7 @@ def parse_host_port(target: str) -> tuple[str, int]:
     return host, port
 
 
-# A definition's files --------------------------------------------------------------------------
-
-
-def run_dir(program: Program) -> Path:
-    return paths.RUN_DIR / "programs" / str(program.run_key)
-
-
-def log_folder() -> Path:
-    """The folder of every program's default log: no program may choose another's."""
-    return paths.LOG_DIR.resolve() / "programs"
-
-
-def default_log_path(program: Program) -> Path:
-    return log_folder() / f"{program.name or 'program'}.log"
-
-
-def log_path(program: Program) -> Path:
-    return Path(program.log_file) if program.log_file else default_log_path(program)
-
-
-def log_file_problem(program: Program, path: str | None = None) -> CheckFailure | None:
-    """Why this program may not write or show ``path`` (default: its log file), or None."""
-    return check_log_file(
-        path or str(log_path(program)),
-        settings.PORTAL_LOG_ROOTS,
-        var_dir=str(paths.VAR_DIR),
-        run_dir=str(run_dir(program)),
-        own_default=str(default_log_path(program)),
-        default_folders=default_log_folders(),
-        label="program",
-    )
+# A definition's start ------------------------------------------------------------------------
 
 
 def private_inside(path: str) -> bool:
@@ -177,12 +146,9 @@ def environment(program: Program) -> dict[str, str]:
     return {"PATH": DEFAULT_PATH, **(program.environment or {}), **(program.secret_environment or {})}
 
 
-def preflight(program: Program, account: Account | None, home: Path) -> CheckFailure | None:
-    """What would make a start fail, found before the start, each with its fix; the program and its
-    folder are checked as ``account``, the user it runs as."""
-    failure = log_file_problem(program)
-    if failure is not None:
-        return failure
+def preflight(program: Program, account: Account | None) -> CheckFailure | None:
+    """What would make a start fail, found before the start, each with its fix (its log file aside: the
+    adapter's check); the program and its folder are checked as ``account``, the user it runs as."""
     try:
         argv = split_command(program.command)
     except ValueError as e:
@@ -205,7 +171,7 @@ def preflight(program: Program, account: Account | None, home: Path) -> CheckFai
     return None
 
 
-def build_spec(program: Program, home: Path) -> Spec:
+def build_spec(program: Program, home: Path, log_file: Path) -> Spec:
     """The command as an argument list (never a shell); secret values only in the environment,
     named in ``secret_env`` so that the keeper never writes them."""
     probe = parse_probe(program.probe, program.probe_target)
@@ -216,7 +182,7 @@ def build_spec(program: Program, home: Path) -> Spec:
         env=environment(program),
         secret_env=sorted(program.secret_environment or {}),
         cwd=working_directory(program, home),
-        log_file=str(log_path(program)),
+        log_file=str(log_file),
         log_roots=list(settings.PORTAL_LOG_ROOTS),
         probe=probe,
         init_timeout=init_timeout,

@@ -25,6 +25,7 @@ from portal.process.checks import path_too_long
 from processes.accounts import RUN_AS_ERRORS, check_run_as
 from processes.forms import (
     SECRET_KEPT_HELP,
+    FieldFeedback,
     SecretAssignmentsTextarea,
     check_assignments,
     check_log_file_field,
@@ -170,7 +171,7 @@ def check_variables(values: dict[str, str], field: str) -> None:
 SECRET_HELP = secret_help("the application")
 
 
-class WebAppForm(forms.ModelForm):
+class WebAppForm(FieldFeedback, forms.ModelForm):
     environment = forms.CharField(
         label="Environment variables",
         required=False,
@@ -223,6 +224,19 @@ class WebAppForm(forms.ModelForm):
             "run_as",
             "allow_root",
         ]
+
+    @classmethod
+    def validation_kwargs(cls, field: str) -> dict[str, Any]:
+        # The import check starts the application's interpreter: only for the fields it depends on.
+        return {"check_app": field in APP_CHECK_FIELDS}
+
+    def feedback(self, field: str) -> tuple[list[str], list[str]]:
+        errors, warnings = super().feedback(field)
+        problem = self.app_problem
+        if field in APP_CHECK_FIELDS and problem is not None and problem.field != field:
+            # The import check's answer concerns the field just changed too (e.g. the directory).
+            errors = [*errors, problem.message]
+        return list(dict.fromkeys(errors)), warnings
 
     def __init__(self, *args: Any, check_app: bool = True, app_checks: dict[Any, Any] | None = None,
                  mounts: Mounts | None = None, fix_keys: Any = None, **kwargs: Any) -> None:

@@ -130,9 +130,11 @@ def test_a_worker_starts_the_watcher_from_the_app_registry_and_celery_alone_impo
 
 def test_the_dashboard_shows_the_summaries_the_apps_register():
     from portal import summaries
+    from processes.adapters import all_adapters
 
-    # Registered by GatewaysConfig.ready(); the dashboard tests show it drawn.
-    assert summaries._summaries["gateways"].template == "gateways/_dashboard_tile.html"
+    # Registered by each kind's AppConfig.ready(): one tile for every kind; the dashboard tests show it drawn.
+    assert {key: s.template for key, s in summaries._summaries.items()} == {
+        kind.kind: "processes/definitions/_dashboard_tile.html" for kind in all_adapters()}
 
 
 # --- a kind imports no other kind -------------------------------------------------------------
@@ -148,7 +150,7 @@ def _kind_of(path: Path) -> str | None:
 
 def test_no_kind_imports_another_kind():
     for kind in APPS:
-        assert (ROOT / kind / "models.py") in _sources(kind)
+        assert (ROOT / kind / "adapter.py") in _sources(kind)
     found = {
         str(path.relative_to(ROOT)): others
         for kind in sorted(APPS)
@@ -208,7 +210,7 @@ def test_no_template_uses_another_kinds_templates_or_tags_and_shared_ones_use_no
     libraries = tag_libraries()
     assert libraries.get("process_tags") == "processes"
     templates = sorted(TEMPLATES.rglob("*.html"))
-    assert TEMPLATES / "webapps" / "form.html" in templates
+    assert TEMPLATES / "webapps" / "_definition.html" in templates
     found = {}
     for path in templates:
         kind = _kind_of(path)
@@ -453,6 +455,28 @@ def test_the_check_finds_sets_of_state_names_and_nothing_else():
         "w = {RUNNING, STOPPED} | states.DOWN\n"
     )
     assert state_sets(source) == [1, 2, 3, 4, 5]
+
+
+def state_literals_in_templates(text: str) -> list[str]:
+    """The state names a template writes in quotes (``obj.state == "running"``): a template
+    names a state as ``STATE.RUNNING`` (processes.context_processors), from the one list."""
+    tags = " ".join(re.findall(r"{%.*?%}|{{.*?}}", text, re.S))
+    return [m.group(1) for m in re.finditer(r"""["']([a-z]+)["']""", tags) if m.group(1) in STATE_NAMES]
+
+
+def test_the_check_finds_a_state_name_written_in_a_template():
+    text = ('{% if obj.state == "running" %}{% elif obj.state in \'stopped fatal\' %}{% endif %}'
+            '{% if obj.state == STATE.RUNNING %}<p class="state" data-label="stopped">{{ label }}</p>{% endif %}')
+    assert state_literals_in_templates(text) == ["running"]
+
+
+def test_templates_name_states_and_actions_from_the_one_list():
+    found = {str(path.relative_to(ROOT)): names for path in sorted(TEMPLATES.rglob("*.html"))
+             if (names := state_literals_in_templates(path.read_text()))}
+    assert found == {}, f"Write STATE.RUNNING (processes.context_processors.names), not the name itself: {found}"
+    actions = {str(path.relative_to(ROOT)) for path in sorted(TEMPLATES.rglob("*.html"))
+               if re.search(r"""(?:==|!=)\s*["'](?:start|stop|restart)["']""", path.read_text())}
+    assert actions == set(), f"Write ACTION.START (processes.context_processors.names), not the name itself: {actions}"
 
 
 def test_sets_of_state_names_are_spelled_only_in_portal_process_states():
