@@ -7,10 +7,12 @@ class ProgramsConfig(AppConfig):
 
     def ready(self) -> None:
         from processes.adapters import register
+        from processes.state import register_dashboard_tile
         from programs import cpf
         from programs.adapter import ProgramAdapter
 
-        # The shared process layer (processes/) starts, stops, watches and audits programs through
-        # this adapter; its pages come from the shared page layer (programs/urls.py).
+        # The shared process layer (processes/) starts, stops, watches and audits programs and draws
+        # their pages (programs/urls.py) through this adapter.
         register(ProgramAdapter())
+        register_dashboard_tile("program")
         cpf.register()  # CreateProgram, ModifyProgram, DeleteProgram in merge files (portal/cpf/)

@@ -24,6 +24,8 @@ from programs import runtime
 from programs.models import Program
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_\-.]+$")
+# Path segments of the programs' pages that a program's name must not shadow.
+RESERVED_NAMES = {"new", "validate"}
 MAX_COMMAND = Program._meta.get_field("command").max_length
 MAX_DIRECTORY = Program._meta.get_field("directory").max_length
 TIMEOUTS = {"init_timeout": (1, 300, 1), "stop_timeout": (1, 300, 10)}
@@ -126,6 +128,9 @@ class ProgramForm(FieldFeedback, forms.ModelForm):
                 "and API could not be reached. Choose a name with a letter or a digit.",
                 params={"name": name},
             )
+        if name.lower() in RESERVED_NAMES:
+            raise forms.ValidationError(
+                "“%(name)s” is reserved by the portal's pages: choose another name.", params={"name": name})
         found = Program.objects.annotate(lname=Lower("name")).filter(lname=name.lower()).first()
         if found:
             raise forms.ValidationError(

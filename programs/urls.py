@@ -1,9 +1,8 @@
-"""The pages of programs (list, detail, edit, delete, live, row, control, install, activity).
+"""The pages of programs: the ones every kind has (processes/definition_views.py)."""
 
-TODO: the shared page layer (processes/) fills these; until then the names do not resolve and
-only the JSON API (programs/api_urls.py), the CLI and merge files reach programs.
-"""
+from processes.definition_views import DefinitionViews, definition_urls
+from programs.forms import ProgramForm
 
 app_name = "programs"
 
-urlpatterns: list = []
+urlpatterns = definition_urls(DefinitionViews("program", ProgramForm))
