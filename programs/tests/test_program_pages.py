@@ -26,7 +26,8 @@ def test_an_administrator_creates_reads_edits_and_deletes_one_through_the_pages(
     for url in ("/programs/", "/programs/worker/", "/programs/worker/edit/", "/programs/worker/activity/",
                 "/programs/worker/delete/", "/programs/worker/row/", "/programs/worker/live/", "/"):
         response = admin.get(url)
-        assert response.status_code == 200, url
+        # 286: a row or live panel that has settled stops the page's polling (django-htmx).
+        assert response.status_code in (200, 286), url
         assert SECRET not in response.content.decode(), url
     # The command in its column, breakable at its separators (<wbr>), never mid-word.
     assert program.command in admin.get("/programs/").content.decode().replace("<wbr>", "")
