@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -169,8 +170,6 @@ class ProgramForm(FieldFeedback, forms.ModelForm):
                 "the program's own home folder.",
                 params={"path": directory[:80]},
             )
-        import os
-
         directory = os.path.normpath(directory)
         if runtime.private_inside(directory):
             raise forms.ValidationError(
@@ -261,8 +260,6 @@ class ProgramForm(FieldFeedback, forms.ModelForm):
     def _resolve_program(self, data: dict[str, Any]) -> None:
         """The first word as a full path (found on the program's PATH when it is a name), saved so: what
         runs is what was checked, whatever PATH holds later."""
-        import os
-
         words = runtime.split_command(data["command"])
         path = (data.get("environment") or {}).get("PATH") or runtime.DEFAULT_PATH
         try:
