@@ -19,6 +19,7 @@ from typing import Any
 
 from gateways.models import RUNTIME_FIELDS, Gateway
 from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, word_of
+from portal.process.states import START, STOP
 
 RESTART_POLICIES = {"never": "never", "on-failure": "on-failure", "always": "always"}
 PASSPHRASE_FILE = "PassphraseFile"
@@ -176,7 +177,7 @@ class GatewayAdapter(Adapter):
         return {FIELD_KEYS[f] for f in RUNTIME_FIELDS if f in FIELD_KEYS} | {PASSPHRASE_FILE}
 
     def is_active(self, obj: Gateway) -> bool:
-        return obj.is_active or obj.intent == "start"
+        return obj.is_active or obj.intent == START
 
     def delete_blocker(self, obj: Gateway) -> str:
         from processes import services
@@ -213,15 +214,15 @@ class GatewayAdapter(Adapter):
     def stop(self, obj: Gateway, user: Any) -> None:
         from processes import control
 
-        gateway = control.request(obj, "stop", user, channel="cpf merge")
-        control.wait_settled(gateway, "stop", gateway.stop_timeout + 5)
+        gateway = control.request(obj, STOP, user, channel="cpf merge")
+        control.wait_settled(gateway, STOP, gateway.stop_timeout + 5)
 
     def start(self, obj: Gateway, user: Any) -> None:
         from processes import control
 
         gateway = Gateway.objects.filter(pk=obj.pk).first()
         if gateway is not None:
-            control.request(gateway, "start", user, channel="cpf merge")
+            control.request(gateway, START, user, channel="cpf merge")
 
     def export(self, obj: Gateway) -> tuple[list[tuple[str, str]], list[str]]:
         notes = []

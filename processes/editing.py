@@ -26,10 +26,10 @@ from django.core.exceptions import PermissionDenied
 from django.utils.text import capfirst
 
 from portal import roles
+from portal.process.states import RESTART, START
 from processes import control, services
 from processes.adapters import adapter_of
 
-RESTART = control.RESTART
 # What a save may be followed by: "" (nothing) or a restart.
 THEN = ("", RESTART)
 
@@ -79,7 +79,7 @@ def form_data_of(form_class: type, instance: Any) -> dict[str, Any]:
 
 def is_running(obj: Any) -> bool:
     """Running or on its way to be: a save of its runtime fields then needs a restart."""
-    return bool(obj.pk and (obj.is_active or obj.intent == "start"))
+    return bool(obj.pk and (obj.is_active or obj.intent == START))
 
 
 def may_restart(user: Any) -> bool:

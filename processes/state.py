@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Case, CharField, F, Q, Value, When
 
 from portal.process import states
-from portal.process.states import RUNNING, STARTING, STOPPED, STOPPING
+from portal.process.states import RUNNING, START, STARTING, STOP, STOPPED, STOPPING
 
 ORDER = list(states.ALL)
 LABELS = dict(states.CHOICES)
@@ -18,10 +18,10 @@ _ENDED = [s for s in ORDER if s in states.ENDED]
 _START_PENDING = [s for s in ORDER if s not in states.ENDED and s not in (STARTING, RUNNING)]
 _STOP_PENDING = [s for s in ORDER if s not in states.ENDED and s not in (STOPPING, STOPPED)]
 SHOWN_STATE = Case(
-    When(Q(intent="start") & Q(state__in=_START_PENDING), then=Value(STARTING)),
-    When(Q(intent="start") & Q(state__in=_ENDED) & _UNSEEN, then=Value(STARTING)),
-    When(Q(intent="stop") & Q(state__in=_STOP_PENDING), then=Value(STOPPING)),
-    When(Q(intent="stop") & Q(state__in=_ENDED) & _UNSEEN, then=Value(STOPPING)),
+    When(Q(intent=START) & Q(state__in=_START_PENDING), then=Value(STARTING)),
+    When(Q(intent=START) & Q(state__in=_ENDED) & _UNSEEN, then=Value(STARTING)),
+    When(Q(intent=STOP) & Q(state__in=_STOP_PENDING), then=Value(STOPPING)),
+    When(Q(intent=STOP) & Q(state__in=_ENDED) & _UNSEEN, then=Value(STOPPING)),
     default=F("state"),
     output_field=CharField(),
 )

@@ -33,6 +33,7 @@ from portal.cpf.registry import (
     read_secret_file,
     word_of,
 )
+from portal.process.states import START, STOP
 
 WSGI_TYPES = {"0": "wsgi", "1": "asgi"}
 ENGINES = {"": "", "gunicorn": "gunicorn", "uvicorn": "uvicorn", "granian": "granian"}
@@ -249,7 +250,7 @@ class ApplicationAdapter(Adapter):
         return keys | {ENV, SECRET_ENV_FILE}
 
     def is_active(self, obj: Any) -> bool:
-        return obj.is_active or obj.intent == "start"
+        return obj.is_active or obj.intent == START
 
     def delete_blocker(self, obj: Any) -> str:
         from processes import services
@@ -281,8 +282,8 @@ class ApplicationAdapter(Adapter):
     def stop(self, obj: Any, user: Any) -> None:
         from processes import control
 
-        webapp = control.request(obj, "stop", user, channel="cpf merge")
-        control.wait_settled(webapp, "stop", webapp.stop_timeout + 5)
+        webapp = control.request(obj, STOP, user, channel="cpf merge")
+        control.wait_settled(webapp, STOP, webapp.stop_timeout + 5)
 
     def start(self, obj: Any, user: Any) -> None:
         from processes import control
@@ -290,7 +291,7 @@ class ApplicationAdapter(Adapter):
 
         webapp = WebApp.objects.filter(pk=obj.pk).first()
         if webapp is not None:
-            control.request(webapp, "start", user, channel="cpf merge")
+            control.request(webapp, START, user, channel="cpf merge")
 
     def export(self, obj: Any) -> tuple[list[tuple[str, str]], list[str]]:
         notes = []

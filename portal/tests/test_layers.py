@@ -479,6 +479,62 @@ def test_templates_name_states_and_actions_from_the_one_list():
     assert actions == set(), f"Write ACTION.START (processes.context_processors.names), not the name itself: {actions}"
 
 
+ACTION_NAMES = {"start", "stop", "restart"}
+
+
+# The calls that take an action, and the keywords that name one.
+ACTING_CALLS = {"request", "send", "wait_settled", "awaiting", "await_request", "act", "superseded"}
+ACTION_KEYWORDS = {"intent", "requested", "action"}
+
+
+def action_literals(source: str) -> list[int]:
+    """Lines where ``source`` writes an action's name as a value the code acts on: compared
+    (``intent == "start"``), passed to a call that acts (``control.request(obj, "stop", user)``),
+    as the value of a keyword that names one (``Q(intent="start")``), or as keys of a dict by
+    action. Not a flag or an option that happens to be called restart (``?restart=1``), nor prose."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        values: list[ast.expr | None] = []
+        if isinstance(node, ast.Compare):
+            values = [node.left, *node.comparators]
+        elif isinstance(node, ast.Call):
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            values = [k.value for k in node.keywords if k.arg in ACTION_KEYWORDS]
+            if func in ACTING_CALLS:
+                values += node.args
+        elif isinstance(node, ast.Dict):
+            keys = [k for k in node.keys if isinstance(k, ast.Constant) and k.value in ACTION_NAMES]
+            values = keys if len(keys) >= 2 else []
+        if any(isinstance(v, ast.Constant) and v.value in ACTION_NAMES for v in values):
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_the_check_finds_an_action_spelled_out():
+    source = (
+        'if obj.intent == "start": pass\n'  # 1
+        'control.request(obj, "stop", user)\n'  # 2
+        'TASKS = {"restart": restart, "stop": stop}\n'  # 3
+        'q = Q(intent="start")\n'  # 4
+        # Not actions spelled out: the names, a keyword's name, words in a sentence.
+        "if obj.intent == START: pass\n"
+        'journal.note("reload", how="restart")\n'
+        'restart = _flag(request, "restart")\n'
+        'answer = {"restart": True, "state": "running"}\n'
+        'message = "start it first"\n'
+    )
+    assert action_literals(source) == [1, 2, 3, 4]
+
+
+def test_actions_are_spelled_only_in_portal_process_states():
+    sources = [p for p in _sources("portal", "processes", *sorted(APPS)) if p != STATES_MODULE]
+    found = {str(path.relative_to(ROOT)): lines for path in sources if (lines := action_literals(path.read_text()))}
+    assert found == {}, (
+        "An action's name is spelled in portal/process/states.py only: import START, STOP, RESTART "
+        f"(or ACTIONS) from there. Found at lines: {found}"
+    )
+
+
 def test_sets_of_state_names_are_spelled_only_in_portal_process_states():
     sources = [p for p in _sources("portal", "processes", "gateways", "webapps", "programs", "bench")
                if p != STATES_MODULE]

@@ -15,7 +15,6 @@ from conftest import wait_until
 from portal import paths
 from portal.models import AuditEntry
 from portal.process import keeper
-from processes import control
 from processes.models import Activity, Run
 from processes.tests.echo.models import Echo
 

@@ -358,8 +358,11 @@ def test_a_virtualenv_build_does_not_delay_the_start_of_another_application(weba
 HOME_WRITER = '''
 import os
 
-with open(os.path.join(os.environ["HOME"], "made-at-import"), "w") as f:
+# Each worker imports it: written whole and then renamed, so that one worker's import never shows
+# another's request an empty file.
+with open(os.path.join(os.environ["HOME"], f"made-at-import.{os.getpid()}"), "w") as f:
     f.write("x")
+os.replace(f.name, os.path.join(os.environ["HOME"], "made-at-import"))
 
 
 def app(environ, start_response):
