@@ -19,6 +19,7 @@ import copy
 from typing import Any
 
 from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, word_of
+from portal.process.states import START, STOP
 
 RESTART_POLICIES = {"never": "never", "on-failure": "on-failure", "always": "always"}
 STOP_SIGNALS = {s: s for s in ("TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2")}
@@ -176,7 +177,7 @@ class ProgramAdapter(Adapter):
         return {FIELD_KEYS[f] for f in RUNTIME_FIELDS if f in FIELD_KEYS} | {ENV, SECRET_ENV_FILE}
 
     def is_active(self, obj: Any) -> bool:
-        return obj.is_active or obj.intent == "start"
+        return obj.is_active or obj.intent == START
 
     def delete_blocker(self, obj: Any) -> str:
         from processes import services
@@ -203,8 +204,8 @@ class ProgramAdapter(Adapter):
     def stop(self, obj: Any, user: Any) -> None:
         from processes import control
 
-        program = control.request(obj, "stop", user, channel="cpf merge")
-        control.wait_settled(program, "stop", program.stop_timeout + 5)
+        program = control.request(obj, STOP, user, channel="cpf merge")
+        control.wait_settled(program, STOP, program.stop_timeout + 5)
 
     def start(self, obj: Any, user: Any) -> None:
         from processes import control
@@ -212,7 +213,7 @@ class ProgramAdapter(Adapter):
 
         program = Program.objects.filter(pk=obj.pk).first()
         if program is not None:
-            control.request(program, "start", user, channel="cpf merge")
+            control.request(program, START, user, channel="cpf merge")
 
     def export(self, obj: Any) -> tuple[list[tuple[str, str]], list[str]]:
         notes = []
