@@ -1,6 +1,6 @@
 """The layers, read from the source: what may import what, and where states are spelled.
 
-- The project package (``portal/``) imports no app (``gateways``, ``webapps``): the apps
+- The project package (``portal/``) imports no app (``gateways``, ``webapps``, ``programs``): the apps
   import the portal (API authentication, roles, the dashboard's summaries), and the
   apps start what is theirs from the app registry (the processes app's watcher).
 - A kind never imports another kind, templates included (``{% include %}``, ``{% extends %}``,
@@ -30,7 +30,7 @@ from pathlib import Path
 from portal.process import states
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = {"gateways", "webapps"}
+APPS = {"gateways", "webapps", "programs"}
 STATE_NAMES = set(states.ALL)
 STATES_MODULE = ROOT / "portal" / "process" / "states.py"
 TEMPLATES = ROOT / "templates"
@@ -121,7 +121,7 @@ def test_a_worker_starts_the_watcher_from_the_app_registry_and_celery_alone_impo
     # portal.celery on its own (before Django is set up) loads no app.
     code = (
         "import sys, portal.celery\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('gateways', 'webapps'))\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('gateways', 'webapps', 'programs'))\n"
         "assert not loaded, loaded\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -276,7 +276,7 @@ def test_the_core_names_no_kind():
 
 # --- no import cycles ------------------------------------------------------------------------
 
-PACKAGES = ("portal", "processes", "gateways", "webapps")
+PACKAGES = ("portal", "processes", "gateways", "webapps", "programs")
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -408,7 +408,8 @@ def test_the_check_finds_a_cycle_through_imports_in_functions_and_names_it(tmp_p
 
 def test_no_module_of_the_project_imports_itself_round_a_cycle():
     graph = import_graph(ROOT)
-    assert {"processes.tasks", "processes.pipeline", "webapps.adapter", "gateways.forms"} <= set(graph)
+    assert {"processes.tasks", "processes.pipeline", "webapps.adapter", "gateways.forms", "programs.adapter"} \
+        <= set(graph)
     assert "processes.adapters" in graph["processes.pipeline"]
     cycles = [" -> ".join(loop) for loop in import_cycles(graph)]
     assert cycles == [], (
@@ -535,7 +536,8 @@ def test_actions_are_spelled_only_in_portal_process_states():
 
 
 def test_sets_of_state_names_are_spelled_only_in_portal_process_states():
-    sources = [p for p in _sources("portal", "processes", "gateways", "webapps", "bench") if p != STATES_MODULE]
+    sources = [p for p in _sources("portal", "processes", "gateways", "webapps", "programs", "bench")
+               if p != STATES_MODULE]
     assert len(sources) > 50
     found = {
         str(path.relative_to(ROOT)): lines
