@@ -28,22 +28,18 @@ operator ("cli:<os user>") with administrator rights, as for ``manage.py gateway
 
 from __future__ import annotations
 
-import json
 import sys
 from argparse import ArgumentParser, BooleanOptionalAction
 from pathlib import Path
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from portal import roles
-from portal.cli import actor_named
 from portal.cpf.registry import ValueProblem
 from portal.process.checks import path_too_long
 from portal.process.spec import STOP_SIGNALS
-from processes import control, services
-from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
+from processes import services
+from processes.cli import DefinitionCommand, add_restart_option, save_and_report
 from processes.editing import form_data_of
 from processes.forms import error_lines, format_assignments, options_of
 from programs.cpf import probe_text, probe_value
@@ -122,42 +118,22 @@ def _lines_to_dict(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-class Command(BaseCommand):
+class Command(DefinitionCommand):
     help = "Create, edit, list, show and delete program definitions; start, stop and restart programs."
+    kind = "program"
+    list_columns = (("NAME", lambda p: p.name), ("STATE", lambda p: p.shown_state), ("COMMAND", lambda p: p.command))
+    empty = ("No programs are defined. Create one with "
+             "`manage.py program create NAME --command \"/path/to/program ARGS\"`.")
 
-    def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--user", help="act as this portal user, with that user's role")
-        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        self.parsers = {"create": sub.add_parser("create", help="create a definition"),
-                        "edit": sub.add_parser("edit", help="change a definition (the options given; the rest "
-                                                            "is kept)")}
+    def as_dict(self, obj: Program) -> dict[str, Any]:
+        return program_as_dict(obj)
+
+    def add_definition_parsers(self, sub: Any) -> None:
+        self.parsers.update({"create": sub.add_parser("create", help="create a definition"),
+                             "edit": sub.add_parser("edit", help="change a definition (the options given; the "
+                                                                 "rest is kept)")})
         _definition_options(self.parsers["create"], creating=True)
         _definition_options(self.parsers["edit"], creating=False)
-        listing = sub.add_parser("list", help="list definitions")
-        listing.add_argument("--json", action="store_true")
-        show = sub.add_parser("show", help="show one definition")
-        show.add_argument("name")
-        show.add_argument("--json", action="store_true")
-        delete = sub.add_parser("delete", help="delete a definition")
-        delete.add_argument("name")
-        add_control_parsers(sub, "program", "name", timeout="start timeout")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        self.actor = actor_named(options.get("user"))
-        action = options["action"]
-        handler = self.do_control if action in control.ACTIONS else getattr(self, f"do_{action}")
-        try:
-            handler(options)
-        except (PermissionDenied, control.ControlError) as e:
-            raise CommandError(str(e)) from None
-
-    def _get(self, name: str) -> Program:
-        if not roles.can_view(self.actor):
-            raise PermissionDenied("Your account has no role: ask an administrator.")
-        program = Program.objects.filter(name__iexact=name).first()
-        if program is None:
-            raise CommandError(f"There is no program named {name!r}: `manage.py program list` shows the names.")
-        return program
 
     # Definitions ------------------------------------------------------------------------
 
@@ -230,49 +206,13 @@ class Command(BaseCommand):
         form = ProgramForm(data)
         self._check(form, "created")
         program = services.save_definition(form, self.actor, actor=self.actor.get_username())
-        for warning in form.warnings:
-            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
+        self.report_warnings(form)
         self.stdout.write(f"Created program {program.name}: {program.command}")
 
     def do_edit(self, options: dict[str, Any]) -> None:
-        program = self._get(options["name"])
+        program = self.get(options["name"])
         services.require_admin(self.actor, "edit", Program)
         data = self._form_data(options, form_data_of(ProgramForm, program))
         form = ProgramForm(data, instance=program)
         self._check(form, "saved")
         save_and_report(self, form, options, f"Saved program {program.name}.")
-
-    def do_list(self, options: dict[str, Any]) -> None:
-        if not roles.can_view(self.actor):
-            raise PermissionDenied("Your account has no role: ask an administrator.")
-        programs = list(Program.objects.all())
-        if options["json"]:
-            self.stdout.write(json.dumps([program_as_dict(p) for p in programs], indent=2))
-            return
-        if not programs:
-            self.stdout.write("No programs are defined. Create one with "
-                              "`manage.py program create NAME --command \"/path/to/program ARGS\"`.")
-            return
-        width = max(len(p.name) for p in programs)
-        self.stdout.write(f"{'NAME':<{width}}  {'STATE':<8}  COMMAND")
-        for p in programs:
-            self.stdout.write(f"{p.name:<{width}}  {p.shown_state:<8}  {p.command}")
-
-    def do_show(self, options: dict[str, Any]) -> None:
-        data = program_as_dict(self._get(options["name"]))
-        if options["json"]:
-            self.stdout.write(json.dumps(data, indent=2))
-            return
-        for key, value in data.items():
-            self.stdout.write(f"{key.replace('_', ' ')}: {value}")
-
-    def do_delete(self, options: dict[str, Any]) -> None:
-        program = self._get(options["name"])
-        services.delete_definition(program, self.actor, actor=self.actor.get_username())
-        self.stdout.write(f"Deleted program {program.name}.")
-
-    def do_control(self, options: dict[str, Any]) -> None:
-        control_and_report(self, self._get(options["name"]), options)
-
-    def do_status(self, options: dict[str, Any]) -> None:
-        write_status(self, self._get(options["name"]), options)
