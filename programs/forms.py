@@ -39,8 +39,9 @@ class ProgramForm(FieldFeedback, forms.ModelForm):
         strip=False,
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
         help_text="One NAME=value per line, e.g. QUEUE=emails. Shown on the program's page and in its history. "
-                  "It also gets HOME, USER, LOGNAME and the locale, and PATH=" + runtime.DEFAULT_PATH
-                  + " unless set here; nothing of the portal's own environment.",
+                  "It also gets HOME, USER, LOGNAME and the locale, and a PATH of the system's folders "
+                  "(/usr/local/bin, /usr/bin, /bin and their sbin) unless set here; nothing of the portal's own "
+                  "environment.",
     )
     secret_environment = forms.CharField(
         label="Secret environment variables",
