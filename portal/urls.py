@@ -28,7 +28,7 @@ urlpatterns = [
     re_path(r"^api/cpf/merge/?$", cpf_views.api_merge, name="api-cpf-merge"),
     path("api/webapps/", include("webapps.api_urls")),
     path("api/programs/", include("programs.api_urls")),
-    path("api/", include("gateways.api_urls")),
+    path("api/gateways/", include("gateways.api_urls")),
     # Any other path under /api/ answers in JSON too, not with the HTML 404 page.
     re_path(r"^api/(?P<path>.*)$", api.not_found),
     # Runs and activity of every kind of process moved from the gateways app's admin to processes'.

@@ -28,14 +28,6 @@ from webapps.forms import WebAppForm
 from webapps.models import WebApp
 
 
-def _get(path: str) -> WebApp:
-    name = "/" + path.strip("/")
-    webapp = WebApp.objects.filter(name__iexact=name).first()
-    if webapp is None:
-        raise Http404(f"There is no web application at {name}: GET /api/webapps/ lists them.")
-    return webapp
-
-
 def status(webapp: WebApp) -> dict[str, Any]:
     """The state as for every process, and the definition without secret values."""
     return {
@@ -57,7 +49,9 @@ KIND = definition_api.ApiKind(
     form_class=WebAppForm, status=status,
     form_kwargs={"fix_keys": FixKeys(requirements_file='"requirements_file": ',
                                      python_executable='"python_executable": ')},
+    missing="There is no web application at /{name}: GET /api/webapps/ lists them.",
 )
+_get = KIND.get
 
 
 @api_view("GET", "POST")
