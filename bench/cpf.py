@@ -11,7 +11,7 @@ options and a restart policy. Measured, each the median of R runs (default 3), i
 
 - parse: portal.cpf.parser.parse with the registry's schema (no database): the floor.
 - service baseline: the same N definitions created one by one through GatewayForm and
-  gateways.services.save_definition, in one transaction, as a script calling the service would
+  processes.services.save_definition, in one transaction, as a script calling the service would
   (and as a merge did before it read the names and ports once and wrote its rows together).
 - merge, dry run (N creates): every line through the form and the service, rolled back.
 - merge, apply (N creates), then the same file again (N "already as asked").
@@ -50,12 +50,12 @@ django.setup()
 from django.core.management import call_command
 from django.db import transaction
 
-from gateways import services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal.cli import CliOperator
 from portal.cpf import merge, registry
 from portal.cpf.parser import parse
+from processes import services
 
 USER = CliOperator()
 

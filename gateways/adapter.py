@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.urls import reverse
-
 from gateways import runtime
 from gateways.models import RUNTIME_FIELDS, Gateway
 from portal.process import checks
@@ -23,15 +21,32 @@ class GatewayAdapter(ProcessAdapter):
     # The server and its protocol run as the gateway's user.
     hosted_code = ("gateways", "gateways/protocol")
     runtime_fields = RUNTIME_FIELDS
+    # The pages.
+    app = "gateways"
+    export_kind = "gateways"
+    search_fields = ("name", "server")
+    search_hint = "name or server"
+    empty_text = ("A gateway is a Python server process that programs connect to. Create one to give it a name, "
+                  "a port and the Python that runs it.")
+    counts_connections = True
+    # Back to the list, where the new gateway shows Stopped beside the others (as IRIS's page does).
+    after_create = "list"
+
+    def list_lead(self, request: Any) -> str:
+        return ("External Python Servers: each definition starts one server process that programs connect to and "
+                "drive Python objects in.")
+
+    def describe(self, obj: Gateway) -> str:
+        return f"{obj.get_type_display()} gateway on {obj.server}:{obj.port}"
+
+    def summary(self, obj: Gateway) -> str:
+        return f"{obj.server}:{obj.port}"
 
     def preflight(self, obj: Gateway) -> checks.CheckFailure | None:
         return runtime.preflight(obj, self.account(obj))
 
     def build_spec(self, obj: Gateway) -> Spec:
         return runtime.build_spec(obj)
-
-    def log_folder(self) -> Path:
-        return runtime.log_folder()
 
     def install_of(self, obj: Gateway) -> InstallPlan | None:
         """msgpack, which the server imports, into the gateway's interpreter."""
@@ -52,9 +67,6 @@ class GatewayAdapter(ProcessAdapter):
 
     def port_of(self, obj: Gateway) -> int | None:
         return obj.port
-
-    def activity_url(self, name: str) -> str | None:
-        return reverse("gateways:activity", args=[name])
 
     def launch_warning(self, obj: Gateway) -> str | None:
         """Its definition allows it to go without a passphrase; each start still says what it means."""

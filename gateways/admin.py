@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from gateways import services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from processes import control
@@ -36,7 +35,6 @@ class GatewayAdmin(DefinitionAdmin):
     functions (permission, "stop it first", history). What the keeper reports
     (state, pid, intent, run data) is shown, never edited."""
 
-    services = services
     # The verifier is not editable (and so not shown); the form keeps the name once saved.
     form = AdminGatewayForm
     list_display = ["name_shown", "type", "server", "port", "use_passphrase", "open", "state", "restart_policy",

@@ -1,13 +1,4 @@
-from typing import Any
-
 from django.apps import AppConfig
-
-
-def _dashboard_summary() -> dict[str, Any]:
-    from gateways.models import Gateway
-    from gateways.state import states_summary
-
-    return {"by_state": states_summary(), "count": Gateway.objects.count()}
 
 
 class GatewaysConfig(AppConfig):
@@ -17,11 +8,11 @@ class GatewaysConfig(AppConfig):
     def ready(self) -> None:
         from gateways import cpf
         from gateways.adapter import GatewayAdapter
-        from portal import summaries
         from processes.adapters import register
+        from processes.state import register_dashboard_tile
 
-        # The shared process layer (processes/) starts, stops, watches and audits gateways
-        # through this adapter; its watcher starts from processes' own AppConfig.
+        # The shared process layer (processes/) starts, stops, watches and audits gateways and
+        # draws their pages through this adapter; its watcher starts from processes' own AppConfig.
         register(GatewayAdapter())
-        summaries.register_summary("gateways", "gateways/_dashboard_tile.html", _dashboard_summary)
+        register_dashboard_tile("gateway")
         cpf.register()  # CreateGateway, ModifyGateway, DeleteGateway in merge files (portal/cpf/)

@@ -2,7 +2,7 @@
 
 The keys are this portal's own, named after the fields of the gateway form (the product's
 "External Language Server" page names them the same way). A merge validates through
-GatewayForm and saves through gateways.services, so it gets the form's checks and the
+GatewayForm and saves through processes.services, so it gets the form's checks and the
 history; starting and stopping for ``--restart`` go through processes.control.
 
 A passphrase never appears in a merge file: ``PassphraseFile=PATH`` names a file whose first
@@ -19,6 +19,7 @@ from typing import Any
 
 from gateways.models import RUNTIME_FIELDS, Gateway
 from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, word_of
+from portal.process.states import START, STOP
 
 RESTART_POLICIES = {"never": "never", "on-failure": "on-failure", "always": "always"}
 PASSPHRASE_FILE = "PassphraseFile"
@@ -72,7 +73,7 @@ class Session:
     saves write together at its end."""
 
     snapshot: Any  # gateways.forms.Snapshot
-    batch: Any  # gateways.services.Batch
+    batch: Any  # processes.services.Batch
     defaults: dict[str, Any]  # a new definition's form data before its line's keys
 
 
@@ -108,9 +109,9 @@ class GatewayAdapter(Adapter):
 
     def session(self) -> Session:
         from gateways.forms import Snapshot
-        from gateways.services import Batch
+        from processes.services import Batch
 
-        return Session(Snapshot.read(), Batch(), _defaults())
+        return Session(Snapshot.read(), Batch(Gateway), _defaults())
 
     def finish(self, session: Session) -> None:
         session.batch.write()
@@ -176,16 +177,15 @@ class GatewayAdapter(Adapter):
         return {FIELD_KEYS[f] for f in RUNTIME_FIELDS if f in FIELD_KEYS} | {PASSPHRASE_FILE}
 
     def is_active(self, obj: Gateway) -> bool:
-        return obj.is_active or obj.intent == "start"
+        return obj.is_active or obj.intent == START
 
     def delete_blocker(self, obj: Gateway) -> str:
-        from gateways import services
+        from processes import services
 
         return services.delete_blocker(obj)
 
     def save(self, form: Any, user: Any, actor: str, session: Session | None = None) -> Gateway:
-        from gateways import services
-        from processes import control
+        from processes import control, services
 
         if session is None:
             try:
@@ -202,8 +202,7 @@ class GatewayAdapter(Adapter):
         return gateway
 
     def delete(self, obj: Gateway, user: Any, actor: str, session: Session | None = None) -> None:
-        from gateways import services
-        from processes import control
+        from processes import control, services
 
         try:
             services.delete_definition(obj, user, actor=actor)
@@ -215,15 +214,15 @@ class GatewayAdapter(Adapter):
     def stop(self, obj: Gateway, user: Any) -> None:
         from processes import control
 
-        gateway = control.request(obj, "stop", user, channel="cpf merge")
-        control.wait_settled(gateway, "stop", gateway.stop_timeout + 5)
+        gateway = control.request(obj, STOP, user, channel="cpf merge")
+        control.wait_settled(gateway, STOP, gateway.stop_timeout + 5)
 
     def start(self, obj: Gateway, user: Any) -> None:
         from processes import control
 
         gateway = Gateway.objects.filter(pk=obj.pk).first()
         if gateway is not None:
-            control.request(gateway, "start", user, channel="cpf merge")
+            control.request(gateway, START, user, channel="cpf merge")
 
     def export(self, obj: Gateway) -> tuple[list[tuple[str, str]], list[str]]:
         notes = []

@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from gateways.models import Gateway
 from gateways.runtime import WILDCARDS, servers_overlap
 from processes.accounts import RUN_AS_ERRORS, check_run_as
-from processes.forms import check_log_file_field, check_python_executable
+from processes.forms import FieldFeedback, check_log_file_field, check_python_executable
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_\-.%]+$")
 # RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
@@ -172,7 +172,7 @@ def _validate_url(prefix: str) -> str:
     return reverse("gateways:validate")
 
 
-class GatewayForm(forms.ModelForm):
+class GatewayForm(FieldFeedback, forms.ModelForm):
     passphrase = forms.CharField(
         required=False,
         strip=False,
@@ -203,6 +203,14 @@ class GatewayForm(forms.ModelForm):
             "run_as",
             "allow_root",
         ]
+
+    def feedback(self, field: str) -> tuple[list[str], list[str]]:
+        errors, warnings = super().feedback(field)
+        if field in {"server", "use_passphrase"}:
+            # Warnings of the whole definition (e.g. every address without a passphrase).
+            bound = [w for ws in self.field_warnings.values() for w in ws]
+            warnings += [w for w in self.warnings if w not in bound]
+        return errors, warnings
 
     def __init__(self, *args: Any, check_ports: bool = True, snapshot: Snapshot | None = None,
                  **kwargs: Any) -> None:

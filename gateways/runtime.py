@@ -18,11 +18,12 @@ from gateways.probe import PATH as PROBE_PATH
 from portal import paths
 from portal.process import checks
 from portal.process.accounts import Account
-from portal.process.checks import CheckFailure, check_log_file
+from portal.process.checks import CheckFailure
 from portal.process.spec import Spec
 from portal.queues import LOCAL_NAMES, host_queue
 from processes.accounts import who
-from processes.adapters import default_log_folders
+from processes.adapters import ProcessAdapter
+from processes.kinds import adapter_for
 
 PASSPHRASE_ENV = "GATEWAY_PASSPHRASE"
 
@@ -31,33 +32,27 @@ def run_dir(gateway: Gateway) -> Path:
     return paths.RUN_DIR / "gateways" / str(gateway.run_key)
 
 
+def _kind() -> ProcessAdapter:
+    return adapter_for("gateway")
+
+
 def log_folder() -> Path:
-    """The folder of every gateway's default log: no gateway may choose another's."""
-    return paths.LOG_DIR.resolve() / "gateways"
+    """The folder of every gateway's default log (var/log/gateways): no gateway may choose another's."""
+    return _kind().log_folder()
 
 
 def default_log_path(gateway: Gateway) -> Path:
-    return log_folder() / f"{gateway.name}.log"
+    return _kind().default_log_path(gateway)
 
 
 def log_path(gateway: Gateway) -> Path:
     """The definition's log file, or the portal's default one for it."""
-    if gateway.log_file:
-        return Path(gateway.log_file)
-    return default_log_path(gateway)
+    return _kind().log_path(gateway)
 
 
 def log_file_problem(gateway: Gateway, path: str | None = None) -> CheckFailure | None:
     """Why this gateway may not write or show ``path`` (default: its log file), or None."""
-    return check_log_file(
-        path or str(log_path(gateway)),
-        settings.PORTAL_LOG_ROOTS,
-        var_dir=str(paths.VAR_DIR),
-        run_dir=str(run_dir(gateway)),
-        own_default=str(default_log_path(gateway)),
-        default_folders=default_log_folders(),
-        label="gateway",
-    )
+    return _kind().log_file_problem(gateway, path)
 
 
 def no_passphrase_problem(gateway: Gateway) -> CheckFailure | None:

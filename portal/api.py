@@ -142,5 +142,5 @@ def not_found(request: HttpRequest, user: Any, path: str = "") -> JsonResponse:
     """Any other path under /api/ answers in JSON too, not with the HTML 404 page."""
     raise Http404(
         f"There is no API at {request.path}: use /api/gateways/ (GET, POST), /api/gateways/NAME/ (GET, PATCH, "
-        "DELETE), POST /api/gateways/NAME/start, stop or restart, or /api/webapps/."
+        "DELETE), POST /api/gateways/NAME/start, stop or restart, or /api/webapps/ or /api/programs/ the same way."
     )

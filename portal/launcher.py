@@ -66,7 +66,8 @@ DJANGO_SECRETS = ("PORTAL_SECRET_KEY", "PORTAL_DATABASE_URL")
 # The folders of RUN_DIR that hold the keepers' run directories, and what the closing message
 # calls one and several of them (the launcher imports no Django app: processes/adapters.py
 # names the same folders).
-KEPT_KINDS = {"gateways": ("gateway", "gateways"), "webapps": ("web application", "web applications")}
+KEPT_KINDS = {"gateways": ("gateway", "gateways"), "webapps": ("web application", "web applications"),
+              "programs": ("program", "programs")}
 # Celery's worker warns when it runs as root; the build worker would print the same warning
 # again. Matched by the start of its message: a -W category would import celery at start-up.
 # (C_FORCE_ROOT would not silence it: it only lets a root worker accept pickle, which the portal
@@ -592,13 +593,18 @@ def still_kept(run_root: Path | None = None) -> dict[str, int]:
     return counts
 
 
+def _and(words: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
+
+
 def closing_message(counts: dict[str, int]) -> str:
     """"stopped", and what keeps running, named only when something does."""
     kept = [f"{n} {KEPT_KINDS[folder][0 if n == 1 else 1]}" for folder, n in counts.items() if n]
     if not kept:
         return "stopped"
     verb, them = ("keeps", "it") if sum(counts.values()) == 1 else ("keep", "them")
-    text = f"stopped; {' and '.join(kept)} started from the portal {verb} running: stop {them} in the portal"
+    text = f"stopped; {_and(kept)} started from the portal {verb} running: stop {them} in the portal"
     if counts.get("webapps"):
         text += "; the web applications answer again when the portal and its front are back"
     return text
@@ -608,7 +614,7 @@ def found_message(counts: dict[str, int]) -> str:
     """What an earlier run left running, counted as the closing message counts it, said at start."""
     kept = [f"{n} {KEPT_KINDS[folder][0 if n == 1 else 1]}" for folder, n in counts.items() if n]
     verb, them, are = ("is", "it", "it is") if sum(counts.values()) == 1 else ("are", "them", "they are")
-    text = f"{' and '.join(kept)} started from the portal before {verb} still running: the portal takes {them} " \
+    text = f"{_and(kept)} started from the portal before {verb} still running: the portal takes {them} " \
            f"back as {are}"
     if counts.get("webapps"):
         text += "; the web applications answer again once the front is up"

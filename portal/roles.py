@@ -25,6 +25,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "gateways.view_gateway",
         "portal.view_auditentry",
         "webapps.view_webapp",
+        "programs.view_program",
     ],
     OPERATOR: [
         "gateways.operate_gateway",
@@ -38,6 +39,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "webapps.add_webapp",
         "webapps.change_webapp",
         "webapps.delete_webapp",
+        "programs.add_program",
+        "programs.change_program",
+        "programs.delete_program",
     ],
 }
 

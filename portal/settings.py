@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "processes",
     "gateways",
     "webapps",
+    "programs",
 ]
 
 MIDDLEWARE = [
@@ -315,6 +316,7 @@ LOGGING = {
         "portal": {"level": "INFO"},
         "gateways": {"level": "INFO"},
         "webapps": {"level": "INFO"},
+        "programs": {"level": "INFO"},
     },
 }
 PORTAL_LOG_DIR = LOG_DIR

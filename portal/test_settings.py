@@ -34,3 +34,7 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+# A kind made for the tests of the shared layer (processes/tests/echo/): its model, adapter, form
+# and URLs, and nothing else, as any kind has; processes/tests/test_echo_kind.py drives it.
+INSTALLED_APPS = [*INSTALLED_APPS, "processes.tests.echo"]  # noqa: F405
+ROOT_URLCONF = "processes.tests.echo.root_urls"

@@ -21,12 +21,14 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("gateways/", include("gateways.urls")),
     path("webapps/", include("webapps.urls")),
+    path("programs/", include("programs.urls")),
     path("activity/", include("processes.activity_urls")),
     path("profile/", profile_views.profile, name="profile"),
     path("cpf/", include("portal.cpf.urls")),
     re_path(r"^api/cpf/merge/?$", cpf_views.api_merge, name="api-cpf-merge"),
     path("api/webapps/", include("webapps.api_urls")),
-    path("api/", include("gateways.api_urls")),
+    path("api/programs/", include("programs.api_urls")),
+    path("api/gateways/", include("gateways.api_urls")),
     # Any other path under /api/ answers in JSON too, not with the HTML 404 page.
     re_path(r"^api/(?P<path>.*)$", api.not_found),
     # Runs and activity of every kind of process moved from the gateways app's admin to processes'.

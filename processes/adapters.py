@@ -67,6 +67,23 @@ and may override (the default in brackets):
 ``sandbox(obj)``          -> dict: the Landlock policy the keeper applies (portal.process.sandbox):
                           var/ hidden but for its run directory, the portal's code read-only, the
                           rest of the host read-only [sandbox_policy(obj)].
+
+and, for the pages every kind shares (processes/definition_views.py, templates/processes/definitions/):
+
+``app``                   the kind's app: the namespace of its URLs, the folder of its templates
+                          and the list's name in the templates ("gateways").
+``search_fields``         the fields the list's search looks in [("name",)]; ``search_hint``
+                          says them in words for the search box ["name"].
+``list_lead(request)``    -> str: the list page's first line; ``empty_text``: what one is, on an
+                          empty list; ``summary(obj)``: a few words in its delete confirmation.
+``list_columns``          (header, attribute) of the list's own columns, when the kind has no
+                          ``<app>/_row_cells.html`` of its own [()].
+``advanced_fields``       the form's fields under "Advanced settings" [supervision and user].
+``describe(obj)``         -> str: the detail page's status line ("Python gateway on 127.0.0.1:25001").
+``page_context(request)`` -> dict: what every page of the kind shows beside the definition [{}].
+``detail_context(request, obj)`` -> dict: what its detail page shows beside the shared panels [{}].
+``open_url(request, obj)`` -> str | None: where a user opens what it serves (a web application) [None].
+``log_name(obj)``         -> str: the file name of its default log, in ``log_folder()`` ["NAME.log"].
 """
 
 from __future__ import annotations
@@ -78,6 +95,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
+from django.utils.text import capfirst
 
 from portal import paths
 from portal.queues import host_queue
@@ -130,6 +148,20 @@ class ProcessAdapter:
     run_folder: ClassVar[str]
     runtime_fields: ClassVar[tuple[str, ...]] = ()
     hosted_code: ClassVar[tuple[str, ...]] = ()
+    # The pages (processes/definition_views.py).
+    app: ClassVar[str]
+    search_fields: ClassVar[tuple[str, ...]] = ("name",)
+    search_hint: ClassVar[str] = "name"
+    empty_text: ClassVar[str] = ""
+    list_columns: ClassVar[tuple[tuple[str, str], ...]] = ()
+    advanced_fields: ClassVar[tuple[str, ...]] = (
+        "restart_policy", "init_timeout", "stop_timeout", "run_as", "allow_root")
+    advanced_label: ClassVar[str] = "Advanced settings"
+    export_kind: ClassVar[str] = ""  # the merge file's export option (?kind=...): its registry's plural
+    process_title: ClassVar[str] = "Process"  # the live panel's tile: "Process group" for several
+    counts_connections: ClassVar[bool] = False  # the live panel shows the open TCP connections
+    delete_note: ClassVar[str] = ""  # what the delete leaves, after "will be deleted; "
+    after_create: ClassVar[str] = "detail"  # the page a create leads to: its "detail", or the "list"
 
     # --- must be given -----------------------------------------------------------------------
 
@@ -160,10 +192,67 @@ class ProcessAdapter:
         return obj.get_absolute_url()
 
     def list_url(self) -> str | None:
-        return None
+        from django.urls import reverse
+
+        return reverse(f"{self.app}:list")
 
     def activity_url(self, name: str) -> str | None:
+        """The Activity page of the definition named ``name`` (by its ``url_arg``: a web
+        application's path without its first slash)."""
+        from django.urls import reverse
+
+        return reverse(f"{self.app}:activity", args=[name.lstrip("/")])
+
+    # --- the pages ---------------------------------------------------------------------------
+
+    def describe(self, obj: Any) -> str:
+        return capfirst(self.label)
+
+    def summary(self, obj: Any) -> str:
+        """A few words that tell it apart in a confirmation: "127.0.0.1:25001", a folder [""]."""
+        return ""
+
+    def list_lead(self, request: Any) -> str:
+        return ""
+
+    def page_context(self, request: Any) -> dict[str, Any]:
+        return {}
+
+    def detail_context(self, request: Any, obj: Any) -> dict[str, Any]:
+        return {}
+
+    def open_url(self, request: Any, obj: Any) -> str | None:
         return None
+
+    # --- the log -----------------------------------------------------------------------------
+
+    def log_name(self, obj: Any) -> str:
+        return f"{obj.name}.log"
+
+    def default_log_path(self, obj: Any) -> Path:
+        folder = self.log_folder()
+        if folder is None:
+            raise ValueError(f"{self.label_plural} have no log folder: give the adapter a log_folder()")
+        return folder / self.log_name(obj)
+
+    def log_path(self, obj: Any) -> Path:
+        """The definition's log file, or the portal's default one for it."""
+        return Path(obj.log_file) if getattr(obj, "log_file", "") else self.default_log_path(obj)
+
+    def log_file_problem(self, obj: Any, path: str | None = None) -> CheckFailure | None:
+        """Why this definition may not write or show ``path`` (default: its log file), or None:
+        outside the log folders, inside var/ but for them, another definition's default file."""
+        from portal.process.checks import check_log_file
+
+        return check_log_file(
+            path or str(self.log_path(obj)),
+            settings.PORTAL_LOG_ROOTS,
+            var_dir=str(paths.VAR_DIR),
+            run_dir=str(self.run_dir(obj)),
+            own_default=str(self.default_log_path(obj)),
+            default_folders=default_log_folders(),
+            label=self.label,
+        )
 
     def port_of(self, obj: Any) -> int | None:
         return None
@@ -178,7 +267,8 @@ class ProcessAdapter:
         return None
 
     def log_folder(self) -> Path | None:
-        return None
+        """The folder of its default logs: var/log/<run_folder>."""
+        return paths.LOG_DIR.resolve() / self.run_folder
 
     def start_steps(self, obj: Any) -> list[StartStep]:
         return [StartStep("the checks", lambda obj, account, cancel: self.preflight(obj))]

@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString
 
 from portal import roles
 from portal.templatetags.layout import breakable
-from processes import control
+from processes import control, services
 from processes.adapters import adapter_for, all_adapters, kinds_text
 from processes.models import STATE_CHOICES, Activity, Run
 
@@ -45,10 +45,10 @@ class DefinitionAdmin(admin.ModelAdmin):
         return actions
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        self.services.save_definition(form, request.user)
+        services.save_definition(form, request.user)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        self.services.delete_definition(obj, request.user)
+        services.delete_definition(obj, request.user)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
         try:

@@ -7,7 +7,8 @@ import json
 from argparse import ArgumentTypeError
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError
 
 from portal.process.states import GOAL, RUNNING
 from processes import control, editing
@@ -87,12 +88,12 @@ def add_restart_option(parser: Any, label: str) -> None:
     )
 
 
-def save_and_report(command: Any, form: Any, services: Any, options: dict[str, Any], done: str) -> Any:
+def save_and_report(command: Any, form: Any, options: dict[str, Any], done: str) -> Any:
     """Save a valid ``form`` (with ``--restart``, restart it too) and say what was done (``done``
     without a restart); a restart asked for but not sent exits 1 after saying that the change is saved."""
     restart = bool(options.get("restart"))
     try:
-        saved = editing.save(form, command.actor, services, then=editing.RESTART if restart else "",
+        saved = editing.save(form, command.actor, then=editing.RESTART if restart else "",
                              actor=command.actor.get_username(), channel="cli")
     except control.ControlError as e:
         hint = ""
@@ -105,3 +106,122 @@ def save_and_report(command: Any, form: Any, services: Any, options: dict[str, A
         raise CommandError(saved.message)
     command.stdout.write(saved.message if saved.restart_asked else done)
     return saved.obj
+
+
+class DefinitionCommand(BaseCommand):
+    """What ``manage.py gateway``, ``webapp`` and every kind's command share: ``--user``, the
+    ``list``, ``show``, ``delete``, ``start``/``stop``/``restart`` and ``status`` subcommands, how a
+    definition is found by name, and the dispatch of a subcommand to its ``do_<action>`` method.
+
+    A kind's command gives its ``kind`` (the adapter's), ``arg`` (what its definitions are called on
+    the command line: ``name``, ``path``), ``missing`` (what to say of a name that finds none, with
+    ``{name}``), ``list_columns`` ((header, value of a definition) for ``list``), ``as_dict(obj)``
+    (``show`` and ``list --json``), and adds its own ``create`` and ``edit`` (and any other
+    subcommand) in ``add_definition_parsers``.
+    """
+
+    kind: str
+    arg = "name"
+    missing = "There is no {label} named {name!r}: `manage.py {command} list` shows the names."
+    list_columns: tuple[tuple[str, Any], ...] = ()
+    empty = ""  # what ``list`` says when there is none, with how to create one
+
+    @property
+    def adapter(self) -> Any:
+        from processes.adapters import adapter_for
+
+        return adapter_for(self.kind)
+
+    def as_dict(self, obj: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def add_definition_parsers(self, sub: Any) -> None:
+        """The kind's create and edit (into ``self.parsers``), and any subcommand of its own."""
+
+    def add_arguments(self, parser: Any) -> None:
+        label = self.adapter.label
+        parser.add_argument("--user", help="act as this portal user, with that user's role")
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        self.parsers: dict[str, Any] = {}
+        self.add_definition_parsers(sub)
+        listing = sub.add_parser("list", help="list definitions")
+        listing.add_argument("--json", action="store_true")
+        show = sub.add_parser("show", help="show one definition")
+        show.add_argument(self.arg)
+        show.add_argument("--json", action="store_true")
+        delete = sub.add_parser("delete", help="delete a definition")
+        delete.add_argument(self.arg)
+        add_control_parsers(sub, label, self.arg, timeout=self.adapter.model._meta.get_field("init_timeout")
+                            .verbose_name)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from portal.cli import actor_named
+
+        self.actor = actor_named(options.get("user"))
+        action = options["action"]
+        handler = self.do_control if action in control.ACTIONS else getattr(self, f"do_{action.replace('-', '_')}")
+        try:
+            handler(options)
+        except (PermissionDenied, control.ControlError) as e:
+            raise CommandError(str(e)) from None
+
+    def get(self, name: str) -> Any:
+        """The definition the command line names (as its URL would), for one who may see it."""
+        from portal import roles
+
+        if not roles.can_view(self.actor):
+            raise PermissionDenied("Your account has no role: ask an administrator.")
+        model = self.adapter.model
+        obj = model.objects.filter(**model.lookup(name.strip())).first() if name.strip() else None
+        if obj is None:
+            raise CommandError(self.missing.format(label=self.adapter.label, name=name, command=self.kind))
+        return obj
+
+    def report_warnings(self, form: Any) -> None:
+        for warning in form.warnings:
+            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
+
+    def do_list(self, options: dict[str, Any]) -> None:
+        from portal import roles
+
+        if not roles.can_view(self.actor):
+            raise PermissionDenied("Your account has no role: ask an administrator.")
+        objs = list(self.adapter.model.objects.all())
+        if options["json"]:
+            self.stdout.write(json.dumps([self.as_dict(obj) for obj in objs], indent=2))
+            return
+        if not objs:
+            self.stdout.write(self.empty)
+            return
+        # A table whose columns are as wide as their widest value; the last one as it is.
+        rows = [[header for header, _ in self.list_columns]]
+        rows += [[str(value(obj)) for _, value in self.list_columns] for obj in objs]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            self.stdout.write("  ".join([*cells, row[-1]]).rstrip())
+
+    def do_show(self, options: dict[str, Any]) -> None:
+        data = self.as_dict(self.get(options[self.arg]))
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2))
+            return
+        for key, value in data.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+            elif isinstance(value, list):
+                value = ", ".join(f"{k}=(secret)" for k in value) or "none"
+            self.stdout.write(f"{key.replace('_', ' ')}: {value}")
+
+    def do_delete(self, options: dict[str, Any]) -> None:
+        from processes import services
+
+        obj = self.get(options[self.arg])
+        services.delete_definition(obj, self.actor, actor=self.actor.get_username())
+        self.stdout.write(f"Deleted {self.adapter.label} {obj.name}.")
+
+    def do_control(self, options: dict[str, Any]) -> None:
+        control_and_report(self, self.get(options[self.arg]), options)
+
+    def do_status(self, options: dict[str, Any]) -> None:
+        write_status(self, self.get(options[self.arg]), options)

@@ -20,4 +20,8 @@ ACTION: dict[str, str] = {action.upper(): action for action in control.ACTIONS}
 
 
 def names(request: HttpRequest) -> dict[str, Any]:
-    return {"STATE": STATE, "ACTION": ACTION}
+    """The names, and the kinds (``KINDS``: their adapters, in the order their apps are installed)
+    for the navigation bar: a kind's list is linked from every page without a line of its own."""
+    from processes.kinds import all_adapters
+
+    return {"STATE": STATE, "ACTION": ACTION, "KINDS": all_adapters()}

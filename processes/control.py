@@ -27,12 +27,12 @@ from redis.exceptions import RedisError
 
 from portal import audit, health, roles
 from portal.process import checks, states
+from portal.process.states import RESTART, START, STOP
 from processes import sync
 from processes.adapters import adapter_of
 from processes.models import ManagedProcess
 
-# What a user may ask of a process: the one spelling of each (code, URLs, the API, templates).
-START, STOP, RESTART = "start", "stop", "restart"
+# What a user may ask of a process (spelled in portal/process/states.py).
 ACTIONS = (START, STOP, RESTART)
 
 
@@ -67,7 +67,7 @@ def request(obj: ManagedProcess, action: str, user: Any, channel: str = "web") -
     _require_operator(user, kind.label_plural)
     trigger = trigger_for(user, channel)
     now = dt.datetime.now(dt.UTC)
-    intent = "stop" if action == "stop" else "start"
+    intent = STOP if action == STOP else START
     seq = _take_number(obj, intent, action, now)
     unknown = kind.unknown_host(obj)
     if unknown is not None:
@@ -143,9 +143,9 @@ def _answer_at_once(obj: ManagedProcess, action: str, trigger: str, user: Any, n
 
     sync.record(obj, message=f"{action.capitalize()} requested", trigger=trigger,
                 user=audit.account_of(user), host=settings.PORTAL_HOST_NAME, at=now)
-    if action == "stop" and not obj.is_active:
+    if action == STOP and not obj.is_active:
         rows.update(intent="")  # nothing runs: nothing to stop
-    elif action == "stop":
+    elif action == STOP:
         rows.update(intent="", last_error=failure.message)
         sync.record(obj, message=f"Stop not sent: {failure.message}", trigger=trigger, level="error",
                     host=settings.PORTAL_HOST_NAME, user=audit.account_of(user))
@@ -164,7 +164,7 @@ def _take_number(obj: ManagedProcess, intent: str, action: str, now: dt.datetime
     """
     rows = type(obj).objects.filter(pk=obj.pk)
     fields = {"intent": intent, "intent_at": now, "requested": action, "request_seq": F("request_seq") + 1}
-    if intent == "start":
+    if intent == START:
         # A new start owes nothing to the last one's error: the pages must not say "Starting —
         # <old error>" while the task is on its way. This attempt's error, if any, comes when it happens.
         fields["last_error"] = ""
@@ -189,9 +189,9 @@ def check_definition_change(obj: ManagedProcess, changed: list[str]) -> None:
 
 def delete_blocker(obj: ManagedProcess) -> str:
     """Why the definition cannot be deleted now ("" when it can): the confirmation says it before a click."""
-    if obj.is_active or obj.intent == "start":
+    if obj.is_active or obj.intent == START:
         # Deleting the definition of a live process would orphan it (and a gateway's listener).
-        state = states.STARTING if obj.intent == "start" and not obj.is_active else obj.state
+        state = states.STARTING if obj.intent == START and not obj.is_active else obj.state
         return f"{obj.name} is {state}: stop {obj.name} first, then delete it."
     return ""
 

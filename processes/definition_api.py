@@ -21,17 +21,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import URLPattern, path, re_path
 
 from portal import roles
-from portal.api import ApiError
+from portal.api import ApiError, api_view
 from portal.process.states import GOAL
-from processes import control, editing
+from processes import control, editing, services
 from processes.adapters import adapter_of
 
 # A definition is a few hundred bytes; a secret variables' list at most a few hundred kilobytes.
@@ -46,10 +46,11 @@ class ApiKind:
     """What the shared views need of a kind."""
 
     form_class: type[forms.ModelForm]
-    services: ModuleType
     status: Callable[[Any], dict[str, Any]]
     # Extra arguments of the form (a web application's messages name the API's keys).
     form_kwargs: dict[str, Any] = field(default_factory=dict)
+    # What the 404 of a name that finds none says ({name}: the name as the URL gave it).
+    missing: str = "There is no {label} named {name}"
 
     @property
     def model(self) -> Any:
@@ -62,6 +63,14 @@ class ApiKind:
     @property
     def label_plural(self) -> str:
         return adapter_of(self.model).label_plural
+
+    def get(self, name: str) -> Any:
+        """The definition the URL names (``Definition.lookup``: names are unique regardless of case),
+        or a JSON 404 saying so."""
+        obj = self.model.objects.filter(**self.model.lookup(name)).first() if name.strip("/") else None
+        if obj is None:
+            raise Http404(self.missing.format(label=self.label, name=name.strip("/")))
+        return obj
 
 
 def definition_of(obj: Any, kind: ApiKind) -> dict[str, Any]:
@@ -211,7 +220,7 @@ def create(request: HttpRequest, user: Any, kind: ApiKind) -> JsonResponse:
     form = kind.form_class(data, **kind.form_kwargs)
     if not form.is_valid():
         raise _refused(kind, "created", form_errors(form))
-    saved = editing.save(form, user, kind.services, actor=control.trigger_for(user, "api"), channel="api")
+    saved = editing.save(form, user, actor=control.trigger_for(user, "api"), channel="api")
     return JsonResponse(answer(saved.obj, kind, message=saved.message, warnings=saved.warnings), status=201)
 
 
@@ -229,7 +238,7 @@ def update(request: HttpRequest, user: Any, obj: Any, kind: ApiKind) -> JsonResp
     if not form.is_valid():
         raise _refused(kind, "saved", form_errors(form))
     try:
-        saved = editing.save(form, user, kind.services, then=editing.RESTART if restart else "",
+        saved = editing.save(form, user, then=editing.RESTART if restart else "",
                              actor=control.trigger_for(user, "api"), channel="api")
     except control.ControlError as e:
         hint = ""
@@ -249,7 +258,7 @@ def delete(request: HttpRequest, user: Any, obj: Any, kind: ApiKind) -> JsonResp
     """DELETE on a definition: as the page's Delete, refused while it runs (stop it first)."""
     _require_admin(user, kind, "delete")
     try:
-        kind.services.delete_definition(obj, user, actor=control.trigger_for(user, "api"))
+        services.delete_definition(obj, user, actor=control.trigger_for(user, "api"))
     except control.ControlError as e:
         raise ApiError(409, str(e), **kind.status(obj)) from None
     return JsonResponse({"deleted": obj.name, "message": f"{kind.label.capitalize()} {obj.name} was deleted."})
@@ -281,3 +290,43 @@ def act(request: HttpRequest, user: Any, obj: Any, action: str, status: Any) -> 
         detail = f": {obj.last_error}" if obj.last_error else ""
         raise ApiError(409, f"The {action} of {obj.name} ended {obj.state}{detail}", **status(obj), **mine)
     return JsonResponse({**status(obj), **mine})
+
+
+def api_urls(kind: ApiKind, names: tuple[str, str, str] = ("list", "detail", "action")) -> list[URLPattern]:
+    """The API of a kind whose definitions a URL names in one segment, under its prefix:
+
+        GET    ./                         {"<label_plural>": [status, ...]}
+        POST   ./                         create -> 201 status + definition
+        GET    ./NAME/                    status + definition
+        PATCH  ./NAME/[?restart=1]        change the fields given (and restart it when it runs)
+        DELETE ./NAME/                    delete (409 while it runs)
+        POST   ./NAME/start|stop|restart[?wait=1]   (with or without the slash: a POST is not redirected)
+
+    ``names``: the URL names of the three (the gateways' API keeps the ones it always had)."""
+    key = adapter_of(kind.model).app
+
+    @api_view("GET", "POST")
+    def listing(request: HttpRequest, user: Any) -> JsonResponse:
+        if request.method == "POST":
+            return create(request, user, kind)
+        return JsonResponse({key: [kind.status(obj) for obj in kind.model.objects.all()]})
+
+    @api_view("GET", "PATCH", "DELETE")
+    def detail(request: HttpRequest, user: Any, name: str) -> JsonResponse:
+        obj = kind.get(name)
+        if request.method == "PATCH":
+            return update(request, user, obj, kind)
+        if request.method == "DELETE":
+            return delete(request, user, obj, kind)
+        return JsonResponse(answer(obj, kind))
+
+    @api_view("POST")
+    def action(request: HttpRequest, user: Any, name: str, action: str) -> JsonResponse:
+        return act(request, user, kind.get(name), action, kind.status)
+
+    actions = "|".join(control.ACTIONS)
+    return [
+        path("", listing, name=names[0]),
+        path("<str:name>/", detail, name=names[1]),
+        re_path(rf"^(?P<name>[^/]+)/(?P<action>{actions})/?$", action, name=names[2]),
+    ]

@@ -7,7 +7,7 @@ effect without a Stop, an Edit and a Start by hand. The restart is the control s
 (``control.request``): the same role check, the same Activity row, the same task.
 
 The order is the roles first (who may not restart is refused before anything is saved), then the
-save (the kind's ``services.save_definition``: its own permission check and history), then the
+save (``processes.services.save_definition``: the permission check and history), then the
 restart. A restart that cannot be sent (the broker does not answer) leaves the change saved: the
 outcome says so, and that the process still runs its former definition until it is restarted.
 
@@ -19,7 +19,6 @@ of a definition's runtime fields would reach the new workers (see webapps/runtim
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from django import forms
@@ -27,10 +26,10 @@ from django.core.exceptions import PermissionDenied
 from django.utils.text import capfirst
 
 from portal import roles
-from processes import control
+from portal.process.states import RESTART, START
+from processes import control, services
 from processes.adapters import adapter_of
 
-RESTART = control.RESTART
 # What a save may be followed by: "" (nothing) or a restart.
 THEN = ("", RESTART)
 
@@ -80,7 +79,7 @@ def form_data_of(form_class: type, instance: Any) -> dict[str, Any]:
 
 def is_running(obj: Any) -> bool:
     """Running or on its way to be: a save of its runtime fields then needs a restart."""
-    return bool(obj.pk and (obj.is_active or obj.intent == "start"))
+    return bool(obj.pk and (obj.is_active or obj.intent == START))
 
 
 def may_restart(user: Any) -> bool:
@@ -113,9 +112,9 @@ def _require_same_host(current: Any, changed: Any) -> None:
         )
 
 
-def save(form: Any, user: Any, services: ModuleType, *, then: str = "", actor: str | None = None,
+def save(form: Any, user: Any, *, then: str = "", actor: str | None = None,
          channel: str = "web") -> Saved:
-    """Save a valid ``form`` through the kind's ``services`` and, with ``then="restart"`` and the
+    """Save a valid ``form`` through processes.services and, with ``then="restart"`` and the
     definition running, restart it. Raises PermissionDenied (the roles) and ControlError (a change
     the running process would not follow, without a restart) before anything is saved."""
     if then not in THEN:

@@ -1,5 +1,6 @@
 """What the definition forms of every kind share: the interpreter check of a save, the checks of an
-interpreter's and a log file's path, and how a command line names a form's fields in its messages.
+interpreter's and a log file's path, environment variables (plain and secret) written as ``NAME=value``
+lines, and how a command line names a form's fields in its messages.
 
 Kind-generic: each kind's form calls these with its kind, its instance and its own fields; each
 command with its own parser.
@@ -8,6 +9,7 @@ command with its own parser.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from argparse import ArgumentParser
 from collections.abc import Callable
@@ -146,3 +148,127 @@ def check_log_file_field(path: str, example: Path, problem: Callable[[str], Chec
             params={"path": path},
         )
     return path
+
+
+# Environment variables, as NAME=value lines ------------------------------------------
+# Edited as text, one ``NAME=value`` per line: a table of inputs would need JavaScript to add a
+# row, and the CLI's ``--env NAME=value`` is the same notation.
+
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_VARIABLES = 100
+MAX_VALUE = 4096
+
+
+def parse_assignments(text: str, what: str, example: str, secret: bool = False) -> dict[str, str]:
+    """``NAME=value`` lines (blank lines and # comments skipped) as a dict; a repeated name is refused.
+    With ``secret`` a message never quotes a line: it may be a value typed without its name."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise forms.ValidationError(
+                ("Line %(number)d has no “=”" if secret else "Line %(number)d (“%(line)s”) has no “=”")
+                + ": write one %(what)s per line as %(example)s.",
+                params={"number": number, "line": line[:60], "what": what, "example": example},
+            )
+        key, value = line.split("=", 1)
+        key = key.strip()
+        if key in values:
+            raise forms.ValidationError(
+                "%(key)s is given twice (line %(number)d): keep one line for it.",
+                params={"key": key, "number": number},
+            )
+        values[key] = value
+    return values
+
+
+def format_assignments(values: dict[str, str], hide_values: bool = False) -> str:
+    return "\n".join(f"{k}=" if hide_values else f"{k}={v}" for k, v in values.items())
+
+
+def check_assignments(values: dict[str, str], owner: str, reserved: Callable[[str], None] | None = None) -> None:
+    """The rules of every definition's variables: how many, their names, their values' length.
+    ``owner`` names who has them ("an application"); ``reserved(name)`` raises for a name the
+    kind sets itself."""
+    if len(values) > MAX_VARIABLES:
+        raise forms.ValidationError(
+            "%(count)d variables is more than the %(limit)d %(owner)s may have: put settings in a file "
+            "%(reader)s reads.",
+            params={"count": len(values), "limit": MAX_VARIABLES, "owner": owner,
+                    "reader": "the " + owner.split(" ", 1)[1]},
+        )
+    for name, value in values.items():
+        if not ENV_NAME_RE.match(name):
+            raise forms.ValidationError(
+                "“%(name)s” is not a variable name: use letters, digits and _, not starting with a digit "
+                "(e.g. APP_DB_PATH).",
+                params={"name": name[:60]},
+            )
+        if reserved is not None:
+            reserved(name)
+        if len(value) > MAX_VALUE:
+            raise forms.ValidationError(
+                "The value of %(name)s has %(length)d characters, more than %(limit)d: put it in a file and "
+                "give the file's path instead.",
+                params={"name": name, "length": len(value), "limit": MAX_VALUE},
+            )
+
+
+def keep_secret_values(values: dict[str, str], current: dict[str, str] | None) -> dict[str, str]:
+    """Secret variables as posted, where ``NAME=`` keeps the value stored (a page never shows it, so it
+    cannot post it back); ``NAME=`` for a new name is refused."""
+    for name, value in values.items():
+        if value == "":
+            if name in (current or {}):
+                values[name] = (current or {})[name]
+            elif ENV_NAME_RE.match(name):
+                raise forms.ValidationError(
+                    "%(name)s has no value: write %(name)s=value, or remove the line.", params={"name": name}
+                )
+    return values
+
+
+class SecretAssignmentsTextarea(forms.Textarea):
+    """Renders ``NAME=value`` lines as ``NAME=`` only, whatever it is given: the form comes back
+    to the browser after an error with what was posted, and a secret's value must never go back
+    (as PasswordInput(render_value=False) does for one value). A line without “=” may be a value
+    typed alone: it is left out."""
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, dict):
+            return format_assignments(value, hide_values=True)
+        lines = (line.split("=", 1)[0].strip() for line in str(value or "").splitlines() if "=" in line)
+        return "\n".join(f"{name}=" for name in lines if name) or None
+
+
+def secret_help(owner: str) -> str:
+    """The help of a secret variables' field; ``owner``: "the application"."""
+    return (f"One NAME=value per line, for passwords and keys: given to {owner} only, never shown "
+            "again. After an error only the names come back: their values must be entered again.")
+
+
+SECRET_KEPT_HELP = ("The values are not shown: leave NAME= as it is to keep a value, write NAME=new value to "
+                    "change it, remove the line to remove the variable. After an error a new value must be entered "
+                    "again.")
+
+
+class FieldFeedback:
+    """What a definition's form says of one field while it is typed (the pages' inline validation,
+    processes.definition_views): its errors and warnings (``field_warnings``, filled by the
+    kind's checks). A kind's form mixes this in and may say more (a gateway's warnings of the
+    whole definition, a web application's import check)."""
+
+    @classmethod
+    def validation_kwargs(cls, field: str) -> dict[str, Any]:
+        """What the form is made with to check ``field`` alone (a slow check only where it matters)."""
+        return {}
+
+    def feedback(self, field: str) -> tuple[list[str], list[str]]:
+        self.is_valid()  # type: ignore[attr-defined]
+        if field not in self.fields:  # type: ignore[attr-defined]
+            return [], []
+        errors = list(self.errors.get(field, []))  # type: ignore[attr-defined]
+        warnings = list(getattr(self, "field_warnings", {}).get(field, []))
+        return errors, warnings

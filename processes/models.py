@@ -19,7 +19,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from portal.process import states
-from portal.process.states import RUNNING, STARTING, STOPPED, STOPPING
+from portal.process.states import RUNNING, START, STARTING, STOP, STOPPED, STOPPING
 from processes.accounts import describe, names_root
 from processes.kinds import adapter_for, adapter_of
 
@@ -126,9 +126,9 @@ class ManagedProcess(models.Model):
     @property
     def in_transition(self) -> bool:
         """A start or stop is in flight: the row keeps polling until it settles."""
-        if self.intent == "start":
+        if self.intent == START:
             return self.state not in states.START_SETTLED or self._intent_unseen()
-        if self.intent == "stop":
+        if self.intent == STOP:
             return self.state not in states.DOWN or self._intent_unseen()
         return self.state not in states.SETTLED
 
@@ -137,9 +137,9 @@ class ManagedProcess(models.Model):
         """The state as pages, the API and the dashboard show it: the keeper's report, except
         that a start or stop still on its way reads as starting or stopping (never as stopped
         or running). processes.state.SHOWN_STATE is the same rule in SQL, for counting."""
-        if self.in_transition and self.intent == "start" and self.state not in (STARTING, RUNNING):
+        if self.in_transition and self.intent == START and self.state not in (STARTING, RUNNING):
             return STARTING
-        if self.in_transition and self.intent == "stop" and self.state not in (STOPPING, STOPPED):
+        if self.in_transition and self.intent == STOP and self.state not in (STOPPING, STOPPED):
             return STOPPING
         return self.state
 
@@ -214,8 +214,9 @@ class Definition(ManagedProcess):
 
     @classmethod
     def lookup(cls, name: str) -> dict[str, Any]:
-        """The filter that finds the definition a URL names (``url_arg``)."""
-        return {"name": name}
+        """The filter that finds the definition a URL or a command line names (``url_arg``): names
+        are unique regardless of case, so any case finds it, as the CLI and the API always did."""
+        return {"name__iexact": name}
 
 
 class OfProcessQuerySet(models.QuerySet):

@@ -39,7 +39,7 @@ from django.db import transaction
 
 from portal.process import accounts, checks, keeper, lock
 from portal.process.accounts import Account, AccountError
-from portal.process.states import DOWN, STARTABLE, STARTING, STOPPED, STOPPING
+from portal.process.states import DOWN, RESTART, START, STARTABLE, STARTING, STOP, STOPPED, STOPPING
 from portal.queues import build_queue
 from processes import sync
 from processes.accounts import cannot_switch
@@ -55,8 +55,8 @@ STOP_WAIT = 3.0
 # How often a long step (a virtualenv build) asks whether a later request replaced its start.
 CANCEL_POLL = 0.2
 # The tasks of processes/tasks.py, by action: sent by name (see the module's docstring).
-TASK_NAMES = {"start": "processes.tasks.start_process", "stop": "processes.tasks.stop_process",
-              "restart": "processes.tasks.restart_process"}
+TASK_NAMES = {START: "processes.tasks.start_process", STOP: "processes.tasks.stop_process",
+              RESTART: "processes.tasks.restart_process"}
 
 
 def _now() -> dt.datetime:
@@ -164,7 +164,7 @@ def queue_for(action: str, obj: ManagedProcess) -> str:
     """Where the task of ``action`` goes: the host's queue, or its build queue for a start (or a
     restart) with long work to do, so that the host's start slots stay free meanwhile."""
     kind = adapter_of(obj)
-    if action != "stop" and needs_long_work(kind, obj):
+    if action != STOP and needs_long_work(kind, obj):
         return build_queue(kind.host_of(obj))
     return kind.queue_of(obj)
 
@@ -253,7 +253,7 @@ def _start_locked(kind: ProcessAdapter, pk: int, trigger: str, seq: int | None) 
         # The claim, and the last check that this request is still the latest one.
         claimed = _of_request(kind, pk, seq).filter(state__in=STARTABLE).update(
             state=STARTING, state_changed_at=_now(), run_host=host, last_error="",
-            startup={"request": sync.awaiting(seq, "start")},
+            startup={"request": sync.awaiting(seq, START)},
         )
     if not claimed:
         if not _latest(kind, pk, seq):
@@ -310,7 +310,7 @@ def _stop_locked(kind: ProcessAdapter, pk: int, trigger: str, seq: int | None, f
         return {"state": STOPPED}
     if finish:
         # Written before the signal: a stop slower than STOP_WAIT is then settled by the watcher.
-        sync.await_request(kind, pk, seq, "stop")
+        sync.await_request(kind, pk, seq, STOP)
     # A bounded wait: most processes stop in well under a second, and the task then reports the
     # outcome itself; one slow to stop (up to its stop timeout, 300 s, before SIGKILL) does not
     # hold a worker slot that long. A restart waits in full: its start must follow the stop.

@@ -15,6 +15,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
+from portal.process.states import RESTART, START, STOP
 from processes import sync
 from processes.adapters import adapter_for, all_adapters
 from processes.pipeline import (  # noqa: F401  (the names code imported from here)
@@ -43,7 +44,7 @@ def restart_process(kind: str, pk: int, trigger: str = "system", seq: int | None
     return restart(kind, pk, trigger, seq)
 
 
-TASKS = {"start": start_process, "stop": stop_process, "restart": restart_process}
+TASKS = {START: start_process, STOP: stop_process, RESTART: restart_process}
 
 
 @shared_task(ignore_result=True)

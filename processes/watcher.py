@@ -29,6 +29,7 @@ import psutil
 from django.db import close_old_connections
 
 from portal.process import identity, keeper, states
+from portal.process.states import START, STOP
 from processes import pipeline, sync
 from processes.adapters import ProcessAdapter, all_adapters
 
@@ -290,13 +291,13 @@ def _reconcile_one(kind: ProcessAdapter, obj: Any, host: str, counts: dict[str, 
             counts["died"] += 1
             obj = sync.sync(kind, obj.pk, host)
             if (obj and kind.restart_policy(obj) != "never"
-                    and obj.intent != "stop" and obj.requested != "stop"):
+                    and obj.intent != STOP and obj.requested != STOP):
                 counts["restarted"] += 1
                 # Tied to the latest request: a Stop recorded meanwhile makes it do nothing. A start
                 # with a virtualenv to build goes to the build worker; the others start here, now.
                 if pipeline.needs_long_work(kind, obj):
                     try:
-                        pipeline.send("start", obj, "reconcile", obj.request_seq)
+                        pipeline.send(START, obj, "reconcile", obj.request_seq)
                     except Exception as e:  # the broker: the next reconcile tries again
                         log.warning("could not send the restart of %s: %s", obj.name, e)
                 else:

@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.urls import reverse
 
 from portal import paths
 from portal.process import checks
-from portal.process.checks import CheckFailure, check_log_file
+from portal.process.checks import CheckFailure
 from portal.process.spec import Spec
 
 if TYPE_CHECKING:
     from portal.process.accounts import Account
-from processes.adapters import InstallPlan, ProcessAdapter, StartStep, default_log_folders, hosted_sandbox
+from processes.adapters import InstallPlan, ProcessAdapter, StartStep, hosted_sandbox
 from webapps.models import RUNTIME_FIELDS, WebApp
 from webapps.runtime import engines
 
@@ -53,7 +52,7 @@ def socket_path(webapp: WebApp) -> Path:
 
 
 def log_folder() -> Path:
-    return paths.LOG_DIR.resolve() / "webapps"
+    return WEBAPPS.log_folder()
 
 
 def log_name(path: str) -> str:
@@ -63,24 +62,16 @@ def log_name(path: str) -> str:
 
 
 def default_log_path(webapp: WebApp) -> Path:
-    return log_folder() / log_name(webapp.name or "/app")
+    return WEBAPPS.default_log_path(webapp)
 
 
 def log_path(webapp: WebApp) -> Path:
-    return Path(webapp.log_file) if webapp.log_file else default_log_path(webapp)
+    return WEBAPPS.log_path(webapp)
 
 
 def log_file_problem(webapp: WebApp, path: str | None = None) -> CheckFailure | None:
     """Why this application may not write or show ``path`` (default: its log file), or None."""
-    return check_log_file(
-        path or str(log_path(webapp)),
-        settings.PORTAL_LOG_ROOTS,
-        var_dir=str(paths.VAR_DIR),
-        run_dir=str(run_dir(webapp)),
-        own_default=str(default_log_path(webapp)),
-        default_folders=default_log_folders(),
-        label="web application",
-    )
+    return WEBAPPS.log_file_problem(webapp, path)
 
 
 def venv_root(webapp: WebApp) -> Path:
@@ -298,6 +289,24 @@ def build_environment(webapp: WebApp, account: Account | None) -> dict[str, str]
             **(account.env() if account else {})}
 
 
+def apps_origin(request: Any) -> str:
+    """Where the front answers: the portal's own host name on the apps port (PORTAL_APPS_PORT)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit("//" + request.get_host()).hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if request.is_secure() else "http"
+    return f"{scheme}://{host}:{settings.PORTAL_APPS_PORT}"
+
+
+def environment_rows(webapp: WebApp) -> list[tuple[str, str, bool]]:
+    """(name, value, secret) for the page: a secret's value is never shown."""
+    rows = [(k, v, False) for k, v in sorted((webapp.environment or {}).items())]
+    rows += [(k, "", True) for k in sorted(webapp.secret_environment or {})]
+    return rows
+
+
 class WebAppAdapter(ProcessAdapter):
     kind = "webapp"
     label = "web application"
@@ -307,6 +316,39 @@ class WebAppAdapter(ProcessAdapter):
     # The engines' launchers, the virtualenv build and the application check run as its user.
     hosted_code = ("webapps", "webapps/runtime", "webapps/runtime/serve", "webapps/runtime/serve_granian")
     runtime_fields = RUNTIME_FIELDS
+    # The pages.
+    app = "webapps"
+    export_kind = "applications"
+    search_fields = ("name", "directory")
+    search_hint = "path or directory"
+    empty_text = ("A web application is a Flask, Django, FastAPI or any other WSGI or ASGI application that the "
+                  "portal runs and serves at a path such as /flask.")
+    advanced_fields = ("engine", "workers", "threads", "restart_policy", "init_timeout", "stop_timeout", "run_as",
+                       "allow_root", "namespace", "match_roles")
+    advanced_label = "Engine and advanced settings"
+    process_title = "Process group"
+    delete_note = "the application's files stay where they are"
+
+    def list_lead(self, request: Any) -> str:
+        return (f"Python WSGI and ASGI applications, each served at its path on the applications' port "
+                f"({apps_origin(request)}) by a process group of its own.")
+
+    def describe(self, obj: WebApp) -> str:
+        return f"{obj.get_protocol_display()} application under {obj.engine_name}"
+
+    def summary(self, obj: WebApp) -> str:
+        return obj.directory
+
+    def page_context(self, request: Any) -> dict[str, Any]:
+        return {"apps_origin": apps_origin(request)}
+
+    def open_url(self, request: Any, obj: WebApp) -> str | None:
+        return f"{apps_origin(request)}{obj.apps_url}"
+
+    def detail_context(self, request: Any, obj: WebApp) -> dict[str, Any]:
+        from webapps.figures import figures_context
+
+        return {"environment": environment_rows(obj), **figures_context(obj)}
 
     def preflight(self, obj: WebApp) -> CheckFailure | None:
         return preflight(obj, self.account(obj))
@@ -340,18 +382,16 @@ class WebAppAdapter(ProcessAdapter):
     def home(self, obj: WebApp) -> Path:
         return home(obj)
 
-    def log_folder(self) -> Path:
-        return log_folder()
+    def log_name(self, obj: WebApp) -> str:
+        return log_name(obj.name or "/app")
 
     def run_dir(self, obj: WebApp) -> Path:
         return run_dir(obj)
 
-    def list_url(self) -> str | None:
-        return reverse("webapps:list")
-
-    def activity_url(self, name: str) -> str | None:
-        return reverse("webapps:activity", args=[name.lstrip("/")])
-
     def status_fields(self, obj: WebApp) -> dict[str, Any]:
         return {"path": obj.name, "protocol": obj.protocol, "engine": obj.engine_name,
                 "socket": str(socket_path(obj))}
+
+
+# The one adapter of web applications (registered in WebappsConfig.ready()).
+WEBAPPS = WebAppAdapter()

@@ -4,7 +4,6 @@ from django.contrib import admin
 
 from processes import control
 from processes.admin import DefinitionAdmin
-from webapps import services
 from webapps.forms import WebAppForm
 from webapps.models import WebApp
 
@@ -31,7 +30,6 @@ class WebAppAdmin(DefinitionAdmin):
     same service functions (permission, "stop it first", history). What the keeper reports is shown,
     never edited."""
 
-    services = services
     form = AdminWebAppForm
     list_display = ["name_shown", "protocol", "engine", "directory", "state", "restart_policy", "changed_at"]
     search_fields = ["name", "directory"]

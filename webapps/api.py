@@ -23,18 +23,9 @@ from django.http import Http404, HttpRequest, JsonResponse
 
 from portal.api import api_view
 from processes import control, definition_api
-from webapps import services
 from webapps.checks import FixKeys
 from webapps.forms import WebAppForm
 from webapps.models import WebApp
-
-
-def _get(path: str) -> WebApp:
-    name = "/" + path.strip("/")
-    webapp = WebApp.objects.filter(name__iexact=name).first()
-    if webapp is None:
-        raise Http404(f"There is no web application at {name}: GET /api/webapps/ lists them.")
-    return webapp
 
 
 def status(webapp: WebApp) -> dict[str, Any]:
@@ -55,10 +46,12 @@ def status(webapp: WebApp) -> dict[str, Any]:
 
 # The import check's advice names the keys of the API's body.
 KIND = definition_api.ApiKind(
-    form_class=WebAppForm, services=services, status=status,
+    form_class=WebAppForm, status=status,
     form_kwargs={"fix_keys": FixKeys(requirements_file='"requirements_file": ',
                                      python_executable='"python_executable": ')},
+    missing="There is no web application at /{name}: GET /api/webapps/ lists them.",
 )
+_get = KIND.get
 
 
 @api_view("GET", "POST")

@@ -13,7 +13,7 @@ workers, threads, environment, static files, log, timeouts). One key per entry o
 secret variable, whose value is the first line of that file (never written in a merge file).
 
 The table of keys imports no Django; the adapter (further down) validates through the web
-application form and saves through webapps.services.
+application form and saves through processes.services.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from portal.cpf.registry import (
     read_secret_file,
     word_of,
 )
+from portal.process.states import START, STOP
 
 WSGI_TYPES = {"0": "wsgi", "1": "asgi"}
 ENGINES = {"": "", "gunicorn": "gunicorn", "uvicorn": "uvicorn", "granian": "granian"}
@@ -105,7 +106,7 @@ def _text(value: Any) -> str:
 
 
 class ApplicationAdapter(Adapter):
-    """Through WebAppForm (with its import check) and webapps.services, as the pages do."""
+    """Through WebAppForm (with its import check) and processes.services, as the pages do."""
 
     def find(self, name: str) -> Any:
         from django import forms
@@ -249,16 +250,15 @@ class ApplicationAdapter(Adapter):
         return keys | {ENV, SECRET_ENV_FILE}
 
     def is_active(self, obj: Any) -> bool:
-        return obj.is_active or obj.intent == "start"
+        return obj.is_active or obj.intent == START
 
     def delete_blocker(self, obj: Any) -> str:
-        from webapps import services
+        from processes import services
 
         return services.delete_blocker(obj)
 
     def save(self, form: Any, user: Any, actor: str, session: Any = None) -> Any:
-        from processes import control
-        from webapps import services
+        from processes import control, services
 
         try:
             # The definition was read in this transaction, under the merge's lock (find_many).
@@ -270,8 +270,7 @@ class ApplicationAdapter(Adapter):
         return webapp
 
     def delete(self, obj: Any, user: Any, actor: str, session: Any = None) -> None:
-        from processes import control
-        from webapps import services
+        from processes import control, services
 
         try:
             services.delete_definition(obj, user, actor=actor)
@@ -283,8 +282,8 @@ class ApplicationAdapter(Adapter):
     def stop(self, obj: Any, user: Any) -> None:
         from processes import control
 
-        webapp = control.request(obj, "stop", user, channel="cpf merge")
-        control.wait_settled(webapp, "stop", webapp.stop_timeout + 5)
+        webapp = control.request(obj, STOP, user, channel="cpf merge")
+        control.wait_settled(webapp, STOP, webapp.stop_timeout + 5)
 
     def start(self, obj: Any, user: Any) -> None:
         from processes import control
@@ -292,7 +291,7 @@ class ApplicationAdapter(Adapter):
 
         webapp = WebApp.objects.filter(pk=obj.pk).first()
         if webapp is not None:
-            control.request(webapp, "start", user, channel="cpf merge")
+            control.request(webapp, START, user, channel="cpf merge")
 
     def export(self, obj: Any) -> tuple[list[tuple[str, str]], list[str]]:
         notes = []

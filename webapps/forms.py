@@ -23,16 +23,24 @@ from django.urls import reverse
 from portal import paths
 from portal.process.checks import path_too_long
 from processes.accounts import RUN_AS_ERRORS, check_run_as
-from processes.forms import check_log_file_field, check_python_executable
+from processes.forms import (
+    SECRET_KEPT_HELP,
+    FieldFeedback,
+    SecretAssignmentsTextarea,
+    check_assignments,
+    check_log_file_field,
+    check_python_executable,
+    format_assignments,
+    keep_secret_values,
+    parse_assignments,
+    secret_help,
+)
 from webapps.models import DEFAULT_THREADS, DEFAULT_WORKERS, MAX_THREADS, MAX_WORKERS, WebApp, folder_requirements
 from webapps.runtime import engines
 
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_PATH = WebApp._meta.get_field("name").max_length
-MAX_VARIABLES = 100
-MAX_VALUE = 4096
 MAX_STATIC = 20
 # Set by the portal for every application: the mount, and the uvicorn launcher's target.
 PORTAL_SET_VARIABLES = engines.RESERVED_ENV
@@ -136,31 +144,6 @@ def normalise_path(text: str) -> str:
     return path
 
 
-def parse_assignments(text: str, what: str, example: str, secret: bool = False) -> dict[str, str]:
-    """``NAME=value`` lines (blank lines and # comments skipped) as a dict; a repeated name is refused.
-    With ``secret`` a message never quotes a line: it may be a value typed without its name."""
-    values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "=" not in line:
-            raise forms.ValidationError(
-                ("Line %(number)d has no “=”" if secret else "Line %(number)d (“%(line)s”) has no “=”")
-                + ": write one %(what)s per line as %(example)s.",
-                params={"number": number, "line": line[:60], "what": what, "example": example},
-            )
-        key, value = line.split("=", 1)
-        key = key.strip()
-        if key in values:
-            raise forms.ValidationError(
-                "%(key)s is given twice (line %(number)d): keep one line for it.",
-                params={"key": key, "number": number},
-            )
-        values[key] = value
-    return values
-
-
 def private_folder_inside(directory: str) -> str:
     """How serving ``directory`` would expose var/ ("holds" or "is inside"), or "" when it would not.
     Links are resolved: the front serves what the folder really holds."""
@@ -172,56 +155,23 @@ def private_folder_inside(directory: str) -> str:
     return ""
 
 
-def format_assignments(values: dict[str, str], hide_values: bool = False) -> str:
-    return "\n".join(f"{k}=" if hide_values else f"{k}={v}" for k, v in values.items())
-
-
 def check_variables(values: dict[str, str], field: str) -> None:
-    if len(values) > MAX_VARIABLES:
-        raise forms.ValidationError(
-            "%(count)d variables is more than the %(limit)d an application may have: put settings in a file "
-            "the application reads.",
-            params={"count": len(values), "limit": MAX_VARIABLES},
-        )
-    for name, value in values.items():
-        if not ENV_NAME_RE.match(name):
-            raise forms.ValidationError(
-                "“%(name)s” is not a variable name: use letters, digits and _, not starting with a digit "
-                "(e.g. APP_DB_PATH).",
-                params={"name": name[:60]},
-            )
+    """The variables' common rules (processes.forms.check_variables), and none the portal sets."""
+    def reserved(name: str) -> None:
         if name in PORTAL_SET_VARIABLES:
             raise forms.ValidationError(
                 "%(name)s is set by the portal (SCRIPT_NAME to the application's path, %(target)s to its "
                 "module:callable): remove the line.",
                 params={"name": name, "target": engines.TARGET_ENV},
             )
-        if len(value) > MAX_VALUE:
-            raise forms.ValidationError(
-                "The value of %(name)s has %(length)d characters, more than %(limit)d: put it in a file and "
-                "give the file's path instead.",
-                params={"name": name, "length": len(value), "limit": MAX_VALUE},
-            )
+
+    check_assignments(values, "an application", reserved)
 
 
-class SecretAssignmentsTextarea(forms.Textarea):
-    """Renders ``NAME=value`` lines as ``NAME=`` only, whatever it is given: the form comes back
-    to the browser after an error with what was posted, and a secret's value must never go back
-    (as PasswordInput(render_value=False) does for one value). A line without “=” may be a value
-    typed alone: it is left out."""
-
-    def format_value(self, value: Any) -> str | None:
-        if isinstance(value, dict):
-            return format_assignments(value, hide_values=True)
-        lines = (line.split("=", 1)[0].strip() for line in str(value or "").splitlines() if "=" in line)
-        return "\n".join(f"{name}=" for name in lines if name) or None
+SECRET_HELP = secret_help("the application")
 
 
-SECRET_HELP = ("One NAME=value per line, for passwords and keys: given to the application only, never shown "
-               "again. After an error only the names come back: their values must be entered again.")
-
-
-class WebAppForm(forms.ModelForm):
+class WebAppForm(FieldFeedback, forms.ModelForm):
     environment = forms.CharField(
         label="Environment variables",
         required=False,
@@ -274,6 +224,19 @@ class WebAppForm(forms.ModelForm):
             "run_as",
             "allow_root",
         ]
+
+    @classmethod
+    def validation_kwargs(cls, field: str) -> dict[str, Any]:
+        # The import check starts the application's interpreter: only for the fields it depends on.
+        return {"check_app": field in APP_CHECK_FIELDS}
+
+    def feedback(self, field: str) -> tuple[list[str], list[str]]:
+        errors, warnings = super().feedback(field)
+        problem = self.app_problem
+        if field in APP_CHECK_FIELDS and problem is not None and problem.field != field:
+            # The import check's answer concerns the field just changed too (e.g. the directory).
+            errors = [*errors, problem.message]
+        return list(dict.fromkeys(errors)), warnings
 
     def __init__(self, *args: Any, check_app: bool = True, app_checks: dict[Any, Any] | None = None,
                  mounts: Mounts | None = None, fix_keys: Any = None, **kwargs: Any) -> None:
@@ -360,11 +323,7 @@ class WebAppForm(forms.ModelForm):
         if self.instance.pk:
             self.fields["name"].disabled = True
             if self.instance.secret_environment:
-                self.fields["secret_environment"].help_text = (
-                    "The values are not shown: leave NAME= as it is to keep a value, write NAME=new value to "
-                    "change it, remove the line to remove the variable. After an error a new value must be entered "
-                    "again."
-                )
+                self.fields["secret_environment"].help_text = SECRET_KEPT_HELP
 
     def add_warning(self, field: str | None, message: str) -> None:
         self.warnings.append(message)
@@ -544,15 +503,7 @@ class WebAppForm(forms.ModelForm):
     def clean_secret_environment(self) -> dict[str, str]:
         values = parse_assignments(self.cleaned_data.get("secret_environment") or "", "variable", "NAME=value",
                                    secret=True)
-        current = self.instance.secret_environment if self.instance.pk else {}
-        for name, value in values.items():
-            if value == "":
-                if name in (current or {}):
-                    values[name] = current[name]  # NAME= keeps the value it has
-                elif ENV_NAME_RE.match(name):
-                    raise forms.ValidationError(
-                        "%(name)s has no value: write %(name)s=value, or remove the line.", params={"name": name}
-                    )
+        values = keep_secret_values(values, self.instance.secret_environment if self.instance.pk else {})
         check_variables(values, "secret_environment")
         return values
 

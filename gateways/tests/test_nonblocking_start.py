@@ -58,11 +58,12 @@ def test_three_slow_starts_do_not_delay_a_fast_one(gateway_processes, operator):
 
     wait_until(all_running, timeout=90, interval=0.02, message=f"not all running: {running_at}")
 
-    # The timeline: the fast one ran while every slow one was still starting, well before them.
+    # The timeline: the fast one ran while every slow one was still starting. (Held behind two of
+    # them, as before, it would have run after they did. How long before them it ran depends on
+    # how loaded the machine is, so no margin is asked: the order is the proof.)
     assert len(states_when_fast_ran) == 3 and "running" not in states_when_fast_ran.values(), (
         states_when_fast_ran, running_at)
-    first_slow = min(running_at[g.name] for g in slow)
-    assert running_at["Fast"] < first_slow - SLOW_READY / 4, running_at
+    assert running_at["Fast"] < min(running_at[g.name] for g in slow), running_at
     # And the slow ones really run: a server process on each port, the outcome in the Activity.
     for gateway in slow:
         assert server_processes(gateway.port), gateway.name

@@ -10,10 +10,10 @@ import pytest
 from django.test import Client
 
 from gateways.models import STATE_CHOICES, Gateway
-from gateways.state import SHOWN_STATE
 from gateways.tests.factories import make_gateway
 from portal import tokens
 from processes import control
+from processes.state import SHOWN_STATE
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 REMOTE = "192.0.2.10"  # TEST-NET-1: no worker serves its queue, so a request stays on its way

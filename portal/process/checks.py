@@ -371,6 +371,66 @@ def path_too_long(path: str) -> str | None:
     return None
 
 
+# Files a process runs or starts in -------------------------------------------------
+
+# coreutils' test(1): asks the kernel, as the account, whether it may run or enter a path (os.access
+# asks as the portal's user only, and root may do nearly anything).
+_TEST = "/usr/bin/test" if os.path.exists("/usr/bin/test") else "/bin/test"
+
+
+def may_access(path: str, flags: list[str], account: Account | None) -> bool:
+    """Whether ``account`` (None: this process's user) passes test(1)'s ``flags`` (-x, -r) on ``path``,
+    every folder on the way included."""
+    if account is None:
+        mode = (os.X_OK if "-x" in flags else 0) | (os.R_OK if "-r" in flags else 0)
+        return os.access(path, mode)
+    argv = [_TEST]
+    for flag in flags:
+        argv += [*(["-a"] if len(argv) > 1 else []), flag, path]
+    try:
+        done = accounts.run(argv, account, stdin=subprocess.DEVNULL, capture_output=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _who(account: Account | None) -> str:
+    return f"{account.describe()}, the user it runs as" if account else "the portal's user, which it runs as"
+
+
+def check_executable(path: str, account: Account | None = None) -> CheckFailure | None:
+    """``path`` is a file that ``account`` may run."""
+    if not os.path.isabs(path):
+        return CheckFailure("program-relative", f"{path} is not a full path; give the program's full path, "
+                            "e.g. /usr/bin/python3")
+    too_long = path_too_long(path)
+    if too_long:
+        return CheckFailure("program-too-long", too_long)
+    if not os.path.exists(path):
+        return CheckFailure("program-missing", f"{path} does not exist on this host; install it, or correct "
+                            "the command")
+    if os.path.isdir(path):
+        return CheckFailure("program-is-folder", f"{path} is a folder, not a program; name the program itself")
+    if not may_access(path, ["-x"], account):
+        return CheckFailure("program-not-executable", f"{path} cannot be run by {_who(account)}: make it "
+                            f"executable for that user (chmod o+x {path}, and o+x on its folders), or choose "
+                            "Run as a user who may run it", fix=f"chmod o+x {path}")
+    return None
+
+
+def check_directory(path: str, account: Account | None = None) -> CheckFailure | None:
+    """``path`` is a folder that ``account`` may enter and read (a working directory)."""
+    if not os.path.isdir(path):
+        what = "is not a folder" if os.path.exists(path) else "does not exist on this host"
+        return CheckFailure("directory-missing", f"the working directory {path} {what}; create it, or "
+                            "correct the definition")
+    if not may_access(path, ["-r", "-x"], account):
+        return CheckFailure("directory-closed", f"the working directory {path} cannot be entered and read by "
+                            f"{_who(account)}: open it to that user (chmod o+rx {path}, and o+x on its "
+                            "folders), or choose another folder", fix=f"chmod o+rx {path}")
+    return None
+
+
 # Log files ------------------------------------------------------------------------
 
 

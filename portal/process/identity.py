@@ -140,6 +140,7 @@ def terminate_tree(
     pgid: int | None = None,
     extra: Iterable[psutil.Process] = (),
     root_gone: Any = None,
+    sig: int = signal.SIGTERM,
 ) -> bool:
     """Stop a process and everything it started: SIGTERM, wait ``timeout``, SIGKILL.
 
@@ -149,7 +150,8 @@ def terminate_tree(
     can no longer be found through it. ``extra`` adds processes known from earlier
     snapshots (e.g. grandchildren that escaped with setsid). ``root_gone`` is an
     optional callable telling that the root has exited (used by its parent, which must
-    reap it itself). Returns True when nothing of the tree is left.
+    reap it itself). ``sig``: what is sent first instead of SIGTERM (a definition's stop signal).
+    Returns True when nothing of the tree is left.
     """
     root = process_if_ours(ident)
     if ident is not None and pgid is None and root is not None:
@@ -165,11 +167,11 @@ def terminate_tree(
         except (ProcessLookupError, PermissionError):
             return False
 
-    _killpg(pgid, signal.SIGTERM)
+    _killpg(pgid, sig)
     for proc in tree.values():
         if not in_group(proc):
             try:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(sig)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass
 

@@ -44,9 +44,10 @@ whatever the restart policy; the policy decides what happens after an exit from 
 A run that was ready but lasted less than ``quick_secs`` counts as a quick failure too;
 after ``max_quick_failures`` of those in a row the keeper gives up: exited, then fatal.
 
-SIGTERM to the keeper means "stop": SIGTERM to the child's process group (and to every
-descendant found with psutil outside it), ``stop_timeout`` seconds of grace, then
-SIGKILL to all of them; then state stopped and the keeper exits 0.
+SIGTERM to the keeper means "stop": the spec's ``stop_signal`` (SIGTERM unless it says) to
+the child's process group (and to every descendant found with psutil outside it),
+``stop_timeout`` seconds of grace, then SIGKILL to all of them; then state stopped and the
+keeper exits 0.
 
 If the keeper itself is killed, the child lives on (its output goes to a file, not to
 a pipe the keeper reads). ``--adopt`` starts a new keeper that takes over that child
@@ -282,7 +283,7 @@ def request_stop(run_dir: Path | str, timeout: float | None = None, trigger: str
             if journal.state is not State.STOPPING:
                 journal.transition(State.STOPPING, trigger=trigger,
                                    message="no keeper: stopping the process directly")
-            ok = identity.terminate_tree(child, spec.stop_timeout, pgid=child.pid)
+            ok = identity.terminate_tree(child, spec.stop_timeout, pgid=child.pid, sig=spec.stop_signum)
             journal.transition(State.STOPPED, trigger=trigger, expected=True,
                                message="stopped without a keeper (exit status unknown)",
                                error=None if ok else "some processes survived SIGKILL")

@@ -5,6 +5,8 @@ while the process starts, and the start is ready once it answers. Kinds:
 
 * ``{"kind": "tcp", "host": h, "port": p}`` - a TCP connect;
 * ``{"kind": "http", "url": u}`` - a GET over TCP answering with a status below 500;
+* ``{"kind": "unix", "socket": s}`` - a connect to the unix socket ``s`` (any program that
+  listens there, whatever it speaks);
 * ``{"kind": "unix-http", "socket": s, "path": "/"}`` - a GET over the unix socket
   ``s`` (a web application's server bound to it) answering with a status below 500;
 * ``{"kind": "import", "path": "package.module:function", ...}`` - ``function(probe,
@@ -30,7 +32,7 @@ from typing import Any
 
 from portal.process import nofollow
 
-PROBE_KINDS = ("tcp", "http", "unix-http", "import")
+PROBE_KINDS = ("tcp", "http", "unix", "unix-http", "import")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 log = logging.getLogger("portal.process.keeper")
@@ -45,6 +47,8 @@ def validate_probe(probe: dict[str, Any]) -> None:
         raise ValueError(f"a {kind} probe needs a port")
     if kind == "http" and not probe.get("url"):
         raise ValueError("an http probe needs a url")
+    if kind == "unix" and not probe.get("socket"):
+        raise ValueError("a unix probe needs the socket's path")
     if kind == "unix-http":
         if not probe.get("socket"):
             raise ValueError("a unix-http probe needs the socket's path")
@@ -120,6 +124,21 @@ def http_status(url: str, timeout: float) -> int | None:
         return exc.code
     except (OSError, ValueError):
         return None
+
+
+def unix_probe(socket_path: str, timeout: float) -> bool:
+    """Does something accept a connection on the unix socket ``socket_path``? No link on the
+    way is followed (nofollow.socket_path): a link could point the probe at another's socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        with nofollow.socket_path(socket_path) as target:
+            sock.connect(target)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
 
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})[ \r]")
@@ -253,6 +272,8 @@ def _probe_once(probe: dict[str, Any], timeout: float) -> bool:
     kind = probe.get("kind")
     if kind == "tcp":
         return tcp_probe(probe.get("host"), probe["port"], timeout)
+    if kind == "unix":
+        return unix_probe(str(probe["socket"]), timeout)
     path = import_path(probe)
     if path is not None:
         return _import_probe(path, probe, timeout)

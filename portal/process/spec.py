@@ -12,6 +12,8 @@ from portal.process.probes import validate_probe
 from portal.process.reload import validate_reload
 
 RESTART_POLICIES = ("never", "on-failure", "always")
+# The signals a stop may begin with (supervisor's stopsignal); KILL skips the grace time.
+STOP_SIGNALS = ("TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2")
 
 # The only variables a managed process (and its keeper) takes from the environment of
 # whoever starts it: what any program needs to find its tools, speak the user's
@@ -80,6 +82,9 @@ class Spec:
     max_quick_failures: int = 3
     quick_secs: float = 2.0
     stop_timeout: float = 5.0
+    # What a stop sends first, to the process group (one of STOP_SIGNALS, without "SIG"); SIGKILL
+    # follows after stop_timeout.
+    stop_signal: str = "TERM"
     # Reload on a code change (a web application's debug mode): see portal.process.reload.
     reload: dict[str, Any] | None = None
     # Landlock policy applied between fork and exec (portal.process.sandbox); None: not sandboxed.
@@ -103,6 +108,8 @@ class Spec:
             raise ValueError(
                 f"restart_policy {self.restart_policy!r} is not one of {', '.join(RESTART_POLICIES)}"
             )
+        if self.stop_signal not in STOP_SIGNALS:
+            raise ValueError(f"stop_signal {self.stop_signal!r} is not one of {', '.join(STOP_SIGNALS)}")
         if self.probe is not None:
             validate_probe(self.probe)
         if self.reload is not None:
@@ -190,6 +197,13 @@ class Spec:
         return data
 
     # -- policy ----------------------------------------------------------------------
+
+    @property
+    def stop_signum(self) -> int:
+        """The number of ``stop_signal`` (signal.SIGTERM for "TERM")."""
+        import signal
+
+        return int(getattr(signal, f"SIG{self.stop_signal}"))
 
     def backoff_delay(self, failures: int) -> float:
         """Delay before retry number ``failures`` (1-based): base * 2^(n-1), capped."""

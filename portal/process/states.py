@@ -98,20 +98,24 @@ ERROR: frozenset[str] = frozenset({BACKOFF, FATAL})
 MOVING: frozenset[str] = frozenset({STARTING, STOPPING})
 # Something is under way that the watcher follows closely (a restart wait counts).
 IN_FLIGHT: frozenset[str] = MOVING | {BACKOFF}
+# What a user may ask of a process: the one spelling of each (code, URLs, the API, templates).
+START, STOP, RESTART = "start", "stop", "restart"
+ACTIONS = (START, STOP, RESTART)
+
 # A request handed over by its task has its outcome: a start once the keeper has left
 # "starting" (running, or failed: backoff, exited, fatal; or gone), a stop once nothing runs.
 OUTCOME: dict[str, frozenset[str]] = {
-    "start": frozenset({RUNNING, BACKOFF, UNKNOWN}) | DOWN,
-    "stop": DOWN | {UNKNOWN},
+    START: frozenset({RUNNING, BACKOFF, UNKNOWN}) | DOWN,
+    STOP: DOWN | {UNKNOWN},
 }
 
 # By action (start, restart, stop): where the state settles once the request is acted on ...
-SETTLED_AFTER: dict[str, frozenset[str]] = {"start": SETTLED, "restart": SETTLED, "stop": DOWN}
+SETTLED_AFTER: dict[str, frozenset[str]] = {START: SETTLED, RESTART: SETTLED, STOP: DOWN}
 # ... and where it should settle; any other settled state is a failure (a stop that ends exited is not).
 GOAL: dict[str, frozenset[str]] = {
-    "start": frozenset({RUNNING}),
-    "restart": frozenset({RUNNING}),
-    "stop": frozenset({STOPPED, EXITED}),
+    START: frozenset({RUNNING}),
+    RESTART: frozenset({RUNNING}),
+    STOP: frozenset({STOPPED, EXITED}),
 }
 
 

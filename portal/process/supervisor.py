@@ -234,6 +234,9 @@ class Keeper:
     def port_in_use_error(self) -> str | None:
         """A probe that answers before we start would make a stranger look like ours."""
         probe = self.probe
+        if probe is not None and probe.get("kind") == "unix" and probes.unix_probe(str(probe["socket"]), 0.2):
+            return (f"another process already listens on {probe['socket']}: stop it, or have this program "
+                    "listen on another socket")
         port = probes.tcp_port(probe)
         if probe is None or port is None or not probes.tcp_probe(probe.get("host"), port, 0.2):
             return None
@@ -401,11 +404,13 @@ class Keeper:
     # -- stopping ----------------------------------------------------------------------
 
     def kill_tree(self, child: Child, timeout: float) -> None:
-        """SIGTERM the group and every known descendant, ``timeout`` grace, then SIGKILL."""
+        """The stop signal (SIGTERM unless the spec says) to the group and every known descendant,
+        ``timeout`` grace, then SIGKILL."""
         self.housekeeping(force=True)  # a fresh snapshot of descendants before signalling
         extra = [p for p in self.known_descendants.values() if identity.proc_alive(p)]
         ok = identity.terminate_tree(
             child.ident, timeout, pgid=child.ident.pid, extra=extra, root_gone=child.has_exited,
+            sig=self.spec.stop_signum,
         )
         if child.popen is not None:
             child.exited.wait(2.0)
@@ -419,7 +424,8 @@ class Keeper:
         group_alive = any(True for _ in group_members(child.ident.pid))
         if extra or group_alive:
             log.info("stopping %d leftover processes of pid %s", len(extra), child.ident.pid)
-            identity.terminate_tree(None, min(self.spec.stop_timeout, 1.0), pgid=child.ident.pid, extra=extra)
+            identity.terminate_tree(None, min(self.spec.stop_timeout, 1.0), pgid=child.ident.pid, extra=extra,
+                                    sig=self.spec.stop_signum)
         self.known_descendants = {}
 
     def stop(self, child: Child | None, trigger: str) -> int:
@@ -431,7 +437,8 @@ class Keeper:
             pgid = child.ident.pid if child else "-"
             self.journal.transition(
                 State.STOPPING, trigger=trigger,
-                message=f"SIGTERM to process group {pgid}; SIGKILL after {self.spec.stop_timeout:g} s",
+                message=f"SIG{self.spec.stop_signal} to process group {pgid}; "
+                        f"SIGKILL after {self.spec.stop_timeout:g} s",
             )
         if child is None:
             self.journal.transition(State.STOPPED, trigger=trigger, message="stopped before it started",
@@ -440,7 +447,7 @@ class Keeper:
         self.kill_tree(child, self.spec.stop_timeout)
         exit_code, sig = child.exit_info()
         if sig == "SIGKILL":
-            message = f"did not stop within {self.spec.stop_timeout:g} s of SIGTERM; killed"
+            message = f"did not stop within {self.spec.stop_timeout:g} s of SIG{self.spec.stop_signal}; killed"
         elif child.adopted:
             message = "stopped (adopted process: exit status unknown)"
         else:

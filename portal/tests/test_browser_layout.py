@@ -191,7 +191,26 @@ def portal_with_content(administrator, redis_service):  # type: ignore[no-untype
                  after={"python_options": "-X dev -X importtime -W error::DeprecationWarning -W ignore::ResourceWarning"})
     tokens.create(administrator, "deploy script on the build server")
     _web_applications(now)
+    _programs(now)
     return gateway
+
+
+def _programs(now: dt.datetime) -> None:
+    """A program with a long command, variables and a probe, running; one with a long name that failed."""
+    from programs.models import Program
+
+    Program.objects.create(
+        name="queue-worker", command="/opt/python/3.12/bin/python3 -m settlement_batch.worker --queue "
+                                     "eastern-region-nightly-settlement-reports --concurrency 8 --log-level info",
+        directory="/srv/applications/settlement-eastern-region/nightly-batch-reporting/current",
+        environment={"QUEUE_URL": "redis://queue.internal.example.com:6379/4", "LANG": "C.UTF-8"},
+        secret_environment={"API_TOKEN": "secret"}, probe="http",
+        probe_target="http://127.0.0.1:8123/health/ready-for-the-nightly-settlement-batch",
+        state="running", pid=43000, state_changed_at=now,
+        startup={"command": "/opt/python/3.12/bin/python3 -m settlement_batch.worker " + "x" * 150,
+                 "trigger": "ada", "time_to_ready": 0.31, "first_lines": ["worker ready " + "y" * 160]})
+    Program.objects.create(name="settlement.eastern-region.nightly-batch-exporter", command="/usr/bin/sleep 1000",
+                           state="fatal", last_error="exited with code 3 at once (see the log): " + "e" * 150)
 
 
 LONG_PATH = "/settlement/eastern-region/nightly-batch/reports.v2/api"
@@ -303,6 +322,12 @@ PAGES = [
     ("webapp-edit", "/webapps/flask/-/edit/"),
     ("webapp-delete", f"/webapps{LONG_PATH}/-/delete/"),
     ("webapp-activity", "/webapps/flask/-/activity/"),
+    ("programs", "/programs/"),
+    ("program-create", "/programs/new/"),
+    ("program-detail", "/programs/queue-worker/"),
+    ("program-detail-long-name", "/programs/settlement.eastern-region.nightly-batch-exporter/"),
+    ("program-edit", "/programs/queue-worker/edit/"),
+    ("program-delete", "/programs/queue-worker/delete/"),
 ]
 
 

@@ -62,7 +62,7 @@ def test_the_page_lists_every_key_of_every_kind_from_the_registry(admin_client_)
     html = admin_client_.get("/cpf/merge/").content.decode()
     assert "docs/operations.md" not in html and '<a href="#cpf-keys">The keys</a>' in html
     reference = html[html.index('id="cpf-keys"'):]
-    assert {k.plural for k in registry.kinds()} == {"gateways", "applications"}
+    assert {k.plural for k in registry.kinds()} == {"gateways", "applications", "programs"}
     for kind in registry.kinds():
         assert f'<details class="cpf-reference" id="cpf-keys-{kind.plural}">' in reference
         for verb in kind.verbs:

@@ -68,8 +68,9 @@ def test_only_keepers_alive_now_are_counted(tmp_path):
         keeper_dir(tmp_path, "gateways", alive.pid)
         keeper_dir(tmp_path, "gateways", gone.pid)
         keeper_dir(tmp_path, "webapps", gone.pid)
-        assert launcher.still_kept(tmp_path) == {"gateways": 1, "webapps": 0}
-        assert launcher.still_kept(tmp_path / "nothing-here") == {"gateways": 0, "webapps": 0}
+        keeper_dir(tmp_path, "programs", alive.pid)
+        assert launcher.still_kept(tmp_path) == {"gateways": 1, "webapps": 0, "programs": 1}
+        assert launcher.still_kept(tmp_path / "nothing-here") == {"gateways": 0, "webapps": 0, "programs": 0}
     finally:
         alive.kill()
         alive.wait()
@@ -82,6 +83,10 @@ def test_the_closing_message_names_only_what_keeps_running():
     assert launcher.closing_message({"gateways": 2, "webapps": 1}) == (
         "stopped; 2 gateways and 1 web application started from the portal keep running: stop them in the "
         "portal; the web applications answer again when the portal and its front are back")
+    assert launcher.closing_message({"gateways": 1, "webapps": 0, "programs": 2}) == (
+        "stopped; 1 gateway and 2 programs started from the portal keep running: stop them in the portal")
+    assert launcher.closing_message({"gateways": 1, "webapps": 1, "programs": 1}).startswith(
+        "stopped; 1 gateway, 1 web application and 1 program started from the portal keep running")
 
 
 def test_the_start_message_names_what_an_earlier_run_left_running():

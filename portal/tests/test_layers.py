@@ -1,6 +1,6 @@
 """The layers, read from the source: what may import what, and where states are spelled.
 
-- The project package (``portal/``) imports no app (``gateways``, ``webapps``): the apps
+- The project package (``portal/``) imports no app (``gateways``, ``webapps``, ``programs``): the apps
   import the portal (API authentication, roles, the dashboard's summaries), and the
   apps start what is theirs from the app registry (the processes app's watcher).
 - A kind never imports another kind, templates included (``{% include %}``, ``{% extends %}``,
@@ -30,7 +30,7 @@ from pathlib import Path
 from portal.process import states
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = {"gateways", "webapps"}
+APPS = {"gateways", "webapps", "programs"}
 STATE_NAMES = set(states.ALL)
 STATES_MODULE = ROOT / "portal" / "process" / "states.py"
 TEMPLATES = ROOT / "templates"
@@ -121,7 +121,7 @@ def test_a_worker_starts_the_watcher_from_the_app_registry_and_celery_alone_impo
     # portal.celery on its own (before Django is set up) loads no app.
     code = (
         "import sys, portal.celery\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('gateways', 'webapps'))\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('gateways', 'webapps', 'programs'))\n"
         "assert not loaded, loaded\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -130,9 +130,11 @@ def test_a_worker_starts_the_watcher_from_the_app_registry_and_celery_alone_impo
 
 def test_the_dashboard_shows_the_summaries_the_apps_register():
     from portal import summaries
+    from processes.adapters import all_adapters
 
-    # Registered by GatewaysConfig.ready(); the dashboard tests show it drawn.
-    assert summaries._summaries["gateways"].template == "gateways/_dashboard_tile.html"
+    # Registered by each kind's AppConfig.ready(): one tile for every kind; the dashboard tests show it drawn.
+    assert {key: s.template for key, s in summaries._summaries.items()} == {
+        kind.kind: "processes/definitions/_dashboard_tile.html" for kind in all_adapters()}
 
 
 # --- a kind imports no other kind -------------------------------------------------------------
@@ -148,7 +150,7 @@ def _kind_of(path: Path) -> str | None:
 
 def test_no_kind_imports_another_kind():
     for kind in APPS:
-        assert (ROOT / kind / "views.py") in _sources(kind)
+        assert (ROOT / kind / "adapter.py") in _sources(kind)
     found = {
         str(path.relative_to(ROOT)): others
         for kind in sorted(APPS)
@@ -208,7 +210,7 @@ def test_no_template_uses_another_kinds_templates_or_tags_and_shared_ones_use_no
     libraries = tag_libraries()
     assert libraries.get("process_tags") == "processes"
     templates = sorted(TEMPLATES.rglob("*.html"))
-    assert TEMPLATES / "webapps" / "form.html" in templates
+    assert TEMPLATES / "webapps" / "_definition.html" in templates
     found = {}
     for path in templates:
         kind = _kind_of(path)
@@ -274,7 +276,7 @@ def test_the_core_names_no_kind():
 
 # --- no import cycles ------------------------------------------------------------------------
 
-PACKAGES = ("portal", "processes", "gateways", "webapps")
+PACKAGES = ("portal", "processes", "gateways", "webapps", "programs")
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -406,7 +408,8 @@ def test_the_check_finds_a_cycle_through_imports_in_functions_and_names_it(tmp_p
 
 def test_no_module_of_the_project_imports_itself_round_a_cycle():
     graph = import_graph(ROOT)
-    assert {"processes.tasks", "processes.pipeline", "webapps.adapter", "gateways.forms"} <= set(graph)
+    assert {"processes.tasks", "processes.pipeline", "webapps.adapter", "gateways.forms", "programs.adapter"} \
+        <= set(graph)
     assert "processes.adapters" in graph["processes.pipeline"]
     cycles = [" -> ".join(loop) for loop in import_cycles(graph)]
     assert cycles == [], (
@@ -454,8 +457,87 @@ def test_the_check_finds_sets_of_state_names_and_nothing_else():
     assert state_sets(source) == [1, 2, 3, 4, 5]
 
 
+def state_literals_in_templates(text: str) -> list[str]:
+    """The state names a template writes in quotes (``obj.state == "running"``): a template
+    names a state as ``STATE.RUNNING`` (processes.context_processors), from the one list."""
+    tags = " ".join(re.findall(r"{%.*?%}|{{.*?}}", text, re.S))
+    return [m.group(1) for m in re.finditer(r"""["']([a-z]+)["']""", tags) if m.group(1) in STATE_NAMES]
+
+
+def test_the_check_finds_a_state_name_written_in_a_template():
+    text = ('{% if obj.state == "running" %}{% elif obj.state in \'stopped fatal\' %}{% endif %}'
+            '{% if obj.state == STATE.RUNNING %}<p class="state" data-label="stopped">{{ label }}</p>{% endif %}')
+    assert state_literals_in_templates(text) == ["running"]
+
+
+def test_templates_name_states_and_actions_from_the_one_list():
+    found = {str(path.relative_to(ROOT)): names for path in sorted(TEMPLATES.rglob("*.html"))
+             if (names := state_literals_in_templates(path.read_text()))}
+    assert found == {}, f"Write STATE.RUNNING (processes.context_processors.names), not the name itself: {found}"
+    actions = {str(path.relative_to(ROOT)) for path in sorted(TEMPLATES.rglob("*.html"))
+               if re.search(r"""(?:==|!=)\s*["'](?:start|stop|restart)["']""", path.read_text())}
+    assert actions == set(), f"Write ACTION.START (processes.context_processors.names), not the name itself: {actions}"
+
+
+ACTION_NAMES = {"start", "stop", "restart"}
+
+
+# The calls that take an action, and the keywords that name one.
+ACTING_CALLS = {"request", "send", "wait_settled", "awaiting", "await_request", "act", "superseded"}
+ACTION_KEYWORDS = {"intent", "requested", "action"}
+
+
+def action_literals(source: str) -> list[int]:
+    """Lines where ``source`` writes an action's name as a value the code acts on: compared
+    (``intent == "start"``), passed to a call that acts (``control.request(obj, "stop", user)``),
+    as the value of a keyword that names one (``Q(intent="start")``), or as keys of a dict by
+    action. Not a flag or an option that happens to be called restart (``?restart=1``), nor prose."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        values: list[ast.expr | None] = []
+        if isinstance(node, ast.Compare):
+            values = [node.left, *node.comparators]
+        elif isinstance(node, ast.Call):
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            values = [k.value for k in node.keywords if k.arg in ACTION_KEYWORDS]
+            if func in ACTING_CALLS:
+                values += node.args
+        elif isinstance(node, ast.Dict):
+            keys = [k for k in node.keys if isinstance(k, ast.Constant) and k.value in ACTION_NAMES]
+            values = keys if len(keys) >= 2 else []
+        if any(isinstance(v, ast.Constant) and v.value in ACTION_NAMES for v in values):
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_the_check_finds_an_action_spelled_out():
+    source = (
+        'if obj.intent == "start": pass\n'  # 1
+        'control.request(obj, "stop", user)\n'  # 2
+        'TASKS = {"restart": restart, "stop": stop}\n'  # 3
+        'q = Q(intent="start")\n'  # 4
+        # Not actions spelled out: the names, a keyword's name, words in a sentence.
+        "if obj.intent == START: pass\n"
+        'journal.note("reload", how="restart")\n'
+        'restart = _flag(request, "restart")\n'
+        'answer = {"restart": True, "state": "running"}\n'
+        'message = "start it first"\n'
+    )
+    assert action_literals(source) == [1, 2, 3, 4]
+
+
+def test_actions_are_spelled_only_in_portal_process_states():
+    sources = [p for p in _sources("portal", "processes", *sorted(APPS)) if p != STATES_MODULE]
+    found = {str(path.relative_to(ROOT)): lines for path in sources if (lines := action_literals(path.read_text()))}
+    assert found == {}, (
+        "An action's name is spelled in portal/process/states.py only: import START, STOP, RESTART "
+        f"(or ACTIONS) from there. Found at lines: {found}"
+    )
+
+
 def test_sets_of_state_names_are_spelled_only_in_portal_process_states():
-    sources = [p for p in _sources("portal", "processes", "gateways", "webapps", "bench") if p != STATES_MODULE]
+    sources = [p for p in _sources("portal", "processes", "gateways", "webapps", "programs", "bench")
+               if p != STATES_MODULE]
     assert len(sources) > 50
     found = {
         str(path.relative_to(ROOT)): lines

@@ -34,7 +34,7 @@ def test_the_export_header_says_what_and_when_in_plain_english():
     out = StringIO()
     call_command("cpf", "export", stdout=out, stderr=StringIO())
     first = out.getvalue().splitlines()[0]
-    assert first == f"; Gateways and web applications exported by the portal on {timezone.localdate():%Y-%m-%d}."
+    assert first == f"; Gateways, web applications and programs exported by the portal on {timezone.localdate():%Y-%m-%d}."
 
 
 def test_the_python_options_example_is_code_kept_on_one_line(admin_client_):

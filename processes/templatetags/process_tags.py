@@ -72,3 +72,37 @@ def marked_fields(form: Any) -> int:
     """How many fields carry an error beside them: an error of the whole definition (a running
     server's change refused, say) is not one, and is shown at the top on its own."""
     return sum(1 for name in form.errors if name in form.fields)
+
+
+# --- the shared definition pages (templates/processes/definitions/) ------------------------------
+
+
+@register.filter
+def field_label(model: Any, name: str) -> str:
+    """A model field's name as its forms call it: "Start timeout"."""
+    from django.utils.text import capfirst
+
+    return capfirst(model._meta.get_field(name).verbose_name)
+
+
+@register.filter
+def attribute_of(obj: Any, name: str) -> Any:
+    """``obj.<name>``, or its choice's label (``get_<name>_display``) when the field has choices."""
+    display = getattr(obj, f"get_{name}_display", None)
+    return display() if callable(display) else getattr(obj, name, "")
+
+
+@register.filter
+def main_fields(form: Any, advanced: Iterable[str]) -> list[BoundField]:
+    """The form's fields that are not under "Advanced settings", in the form's order."""
+    return [form[name] for name in form.fields if name not in advanced]
+
+
+@register.filter
+def advanced_fields(form: Any, advanced: Iterable[str]) -> list[BoundField]:
+    return [form[name] for name in form.fields if name in advanced]
+
+
+@register.filter
+def with_errors(fields: Iterable[BoundField]) -> bool:
+    return any(field.errors for field in fields)

@@ -6,9 +6,8 @@ import datetime as dt
 
 import pytest
 
-from gateways import services
 from gateways.tests.factories import make_gateway
-from processes import sync
+from processes import services, sync
 from processes.models import Activity, Run
 
 pytestmark = pytest.mark.django_db

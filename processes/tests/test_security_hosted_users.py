@@ -206,7 +206,7 @@ def test_as_the_portal_s_own_user_each_start_says_so_and_var_is_hidden_by_a_name
 
 @switched
 def test_a_deleted_gateway_s_folder_goes_and_its_uid_is_never_given_again(gateway_processes, operator, administrator):
-    from gateways import services
+    from processes import services
 
     gateway = start_and_wait(make_gateway(name="Gone", port=free_port()), operator)
     assert gateway.state == "running", gateway.last_error

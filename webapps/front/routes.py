@@ -29,7 +29,7 @@ The portal writes one JSON file (atomically: a temporary file in the same direct
 With ``portal_port`` and a route's ``portal_page``, the 503 page of an application that is not
 running links to its page in the portal: the host the request came by, on the portal's port, as
 the portal's pages link to the applications on the host they were reached by and the apps port
-(webapps.views.apps_origin); but only when that host is one of ``portal_hosts`` (the portal's
+(webapps.adapter.apps_origin); but only when that host is one of ``portal_hosts`` (the portal's
 ALLOWED_HOSTS: a name, an address, or ``.example.com`` for it and its subdomains), else no link.
 The Host header is the client's to choose: a page reached as ``evil.example`` must not send a
 visitor to ``http://evil.example:8000``, which the portal would not even answer.

@@ -359,12 +359,12 @@ def test_a_virtualenv_build_does_not_delay_the_start_of_another_application(weba
 
 
 # An application that keeps a file in its HOME from its import on, as the examples keep their
-# database there when their folder is not theirs to write (it is root's here). Each engine worker
-# writes it again at its import: renamed into place, so that a worker answering while another
-# imports never reads it emptied (a loaded machine once showed b"" between truncate and write).
+# database there when their folder is not theirs to write (it is root's here).
 HOME_WRITER = '''
 import os
 
+# Each worker imports it: written whole and then renamed, so that one worker's import never shows
+# another's request an empty file.
 with open(os.path.join(os.environ["HOME"], f"made-at-import.{os.getpid()}"), "w") as f:
     f.write("x")
 os.replace(f.name, os.path.join(os.environ["HOME"], "made-at-import"))

@@ -30,22 +30,19 @@ until the state settles and exits 1 when the server did not end where asked.
 
 from __future__ import annotations
 
-import json
 from argparse import ArgumentParser, BooleanOptionalAction
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from gateways import services
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
 from portal import roles
-from portal.cli import actor_named
 from portal.process.checks import path_too_long
-from processes import control
-from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
+from processes import services
+from processes.cli import DefinitionCommand, add_restart_option, save_and_report
 from processes.editing import form_data_of
 from processes.forms import error_lines, options_of
 
@@ -107,15 +104,19 @@ def _edit_options(edit: ArgumentParser) -> None:
     add_restart_option(edit, "gateway")
 
 
-class Command(BaseCommand):
+class Command(DefinitionCommand):
     help = "Create, edit, list, show and delete gateway definitions; start, stop and restart gateways."
+    kind = "gateway"
+    list_columns = (("NAME", lambda g: g.name), ("TYPE", lambda g: g.get_type_display()),
+                    ("SERVER", lambda g: g.server), ("PORT", lambda g: g.port), ("STATE", lambda g: g.shown_state))
+    empty = "No gateways are defined. Create one with `manage.py gateway create NAME --port P`."
 
-    def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--user", help="act as this portal user, with that user's role")
-        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    def as_dict(self, obj: Gateway) -> dict[str, Any]:
+        return gateway_as_dict(obj)
 
+    def add_definition_parsers(self, sub: Any) -> None:
         create = sub.add_parser("create", help="create a definition")
-        self.parsers = {"create": create}
+        self.parsers["create"] = create
         create.add_argument("name")
         create.add_argument("--port", required=True, help="TCP port, 1 to 65535")
         create.add_argument("--server", default="127.0.0.1", help="IP address or host name")
@@ -146,38 +147,8 @@ class Command(BaseCommand):
             "--restart-policy", default=Gateway.RestartPolicy.ON_FAILURE,
             choices=[c.value for c in Gateway.RestartPolicy],
         )
-
         self.parsers["edit"] = sub.add_parser("edit", help="change a definition (the options given; the rest is kept)")
         _edit_options(self.parsers["edit"])
-
-        listing = sub.add_parser("list", help="list definitions")
-        listing.add_argument("--json", action="store_true")
-
-        show = sub.add_parser("show", help="show one definition")
-        show.add_argument("name")
-        show.add_argument("--json", action="store_true")
-
-        delete = sub.add_parser("delete", help="delete a definition")
-        delete.add_argument("name")
-
-        add_control_parsers(sub, "gateway", "name", timeout="init timeout")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        self.actor = actor_named(options.get("user"))
-        action = options["action"]
-        handler = self.do_control if action in control.ACTIONS else getattr(self, f"do_{action}")
-        try:
-            handler(options)
-        except (PermissionDenied, control.ControlError) as e:
-            raise CommandError(str(e)) from None
-
-    def _get(self, name: str) -> Gateway:
-        gateway = Gateway.objects.filter(name__iexact=name).first()
-        if gateway is None:
-            raise CommandError(
-                f"There is no gateway named {name!r}: `manage.py gateway list` shows the names."
-            )
-        return gateway
 
     def _read_passphrase(self, path: str) -> str:
         too_long = path_too_long(path)
@@ -226,12 +197,11 @@ class Command(BaseCommand):
             lines = error_lines(form, options_of(self.parsers["create"], **FILLED_BY))
             raise CommandError("The gateway was not created:\n  " + "\n  ".join(lines))
         gateway = services.save_definition(form, self.actor, actor=self.actor.get_username())
-        for warning in form.warnings:
-            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
+        self.report_warnings(form)
         self.stdout.write(f"Created gateway {gateway.name} on {gateway.server}:{gateway.port}.")
 
     def do_edit(self, options: dict[str, Any]) -> None:
-        gateway = self._get(options["name"])
+        gateway = self.get(options["name"])
         if not roles.can_administer(self.actor):
             raise PermissionDenied("Only an Administrator may edit gateway definitions; ask an administrator "
                                    "for that role.")
@@ -253,41 +223,4 @@ class Command(BaseCommand):
         if not form.is_valid():
             lines = error_lines(form, options_of(self.parsers["edit"], **FILLED_BY))
             raise CommandError("The gateway was not saved:\n  " + "\n  ".join(lines))
-        save_and_report(self, form, services, options, f"Saved gateway {gateway.name}.")
-
-    def do_list(self, options: dict[str, Any]) -> None:
-        gateways = list(Gateway.objects.all())
-        if options["json"]:
-            self.stdout.write(json.dumps([gateway_as_dict(g) for g in gateways], indent=2))
-            return
-        if not gateways:
-            self.stdout.write("No gateways are defined. Create one with `manage.py gateway create NAME --port P`.")
-            return
-        width = max(len(g.name) for g in gateways)
-        self.stdout.write(f"{'NAME':<{width}}  {'TYPE':<6}  {'SERVER':<15}  {'PORT':>5}  STATE")
-        for g in gateways:
-            self.stdout.write(
-                f"{g.name:<{width}}  {g.get_type_display():<6}  {g.server:<15}  {g.port:>5}  {g.shown_state}")
-
-    def do_show(self, options: dict[str, Any]) -> None:
-        gateway = self._get(options["name"])
-        data = gateway_as_dict(gateway)
-        if options["json"]:
-            self.stdout.write(json.dumps(data, indent=2))
-            return
-        for key, value in data.items():
-            self.stdout.write(f"{key.replace('_', ' ')}: {value}")
-
-    def do_delete(self, options: dict[str, Any]) -> None:
-        gateway = self._get(options["name"])
-        services.delete_definition(gateway, self.actor, actor=self.actor.get_username())
-        self.stdout.write(f"Deleted gateway {gateway.name}.")
-
-    def do_control(self, options: dict[str, Any]) -> None:
-        control_and_report(self, self._get(options["name"]), options)
-
-    def do_status(self, options: dict[str, Any]) -> None:
-        gateway = self._get(options["name"])
-        if not roles.can_view(self.actor):
-            raise PermissionDenied("Your account has no role: ask an administrator.")
-        write_status(self, gateway, options)
+        save_and_report(self, form, options, f"Saved gateway {gateway.name}.")

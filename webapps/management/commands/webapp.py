@@ -25,22 +25,18 @@ local operator ("cli:<os user>") with administrator rights, as for ``manage.py g
 
 from __future__ import annotations
 
-import json
 import sys
 from argparse import ArgumentParser, BooleanOptionalAction
 from pathlib import Path
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from portal import roles
-from portal.cli import actor_named
 from portal.process.checks import path_too_long
-from processes import control
-from processes.cli import add_control_parsers, add_restart_option, control_and_report, save_and_report, write_status
+from processes import services
+from processes.cli import DefinitionCommand, add_restart_option, save_and_report
 from processes.forms import error_lines, options_of
-from webapps import nginx_command, services
+from webapps import nginx_command
 from webapps.adapter import python_of
 from webapps.checks import FixKeys
 from webapps.forms import WebAppForm, format_assignments
@@ -54,7 +50,6 @@ FILLED_BY = {
     "secret_environment": "--secret-env-file",
     "static_files": "--static",
 }
-CONTROL_ACTIONS = control.ACTIONS
 # How the import check's messages name the options that give the application its packages.
 FIX_KEYS = FixKeys(requirements_file="--requirements ", python_executable="--python ")
 
@@ -131,42 +126,26 @@ def _definition_options(parser: ArgumentParser, creating: bool) -> None:
         add_restart_option(parser, "web application")
 
 
-class Command(BaseCommand):
+class Command(DefinitionCommand):
     help = "Create, edit, list, show and delete web application definitions; start, stop and restart them."
+    kind = "webapp"
+    arg = "path"
+    missing = "There is no web application at {name!r}: `manage.py webapp list` shows the paths."
+    list_columns = (("PATH", lambda w: w.name), ("TYPE", lambda w: w.get_protocol_display()),
+                    ("ENGINE", lambda w: w.engine_name), ("STATE", lambda w: w.shown_state),
+                    ("DIRECTORY", lambda w: w.directory))
+    empty = ("No web applications are defined. Create one with "
+             "`manage.py webapp create /PATH --directory DIR --module MODULE`.")
 
-    def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--user", help="act as this portal user, with that user's role")
-        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        self.parsers = {"create": sub.add_parser("create", help="create a definition"),
-                        "edit": sub.add_parser("edit", help="change a definition")}
+    def as_dict(self, obj: WebApp) -> dict[str, Any]:
+        return webapp_as_dict(obj)
+
+    def add_definition_parsers(self, sub: Any) -> None:
+        self.parsers.update({"create": sub.add_parser("create", help="create a definition"),
+                             "edit": sub.add_parser("edit", help="change a definition")})
         _definition_options(self.parsers["create"], creating=True)
         _definition_options(self.parsers["edit"], creating=False)
-        listing = sub.add_parser("list", help="list definitions")
-        listing.add_argument("--json", action="store_true")
-        show = sub.add_parser("show", help="show one definition")
-        show.add_argument("path")
-        show.add_argument("--json", action="store_true")
-        delete = sub.add_parser("delete", help="delete a definition")
-        delete.add_argument("path")
-        add_control_parsers(sub, "web application", "path", timeout="start timeout")
         nginx_command.add_parser(sub)
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        self.actor = actor_named(options.get("user"))
-        action = options["action"]
-        handler = self.do_control if action in CONTROL_ACTIONS else getattr(self, f"do_{action.replace('-', '_')}")
-        try:
-            handler(options)
-        except (PermissionDenied, control.ControlError) as e:
-            raise CommandError(str(e)) from None
-
-    def _get(self, path: str) -> WebApp:
-        if not roles.can_view(self.actor):
-            raise PermissionDenied("Your account has no role: ask an administrator.")
-        webapp = WebApp.objects.filter(name__iexact="/" + path.strip().strip("/")).first()
-        if webapp is None:
-            raise CommandError(f"There is no web application at {path!r}: `manage.py webapp list` shows the paths.")
-        return webapp
 
     # Definitions ------------------------------------------------------------------------
 
@@ -230,70 +209,28 @@ class Command(BaseCommand):
                                                  **FILLED_BY))
             raise CommandError(f"The web application was not {verb}:\n  " + "\n  ".join(lines))
         webapp = services.save_definition(form, self.actor, actor=self.actor.get_username())
-        for warning in form.warnings:
-            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
+        self.report_warnings(form)
         return webapp
 
     def do_create(self, options: dict[str, Any]) -> None:
-        services.require_admin(self.actor, "create")
+        services.require_admin(self.actor, "create", WebApp)
         data = self._form_data(options, {"name": options["path"]})
         webapp = self._save(WebAppForm(data, fix_keys=FIX_KEYS), "created")
         self.stdout.write(f"Created web application {webapp.name} ({webapp.module}:{webapp.callable}, "
                           f"{webapp.get_protocol_display()} under {webapp.engine_name}).")
 
     def do_edit(self, options: dict[str, Any]) -> None:
-        webapp = self._get(options["path"])
-        services.require_admin(self.actor, "edit")
+        webapp = self.get(options["path"])
+        services.require_admin(self.actor, "edit", WebApp)
         data = self._form_data(options, WebAppForm(instance=webapp).as_data())
         form = WebAppForm(data, instance=webapp, fix_keys=FIX_KEYS)
         if not form.is_valid():
             self._save(form, "saved")  # says what is wrong (exit code 1)
-        save_and_report(self, form, services, options, f"Saved web application {webapp.name}.")
-
-    def do_list(self, options: dict[str, Any]) -> None:
-        if not roles.can_view(self.actor):
-            raise PermissionDenied("Your account has no role: ask an administrator.")
-        webapps = list(WebApp.objects.all())
-        if options["json"]:
-            self.stdout.write(json.dumps([webapp_as_dict(w) for w in webapps], indent=2))
-            return
-        if not webapps:
-            self.stdout.write("No web applications are defined. Create one with "
-                              "`manage.py webapp create /PATH --directory DIR --module MODULE`.")
-            return
-        width = max(len(w.name) for w in webapps)
-        self.stdout.write(f"{'PATH':<{width}}  TYPE  {'ENGINE':<8}  {'STATE':<8}  DIRECTORY")
-        for w in webapps:
-            self.stdout.write(f"{w.name:<{width}}  {w.get_protocol_display():<4}  {w.engine_name:<8}  "
-                              f"{w.shown_state:<8}  {w.directory}")
-
-    def do_show(self, options: dict[str, Any]) -> None:
-        data = webapp_as_dict(self._get(options["path"]))
-        if options["json"]:
-            self.stdout.write(json.dumps(data, indent=2))
-            return
-        for key, value in data.items():
-            if isinstance(value, dict):
-                value = ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
-            elif isinstance(value, list):
-                value = ", ".join(f"{k}=(secret)" for k in value) or "none"
-            self.stdout.write(f"{key.replace('_', ' ')}: {value}")
-
-    def do_delete(self, options: dict[str, Any]) -> None:
-        webapp = self._get(options["path"])
-        services.delete_definition(webapp, self.actor, actor=self.actor.get_username())
-        self.stdout.write(f"Deleted web application {webapp.name}.")
-
-    # Start, stop, restart, status ---------------------------------------------------------
-
-    def do_control(self, options: dict[str, Any]) -> None:
-        control_and_report(self, self._get(options["path"]), options)
+        save_and_report(self, form, options, f"Saved web application {webapp.name}.")
 
     def do_nginx_config(self, options: dict[str, Any]) -> None:
         nginx_command.handle(options, self.stdout)
 
-    def do_status(self, options: dict[str, Any]) -> None:
-        write_status(self, self._get(options["path"]), options)
 
 
 def _lines_to_dict(text: str) -> dict[str, str]:
