@@ -110,7 +110,7 @@ def test_the_runtime_imports_nothing_that_requirements_txt_does_not_bring():
     runtime = requirements_closure(base / "requirements.txt")
     dev_only = requirements_closure(base / "requirements-dev.txt") - runtime
     assert dev_only, "the dev requirements bring nothing more: this test would not see a missing pin"
-    allowed = {"portal", "processes", "gateways", "webapps"} | {
+    allowed = {"portal", "processes", "gateways", "webapps", "programs"} | {
         module for module, dists in metadata.packages_distributions().items()
         if any(canonicalize_name(d) in runtime for d in dists)
     }

@@ -66,7 +66,7 @@ def test_its_pages_come_from_the_shared_layer_alone(role_client):
     assert "ECHO_TOKEN=" in page and "s3cr3t-token" not in page  # a secret by its name only
 
     rows = admin.get("/echoes/?q=echo", HTTP_HX_REQUEST="true").content.decode()
-    assert 'id="echo-table"' in rows and f"<td><code class=\"path\">{echo.port}</code></td>" in rows
+    assert 'id="echo-table"' in rows and f"<td class=\"wide\"><code class=\"path\">{echo.port}</code></td>" in rows
     assert admin.get("/echoes/?q=nothing-like-it").content.decode().count("No echo server matches") == 1
     assert 'id="echo-rows"' in admin.get("/echoes/?part=rows", HTTP_HX_REQUEST="true").content.decode()
 
