@@ -4,29 +4,14 @@ from django.contrib import admin
 
 from gateways.forms import GatewayForm
 from gateways.models import Gateway
-from processes import control
-from processes.admin import DefinitionAdmin
+from processes.admin import DefinitionAdmin, StoppedFirst
 
 
-class AdminGatewayForm(GatewayForm):
-    """The pages' form, and before Save the pages' rule: a running gateway is stopped first.
+class AdminGatewayForm(StoppedFirst, GatewayForm):
+    """The pages' form with the admin's check before Save; a new passphrase changes the verifier."""
 
-    The service layer checks the rule again when it saves (the state may change
-    in between); this check only lets the admin show it beside the form.
-    """
-
-    def _post_clean(self) -> None:
-        super()._post_clean()
-        if self.instance.pk is None or self.errors:
-            return
-        current = Gateway.objects.get(pk=self.instance.pk)
-        changed = [f for f in Gateway.AUDITED_FIELDS if getattr(current, f) != getattr(self.instance, f)]
-        if self.cleaned_data.get("passphrase"):
-            changed.append("passphrase_verifier")
-        try:
-            control.check_definition_change(current, changed)
-        except control.ControlError as e:
-            self.add_error(None, str(e))
+    def secret_changed(self) -> list[str]:
+        return ["passphrase_verifier"] if self.cleaned_data.get("passphrase") else []
 
 
 @admin.register(Gateway)

@@ -17,9 +17,9 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from gateways.models import RUNTIME_FIELDS, Gateway
-from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, word_of
-from portal.process.states import START, STOP
+from gateways.models import Gateway
+from portal.cpf.registry import Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, shown_value, word_of
+from processes.merge import DefinitionMergeAdapter
 
 RESTART_POLICIES = {"never": "never", "on-failure": "on-failure", "always": "always"}
 PASSPHRASE_FILE = "PassphraseFile"
@@ -61,12 +61,6 @@ def verifies(verifier: str, passphrase: str) -> bool:
     return hmac.compare_digest(derive_key(passphrase, salt, iterations), key)
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return "" if value is None else str(value)
-
-
 @dataclass
 class Session:
     """One merge's gateways: the names and ports its forms check against, and the rows its
@@ -85,9 +79,10 @@ def _defaults() -> dict[str, Any]:
     return data
 
 
-class GatewayAdapter(Adapter):
-    def find(self, name: str) -> Gateway | None:
-        return Gateway.objects.filter(name__iexact=name).first()
+class GatewayAdapter(DefinitionMergeAdapter):
+    model = Gateway
+    field_keys = FIELD_KEYS
+    more_runtime_keys = (PASSPHRASE_FILE,)
 
     def find_many(self, names: list[str]) -> dict[str, Gateway]:
         from django.db.models.functions import Lower
@@ -100,12 +95,6 @@ class GatewayAdapter(Adapter):
             rows = Gateway.objects.annotate(lname=Lower("name")).filter(lname__in=chunk[i:i + 5000])
             found.update({g.name.lower(): g for g in rows})
         return found
-
-    def all(self) -> Any:
-        return Gateway.objects.all()
-
-    def name_of(self, obj: Gateway) -> str:
-        return obj.name
 
     def session(self) -> Session:
         from gateways.forms import Snapshot
@@ -167,62 +156,21 @@ class GatewayAdapter(Adapter):
             value = getattr(obj, key.field)
             if key.field == "restart_policy":
                 value = word_of(RESTART_POLICIES, value)
-            values[key.name] = _text(value)
+            values[key.name] = shown_value(value)
         return values
 
     def secret_changes(self, form: Any) -> list[str]:
         return [PASSPHRASE_FILE] if form.cleaned_data.get("passphrase") else []
 
-    def runtime_keys(self) -> set[str]:
-        return {FIELD_KEYS[f] for f in RUNTIME_FIELDS if f in FIELD_KEYS} | {PASSPHRASE_FILE}
+    def save_kwargs(self, form: Any, session: Session | None) -> dict[str, Any]:
+        # The merge's rows are written together at its end (processes.services.Batch).
+        return {"current": form.cpf_current, "batch": session.batch} if session is not None else {}
 
-    def is_active(self, obj: Gateway) -> bool:
-        return obj.is_active or obj.intent == START
+    def saved(self, obj: Gateway, session: Session) -> None:
+        session.snapshot.saved(obj)
 
-    def delete_blocker(self, obj: Gateway) -> str:
-        from processes import services
-
-        return services.delete_blocker(obj)
-
-    def save(self, form: Any, user: Any, actor: str, session: Session | None = None) -> Gateway:
-        from processes import control, services
-
-        if session is None:
-            try:
-                return services.save_definition(form, user, actor=actor)
-            except control.ControlError as e:
-                raise ValueProblem(str(e)) from None
-        try:
-            # The definition was read in this transaction, under the merge's lock (find_many).
-            gateway = services.save_definition(form, user, actor=actor, current=form.cpf_current,
-                                               batch=session.batch)
-        except control.ControlError as e:
-            raise ValueProblem(str(e)) from None
-        session.snapshot.saved(gateway)
-        return gateway
-
-    def delete(self, obj: Gateway, user: Any, actor: str, session: Session | None = None) -> None:
-        from processes import control, services
-
-        try:
-            services.delete_definition(obj, user, actor=actor)
-        except control.ControlError as e:
-            raise ValueProblem(str(e)) from None
-        if session is not None:
-            session.snapshot.deleted(obj.name)
-
-    def stop(self, obj: Gateway, user: Any) -> None:
-        from processes import control
-
-        gateway = control.request(obj, STOP, user, channel="cpf merge")
-        control.wait_settled(gateway, STOP, gateway.stop_timeout + 5)
-
-    def start(self, obj: Gateway, user: Any) -> None:
-        from processes import control
-
-        gateway = Gateway.objects.filter(pk=obj.pk).first()
-        if gateway is not None:
-            control.request(gateway, START, user, channel="cpf merge")
+    def deleted(self, obj: Gateway, session: Session) -> None:
+        session.snapshot.deleted(obj.name)
 
     def export(self, obj: Gateway) -> tuple[list[tuple[str, str]], list[str]]:
         notes = []

@@ -20,13 +20,37 @@ from processes.adapters import adapter_for, all_adapters, kinds_text
 from processes.models import STATE_CHOICES, Activity, Run
 
 
-class DefinitionAdmin(admin.ModelAdmin):
-    """The admin of a kind's definitions: changes go through the kind's service functions, as on
-    the pages (permission, "stop it first", history); what the keeper reports is shown, never
-    edited. A subclass sets ``services``, the kind's module with ``save_definition`` and
-    ``delete_definition``."""
+class StoppedFirst:
+    """Mixed into a kind's form for the admin: before Save, the pages' rule that a running
+    definition's runtime fields change only once it is stopped. The service checks it again when it
+    saves (the state may change in between); this shows it beside the form. A form whose secret is
+    a field of no model column (a gateway's passphrase) says so in ``secret_changed``."""
 
-    services: Any
+    def secret_changed(self) -> list[str]:
+        return []
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]
+        if self.instance.pk is None or self.errors:  # type: ignore[attr-defined]
+            return
+        after = self.instance  # type: ignore[attr-defined]
+        current = type(after).objects.get(pk=after.pk)
+        changed = [f for f in type(after).AUDITED_FIELDS if getattr(current, f) != getattr(after, f)]
+        try:
+            control.check_definition_change(current, [*changed, *self.secret_changed()])
+        except control.ControlError as e:
+            self.add_error(None, str(e))  # type: ignore[attr-defined]
+
+
+def admin_form(form_class: type) -> type:
+    """``form_class`` (a kind's form) with the admin's check before Save (:class:`StoppedFirst`)."""
+    return type(f"Admin{form_class.__name__}", (StoppedFirst, form_class), {})
+
+
+class DefinitionAdmin(admin.ModelAdmin):
+    """The admin of a kind's definitions: changes go through processes/services.py, as on the pages
+    (permission, "stop it first", history); what the keeper reports is shown, never edited. A
+    subclass sets ``form = admin_form(ItsForm)``."""
     list_display_links = ["name_shown"]
     readonly_fields = [
         "state", "state_changed_at", "pid", "pid_create_time", "run_host", "intent", "intent_at", "last_error",

@@ -18,8 +18,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from portal.cpf.registry import Adapter, Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, word_of
-from portal.process.states import START, STOP
+from portal.cpf.registry import Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, shown_value, word_of
+from processes.merge import DefinitionMergeAdapter
 
 RESTART_POLICIES = {"never": "never", "on-failure": "on-failure", "always": "always"}
 STOP_SIGNALS = {s: s for s in ("TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2")}
@@ -84,27 +84,17 @@ FIELD_KEYS = {k.field: k.name for k in KEYS if k.field and not k.is_prefix}
 FIELD_KEYS.update({"probe": "Probe", "probe_target": "Probe"})
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return "" if value is None else str(value)
-
-
-class ProgramAdapter(Adapter):
+class ProgramAdapter(DefinitionMergeAdapter):
     """Through ProgramForm and processes.services, as the CLI and the API do."""
 
-    def find(self, name: str) -> Any:
+    field_keys = FIELD_KEYS
+    more_runtime_keys = (ENV, SECRET_ENV_FILE)
+
+    @property
+    def model(self) -> Any:  # type: ignore[override]
         from programs.models import Program
 
-        return Program.objects.filter(name__iexact=name).first()
-
-    def all(self) -> Any:
-        from programs.models import Program
-
-        return Program.objects.all()
-
-    def name_of(self, obj: Any) -> str:
-        return obj.name
+        return Program
 
     def form(self, obj: Any, values: dict[str, Any], quick: bool = False, session: Any = None) -> Any:
         from processes.editing import form_data_of
@@ -163,57 +153,13 @@ class ProgramAdapter(Adapter):
                 value = getattr(obj, key.field)
                 if key.field == "restart_policy":
                     value = word_of(RESTART_POLICIES, value)
-                values[key.name] = _text(value)
+                values[key.name] = shown_value(value)
         return values
 
     def secret_changes(self, form: Any) -> list[str]:
         old = {} if not form.instance.pk else dict(form.cpf_current.secret_environment or {})
         after = form.cleaned_data.get("secret_environment") or {}
         return [SECRET_ENV_FILE + n for n in sorted(set(old) | set(after)) if old.get(n) != after.get(n)]
-
-    def runtime_keys(self) -> set[str]:
-        from programs.models import RUNTIME_FIELDS
-
-        return {FIELD_KEYS[f] for f in RUNTIME_FIELDS if f in FIELD_KEYS} | {ENV, SECRET_ENV_FILE}
-
-    def is_active(self, obj: Any) -> bool:
-        return obj.is_active or obj.intent == START
-
-    def delete_blocker(self, obj: Any) -> str:
-        from processes import services
-
-        return services.delete_blocker(obj)
-
-    def save(self, form: Any, user: Any, actor: str, session: Any = None) -> Any:
-        from processes import control, services
-
-        try:
-            # The definition was read in this transaction, under the merge's lock.
-            return services.save_definition(form, user, actor=actor, current=form.cpf_current)
-        except control.ControlError as e:
-            raise ValueProblem(str(e)) from None
-
-    def delete(self, obj: Any, user: Any, actor: str, session: Any = None) -> None:
-        from processes import control, services
-
-        try:
-            services.delete_definition(obj, user, actor=actor)
-        except control.ControlError as e:
-            raise ValueProblem(str(e)) from None
-
-    def stop(self, obj: Any, user: Any) -> None:
-        from processes import control
-
-        program = control.request(obj, STOP, user, channel="cpf merge")
-        control.wait_settled(program, STOP, program.stop_timeout + 5)
-
-    def start(self, obj: Any, user: Any) -> None:
-        from processes import control
-        from programs.models import Program
-
-        program = Program.objects.filter(pk=obj.pk).first()
-        if program is not None:
-            control.request(program, START, user, channel="cpf merge")
 
     def export(self, obj: Any) -> tuple[list[tuple[str, str]], list[str]]:
         notes = []

@@ -22,7 +22,6 @@ import copy
 from typing import Any
 
 from portal.cpf.registry import (
-    Adapter,
     Key,
     Kind,
     ValueProblem,
@@ -31,9 +30,10 @@ from portal.cpf.registry import (
     integer,
     quoted,
     read_secret_file,
+    shown_value,
     word_of,
 )
-from portal.process.states import START, STOP
+from processes.merge import DefinitionMergeAdapter
 
 WSGI_TYPES = {"0": "wsgi", "1": "asgi"}
 ENGINES = {"": "", "gunicorn": "gunicorn", "uvicorn": "uvicorn", "granian": "granian"}
@@ -99,14 +99,17 @@ FIELD_KEYS = {k.field: k.name for k in KEYS if k.field and not k.is_prefix}
 MAPPINGS = {"environment": ENV, "static_files": STATIC}
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return "" if value is None else str(value)
-
-
-class ApplicationAdapter(Adapter):
+class ApplicationAdapter(DefinitionMergeAdapter):
     """Through WebAppForm (with its import check) and processes.services, as the pages do."""
+
+    field_keys = FIELD_KEYS
+    more_runtime_keys = (ENV, SECRET_ENV_FILE)
+
+    @property
+    def model(self) -> Any:  # type: ignore[override]
+        from webapps.models import WebApp
+
+        return WebApp
 
     def find(self, name: str) -> Any:
         from django import forms
@@ -144,14 +147,6 @@ class ApplicationAdapter(Adapter):
         from webapps.forms import Mounts
 
         return Mounts.read()
-
-    def all(self) -> Any:
-        from webapps.models import WebApp
-
-        return WebApp.objects.all()
-
-    def name_of(self, obj: Any) -> str:
-        return obj.name
 
     def form(self, obj: Any, values: dict[str, Any], quick: bool = False, session: Any = None,
              app_checks: dict[Any, Any] | None = None) -> Any:
@@ -234,7 +229,7 @@ class ApplicationAdapter(Adapter):
                 value = getattr(obj, key.field)
                 if key.field == "protocol":
                     value = word_of(WSGI_TYPES, value)
-                values[key.name] = _text(value)
+                values[key.name] = shown_value(value)
         return values
 
     def secret_changes(self, form: Any) -> list[str]:
@@ -243,55 +238,11 @@ class ApplicationAdapter(Adapter):
         after = form.cleaned_data.get("secret_environment") or {}
         return [SECRET_ENV_FILE + n for n in sorted(set(old) | set(after)) if old.get(n) != after.get(n)]
 
-    def runtime_keys(self) -> set[str]:
-        from webapps.models import RUNTIME_FIELDS
+    def saved(self, obj: Any, session: Any) -> None:
+        session.saved(obj.name)
 
-        keys = {FIELD_KEYS[f] for f in RUNTIME_FIELDS if f in FIELD_KEYS}
-        return keys | {ENV, SECRET_ENV_FILE}
-
-    def is_active(self, obj: Any) -> bool:
-        return obj.is_active or obj.intent == START
-
-    def delete_blocker(self, obj: Any) -> str:
-        from processes import services
-
-        return services.delete_blocker(obj)
-
-    def save(self, form: Any, user: Any, actor: str, session: Any = None) -> Any:
-        from processes import control, services
-
-        try:
-            # The definition was read in this transaction, under the merge's lock (find_many).
-            webapp = services.save_definition(form, user, actor=actor, current=form.cpf_current)
-        except control.ControlError as e:
-            raise ValueProblem(str(e)) from None
-        if session is not None:
-            session.saved(webapp.name)
-        return webapp
-
-    def delete(self, obj: Any, user: Any, actor: str, session: Any = None) -> None:
-        from processes import control, services
-
-        try:
-            services.delete_definition(obj, user, actor=actor)
-        except control.ControlError as e:
-            raise ValueProblem(str(e)) from None
-        if session is not None:
-            session.deleted(obj.name)
-
-    def stop(self, obj: Any, user: Any) -> None:
-        from processes import control
-
-        webapp = control.request(obj, STOP, user, channel="cpf merge")
-        control.wait_settled(webapp, STOP, webapp.stop_timeout + 5)
-
-    def start(self, obj: Any, user: Any) -> None:
-        from processes import control
-        from webapps.models import WebApp
-
-        webapp = WebApp.objects.filter(pk=obj.pk).first()
-        if webapp is not None:
-            control.request(webapp, START, user, channel="cpf merge")
+    def deleted(self, obj: Any, session: Any) -> None:
+        session.deleted(obj.name)
 
     def export(self, obj: Any) -> tuple[list[tuple[str, str]], list[str]]:
         notes = []
