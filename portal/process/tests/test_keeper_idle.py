@@ -9,12 +9,14 @@ from pathlib import Path
 
 from portal.process import keeper
 from portal.process.spec import Spec
-from portal.process.supervisor import IDLE_HOUSEKEEPING_INTERVAL
 from portal.process.tests.conftest import processes_mentioning, server_argv, wait_until
 
 # Housekeeping backs off from 0.5 s, doubling while nothing changes: idle within 0.5+1+2+4 s.
 SETTLE = 8.0
 WINDOW = 10.0
+# Twice a second before: 20 in the window (200 for an adopted process, polled every 0.05 s).
+# Now about one every 5 s (supervisor.IDLE_HOUSEKEEPING_INTERVAL), with slack for a busy machine.
+MAX_WAKEUPS = 6
 
 
 def wakeups(pid: int) -> int:
@@ -42,8 +44,7 @@ def test_an_idle_keeper_wakes_only_every_few_seconds(run_dir: Path, port: int, t
     assert keeper.wait_for(run_dir, {"running"}, timeout=10)["state"] == "running"
     time.sleep(SETTLE)  # the backoff of the housekeeping's interval, not a wait for a condition
     woke = wakeups_over(info.keeper.pid, WINDOW)
-    # It woke twice a second before (20 in the window); now at most once per IDLE interval, with slack.
-    assert woke <= 2 * WINDOW / IDLE_HOUSEKEEPING_INTERVAL + 2, woke
+    assert woke <= MAX_WAKEUPS, woke
 
 
 def test_an_idle_keeper_still_sees_its_process_killed_at_once(run_dir: Path, port: int, tag: str) -> None:
@@ -81,8 +82,7 @@ def test_an_adopted_process_is_watched_through_its_pidfd_not_polled(run_dir: Pat
     adopted = keeper.adopt(run_dir)
     time.sleep(SETTLE)
     woke = wakeups_over(adopted.keeper.pid, WINDOW)
-    # Polling the adopted process every 0.05 s was 200 wake-ups in the window.
-    assert woke <= 2 * WINDOW / IDLE_HOUSEKEEPING_INTERVAL + 2, woke
+    assert woke <= MAX_WAKEUPS, woke
     seq = keeper.read_events(run_dir)[-1]["seq"]
     killed = time.monotonic()
     os.kill(running["pid"], signal.SIGKILL)
