@@ -138,7 +138,7 @@ class TreeSampler:
         for pid, stat in self.table.items():
             self.children.setdefault(stat.ppid, []).append(pid)
 
-    def sample(self, pid: int, create_time: float | None, connections: bool = False) -> dict[str, Any] | None:
+    def sample(self, pid: int, create_time: float | None, connections: bool = True) -> dict[str, Any] | None:
         """The tree's figures; ``connections``: count its established TCP connections too (costly)."""
         if not create_time:
             return None
