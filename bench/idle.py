@@ -280,8 +280,9 @@ def report(results: dict[int, list[dict[str, dict[str, float]]]], memory: list[t
         cpu = [t["cpu"] for t in totals]
         per = (f"{(statistics.median(cpu) - base_median) / count:.2f}" if count else "—")
         ratio = statistics.median(cpu) / base_median if base_median else 0.0
-        lines.append(f"| {count} | {spread(cpu)} | {ratio:.1f} | {per} | {spread([t['wakes'] for t in totals], '{:.0f}')}"
-                     f" | {spread([t['reads'] for t in totals], '{:.0f}')} |")
+        wakes = spread([t["wakes"] for t in totals], "{:.0f}")
+        reads = spread([t["reads"] for t in totals], "{:.0f}")
+        lines.append(f"| {count} | {spread(cpu)} | {ratio:.1f} | {per} | {wakes} | {reads} |")
     top = max(COUNTS)
     lines += ["", f"Where the time goes with {top} programs running (medians):", "",
               "| process | count | CPU % | wake-ups/s | read() calls/s |", "|---|---:|---:|---:|---:|"]
