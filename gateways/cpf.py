@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateways.models import Gateway
-from portal.cpf.registry import Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, word_of
+from portal.cpf.registry import Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, shown_value, word_of
 from processes.merge import DefinitionMergeAdapter
 
 RESTART_POLICIES = {"never": "never", "on-failure": "on-failure", "always": "always"}
@@ -59,12 +59,6 @@ def verifies(verifier: str, passphrase: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(derive_key(passphrase, salt, iterations), key)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return "" if value is None else str(value)
 
 
 @dataclass
@@ -162,7 +156,7 @@ class GatewayAdapter(DefinitionMergeAdapter):
             value = getattr(obj, key.field)
             if key.field == "restart_policy":
                 value = word_of(RESTART_POLICIES, value)
-            values[key.name] = _text(value)
+            values[key.name] = shown_value(value)
         return values
 
     def secret_changes(self, form: Any) -> list[str]:

@@ -295,10 +295,6 @@ class GatewayForm(FieldFeedback, forms.ModelForm):
         options.max_length = None
         options.validators = [v for v in options.validators if not isinstance(v, MaxLengthValidator)]
 
-    def add_warning(self, field: str | None, message: str) -> None:
-        self.warnings.append(message)
-        self.field_warnings.setdefault(field or "", []).append(message)
-
     # Field checks: each message says what is wrong and how to fix it.
 
     def clean_port(self) -> int | None:

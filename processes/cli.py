@@ -177,6 +177,24 @@ class DefinitionCommand(BaseCommand):
             raise CommandError(self.missing.format(label=self.adapter.label, name=name, command=self.kind))
         return obj
 
+    def read_secret_lines(self, path: str, option: str = "--secret-env-file") -> list[str]:
+        """The NAME=value lines of a secret variables' file ('-': standard input): a secret never
+        comes on the command line, where ps shows it to every local user."""
+        import sys
+        from pathlib import Path
+
+        from portal.process.checks import path_too_long
+
+        if too_long := path_too_long(path):
+            raise CommandError(f"{option}: {too_long}.")
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CommandError(f"Cannot read the secret variables file {path}: {getattr(e, 'strerror', e)}.") from None
+        if not text.strip():
+            raise CommandError(f"The secret variables file {path} is empty: write one NAME=value per line.")
+        return text.splitlines()
+
     def report_warnings(self, form: Any) -> None:
         for warning in form.warnings:
             self.stderr.write(self.style.WARNING(f"Warning: {warning}"))

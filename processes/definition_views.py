@@ -329,22 +329,29 @@ class DefinitionViews:
 SHOWN_BY_ALL = {"name", "log_file", "restart_policy", "init_timeout", "stop_timeout", "run_as", "allow_root"}
 
 
-def own_fields(obj: Any) -> list[tuple[str, Any, bool]]:
-    """(label, value, secret) of the kind's own fields (its AUDITED_FIELDS but the shared ones), for
-    a kind without a ``_definition.html`` of its own: a choice by its label, a mapping as NAME=value
-    lines, a secret mapping by its names only and a secret text as "set" (values are never shown)."""
+def own_fields(obj: Any) -> list[tuple[str, Any, str]]:
+    """(label, value, how) of the kind's own fields (its AUDITED_FIELDS but the shared ones), for a
+    kind without a ``_definition.html`` of its own. ``how``: "none" (empty), "text" (a choice by
+    its label, yes or no), "code" (a value as typed: a command, a path), "map" (NAME=value lines),
+    "secret" (a secret mapping by its names only; a secret text as "set": values are never shown)."""
     secret = set(obj.SECRET_FIELDS)
     rows = []
     for name in obj.AUDITED_FIELDS:
         if name in SHOWN_BY_ALL:
             continue
+        label = capfirst(obj._meta.get_field(name).verbose_name)
+        value = getattr(obj, name)
         display = getattr(obj, f"get_{name}_display", None)
-        value = display() if callable(display) else getattr(obj, name)
-        if name in secret:
-            value = sorted(value) if isinstance(value, dict) else ("set" if value else "")
-        elif isinstance(value, bool):
-            value = "yes" if value else "no"
-        rows.append((capfirst(obj._meta.get_field(name).verbose_name), value, name in secret))
+        if value in (None, "", {}, []):
+            rows.append((label, None, "none"))
+        elif name in secret:
+            rows.append((label, sorted(value) if isinstance(value, dict) else "set", "secret"))
+        elif isinstance(value, dict):
+            rows.append((label, value, "map"))
+        elif isinstance(value, bool) or callable(display):
+            rows.append((label, ("yes" if value else "no") if isinstance(value, bool) else display(), "text"))
+        else:
+            rows.append((label, value, "code"))
     return rows
 
 

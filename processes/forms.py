@@ -260,6 +260,12 @@ class FieldFeedback:
     kind's checks). A kind's form mixes this in and may say more (a gateway's warnings of the
     whole definition, a web application's import check)."""
 
+    def add_warning(self, field: str | None, message: str) -> None:
+        """A warning shown after a save (``warnings``) and beside its field (``field_warnings``):
+        what is allowed but may not be what was meant."""
+        self.warnings.append(message)  # type: ignore[attr-defined]
+        self.field_warnings.setdefault(field or "", []).append(message)  # type: ignore[attr-defined]
+
     @classmethod
     def validation_kwargs(cls, field: str) -> dict[str, Any]:
         """What the form is made with to check ``field`` alone (a slow check only where it matters)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from portal.cpf.registry import Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, word_of
+from portal.cpf.registry import Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, shown_value, word_of
 from processes.merge import DefinitionMergeAdapter
 
 RESTART_POLICIES = {"never": "never", "on-failure": "on-failure", "always": "always"}
@@ -82,12 +82,6 @@ KEYS = (
 )
 FIELD_KEYS = {k.field: k.name for k in KEYS if k.field and not k.is_prefix}
 FIELD_KEYS.update({"probe": "Probe", "probe_target": "Probe"})
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return "" if value is None else str(value)
 
 
 class ProgramAdapter(DefinitionMergeAdapter):
@@ -159,7 +153,7 @@ class ProgramAdapter(DefinitionMergeAdapter):
                 value = getattr(obj, key.field)
                 if key.field == "restart_policy":
                     value = word_of(RESTART_POLICIES, value)
-                values[key.name] = _text(value)
+                values[key.name] = shown_value(value)
         return values
 
     def secret_changes(self, form: Any) -> list[str]:

@@ -108,10 +108,6 @@ class ProgramForm(FieldFeedback, forms.ModelForm):
             if self.instance.secret_environment:
                 self.fields["secret_environment"].help_text = SECRET_KEPT_HELP
 
-    def add_warning(self, field: str | None, message: str) -> None:
-        self.warnings.append(message)
-        self.field_warnings.setdefault(field or "", []).append(message)
-
     # Field checks: each message says what is wrong and how to fix it.
 
     def clean_name(self) -> str:

@@ -30,6 +30,7 @@ from portal.cpf.registry import (
     integer,
     quoted,
     read_secret_file,
+    shown_value,
     word_of,
 )
 from processes.merge import DefinitionMergeAdapter
@@ -96,12 +97,6 @@ KEYS = (
 )
 FIELD_KEYS = {k.field: k.name for k in KEYS if k.field and not k.is_prefix}
 MAPPINGS = {"environment": ENV, "static_files": STATIC}
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return "" if value is None else str(value)
 
 
 class ApplicationAdapter(DefinitionMergeAdapter):
@@ -234,7 +229,7 @@ class ApplicationAdapter(DefinitionMergeAdapter):
                 value = getattr(obj, key.field)
                 if key.field == "protocol":
                     value = word_of(WSGI_TYPES, value)
-                values[key.name] = _text(value)
+                values[key.name] = shown_value(value)
         return values
 
     def secret_changes(self, form: Any) -> list[str]:

@@ -83,6 +83,13 @@ def text(value: str) -> str:
     return value
 
 
+def shown_value(value: Any) -> str:
+    """A definition's value as a merge file writes it: a flag as 1 or 0, nothing for None."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return "" if value is None else str(value)
+
+
 def integer(low: int, high: int, example: int | None = None) -> Callable[[str], int]:
     def convert(value: str) -> int:
         if not value.strip().lstrip("+-").isdigit() or not value.isascii():

@@ -158,3 +158,18 @@ def test_the_kind_needs_no_line_of_the_shared_layer():
         "__init__.py", "adapter.py", "apps.py", "forms.py", "models.py", "root_urls.py", "urls.py"]
     shared = Path(__file__).parents[1]
     assert not [p for p in shared.glob("*.py") if "echo" in p.read_text()]
+
+
+@pytest.mark.django_db
+def test_the_detail_page_shows_a_kinds_own_fields_as_they_are(role_client):
+    """Without a _definition.html of its own, a kind's fields are shown by kind of value: an empty one
+    as "none", a number or a text as typed, a secret by its names only."""
+    Echo.objects.create(name="bare", port=free_port(), prefix="", token={})
+    Echo.objects.create(name="full", port=12345, prefix="> ", token={"ECHO_TOKEN": "never-shown"})
+    client = role_client("viewer")
+    bare = client.get("/echoes/bare/").content.decode()
+    assert '<dt>Prefix</dt><dd><span class="muted">none</span></dd>' in bare
+    assert '<dt>Secret token</dt><dd><span class="muted">none</span></dd>' in bare
+    full = client.get("/echoes/full/").content.decode()
+    assert '<dt>Port</dt><dd><code class="path">12345</code></dd>' in full
+    assert "ECHO_TOKEN=" in full and "never-shown" not in full

@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import sys
 from argparse import ArgumentParser, BooleanOptionalAction
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError
 
 from portal.cpf.registry import ValueProblem
-from portal.process.checks import path_too_long
 from portal.process.spec import STOP_SIGNALS
 from processes import services
 from processes.cli import DefinitionCommand, add_restart_option, save_and_report
@@ -137,18 +135,6 @@ class Command(DefinitionCommand):
 
     # Definitions ------------------------------------------------------------------------
 
-    def _read_secret_file(self, path: str) -> list[str]:
-        too_long = path_too_long(path)
-        if too_long:
-            raise CommandError(f"--secret-env-file: {too_long}.")
-        try:
-            text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise CommandError(f"Cannot read the secret variables file {path}: {getattr(e, 'strerror', e)}.") from None
-        if not text.strip():
-            raise CommandError(f"The secret variables file {path} is empty: write one NAME=value per line.")
-        return text.splitlines()
-
     def _read_secret_values(self, names: list[str]) -> list[str]:
         lines = []
         for name in names:
@@ -188,7 +174,7 @@ class Command(DefinitionCommand):
                         if line.split("=", 1)[0] not in unset]
         new = self._read_secret_values(options.get("secret_env") or [])
         if options.get("secret_env_file"):
-            new += self._read_secret_file(options["secret_env_file"])
+            new += self.read_secret_lines(options["secret_env_file"])
         names = {line.split("=", 1)[0].strip() for line in new if "=" in line}
         data["secret_environment"] = "\n".join(
             [line for line in secret_lines if line.split("=", 1)[0] not in names] + new)

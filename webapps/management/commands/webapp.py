@@ -25,14 +25,11 @@ local operator ("cli:<os user>") with administrator rights, as for ``manage.py g
 
 from __future__ import annotations
 
-import sys
 from argparse import ArgumentParser, BooleanOptionalAction
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError
 
-from portal.process.checks import path_too_long
 from processes import services
 from processes.cli import DefinitionCommand, add_restart_option, save_and_report
 from processes.forms import error_lines, options_of
@@ -149,18 +146,6 @@ class Command(DefinitionCommand):
 
     # Definitions ------------------------------------------------------------------------
 
-    def _read_secrets(self, path: str) -> str:
-        too_long = path_too_long(path)
-        if too_long:
-            raise CommandError(f"--secret-env-file: {too_long}.")
-        try:
-            text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise CommandError(f"Cannot read the secret variables file {path}: {getattr(e, 'strerror', e)}.") from None
-        if not text.strip():
-            raise CommandError(f"The secret variables file {path} is empty: write one NAME=value per line.")
-        return text
-
     def _form_data(self, options: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         _absolute_paths(options)
         for field in ("directory", "module", "callable", "protocol", "python_executable", "requirements_file",
@@ -188,9 +173,9 @@ class Command(DefinitionCommand):
             env[name.strip()] = value
         data["environment"] = format_assignments(env)
         if options.get("secret_env_file"):
-            new = self._read_secrets(options["secret_env_file"])
-            names = {line.split("=", 1)[0].strip() for line in new.splitlines() if "=" in line}
-            secret_lines = [line for line in secret_lines if line.split("=", 1)[0] not in names] + new.splitlines()
+            new = self.read_secret_lines(options["secret_env_file"])
+            names = {line.split("=", 1)[0].strip() for line in new if "=" in line}
+            secret_lines = [line for line in secret_lines if line.split("=", 1)[0] not in names] + new
         data["secret_environment"] = "\n".join(secret_lines)
         static = _lines_to_dict(data.get("static_files", ""))
         for sub in options.get("unset_static") or []:
