@@ -184,14 +184,14 @@ class ServerEndpoint(P.Endpoint if P is not None else object):  # type: ignore[m
         # Waiting for the client's answer to a callback is not idleness: no idle timeout meanwhile.
         self._callback_depth += 1
         if self._callback_depth == 1:
-            P.set_recv_timeout(self.sock, 0)
+            P.set_wait_timeout(self.sock, 0)
         try:
             return super().request(op, *args)
         finally:
             self._callback_depth -= 1
             if self._callback_depth == 0 and not self.closed:
                 with contextlib.suppress(OSError):
-                    P.set_recv_timeout(self.sock, idle)
+                    P.set_wait_timeout(self.sock, idle)
 
     def on_request_error(self, msg: list, exc: BaseException) -> None:
         op = msg[3] if len(msg) > 3 else None
@@ -649,25 +649,28 @@ class GatewayServer:
             log.info("connection closed peer=%s (%s)", peer, reason)
 
     def _loop(self, ep: ServerEndpoint) -> None:
-        recv, serve = ep.recv_message, ep.serve_one
+        # Looked up once per connection, not once per frame.
+        recv, serve, release, check_releases = ep.recv_message, ep.serve_one, ep._release, ep._check_releases
+        request, response, error = P.KIND_REQUEST, P.KIND_RESPONSE, P.KIND_ERROR
         while True:
             msg = recv()
-            if msg[0] == P.KIND_REQUEST:
-                if msg[2]:
-                    ep._check_releases(msg[2])  # a malformed message is refused whole, before it is served
+            kind, releases = msg[0], msg[2]
+            if kind == request:
+                if releases:
+                    check_releases(releases)  # a malformed message is refused whole, before it is served
                 serve(msg)
                 # The releases riding on a request take effect after it is served: an id that the
                 # request names is resolved before it is dropped, as its arguments already were
                 # (they are decoded on receipt).
-                if msg[2]:
-                    ep._release(msg[2])
+                if releases:
+                    release(releases)
                 if ep.shutdown_requested:
                     self.stop()
-            elif msg[0] not in (P.KIND_RESPONSE, P.KIND_ERROR):
-                raise P.ProtocolError(f"unexpected message kind {msg[0]!r}")
-            elif msg[2]:
+            elif kind != response and kind != error:
+                raise P.ProtocolError(f"unexpected message kind {kind!r}")
+            elif releases:
                 # A stray response (to a callback the client gave up on) is dropped, its releases kept.
-                ep._release(msg[2])
+                release(releases)
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:

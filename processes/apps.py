@@ -3,13 +3,28 @@ from typing import Any
 from django.apps import AppConfig
 
 
+def _consumed_queues(consumer: Any) -> set[str] | None:
+    """The queues the worker whose consumer is ``consumer`` serves; None when it cannot be told."""
+    try:
+        return set(consumer.app.amqp.queues.consume_from)
+    except (AttributeError, TypeError):
+        return None
+
+
 def _start_watching(sender: object = None, **kwargs: Any) -> None:
-    """In each worker's main process: follow this host's keepers, of every kind (see processes/watcher.py)."""
+    """In each worker's main process: follow this host's keepers, of every kind (see processes/watcher.py).
+
+    Every worker follows the states (a start it ran is settled at once), but only the worker of
+    the host's queue samples the processes' figures: one sampler per host, not one per worker
+    (the build worker serves the build queue alone)."""
     from django.conf import settings
 
+    from portal.queues import host_queue
     from processes.watcher import start_watcher
 
-    start_watcher(settings.PORTAL_HOST_NAME)
+    queues = _consumed_queues(sender)
+    host = settings.PORTAL_HOST_NAME
+    start_watcher(host, metrics=queues is None or host_queue(host) in queues)
 
 
 def _stop_watching(sender: object = None, **kwargs: Any) -> None:

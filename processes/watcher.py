@@ -6,9 +6,12 @@ database, so that a process killed with SIGKILL shows as exited or restarting
 within two seconds on every page. It follows the keepers of every registered
 kind (processes/adapters.py). It also ends the start and stop requests that
 tasks hand over (a start task returns once the keeper is launched): see
-``sync.settle_request``. Once a second it samples CPU, memory, threads and
-connections of the running processes into Redis for the detail pages, summed over
-each process's whole tree (a gunicorn master does little; its workers do the work).
+``sync.settle_request``. In the worker of the host's queue (not the build worker:
+one sampler per host), it samples once a second the CPU, memory and threads of the
+running processes into Redis for the detail pages, summed over each process's whole
+tree (a gunicorn master does little; its workers do the work), from one read of the
+process table (``TreeSampler``); open TCP connections only for the kinds that show
+them (``counts_connections``: gateways), which cost far more to count.
 
 ``reconcile_local`` runs when the worker starts and every few seconds from beat:
 it re-adopts processes whose keeper died, records the ones that died unseen, and
@@ -31,7 +34,7 @@ from django.db import close_old_connections
 from portal.process import identity, keeper, states
 from portal.process.states import START, STOP
 from processes import pipeline, sync
-from processes.adapters import ProcessAdapter, all_adapters
+from processes.adapters import ProcessAdapter, adapter_for, all_adapters
 
 log = logging.getLogger(__name__)
 
@@ -60,68 +63,153 @@ def read_metrics(kind: str, pk: int) -> list[dict[str, Any]]:
     return [json.loads(item) for item in raw]
 
 
-class TreeSampler:
-    """CPU, memory, threads and connections of a process and all its descendants, summed.
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
-    psutil measures CPU between two calls on the same ``Process`` object, so the objects
-    are kept from one sample to the next (keyed by pid and start time: a reused pid is
-    another process); the ones not seen in a pass are dropped by ``forget_others``.
+
+class ProcStat(NamedTuple):
+    """What one read of /proc/PID/stat says of a process."""
+
+    ppid: int
+    start: int  # clock ticks after boot: with the pid, which process this is
+    cpu: float  # seconds, user + system
+    threads: int
+    rss: int  # bytes
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """/proc/PID/stat of a live process; None when gone or a zombie (which adds nothing)."""
+    # os.open/os.read: three system calls, where open() adds an fstat and an ioctl.
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # The command's name, in parentheses, may hold spaces and parentheses: fields follow the last ")".
+    fields = data[data.rfind(b")") + 2:].split()
+    if len(fields) < 22 or fields[0] in (b"Z", b"X"):
+        return None
+    return ProcStat(ppid=int(fields[1]), start=int(fields[19]), cpu=(int(fields[11]) + int(fields[12])) / _TICKS,
+                    threads=int(fields[17]), rss=int(fields[21]) * _PAGE)
+
+
+def process_table() -> dict[int, ProcStat]:
+    """Every live process of the host, one read of /proc/PID/stat each."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = read_stat(int(name))
+            if stat is not None:
+                table[int(name)] = stat
+    return table
+
+
+class TreeSampler:
+    """CPU, memory, threads (and, for the kinds that show them, connections) of a process and all
+    its descendants, summed.
+
+    One pass reads /proc/PID/stat of every process once (:meth:`snapshot`) and answers every tree
+    from that table: parents, CPU time, threads and resident memory are all in that one file.
+    (psutil would list the whole of /proc again for each tree's children, then read three files
+    per process, and its connection count lists each process's descriptors and the host's TCP
+    table: thousands of reads a second for a few idle trees.) CPU is measured between two samples
+    of the same process (keyed by pid and start time: a reused pid is another process); the first
+    sample of a process counts 0, as psutil's ``cpu_percent(None)`` does. Processes not seen in a
+    pass are dropped by :meth:`forget_others`.
     """
 
     def __init__(self) -> None:
-        self.procs: dict[tuple[int, float], psutil.Process] = {}
-        self.seen: set[tuple[int, float]] = set()
+        self.last: dict[tuple[int, int], tuple[float, float]] = {}  # (pid, start) -> (cpu seconds, when)
+        self.seen: set[tuple[int, int]] = set()
+        self.table: dict[int, ProcStat] | None = None
+        self.children: dict[int, list[int]] = {}
+        self.boot_time = 0.0
 
-    def _kept(self, proc: psutil.Process) -> psutil.Process:
-        key = (proc.pid, proc.create_time())
-        self.seen.add(key)
-        return self.procs.setdefault(key, proc)
+    def snapshot(self) -> None:
+        """Read the process table once for the samples of this pass (until :meth:`forget_others`)."""
+        self.boot_time = psutil.boot_time()
+        self.table = process_table()
+        self.children = {}
+        for pid, stat in self.table.items():
+            self.children.setdefault(stat.ppid, []).append(pid)
 
-    def sample(self, pid: int, create_time: float | None) -> dict[str, Any] | None:
-        root = identity.process_if_ours(identity.ProcessIdentity(pid, create_time or 0.0)) if create_time else None
+    def sample(self, pid: int, create_time: float | None, connections: bool = True) -> dict[str, Any] | None:
+        """The tree's figures; ``connections``: count its established TCP connections too (costly)."""
+        if not create_time:
+            return None
+        alone = self.table is None
+        if alone:
+            self.snapshot()  # a sample outside a pass reads the table for itself
+        try:
+            return self._sample(pid, create_time, connections)
+        finally:
+            if alone:
+                self.table, self.children = None, {}
+
+    def _sample(self, pid: int, create_time: float, connections: bool) -> dict[str, Any] | None:
+        assert self.table is not None
+        root = self.table.get(pid)
         if root is None:
             return None
-        try:
-            tree = [self._kept(root)]
-            for child in root.children(recursive=True):
-                try:
-                    tree.append(self._kept(child))
-                except psutil.Error:
-                    continue  # ended between the listing and now
-            cpu = rss = threads = 0.0
-            # A connection inherited over fork is one connection, seen from several processes.
-            connections: set[tuple[Any, Any]] = set()
-            for proc in tree:
-                try:
-                    with proc.oneshot():
-                        cpu += proc.cpu_percent(None)
-                        rss += proc.memory_info().rss
-                        threads += proc.num_threads()
-                        connections |= {(c.laddr, c.raddr) for c in proc.net_connections(kind="tcp")
-                                        if c.status == psutil.CONN_ESTABLISHED}
-                except psutil.Error:
-                    continue  # a worker that ended meanwhile adds nothing
-            return {
-                "t": time.time(),
-                "cpu": cpu,
-                "rss": int(rss),
-                "threads": int(threads),
-                "connections": len(connections),
-                "processes": len(tree),
-                "uptime": time.time() - root.create_time(),
-            }
-        except psutil.Error:
-            return None
+        started = self.boot_time + root.start / _TICKS  # as psutil's create_time()
+        if abs(started - create_time) > identity.CREATE_TIME_TOLERANCE:
+            return None  # the pid was reused by another process
+        now = time.monotonic()
+        tree, todo = [], [pid]
+        while todo:
+            current = todo.pop()
+            tree.append(current)
+            todo.extend(self.children.get(current, ()))
+        cpu = 0.0
+        rss = threads = 0
+        for member in tree:
+            stat = self.table[member]
+            key = (member, stat.start)
+            self.seen.add(key)
+            before = self.last.get(key)
+            self.last[key] = (stat.cpu, now)
+            if before is not None and now > before[1]:
+                cpu += 100 * (stat.cpu - before[0]) / (now - before[1])
+            rss += stat.rss
+            threads += stat.threads
+        return {
+            "t": time.time(),
+            "cpu": cpu,
+            "rss": rss,
+            "threads": threads,
+            "connections": self.connections(tree) if connections else None,
+            "processes": len(tree),
+            "uptime": time.time() - started,
+        }
+
+    @staticmethod
+    def connections(tree: list[int]) -> int:
+        # A connection inherited over fork is one connection, seen from several processes.
+        seen: set[tuple[Any, Any]] = set()
+        for member in tree:
+            try:
+                seen |= {(c.laddr, c.raddr) for c in psutil.Process(member).net_connections(kind="tcp")
+                         if c.status == psutil.CONN_ESTABLISHED}
+            except psutil.Error:
+                continue  # a worker that ended meanwhile adds nothing
+        return len(seen)
 
     def forget_others(self) -> None:
-        """Drop the processes not sampled since the last call."""
-        self.procs = {key: proc for key, proc in self.procs.items() if key in self.seen}
+        """Drop the processes not sampled since the last call, and the pass's table."""
+        self.last = {key: value for key, value in self.last.items() if key in self.seen}
         self.seen = set()
+        self.table = None
+        self.children = {}
 
 
-def sample(pid: int, create_time: float | None) -> dict[str, Any] | None:
+def sample(pid: int, create_time: float | None, connections: bool = True) -> dict[str, Any] | None:
     """One sample of a process tree (CPU of a first sample is 0: see TreeSampler)."""
-    return TreeSampler().sample(pid, create_time)
+    return TreeSampler().sample(pid, create_time, connections=connections)
 
 
 class Followed(NamedTuple):
@@ -134,9 +222,10 @@ class Followed(NamedTuple):
 
 
 class Watcher(threading.Thread):
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, metrics: bool = True) -> None:
         super().__init__(name="process-watcher", daemon=True)
         self.host = host
+        self.metrics = metrics  # sample the figures (one worker per host does)
         self.stopping = threading.Event()
         self.seen: dict[tuple[str, int], tuple[float, float]] = {}
         self.followed: list[Followed] = []
@@ -164,7 +253,7 @@ class Watcher(threading.Thread):
                 self.scan(everything=now >= next_scan, resync_hot=listed)
                 if now >= next_scan:
                     next_scan = now + SCAN_INTERVAL
-                if now >= next_metrics:
+                if self.metrics and now >= next_metrics:
                     self.collect_metrics()
                     next_metrics = now + METRICS_INTERVAL
             except Exception:
@@ -222,8 +311,10 @@ class Watcher(threading.Thread):
             return
         client = redis_client(0.5)
         pipe = client.pipeline()
+        self.sampler.snapshot()
         for row in running:
-            figures = self.sampler.sample(row.pid, row.create_time)
+            counts = adapter_for(row.kind).counts_connections
+            figures = self.sampler.sample(row.pid, row.create_time, connections=counts)
             if figures is None:
                 continue
             key = metrics_key(row.kind, row.pk)
@@ -244,10 +335,10 @@ def _mtime(path: Path) -> float:
 _watcher: Watcher | None = None
 
 
-def start_watcher(host: str) -> Watcher:
+def start_watcher(host: str, metrics: bool = True) -> Watcher:
     global _watcher
     if _watcher is None or not _watcher.is_alive():
-        _watcher = Watcher(host)
+        _watcher = Watcher(host, metrics=metrics)
         _watcher.start()
     return _watcher
 

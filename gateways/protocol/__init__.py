@@ -46,6 +46,7 @@ from gateways.protocol.framing import (
     FrameSocket,
     frame_bytes,
     set_recv_timeout,
+    set_wait_timeout,
     tune_socket,
 )
 from gateways.protocol.handshake import (
@@ -190,5 +191,6 @@ __all__ = [
     "resolve",
     "server_info",
     "set_recv_timeout",
+    "set_wait_timeout",
     "tune_socket",
 ]

@@ -57,11 +57,22 @@ class FrameSocket:
     def recv(self) -> memoryview:
         """The next frame's body; valid only until the next recv()."""
         start, end = self._start, self._end
+        if start == end:
+            # Drained, as after nearly every frame of a call: read from the front again, so the
+            # next read takes the whole buffer without slicing a view and no partial frame ever
+            # needs moving. A buffer grown by a large frame goes back to its initial size here.
+            start = end = 0
+            if len(self._buf) > _SHRINK_ABOVE:
+                self._view.release()
+                self._buf = bytearray(_INITIAL_BUFFER)
+                self._view = memoryview(self._buf)
         while True:
             avail = end - start
             if avail >= 4:
                 (n,) = _HDR.unpack_from(self._buf, start)
+                # Checked from the length prefix alone, before a byte of the body is read or room made.
                 if n > self.max_frame:
+                    self._start, self._end = start, end
                     raise ProtocolError(f"frame of {n} bytes exceeds the limit of {self.max_frame} bytes")
                 if avail >= 4 + n:
                     self._start = start + 4 + n
@@ -71,12 +82,6 @@ class FrameSocket:
                 need = 4 + n
             else:
                 need = 4
-                if avail == 0 and len(self._buf) > _SHRINK_ABOVE:
-                    # Drained after a large frame: give the memory back rather than hold it for good.
-                    self._view.release()
-                    self._buf = bytearray(_INITIAL_BUFFER)
-                    self._view = memoryview(self._buf)
-                    start = end = 0
             size = len(self._buf)
             if start + need > size:
                 if start:
@@ -93,7 +98,7 @@ class FrameSocket:
                     self._buf = newbuf
                     self._view = memoryview(newbuf)
             try:
-                k = self.sock.recv_into(self._view[end:])
+                k = self.sock.recv_into(self._view[end:] if end else self._view)
             except socket.timeout:
                 self._start, self._end = start, end
                 raise GatewayTimeout(RECV_TIMEOUT_TEXT) from None
@@ -135,3 +140,16 @@ def set_recv_timeout(sock: socket.socket, timeout: float | None) -> None:
     except (OSError, struct.error):
         sock.settimeout(timeout or None)
 
+
+def set_wait_timeout(sock: socket.socket, timeout: float) -> None:
+    """Change only the receive timeout that set_recv_timeout() set (0 for none): one system call.
+
+    For the server's callbacks, which lift the idle timeout while the client answers and put it
+    back after: the send timeout stays as it was, so each callback costs two setsockopt calls
+    rather than four, and no settimeout() of the socket object.
+    """
+    if sock.gettimeout() is not None:  # set_recv_timeout() fell back to settimeout()
+        sock.settimeout(timeout or None)
+        return
+    sec = int(timeout)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", sec, int((timeout - sec) * 1_000_000)))

@@ -55,6 +55,87 @@ def test_an_oversized_length_prefix_is_refused_without_allocating_it():
         assert len(fs._buf) == 65536
 
 
+def test_a_frame_one_byte_over_the_limit_is_refused_from_its_prefix_before_its_body_is_read():
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(2)  # were the body awaited, recv() would time out instead of refusing
+        fs = P.FrameSocket(b, max_frame=1024)
+        a.sendall(struct.pack("!I", 1024) + b"y" * 1024)
+        assert bytes(fs.recv()) == b"y" * 1024  # exactly at the limit: accepted
+        a.sendall(struct.pack("!I", 1025))
+        with pytest.raises(P.ProtocolError, match="frame of 1025 bytes exceeds the limit of 1024 bytes"):
+            fs.recv()
+        a.sendall(b"z" * 1025)
+        assert b.recv(4096) == b"z" * 1025, "the refused frame's body must still be unread"
+
+
+def test_a_drained_buffer_is_read_from_its_front_and_given_back_after_a_large_frame():
+    a, b = socket.socketpair()
+    with a, b:
+        fs = P.FrameSocket(b)
+        for i in range(5000):  # 5000 frames of 40 bytes would walk 200 KB through a 64 KiB buffer
+            body = i.to_bytes(4, "big") * 10
+            a.sendall(struct.pack("!I", len(body)) + body)
+            assert bytes(fs.recv()) == body
+        assert len(fs._buf) == 65536 and fs._start == fs._end
+        big = b"B" * (3 * 1024 * 1024)
+        t = threading.Thread(target=a.sendall, args=(struct.pack("!I", len(big)) + big + struct.pack("!I", 2) + b"ok",))
+        t.start()
+        assert bytes(fs.recv()) == big
+        assert bytes(fs.recv()) == b"ok"
+        t.join()
+        a.sendall(struct.pack("!I", 3) + b"end")
+        assert bytes(fs.recv()) == b"end"
+        assert len(fs._buf) == 65536, "drained after a large frame: the buffer goes back to its first size"
+
+
+def codec_pair() -> tuple[socket.socket, P.Codec]:
+    a, b = socket.socketpair()
+    return a, P.Codec(P.FrameSocket(b))
+
+
+def test_a_frame_holding_two_values_is_refused():
+    a, codec = codec_pair()
+    with a, codec.fs.sock:
+        body = P.msgpack.packb([0, 1, None, P.OP_PING]) + P.msgpack.packb(7)
+        a.sendall(P.frame_bytes(body))
+        with pytest.raises(P.ProtocolError, match="frame holds more than one value"):
+            codec.recv_message()
+
+
+@pytest.mark.parametrize("body", [b"", b"\xc1", b"\x93\x00\x01", b"\xa5ab"])
+def test_an_empty_truncated_or_invalid_frame_is_undecodable(body):
+    a, codec = codec_pair()
+    with a, codec.fs.sock:
+        a.sendall(P.frame_bytes(body))
+        with pytest.raises(P.ProtocolError, match="undecodable frame"):
+            codec.recv_message()
+
+
+def test_messages_decode_one_per_frame_back_to_back_in_one_read():
+    a, codec = codec_pair()
+    with a, codec.fs.sock:
+        msgs = [[0, i, None, P.OP_PING, "x" * i, (1, 2), 2**70] for i in range(50)]
+        a.sendall(b"".join(P.frame_bytes(P.msgpack.packb(m, use_bin_type=True, default=codec._default,
+                                                         strict_types=True)) for m in msgs))
+        for m in msgs:
+            assert codec.recv_message() == m
+
+
+def test_a_callback_toggles_only_the_receive_timeout():
+    a, b = socket.socketpair()
+    with a, b:
+        P.set_recv_timeout(b, 3600)
+        timeval = struct.Struct("ll")
+        assert timeval.unpack(b.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval.size)) == (3600, 0)
+        P.set_wait_timeout(b, 0)
+        assert timeval.unpack(b.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval.size)) == (0, 0)
+        assert timeval.unpack(b.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval.size)) == (3600, 0)
+        P.set_wait_timeout(b, 1.5)
+        assert timeval.unpack(b.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval.size)) == (1, 500000)
+        assert b.gettimeout() is None  # still a blocking socket: no poll() before each read
+
+
 def test_frames_larger_than_the_buffer_and_split_across_reads_arrive_whole():
     a, b = socket.socketpair()
     with a, b:

@@ -377,6 +377,24 @@ def test_a_long_call_or_a_slow_callback_is_not_idle(tmp_path, gateway_sample_dir
         server.stop()
 
 
+def test_the_idle_timeout_applies_again_once_a_callback_has_answered(tmp_path, gateway_sample_dir):
+    server = start_gateway_server(tmp_path, "--idle-timeout", "1")
+    try:
+        with connect(server.host, server.port, timeout=30) as gw:
+            gw.add_to_class_path(str(gateway_sample_dir))
+
+            def slow(x):
+                time.sleep(1.3)
+                return x
+
+            assert gw.invoke("gwsample", "for_each", [1], slow) == [1]
+            server.wait_for_log("idle for 1 s (--idle-timeout)", timeout=10)
+            with pytest.raises(GatewayError):
+                gw.ping()
+    finally:
+        server.stop()
+
+
 # -- frames announced but not sent ----------------------------------------------------------------
 
 

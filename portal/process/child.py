@@ -40,7 +40,19 @@ class Child:
         self.adopted = popen is None
         self.returncode: int | None = None
         self.exited = threading.Event()
+        # An adopted process is not our child (no wait): its pidfd becomes readable when it ends,
+        # so the keeper sleeps on it instead of polling. None where pidfds are missing (Linux < 5.3).
+        self.pidfd: int | None = None
+        if popen is None:
+            try:
+                self.pidfd = os.pidfd_open(ident.pid)
+            except (AttributeError, OSError):
+                self.pidfd = None
+        # After the pidfd: a pid reused between the two is not ours, and then nothing is watched.
         self.proc = identity.process_if_ours(ident)
+        if self.proc is None and self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
         if popen is not None:
             # A blocking wait in a thread notices the exit at once (no polling) and
             # wakes the main loop through the wake-up pipe.
@@ -55,6 +67,9 @@ class Child:
         if (self.popen is None and not self.exited.is_set()
                 and (self.proc is None or not identity.proc_alive(self.proc))):
             self.exited.set()  # exit status unknown: we are not its parent
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
         return self.exited.is_set()
 
     def exit_info(self) -> tuple[int | None, str | None]:

@@ -19,7 +19,7 @@ import psutil
 
 # create_time comes from the kernel's start time in clock ticks (1/100 s) plus the boot
 # time, and is stable across readers; the tolerance only absorbs float formatting.
-_CREATE_TIME_TOLERANCE = 1e-3
+CREATE_TIME_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def process_if_ours(ident: ProcessIdentity | None) -> psutil.Process | None:
         return None
     try:
         proc = psutil.Process(ident.pid)
-        if abs(proc.create_time() - ident.create_time) > _CREATE_TIME_TOLERANCE:
+        if abs(proc.create_time() - ident.create_time) > CREATE_TIME_TOLERANCE:
             return None  # the pid was reused by another process
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None

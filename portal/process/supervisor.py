@@ -35,7 +35,13 @@ PROBE_INTERVAL = 0.02  # between readiness probes while starting
 FAILING_PROBE_INTERVAL = 0.5
 DEFAULT_PROBE_TIMEOUT = 0.25  # one probe attempt, unless the probe says ("timeout")
 HOUSEKEEPING_INTERVAL = 0.5  # log rotation, descendant snapshot, first lines
-ADOPT_POLL_INTERVAL = 0.05  # an adopted process is not our child: we must poll it
+# While nothing changes (the same descendants, a log that does not grow), the housekeeping's
+# interval doubles up to this: an idle keeper wakes every few seconds, not twice a second (each
+# snapshot of descendants reads the host's whole process table). The first change brings it
+# back to HOUSEKEEPING_INTERVAL. Nothing else needs a timer: the child's exit, a stop (SIGTERM)
+# and an adopted process's exit (its pidfd) wake the keeper at once.
+IDLE_HOUSEKEEPING_INTERVAL = 5.0
+ADOPT_POLL_INTERVAL = 0.05  # an adopted process is not our child: polled where no pidfd can watch it
 FIRST_LINES = 20
 FIRST_LINES_WINDOW = 30.0  # stop looking for first lines after this long
 
@@ -66,6 +72,8 @@ class Keeper:
         self.run_offset = 0
         self.first_lines_done = False
         self.next_housekeeping = 0.0
+        self.housekeeping_interval = HOUSEKEEPING_INTERVAL
+        self.housekept: tuple[frozenset[int], int] | None = None  # descendants and log size last seen
         self.restarts = int(self.journal.status.get("restarts") or 0)
         self.probe = spec.probe  # with its host resolved at each spawn
         self.watcher = Watcher(spec.reload) if spec.reload else None
@@ -95,9 +103,14 @@ class Keeper:
             pass  # already a wake-up pending
 
     def pause(self, seconds: float) -> None:
-        """Sleep up to ``seconds``, returning at once on a signal or a child exit."""
+        """Sleep up to ``seconds``, returning at once on a signal, a child's exit or (through its
+        pidfd) an adopted process's exit."""
         if seconds > 0 and not self.stop_requested:
-            select.select([self.wake_r], [], [], seconds)
+            child = self.child
+            pidfd = child.pidfd if child is not None and not child.exited.is_set() else None
+            ready, _, _ = select.select([self.wake_r] if pidfd is None else [self.wake_r, pidfd], [], [], seconds)
+            if pidfd is not None and child is not None and pidfd in ready:
+                child.has_exited()  # closes the pidfd, which would stay readable: no busy loop
         try:
             while os.read(self.wake_r, 512):
                 pass
@@ -128,13 +141,27 @@ class Keeper:
         now = time.monotonic()
         if not force and now < self.next_housekeeping:
             return
-        self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
         child = self.child
+        descendants: frozenset[int] = frozenset()
         if child is not None and child.proc is not None:
             # Gone meanwhile: the exit path handles it.
             with contextlib.suppress(psutil.Error):
-                for proc in child.proc.children(recursive=True):
+                found = child.proc.children(recursive=True)
+                for proc in found:
                     self.known_descendants[proc.pid] = proc
+                descendants = frozenset(proc.pid for proc in found)
+        try:
+            size = os.stat(self.log_path).st_size
+        except OSError:
+            size = -1
+        seen = (descendants, size)
+        # Busy (a new descendant, new output): every HOUSEKEEPING_INTERVAL; idle: less and less often.
+        if seen != self.housekept:
+            self.housekeeping_interval = HOUSEKEEPING_INTERVAL
+        else:
+            self.housekeeping_interval = min(self.housekeeping_interval * 2, IDLE_HOUSEKEEPING_INTERVAL)
+        self.housekept = seen
+        self.next_housekeeping = now + self.housekeeping_interval
         self.collect_first_lines()
         try:
             if rotate_copytruncate(self.log_path, self.spec.log_max_bytes, self.spec.log_backups):
@@ -345,13 +372,17 @@ class Keeper:
             self.pause(FAILING_PROBE_INTERVAL if self.probe_answer else PROBE_INTERVAL)
 
     def wait_exit(self, child: Child) -> str:
-        interval = ADOPT_POLL_INTERVAL if child.adopted else HOUSEKEEPING_INTERVAL
+        # Only an adopted process without a pidfd must be polled: otherwise its exit wakes the keeper.
+        polled = child.adopted and child.pidfd is None
         while True:
             if self.stop_requested:
                 return _Outcome.STOP
             if child.has_exited():
                 return _Outcome.EXITED
             self.housekeeping()
+            interval = max(0.0, self.next_housekeeping - time.monotonic())
+            if polled:
+                interval = min(interval, ADOPT_POLL_INTERVAL)
             watcher = self.watcher
             if watcher is None:
                 self.pause(interval)
