@@ -461,7 +461,9 @@ FILE_SECONDS = {
     "gateways/tests/test_browser_definitions.py": 10, "webapps/tests/test_runtime_serving.py": 9,
     "gateways/tests/test_gateway_environment.py": 9, "gateways/tests/test_api.py": 9,
     "webapps/tests/test_sandbox.py": 9, "webapps/tests/test_security_front.py": 8,
-    "portal/process/tests/test_security_logs.py": 8,
+    "portal/process/tests/test_security_logs.py": 8, "programs/tests/test_program_runs.py": 30,
+    "processes/tests/test_echo_kind.py": 12, "programs/tests/test_program_form.py": 8,
+    "portal/process/tests/test_keeper_idle.py": 15,
 }
 HANDED_OUT_TEST_BY_TEST = {"portal/tests/test_no_server_error.py"}
 
