@@ -22,7 +22,7 @@ class DefinitionMergeAdapter(Adapter):
     more_runtime_keys: ClassVar[tuple[str, ...]] = ()
 
     def find(self, name: str) -> Any:
-        return self.model.objects.filter(name__iexact=name).first()
+        return self.model.objects.filter(**self.model.lookup(name)).first()
 
     def all(self) -> Any:
         return self.model.objects.all()

@@ -20,6 +20,7 @@ from typing import Any
 
 from portal.cpf.registry import Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, shown_value, word_of
 from processes.merge import DefinitionMergeAdapter
+from programs.models import Program
 
 RESTART_POLICIES = {"never": "never", "on-failure": "on-failure", "always": "always"}
 STOP_SIGNALS = {s: s for s in ("TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2")}
@@ -88,19 +89,13 @@ class ProgramAdapter(DefinitionMergeAdapter):
     """Through ProgramForm and processes.services, as the CLI and the API do."""
 
     field_keys = FIELD_KEYS
+    model = Program
     more_runtime_keys = (ENV, SECRET_ENV_FILE)
-
-    @property
-    def model(self) -> Any:  # type: ignore[override]
-        from programs.models import Program
-
-        return Program
 
     def form(self, obj: Any, values: dict[str, Any], quick: bool = False, session: Any = None) -> Any:
         from processes.editing import form_data_of
         from processes.forms import format_assignments
         from programs.forms import ProgramForm
-        from programs.models import Program
 
         # A copy: the form writes the new values into its instance, and obj is the "before".
         instance = copy.copy(obj) if obj is not None else None

@@ -34,6 +34,7 @@ from portal.cpf.registry import (
     word_of,
 )
 from processes.merge import DefinitionMergeAdapter
+from webapps.models import WebApp
 
 WSGI_TYPES = {"0": "wsgi", "1": "asgi"}
 ENGINES = {"": "", "gunicorn": "gunicorn", "uvicorn": "uvicorn", "granian": "granian"}
@@ -103,19 +104,13 @@ class ApplicationAdapter(DefinitionMergeAdapter):
     """Through WebAppForm (with its import check) and processes.services, as the pages do."""
 
     field_keys = FIELD_KEYS
+    model = WebApp
     more_runtime_keys = (ENV, SECRET_ENV_FILE)
-
-    @property
-    def model(self) -> Any:  # type: ignore[override]
-        from webapps.models import WebApp
-
-        return WebApp
 
     def find(self, name: str) -> Any:
         from django import forms
 
         from webapps.forms import normalise_path
-        from webapps.models import WebApp
 
         try:
             name = normalise_path(name)  # /flask/ is /flask, as the form writes it
@@ -128,7 +123,6 @@ class ApplicationAdapter(DefinitionMergeAdapter):
         from django.db.models.functions import Lower
 
         from webapps.forms import normalise_path
-        from webapps.models import WebApp
 
         stored: dict[str, str] = {}  # the name as given, in lower case -> as the form writes it, in lower case
         for name in names:
