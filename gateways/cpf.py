@@ -80,7 +80,7 @@ def _defaults() -> dict[str, Any]:
 
 
 class GatewayAdapter(DefinitionMergeAdapter):
-    model = Gateway
+    model_label = "gateways.Gateway"
     field_keys = FIELD_KEYS
     more_runtime_keys = (PASSPHRASE_FILE,)
 

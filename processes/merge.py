@@ -13,13 +13,20 @@ from portal.process.states import START, STOP
 
 
 class DefinitionMergeAdapter(Adapter):
-    """``model``: the kind's definition; ``field_keys``: the merge file's key of each form field;
+    """``model_label``: the kind's definition ("app_label.Model"), looked up when first used so that
+    the kind's table of keys imports no Django (portal/tests/test_cpf_parser.py); ``field_keys``: the merge file's key of each form field;
     ``more_runtime_keys``: keys of no one field that change what runs (a passphrase file, a
     variable's ``Env.`` prefix)."""
 
-    model: ClassVar[Any]
+    model_label: ClassVar[str]
     field_keys: ClassVar[dict[str, str]]
     more_runtime_keys: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def model(self) -> Any:
+        from django.apps import apps
+
+        return apps.get_model(self.model_label)
 
     def find(self, name: str) -> Any:
         return self.model.objects.filter(**self.model.lookup(name)).first()

@@ -20,7 +20,6 @@ from typing import Any
 
 from portal.cpf.registry import Key, Kind, ValueProblem, choice, flag, integer, read_secret_file, shown_value, word_of
 from processes.merge import DefinitionMergeAdapter
-from programs.models import Program
 
 RESTART_POLICIES = {"never": "never", "on-failure": "on-failure", "always": "always"}
 STOP_SIGNALS = {s: s for s in ("TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2")}
@@ -89,7 +88,7 @@ class ProgramAdapter(DefinitionMergeAdapter):
     """Through ProgramForm and processes.services, as the CLI and the API do."""
 
     field_keys = FIELD_KEYS
-    model = Program
+    model_label = "programs.Program"
     more_runtime_keys = (ENV, SECRET_ENV_FILE)
 
     def form(self, obj: Any, values: dict[str, Any], quick: bool = False, session: Any = None) -> Any:
@@ -99,7 +98,7 @@ class ProgramAdapter(DefinitionMergeAdapter):
 
         # A copy: the form writes the new values into its instance, and obj is the "before".
         instance = copy.copy(obj) if obj is not None else None
-        data = form_data_of(ProgramForm, instance if instance is not None else Program())
+        data = form_data_of(ProgramForm, instance if instance is not None else self.model())
         for key in KEYS:
             if key.field and not key.is_prefix and key.name in values:
                 value = values[key.name]

@@ -34,7 +34,6 @@ from portal.cpf.registry import (
     word_of,
 )
 from processes.merge import DefinitionMergeAdapter
-from webapps.models import WebApp
 
 WSGI_TYPES = {"0": "wsgi", "1": "asgi"}
 ENGINES = {"": "", "gunicorn": "gunicorn", "uvicorn": "uvicorn", "granian": "granian"}
@@ -104,7 +103,7 @@ class ApplicationAdapter(DefinitionMergeAdapter):
     """Through WebAppForm (with its import check) and processes.services, as the pages do."""
 
     field_keys = FIELD_KEYS
-    model = WebApp
+    model_label = "webapps.WebApp"
     more_runtime_keys = (ENV, SECRET_ENV_FILE)
 
     def find(self, name: str) -> Any:
@@ -116,7 +115,7 @@ class ApplicationAdapter(DefinitionMergeAdapter):
             name = normalise_path(name)  # /flask/ is /flask, as the form writes it
         except forms.ValidationError:
             pass  # the form says why, when the line creates it
-        return WebApp.objects.filter(name__iexact=name).first()
+        return self.model.objects.filter(name__iexact=name).first()
 
     def find_many(self, names: list[str]) -> dict[str, Any]:
         from django import forms

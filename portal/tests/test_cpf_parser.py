@@ -219,6 +219,6 @@ def test_every_malformed_gateway_value_says_what_to_write(key, value, words):
     assert words in str(refused.value)
 
 
-@pytest.mark.parametrize("module", ["portal.cpf.parser", "portal.cpf.registry", "webapps.cpf"])
+@pytest.mark.parametrize("module", ["portal.cpf.parser", "portal.cpf.registry", "webapps.cpf", "programs.cpf"])
 def test_the_parser_the_registry_and_the_applications_table_import_no_django(module):
     assert django_modules_after_importing(module) == []
