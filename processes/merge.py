@@ -14,7 +14,8 @@ from portal.process.states import START, STOP
 
 class DefinitionMergeAdapter(Adapter):
     """``model_label``: the kind's definition ("app_label.Model"), looked up when first used so that
-    the kind's table of keys imports no Django (portal/tests/test_cpf_parser.py); ``field_keys``: the merge file's key of each form field;
+    the kind's table of keys imports no Django (portal/tests/test_cpf_parser.py);
+    ``field_keys``: the merge file's key of each form field;
     ``more_runtime_keys``: keys of no one field that change what runs (a passphrase file, a
     variable's ``Env.`` prefix)."""
 

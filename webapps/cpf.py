@@ -132,7 +132,7 @@ class ApplicationAdapter(DefinitionMergeAdapter):
         wanted = sorted(set(stored.values()))
         rows: dict[str, Any] = {}
         for i in range(0, len(wanted), 500):  # SQLite takes a limited number of parameters per query
-            query = WebApp.objects.annotate(lname=Lower("name")).filter(lname__in=wanted[i:i + 500])
+            query = self.model.objects.annotate(lname=Lower("name")).filter(lname__in=wanted[i:i + 500])
             rows.update({app.name.lower(): app for app in query})
         return {given: rows[lower] for given, lower in stored.items() if lower in rows}
 
