@@ -13,8 +13,10 @@ from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils.functional import cached_property
 
 from processes.models import STATE_CHOICES, Definition, seconds_field
 
@@ -73,6 +75,14 @@ def folder_requirements(directory: str, python_executable: str, requirements_fil
         return ""
     path = os.path.join(directory, FOLDER_REQUIREMENTS)
     return path if os.path.isfile(path) else ""
+
+
+class DefinitionManager(models.Manager["WebApp"]):
+    """The definitions, without the rows of their further hosts (``WebApp.groups`` has every row).
+    Used for related objects too (Django's base manager is its own, plain one)."""
+
+    def get_queryset(self) -> models.QuerySet[WebApp]:
+        return super().get_queryset().filter(primary__isnull=True)
 
 
 class WebApp(Definition):
@@ -182,8 +192,24 @@ class WebApp(Definition):
                   "and this changes no access.",
     )
 
+    hosts = models.CharField(
+        max_length=1000, blank=True,
+        help_text="The hosts it runs on, separated by commas, e.g. web1, web2: each runs a process group of "
+                  "its own, and the edge nginx spreads the requests over them. Blank: this portal's host.",
+    )
+    # The host of this row's process group; blank: the portal's own (PORTAL_HOST_NAME). The definition's
+    # row runs on one of its hosts, and each further host has a row of its own whose ``primary`` is the
+    # definition (webapps/hosts.py): the same fields, its own state, pid, runs and activity.
+    host = models.CharField(max_length=253, blank=True, editable=False)
+    primary = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                                editable=False)
+
+    objects = DefinitionManager()
+    groups = models.Manager()
+    MANY_HOSTS = True
+
     # Fields whose values go into the history; secret variables are recorded only as "changed".
-    AUDITED_FIELDS = ("name", *RUNTIME_FIELDS, "static_files", "namespace", "match_roles")
+    AUDITED_FIELDS = ("name", *RUNTIME_FIELDS, "static_files", "namespace", "match_roles", "hosts")
     SECRET_FIELDS = ("secret_environment",)
     # What a creation's one-line summary names (portal/models.py AuditEntry.summary).
     SUMMARY_FIELDS = ("directory",)
@@ -191,9 +217,32 @@ class WebApp(Definition):
     class Meta:
         ordering = [Lower("name")]
         verbose_name = "web application"
+        default_manager_name = "objects"
         constraints = [
-            models.UniqueConstraint(Lower("name"), name="webapp_path_unique_regardless_of_case"),
+            models.UniqueConstraint(Lower("name"), condition=Q(primary__isnull=True),
+                                    name="webapp_path_unique_regardless_of_case"),
+            models.UniqueConstraint(Lower("name"), Lower("host"), name="webapp_one_group_per_host"),
         ]
+
+    @cached_property
+    def host_groups(self) -> dict[str, Any]:
+        """Its process group on each of its hosts, with each host's health (webapps/hosts.py)."""
+        from webapps.hosts import groups_summary
+
+        return groups_summary(list(self.process_groups()))
+
+    @property
+    def hosts_line(self) -> str:
+        """"running on 2 of 3 hosts", and the hosts that are down."""
+        summary = self.host_groups
+        line = f"running on {summary['running']} of {summary['total']} hosts"
+        down = [g["host"] for g in summary["groups"] if g["down"]]
+        return line + (f"; down: {', '.join(down)}" if down else "")
+
+    def process_groups(self) -> models.QuerySet[WebApp]:
+        """Its process groups: this row and the rows of its further hosts (all of them on a replica's too)."""
+        root = self.primary_id or self.pk
+        return type(self).groups.filter(Q(pk=root) | Q(primary_id=root)).order_by("pk")
 
     @property
     def found_requirements(self) -> str:
