@@ -291,10 +291,6 @@ class ProcessAdapter:
         """Called in the transaction that saved the definition ``obj`` (processes/services.py):
         what the kind keeps beside it follows (a web application's rows on its further hosts)."""
 
-    def refresh_host(self) -> None:
-        """Called every few seconds in each host's worker: bring what this host serves up to date
-        with the database (a web application's routes file). Nothing by default."""
-
     def sandbox(self, obj: Any) -> dict[str, Any]:
         return self.sandbox_policy(obj)
 

@@ -12,18 +12,18 @@ no longer the truth. The pages then say "host down" instead of the last state (`
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from collections.abc import Iterable
 
 from django.conf import settings
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
-# A host is down when its worker missed this many reports (PORTAL_HOST_BEAT_SECONDS apart): a busy
-# database or a slow pass is no death.
-MISSED = 4
+from processes.models import Host
 
+# Sent in each host's worker after its report (``host``: its name): what a host serves follows the
+# database from there (webapps.routing rewrites this host's routes file).
+host_beat = Signal()
 
 def beat_seconds() -> float:
     return settings.PORTAL_HOST_BEAT_SECONDS
@@ -31,7 +31,7 @@ def beat_seconds() -> float:
 
 def down_after() -> float:
     """Seconds without a report after which a host is down."""
-    return MISSED * settings.PORTAL_HOST_BEAT_SECONDS
+    return Host.down_after()
 
 
 def front_address() -> str:
@@ -43,8 +43,6 @@ def front_address() -> str:
 
 def beat(host: str | None = None) -> None:
     """Record that this host's worker is alive now (its name, address and front)."""
-    from processes.models import Host
-
     Host.objects.update_or_create(
         name=host or settings.PORTAL_HOST_NAME,
         defaults={"address": settings.PORTAL_HOST_ADDRESS, "front": front_address(), "seen_at": timezone.now()},
@@ -57,8 +55,6 @@ def up_since() -> dt.datetime:
 
 def up_hosts(names: Iterable[str] | None = None) -> set[str]:
     """Of ``names`` (default: every host), those whose worker reported within down_after() seconds."""
-    from processes.models import Host
-
     rows = Host.objects.filter(seen_at__gte=up_since())
     if names is not None:
         rows = rows.filter(name__in=list(names))
@@ -69,38 +65,15 @@ def is_up(name: str) -> bool:
     return bool(up_hosts([name]))
 
 
-_seen: dict[str, dt.datetime] = {}
-_seen_read = 0.0
-_seen_lock = threading.Lock()
-SEEN_CACHE = 1.0  # seconds: a page of many rows asks once, and a host's death shows within a second more
-
-
-def last_seen(name: str) -> dt.datetime | None:
-    """When ``name``'s worker last reported (None: never), from a copy at most SEEN_CACHE seconds old."""
-    global _seen, _seen_read
-    from processes.models import Host
-
-    with _seen_lock:
-        if time.monotonic() - _seen_read > SEEN_CACHE:
-            _seen = {n.lower(): at for n, at in Host.objects.values_list("name", "seen_at")}
-            _seen_read = time.monotonic()
-        return _seen.get(name.lower())
-
-
 def is_down(name: str) -> bool:
-    """A host that has reported and then fell silent for down_after() seconds. A host never heard of
-    is not called down here (its worker may not have started yet): the requests say so instead."""
-    if not name or name.lower() == settings.PORTAL_HOST_NAME.lower():
-        return False
-    seen = last_seen(name)
-    return seen is not None and seen < up_since()
+    return Host.is_down(name)
 
 
 def down_failure(name: str) -> str | None:
     """Why nothing can be asked of host ``name`` now (None: it answers, or it is this host)."""
     if not name or name.lower() == settings.PORTAL_HOST_NAME.lower():
         return None
-    seen = last_seen(name)
+    seen = Host.last_seen(name)
     if seen is None:
         return (f"host {name} has no worker: none has ever reported from it. Start the portal's worker there "
                 f"with PORTAL_HOST_NAME={name} (docs/operations.md, \"Workers on other hosts\"), or correct the "
@@ -115,8 +88,6 @@ def down_failure(name: str) -> str | None:
 
 def named(server: str) -> str | None:
     """The host whose name or PORTAL_HOST_ADDRESS ``server`` is (any case), if one has reported."""
-    from processes.models import Host
-
     server = server.strip().lower()
     if not server:
         return None
@@ -127,6 +98,4 @@ def named(server: str) -> str | None:
 
 def fronts(names: Iterable[str]) -> dict[str, str]:
     """Each named host's front address, as its worker last reported it (hosts never seen: absent)."""
-    from processes.models import Host
-
     return dict(Host.objects.filter(name__in=list(names)).exclude(front="").values_list("name", "front"))

@@ -10,13 +10,17 @@ of the gateways' tables did).
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
+import threading
+import time
 import uuid
 from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from portal.process import states
 from portal.process.states import RUNNING, START, STARTING, STOP, STOPPED, STOPPING
@@ -161,9 +165,7 @@ class ManagedProcess(models.Model):
     @property
     def host_down(self) -> bool:
         """Its host's worker fell silent (processes/hosts.py): nothing there is watched now."""
-        from processes.hosts import is_down
-
-        return bool(self.run_host) and is_down(self.run_host)
+        return bool(self.run_host) and Host.is_down(self.run_host)
 
     def _intent_unseen(self) -> bool:
         # An intent newer than the last state change has not been acted on yet.
@@ -407,11 +409,44 @@ class Host(models.Model):
     seen_at = models.DateTimeField()
     first_seen_at = models.DateTimeField(auto_now_add=True)
 
+    # A host is down when its worker missed this many reports (PORTAL_HOST_BEAT_SECONDS apart): a busy
+    # database or a slow pass is no death.
+    MISSED = 4
+    # Seconds a page's copy of the reports is kept: a list of many rows asks once.
+    SEEN_CACHE = 1.0
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def down_after(cls) -> float:
+        """Seconds without a report after which a host is down."""
+        return cls.MISSED * settings.PORTAL_HOST_BEAT_SECONDS
+
+    @classmethod
+    def last_seen(cls, name: str) -> dt.datetime | None:
+        """When ``name``'s worker last reported (None: never), from a copy at most SEEN_CACHE s old."""
+        with _seen_lock:
+            if time.monotonic() - _seen["read"] > cls.SEEN_CACHE:
+                _seen["hosts"] = {n.lower(): at for n, at in cls.objects.values_list("name", "seen_at")}
+                _seen["read"] = time.monotonic()
+            return _seen["hosts"].get(name.lower())
+
+    @classmethod
+    def is_down(cls, name: str) -> bool:
+        """A host that has reported and then fell silent for down_after() seconds. A host never heard
+        of is not called down here (its worker may not have started yet): requests say so instead."""
+        if not name or name.lower() == settings.PORTAL_HOST_NAME.lower():
+            return False
+        seen = cls.last_seen(name)
+        return seen is not None and seen < timezone.now() - dt.timedelta(seconds=cls.down_after())
+
+
+_seen: dict[str, Any] = {"read": 0.0, "hosts": {}}
+_seen_lock = threading.Lock()
 
 
 class HostedUser(models.Model):

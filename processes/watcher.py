@@ -259,8 +259,7 @@ class Watcher(threading.Thread):
                 if self.metrics and now >= next_beat:
                     # The host's worker (one per host) says that the host is up: processes/hosts.py.
                     hosts.beat(self.host)
-                    for kind in all_adapters():
-                        kind.refresh_host()
+                    hosts.host_beat.send(sender=Watcher, host=self.host)
                     next_beat = now + hosts.beat_seconds()
             except Exception:
                 log.exception("process watcher pass failed")

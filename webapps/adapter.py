@@ -393,7 +393,7 @@ class WebAppAdapter(ProcessAdapter):
         fields = {"path": obj.name, "protocol": obj.protocol, "engine": obj.engine_name,
                   "socket": str(socket_path(obj)), "host": webapp_hosts.host_of(obj)}
         if obj.primary_id is None and obj.hosts:
-            summary = webapp_hosts.groups_summary(list(obj.process_groups()))
+            summary = obj.host_groups
             fields["hosts"] = [{"host": g["host"], "state": g["state"], "pid": g["group"].pid,
                                 "host_down": g["down"]} for g in summary["groups"]]
         return fields
@@ -411,11 +411,6 @@ class WebAppAdapter(ProcessAdapter):
     def saved(self, obj: WebApp) -> None:
         webapp_hosts.sync_groups(obj)
 
-    def refresh_host(self) -> None:
-        """The routes of this host's front follow a change made on another host's pages."""
-        from webapps.routing import sync_routes
-
-        sync_routes()
 
 
 # The one adapter of web applications (registered in WebappsConfig.ready()).

@@ -15,36 +15,17 @@ from typing import Any
 
 from django.conf import settings
 
-from portal.process import states
-from portal.process.states import RUNNING
-from processes.hosts import down_failure
-from webapps.models import WebApp
+from webapps.models import WebApp, host_names, host_of, same_host
+
+__all__ = ["bad_host_names", "dropped_groups", "host_names", "host_of", "planned", "same_host", "sync_groups"]
 
 # What a further host's row copies from its definition: everything an operator defines.
 COPIED = (*WebApp.AUDITED_FIELDS, "changed_by")
 HOST_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
 
 
-def host_names(text: str) -> list[str]:
-    """The hosts a definition's Hosts field names, in its order, each once (any case)."""
-    names: list[str] = []
-    for word in re.split(r"[\s,]+", text or ""):
-        if word and word.lower() not in {n.lower() for n in names}:
-            names.append(word)
-    return names
-
-
 def bad_host_names(text: str) -> list[str]:
     return [name for name in host_names(text) if not HOST_NAME.fullmatch(name)]
-
-
-def host_of(app: WebApp) -> str:
-    """The host whose worker runs this row's process group."""
-    return app.host or settings.PORTAL_HOST_NAME
-
-
-def same_host(a: str, b: str) -> bool:
-    return (a or settings.PORTAL_HOST_NAME).lower() == (b or settings.PORTAL_HOST_NAME).lower()
 
 
 def planned(app: WebApp) -> tuple[str, list[str]]:
@@ -58,18 +39,17 @@ def planned(app: WebApp) -> tuple[str, list[str]]:
 
 
 def dropped_groups(app: WebApp) -> list[WebApp]:
-    """The saved process groups that the (unsaved) Hosts value would remove or move."""
+    """The saved process groups that the (unsaved) Hosts value would remove or move: the
+    definition's own row when its host changes, and a further host's row no longer named (or whose
+    host the definition's own row takes)."""
     if app.pk is None:
         return []
     own, further = planned(app)
-    wanted = [own or settings.PORTAL_HOST_NAME, *further]
     saved = WebApp.groups.filter(pk=app.pk).first()
-    gone = []
+    gone = [saved] if saved is not None and not same_host(saved.host, own) else []
     for row in WebApp.groups.filter(primary_id=app.pk):
-        if not any(same_host(row.host, n) for n in wanted):
+        if not any(same_host(row.host, n) for n in further):
             gone.append(row)
-    if saved is not None and not same_host(saved.host, own):
-        gone.append(saved)
     return gone
 
 
@@ -79,12 +59,15 @@ def sync_groups(app: WebApp) -> None:
     if app.primary_id is not None or app.pk is None:
         return
     own, further = planned(app)
+    rows = {row.host.lower(): row for row in WebApp.groups.filter(primary_id=app.pk)}
     if app.host != own:
+        taken = rows.pop(own.lower(), None)
+        if taken is not None:  # the definition's own row moves to that host: one row per host
+            taken.delete()
         WebApp.groups.filter(pk=app.pk).update(host=own)
         app.host = own
     values: dict[str, Any] = {WebApp._meta.get_field(f).attname: getattr(app, WebApp._meta.get_field(f).attname)
                               for f in COPIED}
-    rows = {row.host.lower(): row for row in WebApp.groups.filter(primary_id=app.pk)}
     for name in further:
         row = rows.pop(name.lower(), None)
         if row is None:
@@ -93,15 +76,3 @@ def sync_groups(app: WebApp) -> None:
             WebApp.groups.filter(pk=row.pk).update(**values)
     for row in rows.values():
         row.delete()
-
-
-def groups_summary(groups: list[WebApp]) -> dict[str, Any]:
-    """How many of its hosts run it: "running on 2 of 3 hosts", and each group with its host's health."""
-    shown = []
-    for group in groups:
-        host = host_of(group)
-        down = down_failure(host) is not None
-        shown.append({"group": group, "host": host, "down": down,
-                      "state": states.UNKNOWN if down and group.is_active else group.shown_state})
-    running = sum(1 for g in shown if g["state"] == RUNNING)
-    return {"groups": shown, "running": running, "total": len(shown)}

@@ -8,9 +8,11 @@ turns the rows into its routes file.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -18,6 +20,9 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.functional import cached_property
 
+from portal.process import states
+from portal.process.states import RUNNING
+from processes.hosts import down_failure
 from processes.models import STATE_CHOICES, Definition, seconds_field
 
 __all__ = ["STATE_CHOICES", "WebApp"]
@@ -75,6 +80,36 @@ def folder_requirements(directory: str, python_executable: str, requirements_fil
         return ""
     path = os.path.join(directory, FOLDER_REQUIREMENTS)
     return path if os.path.isfile(path) else ""
+
+
+def host_names(text: str) -> list[str]:
+    """The hosts a definition's Hosts field names, in its order, each once (any case)."""
+    names: list[str] = []
+    for word in re.split(r"[\s,]+", text or ""):
+        if word and word.lower() not in {n.lower() for n in names}:
+            names.append(word)
+    return names
+
+
+def host_of(app: WebApp) -> str:
+    """The host whose worker runs this row's process group."""
+    return app.host or settings.PORTAL_HOST_NAME
+
+
+def same_host(a: str, b: str) -> bool:
+    return (a or settings.PORTAL_HOST_NAME).lower() == (b or settings.PORTAL_HOST_NAME).lower()
+
+
+def groups_summary(groups: list[WebApp]) -> dict[str, Any]:
+    """How many of its hosts run it: "running on 2 of 3 hosts", and each group with its host's health."""
+    shown = []
+    for group in groups:
+        host = host_of(group)
+        down = down_failure(host) is not None
+        shown.append({"group": group, "host": host, "down": down,
+                      "state": states.UNKNOWN if down and group.is_active else group.shown_state})
+    running = sum(1 for g in shown if g["state"] == RUNNING)
+    return {"groups": shown, "running": running, "total": len(shown)}
 
 
 class DefinitionManager(models.Manager["WebApp"]):
@@ -227,8 +262,6 @@ class WebApp(Definition):
     @cached_property
     def host_groups(self) -> dict[str, Any]:
         """Its process group on each of its hosts, with each host's health (webapps/hosts.py)."""
-        from webapps.hosts import groups_summary
-
         return groups_summary(list(self.process_groups()))
 
     @property

@@ -240,9 +240,14 @@ def connect() -> None:
     from django.apps import apps
     from django.db.models.signals import post_delete, post_save
 
+    from processes.hosts import host_beat
+
     model = _model()
     if model is None:
         return
+    # On each host, every few seconds: a change made through another host's pages reaches this
+    # host's routes too (a definition's static files, a further host added).
+    host_beat.connect(_on_beat, dispatch_uid="webapps.routing.beat")
     post_save.connect(_on_change, sender=model, dispatch_uid="webapps.routing.save")
     post_delete.connect(_on_change, sender=model, dispatch_uid="webapps.routing.delete")
     try:
@@ -250,6 +255,10 @@ def connect() -> None:
     except LookupError:
         return
     post_save.connect(_on_activity, sender=activity, dispatch_uid="webapps.routing.activity")
+
+
+def _on_beat(**kwargs: Any) -> None:
+    _sync_quietly()
 
 
 def _on_change(**kwargs: Any) -> None:
