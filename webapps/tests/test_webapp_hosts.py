@@ -190,3 +190,16 @@ def test_the_edge_sends_each_path_to_the_fronts_of_its_hosts_and_nginx_takes_it(
     check = subprocess.run([nginx, "-t", "-q", "-p", str(prefix), "-c", str(tmp_path / "edge.conf"), *as_root],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_a_merge_file_names_the_hosts_and_the_export_gives_them_back(db, tmp_path, administrator):
+    from portal.cpf import merge
+
+    folder = app_dir(tmp_path)
+    text = (f"[Actions]\nCreateApplication:Name=/multi,WSGIAppLocation={folder},WSGIAppName=hello,"
+            "PythonExecutable=/usr/bin/python3,Hosts=web1 web2\n")
+    result = merge.merge(text, administrator, apply=True)
+    assert result.applied and not result.problems, result.problems
+    app = WebApp.objects.get(name="/multi")
+    assert app.hosts == "web1, web2" and WebApp.groups.filter(primary=app).get().host == "web2"
+    assert ",Hosts=web1 web2" in merge.export()
