@@ -118,6 +118,19 @@ def run_install(argv: list[str]) -> tuple[int | None, list[str]]:
     return code, [line for line in output.splitlines() if line.strip()][-INSTALL_TAIL:]
 
 
+@shared_task
+def read_log(kind: str, pk: int, lines: int = 100) -> dict[str, Any]:
+    """The end of a process's log on this host, for its page on another host (processes/logs.py)."""
+    from processes.logs import local_tail
+
+    adapter = adapter_for(kind)
+    obj = adapter.model.groups.filter(pk=pk).first()
+    if obj is None:
+        return {"lines": [], "error": "the definition was deleted"}
+    found, error = local_tail(adapter, obj, min(max(int(lines), 1), 1000))
+    return {"lines": found, "error": error}
+
+
 @shared_task(ignore_result=True)
 def install_requirements(kind: str, pk: int, trigger: str = "system") -> dict[str, Any]:
     """The button beside "this interpreter lacks msgpack" (a gateway) or "cannot run the engine"

@@ -203,3 +203,34 @@ def test_a_merge_file_names_the_hosts_and_the_export_gives_them_back(db, tmp_pat
     app = WebApp.objects.get(name="/multi")
     assert app.hosts == "web1, web2" and WebApp.groups.filter(primary=app).get().host == "web2"
     assert ",Hosts=web1 web2" in merge.export()
+
+
+@pytest.mark.worker
+def test_the_page_reads_the_log_of_another_host_through_that_host_s_worker(celery_worker, transactional_db, tmp_path,
+                                                                           operator, settings):
+    """The log is where the process ran: here a second worker, web2, whose run wrote it; the page
+    (this host's) gets its end from web2's worker, and says so when web2 has no worker."""
+    from processes.logs import tail_of
+    from webapps.adapter import WEBAPPS
+
+    app = make_webapp(app_dir(tmp_path), python_executable=sys.executable, hosts="web2")
+    from webapps.hosts import sync_groups
+
+    sync_groups(app)
+    log = WEBAPPS.log_path(app)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("first line\nlast line of web2's run\n")
+    WebApp.groups.filter(pk=app.pk).update(run_host="web2")
+    app.refresh_from_db()
+    lines, error = tail_of(WEBAPPS, app)
+    assert lines == [] and "The log is on host web2" in error and "host web2 has no worker" in error
+    web2 = start_worker("web2", paths.VAR_DIR / "worker-web2.log")
+    try:
+        wait_until(lambda: Host.objects.filter(name="web2").exists(), timeout=60, message="web2 never reported")
+        wait_until(lambda: tail_of(WEBAPPS, app)[0][-1:] == ["last line of web2's run"], timeout=20,
+                   message="web2's worker did not send the log")
+        client = Client()
+        client.force_login(operator)
+        assert "last line of web2&#x27;s run" in client.get("/webapps/hello/-/live/").content.decode()
+    finally:
+        stop_worker(web2)
