@@ -234,3 +234,29 @@ def test_the_page_reads_the_log_of_another_host_through_that_host_s_worker(celer
         assert "last line of web2&#x27;s run" in client.get("/webapps/hello/-/live/").content.decode()
     finally:
         stop_worker(web2)
+
+
+@pytest.mark.worker
+def test_save_asks_each_other_host_s_worker_whether_the_application_s_files_are_there(
+        celery_worker, transactional_db, tmp_path, administrator, settings):
+    """web2 is a second worker on this machine: what it finds is what this machine has, so the
+    folder missing here is missing there; a host without a worker is said, and saving goes on."""
+    from processes.hosts import check_paths_on
+
+    here = settings.PORTAL_HOST_NAME
+    folder = app_dir(tmp_path)
+    web2 = start_worker("web2", paths.VAR_DIR / "worker-web2.log")
+    try:
+        wait_until(lambda: Host.objects.filter(name="web2").exists(), timeout=60, message="web2 never reported")
+        form = WebAppForm(form_data(folder, hosts=f"{here}, web2, web5",
+                                    python_executable=sys.executable), check_app=True)
+        assert form.is_valid(), form.errors
+        warnings = " ".join(form.field_warnings["hosts"])
+        assert "Host web5 has no worker" in warnings and "web2 lacks" not in warnings
+        # What web2's worker answers for a folder it lacks (the form's own check refuses a folder
+        # missing here, and web2 shares this machine's files).
+        gone = str(tmp_path / "gone")
+        assert check_paths_on(["web2"], [("application directory", gone, "folder")]) == {
+            "web2": [f"the application directory {gone} (missing)"]}
+    finally:
+        stop_worker(web2)
