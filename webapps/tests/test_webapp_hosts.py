@@ -155,9 +155,9 @@ def test_start_reaches_every_host_a_second_host_s_worker_runs_its_group_and_a_si
                             extra_env={"PORTAL_HOST_BEAT_SECONDS": "0.5"})
         wait_until(lambda: "running on 2 of 3 hosts; down: ghost" in client.get("/webapps/hello/").content.decode(),
                    timeout=60, message="web2 did not rejoin")
-        control.request(app, "stop", operator)
-        wait_until(lambda: state(here) == "stopped" and state("web2") == "stopped", timeout=30,
-                   message="the application did not stop on both hosts")
+        app = control.request(app, "stop", operator)
+        control.wait_settled(app, "stop", 30)  # each host's group, as `webapp stop --wait` waits
+        assert state(here) == "stopped" and state("web2") == "stopped"
     finally:
         stop_worker(web2)
 
