@@ -49,7 +49,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from conftest import wait_until
+from conftest import NO_POSTGRES, wait_until
 from portal import paths
 from portal.queues import build_queue, worker_queues
 
@@ -65,8 +65,8 @@ OWN_VARIABLES = ("PORTAL_VAR_DIR", "PORTAL_HOSTED_DIR", "PORTAL_DATABASE_URL", "
                  "PORTAL_ADMIN_PASSWORD", "PORTAL_ALLOWED_HOSTS", "PORTAL_TEST_VAR_OF", "PORTAL_TEST_BASETEMP",
                  "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "PYTEST_XDIST_WORKER",
                  "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST")
-NO_POSTGRES = ("PostgreSQL's programs (initdb, pg_ctl) are not installed, and the hosts of this test share a "
-               "PostgreSQL database: install postgresql (`sudo apt-get install -y postgresql`; .ci/run does)")
+SKIP_REASON = (f"{NO_POSTGRES}: the hosts share a PostgreSQL database and its programs (initdb, pg_ctl) are not "
+               "installed: `sudo apt-get install -y postgresql` installs them (.ci/run does)")
 
 
 def free_port(address: str) -> int:
@@ -100,7 +100,12 @@ def _stop(process: subprocess.Popen | None, grace: float = GRACE_SECONDS) -> Non
 
 
 def postgres_bin() -> Path | None:
-    """The folder of initdb and pg_ctl, found as .ci/postgres.sh finds it (Debian's newest, then PATH)."""
+    """The folder of initdb and pg_ctl: PORTAL_TEST_POSTGRES when set (a folder; one without them,
+    e.g. ``none``, runs the tests as on a machine without PostgreSQL), else as .ci/postgres.sh
+    finds them (Debian's newest, then the PATH)."""
+    if wanted := os.environ.get("PORTAL_TEST_POSTGRES", "").strip():
+        folder = Path(wanted)
+        return folder if all(os.access(folder / p, os.X_OK) for p in ("initdb", "pg_ctl")) else None
     for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda f: int(f.split("/")[-2])
                          if f.split("/")[-2].isdigit() else 0, reverse=True):
         if os.access(os.path.join(folder, "initdb"), os.X_OK) and os.access(os.path.join(folder, "pg_ctl"), os.X_OK):
@@ -294,7 +299,10 @@ def multihost_services() -> Iterator[Services]:
     on_server = own_url.startswith(("postgres://", "postgresql://", "pgsql://"))
     bin_dir = None if on_server else postgres_bin()
     if not on_server and bin_dir is None:
-        pytest.skip(NO_POSTGRES)
+        if wanted := os.environ.get("PORTAL_TEST_POSTGRES", "").strip():
+            pytest.skip(f"{NO_POSTGRES}: PORTAL_TEST_POSTGRES={wanted!r} is no folder of initdb and pg_ctl "
+                        "(unset it to use the installed ones)")
+        pytest.skip(SKIP_REASON)
     folder = Path(tempfile.mkdtemp(prefix="portal-multihost-"))
     folder.chmod(0o711)  # the hosted users pass through it to their own folders (var-hosted)
     redis = Redis(folder / "redis")
@@ -402,7 +410,8 @@ class Installation:
         self.worker = self._popen(self._worker_argv(self.node, worker_queues(self.name)), "worker.log")
 
     def start(self) -> None:
-        """Start every part without waiting for one (``wait_answering`` waits for them all)."""
+        """Start its parts without waiting for one; ``wait_answering`` waits for them all (and starts
+        host 1's web server once collectstatic has written the manifest it reads)."""
         paths.mkdir_private(self.var)
         self.start_worker()
         self.build_worker = self._popen(self._worker_argv(self.build_node, [build_queue(self.name)]),
@@ -420,12 +429,6 @@ class Installation:
                                          {**self.env, "PORTAL_ADMIN_PASSWORD": self.admin_password})),
             ("collectstatic", self._popen([PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], "setup.log")),
         ]
-        self.web_server = self._popen([
-            str(VENV_BIN / "gunicorn"), "portal.wsgi:application", "--bind", f"{self.address}:{self.web_port}",
-            "--worker-class", "gthread", "--workers", "1", "--threads", "4",
-            "--access-logfile", str(self.log_dir / "access.log"), "--error-logfile", "-",
-            "--graceful-timeout", "5", "--no-control-socket",
-        ], "web.log")
         self.beat = self._popen([str(VENV_BIN / "celery"), "-A", "portal.celery", "beat",
                                  "--schedule", str(self.var / "celerybeat-schedule"),
                                  "--pidfile", str(self.var / "run" / "celerybeat.pid"), "--loglevel", "INFO"],
@@ -435,8 +438,7 @@ class Installation:
         for part, log in ((self.worker, "worker.log"), (self.build_worker, "build-worker.log"),
                           (self.front, "front.log"), (self.web_server, "web.log"), (self.beat, "beat.log")):
             if part is not None and part.poll() is not None:
-                tail = (self.log_dir / log).read_text(errors="replace")[-3000:]
-                return f"{self.name}: a part exited with code {part.returncode}; {self.log_dir / log} ends:\n{tail}"
+                return f"{self.name}: a part exited with code {part.returncode}; {self._tail(log)}"
         return ""
 
     def pong(self, nodes: list[str] | None = None) -> set[str]:
@@ -455,21 +457,43 @@ class Installation:
         """Until the host's workers answer a ping, its front accepts connections, and (host 1) its
         administrator exists and its web server serves the login page."""
         nodes = [self.node, self.build_node] if self.build_worker is not None else [self.node]
-
-        def up() -> bool:
-            return self._alive() and self.pong(nodes) == set(nodes)
-
-        wait_until(up, timeout=timeout, interval=0.1, message=f"{self.name}'s workers did not answer a ping")
+        self._wait(lambda: self.pong(nodes) == set(nodes), timeout, "its workers did not answer a ping",
+                   "worker.log")
         if self.front is not None:
-            wait_until(lambda: self._alive() and _connects(self.address, self.front_port), timeout=timeout,
-                       message=f"{self.name}'s front did not listen on {self.address}:{self.front_port}")
+            self._wait(lambda: _connects(self.address, self.front_port), timeout,
+                       f"its front did not listen on {self.address}:{self.front_port}", "front.log")
         for step, process in self._setup:
             code = process.wait(timeout)
-            assert code == 0, f"{self.name}: manage.py {step} failed; see {self.log_dir / 'setup.log'}"
+            assert code == 0, f"{self.name}: manage.py {step} failed; {self._tail('setup.log')}"
         self._setup = []
+        if self.web and self.web_server is None:
+            # After collectstatic, as the launcher starts it: the pages name the static files by the
+            # manifest it writes, which the web server reads once.
+            self.web_server = self._popen([
+                str(VENV_BIN / "gunicorn"), "portal.wsgi:application", "--bind", f"{self.address}:{self.web_port}",
+                "--worker-class", "gthread", "--workers", "1", "--threads", "4",
+                "--access-logfile", str(self.log_dir / "access.log"), "--error-logfile", "-",
+                "--graceful-timeout", "5", "--no-control-socket",
+            ], "web.log")
         if self.web:
-            wait_until(lambda: self._alive() and _answers(f"{self.url}/login/"), timeout=timeout,
-                       message=f"{self.name}'s web server did not serve {self.url}/login/")
+            self._wait(lambda: _answers(f"{self.url}/login/"), timeout,
+                       f"its web server did not serve {self.url}/login/", "web.log")
+
+    def _tail(self, log: str) -> str:
+        """The end of one of the host's logs, for a message (the folder is deleted at the end)."""
+        try:
+            text = (self.log_dir / log).read_text(errors="replace")[-3000:]
+        except OSError as exc:
+            return f"{self.log_dir / log} cannot be read ({exc.strerror})"
+        return f"{self.log_dir / log} ends:\n{text}"
+
+    def _wait(self, predicate, timeout: float, failure: str, log: str) -> None:  # type: ignore[no-untyped-def]
+        try:
+            wait_until(lambda: self._alive() and predicate(), timeout=timeout, interval=0.05)
+        except AssertionError as exc:
+            if str(exc).startswith(self.name):  # a part exited: _exited's message says which
+                raise
+            raise AssertionError(f"{self.name}: {failure} within {timeout:g} s; {self._tail(log)}") from None
 
     def _alive(self) -> bool:
         if problem := self._exited():
