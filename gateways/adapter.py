@@ -94,6 +94,8 @@ class GatewayAdapter(ProcessAdapter):
         """
         from django.conf import settings
 
+        if (down := super().unknown_host(obj)) is not None:
+            return down
         if runtime.host_of(obj) == settings.PORTAL_HOST_NAME:
             return None  # this host's worker checks the name before the start
         failure = checks.check_host_resolves(obj.server)

@@ -119,14 +119,23 @@ def preflight(gateway: Gateway, account: Account | None = None) -> CheckFailure 
 def host_of(gateway: Gateway) -> str:
     """The host whose worker starts this gateway: where it listens.
 
-    Loopback, the wildcard and this host's own names and addresses all mean the
-    portal's host (PORTAL_HOST_NAME); any other server is a host of its own,
-    served by a worker started there with PORTAL_HOST_NAME set to that name.
+    Loopback, the wildcard and this host's own name mean the portal's host (PORTAL_HOST_NAME).
+    The name or address (PORTAL_HOST_ADDRESS) of a host whose worker has reported
+    (processes/hosts.py) means that host, even where it is also an address of this machine
+    (hosts on one machine's loopback addresses, 127.0.0.2, 127.0.0.3...). Any other address of
+    this machine means the portal's host; any other server is a host of its own, served by a
+    worker started there with PORTAL_HOST_NAME set to that name.
     """
     from portal.process.checks import local_addresses
+    from processes.hosts import named
 
     server = gateway.server.lower()
-    if server in LOCAL_NAMES or server == settings.PORTAL_HOST_NAME.lower() or server in local_addresses():
+    if server in LOCAL_NAMES or server == settings.PORTAL_HOST_NAME.lower():
+        return settings.PORTAL_HOST_NAME
+    registered = named(server)
+    if registered:
+        return registered
+    if server in local_addresses():
         return settings.PORTAL_HOST_NAME
     return server
 

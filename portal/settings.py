@@ -15,6 +15,13 @@ REDIS_URL             Celery's broker and the portal's cache. Default: the
 PORTAL_VAR_DIR        Where var/ is. Default: var/ at the project root.
 PORTAL_HOST_NAME      The name this machine's worker serves in the per-host
                       queues. Default: the machine's host name.
+PORTAL_HOST_ADDRESS   The address other hosts, the edge nginx and clients reach this
+                      host at (e.g. 10.0.0.5): where its web applications' front
+                      is found, and what a gateway's Server names to run here.
+                      Default: PORTAL_HOST, else 127.0.0.1 (one host).
+PORTAL_HOST_BEAT_SECONDS
+                      How often each host's worker reports that it is alive; a host
+                      silent for four reports is shown as down. Default: 5.
 PORTAL_TIME_ZONE      Time zone of the pages. Default: UTC.
 PORTAL_LOG_ROOTS      Folders, besides var/log/, where gateway log files may
                       be (absolute paths separated by ":"). A log file
@@ -124,6 +131,7 @@ def _gateway_server_options(text: str) -> list[str]:
 SECRET_KEY = _secret_key()
 DEBUG = _env_flag("PORTAL_DEBUG")
 PORTAL_HOST_NAME = this_host()
+PORTAL_HOST_ADDRESS = (os.environ.get("PORTAL_HOST_ADDRESS") or os.environ.get("PORTAL_HOST") or "127.0.0.1").strip()
 
 ALLOWED_HOSTS = [
     h.strip()
@@ -338,6 +346,22 @@ PORTAL_LOG_ROOTS = _log_roots()
 GATEWAY_SERVER_OPTIONS = _gateway_server_options(os.environ.get("PORTAL_GATEWAY_SERVER_OPTIONS", ""))
 
 
+def _positive_seconds(name: str, default: float) -> float:
+    from django.core.exceptions import ImproperlyConfigured
+
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.1 <= value <= 3600:
+        raise ImproperlyConfigured(f"{name}={text!r} is not a number of seconds from 0.1 to 3600: leave it unset "
+                                   f"for {default:g}.")
+    return value
+
+
 def _apps_port(text: str) -> int:
     from django.core.exceptions import ImproperlyConfigured
 
@@ -349,6 +373,7 @@ def _apps_port(text: str) -> int:
 
 
 PORTAL_APPS_PORT = _apps_port(os.environ.get("PORTAL_APPS_PORT", "8001").strip())
+PORTAL_HOST_BEAT_SECONDS = _positive_seconds("PORTAL_HOST_BEAT_SECONDS", 5.0)
 
 
 def _sandbox_mode(text: str) -> str:

@@ -230,7 +230,7 @@ def others_running_as(run_as: str, instance: Any) -> list[str]:
 
     names: list[str] = []
     for kind in all_adapters():
-        rows = kind.model.objects.filter(run_as=run_as)
+        rows = kind.model.groups.filter(run_as=run_as)
         if instance is not None and instance.pk and isinstance(instance, kind.model):
             rows = rows.exclude(pk=instance.pk)
         names += [f"{kind.label} {name}" for name in rows.values_list("name", flat=True)[:5]]

@@ -280,7 +280,16 @@ class ProcessAdapter:
         return {}
 
     def unknown_host(self, obj: Any) -> CheckFailure | None:
-        return None
+        """Why no worker would take its task now: its host reported once and then fell silent
+        (processes/hosts.py). The request is then answered at once, not left in a queue."""
+        from processes.hosts import down_failure, is_down
+
+        host = self.host_of(obj)
+        return CheckFailure("host-down", down_failure(host) or "") if is_down(host) else None
+
+    def saved(self, obj: Any) -> None:
+        """Called in the transaction that saved the definition ``obj`` (processes/services.py):
+        what the kind keeps beside it follows (a web application's rows on its further hosts)."""
 
     def sandbox(self, obj: Any) -> dict[str, Any]:
         return self.sandbox_policy(obj)

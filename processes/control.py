@@ -56,15 +56,36 @@ def _require_operator(user: Any, label_plural: str) -> None:
         )
 
 
-def request(obj: ManagedProcess, action: str, user: Any, channel: str = "web") -> Any:
+def request(obj: ManagedProcess, action: str, user: Any, channel: str = "web", host: str | None = None) -> Any:
     """Record the intent and send the task to the process's host (a start with a virtualenv to
-    build: to its build worker, processes.pipeline.queue_for). Returns the updated row."""
-    from processes import pipeline
+    build: to its build worker, processes.pipeline.queue_for). Returns the updated row.
 
+    A definition that runs on several hosts (``process_groups``) is asked on each of them, or on
+    ``host`` alone; each group's request is its own (its number, its task, its outcome)."""
     kind = adapter_of(obj)
     if action not in ACTIONS:
         raise ControlError(f"Unknown action {action!r}: use start, stop or restart.")
     _require_operator(user, kind.label_plural)
+    if not obj.MANY_HOSTS:
+        return _request_one(obj, action, user, channel)
+    groups = list(obj.process_groups())
+    if host:
+        groups = [g for g in groups if kind.host_of(g).lower() == host.lower()]
+        if not groups:
+            raise ControlError(f"{obj.name} does not run on host {host}: add it to its hosts first, or pick one of "
+                               f"{', '.join(kind.host_of(g) for g in obj.process_groups())}.")
+    answer = None
+    for group in groups:
+        row = _request_one(group, action, user, channel)
+        if answer is None or group.pk == obj.pk:
+            answer = row
+    return answer
+
+
+def _request_one(obj: ManagedProcess, action: str, user: Any, channel: str) -> Any:
+    from processes import pipeline
+
+    kind = adapter_of(obj)
     trigger = trigger_for(user, channel)
     now = dt.datetime.now(dt.UTC)
     intent = STOP if action == STOP else START
@@ -79,7 +100,7 @@ def request(obj: ManagedProcess, action: str, user: Any, channel: str = "web") -
                       retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2})
     except (OperationalError, RedisError) as e:
         # Not sent: nothing is requested (the number stays used, so older tasks still yield).
-        type(obj).objects.filter(pk=obj.pk, request_seq=seq).update(intent="", requested="")
+        type(obj).groups.filter(pk=obj.pk, request_seq=seq).update(intent="", requested="")
         raise ControlError(
             f"The {action} of {obj.name} was not sent: the task broker does not answer ({e}). "
             "Check that Redis and a worker run (`make run` starts both)."
@@ -139,7 +160,7 @@ def _answer_at_once(obj: ManagedProcess, action: str, trigger: str, user: Any, n
     the task, so the request is answered here, at once."""
     from processes import pipeline
 
-    rows = type(obj).objects.filter(pk=obj.pk, request_seq=seq)
+    rows = type(obj).groups.filter(pk=obj.pk, request_seq=seq)
 
     sync.record(obj, message=f"{action.capitalize()} requested", trigger=trigger,
                 user=audit.account_of(user), host=settings.PORTAL_HOST_NAME, at=now)
@@ -162,7 +183,7 @@ def _take_number(obj: ManagedProcess, intent: str, action: str, now: dt.datetime
     One write transaction: the UPDATE holds the row (PostgreSQL) or the database
     (SQLite, IMMEDIATE) until commit, so the number read back is this request's.
     """
-    rows = type(obj).objects.filter(pk=obj.pk)
+    rows = type(obj).groups.filter(pk=obj.pk)
     fields = {"intent": intent, "intent_at": now, "requested": action, "request_seq": F("request_seq") + 1}
     if intent == START:
         # A new start owes nothing to the last one's error: the pages must not say "Starting —
@@ -176,8 +197,10 @@ def _take_number(obj: ManagedProcess, intent: str, action: str, now: dt.datetime
 def check_definition_change(obj: ManagedProcess, changed: list[str]) -> None:
     """Refuse a change that the running process would not follow (or a delete)."""
     kind = adapter_of(obj)
-    if not obj.is_active:
+    live = [g for g in obj.process_groups() if g.is_active] if obj.MANY_HOSTS else [obj] if obj.is_active else []
+    if not live:
         return
+    obj = live[0]
     needs_stop = [f for f in changed if f in kind.runtime_fields]
     if needs_stop:
         fields = ", ".join(f.replace("_", " ") for f in needs_stop)
@@ -189,6 +212,10 @@ def check_definition_change(obj: ManagedProcess, changed: list[str]) -> None:
 
 def delete_blocker(obj: ManagedProcess) -> str:
     """Why the definition cannot be deleted now ("" when it can): the confirmation says it before a click."""
+    if obj.MANY_HOSTS and obj.pk is not None:
+        for group in obj.process_groups():
+            if group.pk != obj.pk and (group.is_active or group.intent == START):
+                return f"{obj.name} runs on {adapter_of(group).host_of(group)}: stop it there first, then delete it."
     if obj.is_active or obj.intent == START:
         # Deleting the definition of a live process would orphan it (and a gateway's listener).
         state = states.STARTING if obj.intent == START and not obj.is_active else obj.state

@@ -46,7 +46,7 @@ HTMX_STOP_POLLING = 286
 NO_ROLE = "Your account has no role: ask an administrator."
 # The fragments a kind may replace with a template of its own (in its app's folder).
 FRAGMENTS = ("_list_head.html", "_row_cells.html", "_badges.html", "_definition.html", "_form_fields.html",
-             "_delete_body.html", "_detail_extra.html", "_status_extra.html", "_start_extra.html")
+             "_delete_body.html", "_detail_extra.html", "_status_extra.html", "_start_extra.html", "_live_extra.html")
 
 
 class DefinitionViews:
@@ -213,15 +213,17 @@ class DefinitionViews:
         """Start, Stop or Restart: record the intent, send the task, show the row (or the detail
         page's live panel) polling; without htmx, a message and back to the definition's page."""
         obj = self.get(request, name)
+        host = request.POST.get("host", "").strip() or None  # one host of a definition that runs on several
         try:
-            obj = control.request(obj, action, request.user)
+            obj = control.request(obj, action, request.user, host=host)
         except control.ControlError as e:
             if request.htmx:
                 return self.render_row(request, obj, error=str(e))
             messages.error(request, str(e))
             return redirect(obj)
         if not request.htmx:
-            messages.info(request, f"{action.capitalize()} of {obj.name} requested.")
+            where = f" on {host}" if host else ""
+            messages.info(request, f"{action.capitalize()} of {obj.name}{where} requested.")
             return redirect(obj)
         if request.POST.get("from", "list") == "detail":
             context = self.context(request, obj, announce=True, **self.live_context(obj))

@@ -10,13 +10,17 @@ of the gateways' tables did).
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
+import threading
+import time
 import uuid
 from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from portal.process import states
 from portal.process.states import RUNNING, START, STARTING, STOP, STOPPED, STOPPING
@@ -95,8 +99,21 @@ class ManagedProcess(models.Model):
         help_text="Only when Run as names root: its code may then do anything on this host.",
     )
 
+    # ``objects``: the definitions, as the pages, the CLI, the API and merges list them.
+    # ``groups``: every process group, the rows the process layer starts, stops and watches. The
+    # same rows for a kind that runs on one host; a web application that runs on several hosts has
+    # one row of its own per further host (webapps/hosts.py), which ``objects`` leaves out.
+    objects = models.Manager()
+    groups = models.Manager()
+    MANY_HOSTS = False  # True: one definition may run on several hosts (process_groups)
+
     class Meta:
         abstract = True
+
+    def process_groups(self) -> models.QuerySet[Any]:
+        """The rows of its process groups: this one alone, unless the kind runs one definition on
+        several hosts (a web application: webapps.models.WebApp.process_groups)."""
+        return type(self).groups.filter(pk=self.pk)
 
     @property
     def runs_as(self) -> str:
@@ -141,7 +158,14 @@ class ManagedProcess(models.Model):
             return STARTING
         if self.in_transition and self.intent == STOP and self.state not in (STOPPING, STOPPED):
             return STOPPING
+        if self.state in states.ACTIVE and self.host_down:
+            return states.UNKNOWN  # what the database last heard; nobody on its host can say now
         return self.state
+
+    @property
+    def host_down(self) -> bool:
+        """Its host's worker fell silent (processes/hosts.py): nothing there is watched now."""
+        return bool(self.run_host) and Host.is_down(self.run_host)
 
     def _intent_unseen(self) -> bool:
         # An intent newer than the last state change has not been acted on yet.
@@ -224,7 +248,11 @@ class OfProcessQuerySet(models.QuerySet):
         """The rows of one process (a Gateway, a WebApp...); none for a row not (or no longer) saved."""
         if obj.pk is None:
             return self.none()
-        return self.filter(kind=adapter_of(obj).kind, object_id=obj.pk)
+        kind = adapter_of(obj).kind
+        if not obj.MANY_HOSTS:
+            return self.filter(kind=kind, object_id=obj.pk)
+        # A definition of several hosts: the rows of every one of its process groups.
+        return self.filter(kind=kind, object_id__in=obj.process_groups().values("pk"))
 
 
 class Run(models.Model):
@@ -364,6 +392,61 @@ class Activity(models.Model):
             "host": self.host,
             "message": self.message,
         }
+
+
+class Host(models.Model):
+    """A host of the installation, as its worker last reported it (processes/hosts.py).
+
+    Every host's worker writes its row every few seconds: its name (PORTAL_HOST_NAME, its queue's),
+    the address others reach it at (PORTAL_HOST_ADDRESS) and where its web applications' front
+    listens. A host whose row is older than ``hosts.down_after()`` seconds has no worker answering:
+    the pages say it is down, and show none of its processes as running.
+    """
+
+    name = models.CharField(max_length=253, unique=True)
+    address = models.CharField(max_length=253, blank=True)
+    front = models.CharField("applications' front", max_length=300, blank=True)
+    seen_at = models.DateTimeField()
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+
+    # A host is down when its worker missed this many reports (PORTAL_HOST_BEAT_SECONDS apart): a busy
+    # database or a slow pass is no death.
+    MISSED = 4
+    # Seconds a page's copy of the reports is kept: a list of many rows asks once.
+    SEEN_CACHE = 1.0
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def down_after(cls) -> float:
+        """Seconds without a report after which a host is down."""
+        return cls.MISSED * settings.PORTAL_HOST_BEAT_SECONDS
+
+    @classmethod
+    def last_seen(cls, name: str) -> dt.datetime | None:
+        """When ``name``'s worker last reported (None: never), from a copy at most SEEN_CACHE s old."""
+        with _seen_lock:
+            if time.monotonic() - _seen["read"] > cls.SEEN_CACHE:
+                _seen["hosts"] = {n.lower(): at for n, at in cls.objects.values_list("name", "seen_at")}
+                _seen["read"] = time.monotonic()
+            return _seen["hosts"].get(name.lower())
+
+    @classmethod
+    def is_down(cls, name: str) -> bool:
+        """A host that has reported and then fell silent for down_after() seconds. A host never heard
+        of is not called down here (its worker may not have started yet): requests say so instead."""
+        if not name or name.lower() == settings.PORTAL_HOST_NAME.lower():
+            return False
+        seen = cls.last_seen(name)
+        return seen is not None and seen < timezone.now() - dt.timedelta(seconds=cls.down_after())
+
+
+_seen: dict[str, Any] = {"read": 0.0, "hosts": {}}
+_seen_lock = threading.Lock()
 
 
 class HostedUser(models.Model):

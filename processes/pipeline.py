@@ -68,12 +68,12 @@ def _latest(kind: ProcessAdapter, pk: int, seq: int | None) -> bool:
     not tied to a request, e.g. from an older portal: it acts.)"""
     if seq is None:
         return True
-    return kind.model.objects.filter(pk=pk, request_seq=seq).exists()
+    return kind.model.groups.filter(pk=pk, request_seq=seq).exists()
 
 
 def _of_request(kind: ProcessAdapter, pk: int, seq: int | None) -> Any:
     """The row, if ``seq`` is still its latest request: writes through this act for that request only."""
-    rows = kind.model.objects.filter(pk=pk)
+    rows = kind.model.groups.filter(pk=pk)
     return rows if seq is None else rows.filter(request_seq=seq)
 
 
@@ -209,7 +209,7 @@ def _current(kind: ProcessAdapter, pk: int, seq: int | None,
              synced: bool = True) -> tuple[Any, dict[str, Any] | None]:
     """The definition (as this host sees it now when ``synced``; else its row as it stands, before
     the lock), or why the request ends here (deleted, superseded)."""
-    obj = sync.sync(kind, pk, settings.PORTAL_HOST_NAME) if synced else kind.model.objects.filter(pk=pk).first()
+    obj = sync.sync(kind, pk, settings.PORTAL_HOST_NAME) if synced else kind.model.groups.filter(pk=pk).first()
     if obj is None:
         return None, {"error": "the definition was deleted"}
     if not _latest(kind, pk, seq):
@@ -282,7 +282,7 @@ def _start_locked(kind: ProcessAdapter, pk: int, trigger: str, seq: int | None) 
         keeper.adopt(rd)
         sync.record(obj, message=f"Re-adopted: {e}", trigger="reconcile", level="warning", host=host)
     except (keeper.KeeperError, OSError) as e:
-        kind.model.objects.filter(pk=pk).update(state=STOPPED, last_error=f"Start failed: {e}")
+        kind.model.groups.filter(pk=pk).update(state=STOPPED, last_error=f"Start failed: {e}")
         _done(kind, pk, seq)
         sync.record(obj, message=f"Start failed: {e}", trigger=trigger, level="error", host=host)
         return {"state": STOPPED, "error": str(e)}

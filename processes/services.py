@@ -111,6 +111,9 @@ class Batch:
             if row is not None:
                 entries.append(row)
         insert_rows(AuditEntry, entries)
+        kind = adapter_of(model)
+        for obj, *_ in rows:
+            kind.saved(obj)
         self.created, self.changed = [], []
 
 
@@ -144,6 +147,7 @@ def save_definition(form: forms.ModelForm, user: Any, actor: str | None = None, 
         obj = form.save(commit=False)
         _prepare(obj, user, current, before, restarting)
         obj.save()
+        adapter_of(obj).saved(obj)
         audit.record(user=user, actor=actor, action=action, obj=obj, before=before,
                      after=audit.snapshot(obj, model.AUDITED_FIELDS), secret_fields=model.SECRET_FIELDS)
     return obj

@@ -77,7 +77,7 @@ def sync(kind: str | ProcessAdapter, pk: int, host: str) -> Any:
     """Bring one process's row and its activity up to date with its keeper (None: the row is gone)."""
     kind = adapter(kind)
     model = kind.model
-    obj = model.objects.filter(pk=pk).first()
+    obj = model.groups.filter(pk=pk).first()
     if obj is None:
         return None
     rd = kind.run_dir(obj)
@@ -86,7 +86,7 @@ def sync(kind: str | ProcessAdapter, pk: int, host: str) -> Any:
     with transaction.atomic():
         # Re-read inside the write transaction: two syncs of one process run one
         # after the other (row lock on PostgreSQL, IMMEDIATE transactions on SQLite).
-        obj = model.objects.select_for_update().get(pk=pk)
+        obj = model.groups.select_for_update().get(pk=pk)
         # The events first, then the status: the keeper writes a journal line before the status
         # that follows from it, so a status read after the events is never older than they are
         # (read before them, a kill -9's "exited" could be recorded beside the old "running").
@@ -120,7 +120,7 @@ def awaiting(seq: int | None, until: str) -> dict[str, Any]:
 def await_request(kind: str | ProcessAdapter, pk: int, seq: int | None, until: str) -> None:
     """Record ``awaiting(...)`` on the row, in one transaction with the row locked (as ``sync``)."""
     with transaction.atomic():
-        obj = adapter(kind).model.objects.select_for_update().filter(pk=pk).first()
+        obj = adapter(kind).model.groups.select_for_update().filter(pk=pk).first()
         if obj is None:
             return
         obj.startup = {**obj.startup, "request": awaiting(seq, until)}
@@ -138,7 +138,7 @@ def settle_request(obj: ManagedProcess, status: dict[str, Any]) -> None:
         return  # a status from before the launch or the stop
     if status.get("state") not in OUTCOME.get(pending.get("until"), ()):
         return
-    rows = type(obj).objects.filter(pk=obj.pk)
+    rows = type(obj).groups.filter(pk=obj.pk)
     if pending.get("seq") is not None:
         rows = rows.filter(request_seq=pending["seq"])
     if rows.update(intent=""):

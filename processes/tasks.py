@@ -54,7 +54,7 @@ def reconcile_all() -> int:
 
     hosts = {settings.PORTAL_HOST_NAME}
     for kind in all_adapters():
-        hosts |= set(kind.model.objects.exclude(run_host="").values_list("run_host", flat=True))
+        hosts |= set(kind.model.groups.exclude(run_host="").values_list("run_host", flat=True))
     for host in hosts:
         # expires: a host without a worker must not pile up reconciles for later.
         reconcile_host.apply_async(args=[host], queue=host_queue(host), expires=10)
@@ -79,7 +79,7 @@ def set_install(kind: str, pk: int, install: dict[str, Any] | None, *, clear_che
     the interpreter now has what it lacked, so the refusal the install answered (and its button) goes."""
     adapter = adapter_for(kind)
     with transaction.atomic():
-        obj = adapter.model.objects.select_for_update().filter(pk=pk).first()
+        obj = adapter.model.groups.select_for_update().filter(pk=pk).first()
         if obj is None:
             return
         startup = {k: v for k, v in obj.startup.items() if k != "install"}
@@ -126,7 +126,7 @@ def install_requirements(kind: str, pk: int, trigger: str = "system") -> dict[st
     row. A task, never a web request: pip may take minutes. The outcome goes to the row
     (``startup["install"]``, shown by the detail page) and to the Activity."""
     adapter = adapter_for(kind)
-    obj = adapter.model.objects.filter(pk=pk).first()
+    obj = adapter.model.groups.filter(pk=pk).first()
     if obj is None:
         return {"error": "the definition was deleted"}
     plan = adapter.install_of(obj)

@@ -33,7 +33,7 @@ from django.db import close_old_connections
 
 from portal.process import identity, keeper, states
 from portal.process.states import START, STOP
-from processes import pipeline, sync
+from processes import hosts, pipeline, sync
 from processes.adapters import ProcessAdapter, adapter_for, all_adapters
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ class Watcher(threading.Thread):
             reconcile_local(self.host)
         except Exception:
             log.exception("reconcile at worker start failed")
-        next_list = next_metrics = next_scan = 0.0
+        next_list = next_metrics = next_scan = next_beat = 0.0
         while not self.stopping.wait(HOT_INTERVAL if self.hot else SCAN_INTERVAL):
             try:
                 now = time.monotonic()
@@ -256,6 +256,11 @@ class Watcher(threading.Thread):
                 if self.metrics and now >= next_metrics:
                     self.collect_metrics()
                     next_metrics = now + METRICS_INTERVAL
+                if self.metrics and now >= next_beat:
+                    # The host's worker (one per host) says that the host is up: processes/hosts.py.
+                    hosts.beat(self.host)
+                    hosts.host_beat.send(sender=Watcher, host=self.host)
+                    next_beat = now + hosts.beat_seconds()
             except Exception:
                 log.exception("process watcher pass failed")
             finally:
@@ -277,7 +282,7 @@ class Watcher(threading.Thread):
     def refresh_list(self) -> None:
         followed, hot = [], set()
         for kind in all_adapters():
-            rows = kind.model.objects.filter(run_host=self.host).values_list(
+            rows = kind.model.groups.filter(run_host=self.host).values_list(
                 "pk", "run_key", "state", "pid", "pid_create_time", "intent"
             )
             root = kind.run_root()
@@ -352,7 +357,7 @@ def reconcile_local(host: str) -> dict[str, int]:
     """The truth about this host's processes, of every kind, from the operating system, into the database."""
     counts = {"checked": 0, "adopted": 0, "died": 0, "restarted": 0}
     for kind in all_adapters():
-        for obj in kind.model.objects.filter(run_host=host):
+        for obj in kind.model.groups.filter(run_host=host):
             _reconcile_one(kind, obj, host, counts)
     return counts
 

@@ -22,6 +22,7 @@ from portal.process.spec import Spec
 if TYPE_CHECKING:
     from portal.process.accounts import Account
 from processes.adapters import InstallPlan, ProcessAdapter, StartStep, hosted_sandbox
+from webapps import hosts as webapp_hosts
 from webapps.models import RUNTIME_FIELDS, WebApp
 from webapps.runtime import engines
 
@@ -216,14 +217,14 @@ def ensure_virtualenv(webapp: WebApp, account: Account | None = None,
     if state == "current":
         return None
     # At once, before pip's first line: the pages say "building its virtualenv" from now on.
-    WebApp.objects.filter(pk=webapp.pk).update(startup={"venv": {"state": "building", "lines": []}})
+    WebApp.groups.filter(pk=webapp.pk).update(startup={"venv": {"state": "building", "lines": []}})
     lines: list[str] = []
     started = time.monotonic()
     what = "Rebuilding" if state == "stale" else "Building"
 
     def progress(line: str) -> None:
         lines.append(line)
-        WebApp.objects.filter(pk=webapp.pk).update(startup={"venv": {"state": "building", "lines": lines[-20:]}})
+        WebApp.groups.filter(pk=webapp.pk).update(startup={"venv": {"state": "building", "lines": lines[-20:]}})
 
     host = settings.PORTAL_HOST_NAME
     from portal.process.packages import describe
@@ -241,7 +242,7 @@ def ensure_virtualenv(webapp: WebApp, account: Account | None = None,
         if cancel is not None and cancel.is_set():
             sync.record(webapp, message=f"Virtualenv build stopped after {time.monotonic() - started:.1f} s: "
                                         "a later request replaced its start", trigger="system", host=host)
-            WebApp.objects.filter(pk=webapp.pk).update(startup={"venv": {"state": "stopped", "lines": lines[-20:]}})
+            WebApp.groups.filter(pk=webapp.pk).update(startup={"venv": {"state": "stopped", "lines": lines[-20:]}})
             return CheckFailure("venv-stopped", "the virtualenv build was stopped by a later request")
         # pip's ERROR: lines (in the error) say the cause; its whole output goes to the detail page.
         output = f"; pip's whole output is under “Last start” on {webapp.name}'s page" if e.lines else ""
@@ -323,8 +324,8 @@ class WebAppAdapter(ProcessAdapter):
     search_hint = "path or directory"
     empty_text = ("A web application is a Flask, Django, FastAPI or any other WSGI or ASGI application that the "
                   "portal runs and serves at a path such as /flask.")
-    advanced_fields = ("engine", "workers", "threads", "restart_policy", "init_timeout", "stop_timeout", "run_as",
-                       "allow_root", "namespace", "match_roles")
+    advanced_fields = ("hosts", "engine", "workers", "threads", "restart_policy", "init_timeout", "stop_timeout",
+                       "run_as", "allow_root", "namespace", "match_roles")
     advanced_label = "Engine and advanced settings"
     process_title = "Process group"
     delete_note = "the application's files stay where they are"
@@ -389,8 +390,27 @@ class WebAppAdapter(ProcessAdapter):
         return run_dir(obj)
 
     def status_fields(self, obj: WebApp) -> dict[str, Any]:
-        return {"path": obj.name, "protocol": obj.protocol, "engine": obj.engine_name,
-                "socket": str(socket_path(obj))}
+        fields = {"path": obj.name, "protocol": obj.protocol, "engine": obj.engine_name,
+                  "socket": str(socket_path(obj)), "host": webapp_hosts.host_of(obj)}
+        if obj.primary_id is None and obj.hosts:
+            summary = obj.host_groups
+            fields["hosts"] = [{"host": g["host"], "state": g["state"], "pid": g["group"].pid,
+                                "host_down": g["down"]} for g in summary["groups"]]
+        return fields
+
+    def host_of(self, obj: WebApp) -> str:
+        return webapp_hosts.host_of(obj)
+
+    def unknown_host(self, obj: WebApp) -> CheckFailure | None:
+        """Its host is down, or no worker has ever reported from it (a name typed in Hosts)."""
+        from processes.hosts import down_failure
+
+        failure = down_failure(webapp_hosts.host_of(obj))
+        return CheckFailure("host-down", failure) if failure else None
+
+    def saved(self, obj: WebApp) -> None:
+        webapp_hosts.sync_groups(obj)
+
 
 
 # The one adapter of web applications (registered in WebappsConfig.ready()).

@@ -8,6 +8,7 @@ and the CLI's ``--env NAME=value`` is the same notation.
 from __future__ import annotations
 
 import bisect
+import copy
 import keyword
 import os
 import re
@@ -22,6 +23,7 @@ from django.urls import reverse
 
 from portal import paths
 from portal.process.checks import path_too_long
+from portal.process.states import START
 from processes.accounts import RUN_AS_ERRORS, check_run_as
 from processes.forms import (
     SECRET_KEPT_HELP,
@@ -223,6 +225,7 @@ class WebAppForm(FieldFeedback, forms.ModelForm):
             "match_roles",
             "run_as",
             "allow_root",
+            "hosts",
         ]
 
     @classmethod
@@ -548,6 +551,35 @@ class WebAppForm(FieldFeedback, forms.ModelForm):
             mappings[url] = os.path.normpath(directory)
         return mappings
 
+    def clean_hosts(self) -> str:
+        """Host names, each once; a host whose process group runs may not be dropped."""
+        from processes.hosts import down_failure
+        from webapps import hosts
+
+        text = (self.cleaned_data.get("hosts") or "").strip()
+        bad = hosts.bad_host_names(text)
+        if bad:
+            raise forms.ValidationError(
+                f"{', '.join(bad)} is not a host name: give the names the hosts' workers serve (their "
+                "PORTAL_HOST_NAME), letters, digits, dots and dashes, separated by commas, e.g. web1, web2.")
+        names = hosts.host_names(text)
+        if len(names) == 1 and hosts.same_host(names[0], ""):
+            names = []  # this portal's host alone: the same as blank
+        value = ", ".join(names)
+        instance = copy.copy(self.instance)
+        instance.hosts = value
+        running = [g for g in hosts.dropped_groups(instance) if g.is_active or g.intent == START]
+        if running:
+            where = ", ".join(hosts.host_of(g) for g in running)
+            raise forms.ValidationError(
+                f"{self.instance.name} runs on {where}: stop it there first (its page's Hosts table has a Stop "
+                f"for each host), then take {where} off its hosts.")
+        for name in names:
+            problem = down_failure(name)
+            if problem:
+                self.add_warning("hosts", problem[0].upper() + problem[1:])
+        return value
+
     def clean_log_file(self) -> str:
         from webapps import adapter
 
@@ -776,4 +808,5 @@ def definition_data(instance: WebApp) -> dict[str, Any]:
         "match_roles": instance.match_roles,
         "run_as": instance.run_as,
         "allow_root": "on" if instance.allow_root else "",
+        "hosts": instance.hosts,
     }

@@ -8,14 +8,21 @@ turns the rows into its routes file.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils.functional import cached_property
 
+from portal.process import states
+from portal.process.states import RUNNING
+from processes.hosts import down_failure
 from processes.models import STATE_CHOICES, Definition, seconds_field
 
 __all__ = ["STATE_CHOICES", "WebApp"]
@@ -73,6 +80,44 @@ def folder_requirements(directory: str, python_executable: str, requirements_fil
         return ""
     path = os.path.join(directory, FOLDER_REQUIREMENTS)
     return path if os.path.isfile(path) else ""
+
+
+def host_names(text: str) -> list[str]:
+    """The hosts a definition's Hosts field names, in its order, each once (any case)."""
+    names: list[str] = []
+    for word in re.split(r"[\s,]+", text or ""):
+        if word and word.lower() not in {n.lower() for n in names}:
+            names.append(word)
+    return names
+
+
+def host_of(app: WebApp) -> str:
+    """The host whose worker runs this row's process group."""
+    return app.host or settings.PORTAL_HOST_NAME
+
+
+def same_host(a: str, b: str) -> bool:
+    return (a or settings.PORTAL_HOST_NAME).lower() == (b or settings.PORTAL_HOST_NAME).lower()
+
+
+def groups_summary(groups: list[WebApp]) -> dict[str, Any]:
+    """How many of its hosts run it: "running on 2 of 3 hosts", and each group with its host's health."""
+    shown = []
+    for group in groups:
+        host = host_of(group)
+        down = down_failure(host) is not None
+        shown.append({"group": group, "host": host, "down": down,
+                      "state": states.UNKNOWN if down and group.is_active else group.shown_state})
+    running = sum(1 for g in shown if g["state"] == RUNNING)
+    return {"groups": shown, "running": running, "total": len(shown)}
+
+
+class DefinitionManager(models.Manager["WebApp"]):
+    """The definitions, without the rows of their further hosts (``WebApp.groups`` has every row).
+    Used for related objects too (Django's base manager is its own, plain one)."""
+
+    def get_queryset(self) -> models.QuerySet[WebApp]:
+        return super().get_queryset().filter(primary__isnull=True)
 
 
 class WebApp(Definition):
@@ -182,8 +227,24 @@ class WebApp(Definition):
                   "and this changes no access.",
     )
 
+    hosts = models.CharField(
+        max_length=1000, blank=True,
+        help_text="The hosts it runs on, separated by commas, e.g. web1, web2: each runs a process group of "
+                  "its own, and the edge nginx spreads the requests over them. Blank: this portal's host.",
+    )
+    # The host of this row's process group; blank: the portal's own (PORTAL_HOST_NAME). The definition's
+    # row runs on one of its hosts, and each further host has a row of its own whose ``primary`` is the
+    # definition (webapps/hosts.py): the same fields, its own state, pid, runs and activity.
+    host = models.CharField(max_length=253, blank=True, editable=False)
+    primary = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                                editable=False)
+
+    objects = DefinitionManager()
+    groups = models.Manager()
+    MANY_HOSTS = True
+
     # Fields whose values go into the history; secret variables are recorded only as "changed".
-    AUDITED_FIELDS = ("name", *RUNTIME_FIELDS, "static_files", "namespace", "match_roles")
+    AUDITED_FIELDS = ("name", *RUNTIME_FIELDS, "static_files", "namespace", "match_roles", "hosts")
     SECRET_FIELDS = ("secret_environment",)
     # What a creation's one-line summary names (portal/models.py AuditEntry.summary).
     SUMMARY_FIELDS = ("directory",)
@@ -191,9 +252,30 @@ class WebApp(Definition):
     class Meta:
         ordering = [Lower("name")]
         verbose_name = "web application"
+        default_manager_name = "objects"
         constraints = [
-            models.UniqueConstraint(Lower("name"), name="webapp_path_unique_regardless_of_case"),
+            models.UniqueConstraint(Lower("name"), condition=Q(primary__isnull=True),
+                                    name="webapp_path_unique_regardless_of_case"),
+            models.UniqueConstraint(Lower("name"), Lower("host"), name="webapp_one_group_per_host"),
         ]
+
+    @cached_property
+    def host_groups(self) -> dict[str, Any]:
+        """Its process group on each of its hosts, with each host's health (webapps/hosts.py)."""
+        return groups_summary(list(self.process_groups()))
+
+    @property
+    def hosts_line(self) -> str:
+        """"running on 2 of 3 hosts", and the hosts that are down."""
+        summary = self.host_groups
+        line = f"running on {summary['running']} of {summary['total']} hosts"
+        down = [g["host"] for g in summary["groups"] if g["down"]]
+        return line + (f"; down: {', '.join(down)}" if down else "")
+
+    def process_groups(self) -> models.QuerySet[WebApp]:
+        """Its process groups: this row and the rows of its further hosts (all of them on a replica's too)."""
+        root = self.primary_id or self.pk
+        return type(self).groups.filter(Q(pk=root) | Q(primary_id=root)).order_by("pk")
 
     @property
     def found_requirements(self) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.db.models import Q
 
 from portal.process.states import BACKOFF, ENDED, STARTING, STOPPED, STOPPING
 from webapps.front.routes import PORTAL_HOST_ENTRY, Route, RoutesError, Static, check_mount, routes_from_json
@@ -162,10 +163,14 @@ def _rows() -> Iterable[Any]:
     model = _model()
     if model is None:
         return ()
-    # Only what a route needs (and what shown_state reads): one cheap query.
-    return model.objects.only(
+    # This host's process groups (a definition of several hosts has a row per host: webapps/hosts.py),
+    # and only what a route needs (and what shown_state reads): one cheap query. A row with no host
+    # of its own is the portal's host's, unless it was last started elsewhere.
+    me = settings.PORTAL_HOST_NAME
+    mine = Q(host__iexact=me) | Q(host="", run_host="") | Q(host="", run_host__iexact=me)
+    return model.groups.filter(mine).only(
         "name", "protocol", "static_files", "state", "state_changed_at", "intent", "intent_at", "last_error",
-        "run_key",
+        "run_key", "run_host",
     )
 
 
@@ -235,9 +240,14 @@ def connect() -> None:
     from django.apps import apps
     from django.db.models.signals import post_delete, post_save
 
+    from processes.hosts import host_beat
+
     model = _model()
     if model is None:
         return
+    # On each host, every few seconds: a change made through another host's pages reaches this
+    # host's routes too (a definition's static files, a further host added).
+    host_beat.connect(_on_beat, dispatch_uid="webapps.routing.beat")
     post_save.connect(_on_change, sender=model, dispatch_uid="webapps.routing.save")
     post_delete.connect(_on_change, sender=model, dispatch_uid="webapps.routing.delete")
     try:
@@ -245,6 +255,10 @@ def connect() -> None:
     except LookupError:
         return
     post_save.connect(_on_activity, sender=activity, dispatch_uid="webapps.routing.activity")
+
+
+def _on_beat(**kwargs: Any) -> None:
+    _sync_quietly()
 
 
 def _on_change(**kwargs: Any) -> None:
@@ -283,3 +297,37 @@ def nginx_config(server_name: str = "_", listen: str | int | None = None,
     routes = routes_from_json(build(_rows()))
     return render_nginx_config(routes, listen, include=True, server_name=server_name.strip(),
                                trusted_proxies=trusted)
+
+
+def edge_config(server_name: str = "_", listen: str | int = 8080, include: bool = True,
+                prefix: str = ".") -> tuple[str, list[str]]:
+    """What ``manage.py webapp nginx-config --edge`` prints: an nginx in front of every host's front,
+    each application's path sent to the hosts it runs on (webapps/front/edge.conf.j2). Returns the
+    configuration and what the operator should know (a host whose front is unknown: left out)."""
+    from processes.hosts import front_address, fronts
+    from webapps import hosts
+    from webapps.front.nginx import EdgeApp, render_edge_config
+
+    listen = str(listen)
+    if not (listen.isdigit() or ":" in listen):
+        raise RoutesError(f"--listen {listen!r} is not a port or HOST:PORT, e.g. 80 or 10.0.0.1:80")
+    if any(c in server_name for c in ";{}'\"$#\\") or not server_name.strip():
+        raise RoutesError(f"--server-name {server_name!r} is not a host name, e.g. apps.example.com")
+    model = _model()
+    definitions = list(model.objects.only("name", "hosts")) if model is not None else []
+    names = {settings.PORTAL_HOST_NAME} | {n for d in definitions for n in hosts.host_names(d.hosts)}
+    known = fronts(names)
+    known.setdefault(settings.PORTAL_HOST_NAME, front_address())
+    apps, notes = [], []
+    for definition in definitions:
+        wanted = hosts.host_names(definition.hosts) or [settings.PORTAL_HOST_NAME]
+        found = [n for n in wanted if n in known]
+        for name in wanted:
+            if name not in known:
+                notes.append(f"{definition.name}: host {name} has never reported its front (no worker has run "
+                             f"there with PORTAL_HOST_NAME={name}): left out of its upstream")
+        if not found:
+            notes.append(f"{definition.name}: none of its hosts has a known front: left out")
+            continue
+        apps.append(EdgeApp(definition.name, tuple(found), tuple(known[n] for n in found)))
+    return render_edge_config(apps, listen, include=include, prefix=prefix, server_name=server_name.strip()), notes

@@ -483,3 +483,39 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+@dataclass(frozen=True)
+class EdgeApp:
+    """One application as the edge routes it: its path, the hosts it runs on, their fronts."""
+
+    path: str
+    hosts: tuple[str, ...]
+    servers: tuple[str, ...]  # HOST:PORT of each host's front
+    n: int = 0
+
+
+_SERVER = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+
+
+def render_edge_config(apps: Sequence[EdgeApp], listen: str = "8080", *, include: bool = True,
+                       prefix: str | os.PathLike[str] = ".", worker_processes: int | str = 1,
+                       server_name: str = "_", max_fails: int = 1, fail_timeout: int = 10,
+                       connect_timeout: int = 1, retry_timeout: int = 15, idle_timeout: int = 300) -> str:
+    """The edge's nginx configuration (edge.conf.j2): an upstream per application listing the fronts
+    of its hosts, and a location per path. Raises RoutesError for a path or an address nginx
+    could not take as written."""
+    checked = []
+    for n, app in enumerate(sorted(apps, key=lambda a: a.path), 1):
+        _safe_path(app.path, "application path")
+        for server in app.servers:
+            if not _SERVER.fullmatch(server):
+                raise RoutesError(f"front address {server!r} of {app.path} is not HOST:PORT: set "
+                                  "PORTAL_HOST_ADDRESS on that host to its address, e.g. 10.0.0.5")
+        if app.servers:
+            checked.append(EdgeApp(app.path, app.hosts, app.servers, n))
+    return _TEMPLATES.get_template("edge.conf.j2").render(
+        apps=checked, listen=listen, include=include, prefix=str(prefix), worker_processes=worker_processes,
+        server_name=server_name, max_fails=max_fails, fail_timeout=fail_timeout,
+        connect_timeout=connect_timeout, retry_timeout=retry_timeout, idle_timeout=idle_timeout,
+    )

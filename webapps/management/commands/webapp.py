@@ -12,7 +12,7 @@
     webapp delete PATH
     webapp start|stop|restart PATH [--wait] [--timeout S]
     webapp status PATH [--json]
-    webapp nginx-config [--server-name NAME] [--listen PORT]
+    webapp nginx-config [--server-name NAME] [--listen PORT] [--edge]
 
 Creation and edits go through the same form as the page, so a bad value gives the same
 message (and exit code 1). Secret variables are read from a file of NAME=value lines
@@ -214,7 +214,7 @@ class Command(DefinitionCommand):
         save_and_report(self, form, options, f"Saved web application {webapp.name}.")
 
     def do_nginx_config(self, options: dict[str, Any]) -> None:
-        nginx_command.handle(options, self.stdout)
+        nginx_command.handle(options, self.stdout, self.stderr)
 
 
 
