@@ -60,7 +60,7 @@ ADMIN = "admin"
 GRACE_SECONDS = 10
 # What an installation's environment says of itself; the rest of this process's environment (PATH,
 # HOME, the sandbox and hosted-user choices of the run) is the machine's and passes through.
-OWN_VARIABLES = ("PORTAL_VAR_DIR", "PORTAL_HOSTED_DIR", "PORTAL_DATABASE_URL", "REDIS_URL", "PORTAL_SECRET_KEY",
+OWN_VARIABLES = ("PORTAL_HOST_BEAT_SECONDS", "PORTAL_VAR_DIR", "PORTAL_HOSTED_DIR", "PORTAL_DATABASE_URL", "REDIS_URL", "PORTAL_SECRET_KEY",
                  "PORTAL_HOST_NAME", "PORTAL_HOST_ADDRESS", "PORTAL_HOST", "PORTAL_PORT", "PORTAL_APPS_PORT",
                  "PORTAL_ADMIN_PASSWORD", "PORTAL_ALLOWED_HOSTS", "PORTAL_TEST_VAR_OF", "PORTAL_TEST_BASETEMP",
                  "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "PYTEST_XDIST_WORKER",
@@ -282,6 +282,9 @@ def base_env(services: Services) -> dict[str, str]:
         "REDIS_URL": services.redis_url,
         "PORTAL_SECRET_KEY": services.secret_key,
         "PYTHONUNBUFFERED": "1",
+        # Each worker reports its host every second (5 by default), so that a host whose worker is gone
+        # is shown as down after 4 s rather than 20: the tests wait for it.
+        "PORTAL_HOST_BEAT_SECONDS": "1",
     })
     return env
 

@@ -75,7 +75,9 @@ def shown(first: Installation, name: str) -> dict:
         "from gateways.models import Gateway\n"
         "from processes.models import Activity, Run\n"
         f"g = Gateway.objects.get(name={name!r})\n"
-        "print(json.dumps({'state': g.state, 'run_host': g.run_host, 'last_error': g.last_error,\n"
+        "print(json.dumps({'state': g.state, 'shown': g.shown_state, 'intent': g.intent, 'host_down': g.host_down,\n"
+        "  'intent_at': str(g.intent_at), 'state_changed_at': str(g.state_changed_at),\n"
+        "  'run_host': g.run_host, 'last_error': g.last_error,\n"
         "  'runs': [r.host for r in Run.objects.of(g).order_by('id')],\n"
         "  'activity': [[a.host, a.to_state, a.message] for a in Activity.objects.of(g).order_by('id')]}))\n"
     )
@@ -153,20 +155,24 @@ def test_a_gateway_on_the_second_host_is_started_from_the_first_hosts_page_and_r
     # for a while (beat's reconcile runs every 5 s), and what the portal says then is printed.
     second.kill_worker()
     row.locator("button", has_text="Start").click()
-    began, seen = time.monotonic(), set()
+    began, seen = time.monotonic(), []
 
     def watched_long_enough() -> bool:
         assert row.locator(".state-running").count() == 0, f"shown as running: {row.inner_text()}"
-        seen.add(" ".join(row.inner_text().split()))
+        text = " ".join(row.inner_text().split())
+        if not seen or seen[-1][1] != text:
+            seen.append((round(time.monotonic() - began, 1), text))
         return time.monotonic() - began > 15
 
     wait_until(watched_long_enough, timeout=30, interval=0.5)
     assert not server_pids(port)
     facts = shown(first, "OnHost2")
     assert facts["state"] != "running"
-    print("row:", " || ".join(sorted(seen)))
+    print("row:", " || ".join(f"{at} s: {text}" for at, text in seen))
     print("messages:", " ".join(page.inner_text("#messages").split()))
-    print("state:", facts["state"], "| last_error:", facts["last_error"])
+    print("facts:", {k: v for k, v in facts.items() if k not in ("activity", "runs")})
+    page.goto(f"{first.url}/gateways/OnHost2/")
+    print("detail page:", " ".join(page.inner_text("main").split())[:1500])
     print("activity:", facts["activity"][-3:])
 
 
@@ -197,3 +203,23 @@ def test_stopping_a_host_leaves_none_of_its_processes_and_no_folder_behind(multi
     _, alive = psutil.wait_procs(processes, timeout=5)
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
     assert not root.exists()
+
+
+def test_without_postgresql_the_hosts_tests_skip_saying_how_to_install_it():
+    """As on a machine without PostgreSQL (PORTAL_TEST_POSTGRES=none, as PORTAL_NGINX=none is for
+    nginx): the test skips with the reason, and the run's end counts it with the command."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "PORTAL_TEST_")) and k not in ("PORTAL_VAR_DIR", "PORTAL_HOSTED_DIR",
+                                                                          "PORTAL_DATABASE_URL")}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "portal/tests/test_multihost.py", "-k", "each_host", "-p", "no:xdist"],
+        env={**env, "PORTAL_TEST_POSTGRES": "none"}, cwd=BASE_DIR, capture_output=True, text=True, timeout=180,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 skipped" in out.stdout
+    assert ("no PostgreSQL: PORTAL_TEST_POSTGRES='none' is no folder of initdb and pg_ctl (unset it to use the "
+            "installed ones)") in out.stdout
+    assert "1 test skipped: 1 for a missing PostgreSQL." in out.stdout
+    assert "`sudo apt-get install -y postgresql` installs it (.ci/run does)." in out.stdout
+    assert "(PORTAL_TEST_POSTGRES set: unset to use what is installed)" in out.stdout
