@@ -232,6 +232,17 @@ def wait_settled(obj: ManagedProcess, action: str, timeout: float) -> Any:
     import time
 
     deadline = time.monotonic() + timeout
+    if obj.MANY_HOSTS and obj.pk is not None:
+        # Its other hosts' process groups first (each its own request), then its own row's.
+        for group in obj.process_groups():
+            if group.pk != obj.pk and group.requested:
+                _wait_one(group, action, deadline, timeout)
+    return _wait_one(obj, action, deadline, timeout)
+
+
+def _wait_one(obj: ManagedProcess, action: str, deadline: float, timeout: float) -> Any:
+    import time
+
     while True:
         obj.refresh_from_db()
         goal = obj.requested or action

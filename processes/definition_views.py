@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -143,29 +142,14 @@ class DefinitionViews:
 
     def live_context(self, obj: Any) -> dict[str, Any]:
         """What the live panel shows: the process's figures (the watcher's samples), the last
-        start and the log's tail, read here when the process runs on this host."""
-        from portal.process.logtail import tail
+        start and the log's tail (read by the worker of the host it runs on, processes/logs.py)."""
+        from processes.logs import tail_of
         from processes.watcher import read_metrics
 
         kind = self.kind
         samples = read_metrics(kind.kind, obj.pk) if obj.state == RUNNING else []
         log = kind.log_path(obj)
-        refused = kind.log_file_problem(obj)
-        try:
-            if refused is not None:
-                # A definition saved before the log folders were enforced: never shown.
-                log_lines = []
-                log_error = f"The log is not shown and the {kind.label} will not start: {refused.message}."
-            elif log.exists():
-                log_lines, log_error = tail(log, 100), ""
-            else:
-                log_lines, log_error = [], f"{log} does not exist yet: no start has written it."
-                if obj.last_error.startswith("Start refused:"):
-                    log_error += f" The last start was refused before the {kind.label} ran: see Last start."
-        except OSError as e:
-            log_lines, log_error = [], f"{log} cannot be read: {e.strerror}."
-        if obj.run_host and obj.run_host != settings.PORTAL_HOST_NAME:
-            log_lines, log_error = [], f"The log is on host {obj.run_host}: {log}"
+        log_lines, log_error = tail_of(kind, obj)
         plan = kind.install_of(obj)
         startup = obj.startup or {}
         return {

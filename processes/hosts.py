@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
@@ -99,3 +100,39 @@ def named(server: str) -> str | None:
 def fronts(names: Iterable[str]) -> dict[str, str]:
     """Each named host's front address, as its worker last reported it (hosts never seen: absent)."""
     return dict(Host.objects.filter(name__in=list(names)).exclude(front="").values_list("name", "front"))
+
+
+def check_paths_on(names: Iterable[str], wanted: list[tuple[str, str, str]], wait: float = 3.0) -> dict[str, Any]:
+    """Ask each named host's worker what it lacks of ``wanted`` (processes.tasks.check_paths):
+    {host: [what is missing] (empty: nothing), or a string saying why the host did not answer}.
+    Asked of every host at once; the whole waits at most ``wait`` seconds."""
+    import time
+
+    from celery.exceptions import TimeoutError as CeleryTimeout
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
+
+    from portal.queues import host_queue
+    from processes.tasks import check_paths
+
+    answers: dict[str, Any] = {}
+    sent = {}
+    for name in names:
+        if problem := down_failure(name):
+            answers[name] = problem
+            continue
+        try:
+            sent[name] = check_paths.apply_async(args=[[list(w) for w in wanted]], queue=host_queue(name),
+                                                 expires=wait)
+        except (OperationalError, RedisError) as e:
+            answers[name] = f"the task broker does not answer ({e})"
+    deadline = time.monotonic() + wait
+    for name, result in sent.items():
+        try:
+            answers[name] = list(result.get(timeout=max(deadline - time.monotonic(), 0.05),
+                                            disable_sync_subtasks=False))
+        except CeleryTimeout:
+            answers[name] = f"host {name}'s worker did not answer within {wait:g} s"
+        except (OperationalError, RedisError) as e:
+            answers[name] = f"the task broker does not answer ({e})"
+    return answers

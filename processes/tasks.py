@@ -118,6 +118,36 @@ def run_install(argv: list[str]) -> tuple[int | None, list[str]]:
     return code, [line for line in output.splitlines() if line.strip()][-INSTALL_TAIL:]
 
 
+@shared_task
+def check_paths(wanted: list[list[str]]) -> list[str]:
+    """What this host lacks of ``wanted``: [what, path, "folder" | "file" | "program"] each; one
+    line per missing or wrong path, for a definition's form on another host (processes/hosts.py)."""
+    import os
+
+    missing = []
+    for what, path, form in wanted:
+        if form == "folder" and not os.path.isdir(path):
+            missing.append(f"the {what} {path} ({'not a folder' if os.path.exists(path) else 'missing'})")
+        elif form == "file" and not os.path.isfile(path):
+            missing.append(f"the {what} {path} ({'not a file' if os.path.exists(path) else 'missing'})")
+        elif form == "program" and not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            missing.append(f"the {what} {path} ({'not a program' if os.path.exists(path) else 'missing'})")
+    return missing
+
+
+@shared_task
+def read_log(kind: str, pk: int, lines: int = 100) -> dict[str, Any]:
+    """The end of a process's log on this host, for its page on another host (processes/logs.py)."""
+    from processes.logs import local_tail
+
+    adapter = adapter_for(kind)
+    obj = adapter.model.groups.filter(pk=pk).first()
+    if obj is None:
+        return {"lines": [], "error": "the definition was deleted"}
+    found, error = local_tail(adapter, obj, min(max(int(lines), 1), 1000))
+    return {"lines": found, "error": error}
+
+
 @shared_task(ignore_result=True)
 def install_requirements(kind: str, pk: int, trigger: str = "system") -> dict[str, Any]:
     """The button beside "this interpreter lacks msgpack" (a gateway) or "cannot run the engine"

@@ -90,6 +90,8 @@ KEYS = (
     Key("RunAs", "run_as", help="The user its processes run as when the portal runs as root; empty: a user of "
                                 "its own, made by the portal."),
     Key("AllowRoot", "allow_root", flag, "1: RunAs may be root (its code may then do anything on the host)."),
+    Key("Hosts", "hosts", help="The hosts it runs on, separated by spaces (a comma ends the key), e.g. "
+                              "Hosts=web1 web2; empty: the portal's host."),
     Key(ENV, "environment", help="Env.NAME=value: one environment variable (all of them, when any is given)."),
     Key(SECRET_ENV_FILE, "secret_environment",
         help="SecretEnvFile.NAME=/path: a secret variable, read from the file's first line.", secret=True),
@@ -208,6 +210,8 @@ class ApplicationAdapter(DefinitionMergeAdapter):
         return found
 
     def shown(self, obj: Any) -> dict[str, str]:
+        from webapps.models import host_names
+
         values: dict[str, str] = {}
         for key in KEYS:
             if key.name == "Type":
@@ -222,6 +226,8 @@ class ApplicationAdapter(DefinitionMergeAdapter):
                 value = getattr(obj, key.field)
                 if key.field == "protocol":
                     value = word_of(WSGI_TYPES, value)
+                elif key.field == "hosts":
+                    value = " ".join(host_names(value))  # the line's own separator is the comma
                 values[key.name] = shown_value(value)
         return values
 

@@ -623,7 +623,31 @@ class WebAppForm(FieldFeedback, forms.ModelForm):
         if self.check_app and not any(f in self.errors for f in needed) and data.get("directory") and \
                 data.get("module"):
             self._check_application(data)
+        if self.check_app and self.app_checks is None and not self.errors:
+            self._check_other_hosts(data)
         return data
+
+    def _check_other_hosts(self, data: dict[str, Any]) -> None:
+        """Its files exist on each of its other hosts: asked of their workers (a Save's, not a merge's)."""
+        from processes.hosts import check_paths_on, down_failure
+        from webapps.hosts import host_names, same_host
+
+        # A host down or without a worker is said by clean_hosts already.
+        others = [n for n in host_names(data.get("hosts") or "") if not same_host(n, "") and not down_failure(n)]
+        if not others:
+            return
+        wanted = [("application directory", data["directory"], "folder")]
+        if data.get("requirements_file"):
+            wanted.append(("requirements file", data["requirements_file"], "file"))
+        elif data.get("python_executable"):
+            wanted.append(("Python executable", data["python_executable"], "program"))
+        for host, answer in check_paths_on(others, wanted).items():
+            if isinstance(answer, str):
+                self.add_warning("hosts", f"{host}'s files were not checked: {answer}. They are checked at its "
+                                          "first start there.")
+            elif answer:
+                self.add_warning("hosts", f"{host} lacks {' and '.join(answer)}: put the application there "
+                                          f"(the same path on every host) before it starts on {host}.")
 
     def _check_interpreter(self, python: str, data: dict[str, Any]) -> None:
         """It is a Python interpreter the application's user can run (not /bin/ls): said before the import

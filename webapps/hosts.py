@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.conf import settings
-
 from webapps.models import WebApp, host_names, host_of, same_host
 
 __all__ = ["bad_host_names", "dropped_groups", "host_names", "host_of", "planned", "same_host", "sync_groups"]

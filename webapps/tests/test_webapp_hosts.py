@@ -155,9 +155,9 @@ def test_start_reaches_every_host_a_second_host_s_worker_runs_its_group_and_a_si
                             extra_env={"PORTAL_HOST_BEAT_SECONDS": "0.5"})
         wait_until(lambda: "running on 2 of 3 hosts; down: ghost" in client.get("/webapps/hello/").content.decode(),
                    timeout=60, message="web2 did not rejoin")
-        control.request(app, "stop", operator)
-        wait_until(lambda: state(here) == "stopped" and state("web2") == "stopped", timeout=30,
-                   message="the application did not stop on both hosts")
+        app = control.request(app, "stop", operator)
+        control.wait_settled(app, "stop", 30)  # each host's group, as `webapp stop --wait` waits
+        assert state(here) == "stopped" and state("web2") == "stopped"
     finally:
         stop_worker(web2)
 
@@ -190,3 +190,73 @@ def test_the_edge_sends_each_path_to_the_fronts_of_its_hosts_and_nginx_takes_it(
     check = subprocess.run([nginx, "-t", "-q", "-p", str(prefix), "-c", str(tmp_path / "edge.conf"), *as_root],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_a_merge_file_names_the_hosts_and_the_export_gives_them_back(db, tmp_path, administrator):
+    from portal.cpf import merge
+
+    folder = app_dir(tmp_path)
+    text = (f"[Actions]\nCreateApplication:Name=/multi,WSGIAppLocation={folder},WSGIAppName=hello,"
+            "PythonExecutable=/usr/bin/python3,Hosts=web1 web2\n")
+    result = merge.merge(text, administrator, apply=True)
+    assert result.applied and not result.problems, result.problems
+    app = WebApp.objects.get(name="/multi")
+    assert app.hosts == "web1, web2" and WebApp.groups.filter(primary=app).get().host == "web2"
+    assert ",Hosts=web1 web2" in merge.export()
+
+
+@pytest.mark.worker
+def test_the_page_reads_the_log_of_another_host_through_that_host_s_worker(celery_worker, transactional_db, tmp_path,
+                                                                           operator, settings):
+    """The log is where the process ran: here a second worker, web2, whose run wrote it; the page
+    (this host's) gets its end from web2's worker, and says so when web2 has no worker."""
+    from processes.logs import tail_of
+    from webapps.adapter import WEBAPPS
+
+    app = make_webapp(app_dir(tmp_path), python_executable=sys.executable, hosts="web2")
+    from webapps.hosts import sync_groups
+
+    sync_groups(app)
+    log = WEBAPPS.log_path(app)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("first line\nlast line of web2's run\n")
+    WebApp.groups.filter(pk=app.pk).update(run_host="web2")
+    app.refresh_from_db()
+    lines, error = tail_of(WEBAPPS, app)
+    assert lines == [] and "The log is on host web2" in error and "host web2 has no worker" in error
+    web2 = start_worker("web2", paths.VAR_DIR / "worker-web2.log")
+    try:
+        wait_until(lambda: Host.objects.filter(name="web2").exists(), timeout=60, message="web2 never reported")
+        wait_until(lambda: tail_of(WEBAPPS, app)[0][-1:] == ["last line of web2's run"], timeout=20,
+                   message="web2's worker did not send the log")
+        client = Client()
+        client.force_login(operator)
+        assert "last line of web2&#x27;s run" in client.get("/webapps/hello/-/live/").content.decode()
+    finally:
+        stop_worker(web2)
+
+
+@pytest.mark.worker
+def test_save_asks_each_other_host_s_worker_whether_the_application_s_files_are_there(
+        celery_worker, transactional_db, tmp_path, administrator, settings):
+    """web2 is a second worker on this machine: what it finds is what this machine has, so the
+    folder missing here is missing there; a host without a worker is said, and saving goes on."""
+    from processes.hosts import check_paths_on
+
+    here = settings.PORTAL_HOST_NAME
+    folder = app_dir(tmp_path)
+    web2 = start_worker("web2", paths.VAR_DIR / "worker-web2.log")
+    try:
+        wait_until(lambda: Host.objects.filter(name="web2").exists(), timeout=60, message="web2 never reported")
+        form = WebAppForm(form_data(folder, hosts=f"{here}, web2, web5",
+                                    python_executable=sys.executable), check_app=True)
+        assert form.is_valid(), form.errors
+        warnings = " ".join(form.field_warnings["hosts"])
+        assert "Host web5 has no worker" in warnings and "web2 lacks" not in warnings
+        # What web2's worker answers for a folder it lacks (the form's own check refuses a folder
+        # missing here, and web2 shares this machine's files).
+        gone = str(tmp_path / "gone")
+        assert check_paths_on(["web2"], [("application directory", gone, "folder")]) == {
+            "web2": [f"the application directory {gone} (missing)"]}
+    finally:
+        stop_worker(web2)

@@ -1,0 +1,63 @@
+"""The end of a process's log, as its page shows it, read on the host where the log is.
+
+A log stays on its host (the keeper writes it there). The page of a process that runs on this host
+reads it here; for one on another host, that host's worker reads it (``processes.tasks.read_log``,
+sent to the host's queue) and the page waits a moment for the answer, rather than assume a file
+system shared between hosts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+LINES = 100
+REMOTE_WAIT = 2.0  # seconds the page waits for another host's worker
+
+
+def local_tail(kind: Any, obj: Any, lines: int = LINES) -> tuple[list[str], str]:
+    """(the last lines, why there are none) of the log on this host."""
+    from portal.process.logtail import tail
+
+    log = kind.log_path(obj)
+    refused = kind.log_file_problem(obj)
+    try:
+        if refused is not None:
+            # A definition saved before the log folders were enforced: never shown.
+            return [], f"The log is not shown and the {kind.label} will not start: {refused.message}."
+        if log.exists():
+            return tail(log, lines), ""
+        error = f"{log} does not exist yet: no start has written it."
+        if obj.last_error.startswith("Start refused:"):
+            error += f" The last start was refused before the {kind.label} ran: see Last start."
+        return [], error
+    except OSError as e:
+        return [], f"{log} cannot be read: {e.strerror}."
+
+
+def tail_of(kind: Any, obj: Any, lines: int = LINES) -> tuple[list[str], str]:
+    """The log's last lines wherever it is: here, or through the worker of the host it runs on."""
+    host = obj.run_host or kind.host_of(obj)
+    if host.lower() == settings.PORTAL_HOST_NAME.lower():
+        return local_tail(kind, obj, lines)
+    from celery.exceptions import TimeoutError as CeleryTimeout
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
+
+    from portal.queues import host_queue
+    from processes.hosts import down_failure
+    from processes.tasks import read_log
+
+    log = kind.log_path(obj)
+    if problem := down_failure(host):
+        return [], f"The log is on host {host} ({log}), and {problem}"
+    try:
+        result = read_log.apply_async(args=[kind.kind, obj.pk, lines], queue=host_queue(host), expires=REMOTE_WAIT)
+        answer = result.get(timeout=REMOTE_WAIT, disable_sync_subtasks=False)
+    except CeleryTimeout:
+        return [], (f"The log is on host {host} ({log}); its worker did not answer within {REMOTE_WAIT:g} s (busy "
+                    "with a start, or stopped): it shows at the next refresh once the worker answers.")
+    except (OperationalError, RedisError) as e:
+        return [], f"The log is on host {host} ({log}); the task broker does not answer ({e})."
+    return list(answer.get("lines") or []), str(answer.get("error") or "")
