@@ -33,12 +33,19 @@ from django.test import Client
 from portal import paths, redis_server
 from portal.roles import ADMINISTRATOR, OPERATOR, VIEWER
 
+# Several hosts on this machine, each a portal installation of its own: the fixtures multihost_services,
+# multihost and two_hosts, for any test file.
+pytest_plugins = ["portal.tests.multihost"]
+
 ROLES = ["anonymous", "viewer", "operator", "administrator"]
 PASSWORD = "correct-horse-battery"
 CHROMIUM = "/usr/bin/chromium"
 # What the skip reasons begin with: the summary at the end counts the tests skipped for each.
 NO_NGINX = "no nginx"
 NO_CHROMIUM = "no Chromium"
+NO_POSTGRES = "no PostgreSQL"  # portal/tests/multihost.py: its hosts share a cluster of their own
+# The package that installs each program, and what the summary calls it.
+PROGRAMS = {"nginx": "nginx", "chromium": "Chromium", "postgresql": "PostgreSQL"}
 
 
 def wait_until(
@@ -370,24 +377,25 @@ def nginx() -> str:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
-    """Say how many tests were skipped for want of nginx or Chromium, and how to install them."""
+    """Say how many tests were skipped for want of nginx, Chromium or PostgreSQL, and how to install them."""
     missing: dict[str, int] = {}
     for report in terminalreporter.stats.get("skipped", []):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
         reason = reason.removeprefix("Skipped: ")
-        for program, prefix in (("nginx", NO_NGINX), ("chromium", NO_CHROMIUM)):
+        for program, prefix in (("nginx", NO_NGINX), ("chromium", NO_CHROMIUM), ("postgresql", NO_POSTGRES)):
             if reason.startswith(prefix):
                 missing[program] = missing.get(program, 0) + 1
     if not missing:
         return
-    missing = {p: missing[p] for p in ("nginx", "chromium") if p in missing}
-    counts = ", ".join(f"{n} for a missing {'Chromium' if p == 'chromium' else p}" for p, n in missing.items())
+    missing = {p: missing[p] for p in PROGRAMS if p in missing}
+    counts = ", ".join(f"{n} for a missing {PROGRAMS[p]}" for p, n in missing.items())
     terminalreporter.write_sep("=", "tests skipped for a program pip cannot install", yellow=True)
     total = sum(missing.values())
     terminalreporter.write_line(f"{total} test{'s' if total > 1 else ''} skipped: {counts}.")
     them = "them" if len(missing) > 1 else "it"
     terminalreporter.write_line(f"`sudo apt-get install -y {' '.join(missing)}` installs {them} (.ci/run does).")
-    told = [name for name in ("PORTAL_NGINX", "PORTAL_TEST_CHROMIUM") if os.environ.get(name, "").strip()]
+    told = [name for name in ("PORTAL_NGINX", "PORTAL_TEST_CHROMIUM", "PORTAL_TEST_POSTGRES")
+            if os.environ.get(name, "").strip()]
     if told:
         terminalreporter.write_line(f"({' and '.join(told)} set: unset to use what is installed)")
 
@@ -442,6 +450,7 @@ def gateway_processes(celery_worker, transactional_db):  # type: ignore[no-untyp
 # and made of independent tests, is handed out test by test at the very end, to fill the gaps.
 FILE_SECONDS = {
     "portal/tests/test_launcher.py": 100, "portal/tests/test_browser_layout.py": 119,
+    "portal/tests/test_multihost.py": 65,
     "portal/tests/test_setup.py": 25, "webapps/tests/test_front.py": 48, "portal/tests/test_browser_csp.py": 43,
     "webapps/tests/test_runtime_reload.py": 40, "gateways/tests/test_nonblocking_start.py": 40,
     "gateways/tests/test_server_abuse.py": 35, "webapps/tests/test_webapp_start_stop.py": 35,

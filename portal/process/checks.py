@@ -326,6 +326,25 @@ def local_addresses() -> set[str]:
     return addresses
 
 
+def loopback_bindable(address: str) -> bool:
+    """A loopback address that is not an interface's own (127.0.0.2, 127.0.0.3, ...) but where a
+    server can listen all the same: Linux routes the whole of 127.0.0.0/8 to lo, as several hosts
+    simulated on one machine use it. The kernel's bind says so; only loopback addresses are asked,
+    so that a host with ip_nonlocal_bind on still refuses another machine's address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if not ip.is_loopback:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((address, 0))
+    except OSError:
+        return False
+    return True
+
+
 def check_bind_address(host: str) -> CheckFailure | None:
     """``host`` (a name is resolved) is an address of this machine, or a wildcard."""
     if is_wildcard(host):
@@ -335,7 +354,7 @@ def check_bind_address(host: str) -> CheckFailure | None:
     except ResolveError as exc:
         return _unresolved(exc)
     local = local_addresses()
-    if resolved & local:
+    if resolved & local or any(loopback_bindable(address) for address in resolved):
         return None
     shown = host if host in resolved else f"{host} ({', '.join(sorted(resolved))})"
     return CheckFailure("address-not-local", f"{shown} is not an address of this host ({socket.gethostname()}): "

@@ -11,6 +11,7 @@ from portal.process.checks import (
     check_modules,
     check_port_free,
     check_python,
+    local_addresses,
     port_holder,
 )
 
@@ -110,6 +111,12 @@ def test_a_free_port_passes():
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0", "::"])
 def test_local_and_wildcard_addresses_pass(host):
     assert check_bind_address(host) is None
+
+
+def test_a_loopback_address_beside_127_0_0_1_passes():
+    """127.0.0.3 is no interface's address, yet a server listens there (lo routes 127.0.0.0/8)."""
+    assert "127.0.0.3" not in local_addresses()
+    assert check_bind_address("127.0.0.3") is None
 
 
 def test_a_non_local_address_is_refused():

@@ -1,0 +1,226 @@
+"""Two hosts, each a portal installation of its own on this machine (portal/tests/multihost.py):
+a gateway defined and started from the first host's pages runs on the second, where it listens.
+
+The hosts share a PostgreSQL cluster and a Redis that this module's fixtures start (skipped,
+saying how to install it, without PostgreSQL's programs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import psutil
+import pytest
+
+from conftest import wait_until
+from portal.tests.multihost import BASE_DIR, Hosts, Installation, free_port
+
+PERSONDEMO = BASE_DIR / "examples" / "persondemo" / "run.py"
+PERSONDEMO_OUTPUT = "Default values: name: Tom, age: 5\nChanged values: name: George, age: 99, employer: InterSystems\n"
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def refused(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_each_host_serves_its_own_queue_and_its_front_its_own_address(two_hosts, multihost, multihost_services):
+    first, second = two_hosts
+    print(f"seconds: shared services {multihost_services.seconds}, hosts brought up {multihost.seconds}")
+    assert first.queues() == {"portal", "host.host1"}
+    assert second.queues() == {"portal", "host.host2"}
+    assert first.queues(first.build_node) == {"build.host1"}
+    assert second.queues(second.build_node) == {"build.host2"}
+    # Each front answers on its own address (no application is routed there yet), and only there.
+    for host in two_hosts:
+        assert status_of(f"{host.front_url}/nothing/") in (404, 503)
+    assert refused(first.address, second.front_port) and refused(second.address, first.front_port)
+    # The portal's pages are host 1's alone.
+    assert status_of(f"{first.url}/login/") == 200
+    assert refused(second.address, first.web_port)
+    # Separate installations: each its own var/ and logs, one database for both.
+    assert first.var != second.var
+    assert (first.log_dir / "worker.log").exists() and (second.log_dir / "worker.log").exists()
+    users = second.manage("shell", "-c", "from django.contrib.auth.models import User; "
+                                         "print(list(User.objects.values_list('username', flat=True)))")
+    assert users.returncode == 0, users.stderr
+    assert users.stdout.strip().splitlines()[-1] == "['admin']"  # made on host 1, seen from host 2
+
+
+# The gateway on the second host ---------------------------------------------------------------
+
+
+def shown(first: Installation, name: str) -> dict:
+    """What the shared database holds for gateway ``name``, read through host 1's manage.py."""
+    script = (
+        "import json\n"
+        "from gateways.models import Gateway\n"
+        "from processes.models import Activity, Run\n"
+        f"g = Gateway.objects.get(name={name!r})\n"
+        "print(json.dumps({'state': g.state, 'shown': g.shown_state, 'intent': g.intent, 'host_down': g.host_down,\n"
+        "  'intent_at': str(g.intent_at), 'state_changed_at': str(g.state_changed_at),\n"
+        "  'run_host': g.run_host, 'last_error': g.last_error,\n"
+        "  'runs': [r.host for r in Run.objects.of(g).order_by('id')],\n"
+        "  'activity': [[a.host, a.to_state, a.message] for a in Activity.objects.of(g).order_by('id')]}))\n"
+    )
+    result = first.manage("shell", "-c", script)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def log_in(page, host: Installation) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{host.url}/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", host.admin_password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{host.url}/")
+
+
+def server_pids(port: int) -> list[int]:
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        argv = process.info["cmdline"] or []
+        if process.info["status"] != psutil.STATUS_ZOMBIE and "gateways.server" in argv and str(port) in argv:
+            found.append(process.pid)
+    return found
+
+
+def run_persondemo(address: str, port: int, passphrase: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(PERSONDEMO), "--host", address, "--port", str(port)],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={"PATH": os.environ["PATH"], "GATEWAY_PASSPHRASE": passphrase})
+
+
+@pytest.mark.browser
+def test_a_gateway_on_the_second_host_is_started_from_the_first_hosts_page_and_reached_at_its_address(
+    two_hosts, page
+):
+    first, second = two_hosts
+    port = free_port(second.address)
+    passphrase = "second host's passphrase"
+    log_in(page, first)
+
+    page.goto(f"{first.url}/gateways/new/")
+    page.fill("#id_name", "OnHost2")
+    page.fill("#id_server", second.address)
+    page.fill("#id_port", str(port))
+    page.check("#id_use_passphrase")
+    page.fill("#id_passphrase", passphrase)
+    page.click("button:has-text('Save')")
+    page.wait_for_url(lambda url: "/new/" not in url)
+
+    page.goto(f"{first.url}/gateways/")
+    row = page.locator("#gateway-table tbody tr", has_text="OnHost2")
+    row.locator("button", has_text="Start").click()
+    row.locator(".state-running").wait_for(timeout=30_000)
+
+    # Started by host 2's worker: its keeper's run directory is in host 2's var/, not host 1's.
+    assert second.run_dirs() and not first.run_dirs()
+    facts = shown(first, "OnHost2")
+    assert facts["run_host"] == "host2" and facts["runs"] == ["host2"]
+    assert ["host2", "running"] in [entry[:2] for entry in facts["activity"]]
+    # A client reaches it at host 2's address; host 1's address has nothing on that port.
+    out = run_persondemo(second.address, port, passphrase)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == PERSONDEMO_OUTPUT
+    assert refused(first.address, port)
+    [pid] = server_pids(port)
+
+    row.locator("button", has_text="Stop").click()
+    row.locator(".state-stopped").wait_for(timeout=30_000)
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+               timeout=10, message="the gateway's server outlived its Stop")
+    assert refused(second.address, port)
+    assert ["host2", "stopped"] in [entry[:2] for entry in shown(first, "OnHost2")["activity"]]
+
+    # Host 2's worker is gone: a Start from host 1's page must not be shown as running. Watched
+    # for twice the time after which a silent host is down (4 reports of 1 s: multihost.py), and
+    # what the portal says then is printed.
+    second.kill_worker()
+    row.locator("button", has_text="Start").click()
+    began, seen = time.monotonic(), []
+
+    def watched_long_enough() -> bool:
+        assert row.locator(".state-running").count() == 0, f"shown as running: {row.inner_text()}"
+        text = " ".join(row.inner_text().split())
+        if not seen or seen[-1][1] != text:
+            seen.append((round(time.monotonic() - began, 1), text))
+        return time.monotonic() - began > 8
+
+    wait_until(watched_long_enough, timeout=30, interval=0.5)
+    assert not server_pids(port)
+    facts = shown(first, "OnHost2")
+    assert facts["state"] != "running"
+    print("row:", " || ".join(f"{at} s: {text}" for at, text in seen))
+    print("messages:", " ".join(page.inner_text("#messages").split()))
+    print("facts:", {k: v for k, v in facts.items() if k not in ("activity", "runs")})
+    page.goto(f"{first.url}/gateways/OnHost2/")
+    print("detail page:", " ".join(page.inner_text("main").split())[:1500])
+    print("activity:", facts["activity"][-3:])
+
+
+# The harness itself -----------------------------------------------------------------------------
+
+
+def test_stopping_a_host_leaves_none_of_its_processes_and_no_folder_behind(multihost_services, tmp_path):
+    """A host of its own (host 3), a gateway started there from its own command line; then the
+    harness's stop: the workers, their pools, the front, the keeper and the gateway all gone."""
+    hosts = Hosts(multihost_services)
+    try:
+        [third] = hosts.up(3)
+        port = free_port("127.0.0.1")
+        created = third.manage("gateway", "create", "OnHost3", "--port", str(port), "--allow-no-passphrase")
+        assert created.returncode == 0, created.stderr
+        started = third.manage("gateway", "start", "OnHost3", "--wait")
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert len(third.run_dirs()) == 1
+        [server] = server_pids(port)
+        parts = [third.worker.pid, third.build_worker.pid, third.front.pid]
+        processes = [psutil.Process(pid) for pid in parts]
+        processes += [child for p in processes for child in p.children(recursive=True)]
+        processes.append(psutil.Process(server))
+        assert len(processes) > 5  # the pools' processes are in it
+        root = third.root
+    finally:
+        hosts.stop()
+    _, alive = psutil.wait_procs(processes, timeout=5)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not root.exists()
+
+
+def test_without_postgresql_the_hosts_tests_skip_saying_how_to_install_it():
+    """As on a machine without PostgreSQL (PORTAL_TEST_POSTGRES=none, as PORTAL_NGINX=none is for
+    nginx): the test skips with the reason, and the run's end counts it with the command."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "PORTAL_TEST_")) and k not in ("PORTAL_VAR_DIR", "PORTAL_HOSTED_DIR",
+                                                                          "PORTAL_DATABASE_URL")}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "portal/tests/test_multihost.py", "-k", "each_host", "-p", "no:xdist"],
+        env={**env, "PORTAL_TEST_POSTGRES": "none"}, cwd=BASE_DIR, capture_output=True, text=True, timeout=180,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 skipped" in out.stdout
+    assert ("no PostgreSQL: PORTAL_TEST_POSTGRES='none' is no folder of initdb and pg_ctl (unset it to use the "
+            "installed ones)") in out.stdout
+    assert "1 test skipped: 1 for a missing PostgreSQL." in out.stdout
+    assert "`sudo apt-get install -y postgresql` installs it (.ci/run does)." in out.stdout
+    assert "(PORTAL_TEST_POSTGRES set: unset to use what is installed)" in out.stdout
