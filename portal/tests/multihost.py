@@ -30,6 +30,7 @@ started (their keepers stop them), the hosts' processes, Redis, the cluster and 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import secrets
@@ -294,18 +295,23 @@ def manage(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.fixture(scope="session")
-def multihost_services() -> Iterator[Services]:
-    """The database and Redis that all hosts share, migrated once, for the whole session."""
+class NoPostgres(Exception):
+    """PostgreSQL's programs cannot be had here: the message says how to install them."""
+
+
+@contextlib.contextmanager
+def shared_services() -> Iterator[Services]:
+    """The database and Redis that all hosts share, migrated once (for the tests, once a session:
+    ``multihost_services``; bench/edge.py uses it too). NoPostgres without PostgreSQL's programs."""
     started = time.monotonic()
     own_url = os.environ.get("PORTAL_DATABASE_URL", "")
     on_server = own_url.startswith(("postgres://", "postgresql://", "pgsql://"))
     bin_dir = None if on_server else postgres_bin()
     if not on_server and bin_dir is None:
         if wanted := os.environ.get("PORTAL_TEST_POSTGRES", "").strip():
-            pytest.skip(f"{NO_POSTGRES}: PORTAL_TEST_POSTGRES={wanted!r} is no folder of initdb and pg_ctl "
-                        "(unset it to use the installed ones)")
-        pytest.skip(SKIP_REASON)
+            raise NoPostgres(f"{NO_POSTGRES}: PORTAL_TEST_POSTGRES={wanted!r} is no folder of initdb and pg_ctl "
+                             "(unset it to use the installed ones)")
+        raise NoPostgres(SKIP_REASON)
     folder = Path(tempfile.mkdtemp(prefix="portal-multihost-"))
     folder.chmod(0o711)  # the hosted users pass through it to their own folders (var-hosted)
     redis = Redis(folder / "redis")
@@ -331,6 +337,17 @@ def multihost_services() -> Iterator[Services]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+
+@pytest.fixture(scope="session")
+def multihost_services() -> Iterator[Services]:
+    """The database and Redis that all hosts share, for the whole session (skipped without PostgreSQL)."""
+    try:
+        with shared_services() as services:
+            yield services
+    except NoPostgres as e:
+        pytest.skip(str(e))
+
+
 # The hosts ------------------------------------------------------------------------------------
 
 
@@ -344,7 +361,8 @@ class Installation:
         self.address = f"127.0.0.{number + 1}"
         self.web = web
         self.root = services.folder / self.name
-        self.root.mkdir(mode=0o711)
+        self.root.mkdir()
+        self.root.chmod(0o711)  # whatever the umask: the hosted users pass through to var-hosted
         self.var = self.root / "var"
         self.hosted = self.root / "var-hosted"
         self.front_port = free_port(self.address)
@@ -593,6 +611,16 @@ class Hosts:
             finally:
                 shutil.rmtree(installation.root, ignore_errors=True)
         self.started.clear()
+
+
+@contextlib.contextmanager
+def hosts_up(services: Services, *numbers: int) -> Iterator[list[Installation]]:
+    """Hosts ``numbers`` up (host 1 with the portal's pages), stopped and deleted at the end."""
+    hosts = Hosts(services)
+    try:
+        yield hosts.up(*numbers)
+    finally:
+        hosts.stop()
 
 
 @pytest.fixture(scope="module")
