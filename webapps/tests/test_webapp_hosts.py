@@ -260,3 +260,13 @@ def test_save_asks_each_other_host_s_worker_whether_the_application_s_files_are_
             "web2": [f"the application directory {gone} (missing)"]}
     finally:
         stop_worker(web2)
+
+
+def test_the_pages_link_to_the_edge_when_it_is_configured(db, tmp_path, viewer, settings):
+    make_webapp(app_dir(tmp_path))
+    client = Client()
+    client.force_login(viewer)
+    assert 'href="http://testserver:8001/hello/"' in client.get("/webapps/").content.decode()
+    settings.PORTAL_APPS_URL = "https://apps.example.com"
+    assert 'href="https://apps.example.com/hello/"' in client.get("/webapps/").content.decode()
+    assert "https://apps.example.com/hello/" in client.get("/webapps/hello/").content.decode()
