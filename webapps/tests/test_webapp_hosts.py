@@ -137,6 +137,8 @@ def test_start_reaches_every_host_a_second_host_s_worker_runs_its_group_and_a_si
         ghost.refresh_from_db()
         assert ghost.state == "stopped" and "host ghost has no worker" in ghost.last_error
         assert Activity.objects.filter(object_id=groups["web2"].pk, to_state="running", host="web2").exists()
+        activity = client.get("/webapps/hello/-/activity/").content.decode()
+        assert ">web2<" in activity and f">{here}<" in activity  # the definition's Activity: every host's rows
         page = client.get("/webapps/hello/").content.decode()
         assert "running on 2 of 3 hosts; down: ghost" in page and 'aria-label="Stop on web2"' in page
         listed = client.get("/webapps/").content.decode()
