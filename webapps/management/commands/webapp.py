@@ -115,6 +115,9 @@ def _definition_options(parser: ArgumentParser, creating: bool) -> None:
     parser.add_argument("--run-as", metavar="USER",
                         help="the user it runs as when the portal runs as root (empty: a user of its own)")
     parser.add_argument("--allow-root", action=BooleanOptionalAction, default=None, help="let --run-as be root")
+    parser.add_argument("--hosts", metavar="HOST,HOST",
+                        help="the hosts it runs on, e.g. web1,web2 (each runs a process group of its own); "
+                        "empty: the portal's host")
     if not creating:
         parser.add_argument("--unset-env", action="append", default=[], metavar="NAME",
                             help="remove a variable, plain or secret (repeat for more)")
@@ -150,7 +153,7 @@ class Command(DefinitionCommand):
         _absolute_paths(options)
         for field in ("directory", "module", "callable", "protocol", "python_executable", "requirements_file",
                       "engine", "workers", "threads", "log_file", "restart_policy", "init_timeout",
-                      "stop_timeout", "run_as"):
+                      "stop_timeout", "run_as", "hosts"):
             if options.get(field) is not None:
                 data[field] = options[field]
         if options.get("allow_root") is not None:
