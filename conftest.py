@@ -10,7 +10,9 @@ for the ``nginx`` fixture) and Chromium (the tests marked ``browser``). Without
 them those tests skip, saying so, and the end of the run counts them with the
 command that installs them. The suite finds nginx as the portal does
 (``portal.paths.find_nginx``), so ``PORTAL_NGINX=none`` runs it as on a machine
-without nginx; ``PORTAL_TEST_CHROMIUM=none`` does the same for Chromium.
+without nginx; ``PORTAL_TEST_CHROMIUM=none`` does the same for Chromium. PostgreSQL's programs
+likewise, for the tests of several hosts on this machine, which share a cluster they start
+(portal/tests/multihost.py; ``PORTAL_TEST_POSTGRES=none``).
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ PORTAL_HOST_ADDRESS   The address other hosts, the edge nginx and clients reach 
                       host at (e.g. 10.0.0.5): where its web applications' front
                       is found, and what a gateway's Server names to run here.
                       Default: PORTAL_HOST, else 127.0.0.1 (one host).
+PORTAL_APPS_URL       Where users reach the web applications when an edge nginx is in
+                      front of several hosts (e.g. https://apps.example.com): the
+                      portal's Open links and addresses use it. Default: the front
+                      of the portal's own host, on PORTAL_APPS_PORT.
 PORTAL_HOST_BEAT_SECONDS
                       How often each host's worker reports that it is alive; a host
                       silent for four reports is shown as down. Default: 5.
@@ -362,6 +366,21 @@ def _positive_seconds(name: str, default: float) -> float:
     return value
 
 
+def _apps_url(text: str) -> str:
+    """PORTAL_APPS_URL: an http(s) origin, without a path (the applications' paths follow it)."""
+    from urllib.parse import urlsplit
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/") or parts.query:
+        raise ImproperlyConfigured(f"PORTAL_APPS_URL={text!r} is not an origin such as https://apps.example.com "
+                                   "(http or https, a host, no path): leave it unset for the front of this host.")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _apps_port(text: str) -> int:
     from django.core.exceptions import ImproperlyConfigured
 
@@ -374,6 +393,7 @@ def _apps_port(text: str) -> int:
 
 PORTAL_APPS_PORT = _apps_port(os.environ.get("PORTAL_APPS_PORT", "8001").strip())
 PORTAL_HOST_BEAT_SECONDS = _positive_seconds("PORTAL_HOST_BEAT_SECONDS", 5.0)
+PORTAL_APPS_URL = _apps_url(os.environ.get("PORTAL_APPS_URL", "").strip())
 
 
 def _sandbox_mode(text: str) -> str:

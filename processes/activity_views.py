@@ -113,8 +113,10 @@ def _named(name: str) -> Q:
     kinds = all_adapters()
     live = Q(pk__in=[])
     for kind in kinds:
-        for pk in kind.model.objects.filter(name__iexact=name).values_list("pk", flat=True)[:1]:
-            live |= Q(kind=kind.kind, object_id=pk)
+        # Every process group of the definition: a web application on several hosts has one per host.
+        pks = list(kind.model.groups.filter(name__iexact=name).values_list("pk", flat=True)[:100])
+        if pks:
+            live |= Q(kind=kind.kind, object_id__in=pks)
     if live != Q(pk__in=[]):
         return live
     return Q(kind__in=[k.kind for k in kinds], object_id=None, name=name)

@@ -282,6 +282,7 @@ class ProcessAdapter:
     def unknown_host(self, obj: Any) -> CheckFailure | None:
         """Why no worker would take its task now: its host reported once and then fell silent
         (processes/hosts.py). The request is then answered at once, not left in a queue."""
+        from portal.process.checks import CheckFailure
         from processes.hosts import down_failure, is_down
 
         host = self.host_of(obj)

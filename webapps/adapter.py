@@ -291,9 +291,12 @@ def build_environment(webapp: WebApp, account: Account | None) -> dict[str, str]
 
 
 def apps_origin(request: Any) -> str:
-    """Where the front answers: the portal's own host name on the apps port (PORTAL_APPS_PORT)."""
+    """Where the applications answer: the edge in front of the hosts when one is configured
+    (PORTAL_APPS_URL), else the front on the portal's own host name and the apps port (PORTAL_APPS_PORT)."""
     from urllib.parse import urlsplit
 
+    if settings.PORTAL_APPS_URL:
+        return settings.PORTAL_APPS_URL
     host = urlsplit("//" + request.get_host()).hostname or "localhost"
     if ":" in host:
         host = f"[{host}]"

@@ -1,8 +1,9 @@
 """Several hosts on this one machine, each a portal installation of its own.
 
 A test that needs gateways (or web applications) on more than one host asks for ``two_hosts``,
-or for ``multihost`` and its ``host(n)``. Each host is what docs/operations.md ("Workers on other
-hosts") tells an operator to run on a machine of their own:
+or for ``multihost`` and its ``up(n, ...)``/``host(n)`` (the fixtures are registered for every test
+file by the root conftest). Each host is what docs/operations.md ("Several hosts") tells an
+operator to run on a machine of their own:
 
 - its own ``var/`` (``PORTAL_VAR_DIR``) and hosted folder (``PORTAL_HOSTED_DIR``), so that its
   keepers' run directories, logs and routes file are its alone;
@@ -16,8 +17,10 @@ hosts") tells an operator to run on a machine of their own:
   front of the web applications on its own address, following the routes file of its own var/.
 
 Host 1 is the portal's own machine as well: it also runs the web server (gunicorn, as the
-launcher runs it) on 127.0.0.2, beat (once in the whole installation, as the docs say), and has
-the first administrator, made by ``manage.py ensure_admin``.
+launcher runs it but with one worker process) on 127.0.0.2, after ``collectstatic``, beat (once in
+the whole installation, as the docs say), and has the first administrator, made by ``manage.py
+ensure_admin`` (its password: ``Installation.admin_password``). Each worker reports its host every
+second (``PORTAL_HOST_BEAT_SECONDS=1``), so that a host whose worker is gone is down after 4 s.
 
 The database is one throwaway PostgreSQL cluster for the session (.ci/postgres.sh's recipe, in
 Python): SQLite cannot be shared between machines. When PORTAL_DATABASE_URL already names a
@@ -57,23 +60,31 @@ from portal.queues import build_queue, worker_queues
 BASE_DIR = paths.BASE_DIR
 PYTHON = sys.executable
 VENV_BIN = Path(PYTHON).parent
-ADMIN = "admin"
 GRACE_SECONDS = 10
 # What an installation's environment says of itself; the rest of this process's environment (PATH,
 # HOME, the sandbox and hosted-user choices of the run) is the machine's and passes through.
-OWN_VARIABLES = ("PORTAL_HOST_BEAT_SECONDS", "PORTAL_VAR_DIR", "PORTAL_HOSTED_DIR", "PORTAL_DATABASE_URL", "REDIS_URL", "PORTAL_SECRET_KEY",
+OWN_VARIABLES = ("PORTAL_VAR_DIR", "PORTAL_HOSTED_DIR", "PORTAL_DATABASE_URL", "REDIS_URL", "PORTAL_SECRET_KEY",
                  "PORTAL_HOST_NAME", "PORTAL_HOST_ADDRESS", "PORTAL_HOST", "PORTAL_PORT", "PORTAL_APPS_PORT",
-                 "PORTAL_ADMIN_PASSWORD", "PORTAL_ALLOWED_HOSTS", "PORTAL_TEST_VAR_OF", "PORTAL_TEST_BASETEMP",
-                 "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "PYTEST_XDIST_WORKER",
+                 "PORTAL_HOST_BEAT_SECONDS", "PORTAL_ADMIN_PASSWORD", "PORTAL_ALLOWED_HOSTS", "PORTAL_TEST_VAR_OF",
+                 "PORTAL_TEST_BASETEMP", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "PYTEST_XDIST_WORKER",
                  "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST")
 SKIP_REASON = (f"{NO_POSTGRES}: the hosts share a PostgreSQL database and its programs (initdb, pg_ctl) are not "
                "installed: `sudo apt-get install -y postgresql` installs them (.ci/run does)")
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
+    """A port free on ``address`` now, and not one handed out before for any address: the hosts'
+    ports then differ, so that a test finding nothing at another host's address on one means it."""
+    while True:
+        with socket.socket() as s:
+            s.bind((address, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def _stop(process: subprocess.Popen | None, grace: float = GRACE_SECONDS) -> None:

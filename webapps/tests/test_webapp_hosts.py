@@ -137,6 +137,8 @@ def test_start_reaches_every_host_a_second_host_s_worker_runs_its_group_and_a_si
         ghost.refresh_from_db()
         assert ghost.state == "stopped" and "host ghost has no worker" in ghost.last_error
         assert Activity.objects.filter(object_id=groups["web2"].pk, to_state="running", host="web2").exists()
+        activity = client.get("/webapps/hello/-/activity/").content.decode()
+        assert ">web2<" in activity and f">{here}<" in activity  # the definition's Activity: every host's rows
         page = client.get("/webapps/hello/").content.decode()
         assert "running on 2 of 3 hosts; down: ghost" in page and 'aria-label="Stop on web2"' in page
         listed = client.get("/webapps/").content.decode()
@@ -260,3 +262,13 @@ def test_save_asks_each_other_host_s_worker_whether_the_application_s_files_are_
             "web2": [f"the application directory {gone} (missing)"]}
     finally:
         stop_worker(web2)
+
+
+def test_the_pages_link_to_the_edge_when_it_is_configured(db, tmp_path, viewer, settings):
+    make_webapp(app_dir(tmp_path))
+    client = Client()
+    client.force_login(viewer)
+    assert 'href="http://testserver:8001/hello/"' in client.get("/webapps/").content.decode()
+    settings.PORTAL_APPS_URL = "https://apps.example.com"
+    assert 'href="https://apps.example.com/hello/"' in client.get("/webapps/").content.decode()
+    assert "https://apps.example.com/hello/" in client.get("/webapps/hello/").content.decode()
