@@ -452,7 +452,7 @@ def gateway_processes(celery_worker, transactional_db):  # type: ignore[no-untyp
 # and made of independent tests, is handed out test by test at the very end, to fill the gaps.
 FILE_SECONDS = {
     "portal/tests/test_launcher.py": 100, "portal/tests/test_browser_layout.py": 119,
-    "portal/tests/test_multihost.py": 65,
+    "portal/tests/test_multihost.py": 90,
     "portal/tests/test_setup.py": 25, "webapps/tests/test_front.py": 48, "portal/tests/test_browser_csp.py": 43,
     "webapps/tests/test_runtime_reload.py": 40, "gateways/tests/test_nonblocking_start.py": 40,
     "gateways/tests/test_server_abuse.py": 35, "webapps/tests/test_webapp_start_stop.py": 35,
