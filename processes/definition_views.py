@@ -148,8 +148,7 @@ class DefinitionViews:
 
         kind = self.kind
         samples = read_metrics(kind.kind, obj.pk) if obj.state == RUNNING else []
-        log = kind.log_path(obj)
-        log_lines, log_error = tail_of(kind, obj)
+        log_lines, log_error, log = tail_of(kind, obj)
         plan = kind.install_of(obj)
         startup = obj.startup or {}
         return {

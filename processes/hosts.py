@@ -71,19 +71,20 @@ def is_down(name: str) -> bool:
 
 
 def down_failure(name: str) -> str | None:
-    """Why nothing can be asked of host ``name`` now (None: it answers, or it is this host)."""
+    """Why nothing can be asked of host ``name`` now (None: it answers, or it is this host); a clause
+    without a full stop, as a check's message is."""
     if not name or name.lower() == settings.PORTAL_HOST_NAME.lower():
         return None
     seen = Host.last_seen(name)
     if seen is None:
         return (f"host {name} has no worker: none has ever reported from it. Start the portal's worker there "
                 f"with PORTAL_HOST_NAME={name} (docs/operations.md, \"Workers on other hosts\"), or correct the "
-                "name in the definition.")
+                "name in the definition")
     if seen < up_since():
         ago = int((timezone.now() - seen).total_seconds())
         return (f"host {name} is down: its worker last reported {ago} s ago. Start its worker again (or bring the "
                 "host back); until then nothing there can be started or stopped, and its processes' state is "
-                "unknown.")
+                "unknown")
     return None
 
 

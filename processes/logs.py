@@ -36,11 +36,12 @@ def local_tail(kind: Any, obj: Any, lines: int = LINES) -> tuple[list[str], str]
         return [], f"{log} cannot be read: {e.strerror}."
 
 
-def tail_of(kind: Any, obj: Any, lines: int = LINES) -> tuple[list[str], str]:
-    """The log's last lines wherever it is: here, or through the worker of the host it runs on."""
+def tail_of(kind: Any, obj: Any, lines: int = LINES) -> tuple[list[str], str, str]:
+    """(the log's last lines, why there are none, its path) wherever it is: here, or through the
+    worker of the host it runs on (whose var/ may be elsewhere than this host's)."""
     host = obj.run_host or kind.host_of(obj)
     if host.lower() == settings.PORTAL_HOST_NAME.lower():
-        return local_tail(kind, obj, lines)
+        return (*local_tail(kind, obj, lines), str(kind.log_path(obj)))
     from celery.exceptions import TimeoutError as CeleryTimeout
     from kombu.exceptions import OperationalError
     from redis.exceptions import RedisError
@@ -51,13 +52,14 @@ def tail_of(kind: Any, obj: Any, lines: int = LINES) -> tuple[list[str], str]:
 
     log = kind.log_path(obj)
     if problem := down_failure(host):
-        return [], f"The log is on host {host} ({log}), and {problem}"
+        return [], f"The log is on host {host}, and {problem}.", f"{log} (on this host; on {host} its own)"
     try:
         result = read_log.apply_async(args=[kind.kind, obj.pk, lines], queue=host_queue(host), expires=REMOTE_WAIT)
         answer = result.get(timeout=REMOTE_WAIT, disable_sync_subtasks=False)
     except CeleryTimeout:
-        return [], (f"The log is on host {host} ({log}); its worker did not answer within {REMOTE_WAIT:g} s (busy "
-                    "with a start, or stopped): it shows at the next refresh once the worker answers.")
+        return [], (f"The log is on host {host}; its worker did not answer within {REMOTE_WAIT:g} s (busy "
+                    "with a start, or stopped): it shows at the next refresh once the worker answers."), f"on {host}"
     except (OperationalError, RedisError) as e:
-        return [], f"The log is on host {host} ({log}); the task broker does not answer ({e})."
-    return list(answer.get("lines") or []), str(answer.get("error") or "")
+        return [], f"The log is on host {host}; the task broker does not answer ({e}).", f"on {host}"
+    return (list(answer.get("lines") or []), str(answer.get("error") or ""),
+            f"{answer.get('path') or log} on {host}")

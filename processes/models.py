@@ -142,7 +142,10 @@ class ManagedProcess(models.Model):
 
     @property
     def in_transition(self) -> bool:
-        """A start or stop is in flight: the row keeps polling until it settles."""
+        """A start or stop is in flight: the row keeps polling until it settles. Not while its host
+        is down: nothing there acts on the request until the host is back (shown_state: unknown)."""
+        if (self.intent or self.state not in states.SETTLED) and self.host_down:
+            return False
         if self.intent == START:
             return self.state not in states.START_SETTLED or self._intent_unseen()
         if self.intent == STOP:
@@ -153,13 +156,14 @@ class ManagedProcess(models.Model):
     def shown_state(self) -> str:
         """The state as pages, the API and the dashboard show it: the keeper's report, except
         that a start or stop still on its way reads as starting or stopping (never as stopped
-        or running). processes.state.SHOWN_STATE is the same rule in SQL, for counting."""
+        or running), and that nothing is said to run, start or stop on a host that is down.
+        processes.state.SHOWN_STATE is the same rule in SQL, for counting (without the hosts)."""
+        if (self.state in states.ACTIVE or self.intent or self.state not in states.SETTLED) and self.host_down:
+            return states.UNKNOWN  # what the database last heard; nobody on its host can say now
         if self.in_transition and self.intent == START and self.state not in (STARTING, RUNNING):
             return STARTING
         if self.in_transition and self.intent == STOP and self.state not in (STOPPING, STOPPED):
             return STOPPING
-        if self.state in states.ACTIVE and self.host_down:
-            return states.UNKNOWN  # what the database last heard; nobody on its host can say now
         return self.state
 
     @property

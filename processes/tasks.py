@@ -145,7 +145,7 @@ def read_log(kind: str, pk: int, lines: int = 100) -> dict[str, Any]:
     if obj is None:
         return {"lines": [], "error": "the definition was deleted"}
     found, error = local_tail(adapter, obj, min(max(int(lines), 1), 1000))
-    return {"lines": found, "error": error}
+    return {"lines": found, "error": error, "path": str(adapter.log_path(obj))}
 
 
 @shared_task(ignore_result=True)

@@ -577,7 +577,7 @@ class WebAppForm(FieldFeedback, forms.ModelForm):
         for name in names:
             problem = down_failure(name)
             if problem:
-                self.add_warning("hosts", problem[0].upper() + problem[1:])
+                self.add_warning("hosts", problem[0].upper() + problem[1:] + ".")
         return value
 
     def clean_log_file(self) -> str:

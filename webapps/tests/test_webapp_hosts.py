@@ -224,13 +224,14 @@ def test_the_page_reads_the_log_of_another_host_through_that_host_s_worker(celer
     log.write_text("first line\nlast line of web2's run\n")
     WebApp.groups.filter(pk=app.pk).update(run_host="web2")
     app.refresh_from_db()
-    lines, error = tail_of(WEBAPPS, app)
+    lines, error, _ = tail_of(WEBAPPS, app)
     assert lines == [] and "The log is on host web2" in error and "host web2 has no worker" in error
     web2 = start_worker("web2", paths.VAR_DIR / "worker-web2.log")
     try:
         wait_until(lambda: Host.objects.filter(name="web2").exists(), timeout=60, message="web2 never reported")
         wait_until(lambda: tail_of(WEBAPPS, app)[0][-1:] == ["last line of web2's run"], timeout=20,
                    message="web2's worker did not send the log")
+        assert tail_of(WEBAPPS, app)[2] == f"{log} on web2"  # the path as web2's worker knows it
         client = Client()
         client.force_login(operator)
         assert "last line of web2&#x27;s run" in client.get("/webapps/hello/-/live/").content.decode()
