@@ -109,12 +109,12 @@ def check_paths_on(names: Iterable[str], wanted: list[tuple[str, str, str]], wai
     Asked of every host at once; the whole waits at most ``wait`` seconds."""
     import time
 
+    from celery import current_app
     from celery.exceptions import TimeoutError as CeleryTimeout
     from kombu.exceptions import OperationalError
     from redis.exceptions import RedisError
 
     from portal.queues import host_queue
-    from processes.tasks import check_paths
 
     answers: dict[str, Any] = {}
     sent = {}
@@ -123,8 +123,9 @@ def check_paths_on(names: Iterable[str], wanted: list[tuple[str, str, str]], wai
             answers[name] = problem
             continue
         try:
-            sent[name] = check_paths.apply_async(args=[[list(w) for w in wanted]], queue=host_queue(name),
-                                                 expires=wait)
+            # By name (processes/tasks.py): the tasks module imports the adapters, which import this one.
+            sent[name] = current_app.send_task("processes.tasks.check_paths", args=[[list(w) for w in wanted]],
+                                               queue=host_queue(name), expires=wait)
         except (OperationalError, RedisError) as e:
             answers[name] = f"the task broker does not answer ({e})"
     deadline = time.monotonic() + wait

@@ -42,19 +42,21 @@ def tail_of(kind: Any, obj: Any, lines: int = LINES) -> tuple[list[str], str, st
     host = obj.run_host or kind.host_of(obj)
     if host.lower() == settings.PORTAL_HOST_NAME.lower():
         return (*local_tail(kind, obj, lines), str(kind.log_path(obj)))
+    from celery import current_app
     from celery.exceptions import TimeoutError as CeleryTimeout
     from kombu.exceptions import OperationalError
     from redis.exceptions import RedisError
 
     from portal.queues import host_queue
     from processes.hosts import down_failure
-    from processes.tasks import read_log
 
     log = kind.log_path(obj)
     if problem := down_failure(host):
         return [], f"The log is on host {host}, and {problem}.", f"{log} (on this host; on {host} its own)"
     try:
-        result = read_log.apply_async(args=[kind.kind, obj.pk, lines], queue=host_queue(host), expires=REMOTE_WAIT)
+        # By name: processes.tasks.read_log reads the log with local_tail, from this module.
+        result = current_app.send_task("processes.tasks.read_log", args=[kind.kind, obj.pk, lines],
+                                       queue=host_queue(host), expires=REMOTE_WAIT)
         answer = result.get(timeout=REMOTE_WAIT, disable_sync_subtasks=False)
     except CeleryTimeout:
         return [], (f"The log is on host {host}; its worker did not answer within {REMOTE_WAIT:g} s (busy "
