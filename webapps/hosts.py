@@ -23,7 +23,21 @@ HOST_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
 
 
 def bad_host_names(text: str) -> list[str]:
-    return [name for name in host_names(text) if not HOST_NAME.fullmatch(name)]
+    """The names that are no host's: characters a host name has not, or digits and dots alone that
+    are no IPv4 address ("web 2" typed for web2 gives "web" and "2": the 2 is refused)."""
+    import ipaddress
+
+    def bad(name: str) -> bool:
+        if not HOST_NAME.fullmatch(name):
+            return True
+        if name.replace(".", "").isdigit():
+            try:
+                ipaddress.IPv4Address(name)
+            except ValueError:
+                return True
+        return False
+
+    return [name for name in host_names(text) if bad(name)]
 
 
 def planned(app: WebApp) -> tuple[str, list[str]]:

@@ -23,7 +23,7 @@ from django.utils.functional import cached_property
 from portal.process import states
 from portal.process.states import RUNNING
 from processes.hosts import down_failure
-from processes.models import STATE_CHOICES, Definition, seconds_field
+from processes.models import STATE_CHOICES, Definition, Host, seconds_field
 
 __all__ = ["STATE_CHOICES", "WebApp"]
 
@@ -106,7 +106,9 @@ def groups_summary(groups: list[WebApp]) -> dict[str, Any]:
     for group in groups:
         host = host_of(group)
         down = down_failure(host) is not None
-        shown.append({"group": group, "host": host, "down": down,
+        # Down (it reported, then fell silent) or without a worker (none ever reported from it).
+        never = down and Host.last_seen(host) is None
+        shown.append({"group": group, "host": host, "down": down, "why": "no worker" if never else "host down",
                       "state": states.UNKNOWN if down and group.is_active else group.shown_state})
     running = sum(1 for g in shown if g["state"] == RUNNING)
     return {"groups": shown, "running": running, "total": len(shown)}
@@ -269,8 +271,11 @@ class WebApp(Definition):
         """"running on 2 of 3 hosts", and the hosts that are down."""
         summary = self.host_groups
         line = f"running on {summary['running']} of {summary['total']} hosts"
-        down = [g["host"] for g in summary["groups"] if g["down"]]
-        return line + (f"; down: {', '.join(down)}" if down else "")
+        for why in ("host down", "no worker"):
+            named = [g["host"] for g in summary["groups"] if g["down"] and g["why"] == why]
+            if named:
+                line += f"; {'down' if why == 'host down' else 'no worker'}: {', '.join(named)}"
+        return line
 
     def process_groups(self) -> models.QuerySet[WebApp]:
         """Its process groups: this row and the rows of its further hosts (all of them on a replica's too)."""

@@ -67,6 +67,8 @@ def test_a_bad_host_name_and_dropping_a_host_it_runs_on_are_refused_with_the_fix
     folder = app_dir(tmp_path)
     form = save(form_data(folder, hosts="web1, web 2;rm"), administrator)
     assert "2;rm is not a host name" in form.errors["hosts"][0] and "separated by commas" in form.errors["hosts"][0]
+    form = save(form_data(folder, hosts="web 2, 10.0.0.5"), administrator)  # web2 mistyped: "web" and "2"
+    assert form.errors["hosts"][0].startswith("2 is not a host name")
     assert save(form_data(folder, hosts="web1, web2"), administrator).is_valid()
     app = WebApp.objects.get()
     # What the keeper on web2 reported (here as its row stands): running there.
@@ -140,13 +142,13 @@ def test_start_reaches_every_host_a_second_host_s_worker_runs_its_group_and_a_si
         activity = client.get("/webapps/hello/-/activity/").content.decode()
         assert ">web2<" in activity and f">{here}<" in activity  # the definition's Activity: every host's rows
         page = client.get("/webapps/hello/").content.decode()
-        assert "running on 2 of 3 hosts; down: ghost" in page and 'aria-label="Stop on web2"' in page
+        assert "running on 2 of 3 hosts; no worker: ghost" in page and 'aria-label="Stop on web2"' in page
         listed = client.get("/webapps/").content.decode()
         assert listed.count('href="/webapps/hello/"') == 1 and "running on 2 of 3 hosts" in listed
         assert "web2" in {h["host"] for h in client.get("/api/webapps/hello/").json()["hosts"]}
 
         stop_worker(web2)  # its keeper goes on running the group: nobody on web2 can say so now
-        wait_until(lambda: "running on 1 of 3 hosts; down: web2, ghost" in client.get("/webapps/hello/").content
+        wait_until(lambda: "running on 1 of 3 hosts; down: web2; no worker: ghost" in client.get("/webapps/hello/").content
                    .decode(), timeout=15, message="the page did not show web2 as down")
         assert groups["web2"].__class__.groups.get(pk=groups["web2"].pk).shown_state == "unknown"
         assert client.post("/webapps/hello/-/stop/", {"host": "web2"}).status_code == 302
@@ -155,7 +157,7 @@ def test_start_reaches_every_host_a_second_host_s_worker_runs_its_group_and_a_si
 
         web2 = start_worker("web2", paths.VAR_DIR / "worker-web2.log",
                             extra_env={"PORTAL_HOST_BEAT_SECONDS": "0.5"})
-        wait_until(lambda: "running on 2 of 3 hosts; down: ghost" in client.get("/webapps/hello/").content.decode(),
+        wait_until(lambda: "running on 2 of 3 hosts; no worker: ghost" in client.get("/webapps/hello/").content.decode(),
                    timeout=60, message="web2 did not rejoin")
         app = control.request(app, "stop", operator)
         control.wait_settled(app, "stop", 30)  # each host's group, as `webapp stop --wait` waits
