@@ -275,3 +275,16 @@ def test_the_pages_link_to_the_edge_when_it_is_configured(db, tmp_path, viewer, 
     settings.PORTAL_APPS_URL = "https://apps.example.com"
     assert 'href="https://apps.example.com/hello/"' in client.get("/webapps/").content.decode()
     assert "https://apps.example.com/hello/" in client.get("/webapps/hello/").content.decode()
+
+
+def test_each_host_runs_the_application_as_the_same_user_of_its_own(db, tmp_path, administrator, settings):
+    """One definition, one uid: its files (on a folder shared between hosts, say) belong to one user."""
+    from processes.accounts import account_of, cannot_switch
+
+    if reason := cannot_switch():
+        pytest.skip(f"hosted users are not switched here: {reason}")
+    assert save(form_data(app_dir(tmp_path), hosts=f"{settings.PORTAL_HOST_NAME}, web2"), administrator).is_valid()
+    own, further = WebApp.objects.get(), WebApp.groups.get(host="web2")
+    first = account_of("webapp", own, str(tmp_path / "home1"))
+    second = account_of("webapp", further, str(tmp_path / "home2"))
+    assert first is not None and second is not None and first.uid == second.uid
