@@ -13,6 +13,13 @@ view, queries, template) without an HTTP server or a network in front.
 (a) Start/stop: 20 cycles (5 with --quick) of POST /api/gateways/NAME/start?wait=1
     with a Bearer token, then a ping through the gateway protocol; and
     POST .../stop?wait=1. Targets: start median <= 0.5 s, stop median <= 0.3 s.
+(c) A web application's start, from the request to its first answer through the front: POST
+    /api/webapps/NAME/start (not waiting) with a Bearer token, then GET /NAME/ through two asyncio
+    fronts reading the routes file the worker writes, one looking at it every 0.05 s (the
+    portal's default) and one every 0.25 s (as before), until each answers 200; the application
+    is a WSGI hello under the portal's defaults (gunicorn, 2 workers x 2 threads). Baseline, in
+    the same run and interleaved: ``gunicorn -w 2 --threads 2 hello:app`` started by hand until
+    its first 200 on TCP. Median and p95 of the cycles (10; 4 with --quick).
 (b) Pages: the gateway list and four activity pages, median of 20 requests
     each with their SQL query counts, first with 10 definitions and 1,000
     activity rows, then with 1,000 definitions (100 marked running, no real
@@ -181,6 +188,105 @@ def bench_start_stop(cycles: int) -> dict[str, Any]:
     return {"start": median_p95(starts), "stop": median_p95(stops), "cycles": cycles}
 
 
+# (c) A web application's start through the front --------------------------------------------
+
+HELLO = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+"""
+
+
+def first_200(url: str, deadline: float) -> float:
+    """Ask ``url`` until it answers 200; the moment it did (time.perf_counter)."""
+    import urllib.error
+    import urllib.request
+
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.perf_counter()
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.002)
+    raise SystemExit(f"{url} did not answer 200 in time")
+
+
+def bench_webapp_start(cycles: int) -> dict[str, Any]:
+    import tempfile
+    import threading
+
+    from portal import tokens
+    from processes.models import Run
+    from webapps.models import WebApp
+
+    folder = Path(tempfile.mkdtemp(prefix="portal-bench-app-"))
+    folder.chmod(0o755)
+    (folder / "hello.py").write_text(HELLO)
+    (folder / "hello.py").chmod(0o644)
+    operator = get_user_model().objects.get(username="otto")
+    _, token = tokens.create(operator, "bench webapps")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    WebApp.objects.create(name="/hello", directory=str(folder), module="hello", python_executable=sys.executable)
+    fronts = {}
+    for label, poll in (("0.05 s", "0.05"), ("0.25 s", "0.25")):
+        port = free_port()
+        fronts[label] = (port, subprocess.Popen(
+            [sys.executable, "-m", "webapps.front", "--listen", f"127.0.0.1:{port}", "--routes",
+             str(paths.ROUTES_FILE), "--routes-poll", poll], cwd=ROOT, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True))
+    times: dict[str, list[float]] = {label: [] for label in fronts}
+    parts: dict[str, list[float]] = {"request to launch": [], "launch to ready": [],
+                                     "ready to the front's first 200": []}
+    plain: list[float] = []
+    try:
+        for i in range(cycles):
+            t0 = time.perf_counter()
+            response = api.post("/api/webapps/hello/start")
+            if response.status_code not in (200, 202):
+                raise SystemExit(f"start {i + 1} failed: {response.status_code} {response.content[:300]!r}")
+            answered: dict[str, float] = {}
+
+            def ask(label: str, port: int, answered: dict[str, float] = answered) -> None:
+                answered[label] = first_200(f"http://127.0.0.1:{port}/hello/", time.monotonic() + 30)
+
+            threads = [threading.Thread(target=ask, args=(label, port)) for label, (port, _) in fronts.items()]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            for label in fronts:
+                times[label].append(answered[label] - t0)
+            # Where the time went, from the Run the start made (the database's clock, as t0's).
+            run = Run.objects.of(WebApp.objects.get()).first()
+            if run is not None and run.ready_at is not None:
+                wall = time.time() - (time.perf_counter() - t0)
+                parts["request to launch"].append(run.started_at.timestamp() - wall)
+                parts["launch to ready"].append((run.ready_at - run.started_at).total_seconds())
+                parts["ready to the front's first 200"].append(answered["0.05 s"] - t0 - (run.ready_at.timestamp() - wall))
+            response = api.post("/api/webapps/hello/stop?wait=1")
+            if response.status_code != 200:
+                raise SystemExit(f"stop {i + 1} failed: {response.status_code} {response.content[:300]!r}")
+
+            port = free_port()
+            t0 = time.perf_counter()
+            gunicorn = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-w", "2", "--threads", "2", "-b", f"127.0.0.1:{port}",
+                 "--chdir", str(folder), "hello:app"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+            plain.append(first_200(f"http://127.0.0.1:{port}/", time.monotonic() + 30) - t0)
+            os.killpg(gunicorn.pid, signal.SIGTERM)
+            gunicorn.wait(20)
+    finally:
+        for _, process in fronts.values():
+            process.terminate()
+            process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"cycles": cycles, "plain": median_p95(plain), **{label: median_p95(v) for label, v in times.items()},
+            "parts": {name: statistics.median(v) for name, v in parts.items() if v}}
+
+
 # (b) Pages at scale ---------------------------------------------------------------
 
 
@@ -314,7 +420,7 @@ def bench_pages(rows: int) -> tuple[dict[str, tuple[float, int, int]], dict[str,
 
 
 def report(api: dict[str, Any] | None, small: dict[str, Any], large: dict[str, Any], rows: int,
-           insert_seconds: float) -> str:
+           insert_seconds: float, webapp: dict[str, Any] | None = None) -> str:
     lines = []
     if api:
         (s_med, s_p95), (t_med, t_p95) = api["start"], api["stop"]
@@ -329,9 +435,36 @@ def report(api: dict[str, Any] | None, small: dict[str, Any], large: dict[str, A
              f"| {'met' if t_med <= 0.3 else 'MISSED'} |"),
             "",
         ]
+    lines += report_webapp(webapp) if webapp else []
     base_small = small["baseline: GET /login/ (no query)"][0]
     base_large = large["baseline: GET /login/ (no query)"][0]
-    lines += [
+    return "\n".join(lines + report_pages(small, large, rows, insert_seconds, base_small, base_large))
+
+
+def report_webapp(webapp: dict[str, Any]) -> list[str]:
+    base = webapp["plain"][0]
+    lines = [
+        f"### A web application's start, from the request to its first answer through the front "
+        f"({webapp['cycles']} cycles)",
+        "",
+        "| | median | p95 | × plain gunicorn | behind plain gunicorn |",
+        "|---|---:|---:|---:|---:|",
+        (f"| baseline: `gunicorn -w 2 --threads 2` by hand, first 200 on TCP | {base * 1000:.0f} ms | "
+         f"{webapp['plain'][1] * 1000:.0f} ms | 1.00 | — |"),
+    ]
+    for label in ("0.05 s", "0.25 s"):
+        med, p95 = webapp[label]
+        lines.append(f"| POST start, first 200 through the asyncio front, routes looked at every {label} | "
+                     f"{med * 1000:.0f} ms | {p95 * 1000:.0f} ms | {med / base:.2f} | +{(med - base) * 1000:.0f} ms |")
+    if webapp.get("parts"):
+        lines += ["", "Where the time went (medians, 0.05 s front): " + "; ".join(
+            f"{name} {value * 1000:.0f} ms" for name, value in webapp["parts"].items()) + "."]
+    return [*lines, ""]
+
+
+def report_pages(small: dict[str, Any], large: dict[str, Any], rows: int, insert_seconds: float,
+                 base_small: float, base_large: float) -> list[str]:
+    lines = [
         f"### Pages: 10 definitions and 1,000 activity rows, then 1,000 definitions and {rows:,} rows",
         "",
         f"(the {rows:,} rows were inserted in {insert_seconds:.0f} s)",
@@ -348,22 +481,30 @@ def report(api: dict[str, Any] | None, small: dict[str, Any], large: dict[str, A
             f"| {label}{note} | {ms_s:.1f} | {q_s} | {ms_l:.1f} | {q_l} | {ratio:.1f} | "
             f"{'—' if baseline else 'yes' if q_s == q_l else 'NO'} | {'—' if baseline else 'yes' if ms_l <= 100 else 'NO'} |"
         )
-    lines += ["", f"Baseline GET /login/: {base_small:.1f} ms (small), {base_large:.1f} ms (large)."]
-    return "\n".join(lines)
+    return [*lines, "", f"Baseline GET /login/: {base_small:.1f} ms (small), {base_large:.1f} ms (large)."]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 start/stop cycles and 100,000 activity rows")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    parser.add_argument("--only-webapps", action="store_true", help="(c) alone")
     args = parser.parse_args()
     cycles, rows = (5, 100_000) if args.quick else (20, 1_000_000)
     print(f"private environment in {VAR}; Django test Client in-process; worker subprocess", flush=True)
+    if args.only_webapps:
+        with Environment():
+            make_user("otto", "Operator")
+            webapp = bench_webapp_start(4 if args.quick else 10)
+        print("\n".join(report_webapp(webapp)))
+        return 0
     with Environment():
         api = bench_start_stop(cycles)
         print(f"start/stop done ({cycles} cycles)", flush=True)
+        webapp = bench_webapp_start(4 if args.quick else 10)
+        print("web application starts done", flush=True)
         small, large, seconds = bench_pages(rows)
-    text = report(api, small, large, rows, seconds)
+    text = report(api, small, large, rows, seconds, webapp)
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")

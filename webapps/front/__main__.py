@@ -8,6 +8,7 @@ import signal
 import sys
 
 from .forwarding import add_trusted_proxy_option
+from .routes import ROUTES_POLL
 from .server import Front
 
 
@@ -27,6 +28,7 @@ async def run(args: argparse.Namespace) -> None:
         idle_timeout=args.idle_timeout,
         websocket_timeout=args.websocket_timeout,
         trusted_proxies=args.trusted_proxy,
+        poll_interval=args.routes_poll,
     )
     host, port = args.listen
     server = await front.start(host, port)
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--websocket-timeout", type=float, default=3600.0, help="seconds a websocket may stay silent"
     )
+    parser.add_argument("--routes-poll", type=float, default=ROUTES_POLL,
+                        help=f"seconds between two looks at the routes file (default {ROUTES_POLL})")
     parser.add_argument(
         "--loop",
         choices=["auto", "asyncio", "uvloop"],

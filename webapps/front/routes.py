@@ -91,6 +91,9 @@ NOT_ANSWERING_RETRY_AFTER = 1
 PROTOCOLS = ("wsgi", "asgi")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 
+# Seconds between two looks at the routes file, by either front (one stat each).
+ROUTES_POLL = 0.05
+
 
 class RoutesError(ValueError):
     """A routes file or entry that a front cannot use; the message says what and how to fix it."""
