@@ -77,8 +77,11 @@ def request(obj: ManagedProcess, action: str, user: Any, channel: str = "web", h
     answer = None
     for group in groups:
         row = _request_one(group, action, user, channel)
-        if answer is None or group.pk == obj.pk:
+        if group.pk == obj.pk:
             answer = row
+    if answer is None:  # another host's group alone: the pages show the definition, as it now stands
+        obj.refresh_from_db()
+        answer = obj
     return answer
 
 
