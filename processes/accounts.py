@@ -49,7 +49,7 @@ def own_uid(kind: str, obj: Any) -> int | None:
         return None
     HostedUser = hosted_users()
 
-    return HostedUser.objects.filter(kind=kind, object_id=obj.definition_pk).values_list("uid", flat=True).first()
+    return HostedUser.objects.filter(kind=kind, object_id=obj.pk).values_list("uid", flat=True).first()
 
 
 def is_portal_user(run_as: str) -> bool:
@@ -125,7 +125,7 @@ def account_of(kind: str, obj: Any, home: str) -> Account | None:
                                f"({accounts.portal_user()}): {reason}; leave Run as empty, or let the portal switch")
         return None
     if not run_as:
-        return accounts.dynamic(dynamic_uid(kind, obj.definition_pk), home)
+        return accounts.dynamic(dynamic_uid(kind, obj.pk), home)
     if in_dynamic_range(run_as):
         raise AccountError(dynamic_range_message(run_as))
     account = accounts.named(run_as, home)

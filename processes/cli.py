@@ -61,6 +61,8 @@ def control_and_report(command: Any, obj: Any, options: dict[str, Any]) -> None:
             f"{obj.name} is {obj.state} after the {action}{detail}. "
             f"`manage.py {adapter_of(obj).kind} status {obj.name}` shows more; the log is on its detail page."
         )
+    if missed := control.other_hosts_missed(obj, action):
+        raise CommandError(f"{missed}. `manage.py {adapter_of(obj).kind} status {obj.name}` shows each host.")
     if RUNNING in GOAL[action]:
         ready = (obj.startup or {}).get("time_to_ready")
         ready_text = f", ready in {ready:.2f} s" if isinstance(ready, (int, float)) else ""

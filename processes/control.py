@@ -259,6 +259,17 @@ def _wait_one(obj: ManagedProcess, action: str, deadline: float, timeout: float)
         time.sleep(0.02)
 
 
+def other_hosts_missed(obj: ManagedProcess, action: str) -> str | None:
+    """After a wait: the other hosts' process groups of ``obj`` that did not reach the action's goal,
+    each with its host, state and error (None: every one did, or it runs on one host)."""
+    if not obj.MANY_HOSTS or obj.pk is None:
+        return None
+    kind = adapter_of(obj)
+    missed = [f"on {kind.host_of(g)} it is {g.shown_state}" + (f" ({g.last_error})" if g.last_error else "")
+              for g in obj.process_groups() if g.pk != obj.pk and g.state not in states.GOAL[action]]
+    return f"{obj.name}: " + "; ".join(missed) if missed else None
+
+
 def superseded(obj: ManagedProcess, action: str) -> str | None:
     """After a wait: why the state is not this request's doing, when a later request replaced it."""
     sent = getattr(obj, "sent_seq", None)

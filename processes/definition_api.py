@@ -289,6 +289,8 @@ def act(request: HttpRequest, user: Any, obj: Any, action: str, status: Any) -> 
     if obj.state not in GOAL[action]:
         detail = f": {obj.last_error}" if obj.last_error else ""
         raise ApiError(409, f"The {action} of {obj.name} ended {obj.state}{detail}", **status(obj), **mine)
+    if missed := control.other_hosts_missed(obj, action):
+        raise ApiError(409, missed, **status(obj), **mine)
     return JsonResponse({**status(obj), **mine})
 
 

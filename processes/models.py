@@ -110,12 +110,6 @@ class ManagedProcess(models.Model):
     class Meta:
         abstract = True
 
-    @property
-    def definition_pk(self) -> int | None:
-        """The definition this row runs (itself, but for a web application's further host): its
-        user of its own is the definition's, the same uid on every host."""
-        return self.pk
-
     def process_groups(self) -> models.QuerySet[Any]:
         """The rows of its process groups: this one alone, unless the kind runs one definition on
         several hosts (a web application: webapps.models.WebApp.process_groups)."""

@@ -277,10 +277,6 @@ class WebApp(Definition):
                 line += f"; {'down' if why == 'host down' else 'no worker'}: {', '.join(named)}"
         return line
 
-    @property
-    def definition_pk(self) -> int | None:
-        return self.primary_id or self.pk
-
     def process_groups(self) -> models.QuerySet[WebApp]:
         """Its process groups: this row and the rows of its further hosts (all of them on a replica's too)."""
         root = self.primary_id or self.pk

@@ -510,6 +510,15 @@ class Installation:
         if self.web:
             self._wait(lambda: _answers(f"{self.url}/login/"), timeout,
                        f"its web server did not serve {self.url}/login/", "web.log")
+        # The portal knows a host once its worker has reported it (processes/hosts.py): before, a
+        # request for it is answered "no worker".
+        self._wait(self._reported, timeout, "its worker never reported the host", "worker.log")
+
+    def _reported(self) -> bool:
+        result = self.manage("shell", "-c", "from processes.models import Host; from django.utils import timezone; "
+                             f"import datetime as dt; print(Host.objects.filter(name={self.name!r}, "
+                             "seen_at__gte=timezone.now() - dt.timedelta(seconds=3)).exists())")
+        return result.returncode == 0 and result.stdout.strip().endswith("True")
 
     def _tail(self, log: str) -> str:
         """The end of one of the host's logs, for a message (the folder is deleted at the end)."""
