@@ -28,6 +28,7 @@ import psutil
 import pytest
 
 from conftest import require_nginx, wait_until
+from gateways.tests.process_helpers import gone, server_processes
 from portal.tests.multihost import BASE_DIR, Hosts, Installation, free_port
 
 PERSONDEMO = BASE_DIR / "examples" / "persondemo" / "run.py"
@@ -307,20 +308,7 @@ def log_in(page, host: Installation) -> None:  # type: ignore[no-untyped-def]
 
 
 def server_pids(port: int) -> list[int]:
-    found = []
-    for process in psutil.process_iter(["cmdline", "status"]):
-        argv = process.info["cmdline"] or []
-        if process.info["status"] != psutil.STATUS_ZOMBIE and "gateways.server" in argv and str(port) in argv:
-            found.append(process.pid)
-    return found
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie waiting to be reaped counts as gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+    return [process.pid for process in server_processes(port)]
 
 
 def run_persondemo(address: str, port: int, passphrase: str) -> subprocess.CompletedProcess[str]:
