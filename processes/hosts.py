@@ -6,12 +6,11 @@ host already shares, rather than asking the workers over the broker on every pag
 waits for the slowest answer; reading a few rows does not). A host not heard from for
 ``MISSED`` reports is down: its worker stopped, crashed or cannot reach the database, so
 nothing there is started, stopped or watched, and what the database last said of its processes is
-no longer the truth. The pages then say "host down" instead of the last state (``is_up``).
+no longer the truth. The pages then say "host down" instead of the last state (``Host.is_down``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,13 +25,9 @@ from processes.models import Host
 # database from there (webapps.routing rewrites this host's routes file).
 host_beat = Signal()
 
+
 def beat_seconds() -> float:
     return settings.PORTAL_HOST_BEAT_SECONDS
-
-
-def down_after() -> float:
-    """Seconds without a report after which a host is down."""
-    return Host.down_after()
 
 
 def front_address() -> str:
@@ -50,22 +45,6 @@ def beat(host: str | None = None) -> None:
     )
 
 
-def up_since() -> dt.datetime:
-    return timezone.now() - dt.timedelta(seconds=down_after())
-
-
-def up_hosts(names: Iterable[str] | None = None) -> set[str]:
-    """Of ``names`` (default: every host), those whose worker reported within down_after() seconds."""
-    rows = Host.objects.filter(seen_at__gte=up_since())
-    if names is not None:
-        rows = rows.filter(name__in=list(names))
-    return set(rows.values_list("name", flat=True))
-
-
-def is_up(name: str) -> bool:
-    return bool(up_hosts([name]))
-
-
 def is_down(name: str) -> bool:
     return Host.is_down(name)
 
@@ -80,7 +59,7 @@ def down_failure(name: str) -> str | None:
         return (f"host {name} has no worker: none has ever reported from it. Start the portal's worker there "
                 f"with PORTAL_HOST_NAME={name} (docs/operations.md, \"Workers on other hosts\"), or correct the "
                 "name in the definition")
-    if seen < up_since():
+    if Host.is_down(name):
         ago = int((timezone.now() - seen).total_seconds())
         return (f"host {name} is down: its worker last reported {ago} s ago. Start its worker again (or bring the "
                 "host back); until then nothing there can be started or stopped, and its processes' state is "

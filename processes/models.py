@@ -403,7 +403,7 @@ class Host(models.Model):
 
     Every host's worker writes its row every few seconds: its name (PORTAL_HOST_NAME, its queue's),
     the address others reach it at (PORTAL_HOST_ADDRESS) and where its web applications' front
-    listens. A host whose row is older than ``hosts.down_after()`` seconds has no worker answering:
+    listens. A host whose row is older than ``Host.down_after()`` seconds has no worker answering:
     the pages say it is down, and show none of its processes as running.
     """
 

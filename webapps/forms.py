@@ -563,6 +563,9 @@ class WebAppForm(FieldFeedback, forms.ModelForm):
                 f"{', '.join(bad)} is not a host name: give the names the hosts' workers serve (their "
                 "PORTAL_HOST_NAME), letters, digits, dots and dashes, separated by commas, e.g. web1, web2.")
         names = hosts.host_names(text)
+        if len(names) > hosts.MAX_HOSTS:
+            raise forms.ValidationError(
+                f"{len(names)} hosts are named; an application runs on at most {hosts.MAX_HOSTS}: name fewer.")
         if len(names) == 1 and hosts.same_host(names[0], ""):
             names = []  # this portal's host alone: the same as blank
         value = ", ".join(names)

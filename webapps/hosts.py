@@ -15,10 +15,12 @@ from typing import Any
 
 from webapps.models import WebApp, host_names, host_of, same_host
 
-__all__ = ["bad_host_names", "dropped_groups", "host_names", "host_of", "planned", "same_host", "sync_groups"]
+__all__ = ["MAX_HOSTS", "bad_host_names", "dropped_groups", "host_names", "host_of", "planned", "same_host",
+           "sync_groups"]
 
 # What a further host's row copies from its definition: everything an operator defines.
 COPIED = (*WebApp.AUDITED_FIELDS, "changed_by")
+MAX_HOSTS = 32  # each is a process group, a row, and a question to its worker at each Save
 HOST_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
 
 

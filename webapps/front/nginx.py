@@ -509,6 +509,8 @@ def render_edge_config(apps: Sequence[EdgeApp], listen: str = "8080", *, include
     """The edge's nginx configuration (edge.conf.j2): an upstream per application listing the fronts
     of its hosts, and a location per path. Raises RoutesError for a path or an address nginx
     could not take as written."""
+    if not include:
+        _safe_path(str(prefix), "the --complete folder")
     checked = []
     for n, app in enumerate(sorted(apps, key=lambda a: a.path), 1):
         _safe_path(app.path, "application path")

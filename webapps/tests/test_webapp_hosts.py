@@ -282,3 +282,24 @@ def test_the_pages_link_to_the_edge_when_it_is_configured(db, tmp_path, viewer, 
     assert 'href="https://apps.example.com/hello/"' in client.get("/webapps/").content.decode()
     assert "https://apps.example.com/hello/" in client.get("/webapps/hello/").content.decode()
 
+
+
+def test_wrong_or_hostile_values_get_a_message(db, tmp_path, administrator, operator, capsys):
+    from django.core.management.base import CommandError
+
+    folder = app_dir(tmp_path)
+    many = ", ".join(f"web{i}" for i in range(40))
+    assert save(form_data(folder, hosts=many), administrator).errors["hosts"] == [
+        "40 hosts are named; an application runs on at most 32: name fewer."]
+    assert save(form_data(folder, hosts="web1, web2"), administrator).is_valid()
+    client = Client()
+    client.force_login(operator)
+    response = client.post("/webapps/hello/-/start/", {"host": "elsewhere"}, follow=True)
+    assert response.status_code == 200
+    assert "/hello does not run on host elsewhere: add it to its hosts first, or pick one of web1, web2." in (
+        response.content.decode())
+    for args, message in ((["--complete", "/tmp/a b;"], "the --complete folder '/tmp/a b;' holds a space"),
+                          (["--listen", "x;y"], "--listen 'x;y' is not a port or HOST:PORT"),
+                          (["--server-name", "a;b"], "--server-name 'a;b' is not a host name")):
+        with pytest.raises(CommandError, match=message.replace("(", r"\(")):
+            call_command("webapp", "nginx-config", "--edge", *args)
